@@ -1,0 +1,515 @@
+//! Admin operations, one enum for all of them. The CLI runs them against the
+//! store directly when no server holds it, or sends them to the running
+//! server's control socket; later the HTTP API maps onto the same requests.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use radmfa_otp::{OtpKind, OtpauthParams};
+use radmfa_store::{
+    AuditFilter, Client, Method, Secret, Store, StoreError, Token, TokenAlgorithm, TokenKind, User,
+};
+
+use crate::config::{parse_cidr, RuntimeConfig};
+
+/// One admin request.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AdminRequest {
+    /// Adds a user.
+    UserAdd {
+        /// Login name.
+        name: String,
+        /// Display name.
+        #[serde(default)]
+        display_name: String,
+        /// Email.
+        #[serde(default)]
+        email: String,
+        /// Phone number.
+        #[serde(default)]
+        phone: String,
+        /// Second-factor method.
+        method: Method,
+        /// Groups.
+        #[serde(default)]
+        groups: Vec<String>,
+        /// Initial password (local first factor).
+        #[serde(default)]
+        password: Option<String>,
+        /// Enabled at once.
+        enabled: bool,
+    },
+    /// Lists users.
+    UserList,
+    /// Shows one user.
+    UserShow {
+        /// Login name.
+        name: String,
+    },
+    /// Enables or disables a user.
+    UserSetEnabled {
+        /// Login name.
+        name: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Deletes a user and their token.
+    UserDelete {
+        /// Login name.
+        name: String,
+    },
+    /// Sets a user's password.
+    UserPasswd {
+        /// Login name.
+        name: String,
+        /// New password.
+        password: String,
+    },
+    /// Adds many users at once (each row: user, optional password and TOTP seed).
+    UserImport {
+        /// Rows to add; existing users are updated.
+        rows: Vec<ImportRow>,
+    },
+    /// Enrolls (or replaces) a user's token.
+    TokenEnroll {
+        /// Login name.
+        user: String,
+        /// Base32 seed to import; a new random seed when absent.
+        #[serde(default)]
+        secret: Option<String>,
+        /// TOTP or HOTP.
+        kind: TokenKind,
+        /// HMAC algorithm.
+        algorithm: TokenAlgorithm,
+        /// 6 or 8.
+        digits: u8,
+        /// TOTP period in seconds.
+        period: u64,
+    },
+    /// Adds a RADIUS client.
+    ClientAdd {
+        /// Name.
+        name: String,
+        /// IP or CIDR.
+        address: String,
+        /// Shared secret.
+        secret: String,
+        /// Policy name.
+        policy: String,
+        /// BlastRADIUS protection.
+        require_message_authenticator: bool,
+    },
+    /// Lists stored RADIUS clients.
+    ClientList,
+    /// Deletes a stored RADIUS client.
+    ClientDelete {
+        /// Name.
+        name: String,
+    },
+    /// Reads the audit log.
+    Report {
+        /// Only this user.
+        #[serde(default)]
+        user: Option<String>,
+        /// Only this result.
+        #[serde(default)]
+        result: Option<String>,
+        /// Since (unix ms).
+        #[serde(default)]
+        since_ms: Option<u64>,
+        /// The last N matching records.
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// Counters of the running server (control socket only).
+    Stats,
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Requests carry passwords, secrets and seeds: name the operation only.
+        let op = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("op").and_then(|o| o.as_str().map(str::to_string)))
+            .unwrap_or_default();
+        write!(f, "AdminRequest({op})")
+    }
+}
+
+/// One row of a bulk import.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ImportRow {
+    /// Login name.
+    pub name: String,
+    /// Password; none leaves it unset (or unchanged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Base32 TOTP seed; none leaves the token unset (or unchanged).
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: String,
+}
+
+impl std::fmt::Debug for ImportRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRow")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an admin request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Needs a running server.
+    #[error("{0}")]
+    NeedsServer(String),
+}
+
+/// A user as admins see it (never the password hash).
+pub fn user_view(u: &User, token: Option<&Token>) -> Value {
+    json!({
+        "name": u.name,
+        "display_name": u.display_name,
+        "email": u.email,
+        "phone": u.phone,
+        "method": u.method.to_string(),
+        "enabled": u.enabled,
+        "groups": u.groups,
+        "has_password": u.password_hash.is_some(),
+        "token": token.map(|t| json!({
+            "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
+            "algorithm": algorithm_name(t.algorithm),
+            "digits": t.digits,
+            "period": t.period,
+            "created": t.created,
+        })),
+        "created": u.created,
+        "updated": u.updated,
+    })
+}
+
+fn algorithm_name(a: TokenAlgorithm) -> &'static str {
+    match a {
+        TokenAlgorithm::Sha1 => "SHA1",
+        TokenAlgorithm::Sha256 => "SHA256",
+        TokenAlgorithm::Sha512 => "SHA512",
+    }
+}
+
+fn otp_algorithm(a: TokenAlgorithm) -> radmfa_otp::Algorithm {
+    match a {
+        TokenAlgorithm::Sha1 => radmfa_otp::Algorithm::Sha1,
+        TokenAlgorithm::Sha256 => radmfa_otp::Algorithm::Sha256,
+        TokenAlgorithm::Sha512 => radmfa_otp::Algorithm::Sha512,
+    }
+}
+
+/// Runs a request against the store and returns its result as JSON.
+pub fn execute(
+    store: &Store,
+    cfg: &RuntimeConfig,
+    req: AdminRequest,
+) -> Result<Value, AdminError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match req {
+        AdminRequest::UserAdd {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            groups,
+            password,
+            enabled,
+        } => {
+            let mut u = User::new(&name);
+            u.display_name = display_name;
+            u.email = email;
+            u.phone = phone;
+            u.method = method;
+            u.groups = groups;
+            u.enabled = enabled;
+            if let Some(pw) = password.as_deref() {
+                check_password(pw)?;
+                u.password_hash = Some(radmfa_store::hash_password(
+                    pw.as_bytes(),
+                    &cfg.password_params(),
+                )?);
+            }
+            store.add_user(&u)?;
+            Ok(user_view(&u, None))
+        }
+        AdminRequest::UserList => {
+            let users = store.list_users()?;
+            let mut out = Vec::with_capacity(users.len());
+            for u in &users {
+                let t = store.get_token(&u.name)?;
+                out.push(user_view(u, t.as_ref()));
+            }
+            Ok(Value::Array(out))
+        }
+        AdminRequest::UserShow { name } => {
+            let u = store
+                .get_user(&name)?
+                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+            let t = store.get_token(&name)?;
+            Ok(user_view(&u, t.as_ref()))
+        }
+        AdminRequest::UserSetEnabled { name, enabled } => {
+            store.set_user_enabled(&name, enabled)?;
+            Ok(json!({"name": name, "enabled": enabled}))
+        }
+        AdminRequest::UserDelete { name } => {
+            store.delete_user(&name)?;
+            Ok(json!({"deleted": name}))
+        }
+        AdminRequest::UserPasswd { name, password } => {
+            check_password(&password)?;
+            store.set_password(&name, password.as_bytes(), &cfg.password_params())?;
+            Ok(json!({"name": name, "password": "changed"}))
+        }
+        AdminRequest::UserImport { rows } => import(store, cfg, rows),
+        AdminRequest::TokenEnroll {
+            user,
+            secret,
+            kind,
+            algorithm,
+            digits,
+            period,
+        } => {
+            if !(6..=8).contains(&digits) {
+                return Err(AdminError::Invalid(format!(
+                    "digits must be 6, 7 or 8, not {digits}"
+                )));
+            }
+            if !(10..=300).contains(&period) {
+                return Err(AdminError::Invalid(format!(
+                    "period must be between 10 and 300 seconds, not {period}"
+                )));
+            }
+            let seed = zeroize::Zeroizing::new(match secret.as_deref() {
+                Some(s) => radmfa_otp::base32_decode(s).map_err(|_| {
+                    AdminError::Invalid("the secret is not valid base32 (RFC 4648)".to_string())
+                })?,
+                None => radmfa_otp::generate_secret(match algorithm {
+                    TokenAlgorithm::Sha1 => 20,
+                    TokenAlgorithm::Sha256 => 32,
+                    TokenAlgorithm::Sha512 => 64,
+                }),
+            });
+            if seed.len() < 10 {
+                return Err(AdminError::Invalid(
+                    "the secret is too short: at least 80 bits (16 base32 characters)".to_string(),
+                ));
+            }
+            let token = Token {
+                kind,
+                algorithm,
+                digits,
+                period,
+                secret: Secret::new(seed.to_vec()),
+                created: now,
+            };
+            store.put_token(&user, &token)?;
+            let uri = radmfa_otp::otpauth_uri(&OtpauthParams {
+                issuer: &cfg.otp_issuer,
+                account: &user,
+                secret: &seed,
+                algorithm: otp_algorithm(algorithm),
+                digits,
+                kind: match kind {
+                    TokenKind::Totp => OtpKind::Totp { period },
+                    TokenKind::Hotp => OtpKind::Hotp { counter: 0 },
+                },
+            });
+            let secret_b32 = radmfa_otp::base32_encode(&seed);
+            Ok(json!({"user": user, "uri": uri, "secret": secret_b32}))
+        }
+        AdminRequest::ClientAdd {
+            name,
+            address,
+            secret,
+            policy,
+            require_message_authenticator,
+        } => {
+            let address = parse_cidr(&address).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{address:?} is not an IP address or CIDR (for example 10.0.0.0/24)"
+                ))
+            })?;
+            if !cfg.policies.contains_key(&policy) {
+                return Err(AdminError::Invalid(format!(
+                    "policy {policy:?} is not defined in {}",
+                    cfg.origin
+                )));
+            }
+            if secret.len() < 8 {
+                return Err(AdminError::Invalid(
+                    "the shared secret is too short: use at least 8 characters (16+ recommended)"
+                        .to_string(),
+                ));
+            }
+            let c = Client {
+                name: name.clone(),
+                address,
+                secret,
+                policy: policy.clone(),
+                require_message_authenticator,
+            };
+            store.add_client(&c)?;
+            Ok(client_view(&c))
+        }
+        AdminRequest::ClientList => Ok(Value::Array(
+            store.list_clients()?.iter().map(client_view).collect(),
+        )),
+        AdminRequest::ClientDelete { name } => {
+            store.delete_client(&name)?;
+            Ok(json!({"deleted": name}))
+        }
+        AdminRequest::Report {
+            user,
+            result,
+            since_ms,
+            limit,
+        } => {
+            let recs = store.query_audit(&AuditFilter {
+                user,
+                since_ms,
+                until_ms: None,
+                result,
+                limit,
+            })?;
+            Ok(serde_json::to_value(recs).map_err(|e| AdminError::Invalid(e.to_string()))?)
+        }
+        AdminRequest::Stats => Err(AdminError::NeedsServer(
+            "no radmfa server is running on this data directory".to_string(),
+        )),
+    }
+}
+
+fn client_view(c: &Client) -> Value {
+    json!({
+        "name": c.name,
+        "address": c.address.to_string(),
+        "policy": c.policy,
+        "require_message_authenticator": c.require_message_authenticator,
+    })
+}
+
+fn check_password(pw: &str) -> Result<(), AdminError> {
+    if pw.is_empty() || pw.len() > 120 {
+        return Err(AdminError::Invalid(
+            "a password must have 1 to 120 characters (RADIUS carries at most 128 bytes, and the inline code needs room)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Value, AdminError> {
+    // Validate everything before writing anything.
+    let mut seeds = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        if let Some(pw) = r.password.as_deref().filter(|p| !p.is_empty()) {
+            check_password(pw).map_err(|e| AdminError::Invalid(format!("row {}: {e}", i + 1)))?;
+        }
+        let seed = match r.totp_secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(radmfa_otp::base32_decode(s).map_err(|_| {
+                AdminError::Invalid(format!("row {} ({}): totp_secret is not base32", i + 1, r.name))
+            })?),
+            None => None,
+        };
+        seeds.push(seed);
+    }
+    // argon2 is the slow part: hash on every core.
+    let params = cfg.password_params();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let hashes: Vec<Result<Option<String>, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|r| match r.password.as_deref().filter(|p| !p.is_empty()) {
+                            Some(pw) => radmfa_store::hash_password(pw.as_bytes(), &params).map(Some),
+                            None => Ok(None),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if hashes.len() != rows.len() {
+        return Err(AdminError::Invalid("password hashing failed".to_string()));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (mut added, mut updated) = (0u64, 0u64);
+    for ((r, hash), seed) in rows.iter().zip(hashes).zip(seeds) {
+        let hash = hash?;
+        let mut u = match store.get_user(&r.name)? {
+            Some(u) => {
+                updated += 1;
+                u
+            }
+            None => {
+                added += 1;
+                User::new(&r.name)
+            }
+        };
+        if !r.display_name.is_empty() {
+            u.display_name = r.display_name.clone();
+        }
+        if !r.email.is_empty() {
+            u.email = r.email.clone();
+        }
+        if !r.phone.is_empty() {
+            u.phone = r.phone.clone();
+        }
+        if hash.is_some() {
+            u.password_hash = hash;
+        }
+        store.put_user(&u)?;
+        if let Some(seed) = seed {
+            store.put_token(
+                &r.name,
+                &Token {
+                    kind: TokenKind::Totp,
+                    algorithm: TokenAlgorithm::Sha1,
+                    digits: cfg.otp_digits,
+                    period: 30,
+                    secret: Secret::new(seed),
+                    created: now,
+                },
+            )?;
+        }
+    }
+    Ok(json!({"added": added, "updated": updated}))
+}

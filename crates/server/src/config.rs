@@ -1,0 +1,773 @@
+//! Configuration: serde structs with `deny_unknown_fields` and named defaults,
+//! validated at start-up into a typed [`RuntimeConfig`]. Every error names the
+//! file, line and column it comes from.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::secret::SharedSecret;
+
+/// A configuration error, located in its source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Name of the file (or `<embedded default>`).
+    pub origin: String,
+    /// 1-based line; 0 when the error is not tied to a place in the file.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong, in words an admin understands.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.origin, self.reason)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.origin, self.line, self.column, self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The configuration file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    log: LogSection,
+    #[serde(default)]
+    radius: RadiusSection,
+    #[serde(default)]
+    password: PasswordSection,
+    #[serde(default)]
+    otp: OtpSection,
+    #[serde(default)]
+    challenge: ChallengeSection,
+    #[serde(default)]
+    policy: Vec<PolicySection>,
+    #[serde(default)]
+    client: Vec<ClientSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    #[serde(default = "default_node_name")]
+    node_name: String,
+    #[serde(default = "default_node_id")]
+    node_id: Spanned<u32>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    server_ip: Option<String>,
+    #[serde(default = "default_cache_mib")]
+    store_cache_mib: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            node_name: default_node_name(),
+            node_id: default_node_id(),
+            data_dir: default_data_dir(),
+            key_file: None,
+            server_ip: None,
+            store_cache_mib: default_cache_mib(),
+        }
+    }
+}
+
+fn default_node_name() -> String {
+    "radmfa-1".to_string()
+}
+fn default_node_id() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./radmfa-data")
+}
+fn default_cache_mib() -> u64 {
+    64
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    #[serde(default = "default_log_format")]
+    format: LogFormat,
+    #[serde(default = "default_log_level")]
+    level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Human
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RadiusSection {
+    #[serde(default = "default_listen")]
+    listen: Spanned<Vec<String>>,
+    #[serde(default = "default_duplicate_window")]
+    duplicate_window_secs: u64,
+    #[serde(default)]
+    workers: usize,
+    #[serde(default = "default_max_in_flight")]
+    max_in_flight: usize,
+}
+
+impl Default for RadiusSection {
+    fn default() -> Self {
+        RadiusSection {
+            listen: default_listen(),
+            duplicate_window_secs: default_duplicate_window(),
+            workers: 0,
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+fn default_listen() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec!["0.0.0.0:1812".to_string()])
+}
+fn default_duplicate_window() -> u64 {
+    30
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordSection {
+    #[serde(default = "default_memory_kib")]
+    memory_kib: Spanned<u32>,
+    #[serde(default = "default_iterations")]
+    iterations: Spanned<u32>,
+    #[serde(default = "default_cache_ttl")]
+    cache_ttl_secs: u64,
+    #[serde(default = "default_cache_entries")]
+    cache_max_entries: usize,
+}
+
+impl Default for PasswordSection {
+    fn default() -> Self {
+        PasswordSection {
+            memory_kib: default_memory_kib(),
+            iterations: default_iterations(),
+            cache_ttl_secs: default_cache_ttl(),
+            cache_max_entries: default_cache_entries(),
+        }
+    }
+}
+
+fn default_memory_kib() -> Spanned<u32> {
+    Spanned::new(0..0, 19456)
+}
+fn default_iterations() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
+}
+fn default_cache_ttl() -> u64 {
+    600
+}
+fn default_cache_entries() -> usize {
+    1_000_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpSection {
+    #[serde(default = "default_issuer")]
+    issuer: String,
+    #[serde(default = "default_window")]
+    window: Spanned<u64>,
+    #[serde(default = "default_digits")]
+    digits: Spanned<u8>,
+    #[serde(default = "default_hotp_look_ahead")]
+    hotp_look_ahead: u64,
+}
+
+impl Default for OtpSection {
+    fn default() -> Self {
+        OtpSection {
+            issuer: default_issuer(),
+            window: default_window(),
+            digits: default_digits(),
+            hotp_look_ahead: default_hotp_look_ahead(),
+        }
+    }
+}
+
+fn default_issuer() -> String {
+    "radmfa".to_string()
+}
+fn default_window() -> Spanned<u64> {
+    Spanned::new(0..0, 1)
+}
+fn default_digits() -> Spanned<u8> {
+    Spanned::new(0..0, 6)
+}
+fn default_hotp_look_ahead() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeSection {
+    #[serde(default = "default_challenge_lifetime")]
+    lifetime_secs: Spanned<u64>,
+    #[serde(default = "default_max_sessions")]
+    max_sessions: usize,
+    #[serde(default)]
+    cluster_key_file: Option<PathBuf>,
+}
+
+impl Default for ChallengeSection {
+    fn default() -> Self {
+        ChallengeSection {
+            lifetime_secs: default_challenge_lifetime(),
+            max_sessions: default_max_sessions(),
+            cluster_key_file: None,
+        }
+    }
+}
+
+fn default_challenge_lifetime() -> Spanned<u64> {
+    Spanned::new(0..0, 120)
+}
+fn default_max_sessions() -> usize {
+    1_000_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    name: Spanned<String>,
+    #[serde(default = "default_first_factor")]
+    first_factor: FirstFactor,
+    #[serde(default = "default_otp_mode")]
+    otp_mode: OtpMode,
+    #[serde(default = "default_unenrolled")]
+    unenrolled: Unenrolled,
+    #[serde(default = "default_prompt")]
+    challenge_prompt: String,
+}
+
+fn default_first_factor() -> FirstFactor {
+    FirstFactor::Local
+}
+fn default_otp_mode() -> OtpMode {
+    OtpMode::Auto
+}
+fn default_unenrolled() -> Unenrolled {
+    Unenrolled::Reject
+}
+fn default_prompt() -> String {
+    "Enter the code from your authenticator app".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientSection {
+    name: String,
+    address: Spanned<String>,
+    secret: Spanned<String>,
+    #[serde(default = "default_policy_name")]
+    policy: Spanned<String>,
+    #[serde(default = "default_true")]
+    require_message_authenticator: bool,
+}
+
+fn default_policy_name() -> Spanned<String> {
+    Spanned::new(0..0, "default".to_string())
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How the first factor is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirstFactor {
+    /// argon2id password hash in the store.
+    Local,
+    /// No first factor: the User-Password carries only the one-time code.
+    None,
+}
+
+/// How the one-time code reaches us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtpMode {
+    /// Password immediately followed by the code in one User-Password.
+    Inline,
+    /// Password first, then the code in answer to an Access-Challenge.
+    Challenge,
+    /// Inline when the User-Password carries a code, Access-Challenge otherwise.
+    Auto,
+}
+
+/// What happens to a user who must use an OTP but has no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    /// Reject, telling the user to enroll.
+    Reject,
+    /// Accept on the first factor alone.
+    Accept,
+}
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name, referenced by clients.
+    pub name: String,
+    /// First factor.
+    pub first_factor: FirstFactor,
+    /// Inline, challenge or auto.
+    pub otp_mode: OtpMode,
+    /// Users without a token.
+    pub unenrolled: Unenrolled,
+    /// Reply-Message of the Access-Challenge.
+    pub challenge_prompt: String,
+}
+
+/// A validated static client (NAS).
+#[derive(Debug, Clone)]
+pub struct StaticClient {
+    /// Name shown in logs and the audit log.
+    pub name: String,
+    /// Source addresses it may send from.
+    pub address: IpNet,
+    /// Shared secret.
+    pub secret: SharedSecret,
+    /// Policy name (validated to exist).
+    pub policy: String,
+    /// BlastRADIUS protection: drop requests without a valid Message-Authenticator.
+    pub require_message_authenticator: bool,
+}
+
+/// The typed configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where the configuration came from.
+    pub origin: String,
+    /// Node name (audit log).
+    pub node_name: String,
+    /// Node id (State tokens).
+    pub node_id: u16,
+    /// Address recorded as "server IP" in the audit log.
+    pub server_ip: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Seed encryption key file.
+    pub key_file: PathBuf,
+    /// Cluster key file (State MAC).
+    pub cluster_key_file: PathBuf,
+    /// sled cache size in bytes.
+    pub store_cache_bytes: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax).
+    pub log_level: String,
+    /// UDP addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Lifetime of entries in the duplicate-detection cache.
+    pub duplicate_window_secs: u64,
+    /// Worker threads (0 = one per available core).
+    pub workers: usize,
+    /// Requests processed at once per listener before new ones wait.
+    pub max_in_flight: usize,
+    /// argon2id memory for new password hashes.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations for new password hashes.
+    pub argon2_iterations: u32,
+    /// Verified-credential cache lifetime (0 disables it).
+    pub password_cache_ttl_secs: u64,
+    /// Verified-credential cache size bound.
+    pub password_cache_max_entries: usize,
+    /// Issuer shown in authenticator apps.
+    pub otp_issuer: String,
+    /// TOTP drift window in steps.
+    pub otp_window: u64,
+    /// Default digits for new tokens and the inline split.
+    pub otp_digits: u8,
+    /// HOTP look-ahead.
+    pub hotp_look_ahead: u64,
+    /// Challenge session lifetime.
+    pub challenge_lifetime_secs: u64,
+    /// Bound on concurrent challenge sessions.
+    pub challenge_max_sessions: usize,
+    /// Policies by name.
+    pub policies: HashMap<String, Policy>,
+    /// Static clients.
+    pub clients: Vec<StaticClient>,
+}
+
+impl RuntimeConfig {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<RuntimeConfig, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<RuntimeConfig, ConfigError> {
+        let locate = |span: Option<std::ops::Range<usize>>, reason: String| {
+            let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError {
+                origin: origin.to_string(),
+                line,
+                column,
+                reason,
+            }
+        };
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| locate(e.span(), e.message().to_string()))?;
+        let at = |s: &std::ops::Range<usize>| if s.end == 0 { None } else { Some(s.clone()) };
+
+        let node_id = *file.server.node_id.get_ref();
+        let node_id = u16::try_from(node_id)
+            .ok()
+            .filter(|n| *n != 0)
+            .ok_or_else(|| {
+                locate(
+                    at(&file.server.node_id.span()),
+                    format!("node_id must be between 1 and 65535, not {node_id}"),
+                )
+            })?;
+
+        let mut listen = Vec::new();
+        for a in file.radius.listen.get_ref() {
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                locate(
+                    at(&file.radius.listen.span()),
+                    format!("listen address {a:?} is not IP:PORT (for example \"0.0.0.0:1812\")"),
+                )
+            })?;
+            listen.push(addr);
+        }
+        if listen.is_empty() {
+            return Err(locate(
+                at(&file.radius.listen.span()),
+                "radius.listen needs at least one address".to_string(),
+            ));
+        }
+
+        let digits = *file.otp.digits.get_ref();
+        if !(6..=8).contains(&digits) {
+            return Err(locate(
+                at(&file.otp.digits.span()),
+                format!("otp.digits must be 6, 7 or 8, not {digits}"),
+            ));
+        }
+        let window = *file.otp.window.get_ref();
+        if window > 10 {
+            return Err(locate(
+                at(&file.otp.window.span()),
+                format!("otp.window of {window} steps is too wide (at most 10)"),
+            ));
+        }
+        let memory = *file.password.memory_kib.get_ref();
+        if !(8..=4 * 1024 * 1024).contains(&memory) {
+            return Err(locate(
+                at(&file.password.memory_kib.span()),
+                format!("password.memory_kib must be between 8 and 4194304, not {memory}"),
+            ));
+        }
+        let iterations = *file.password.iterations.get_ref();
+        if iterations == 0 {
+            return Err(locate(
+                at(&file.password.iterations.span()),
+                "password.iterations must be at least 1".to_string(),
+            ));
+        }
+        let lifetime = *file.challenge.lifetime_secs.get_ref();
+        if !(10..=3600).contains(&lifetime) {
+            return Err(locate(
+                at(&file.challenge.lifetime_secs.span()),
+                format!("challenge.lifetime_secs must be between 10 and 3600, not {lifetime}"),
+            ));
+        }
+
+        let mut policies = HashMap::new();
+        for p in file.policy {
+            let name = p.name.get_ref().clone();
+            if name.is_empty() {
+                return Err(locate(
+                    at(&p.name.span()),
+                    "policy name must not be empty".to_string(),
+                ));
+            }
+            let policy = Policy {
+                name: name.clone(),
+                first_factor: p.first_factor,
+                otp_mode: p.otp_mode,
+                unenrolled: p.unenrolled,
+                challenge_prompt: p.challenge_prompt,
+            };
+            if policies.insert(name.clone(), policy).is_some() {
+                return Err(locate(
+                    at(&p.name.span()),
+                    format!("policy {name:?} is defined twice"),
+                ));
+            }
+        }
+        policies
+            .entry("default".to_string())
+            .or_insert_with(|| Policy {
+                name: "default".to_string(),
+                first_factor: default_first_factor(),
+                otp_mode: default_otp_mode(),
+                unenrolled: default_unenrolled(),
+                challenge_prompt: default_prompt(),
+            });
+
+        let mut clients = Vec::new();
+        for c in file.client {
+            let address = parse_cidr(c.address.get_ref()).ok_or_else(|| {
+                locate(
+                    at(&c.address.span()),
+                    format!(
+                        "client {:?}: address {:?} is not an IP address or CIDR (for example \"10.0.0.0/24\")",
+                        c.name,
+                        c.address.get_ref()
+                    ),
+                )
+            })?;
+            if c.secret.get_ref().is_empty() {
+                return Err(locate(
+                    at(&c.secret.span()),
+                    format!("client {:?}: the shared secret must not be empty", c.name),
+                ));
+            }
+            if !policies.contains_key(c.policy.get_ref()) {
+                return Err(locate(
+                    at(&c.policy.span()),
+                    format!(
+                        "client {:?}: policy {:?} is not defined (add a [[policy]] with that name)",
+                        c.name,
+                        c.policy.get_ref()
+                    ),
+                ));
+            }
+            clients.push(StaticClient {
+                name: c.name,
+                address,
+                secret: SharedSecret::new(c.secret.into_inner().into_bytes()),
+                policy: c.policy.into_inner(),
+                require_message_authenticator: c.require_message_authenticator,
+            });
+        }
+
+        let data_dir = file.server.data_dir;
+        let key_file = file
+            .server
+            .key_file
+            .unwrap_or_else(|| data_dir.join("seed.key"));
+        let cluster_key_file = file
+            .challenge
+            .cluster_key_file
+            .unwrap_or_else(|| data_dir.join("cluster.key"));
+        let server_ip = file.server.server_ip.unwrap_or_else(|| {
+            listen
+                .iter()
+                .map(|a| a.ip())
+                .find(|ip| !ip.is_unspecified())
+                .map(|ip| ip.to_string())
+                .unwrap_or_else(|| "0.0.0.0".to_string())
+        });
+
+        Ok(RuntimeConfig {
+            origin: origin.to_string(),
+            node_name: file.server.node_name,
+            node_id,
+            server_ip,
+            data_dir,
+            key_file,
+            cluster_key_file,
+            store_cache_bytes: file.server.store_cache_mib.max(1) * 1024 * 1024,
+            log_format: file.log.format,
+            log_level: file.log.level,
+            listen,
+            duplicate_window_secs: file.radius.duplicate_window_secs.clamp(1, 600),
+            workers: file.radius.workers,
+            max_in_flight: file.radius.max_in_flight.max(1),
+            argon2_memory_kib: memory,
+            argon2_iterations: iterations,
+            password_cache_ttl_secs: file.password.cache_ttl_secs,
+            password_cache_max_entries: file.password.cache_max_entries.max(1),
+            otp_issuer: file.otp.issuer,
+            otp_window: window,
+            otp_digits: digits,
+            hotp_look_ahead: file.otp.hotp_look_ahead.min(100),
+            challenge_lifetime_secs: lifetime,
+            challenge_max_sessions: file.challenge.max_sessions.max(1),
+            policies,
+            clients,
+        })
+    }
+
+    /// The named policy, or the default one.
+    pub fn policy(&self, name: &str) -> &Policy {
+        match self.policies.get(name) {
+            Some(p) => p,
+            None => &self.policies["default"],
+        }
+    }
+
+    /// argon2id parameters for new password hashes.
+    pub fn password_params(&self) -> radmfa_store::PasswordParams {
+        radmfa_store::PasswordParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: 1,
+        }
+    }
+
+    /// The sled database directory.
+    pub fn db_dir(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+
+    /// The control socket of a running server.
+    pub fn control_socket(&self) -> PathBuf {
+        self.data_dir.join("control.sock")
+    }
+}
+
+/// Parses "10.0.0.0/24", "10.0.0.1" or "::1" into a network.
+pub fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .map(|n| n.trunc())
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit_once('\n')
+        .map(|(_, l)| l.chars().count())
+        .unwrap_or_else(|| before.chars().count())
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_config_parses() {
+        let text = include_str!("../../../config/radmfa.toml");
+        let cfg = RuntimeConfig::parse(text, "config/radmfa.toml").expect("default config");
+        assert_eq!(cfg.listen, vec!["0.0.0.0:1812".parse().expect("addr")]);
+        assert!(cfg.policies.contains_key("default"));
+        assert_eq!(cfg.clients.len(), 1);
+        assert!(cfg.clients[0].require_message_authenticator);
+    }
+
+    #[test]
+    fn empty_config_gets_defaults() {
+        let cfg = RuntimeConfig::parse("", "x.toml").expect("empty");
+        assert_eq!(cfg.node_id, 1);
+        assert_eq!(cfg.otp_window, 1);
+        assert_eq!(cfg.policy("nope").name, "default");
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = "[server]\nnode_name = \"a\"\nnode_nmae = \"b\"\n";
+        let err = RuntimeConfig::parse(text, "bad.toml").expect_err("must fail");
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.reason.contains("node_nmae"), "{err}");
+        assert!(err.to_string().starts_with("bad.toml:3:"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let text = "[radius]\nduplicate_window_secs = \"thirty\"\n";
+        let err = RuntimeConfig::parse(text, "bad.toml").expect_err("must fail");
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn validation_errors_are_located() {
+        let text = "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.300/24\"\nsecret = \"s\"\n";
+        let err = RuntimeConfig::parse(text, "c.toml").expect_err("must fail");
+        assert_eq!((err.line, err.origin.as_str()), (3, "c.toml"), "{err}");
+        assert!(err.reason.contains("not an IP address"), "{err}");
+
+        let text = "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.0/24\"\nsecret = \"s\"\npolicy = \"strict\"\n";
+        let err = RuntimeConfig::parse(text, "c.toml").expect_err("must fail");
+        assert_eq!(err.line, 5, "{err}");
+
+        let err = RuntimeConfig::parse("[server]\nnode_id = 0\n", "n.toml").expect_err("node 0");
+        assert_eq!(err.line, 2, "{err}");
+
+        let err = RuntimeConfig::parse("[otp]\ndigits = 5\n", "o.toml").expect_err("digits");
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn cidr_forms() {
+        assert_eq!(
+            parse_cidr("10.1.2.3/24").map(|n| n.to_string()),
+            Some("10.1.2.0/24".into())
+        );
+        assert_eq!(
+            parse_cidr("10.1.2.3").map(|n| n.to_string()),
+            Some("10.1.2.3/32".into())
+        );
+        assert!(parse_cidr("::1").is_some());
+        assert!(parse_cidr("nope").is_none());
+    }
+}

@@ -1,0 +1,219 @@
+//! Duplicate detection (RFC 5080 §2.2.2): a retransmission - same client
+//! address and port, Identifier and Request Authenticator - is answered with
+//! the cached reply, or ignored while the first copy is still being processed.
+//! It never runs the pipeline twice.
+
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 64;
+
+/// What identifies one request from one NAS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    /// Client address and source port.
+    pub source: SocketAddr,
+    /// RADIUS Identifier.
+    pub identifier: u8,
+    /// Request Authenticator.
+    pub authenticator: [u8; 16],
+}
+
+/// The answer of [`DuplicateCache::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// First copy: process it, then call [`DuplicateCache::complete`].
+    New,
+    /// A copy is being processed right now: drop this one.
+    InFlight,
+    /// Already answered: send this reply again.
+    Answered(Arc<[u8]>),
+}
+
+#[derive(Debug)]
+enum State {
+    InFlight,
+    Answered(Arc<[u8]>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: State,
+    /// For answered entries, when they may be forgotten.
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<RequestKey, Slot>,
+    /// Answered keys in completion order, for expiry without a sweep.
+    order: VecDeque<(Instant, RequestKey)>,
+}
+
+/// A bounded, sharded duplicate-detection cache.
+#[derive(Debug)]
+pub struct DuplicateCache {
+    shards: Vec<Mutex<Shard>>,
+    window: Duration,
+    per_shard_cap: usize,
+}
+
+impl DuplicateCache {
+    /// Replies are kept for `window`; at most about `max_entries` are kept.
+    pub fn new(window: Duration, max_entries: usize) -> DuplicateCache {
+        DuplicateCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            window,
+            per_shard_cap: (max_entries / SHARDS).max(16),
+        }
+    }
+
+    fn shard(&self, key: &RequestKey) -> &Mutex<Shard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Registers a request. Returns [`Seen::New`] when the caller must process it.
+    pub fn begin(&self, key: RequestKey, now: Instant) -> Seen {
+        let mut shard = lock(self.shard(&key));
+        shard.expire(now, self.per_shard_cap);
+        match shard.map.entry(key) {
+            Entry::Occupied(mut e) => match &e.get().state {
+                State::InFlight => Seen::InFlight,
+                State::Answered(reply) if e.get().expires > now => Seen::Answered(reply.clone()),
+                State::Answered(_) => {
+                    e.insert(Slot {
+                        state: State::InFlight,
+                        expires: now,
+                    });
+                    Seen::New
+                }
+            },
+            Entry::Vacant(v) => {
+                v.insert(Slot {
+                    state: State::InFlight,
+                    expires: now,
+                });
+                Seen::New
+            }
+        }
+    }
+
+    /// Records the reply sent for `key` (or `None` when the request was
+    /// dropped, so a retransmission is processed afresh).
+    pub fn complete(&self, key: &RequestKey, reply: Option<Arc<[u8]>>, now: Instant) {
+        let mut shard = lock(self.shard(key));
+        match reply {
+            Some(reply) => {
+                let expires = now + self.window;
+                shard.map.insert(
+                    *key,
+                    Slot {
+                        state: State::Answered(reply),
+                        expires,
+                    },
+                );
+                shard.order.push_back((expires, *key));
+            }
+            None => {
+                shard.map.remove(key);
+            }
+        }
+    }
+
+    /// Entries held (in flight and answered).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Shard {
+    fn expire(&mut self, now: Instant, cap: usize) {
+        while let Some((expires, key)) = self.order.front().copied() {
+            if expires > now && self.order.len() <= cap {
+                break;
+            }
+            self.order.pop_front();
+            // Only forget the entry if it is still the answered copy this
+            // queue slot was made for (it may have been reused since).
+            if let Some(slot) = self.map.get(&key) {
+                if matches!(slot.state, State::Answered(_)) && slot.expires == expires {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u8) -> RequestKey {
+        RequestKey {
+            source: "127.0.0.1:5000".parse().expect("addr"),
+            identifier: id,
+            authenticator: [7; 16],
+        }
+    }
+
+    #[test]
+    fn retransmission_gets_cached_reply() {
+        let c = DuplicateCache::new(Duration::from_secs(5), 1000);
+        let t = Instant::now();
+        assert_eq!(c.begin(key(1), t), Seen::New);
+        assert_eq!(c.begin(key(1), t), Seen::InFlight);
+        let reply: Arc<[u8]> = Arc::from(&b"reply"[..]);
+        c.complete(&key(1), Some(reply.clone()), t);
+        assert_eq!(c.begin(key(1), t), Seen::Answered(reply));
+        // Another identifier is a new request.
+        assert_eq!(c.begin(key(2), t), Seen::New);
+    }
+
+    #[test]
+    fn answered_entries_expire() {
+        let c = DuplicateCache::new(Duration::from_secs(5), 1000);
+        let t = Instant::now();
+        assert_eq!(c.begin(key(1), t), Seen::New);
+        c.complete(&key(1), Some(Arc::from(&b"r"[..])), t);
+        let later = t + Duration::from_secs(6);
+        assert_eq!(c.begin(key(1), later), Seen::New);
+    }
+
+    #[test]
+    fn dropped_request_is_forgotten() {
+        let c = DuplicateCache::new(Duration::from_secs(5), 1000);
+        let t = Instant::now();
+        assert_eq!(c.begin(key(1), t), Seen::New);
+        c.complete(&key(1), None, t);
+        assert_eq!(c.begin(key(1), t), Seen::New);
+    }
+
+    #[test]
+    fn size_is_bounded() {
+        let c = DuplicateCache::new(Duration::from_secs(3600), 64 * 16);
+        let t = Instant::now();
+        for i in 0..20_000u32 {
+            let mut k = key(0);
+            k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(c.begin(k, t), Seen::New);
+            c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+        }
+        assert!(c.len() <= 64 * 17, "{}", c.len());
+    }
+}

@@ -1,0 +1,158 @@
+//! radmfa-server: the listeners, the authentication pipeline and the admin
+//! control socket. It glues the protocol (`radmfa-radius`), OTP
+//! (`radmfa-otp`) and store (`radmfa-store`) crates; it receives already-bound
+//! sockets and a cancellation token from the binary.
+
+pub mod admin;
+pub mod audit;
+pub mod clients;
+pub mod config;
+pub mod control;
+pub mod counters;
+pub mod credcache;
+pub mod dedup;
+pub mod pipeline;
+pub mod secret;
+pub mod udp;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use radmfa_otp::{Clock, StateKey, SystemClock};
+use radmfa_store::{Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::{ConfigError, RuntimeConfig};
+pub use pipeline::Node;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store.
+    #[error("store: {0}")]
+    Store(#[from] radmfa_store::StoreError),
+    /// A key file.
+    #[error("{path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Sockets.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store of a configuration (creating the data directory).
+pub fn open_store(cfg: &RuntimeConfig) -> Result<Store, ServerError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    Ok(Store::open(
+        &cfg.db_dir(),
+        &cfg.key_file,
+        &StoreOptions {
+            cache_bytes: cfg.store_cache_bytes,
+            create_key_if_missing: true,
+            flush_every_ms: Some(200),
+        },
+    )?)
+}
+
+/// Reads the cluster key (State MAC), creating a random one (mode 0600) when
+/// the file does not exist yet. Every node of a cluster needs the same file.
+pub fn load_cluster_key(path: &Path) -> Result<StateKey, ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |reason: String| ServerError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let hex = String::from_utf8(bytes).map_err(|_| err("not a hex key".into()))?;
+            let key = data_decode_hex(hex.trim()).ok_or_else(|| err("not a hex key".into()))?;
+            StateKey::new(&key).map_err(|_| err("the key must have at least 16 bytes".into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = StateKey::generate();
+            let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(format!("cannot create: {e}")))?;
+            f.write_all(format!("{hex}\n").as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| err(format!("cannot write: {e}")))?;
+            info!(path = %path.display(), "created a new cluster key; copy it to every node of the cluster");
+            Ok(key)
+        }
+        Err(e) => Err(err(format!("cannot read: {e}"))),
+    }
+}
+
+fn data_decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+/// Runs a node on already-bound sockets until `shutdown` is cancelled, then
+/// finishes in-flight requests, writes the audit queue and flushes the store.
+pub async fn run(
+    cfg: Arc<RuntimeConfig>,
+    store: Store,
+    sockets: Vec<std::net::UdpSocket>,
+    control: Option<tokio::net::UnixListener>,
+    shutdown: CancellationToken,
+) -> Result<Arc<counters::Counters>, ServerError> {
+    let state_key = load_cluster_key(&cfg.cluster_key_file)?;
+    let counters = Arc::new(counters::Counters::default());
+    let audit_stop = CancellationToken::new();
+    let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = Arc::new(Node::new(
+        cfg.clone(),
+        store.clone(),
+        state_key,
+        counters.clone(),
+        sink,
+        clock,
+    )?);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in sockets {
+        s.set_nonblocking(true)?;
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(s)?);
+        tasks.spawn(udp::serve(
+            socket,
+            node.clone(),
+            cfg.max_in_flight,
+            shutdown.clone(),
+        ));
+    }
+    if let Some(listener) = control {
+        tasks.spawn(control::serve(
+            listener,
+            cfg.control_socket(),
+            node.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+    drop(node);
+    audit_stop.cancel();
+    let _ = writer.await;
+    store.flush()?;
+    Ok(counters)
+}

@@ -1,0 +1,776 @@
+//! The authentication pipeline (DESIGN.md §4): one datagram in, at most one
+//! reply out. Client lookup, Message-Authenticator, duplicate detection, first
+//! factor, second factor, reply and audit record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use radmfa_otp::{Clock, Hotp, OtpError, Sessions, StateKey, Totp};
+use radmfa_radius::{
+    check_request_message_authenticator, encode_reply, reply_messages, verify_accounting_request,
+    AttrType, Attribute, Code, MessageAuthenticator, Packet,
+};
+use radmfa_store::{AuditRecord, Method, Store, Token, TokenAlgorithm, TokenKind, User};
+use tracing::{debug, field, info, warn, Span};
+use zeroize::Zeroizing;
+
+use crate::audit::AuditSink;
+use crate::clients::{ClientEntry, Clients};
+use crate::config::{FirstFactor, OtpMode, Policy, RuntimeConfig, Unenrolled};
+use crate::counters::{bump, Counters};
+use crate::credcache::CredentialCache;
+use crate::dedup::{DuplicateCache, RequestKey, Seen};
+
+/// An Access-Challenge in progress, kept on this node until answered.
+#[derive(Debug, Clone)]
+pub struct PendingChallenge {
+    /// The user who passed the first factor.
+    pub user: String,
+    /// How the first leg was authenticated (audit "mode").
+    pub mode: String,
+}
+
+/// Everything the pipeline needs; shared by all listeners.
+pub struct Node {
+    cfg: Arc<RuntimeConfig>,
+    store: Store,
+    clients: Clients,
+    dedup: DuplicateCache,
+    sessions: Sessions<PendingChallenge>,
+    state_key: StateKey,
+    creds: CredentialCache,
+    counters: Arc<Counters>,
+    audit: AuditSink,
+    clock: Arc<dyn Clock>,
+    /// A hash to verify against when the user does not exist, so that an
+    /// unknown user costs the same time as a wrong password.
+    decoy_hash: String,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node", &self.cfg.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one Access-Request, before encoding.
+#[derive(Debug)]
+struct Decision {
+    code: Code,
+    message: String,
+    state: Option<Vec<u8>>,
+    session_timeout: Option<u32>,
+    /// Audit fields.
+    user: String,
+    mode: String,
+    reason: String,
+}
+
+impl Decision {
+    fn reject(user: &str, mode: &str, reason: &str, message: &str) -> Decision {
+        Decision {
+            code: Code::ACCESS_REJECT,
+            message: message.to_string(),
+            state: None,
+            session_timeout: None,
+            user: user.to_string(),
+            mode: mode.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn accept(user: &User, mode: &str, reason: &str) -> Decision {
+        let who = if user.display_name.is_empty() {
+            &user.name
+        } else {
+            &user.display_name
+        };
+        Decision {
+            code: Code::ACCESS_ACCEPT,
+            message: format!("Welcome, {who}."),
+            state: None,
+            session_timeout: None,
+            user: user.name.clone(),
+            mode: mode.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+const MSG_WRONG_CREDENTIALS: &str = "Wrong user name or password.";
+const MSG_WRONG_CODE: &str = "The code is not correct. Please sign in again with a new code.";
+const MSG_REUSED_CODE: &str =
+    "This code was already used. Wait for your app to show a new code, then sign in again.";
+const MSG_TRY_AGAIN: &str = "Sign-in is temporarily unavailable. Please try again in a minute.";
+const MSG_SESSION_GONE: &str =
+    "Your sign-in attempt expired or is no longer valid. Please sign in again.";
+
+impl Node {
+    /// Builds a node over an open store.
+    pub fn new(
+        cfg: Arc<RuntimeConfig>,
+        store: Store,
+        state_key: StateKey,
+        counters: Arc<Counters>,
+        audit: AuditSink,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Node, radmfa_store::StoreError> {
+        let clients = Clients::new(cfg.clients.clone(), &store)?;
+        let decoy_hash = radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        Ok(Node {
+            dedup: DuplicateCache::new(
+                Duration::from_secs(cfg.duplicate_window_secs),
+                2_000_000,
+            ),
+            sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
+            creds: CredentialCache::new(
+                Duration::from_secs(cfg.password_cache_ttl_secs),
+                cfg.password_cache_max_entries,
+            ),
+            clients,
+            cfg,
+            store,
+            state_key,
+            counters,
+            audit,
+            clock,
+            decoy_hash,
+        })
+    }
+
+    /// The counters of this node.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The store this node serves from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// Forgets cached credentials of a user (after an admin change).
+    pub fn forget_credentials(&self, user: &str) {
+        self.creds.forget(user);
+    }
+
+    /// Handles one datagram from `source`; returns the reply to send, if any.
+    pub async fn handle_datagram(&self, buf: &[u8], source: SocketAddr) -> Option<Arc<[u8]>> {
+        bump(&self.counters.requests_received);
+        if let Err(e) = self.clients.refresh(&self.store) {
+            warn!(error = %e, "cannot reload clients from the store; using the previous table");
+        }
+        let Some(client) = self.clients.lookup(source.ip()) else {
+            bump(&self.counters.dropped_unknown_client);
+            debug!(%source, "dropped: no client is configured for this address");
+            return None;
+        };
+        let secret = client.secret.expose();
+
+        // Header fields without a full decode: the MA check validates structure.
+        let code = Code(*buf.first()?);
+        match code {
+            Code::ACCESS_REQUEST | Code::STATUS_SERVER => {
+                match check_request_message_authenticator(buf, secret) {
+                    Err(_) => {
+                        bump(&self.counters.dropped_malformed);
+                        debug!(client = %client.name, "dropped: malformed packet");
+                        return None;
+                    }
+                    Ok(MessageAuthenticator::Invalid) => {
+                        bump(&self.counters.dropped_bad_message_authenticator);
+                        debug!(client = %client.name, "dropped: wrong Message-Authenticator (wrong shared secret?)");
+                        return None;
+                    }
+                    Ok(MessageAuthenticator::Absent)
+                        if client.require_message_authenticator
+                            || code == Code::STATUS_SERVER =>
+                    {
+                        bump(&self.counters.dropped_missing_message_authenticator);
+                        debug!(client = %client.name, "dropped: Message-Authenticator missing (BlastRADIUS protection)");
+                        return None;
+                    }
+                    Ok(_) => {}
+                }
+            }
+            Code::ACCOUNTING_REQUEST => match verify_accounting_request(buf, secret).and_then(
+                |ok| {
+                    // A Message-Authenticator, when present, must verify too.
+                    check_request_message_authenticator(buf, secret)
+                        .map(|ma| ok && ma != MessageAuthenticator::Invalid)
+                },
+            ) {
+                Err(_) => {
+                    bump(&self.counters.dropped_malformed);
+                    return None;
+                }
+                Ok(false) => {
+                    bump(&self.counters.dropped_bad_accounting_authenticator);
+                    debug!(client = %client.name, "dropped: Accounting-Request authenticator does not verify");
+                    return None;
+                }
+                Ok(true) => {}
+            },
+            _ => {
+                bump(&self.counters.dropped_unsupported_code);
+                debug!(client = %client.name, %code, "dropped: not a request this server answers");
+                return None;
+            }
+        }
+        let packet = match Packet::decode(buf) {
+            Ok(p) => p,
+            Err(e) => {
+                bump(&self.counters.dropped_malformed);
+                debug!(client = %client.name, error = %e, "dropped: malformed packet");
+                return None;
+            }
+        };
+
+        let key = RequestKey {
+            source,
+            identifier: packet.identifier,
+            authenticator: packet.authenticator,
+        };
+        let now = Instant::now();
+        match self.dedup.begin(key, now) {
+            Seen::New => {}
+            Seen::InFlight => {
+                bump(&self.counters.duplicates_in_flight_dropped);
+                debug!(client = %client.name, id = packet.identifier, "retransmission while the first copy is in flight: ignored");
+                return None;
+            }
+            Seen::Answered(reply) => {
+                bump(&self.counters.duplicates_answered_from_cache);
+                debug!(client = %client.name, id = packet.identifier, "retransmission: cached reply sent again");
+                return Some(reply);
+            }
+        }
+        // From here on the entry must be completed whatever happens.
+        let guard = CompleteGuard {
+            cache: &self.dedup,
+            key,
+            done: false,
+        };
+        let reply = self.process(&client, &packet, source).await;
+        guard.complete(reply.clone());
+        reply
+    }
+
+    async fn process(
+        &self,
+        client: &ClientEntry,
+        packet: &Packet,
+        source: SocketAddr,
+    ) -> Option<Arc<[u8]>> {
+        let secret = client.secret.expose();
+        let (code, attrs) = match packet.code {
+            Code::STATUS_SERVER => {
+                bump(&self.counters.status_server_replies);
+                let msg = format!("radmfa {} is up", self.cfg.node_name);
+                (Code::ACCESS_ACCEPT, reply_messages(&msg))
+            }
+            Code::ACCOUNTING_REQUEST => {
+                bump(&self.counters.accounting_responses);
+                (Code::ACCOUNTING_RESPONSE, Vec::new())
+            }
+            _ => {
+                let span = tracing::info_span!(
+                    "access",
+                    client = %client.name,
+                    id = packet.identifier,
+                    user = field::Empty,
+                    outcome = field::Empty
+                );
+                let decision = {
+                    let _e = span.enter();
+                    self.access_request(client, packet).await
+                };
+                self.finish(client, packet, source, &decision, &span)
+            }
+        };
+        let mut attrs = attrs;
+        // RFC 2865 §5.33: Proxy-State is copied unmodified, in order.
+        attrs.extend(packet.attrs(AttrType::PROXY_STATE).cloned());
+        match encode_reply(code, packet.identifier, &packet.authenticator, &attrs, secret) {
+            Ok(bytes) => Some(Arc::from(bytes)),
+            Err(e) => {
+                warn!(client = %client.name, error = %e, "cannot encode the reply; request dropped");
+                None
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        client: &ClientEntry,
+        packet: &Packet,
+        source: SocketAddr,
+        d: &Decision,
+        span: &Span,
+    ) -> (Code, Vec<Attribute>) {
+        let result = match d.code {
+            Code::ACCESS_ACCEPT => {
+                bump(&self.counters.access_accepts);
+                "accept"
+            }
+            Code::ACCESS_CHALLENGE => {
+                bump(&self.counters.access_challenges);
+                "challenge"
+            }
+            _ => {
+                bump(&self.counters.access_rejects);
+                "reject"
+            }
+        };
+        span.record("user", d.user.as_str());
+        span.record("outcome", result);
+        span.in_scope(|| info!(mode = %d.mode, reason = %d.reason, "{result}"));
+        let calling_station = packet
+            .attr(AttrType::CALLING_STATION_ID)
+            .and_then(|a| a.as_str().ok())
+            .unwrap_or("")
+            .to_string();
+        self.audit.record(AuditRecord {
+            time_ms: unix_ms(),
+            user: d.user.clone(),
+            mode: d.mode.clone(),
+            result: result.to_string(),
+            reason: d.reason.clone(),
+            server_name: self.cfg.node_name.clone(),
+            server_ip: self.cfg.server_ip.clone(),
+            client_name: client.name.clone(),
+            client_ip: source.ip().to_string(),
+            calling_station,
+        });
+        let mut attrs = reply_messages(&d.message);
+        if let Some(state) = &d.state {
+            attrs.push(Attribute::new(AttrType::STATE, state.clone()));
+        }
+        if let Some(t) = d.session_timeout {
+            attrs.push(Attribute::u32(AttrType::SESSION_TIMEOUT, t));
+        }
+        (d.code, attrs)
+    }
+
+    async fn access_request(&self, client: &ClientEntry, packet: &Packet) -> Decision {
+        let name = match packet.attr(AttrType::USER_NAME).map(|a| a.as_str()) {
+            Some(Ok(n)) if !n.is_empty() => n.to_string(),
+            _ => {
+                return Decision::reject(
+                    "",
+                    "",
+                    "missing_user_name",
+                    "The request carried no user name.",
+                )
+            }
+        };
+        let Some(hidden) = packet.attr(AttrType::USER_PASSWORD) else {
+            let (reason, msg) = if packet.attr(AttrType::CHAP_PASSWORD).is_some() {
+                (
+                    "chap_unsupported",
+                    "CHAP is not supported: configure the VPN or NAS to use PAP.",
+                )
+            } else if packet.attr(AttrType::EAP_MESSAGE).is_some() {
+                (
+                    "eap_unsupported",
+                    "EAP is not supported: configure the VPN or NAS to use PAP.",
+                )
+            } else {
+                ("missing_password", "The request carried no password.")
+            };
+            return Decision::reject(&name, "", reason, msg);
+        };
+        let password = match radmfa_radius::unhide_password(
+            &hidden.value,
+            client.secret.expose(),
+            &packet.authenticator,
+        ) {
+            Ok(p) => Zeroizing::new(p),
+            Err(_) => {
+                return Decision::reject(
+                    &name,
+                    "",
+                    "malformed_password",
+                    "The password attribute is malformed.",
+                )
+            }
+        };
+        let policy = self.cfg.policy(&client.policy);
+        match packet.attr(AttrType::STATE) {
+            Some(state) => {
+                self.challenge_answer(&name, &state.value, &password, client)
+                    .await
+            }
+            None => self.first_leg(&name, &password, policy).await,
+        }
+    }
+
+    async fn first_leg(&self, name: &str, password: &[u8], policy: &Policy) -> Decision {
+        let user = match self.store.get_user(name) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(error = %e, "store read failed");
+                return Decision::reject(name, "", "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        let first = match policy.first_factor {
+            FirstFactor::Local => "pap",
+            FirstFactor::None => "otp",
+        };
+        let Some(user) = user else {
+            if policy.first_factor == FirstFactor::Local {
+                // Same cost as a wrong password, so user names cannot be probed by timing.
+                self.verify_argon2(self.decoy_hash.clone(), password).await;
+            }
+            return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
+        };
+        let token = match self.store.get_token(name) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "token read failed");
+                return Decision::reject(name, first, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        let needs_otp = match user.method {
+            Method::Totp | Method::Hotp => true,
+            Method::None => false,
+            other => {
+                // Out-of-band methods need the cloud gateway, which this node
+                // does not have configured.
+                let msg = format!(
+                    "Your sign-in method ({other}) is not available on this server. Contact your administrator."
+                );
+                return Decision::reject(name, first, "method_unavailable", &msg);
+            }
+        };
+        let token = match (needs_otp, token) {
+            (true, Some(t)) => Some(t),
+            (true, None) if policy.unenrolled == Unenrolled::Accept => None,
+            (true, None) => {
+                // Check the password first so this answer does not tell a
+                // stranger which accounts exist.
+                if policy.first_factor == FirstFactor::Local
+                    && !self.verify_password(&user, password).await
+                {
+                    return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
+                }
+                return Decision::reject(
+                    name,
+                    first,
+                    "not_enrolled",
+                    "You have not enrolled an authenticator app yet. Contact your administrator.",
+                );
+            }
+            (false, _) => None,
+        };
+
+        let Some(token) = token else {
+            // No second factor for this user.
+            if policy.first_factor == FirstFactor::None {
+                return Decision::reject(
+                    name,
+                    first,
+                    "no_factor",
+                    "No sign-in method is set up for your account. Contact your administrator.",
+                );
+            }
+            if !self.verify_password(&user, password).await {
+                return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
+            }
+            if !user.enabled {
+                return disabled(name, first);
+            }
+            let reason = if needs_otp { "not_enrolled_allowed" } else { "ok" };
+            return Decision::accept(&user, first, reason);
+        };
+
+        let kind = match token.kind {
+            TokenKind::Totp => "totp",
+            TokenKind::Hotp => "hotp",
+        };
+        let digits = usize::from(token.digits);
+        let code_split = split_code(password, digits);
+
+        if policy.first_factor == FirstFactor::None {
+            let mode = kind.to_string();
+            if let Some(code) = std::str::from_utf8(password)
+                .ok()
+                .filter(|c| c.len() == digits && c.bytes().all(|b| b.is_ascii_digit()))
+            {
+                if !user.enabled {
+                    return disabled(name, &mode);
+                }
+                return self.check_code(&user, &token, code, &mode);
+            }
+            if policy.otp_mode == OtpMode::Inline {
+                return Decision::reject(
+                    name,
+                    &mode,
+                    "code_missing",
+                    "Enter the code from your authenticator app as the password.",
+                );
+            }
+            if !user.enabled {
+                return disabled(name, &mode);
+            }
+            return self.challenge(&user, policy, format!("{kind}-challenge"));
+        }
+
+        // Inline: password immediately followed by the code.
+        if policy.otp_mode != OtpMode::Challenge {
+            if let Some((pw, code)) = code_split {
+                if self.verify_password(&user, pw).await {
+                    let mode = format!("pap+{kind}-inline");
+                    if !user.enabled {
+                        return disabled(name, &mode);
+                    }
+                    return self.check_code(&user, &token, code, &mode);
+                }
+            }
+            if policy.otp_mode == OtpMode::Inline {
+                let reason = if code_split.is_some() {
+                    "wrong_password"
+                } else {
+                    "code_missing"
+                };
+                let msg = if code_split.is_some() {
+                    MSG_WRONG_CREDENTIALS
+                } else {
+                    "Enter your password immediately followed by the code from your authenticator app."
+                };
+                return Decision::reject(name, &format!("pap+{kind}-inline"), reason, msg);
+            }
+        }
+        // Challenge: the whole User-Password is the password.
+        let mode = format!("pap+{kind}-challenge");
+        if !self.verify_password(&user, password).await {
+            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
+        }
+        if !user.enabled {
+            return disabled(name, &mode);
+        }
+        self.challenge(&user, policy, mode)
+    }
+
+    fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
+        let now = self.clock.now_unix();
+        let pending = PendingChallenge {
+            user: user.name.clone(),
+            mode: mode.clone(),
+        };
+        match self.sessions.insert(now, pending) {
+            Ok(id) => Decision {
+                code: Code::ACCESS_CHALLENGE,
+                message: policy.challenge_prompt.clone(),
+                state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
+                session_timeout: u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
+                user: user.name.clone(),
+                mode,
+                reason: "code_requested".to_string(),
+            },
+            Err(e) => {
+                warn!(error = %e, "cannot open a challenge session");
+                Decision::reject(&user.name, &mode, "sessions_full", MSG_TRY_AGAIN)
+            }
+        }
+    }
+
+    async fn challenge_answer(
+        &self,
+        name: &str,
+        state: &[u8],
+        password: &[u8],
+        _client: &ClientEntry,
+    ) -> Decision {
+        let token = match self.state_key.open(state) {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(error = %e, "State does not verify");
+                return Decision::reject(name, "challenge", "bad_state", MSG_SESSION_GONE);
+            }
+        };
+        if token.node_id != self.cfg.node_id {
+            return Decision::reject(
+                name,
+                "challenge",
+                "foreign_state",
+                "Your sign-in started on another server that cannot be reached. Please sign in again.",
+            );
+        }
+        let now = self.clock.now_unix();
+        let Some(pending) = self.sessions.take(&token.session_id, now) else {
+            return Decision::reject(name, "challenge", "challenge_expired", MSG_SESSION_GONE);
+        };
+        if pending.user != name {
+            return Decision::reject(name, &pending.mode, "state_user_mismatch", MSG_SESSION_GONE);
+        }
+        let (user, token) = match (self.store.get_user(name), self.store.get_token(name)) {
+            (Ok(Some(u)), Ok(Some(t))) => (u, t),
+            (Ok(_), Ok(_)) => {
+                return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS)
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "store read failed");
+                return Decision::reject(name, &pending.mode, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        if !user.enabled {
+            return disabled(name, &pending.mode);
+        }
+        let Ok(code) = std::str::from_utf8(password) else {
+            return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
+        };
+        self.check_code(&user, &token, code.trim(), &pending.mode)
+    }
+
+    /// Verifies a one-time code and consumes its step/counter.
+    fn check_code(&self, user: &User, token: &Token, code: &str, mode: &str) -> Decision {
+        let name = user.name.as_str();
+        let last = match self.store.otp_state(name) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "otp state read failed");
+                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        let algorithm = match token.algorithm {
+            TokenAlgorithm::Sha1 => radmfa_otp::Algorithm::Sha1,
+            TokenAlgorithm::Sha256 => radmfa_otp::Algorithm::Sha256,
+            TokenAlgorithm::Sha512 => radmfa_otp::Algorithm::Sha512,
+        };
+        let secret = token.secret.expose();
+        let verdict = match token.kind {
+            TokenKind::Totp => Totp {
+                algorithm,
+                digits: token.digits,
+                period: token.period.max(1),
+                t0: 0,
+                window: self.cfg.otp_window,
+            }
+            .verify(secret, code, self.clock.now_unix(), last),
+            TokenKind::Hotp => Hotp {
+                algorithm,
+                digits: token.digits,
+                look_ahead: self.cfg.hotp_look_ahead,
+            }
+            .verify(secret, code, last.map_or(0, |c| c.saturating_add(1))),
+        };
+        match verdict {
+            Ok(used) => match self.store.advance_otp_state(name, used) {
+                Ok(true) => Decision::accept(user, mode, "ok"),
+                Ok(false) => Decision::reject(name, mode, "otp_replayed", MSG_REUSED_CODE),
+                Err(e) => {
+                    warn!(error = %e, "otp state write failed");
+                    Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN)
+                }
+            },
+            Err(OtpError::Replayed { .. }) => {
+                Decision::reject(name, mode, "otp_replayed", MSG_REUSED_CODE)
+            }
+            Err(OtpError::Malformed) => {
+                Decision::reject(name, mode, "otp_malformed", MSG_WRONG_CODE)
+            }
+            Err(_) => Decision::reject(name, mode, "otp_mismatch", MSG_WRONG_CODE),
+        }
+    }
+
+    async fn verify_password(&self, user: &User, password: &[u8]) -> bool {
+        let Some(hash) = user.password_hash.as_deref() else {
+            return false;
+        };
+        let now = Instant::now();
+        if self.creds.check(&user.name, hash, password, now) {
+            return true;
+        }
+        let ok = self.verify_argon2(hash.to_string(), password).await;
+        if ok {
+            self.creds.insert(&user.name, hash, password, now);
+        }
+        ok
+    }
+
+    async fn verify_argon2(&self, hash: String, password: &[u8]) -> bool {
+        let password = Zeroizing::new(password.to_vec());
+        // argon2 takes milliseconds of CPU: keep it off the packet loop.
+        tokio::task::spawn_blocking(move || radmfa_store::verify_password(&hash, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+fn disabled(name: &str, mode: &str) -> Decision {
+    Decision::reject(
+        name,
+        mode,
+        "user_disabled",
+        "Your account is disabled. Contact your administrator.",
+    )
+}
+
+/// Splits "password123456" into ("password", "123456") when the last
+/// `digits` characters are ASCII digits and something precedes them.
+fn split_code(password: &[u8], digits: usize) -> Option<(&[u8], &str)> {
+    let cut = password.len().checked_sub(digits).filter(|c| *c > 0)?;
+    let (pw, code) = password.split_at_checked(cut)?;
+    if code.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(code).ok().map(|c| (pw, c))
+    } else {
+        None
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Completes a duplicate-cache entry even if processing is cancelled.
+struct CompleteGuard<'a> {
+    cache: &'a DuplicateCache,
+    key: RequestKey,
+    done: bool,
+}
+
+impl CompleteGuard<'_> {
+    fn complete(mut self, reply: Option<Arc<[u8]>>) {
+        self.cache.complete(&self.key, reply, Instant::now());
+        self.done = true;
+    }
+}
+
+impl Drop for CompleteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.complete(&self.key, None, Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_code_forms() {
+        assert_eq!(
+            split_code(b"secret123456", 6),
+            Some((&b"secret"[..], "123456"))
+        );
+        assert_eq!(split_code(b"123456", 6), None, "nothing before the code");
+        assert_eq!(split_code(b"secret12345x", 6), None);
+        assert_eq!(split_code(b"pw", 6), None);
+        assert_eq!(
+            split_code(b"p12345678", 8),
+            Some((&b"p"[..], "12345678"))
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! radmfa's embedded store (DESIGN.md §6): users, tokens, RADIUS clients and the
+//! authentication audit log, kept in a [sled] database.
+//!
+//! * Token seeds are encrypted at rest with ChaCha20-Poly1305 under a 32-byte key
+//!   kept in a key file **outside** the database directory (see [`Store::open`]
+//!   for the key file format). The user name is the AAD, so a sealed seed copied
+//!   under another user's key does not decrypt.
+//! * Every administrative write (users, tokens, clients) goes through one private
+//!   sled transaction (`Store::write`) and is flushed to disk before it returns.
+//!   Replication will append its changelog entry in that same transaction.
+//! * Hot-path writes ([`Store::advance_otp_state`], [`Store::append_audit`],
+//!   [`Store::append_audit_batch`]) are *not* flushed individually: sled's
+//!   background flusher (`StoreOptions::flush_every_ms`) makes them durable
+//!   within that interval, and [`Store::flush`] forces it.
+
+mod crypto;
+mod model;
+mod password;
+mod store;
+
+use std::path::PathBuf;
+
+pub use crypto::Secret;
+pub use model::{AuditFilter, AuditRecord, Client, Method, Token, TokenAlgorithm, TokenKind, User};
+pub use password::{hash_password, verify_password, PasswordParams};
+pub use store::{Store, StoreOptions};
+
+/// Everything that can go wrong in the store.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database directory is already opened by another process (or another
+    /// `Store` in this process).
+    #[error("database {path} is locked: it is in use by another radmfa process")]
+    Locked {
+        /// The sled database directory.
+        path: PathBuf,
+    },
+    /// The named record does not exist.
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// Kind of record ("user", "token", "client").
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A record with this name exists already.
+    #[error("{what} already exists: {name}")]
+    AlreadyExists {
+        /// Kind of record ("user", "client").
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The encryption key file is missing, unreadable or malformed.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A sealed token seed failed to decrypt: wrong key file, or the record was
+    /// tampered with or moved to another user.
+    #[error("token seed failed to decrypt (wrong key file or tampered record)")]
+    Crypto,
+    /// A stored record could not be decoded.
+    #[error("corrupt store record: {0}")]
+    Corrupt(String),
+    /// The caller passed an invalid value (name, secret, parameters).
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    /// sled reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// A file system operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}

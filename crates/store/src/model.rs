@@ -1,0 +1,541 @@
+//! The records the store keeps, as callers see them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Secret, StoreError};
+
+/// Longest accepted user or client name, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 253;
+/// Longest accepted token seed, in bytes.
+pub(crate) const MAX_SEED_LEN: usize = 1024;
+
+/// Checks a user or client name: 1..=253 bytes of UTF-8, no control characters.
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(StoreError::Invalid(format!(
+            "{what} name must be 1 to {MAX_NAME_LEN} bytes long, got {}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} name must not contain control characters: {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A user's second-factor method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Time-based one-time password (authenticator app).
+    Totp,
+    /// Counter-based one-time password (hardware token).
+    Hotp,
+    /// One-way SMS code, entered at an Access-Challenge.
+    Sms,
+    /// Two-way SMS: the user answers the SMS; the request waits.
+    SmsTwoWay,
+    /// Voice call: the user confirms on the phone; the request waits.
+    Call,
+    /// Push to the mobile app; the request waits.
+    Push,
+    /// No second factor.
+    None,
+}
+
+impl Method {
+    /// The configuration / CLI spelling ("totp", "sms_two_way", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Hotp => "hotp",
+            Method::Sms => "sms",
+            Method::SmsTwoWay => "sms_two_way",
+            Method::Call => "call",
+            Method::Push => "push",
+            Method::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Method, StoreError> {
+        const ALL: [Method; 7] = [
+            Method::Totp,
+            Method::Hotp,
+            Method::Sms,
+            Method::SmsTwoWay,
+            Method::Call,
+            Method::Push,
+            Method::None,
+        ];
+        ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unknown method {s:?} (expected totp, hotp, sms, sms_two_way, call, push or none)"
+            ))
+        })
+    }
+}
+
+/// A user as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name (the key): 1..=253 bytes, no control characters.
+    pub name: String,
+    /// Human-readable name.
+    pub display_name: String,
+    /// E-mail address (enrollment mail).
+    pub email: String,
+    /// Phone number (SMS, call).
+    pub phone: String,
+    /// Second-factor method.
+    pub method: Method,
+    /// Disabled users are rejected.
+    pub enabled: bool,
+    /// Groups, mapped to reply attributes.
+    pub groups: Vec<String>,
+    /// argon2id PHC string for the `local` first factor. Never printed by `Debug`.
+    pub password_hash: Option<String>,
+    /// Creation time, unix seconds (set by the store).
+    pub created: u64,
+    /// Last change, unix seconds (set by the store).
+    pub updated: u64,
+}
+
+impl User {
+    /// A new enabled user with method TOTP, empty fields and zero times.
+    pub fn new(name: &str) -> User {
+        User {
+            name: name.to_string(),
+            display_name: String::new(),
+            email: String::new(),
+            phone: String::new(),
+            method: Method::Totp,
+            enabled: true,
+            groups: Vec::new(),
+            password_hash: None,
+            created: 0,
+            updated: 0,
+        }
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field("method", &self.method)
+            .field("enabled", &self.enabled)
+            .field("groups", &self.groups)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| Redacted),
+            )
+            .field("created", &self.created)
+            .field("updated", &self.updated)
+            .finish()
+    }
+}
+
+/// Prints `***` in place of a secret.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One-time password token type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// RFC 6238.
+    Totp,
+    /// RFC 4226.
+    Hotp,
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenKind::Totp => "totp",
+            TokenKind::Hotp => "hotp",
+        })
+    }
+}
+
+impl FromStr for TokenKind {
+    type Err = StoreError;
+
+    /// "totp" or "hotp", any case.
+    fn from_str(s: &str) -> Result<TokenKind, StoreError> {
+        match s.to_ascii_lowercase().as_str() {
+            "totp" => Ok(TokenKind::Totp),
+            "hotp" => Ok(TokenKind::Hotp),
+            _ => Err(StoreError::Invalid(format!(
+                "unknown token kind {s:?} (expected totp or hotp)"
+            ))),
+        }
+    }
+}
+
+/// HMAC hash of a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAlgorithm {
+    /// HMAC-SHA-1 (the authenticator-app default).
+    Sha1,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+impl fmt::Display for TokenAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenAlgorithm::Sha1 => "sha1",
+            TokenAlgorithm::Sha256 => "sha256",
+            TokenAlgorithm::Sha512 => "sha512",
+        })
+    }
+}
+
+impl FromStr for TokenAlgorithm {
+    type Err = StoreError;
+
+    /// "sha1", "sha256" or "sha512", any case (otpauth URIs say "SHA1").
+    fn from_str(s: &str) -> Result<TokenAlgorithm, StoreError> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha1" => Ok(TokenAlgorithm::Sha1),
+            "sha256" => Ok(TokenAlgorithm::Sha256),
+            "sha512" => Ok(TokenAlgorithm::Sha512),
+            _ => Err(StoreError::Invalid(format!(
+                "unknown token algorithm {s:?} (expected sha1, sha256 or sha512)"
+            ))),
+        }
+    }
+}
+
+/// A token as handed to callers: seed decrypted. `Debug` prints `***` for the
+/// secret, which is zeroized on drop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// TOTP or HOTP.
+    pub kind: TokenKind,
+    /// HMAC hash.
+    pub algorithm: TokenAlgorithm,
+    /// Code length, 6..=10.
+    pub digits: u8,
+    /// TOTP time step in seconds (at least 1); ignored for HOTP.
+    pub period: u64,
+    /// The seed (1..=1024 bytes).
+    pub secret: Secret,
+    /// Enrollment time, unix seconds (kept as given).
+    pub created: u64,
+}
+
+impl Token {
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        if !(6..=10).contains(&self.digits) {
+            return Err(StoreError::Invalid(format!(
+                "token digits must be 6 to 10, got {}",
+                self.digits
+            )));
+        }
+        if self.kind == TokenKind::Totp && self.period == 0 {
+            return Err(StoreError::Invalid(
+                "TOTP period must be at least 1 second".into(),
+            ));
+        }
+        let len = self.secret.expose().len();
+        if len == 0 || len > MAX_SEED_LEN {
+            return Err(StoreError::Invalid(format!(
+                "token seed must be 1 to {MAX_SEED_LEN} bytes, got {len}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A RADIUS client (NAS).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Client {
+    /// Name (the key): 1..=253 bytes, no control characters.
+    pub name: String,
+    /// Source address or network the client's requests come from.
+    pub address: ipnet::IpNet,
+    /// RADIUS shared secret (non-empty). Never printed by `Debug`.
+    pub secret: String,
+    /// Name of the policy applied to its requests.
+    pub policy: String,
+    /// Require Message-Authenticator in Access-Requests (BlastRADIUS).
+    pub require_message_authenticator: bool,
+}
+
+impl Client {
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        validate_name("client", &self.name)?;
+        if self.secret.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "client {:?}: shared secret must not be empty",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("secret", &Redacted)
+            .field("policy", &self.policy)
+            .field(
+                "require_message_authenticator",
+                &self.require_message_authenticator,
+            )
+            .finish()
+    }
+}
+
+/// One authentication, as recorded in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, unix milliseconds.
+    pub time_ms: u64,
+    /// User-Name.
+    pub user: String,
+    /// e.g. "pap+totp", "pap+totp-challenge".
+    pub mode: String,
+    /// "accept", "reject" or "challenge".
+    pub result: String,
+    /// Why (for rejects), free text.
+    pub reason: String,
+    /// Node that answered.
+    pub server_name: String,
+    /// Its address.
+    pub server_ip: String,
+    /// RADIUS client name.
+    pub client_name: String,
+    /// The NAS address.
+    pub client_ip: String,
+    /// End-user address, if the NAS sent Calling-Station-Id.
+    pub calling_station: String,
+}
+
+/// Selects audit records. All conditions must hold; `None` means "any".
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Exact user name.
+    pub user: Option<String>,
+    /// Records with `time_ms >= since_ms`.
+    pub since_ms: Option<u64>,
+    /// Records with `time_ms < until_ms` (exclusive).
+    pub until_ms: Option<u64>,
+    /// Exact result ("accept", "reject", "challenge").
+    pub result: Option<String>,
+    /// At most this many: the most recent matching records. Results are always
+    /// in chronological order (oldest first).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    pub(crate) fn matches(&self, rec: &AuditRecord) -> bool {
+        self.user.as_ref().is_none_or(|u| *u == rec.user)
+            && self.result.as_ref().is_none_or(|r| *r == rec.result)
+            && self.since_ms.is_none_or(|s| rec.time_ms >= s)
+            && self.until_ms.is_none_or(|u| rec.time_ms < u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_strings_round_trip() {
+        let all = [
+            Method::Totp,
+            Method::Hotp,
+            Method::Sms,
+            Method::SmsTwoWay,
+            Method::Call,
+            Method::Push,
+            Method::None,
+        ];
+        for m in all {
+            assert_eq!(m.to_string().parse::<Method>().unwrap(), m);
+            // serde uses the same spelling.
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.as_str())
+            );
+        }
+        assert_eq!("sms_two_way".parse::<Method>().unwrap(), Method::SmsTwoWay);
+        assert!("TOTP".parse::<Method>().is_err());
+        assert!("".parse::<Method>().is_err());
+    }
+
+    #[test]
+    fn token_kind_and_algorithm_parse() {
+        assert_eq!(
+            "SHA1".parse::<TokenAlgorithm>().unwrap(),
+            TokenAlgorithm::Sha1
+        );
+        assert_eq!(
+            TokenAlgorithm::Sha512
+                .to_string()
+                .parse::<TokenAlgorithm>()
+                .unwrap(),
+            TokenAlgorithm::Sha512
+        );
+        assert!("md5".parse::<TokenAlgorithm>().is_err());
+        assert_eq!("hotp".parse::<TokenKind>().unwrap(), TokenKind::Hotp);
+        assert_eq!(serde_json::to_string(&TokenKind::Totp).unwrap(), "\"totp\"");
+        assert!("sms".parse::<TokenKind>().is_err());
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("user", "alice").is_ok());
+        assert!(validate_name("user", "DOMAIN\\älice@example.com").is_ok());
+        assert!(validate_name("user", &"a".repeat(253)).is_ok());
+        assert!(validate_name("user", &"a".repeat(254)).is_err());
+        assert!(validate_name("user", "").is_err());
+        assert!(validate_name("user", "a\nb").is_err());
+        assert!(validate_name("user", "a\u{0}").is_err());
+        assert!(validate_name("user", "a\u{7f}").is_err());
+    }
+
+    #[test]
+    fn user_debug_hides_password_hash() {
+        let mut u = User::new("alice");
+        assert_eq!(u.method, Method::Totp);
+        assert!(u.enabled);
+        u.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        let dbg = format!("{u:?}");
+        assert!(!dbg.contains("argon2id"), "{dbg}");
+        assert!(dbg.contains("***"), "{dbg}");
+        assert!(dbg.contains("alice"), "{dbg}");
+    }
+
+    #[test]
+    fn client_debug_hides_secret_and_validates() {
+        let c = Client {
+            name: "vpn".into(),
+            address: "10.0.0.0/8".parse().unwrap(),
+            secret: "s3cr3t-shared".into(),
+            policy: "default".into(),
+            require_message_authenticator: true,
+        };
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cr3t-shared"), "{dbg}");
+        assert!(dbg.contains("***") && dbg.contains("vpn"), "{dbg}");
+        assert!(c.validate().is_ok());
+        let empty = Client {
+            secret: String::new(),
+            ..c.clone()
+        };
+        assert!(matches!(empty.validate(), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn token_validation() {
+        let t = Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            secret: Secret::new(vec![1; 20]),
+            created: 0,
+        };
+        assert!(t.validate().is_ok());
+        assert!(Token {
+            digits: 5,
+            ..t.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(Token {
+            digits: 11,
+            ..t.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(Token {
+            period: 0,
+            ..t.clone()
+        }
+        .validate()
+        .is_err());
+        let hotp = Token {
+            kind: TokenKind::Hotp,
+            period: 0,
+            ..t.clone()
+        };
+        assert!(hotp.validate().is_ok());
+        assert!(Token {
+            secret: Secret::new(Vec::new()),
+            ..t.clone()
+        }
+        .validate()
+        .is_err());
+        let dbg = format!("{t:?}");
+        assert!(dbg.contains("secret: ***"), "{dbg}");
+    }
+
+    #[test]
+    fn audit_filter_matches() {
+        let rec = AuditRecord {
+            time_ms: 1000,
+            user: "alice".into(),
+            mode: "pap+totp".into(),
+            result: "accept".into(),
+            reason: String::new(),
+            server_name: "a".into(),
+            server_ip: "127.0.0.1".into(),
+            client_name: "vpn".into(),
+            client_ip: "127.0.0.2".into(),
+            calling_station: String::new(),
+        };
+        assert!(AuditFilter::default().matches(&rec));
+        let f = |since, until| AuditFilter {
+            since_ms: since,
+            until_ms: until,
+            ..AuditFilter::default()
+        };
+        assert!(f(Some(1000), Some(1001)).matches(&rec));
+        assert!(!f(Some(1001), None).matches(&rec));
+        assert!(!f(None, Some(1000)).matches(&rec));
+        let by_user = AuditFilter {
+            user: Some("bob".into()),
+            ..AuditFilter::default()
+        };
+        assert!(!by_user.matches(&rec));
+        let by_result = AuditFilter {
+            result: Some("accept".into()),
+            ..AuditFilter::default()
+        };
+        assert!(by_result.matches(&rec));
+    }
+}

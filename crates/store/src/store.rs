@@ -1,0 +1,954 @@
+//! The sled-backed [`Store`].
+
+use std::cell::Cell;
+use std::fmt;
+use std::fs;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{IVec, Transactional};
+
+use crate::crypto::{hex_decode, hex_encode, load_or_create_key, SeedCipher};
+use crate::model::validate_name;
+use crate::password::{hash_password, PasswordParams};
+use crate::{AuditFilter, AuditRecord, Client, StoreError, Token, TokenAlgorithm, TokenKind, User};
+
+/// Schema version written to the `meta` tree; a database with another version
+/// is refused.
+const SCHEMA_VERSION: u32 = 1;
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// Number of users (u64 big-endian), kept in the same transaction as the users
+/// tree so [`Store::user_count`] needs no scan.
+const META_USER_COUNT: &[u8] = b"user_count";
+/// Keys removed per batch by [`Store::trim_audit`].
+const TRIM_BATCH: usize = 10_000;
+
+/// Options for [`Store::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// sled page cache size in bytes (default 64 MiB).
+    pub cache_bytes: u64,
+    /// Create the key file when it is missing (default true). Creation is refused
+    /// anyway when the database already holds encrypted seeds.
+    pub create_key_if_missing: bool,
+    /// Interval of sled's background flush, which makes the unflushed hot-path
+    /// writes (OTP state, audit) durable (default `Some(200)`; `None` disables it,
+    /// leaving only explicit [`Store::flush`] calls and admin writes).
+    pub flush_every_ms: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            create_key_if_missing: true,
+            flush_every_ms: Some(200),
+        }
+    }
+}
+
+/// The store: a sled database plus the seed encryption key. Cheap to clone
+/// (an `Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    users: sled::Tree,
+    tokens: sled::Tree,
+    otp_state: sled::Tree,
+    clients: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
+    cipher: SeedCipher,
+    clients_generation: AtomicU64,
+    /// Sum of committed deltas; may dip below zero for an instant when two
+    /// writers publish their deltas out of commit order, hence signed.
+    user_count: AtomicI64,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token as stored in the `tokens` tree: parameters in clear, seed sealed with
+/// ChaCha20-Poly1305 (AAD = user name).
+#[derive(Serialize, Deserialize)]
+struct TokenRecord {
+    kind: TokenKind,
+    algorithm: TokenAlgorithm,
+    digits: u8,
+    period: u64,
+    created: u64,
+    /// 12-byte nonce, hex.
+    nonce: String,
+    /// Ciphertext and 16-byte tag, hex.
+    sealed: String,
+}
+
+/// The trees an administrative write may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AdminTree {
+    Users,
+    Tokens,
+    OtpState,
+    Clients,
+}
+
+impl AdminTree {
+    fn bit(self) -> u8 {
+        match self {
+            AdminTree::Users => 1,
+            AdminTree::Tokens => 2,
+            AdminTree::OtpState => 4,
+            AdminTree::Clients => 8,
+        }
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Turns a store error into a transaction abort.
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// The view of one administrative write transaction. Every change to users,
+/// tokens, OTP state (outside the hot path) and clients goes through
+/// [`WriteTx::put`] / [`WriteTx::remove`], which is where replication will record
+/// its changelog entries.
+struct WriteTx<'a> {
+    users: &'a TransactionalTree,
+    tokens: &'a TransactionalTree,
+    otp_state: &'a TransactionalTree,
+    clients: &'a TransactionalTree,
+    /// Bit set of the [`AdminTree`]s written.
+    touched: Cell<u8>,
+    /// Users added minus users removed.
+    user_delta: Cell<i64>,
+}
+
+impl WriteTx<'_> {
+    fn tree(&self, t: AdminTree) -> &TransactionalTree {
+        match t {
+            AdminTree::Users => self.users,
+            AdminTree::Tokens => self.tokens,
+            AdminTree::OtpState => self.otp_state,
+            AdminTree::Clients => self.clients,
+        }
+    }
+
+    fn get(&self, t: AdminTree, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(self.tree(t).get(key)?)
+    }
+
+    fn put(&self, t: AdminTree, key: &[u8], value: Vec<u8>) -> TxResult<Option<IVec>> {
+        let old = self.tree(t).insert(key, value)?;
+        self.touched.set(self.touched.get() | t.bit());
+        if t == AdminTree::Users && old.is_none() {
+            self.user_delta.set(self.user_delta.get() + 1);
+        }
+        Ok(old)
+    }
+
+    fn remove(&self, t: AdminTree, key: &[u8]) -> TxResult<Option<IVec>> {
+        let old = self.tree(t).remove(key)?;
+        if old.is_some() {
+            self.touched.set(self.touched.get() | t.bit());
+            if t == AdminTree::Users {
+                self.user_delta.set(self.user_delta.get() - 1);
+            }
+        }
+        Ok(old)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding failed: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what} {:?}: {e}", String::from_utf8_lossy(key))))
+}
+
+fn decode_u64(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            StoreError::Corrupt(format!("{what}: expected 8 bytes, found {}", bytes.len()))
+        })
+}
+
+/// Audit key prefix: the time, big-endian, so keys sort chronologically.
+fn audit_key(time_ms: u64, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let (t, i) = key.split_at_mut(8);
+    t.copy_from_slice(&time_ms.to_be_bytes());
+    i.copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// sled 0.34 reports a database held by someone else as an `Io` error of kind
+/// `Other` whose message starts "could not acquire lock on".
+fn map_open_error(e: sled::Error, dir: &Path) -> StoreError {
+    match e {
+        sled::Error::Io(ref io)
+            if io.kind() == std::io::ErrorKind::Other
+                && io.to_string().contains("could not acquire lock") =>
+        {
+            StoreError::Locked {
+                path: dir.to_path_buf(),
+            }
+        }
+        other => StoreError::Db(other),
+    }
+}
+
+/// Refuses a key file inside the database directory: a copy of the directory
+/// (backup, snapshot) must not carry the key along.
+fn check_key_outside(dir: &Path, key_file: &Path) -> Result<(), StoreError> {
+    let key_err = |reason: String| StoreError::KeyFile {
+        path: key_file.to_path_buf(),
+        reason,
+    };
+    let dir = fs::canonicalize(dir)?;
+    let parent = match key_file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = fs::canonicalize(parent)
+        .map_err(|e| key_err(format!("cannot resolve its directory: {e}")))?;
+    if parent.starts_with(&dir) {
+        return Err(key_err(format!(
+            "must be kept outside the database directory {}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the sled database in `dir` (created if missing) and the seed key in
+    /// `key_file`.
+    ///
+    /// Key file format: exactly 32 raw bytes, or 64 hex digits (either case)
+    /// with optional surrounding whitespace. When missing and
+    /// `opts.create_key_if_missing` is set, 32 random bytes are written as 64
+    /// lower-case hex digits and a newline, with mode 0600 — unless the database
+    /// already holds sealed seeds (a new key could not open them). The key file
+    /// must lie outside `dir`.
+    ///
+    /// Errors: [`StoreError::Locked`] if another process (or another `Store` in
+    /// this process) has `dir` open; [`StoreError::KeyFile`] for a missing,
+    /// unreadable or wrongly sized key; [`StoreError::Corrupt`] for an unknown
+    /// schema version.
+    pub fn open(dir: &Path, key_file: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(opts.flush_every_ms)
+            .open()
+            .map_err(|e| map_open_error(e, dir))?;
+        let users = db.open_tree("users")?;
+        let tokens = db.open_tree("tokens")?;
+        let otp_state = db.open_tree("otp_state")?;
+        let clients = db.open_tree("clients")?;
+        let audit = db.open_tree("audit")?;
+        let meta = db.open_tree("meta")?;
+
+        match meta.get(META_SCHEMA_VERSION)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version: not 4 bytes".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Corrupt(format!(
+                        "database schema version {found} is not supported (expected {SCHEMA_VERSION})"
+                    )));
+                }
+            }
+            None => {
+                meta.insert(META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+        }
+
+        check_key_outside(dir, key_file)?;
+        let key = load_or_create_key(key_file, opts.create_key_if_missing, || {
+            if tokens.is_empty() {
+                Ok(())
+            } else {
+                Err(
+                    "does not exist, and the database holds encrypted token seeds: \
+                     restore the original key file"
+                        .into(),
+                )
+            }
+        })?;
+        let cipher = SeedCipher::new(&key);
+        drop(key);
+
+        let count = match meta.get(META_USER_COUNT)? {
+            Some(v) => decode_u64("user count", &v)?,
+            None => {
+                let n = u64::try_from(users.len()).unwrap_or(u64::MAX);
+                meta.insert(META_USER_COUNT, &n.to_be_bytes())?;
+                n
+            }
+        };
+        db.flush()?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: dir.to_path_buf(),
+                db,
+                users,
+                tokens,
+                otp_state,
+                clients,
+                audit,
+                meta,
+                cipher,
+                clients_generation: AtomicU64::new(1),
+                user_count: AtomicI64::new(i64::try_from(count).unwrap_or(i64::MAX)),
+            }),
+        })
+    }
+
+    /// The single path of every administrative write: runs `f` in one sled
+    /// transaction over the admin trees (retried on conflict, so `f` must be
+    /// repeatable), keeps the user count in `meta`, then publishes the counters
+    /// and flushes to disk before returning.
+    fn write<R>(&self, f: impl Fn(&WriteTx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        let i = &*self.inner;
+        let (result, touched, delta) = (&i.users, &i.tokens, &i.otp_state, &i.clients, &i.meta)
+            .transaction(|(users, tokens, otp_state, clients, meta)| {
+                let tx = WriteTx {
+                    users,
+                    tokens,
+                    otp_state,
+                    clients,
+                    touched: Cell::new(0),
+                    user_delta: Cell::new(0),
+                };
+                let result = f(&tx)?;
+                let delta = tx.user_delta.get();
+                if delta != 0 {
+                    let count = match meta.get(META_USER_COUNT)? {
+                        Some(v) => match decode_u64("user count", &v) {
+                            Ok(n) => n,
+                            Err(e) => return abort(e),
+                        },
+                        None => 0,
+                    };
+                    let count = count.saturating_add_signed(delta);
+                    meta.insert(META_USER_COUNT, &count.to_be_bytes())?;
+                }
+                Ok((result, tx.touched.get(), delta))
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Db(e),
+            })?;
+        if delta != 0 {
+            i.user_count.fetch_add(delta, Ordering::SeqCst);
+        }
+        if touched & AdminTree::Clients.bit() != 0 {
+            i.clients_generation.fetch_add(1, Ordering::SeqCst);
+        }
+        i.db.flush()?;
+        Ok(result)
+    }
+
+    /// Adds a new user; [`StoreError::AlreadyExists`] if the name is taken. Sets
+    /// `created` and `updated` to now.
+    pub fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        validate_name("user", &user.name)?;
+        let now = now_secs();
+        let mut stored = user.clone();
+        stored.created = now;
+        stored.updated = now;
+        let value = encode(&stored)?;
+        let key = user.name.as_bytes();
+        self.write(|tx| {
+            if tx.get(AdminTree::Users, key)?.is_some() {
+                return abort(StoreError::AlreadyExists {
+                    what: "user",
+                    name: user.name.clone(),
+                });
+            }
+            tx.put(AdminTree::Users, key, value.clone())?;
+            Ok(())
+        })
+    }
+
+    /// Inserts or replaces a user. Keeps the stored `created` if the user
+    /// exists (now otherwise); sets `updated` to now.
+    pub fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        validate_name("user", &user.name)?;
+        let now = now_secs();
+        let key = user.name.as_bytes();
+        self.write(|tx| {
+            let created = tx
+                .get(AdminTree::Users, key)?
+                .and_then(|old| decode::<User>("user", key, &old).ok())
+                .map_or(now, |old| old.created);
+            let mut stored = user.clone();
+            stored.created = created;
+            stored.updated = now;
+            let value = match encode(&stored) {
+                Ok(v) => v,
+                Err(e) => return abort(e),
+            };
+            tx.put(AdminTree::Users, key, value)?;
+            Ok(())
+        })
+    }
+
+    /// The user named `name`; `None` if there is none (or the name could not be
+    /// valid).
+    pub fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        if validate_name("user", name).is_err() {
+            return Ok(None);
+        }
+        self.inner
+            .users
+            .get(name)?
+            .map(|v| decode("user", name.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// All users, sorted by name (byte order).
+    pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.inner
+            .users
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode("user", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Number of users (kept as a counter: no scan).
+    pub fn user_count(&self) -> usize {
+        usize::try_from(self.inner.user_count.load(Ordering::SeqCst).max(0)).unwrap_or(usize::MAX)
+    }
+
+    /// Enables or disables a user; [`StoreError::NotFound`] if absent.
+    pub fn set_user_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
+        self.update_user(name, |u| u.enabled = enabled)
+    }
+
+    /// Deletes a user with its token and OTP state, in one transaction;
+    /// [`StoreError::NotFound`] if absent.
+    pub fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        validate_name("user", name)?;
+        let key = name.as_bytes();
+        self.write(|tx| {
+            if tx.remove(AdminTree::Users, key)?.is_none() {
+                return abort(StoreError::NotFound {
+                    what: "user",
+                    name: name.to_string(),
+                });
+            }
+            tx.remove(AdminTree::Tokens, key)?;
+            tx.remove(AdminTree::OtpState, key)?;
+            Ok(())
+        })
+    }
+
+    /// Sets the user's local password (argon2id with `params`, hashed before the
+    /// transaction); [`StoreError::NotFound`] if absent.
+    pub fn set_password(
+        &self,
+        name: &str,
+        password: &[u8],
+        params: &PasswordParams,
+    ) -> Result<(), StoreError> {
+        validate_name("user", name)?;
+        let phc = hash_password(password, params)?;
+        self.update_user(name, |u| u.password_hash = Some(phc.clone()))
+    }
+
+    /// Read-modify-write of one user in a transaction; sets `updated`.
+    fn update_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
+        validate_name("user", name)?;
+        let key = name.as_bytes();
+        let now = now_secs();
+        self.write(|tx| {
+            let Some(old) = tx.get(AdminTree::Users, key)? else {
+                return abort(StoreError::NotFound {
+                    what: "user",
+                    name: name.to_string(),
+                });
+            };
+            let mut user: User = match decode("user", key, &old) {
+                Ok(u) => u,
+                Err(e) => return abort(e),
+            };
+            change(&mut user);
+            user.updated = now;
+            match encode(&user) {
+                Ok(value) => tx.put(AdminTree::Users, key, value)?,
+                Err(e) => return abort(e),
+            };
+            Ok(())
+        })
+    }
+
+    /// Stores (or replaces) the user's token, seed sealed under the store key
+    /// with the user name as AAD, and resets the user's OTP state. The user must
+    /// exist ([`StoreError::NotFound`]).
+    pub fn put_token(&self, user: &str, token: &Token) -> Result<(), StoreError> {
+        validate_name("user", user)?;
+        token.validate()?;
+        let (nonce, sealed) = self
+            .inner
+            .cipher
+            .seal(token.secret.expose(), user.as_bytes())?;
+        let record = TokenRecord {
+            kind: token.kind,
+            algorithm: token.algorithm,
+            digits: token.digits,
+            period: token.period,
+            created: token.created,
+            nonce: hex_encode(&nonce),
+            sealed: hex_encode(&sealed),
+        };
+        let value = encode(&record)?;
+        let key = user.as_bytes();
+        self.write(|tx| {
+            if tx.get(AdminTree::Users, key)?.is_none() {
+                return abort(StoreError::NotFound {
+                    what: "user",
+                    name: user.to_string(),
+                });
+            }
+            tx.put(AdminTree::Tokens, key, value.clone())?;
+            tx.remove(AdminTree::OtpState, key)?;
+            Ok(())
+        })
+    }
+
+    /// The user's token with its seed decrypted; `None` if there is none.
+    /// [`StoreError::Crypto`] if the seed does not decrypt (wrong key file,
+    /// tampered record, record moved from another user).
+    pub fn get_token(&self, user: &str) -> Result<Option<Token>, StoreError> {
+        if validate_name("user", user).is_err() {
+            return Ok(None);
+        }
+        let Some(raw) = self.inner.tokens.get(user)? else {
+            return Ok(None);
+        };
+        let record: TokenRecord = decode("token", user.as_bytes(), &raw)?;
+        let nonce = hex_decode(record.nonce.as_bytes()).ok_or(StoreError::Crypto)?;
+        let sealed = hex_decode(record.sealed.as_bytes()).ok_or(StoreError::Crypto)?;
+        let secret = self.inner.cipher.open(&nonce, &sealed, user.as_bytes())?;
+        Ok(Some(Token {
+            kind: record.kind,
+            algorithm: record.algorithm,
+            digits: record.digits,
+            period: record.period,
+            secret,
+            created: record.created,
+        }))
+    }
+
+    /// Deletes the user's token and OTP state; [`StoreError::NotFound`] if the
+    /// user has no token.
+    pub fn delete_token(&self, user: &str) -> Result<(), StoreError> {
+        validate_name("user", user)?;
+        let key = user.as_bytes();
+        self.write(|tx| {
+            if tx.remove(AdminTree::Tokens, key)?.is_none() {
+                return abort(StoreError::NotFound {
+                    what: "token",
+                    name: user.to_string(),
+                });
+            }
+            tx.remove(AdminTree::OtpState, key)?;
+            Ok(())
+        })
+    }
+
+    /// The last accepted TOTP time step or HOTP counter of the user, if any.
+    pub fn otp_state(&self, user: &str) -> Result<Option<u64>, StoreError> {
+        if validate_name("user", user).is_err() {
+            return Ok(None);
+        }
+        self.inner
+            .otp_state
+            .get(user)?
+            .map(|v| decode_u64("otp state", &v))
+            .transpose()
+    }
+
+    /// Replay protection: stores `value` if it is greater than the stored one (or
+    /// none is stored) and returns `Ok(true)`; otherwise `Ok(false)`. An atomic
+    /// compare-and-swap: of concurrent callers with the same value exactly one
+    /// wins. Hot path: not flushed (sled's `flush_every_ms` covers it).
+    pub fn advance_otp_state(&self, user: &str, value: u64) -> Result<bool, StoreError> {
+        validate_name("user", user)?;
+        let tree = &self.inner.otp_state;
+        let new = value.to_be_bytes();
+        loop {
+            let current = tree.get(user)?;
+            if let Some(cur) = &current {
+                if decode_u64("otp state", cur)? >= value {
+                    return Ok(false);
+                }
+            }
+            match tree.compare_and_swap(user, current.as_deref(), Some(&new[..]))? {
+                Ok(()) => return Ok(true),
+                // Someone else moved it meanwhile: look again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Adds a client; [`StoreError::AlreadyExists`] if the name is taken.
+    pub fn add_client(&self, c: &Client) -> Result<(), StoreError> {
+        c.validate()?;
+        let value = encode(c)?;
+        let key = c.name.as_bytes();
+        self.write(|tx| {
+            if tx.get(AdminTree::Clients, key)?.is_some() {
+                return abort(StoreError::AlreadyExists {
+                    what: "client",
+                    name: c.name.clone(),
+                });
+            }
+            tx.put(AdminTree::Clients, key, value.clone())?;
+            Ok(())
+        })
+    }
+
+    /// Inserts or replaces a client.
+    pub fn put_client(&self, c: &Client) -> Result<(), StoreError> {
+        c.validate()?;
+        let value = encode(c)?;
+        let key = c.name.as_bytes();
+        self.write(|tx| {
+            tx.put(AdminTree::Clients, key, value.clone())?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a client; [`StoreError::NotFound`] if absent.
+    pub fn delete_client(&self, name: &str) -> Result<(), StoreError> {
+        validate_name("client", name)?;
+        let key = name.as_bytes();
+        self.write(|tx| {
+            if tx.remove(AdminTree::Clients, key)?.is_none() {
+                return abort(StoreError::NotFound {
+                    what: "client",
+                    name: name.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// All clients, sorted by name (byte order).
+    pub fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.inner
+            .clients
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode("client", &k, &v)
+            })
+            .collect()
+    }
+
+    /// A counter that increments after every committed client change (it starts
+    /// at 1 when the store opens). Read it *before* [`Store::list_clients`]: a
+    /// changed value means the client table must be reloaded.
+    pub fn clients_generation(&self) -> u64 {
+        self.inner.clients_generation.load(Ordering::SeqCst)
+    }
+
+    /// Appends one audit record. Hot path: not flushed.
+    pub fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError> {
+        let value = encode(rec)?;
+        let key = audit_key(rec.time_ms, self.inner.db.generate_id()?);
+        self.inner.audit.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Appends records in one sled batch (atomic). Hot path: not flushed.
+    pub fn append_audit_batch(&self, recs: &[AuditRecord]) -> Result<(), StoreError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for rec in recs {
+            let key = audit_key(rec.time_ms, self.inner.db.generate_id()?);
+            batch.insert(&key[..], encode(rec)?);
+        }
+        self.inner.audit.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Audit records matching `f`, in chronological order. With `f.limit`, the
+    /// most recent `limit` matches (still oldest first).
+    pub fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let since = f.since_ms.unwrap_or(0);
+        if f.until_ms.is_some_and(|u| u <= since) || f.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let lower = Bound::Included(audit_key(since, 0));
+        let upper = match f.until_ms {
+            Some(u) => Bound::Excluded(audit_key(u, 0)),
+            None => Bound::Unbounded,
+        };
+        let iter = self.inner.audit.range::<[u8; 16], _>((lower, upper));
+        let decode_matching =
+            |kv: sled::Result<(IVec, IVec)>| -> Option<Result<AuditRecord, StoreError>> {
+                match kv {
+                    Err(e) => Some(Err(e.into())),
+                    Ok((k, v)) => match decode::<AuditRecord>("audit record", &k, &v) {
+                        Ok(rec) if f.matches(&rec) => Some(Ok(rec)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                }
+            };
+        match f.limit {
+            None => iter.filter_map(decode_matching).collect(),
+            Some(limit) => {
+                let mut newest = iter
+                    .rev()
+                    .filter_map(decode_matching)
+                    .take(limit)
+                    .collect::<Result<Vec<_>, _>>()?;
+                newest.reverse();
+                Ok(newest)
+            }
+        }
+    }
+
+    /// Removes the audit records with `time_ms < older_than_ms`; returns how many.
+    pub fn trim_audit(&self, older_than_ms: u64) -> Result<usize, StoreError> {
+        let audit = &self.inner.audit;
+        let end = audit_key(older_than_ms, 0);
+        let mut removed = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for key in audit.range(..end).keys().take(TRIM_BATCH) {
+                batch.remove(key?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(removed);
+            }
+            audit.apply_batch(batch)?;
+            removed += n;
+        }
+    }
+
+    /// Writes everything to disk (fsync), including the unflushed hot-path writes.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Secret, TokenAlgorithm, TokenKind};
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(
+            &dir.path().join("db"),
+            &dir.path().join("key"),
+            &StoreOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn token(seed: &[u8]) -> Token {
+        Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            secret: Secret::new(seed.to_vec()),
+            created: 5,
+        }
+    }
+
+    #[test]
+    fn store_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn audit_keys_sort_by_time_then_id() {
+        assert!(audit_key(1, u64::MAX) < audit_key(2, 0));
+        assert!(audit_key(7, 1) < audit_key(7, 2));
+        assert_eq!(&audit_key(0x0102, 3)[..8], &0x0102u64.to_be_bytes());
+    }
+
+    #[test]
+    fn lock_error_is_mapped() {
+        let io = std::io::Error::other("could not acquire lock on \"/x/db\": Os { code: 11 }");
+        assert!(matches!(
+            map_open_error(sled::Error::Io(io), Path::new("/x")),
+            StoreError::Locked { .. }
+        ));
+        let io = std::io::Error::other("disk on fire");
+        assert!(matches!(
+            map_open_error(sled::Error::Io(io), Path::new("/x")),
+            StoreError::Db(_)
+        ));
+    }
+
+    #[test]
+    fn user_count_follows_writes_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        assert_eq!(store.user_count(), 0);
+        store.add_user(&User::new("a")).unwrap();
+        store.put_user(&User::new("b")).unwrap();
+        store.put_user(&User::new("b")).unwrap(); // replace: no change
+        assert!(store.add_user(&User::new("a")).is_err());
+        assert_eq!(store.user_count(), 2);
+        store.delete_user("a").unwrap();
+        assert!(store.delete_user("a").is_err());
+        assert_eq!(store.user_count(), 1);
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.user_count(), 1);
+    }
+
+    #[test]
+    fn clients_generation_moves_on_client_changes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let g0 = store.clients_generation();
+        store.add_user(&User::new("a")).unwrap();
+        assert_eq!(store.clients_generation(), g0);
+        let c = Client {
+            name: "nas".into(),
+            address: "192.0.2.1/32".parse().unwrap(),
+            secret: "s".into(),
+            policy: "default".into(),
+            require_message_authenticator: true,
+        };
+        store.add_client(&c).unwrap();
+        assert_eq!(store.clients_generation(), g0 + 1);
+        assert!(store.add_client(&c).is_err()); // failed write: no change
+        assert_eq!(store.clients_generation(), g0 + 1);
+        store.put_client(&c).unwrap();
+        store.delete_client("nas").unwrap();
+        assert_eq!(store.clients_generation(), g0 + 3);
+        assert!(store.delete_client("nas").is_err());
+        assert_eq!(store.clients_generation(), g0 + 3);
+    }
+
+    #[test]
+    fn token_record_holds_no_plain_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.add_user(&User::new("alice")).unwrap();
+        let seed = b"0123456789abcdefghij";
+        store.put_token("alice", &token(seed)).unwrap();
+        let raw = store.inner.tokens.get("alice").unwrap().unwrap();
+        let record: TokenRecord = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(hex_decode(record.nonce.as_bytes()).unwrap().len(), 12);
+        // ciphertext = seed + 16-byte tag
+        assert_eq!(
+            hex_decode(record.sealed.as_bytes()).unwrap().len(),
+            seed.len() + 16
+        );
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains("0123456789abcdefghij"));
+        assert!(!text.contains(&hex_encode(seed)));
+    }
+
+    #[test]
+    fn corrupt_records_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.inner.users.insert("bad", &b"{not json"[..]).unwrap();
+        assert!(matches!(store.get_user("bad"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.list_users(), Err(StoreError::Corrupt(_))));
+        store.inner.otp_state.insert("bad", &b"123"[..]).unwrap();
+        assert!(matches!(
+            store.otp_state("bad"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.advance_otp_state("bad", 9),
+            Err(StoreError::Corrupt(_))
+        ));
+        // A tampered nonce field (not hex) is a crypto failure, not a panic.
+        store
+            .inner
+            .users
+            .insert("t", encode(&User::new("t")).unwrap())
+            .unwrap();
+        let rec = TokenRecord {
+            kind: TokenKind::Hotp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 0,
+            created: 0,
+            nonce: "zz".into(),
+            sealed: "00".into(),
+        };
+        store
+            .inner
+            .tokens
+            .insert("t", encode(&rec).unwrap())
+            .unwrap();
+        assert!(matches!(store.get_token("t"), Err(StoreError::Crypto)));
+    }
+
+    #[test]
+    fn schema_version_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store
+            .inner
+            .meta
+            .insert(META_SCHEMA_VERSION, &99u32.to_be_bytes())
+            .unwrap();
+        drop(store);
+        let err = Store::open(
+            &dir.path().join("db"),
+            &dir.path().join("key"),
+            &StoreOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt(ref m) if m.contains("99")),
+            "{err}"
+        );
+    }
+}

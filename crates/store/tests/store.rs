@@ -1,0 +1,818 @@
+//! Integration tests of radmfa-store against real sled databases in temp dirs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+use radmfa_store::{
+    verify_password, AuditFilter, AuditRecord, Client, Method, PasswordParams, Secret, Store,
+    StoreError, StoreOptions, Token, TokenAlgorithm, TokenKind, User,
+};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("store.key")
+    }
+    fn open(&self) -> Store {
+        Store::open(&self.db(), &self.key(), &StoreOptions::default()).unwrap()
+    }
+}
+
+fn cheap_params() -> PasswordParams {
+    PasswordParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+fn token(seed: &[u8]) -> Token {
+    Token {
+        kind: TokenKind::Totp,
+        algorithm: TokenAlgorithm::Sha256,
+        digits: 8,
+        period: 30,
+        secret: Secret::new(seed.to_vec()),
+        created: 1_700_000_000,
+    }
+}
+
+fn client(name: &str, addr: &str) -> Client {
+    Client {
+        name: name.into(),
+        address: addr.parse().unwrap(),
+        secret: format!("secret-of-{name}"),
+        policy: "default".into(),
+        require_message_authenticator: true,
+    }
+}
+
+fn audit(time_ms: u64, user: &str, result: &str) -> AuditRecord {
+    AuditRecord {
+        time_ms,
+        user: user.into(),
+        mode: "pap+totp".into(),
+        result: result.into(),
+        reason: String::new(),
+        server_name: "node-a".into(),
+        server_ip: "127.0.0.1".into(),
+        client_name: "vpn".into(),
+        client_ip: "127.0.0.2".into(),
+        calling_station: "198.51.100.7".into(),
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+    files_under(dir).iter().any(|f| {
+        let bytes = std::fs::read(f).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[test]
+fn users_crud() {
+    let env = Env::new();
+    let store = env.open();
+    let mut alice = User::new("alice");
+    alice.display_name = "Alice A.".into();
+    alice.email = "alice@example.com".into();
+    alice.phone = "+15550100".into();
+    alice.method = Method::Sms;
+    alice.groups = vec!["vpn".into(), "admins".into()];
+    store.add_user(&alice).unwrap();
+    store.add_user(&User::new("bob")).unwrap();
+    store.add_user(&User::new("Carol")).unwrap();
+
+    let got = store.get_user("alice").unwrap().unwrap();
+    assert!(got.created > 0 && got.updated == got.created);
+    assert_eq!(
+        User {
+            created: 0,
+            updated: 0,
+            ..got.clone()
+        },
+        alice
+    );
+    assert!(matches!(
+        store.add_user(&alice),
+        Err(StoreError::AlreadyExists { what: "user", ref name }) if name == "alice"
+    ));
+    assert_eq!(store.get_user("nobody").unwrap(), None);
+    assert_eq!(store.get_user("").unwrap(), None);
+    assert_eq!(store.user_count(), 3);
+
+    let names: Vec<String> = store
+        .list_users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["Carol", "alice", "bob"]);
+
+    // put_user replaces, keeps `created`.
+    let mut changed = got.clone();
+    changed.method = Method::Push;
+    changed.created = 1;
+    store.put_user(&changed).unwrap();
+    let again = store.get_user("alice").unwrap().unwrap();
+    assert_eq!(again.method, Method::Push);
+    assert_eq!(again.created, got.created);
+    // put_user inserts too.
+    store.put_user(&User::new("dave")).unwrap();
+    assert!(store.get_user("dave").unwrap().unwrap().created > 0);
+    assert_eq!(store.user_count(), 4);
+
+    store.set_user_enabled("bob", false).unwrap();
+    assert!(!store.get_user("bob").unwrap().unwrap().enabled);
+    store.set_user_enabled("bob", true).unwrap();
+    assert!(store.get_user("bob").unwrap().unwrap().enabled);
+    assert!(matches!(
+        store.set_user_enabled("nobody", false),
+        Err(StoreError::NotFound { what: "user", .. })
+    ));
+
+    store
+        .set_password("bob", b"hunter2", &cheap_params())
+        .unwrap();
+    let phc = store
+        .get_user("bob")
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert!(phc.starts_with("$argon2id$"));
+    assert!(verify_password(&phc, b"hunter2"));
+    assert!(!verify_password(&phc, b"hunter3"));
+    assert!(matches!(
+        store.set_password("nobody", b"x", &cheap_params()),
+        Err(StoreError::NotFound { .. })
+    ));
+
+    store.delete_user("dave").unwrap();
+    assert_eq!(store.get_user("dave").unwrap(), None);
+    assert!(matches!(
+        store.delete_user("dave"),
+        Err(StoreError::NotFound { what: "user", .. })
+    ));
+    assert_eq!(store.user_count(), 3);
+}
+
+#[test]
+fn invalid_names_are_rejected() {
+    let env = Env::new();
+    let store = env.open();
+    for bad in ["", "a\u{0}b", "line\nbreak", "tab\there"] {
+        assert!(
+            matches!(store.add_user(&User::new(bad)), Err(StoreError::Invalid(_))),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            store.put_user(&User::new(bad)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let long = "x".repeat(254);
+    assert!(matches!(
+        store.add_user(&User::new(&long)),
+        Err(StoreError::Invalid(_))
+    ));
+    store.add_user(&User::new(&"x".repeat(253))).unwrap();
+    store.add_user(&User::new("DOMAIN\\jörg")).unwrap();
+    assert_eq!(store.user_count(), 2);
+}
+
+#[test]
+fn clients_crud() {
+    let env = Env::new();
+    let store = env.open();
+    let vpn = client("vpn", "10.1.0.0/16");
+    store.add_client(&vpn).unwrap();
+    store.add_client(&client("nps", "192.0.2.10/32")).unwrap();
+    store.add_client(&client("v6", "2001:db8::/64")).unwrap();
+    assert!(matches!(
+        store.add_client(&vpn),
+        Err(StoreError::AlreadyExists { what: "client", .. })
+    ));
+    let mut bad = client("x", "10.0.0.1/32");
+    bad.secret.clear();
+    assert!(matches!(
+        store.add_client(&bad),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.put_client(&bad),
+        Err(StoreError::Invalid(_))
+    ));
+
+    let list = store.list_clients().unwrap();
+    let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["nps", "v6", "vpn"]);
+    assert_eq!(list[2], vpn);
+
+    let gen = store.clients_generation();
+    let mut changed = vpn.clone();
+    changed.require_message_authenticator = false;
+    changed.policy = "legacy".into();
+    store.put_client(&changed).unwrap();
+    assert!(store.clients_generation() > gen);
+    assert_eq!(store.list_clients().unwrap()[2], changed);
+
+    store.delete_client("nps").unwrap();
+    assert!(matches!(
+        store.delete_client("nps"),
+        Err(StoreError::NotFound { what: "client", .. })
+    ));
+    assert_eq!(store.list_clients().unwrap().len(), 2);
+}
+
+#[test]
+fn tokens_crud_and_otp_reset() {
+    let env = Env::new();
+    let store = env.open();
+    assert!(matches!(
+        store.put_token("alice", &token(b"seed-one-0123456789")),
+        Err(StoreError::NotFound { what: "user", .. })
+    ));
+    store.add_user(&User::new("alice")).unwrap();
+    assert_eq!(store.get_token("alice").unwrap(), None);
+
+    let t1 = token(b"seed-one-0123456789");
+    store.put_token("alice", &t1).unwrap();
+    assert_eq!(store.get_token("alice").unwrap(), Some(t1.clone()));
+
+    assert!(store.advance_otp_state("alice", 100).unwrap());
+    assert_eq!(store.otp_state("alice").unwrap(), Some(100));
+
+    // Replacing the token resets the replay state.
+    let t2 = Token {
+        kind: TokenKind::Hotp,
+        algorithm: TokenAlgorithm::Sha1,
+        digits: 6,
+        period: 0,
+        secret: Secret::new(b"seed-two".to_vec()),
+        created: 7,
+    };
+    store.put_token("alice", &t2).unwrap();
+    assert_eq!(store.get_token("alice").unwrap(), Some(t2));
+    assert_eq!(store.otp_state("alice").unwrap(), None);
+
+    let mut invalid = t1.clone();
+    invalid.digits = 4;
+    assert!(matches!(
+        store.put_token("alice", &invalid),
+        Err(StoreError::Invalid(_))
+    ));
+
+    assert!(store.advance_otp_state("alice", 5).unwrap());
+    store.delete_token("alice").unwrap();
+    assert_eq!(store.get_token("alice").unwrap(), None);
+    assert_eq!(store.otp_state("alice").unwrap(), None);
+    assert!(matches!(
+        store.delete_token("alice"),
+        Err(StoreError::NotFound { what: "token", .. })
+    ));
+}
+
+#[test]
+fn token_seed_is_encrypted_at_rest() {
+    let env = Env::new();
+    let seed = b"\x9fSEED-MUST-NOT-LEAK\x01\x02\x03";
+    {
+        let store = env.open();
+        store.add_user(&User::new("marker-user-zqxj")).unwrap();
+        store.put_token("marker-user-zqxj", &token(seed)).unwrap();
+        store.flush().unwrap();
+    }
+    // Reopen (the files are complete and consistent), then look at raw bytes.
+    {
+        let store = env.open();
+        assert_eq!(
+            store
+                .get_token("marker-user-zqxj")
+                .unwrap()
+                .unwrap()
+                .secret
+                .expose(),
+            seed
+        );
+    }
+    let db = env.db();
+    // The scan does see stored data: the user name is in the files.
+    assert!(dir_contains(&db, b"marker-user-zqxj"));
+    // The seed is not there: raw, hex, or as a JSON byte array.
+    assert!(!dir_contains(&db, seed));
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!dir_contains(&db, hex.as_bytes()));
+    let json = serde_json::to_string(&seed.to_vec()).unwrap();
+    assert!(!dir_contains(&db, json.as_bytes()));
+    // The key itself is not in the database directory either.
+    let key_text = std::fs::read(env.key()).unwrap();
+    assert!(!dir_contains(&db, key_text.trim_ascii()));
+}
+
+#[test]
+fn wrong_key_file_fails_to_decrypt() {
+    let env = Env::new();
+    {
+        let store = env.open();
+        store.add_user(&User::new("alice")).unwrap();
+        store
+            .put_token("alice", &token(b"0123456789abcdef0123"))
+            .unwrap();
+    }
+    let other_key = env.dir.path().join("other.key");
+    std::fs::write(&other_key, [0x55u8; 32]).unwrap();
+    let store = Store::open(&env.db(), &other_key, &StoreOptions::default()).unwrap();
+    assert!(matches!(store.get_token("alice"), Err(StoreError::Crypto)));
+    // Users are still readable.
+    assert!(store.get_user("alice").unwrap().is_some());
+}
+
+#[test]
+fn sealed_seed_is_bound_to_its_user() {
+    let env = Env::new();
+    {
+        let store = env.open();
+        store.add_user(&User::new("alice")).unwrap();
+        store.add_user(&User::new("mallory")).unwrap();
+        store
+            .put_token("alice", &token(b"alice-seed-0123456789"))
+            .unwrap();
+    }
+    {
+        let db = sled::open(env.db()).unwrap();
+        let tokens = db.open_tree("tokens").unwrap();
+        let raw = tokens.get("alice").unwrap().unwrap();
+        tokens.insert("mallory", raw).unwrap();
+        db.flush().unwrap();
+    }
+    let store = env.open();
+    assert!(store.get_token("alice").unwrap().is_some());
+    assert!(matches!(
+        store.get_token("mallory"),
+        Err(StoreError::Crypto)
+    ));
+}
+
+#[test]
+fn tampered_token_record_fails() {
+    let env = Env::new();
+    {
+        let store = env.open();
+        store.add_user(&User::new("alice")).unwrap();
+        store
+            .put_token("alice", &token(b"alice-seed-0123456789"))
+            .unwrap();
+    }
+    {
+        let db = sled::open(env.db()).unwrap();
+        let tokens = db.open_tree("tokens").unwrap();
+        let raw = tokens.get("alice").unwrap().unwrap();
+        let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let sealed = rec["sealed"].as_str().unwrap().to_string();
+        let flipped = if sealed.starts_with('0') { "1" } else { "0" };
+        rec["sealed"] = format!("{flipped}{}", &sealed[1..]).into();
+        tokens
+            .insert("alice", serde_json::to_vec(&rec).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = env.open();
+    assert!(matches!(store.get_token("alice"), Err(StoreError::Crypto)));
+}
+
+#[test]
+fn otp_state_only_moves_forward() {
+    let env = Env::new();
+    let store = env.open();
+    assert_eq!(store.otp_state("alice").unwrap(), None);
+    assert!(store.advance_otp_state("alice", 10).unwrap());
+    assert!(!store.advance_otp_state("alice", 10).unwrap());
+    assert!(!store.advance_otp_state("alice", 9).unwrap());
+    assert!(store.advance_otp_state("alice", 11).unwrap());
+    assert!(store.advance_otp_state("alice", u64::MAX).unwrap());
+    assert!(!store.advance_otp_state("alice", u64::MAX).unwrap());
+    assert_eq!(store.otp_state("alice").unwrap(), Some(u64::MAX));
+    // Per user.
+    assert!(store.advance_otp_state("bob", 0).unwrap());
+    assert!(!store.advance_otp_state("bob", 0).unwrap());
+    assert!(matches!(
+        store.advance_otp_state("", 1),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn otp_state_concurrent_exactly_one_winner() {
+    const THREADS: usize = 8;
+    const VALUES: u64 = 200;
+    let env = Env::new();
+    let store = env.open();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let store = store.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut wins = Vec::new();
+                for v in 1..=VALUES {
+                    if store.advance_otp_state("alice", v).unwrap() {
+                        wins.push(v);
+                    }
+                }
+                wins
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a value was accepted twice");
+    // Every thread tries every value in order, so each value is accepted exactly
+    // once by some thread unless a larger one was already stored.
+    assert!(all.contains(&VALUES));
+    assert_eq!(store.otp_state("alice").unwrap(), Some(VALUES));
+
+    // Same value from all threads at once: exactly one winner.
+    for round in 0..20u64 {
+        let value = 1_000 + round;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let wins: usize = (0..THREADS)
+            .map(|_| {
+                let store = store.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    usize::from(store.advance_otp_state("alice", value).unwrap())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(wins, 1, "round {round}");
+    }
+}
+
+#[test]
+fn audit_filter_limit_order_trim() {
+    let env = Env::new();
+    let store = env.open();
+    // Out-of-order appends, duplicate timestamps.
+    store.append_audit(&audit(3000, "alice", "reject")).unwrap();
+    store.append_audit(&audit(1000, "alice", "accept")).unwrap();
+    store
+        .append_audit_batch(&[
+            audit(2000, "bob", "accept"),
+            audit(2000, "bob", "challenge"),
+            audit(4000, "alice", "accept"),
+            audit(5000, "bob", "reject"),
+        ])
+        .unwrap();
+    store.append_audit_batch(&[]).unwrap();
+
+    let times = |recs: Vec<AuditRecord>| recs.iter().map(|r| r.time_ms).collect::<Vec<_>>();
+    let all = store.query_audit(&AuditFilter::default()).unwrap();
+    assert_eq!(times(all.clone()), [1000, 2000, 2000, 3000, 4000, 5000]);
+    // Same timestamp: insertion order kept.
+    assert_eq!(all[1].result, "accept");
+    assert_eq!(all[2].result, "challenge");
+    assert_eq!(all[0], audit(1000, "alice", "accept"));
+
+    let f = |user: Option<&str>, since, until, result: Option<&str>, limit| AuditFilter {
+        user: user.map(str::to_string),
+        since_ms: since,
+        until_ms: until,
+        result: result.map(str::to_string),
+        limit,
+    };
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(Some("alice"), None, None, None, None))
+                .unwrap()
+        ),
+        [1000, 3000, 4000]
+    );
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(None, Some(2000), Some(4000), None, None))
+                .unwrap()
+        ),
+        [2000, 2000, 3000]
+    );
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(None, None, None, Some("accept"), None))
+                .unwrap()
+        ),
+        [1000, 2000, 4000]
+    );
+    // Limit: the most recent matches, oldest first.
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(None, None, None, None, Some(2)))
+                .unwrap()
+        ),
+        [4000, 5000]
+    );
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(Some("bob"), None, Some(5000), None, Some(1)))
+                .unwrap()
+        ),
+        [2000]
+    );
+    assert_eq!(
+        store
+            .query_audit(&f(Some("bob"), None, Some(5000), None, Some(1)))
+            .unwrap()[0]
+            .result,
+        "challenge"
+    );
+    assert_eq!(
+        times(
+            store
+                .query_audit(&f(None, None, None, None, Some(100)))
+                .unwrap()
+        )
+        .len(),
+        6
+    );
+    assert!(store
+        .query_audit(&f(None, None, None, None, Some(0)))
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .query_audit(&f(None, Some(5), Some(5), None, None))
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .query_audit(&f(None, Some(9), Some(2), None, None))
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(store.trim_audit(3000).unwrap(), 3);
+    assert_eq!(
+        times(store.query_audit(&AuditFilter::default()).unwrap()),
+        [3000, 4000, 5000]
+    );
+    assert_eq!(store.trim_audit(3000).unwrap(), 0);
+    assert_eq!(store.trim_audit(u64::MAX).unwrap(), 3);
+    assert!(store
+        .query_audit(&AuditFilter::default())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn trim_audit_many_batches() {
+    let env = Env::new();
+    let store = env.open();
+    let recs: Vec<AuditRecord> = (0..25_000).map(|i| audit(i, "u", "accept")).collect();
+    store.append_audit_batch(&recs).unwrap();
+    assert_eq!(store.trim_audit(24_000).unwrap(), 24_000);
+    let left = store.query_audit(&AuditFilter::default()).unwrap();
+    assert_eq!(left.len(), 1_000);
+    assert_eq!(left.first().map(|r| r.time_ms), Some(24_000));
+}
+
+#[test]
+fn delete_user_cascades() {
+    let env = Env::new();
+    let store = env.open();
+    store.add_user(&User::new("alice")).unwrap();
+    store.add_user(&User::new("bob")).unwrap();
+    store
+        .put_token("alice", &token(b"alice-seed-0123456789"))
+        .unwrap();
+    store
+        .put_token("bob", &token(b"bob-seed-0123456789xx"))
+        .unwrap();
+    assert!(store.advance_otp_state("alice", 42).unwrap());
+    assert!(store.advance_otp_state("bob", 42).unwrap());
+
+    store.delete_user("alice").unwrap();
+    assert_eq!(store.get_user("alice").unwrap(), None);
+    assert_eq!(store.get_token("alice").unwrap(), None);
+    assert_eq!(store.otp_state("alice").unwrap(), None);
+    // Bob untouched.
+    assert!(store.get_token("bob").unwrap().is_some());
+    assert_eq!(store.otp_state("bob").unwrap(), Some(42));
+
+    // A re-created alice starts clean.
+    store.add_user(&User::new("alice")).unwrap();
+    assert_eq!(store.get_token("alice").unwrap(), None);
+    assert!(store.advance_otp_state("alice", 1).unwrap());
+}
+
+#[test]
+fn admin_writes_survive_reopen() {
+    let env = Env::new();
+    {
+        let store = env.open();
+        store.add_user(&User::new("alice")).unwrap();
+        store
+            .put_token("alice", &token(b"alice-seed-0123456789"))
+            .unwrap();
+        store.add_client(&client("vpn", "10.0.0.0/8")).unwrap();
+    }
+    let store = env.open();
+    assert!(store.get_user("alice").unwrap().is_some());
+    assert_eq!(
+        store.get_token("alice").unwrap(),
+        Some(token(b"alice-seed-0123456789"))
+    );
+    assert_eq!(
+        store.list_clients().unwrap(),
+        vec![client("vpn", "10.0.0.0/8")]
+    );
+    assert_eq!(store.user_count(), 1);
+}
+
+const CHILD_ENV: &str = "RADMFA_STORE_TEST_CHILD_DIR";
+
+/// Runs only as the child of `admin_write_is_durable_without_clean_shutdown`:
+/// writes, then aborts without dropping the store (no flush on drop).
+#[test]
+#[ignore = "helper run as a child process by admin_write_is_durable_without_clean_shutdown"]
+fn durability_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let opts = StoreOptions {
+        flush_every_ms: None,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir.join("db"), &dir.join("store.key"), &opts).unwrap();
+    store.add_user(&User::new("durable")).unwrap();
+    store
+        .add_client(&client("durable-nas", "192.0.2.0/24"))
+        .unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn admin_write_is_durable_without_clean_shutdown() {
+    let env = Env::new();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "durability_child",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have aborted");
+    let store = env.open();
+    assert!(store.get_user("durable").unwrap().is_some());
+    assert_eq!(store.list_clients().unwrap().len(), 1);
+}
+
+#[test]
+fn second_open_is_locked() {
+    let env = Env::new();
+    let store = env.open();
+    match Store::open(&env.db(), &env.key(), &StoreOptions::default()) {
+        Err(StoreError::Locked { path }) => assert_eq!(path, env.db()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(store);
+    // Released on drop.
+    env.open();
+}
+
+#[cfg(unix)]
+#[test]
+fn key_file_created_0600_as_hex() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    drop(env.open());
+    let meta = std::fs::metadata(env.key()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(env.key()).unwrap();
+    assert_eq!(text.len(), 65);
+    assert!(text.ends_with('\n'));
+    assert!(text.trim_end().chars().all(|c| c.is_ascii_hexdigit()));
+    // Reopening reads the same key.
+    drop(env.open());
+    assert_eq!(std::fs::read_to_string(env.key()).unwrap(), text);
+}
+
+#[test]
+fn key_file_errors() {
+    let env = Env::new();
+    // Wrong size names the file.
+    std::fs::write(env.key(), [1u8; 16]).unwrap();
+    match Store::open(&env.db(), &env.key(), &StoreOptions::default()) {
+        Err(e @ StoreError::KeyFile { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("store.key"), "{msg}");
+            assert!(msg.contains("16 bytes"), "{msg}");
+        }
+        other => panic!("expected KeyFile, got {other:?}"),
+    }
+    // Missing and not allowed to create.
+    std::fs::remove_file(env.key()).unwrap();
+    let no_create = StoreOptions {
+        create_key_if_missing: false,
+        ..StoreOptions::default()
+    };
+    assert!(matches!(
+        Store::open(&env.db(), &env.key(), &no_create),
+        Err(StoreError::KeyFile { .. })
+    ));
+    assert!(!env.key().exists());
+    // Inside the database directory: refused.
+    let inside = env.db().join("key");
+    assert!(matches!(
+        Store::open(&env.db(), &inside, &StoreOptions::default()),
+        Err(StoreError::KeyFile { .. })
+    ));
+    assert!(!inside.exists());
+    // Raw 32-byte key accepted.
+    std::fs::write(env.key(), [9u8; 32]).unwrap();
+    let store = env.open();
+    store.add_user(&User::new("alice")).unwrap();
+    store
+        .put_token("alice", &token(b"alice-seed-0123456789"))
+        .unwrap();
+    drop(store);
+    // Lost key with sealed seeds in the database: no silent new key.
+    std::fs::remove_file(env.key()).unwrap();
+    assert!(matches!(
+        Store::open(&env.db(), &env.key(), &StoreOptions::default()),
+        Err(StoreError::KeyFile { .. })
+    ));
+    assert!(!env.key().exists());
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let env = Env::new();
+    let store = env.open();
+    let mut user = User::new("alice");
+    user.password_hash = Some("$argon2id$v=19$m=64,t=1,p=1$U0FMVFNBTFQ$SEFTSEhBU0g".into());
+    let c = client("vpn", "10.0.0.0/8");
+    let t = token(b"TOKEN-SEED-BYTES");
+    let s = Secret::new(b"PLAIN-SECRET".to_vec());
+    let dbg = format!("{user:?} {c:?} {t:?} {s:?} {store:?}");
+    for secret in [
+        "argon2id",
+        "SEFTSEhBU0g",
+        "secret-of-vpn",
+        "TOKEN-SEED",
+        "PLAIN-SECRET",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+    }
+    // Byte-array form of the seed is not printed either.
+    assert!(
+        !dbg.contains(&format!("{:?}", b"TOKEN-SEED-BYTES".to_vec())),
+        "{dbg}"
+    );
+    assert!(dbg.contains("***"));
+    assert!(dbg.contains("alice") && dbg.contains("vpn"));
+}

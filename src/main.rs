@@ -1,0 +1,809 @@
+//! The `radmfa` command: parse the command line, load the configuration, then
+//! either serve (binding the sockets and handing them to `radmfa-server`) or
+//! run an admin command against the store or the running server.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use radmfa_server::admin::{AdminError, AdminRequest, ImportRow};
+use radmfa_server::config::LogFormat;
+use radmfa_server::{RuntimeConfig, ServerError};
+use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+const DEFAULT_CONFIG: &str = include_str!("../config/radmfa.toml");
+const DEFAULT_ORIGIN: &str = "<embedded default config/radmfa.toml>";
+
+#[derive(Parser)]
+#[command(name = "radmfa", version, about = "RADIUS authentication server with a second factor")]
+struct Cli {
+    /// Configuration file (default: the embedded default configuration).
+    #[arg(long, env = "RADMFA_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the RADIUS server.
+    Serve {
+        /// Write {"pid":..,"radius_udp":[..]} here once the listeners are bound.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Validate the configuration and exit.
+    CheckConfig,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage second-factor tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage RADIUS clients (NAS, VPN concentrators).
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Show the audit log.
+    Report {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this result.
+        #[arg(long, value_parser = ["accept", "reject", "challenge"])]
+        result: Option<String>,
+        /// Only records since this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the last N matching records.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        format: ReportFormat,
+    },
+    /// Show the counters of the running server.
+    Stats {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct ReportFormat {
+    /// JSON array output.
+    #[arg(long)]
+    json: bool,
+    /// CSV output.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        /// Second-factor method.
+        #[arg(long, value_enum, default_value = "totp")]
+        method: MethodArg,
+        /// Group membership (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Create the user disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a user.
+    Enable { name: String },
+    /// Disable a user (authentications are rejected).
+    Disable { name: String },
+    /// Delete a user and their token.
+    Delete { name: String },
+    /// Set a user's password.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Bulk add or update users from CSV: name,password,totp_secret[,display_name,email,phone].
+    Import {
+        #[arg(long)]
+        csv: PathBuf,
+    },
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct PasswordArgs {
+    /// The password (visible in the process list; prefer --password-stdin).
+    #[arg(long)]
+    password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Totp,
+    Hotp,
+    None,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Enroll (or replace) a user's authenticator: prints the otpauth:// URI and a QR code.
+    Enroll {
+        user: String,
+        /// Import an existing base32 seed instead of generating one.
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long = "type", value_enum, default_value = "totp")]
+        kind: KindArg,
+        #[arg(long, value_enum, default_value = "sha1")]
+        algorithm: AlgArg,
+        #[arg(long, default_value_t = 6)]
+        digits: u8,
+        #[arg(long, default_value_t = 30)]
+        period: u64,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Totp,
+    Hotp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AlgArg {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Add a RADIUS client.
+    Add {
+        name: String,
+        /// Source IP address or CIDR.
+        #[arg(long)]
+        address: String,
+        /// Shared secret (visible in the process list; prefer --secret-stdin).
+        #[arg(long, required_unless_present = "secret_stdin")]
+        secret: Option<String>,
+        /// Read the shared secret from standard input.
+        #[arg(long, conflicts_with = "secret")]
+        secret_stdin: bool,
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// Accept requests without Message-Authenticator (unsafe: BlastRADIUS, CVE-2024-3596).
+        #[arg(long)]
+        no_require_message_authenticator: bool,
+    },
+    /// List stored clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a stored client.
+    Delete { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match &cli.config {
+        Some(path) => RuntimeConfig::load(path),
+        None => RuntimeConfig::parse(DEFAULT_CONFIG, DEFAULT_ORIGIN),
+    };
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { ready_file } => serve(cfg, ready_file.as_deref()),
+        Command::CheckConfig => {
+            println!("{}: ok", cfg.origin);
+            Ok(())
+        }
+        other => admin(&cfg, other),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(cfg: &RuntimeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>) -> anyhow::Result<()> {
+    init_logging(&cfg);
+    let workers = if cfg.workers > 0 {
+        cfg.workers
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let store = radmfa_server::open_store(&cfg).map_err(|e| match e {
+        ServerError::Store(StoreError::Locked { path }) => anyhow!(
+            "the store {} is in use by another radmfa process (one server per data directory)",
+            path.display()
+        ),
+        other => anyhow!(other),
+    })?;
+    let mut sockets = Vec::new();
+    let mut bound = Vec::new();
+    for addr in &cfg.listen {
+        let (socks, local) =
+            bind_udp(*addr, workers).with_context(|| format!("cannot listen on {addr}"))?;
+        sockets.extend(socks);
+        bound.push(local);
+    }
+    let control_path = cfg.control_socket();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let cfg = Arc::new(cfg);
+    rt.block_on(async move {
+        let control = radmfa_server::control::bind(&control_path)
+            .with_context(|| format!("cannot create the control socket {}", control_path.display()))?;
+        let listening: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+        info!(
+            radius_udp = %listening.join(","),
+            node = %cfg.node_name,
+            workers,
+            config = %cfg.origin,
+            "listening radius_udp={}",
+            listening.join(",")
+        );
+        if let Some(path) = ready_file {
+            let body = serde_json::json!({"pid": std::process::id(), "radius_udp": listening});
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, body.to_string())
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+        }
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down: finishing requests in flight");
+            signals.cancel();
+        });
+        let counters =
+            radmfa_server::run(cfg.clone(), store, sockets, Some(control), shutdown).await?;
+        info!(counters = %counters.to_json(), "stopped; final counters {}", counters.to_json());
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Binds `count` sockets sharing one address with SO_REUSEPORT, so the kernel
+/// spreads datagrams over the workers. Port 0 picks a port once for all.
+fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, SocketAddr)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut out = Vec::new();
+    let mut target = addr;
+    for _ in 0..count.max(1) {
+        let s = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_port(true)?;
+        // Room for bursts of requests while workers are busy.
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let _ = s.set_send_buffer_size(4 << 20);
+        s.bind(&target.into())?;
+        let std_sock: UdpSocket = s.into();
+        target = std_sock.local_addr()?;
+        out.push(std_sock);
+    }
+    Ok((out, target))
+}
+
+/// Runs an admin command: directly on the store when no server holds it,
+/// through the running server's control socket otherwise.
+fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::User(u) => user(cfg, u),
+        Command::Token(TokenCmd::Enroll {
+            user,
+            secret,
+            kind,
+            algorithm,
+            digits,
+            period,
+            no_qr,
+        }) => {
+            let v = call(
+                cfg,
+                AdminRequest::TokenEnroll {
+                    user,
+                    secret,
+                    kind: match kind {
+                        KindArg::Totp => TokenKind::Totp,
+                        KindArg::Hotp => TokenKind::Hotp,
+                    },
+                    algorithm: match algorithm {
+                        AlgArg::Sha1 => TokenAlgorithm::Sha1,
+                        AlgArg::Sha256 => TokenAlgorithm::Sha256,
+                        AlgArg::Sha512 => TokenAlgorithm::Sha512,
+                    },
+                    digits,
+                    period,
+                },
+            )?;
+            let uri = v["uri"].as_str().unwrap_or_default();
+            println!("{uri}");
+            if !no_qr {
+                let code = qrcode::QrCode::new(uri.as_bytes()).context("cannot build the QR code")?;
+                let qr = code
+                    .render::<qrcode::render::unicode::Dense1x2>()
+                    .quiet_zone(true)
+                    .build();
+                println!("{qr}");
+            }
+            println!("secret: {}", v["secret"].as_str().unwrap_or_default());
+            println!("Scan the QR code (or type the secret) in an authenticator app.");
+            Ok(())
+        }
+        Command::Client(c) => client(cfg, c),
+        Command::Report {
+            user,
+            result,
+            since,
+            limit,
+            format,
+        } => {
+            let since_ms = since.as_deref().map(parse_since).transpose()?;
+            let v = call(
+                cfg,
+                AdminRequest::Report {
+                    user,
+                    result,
+                    since_ms,
+                    limit,
+                },
+            )?;
+            let recs = v.as_array().cloned().unwrap_or_default();
+            if format.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if format.csv {
+                let mut w = csv::Writer::from_writer(std::io::stdout());
+                w.write_record(REPORT_FIELDS)?;
+                for r in &recs {
+                    w.write_record(REPORT_FIELDS.iter().map(|f| field(r, f)))?;
+                }
+                w.flush()?;
+            } else {
+                let rows: Vec<Vec<String>> = recs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            format_time(r["time_ms"].as_u64().unwrap_or(0)),
+                            field(r, "user"),
+                            field(r, "mode"),
+                            field(r, "result"),
+                            field(r, "reason"),
+                            field(r, "client_name"),
+                            field(r, "client_ip"),
+                            field(r, "calling_station"),
+                            field(r, "server_name"),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "TIME (UTC)", "USER", "MODE", "RESULT", "REASON", "CLIENT", "CLIENT IP",
+                        "CALLING STATION", "SERVER",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(())
+        }
+        Command::Stats { json } => {
+            let v = tokio_block(radmfa_server::control::request(
+                &cfg.control_socket(),
+                &AdminRequest::Stats,
+            ))?;
+            if json {
+                println!("{v}");
+            } else if let Some(m) = v.as_object() {
+                for (k, v) in m {
+                    println!("{k:<40} {v}");
+                }
+            }
+            Ok(())
+        }
+        Command::Serve { .. } | Command::CheckConfig => unreachable!("handled in main"),
+    }
+}
+
+const REPORT_FIELDS: &[&str] = &[
+    "time_ms",
+    "user",
+    "mode",
+    "result",
+    "reason",
+    "server_name",
+    "server_ip",
+    "client_name",
+    "client_ip",
+    "calling_station",
+];
+
+fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            groups,
+            password,
+            disabled,
+        } => {
+            let password = password.read()?;
+            let v = call(
+                cfg,
+                AdminRequest::UserAdd {
+                    name,
+                    display_name,
+                    email,
+                    phone,
+                    method: match method {
+                        MethodArg::Totp => Method::Totp,
+                        MethodArg::Hotp => Method::Hotp,
+                        MethodArg::None => Method::None,
+                    },
+                    groups,
+                    password,
+                    enabled: !disabled,
+                },
+            )?;
+            println!("added user {}", v["name"].as_str().unwrap_or_default());
+        }
+        UserCmd::List { json } => {
+            let v = call(cfg, AdminRequest::UserList)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .map(|a| a.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            field(u, "name"),
+                            field(u, "display_name"),
+                            field(u, "method"),
+                            if u["enabled"] == Value::Bool(true) { "yes" } else { "no" }.into(),
+                            u["token"]["kind"].as_str().unwrap_or("-").into(),
+                            field(u, "email"),
+                            field(u, "phone"),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["NAME", "DISPLAY NAME", "METHOD", "ENABLED", "TOKEN", "EMAIL", "PHONE"],
+                    &rows,
+                );
+            }
+        }
+        UserCmd::Show { name, json } => {
+            let v = call(cfg, AdminRequest::UserShow { name })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if let Some(m) = v.as_object() {
+                for (k, val) in m {
+                    let shown = match val {
+                        Value::String(s) => s.clone(),
+                        Value::Null => "-".into(),
+                        other => other.to_string(),
+                    };
+                    println!("{k:<14} {shown}");
+                }
+            }
+        }
+        UserCmd::Enable { name } => {
+            call(cfg, AdminRequest::UserSetEnabled { name: name.clone(), enabled: true })?;
+            println!("enabled user {name}");
+        }
+        UserCmd::Disable { name } => {
+            call(cfg, AdminRequest::UserSetEnabled { name: name.clone(), enabled: false })?;
+            println!("disabled user {name}");
+        }
+        UserCmd::Delete { name } => {
+            call(cfg, AdminRequest::UserDelete { name: name.clone() })?;
+            println!("deleted user {name}");
+        }
+        UserCmd::Passwd { name, password } => {
+            let password = password
+                .read()?
+                .ok_or_else(|| anyhow!("give --password or --password-stdin"))?;
+            call(cfg, AdminRequest::UserPasswd { name: name.clone(), password })?;
+            println!("password changed for {name}");
+        }
+        UserCmd::Import { csv } => {
+            let rows = read_import(&csv)?;
+            let n = rows.len();
+            let v = call(cfg, AdminRequest::UserImport { rows })?;
+            println!(
+                "imported {n} rows: {} added, {} updated",
+                v["added"], v["updated"]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
+    match cmd {
+        ClientCmd::Add {
+            name,
+            address,
+            secret,
+            secret_stdin,
+            policy,
+            no_require_message_authenticator,
+        } => {
+            let secret = match (secret, secret_stdin) {
+                (Some(s), _) => s,
+                (None, true) => read_stdin_line()?,
+                (None, false) => return Err(anyhow!("give --secret or --secret-stdin")),
+            };
+            let v = call(
+                cfg,
+                AdminRequest::ClientAdd {
+                    name,
+                    address,
+                    secret,
+                    policy,
+                    require_message_authenticator: !no_require_message_authenticator,
+                },
+            )?;
+            println!(
+                "added client {} ({})",
+                v["name"].as_str().unwrap_or_default(),
+                v["address"].as_str().unwrap_or_default()
+            );
+            if no_require_message_authenticator {
+                eprintln!("warning: this client may send requests without Message-Authenticator; that exposes it to BlastRADIUS (CVE-2024-3596)");
+            }
+        }
+        ClientCmd::List { json } => {
+            let v = call(cfg, AdminRequest::ClientList)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let mut rows: Vec<Vec<String>> = cfg
+                    .clients
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.name.clone(),
+                            c.address.to_string(),
+                            c.policy.clone(),
+                            yes_no(c.require_message_authenticator),
+                            "config".into(),
+                        ]
+                    })
+                    .collect();
+                for c in v.as_array().map(|a| a.as_slice()).unwrap_or_default() {
+                    rows.push(vec![
+                        field(c, "name"),
+                        field(c, "address"),
+                        field(c, "policy"),
+                        yes_no(c["require_message_authenticator"] == Value::Bool(true)),
+                        "store".into(),
+                    ]);
+                }
+                print_table(
+                    &["NAME", "ADDRESS", "POLICY", "REQUIRE MESSAGE-AUTHENTICATOR", "SOURCE"],
+                    &rows,
+                );
+            }
+        }
+        ClientCmd::Delete { name } => {
+            call(cfg, AdminRequest::ClientDelete { name: name.clone() })?;
+            println!("deleted client {name}");
+        }
+    }
+    Ok(())
+}
+
+impl PasswordArgs {
+    fn read(&self) -> anyhow::Result<Option<String>> {
+        if self.password_stdin {
+            return read_stdin_line().map(Some);
+        }
+        Ok(self.password.clone())
+    }
+}
+
+fn read_stdin_line() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read standard input")?;
+    let line = s.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(anyhow!("standard input was empty"));
+    }
+    Ok(line)
+}
+
+fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = r.headers()?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let name_col = col("name").ok_or_else(|| anyhow!("{}: no 'name' column", path.display()))?;
+    let (pw, seed, dn, em, ph) = (
+        col("password"),
+        col("totp_secret"),
+        col("display_name"),
+        col("email"),
+        col("phone"),
+    );
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        let name = get(Some(name_col));
+        if name.is_empty() {
+            return Err(anyhow!("{}: row {}: empty name", path.display(), i + 2));
+        }
+        rows.push(ImportRow {
+            name,
+            password: Some(get(pw)).filter(|s| !s.is_empty()),
+            totp_secret: Some(get(seed)).filter(|s| !s.is_empty()),
+            display_name: get(dn),
+            email: get(em),
+            phone: get(ph),
+        });
+    }
+    Ok(rows)
+}
+
+/// Runs a request locally, or through the server when it holds the store.
+fn call(cfg: &RuntimeConfig, req: AdminRequest) -> anyhow::Result<Value> {
+    match radmfa_server::open_store(cfg) {
+        Ok(store) => {
+            let v = radmfa_server::admin::execute(&store, cfg, req).map_err(|e| anyhow!(e))?;
+            store.flush().context("cannot flush the store")?;
+            Ok(v)
+        }
+        Err(ServerError::Store(StoreError::Locked { .. })) => {
+            tokio_block(radmfa_server::control::request(&cfg.control_socket(), &req))
+        }
+        Err(e) => Err(anyhow!(e)),
+    }
+}
+
+fn tokio_block<F: std::future::Future<Output = Result<Value, AdminError>>>(
+    f: F,
+) -> anyhow::Result<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(f).map_err(|e| anyhow!(e))
+}
+
+fn parse_since(s: &str) -> anyhow::Result<u64> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs * 1000);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| anyhow!("--since {s:?}: {e} (use RFC 3339 or unix seconds)"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|_| anyhow!("--since is before 1970"))
+}
+
+fn format_time(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn field(v: &Value, name: &str) -> String {
+    match &v[name] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>, out: &mut std::io::StdoutLock| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", s.join("  ").trim_end());
+    };
+    line(headers.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+}

@@ -1,0 +1,508 @@
+//! End-to-end RADIUS tests: a real `radmfa serve` process answering FreeRADIUS'
+//! `radclient` and pyrad (`tests/py/radreq.py`).
+//!
+//! Requires `radclient` (Debian: freeradius-utils) and python3 with pyrad.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const PROMPT: &str = "Enter the code from your authenticator app";
+
+/// Reply-Message text of a pyrad reply.
+fn reply_message(reply: &Value) -> Option<String> {
+    py_attr(reply, 18).and_then(|(_, text)| text)
+}
+
+#[test]
+fn inline_totp_accept_radclient_and_pyrad() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let bob = env.add_totp_user("bob", TOTP_SECRETS[1]);
+    let server = env.start();
+
+    // radclient
+    let password = format!("{PASSWORD}{}", totp_now(&alice));
+    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &password));
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.attrs.first().map(|(n, _)| n.as_str()),
+        Some("Message-Authenticator"),
+        "Message-Authenticator must be the first reply attribute:\n{}",
+        r.output
+    );
+    assert!(
+        r.text("Reply-Message").is_some_and(|m| !m.is_empty()),
+        "Access-Accept without Reply-Message:\n{}",
+        r.output
+    );
+    assert!(
+        !r.output.contains("invalid Message-Authenticator") && !r.output.contains("verification failed"),
+        "radclient rejected the reply's signature:\n{}",
+        r.output
+    );
+
+    // pyrad, checking the raw bytes
+    let reply = PyRequest::access(&server)
+        .login("bob", &format!("{PASSWORD}{}", totp_now(&bob)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_signed(&reply);
+    assert!(reply_message(&reply).is_some_and(|m| !m.is_empty()), "no Reply-Message: {reply:#}");
+
+    env.wait_counter("access_accepts", 2);
+    assert_eq!(env.counter("access_rejects"), 0);
+    assert_eq!(env.counter("requests_received"), 2);
+
+    let records = env.wait_report_len(&["--user", "alice"], 1);
+    assert_eq!(records[0]["result"], "accept", "{records:#?}");
+    assert_eq!(records[0]["user"], "alice", "{records:#?}");
+}
+
+#[test]
+fn wrong_code_and_wrong_password_rejected() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    // wrong code, radclient
+    let bad = format!("{PASSWORD}{}", wrong_code(&alice));
+    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &bad));
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.attrs.first().map(|(n, _)| n.as_str()),
+        Some("Message-Authenticator"),
+        "Message-Authenticator must be the first reply attribute:\n{}",
+        r.output
+    );
+    assert!(
+        r.text("Reply-Message").is_some_and(|m| !m.is_empty()),
+        "Access-Reject for a wrong code without Reply-Message:\n{}",
+        r.output
+    );
+
+    // wrong password with the right code, pyrad
+    let reply = PyRequest::access(&server)
+        .login("alice", &format!("wrong-horse{}", totp_now(&alice)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+    assert_signed(&reply);
+
+    // the user is fine otherwise (the next step: independent of whether the
+    // failed attempt consumed the current one)
+    let reply = PyRequest::access(&server)
+        .login("alice", &format!("{PASSWORD}{}", totp_step(&alice, 1)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+
+    // unknown user
+    let reply = PyRequest::access(&server)
+        .login("mallory", &format!("{PASSWORD}123456"))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+    assert_signed(&reply);
+
+    env.wait_counter("access_rejects", 3);
+    env.wait_counter("access_accepts", 1);
+    let rejects = env.wait_report_len(&["--user", "alice", "--result", "reject"], 2);
+    for rec in &rejects {
+        assert!(
+            rec["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "reject record without a reason: {rec}"
+        );
+    }
+}
+
+#[test]
+fn challenge_round_trip_radclient() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let r = radclient(&addr, "auth", SECRET, &auth_input("alice", PASSWORD));
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.attrs.first().map(|(n, _)| n.as_str()),
+        Some("Message-Authenticator"),
+        "Message-Authenticator must be the first reply attribute:\n{}",
+        r.output
+    );
+    assert_eq!(r.text("Reply-Message").as_deref(), Some(PROMPT), "{}", r.output);
+    let state = r
+        .attr("State")
+        .unwrap_or_else(|| panic!("Access-Challenge without State:\n{}", r.output))
+        .to_owned();
+    assert!(state.starts_with("0x") && state.len() > 2, "State {state}");
+
+    let input = format!(
+        "User-Name = \"alice\"\nUser-Password = \"{}\"\nState = {state}\nMessage-Authenticator = 0x00\n",
+        totp_now(&alice)
+    );
+    let r = radclient(&addr, "auth", SECRET, &input);
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.attrs.first().map(|(n, _)| n.as_str()),
+        Some("Message-Authenticator"),
+        "{}",
+        r.output
+    );
+
+    env.wait_counter("access_challenges", 1);
+    env.wait_counter("access_accepts", 1);
+    let records = env.wait_report_len(&["--user", "alice"], 2);
+    let mut results: Vec<&str> = records.iter().filter_map(|r| r["result"].as_str()).collect();
+    results.sort_unstable();
+    assert_eq!(results, ["accept", "challenge"], "{records:#?}");
+}
+
+#[test]
+fn challenge_round_trip_pyrad_state_single_use() {
+    let env = Env::new();
+    let bob = env.add_totp_user("bob", TOTP_SECRETS[1]);
+    let carol = env.add_totp_user("carol", TOTP_SECRETS[2]);
+    let server = env.start();
+
+    let reply = PyRequest::access(&server).login("bob", PASSWORD).send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    assert_signed(&reply);
+    assert_eq!(reply_message(&reply).as_deref(), Some(PROMPT), "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+    assert!(!state.is_empty());
+
+    let mut second = PyRequest::access(&server).login("bob", &totp_now(&bob));
+    second.state_hex = Some(state.clone());
+    let reply = second.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_signed(&reply);
+
+    // the session is single-use: the same State with another valid code
+    let mut replay = PyRequest::access(&server).login("bob", &totp_step(&bob, 1));
+    replay.state_hex = Some(state);
+    let reply = replay.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "State reused: {reply:#}");
+    assert_signed(&reply);
+
+    // a forged State (last byte flipped) with a valid code is rejected
+    let reply = PyRequest::access(&server).login("carol", PASSWORD).send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+    let mut forged_bytes: Vec<u8> = (0..state.len() / 2)
+        .map(|i| u8::from_str_radix(&state[2 * i..2 * i + 2], 16).expect("hex State"))
+        .collect();
+    if let Some(last) = forged_bytes.last_mut() {
+        *last ^= 0xff;
+    }
+    let mut forged = PyRequest::access(&server).login("carol", &totp_now(&carol));
+    forged.state_hex = Some(forged_bytes.iter().map(|b| format!("{b:02x}")).collect());
+    let reply = forged.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "forged State: {reply:#}");
+
+    // a State issued to carol does not log in bob
+    let reply = PyRequest::access(&server).login("carol", PASSWORD).send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+    let mut swapped = PyRequest::access(&server).login("bob", &totp_step(&bob, 1));
+    swapped.state_hex = Some(state);
+    let reply = swapped.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "State of another user: {reply:#}");
+}
+
+#[test]
+fn missing_message_authenticator_dropped() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.message_authenticator = false;
+    req.timeout = 1.0;
+    let out = req.send();
+    assert!(out.reply().is_null(), "request without Message-Authenticator answered: {}", out.json);
+    env.wait_counter("dropped_missing_message_authenticator", 1);
+    assert_eq!(env.counter("access_accepts"), 0);
+    assert_eq!(env.counter("access_rejects"), 0);
+
+    // radclient without Message-Authenticator: dropped too
+    let input = format!("User-Name = \"alice\"\nUser-Password = \"{PASSWORD}{}\"\n", totp_now(&alice));
+    let r = radclient_opts(&server.addr_string(), "auth", SECRET, &input, 1);
+    assert_eq!(r.code, None, "radclient without Message-Authenticator got a reply:\n{}", r.output);
+    assert!(env.counter("dropped_missing_message_authenticator") >= 2);
+
+    // the same login with a Message-Authenticator works
+    let reply = PyRequest::access(&server)
+        .login("alice", &format!("{PASSWORD}{}", totp_now(&alice)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert!(
+        env.report(&["--user", "alice"]).len() == 1,
+        "dropped requests must not reach the audit log"
+    );
+}
+
+#[test]
+fn message_authenticator_optional_when_not_required() {
+    let env = Env::with_options(ConfigOptions {
+        require_message_authenticator: false,
+        ..ConfigOptions::default()
+    });
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.message_authenticator = false;
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    // replies are signed regardless
+    assert_signed(&reply);
+    assert_eq!(env.counter("dropped_missing_message_authenticator"), 0);
+}
+
+#[test]
+fn wrong_shared_secret_dropped() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.secret = "not-the-secret".to_owned();
+    req.timeout = 1.0;
+    let out = req.send();
+    assert!(out.reply().is_null(), "request with a bad Message-Authenticator answered: {}", out.json);
+    env.wait_counter("dropped_bad_message_authenticator", 1);
+    assert_eq!(env.counter("dropped_missing_message_authenticator"), 0);
+    assert_eq!(env.counter("access_rejects"), 0);
+    assert!(env.report(&[]).is_empty(), "dropped request reached the audit log");
+
+    // radclient with the wrong secret: no reply either
+    let r = radclient_opts(
+        &server.addr_string(),
+        "auth",
+        "not-the-secret",
+        &auth_input("alice", &format!("{PASSWORD}{}", totp_now(&alice))),
+        1,
+    );
+    assert_eq!(r.code, None, "wrong secret got a reply:\n{}", r.output);
+    assert!(env.counter("dropped_bad_message_authenticator") >= 2);
+}
+
+#[test]
+fn retransmission_answered_from_cache() {
+    let env = Env::new();
+    let carol = env.add_totp_user("carol", TOTP_SECRETS[2]);
+    let server = env.start();
+
+    let mut req = PyRequest::access(&server).login("carol", &format!("{PASSWORD}{}", totp_now(&carol)));
+    req.sends = 2;
+    let out = req.send();
+    let replies = out.replies();
+    assert_eq!(replies.len(), 2, "{}", out.json);
+    assert_eq!(code_name(&replies[0]), "Access-Accept", "{}", out.json);
+    assert_signed(&replies[0]);
+    assert!(replies[1].is_object(), "retransmission not answered: {}", out.json);
+    assert_eq!(
+        replies[0]["raw_hex"], replies[1]["raw_hex"],
+        "a retransmission must get the identical reply"
+    );
+
+    env.wait_counter("duplicates_answered_from_cache", 1);
+    assert_eq!(env.counter("access_accepts"), 1, "the duplicate was authenticated again");
+    let records = env.report(&["--user", "carol"]);
+    assert_eq!(records.len(), 1, "one audit record per decision: {records:#?}");
+
+    // a new request with the same code (new authenticator) is not a duplicate:
+    // the code was used
+    let reply = PyRequest::access(&server)
+        .login("carol", &format!("{PASSWORD}{}", totp_now(&carol)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+    assert_eq!(env.counter("duplicates_answered_from_cache"), 1);
+}
+
+#[test]
+fn reused_totp_step_rejected() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    let code = totp_now(&alice);
+    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &format!("{PASSWORD}{code}")));
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
+    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &format!("{PASSWORD}{code}")));
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "a used TOTP step was accepted again:\n{}", r.output);
+
+    // also through the challenge path
+    let reply = PyRequest::access(&server).login("alice", PASSWORD).send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+    let mut again = PyRequest::access(&server).login("alice", &code);
+    again.state_hex = Some(state);
+    let reply = again.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "a used TOTP step was accepted again: {reply:#}");
+    assert_eq!(env.counter("duplicates_answered_from_cache"), 0);
+}
+
+#[test]
+fn unknown_client_dropped_then_added_while_running() {
+    let env = Env::new();
+    let dave = env.add_totp_user("dave", TOTP_SECRETS[3]);
+    let server = env.start();
+
+    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
+    req.bind = "127.0.0.3".to_owned();
+    req.timeout = 1.0;
+    let out = req.send();
+    assert!(out.reply().is_null(), "unknown client answered: {}", out.json);
+    env.wait_counter("dropped_unknown_client", 1);
+
+    // add the client through the running server
+    env.radmfa(&["client", "add", "branch", "--address", "127.0.0.3/32", "--secret", "branch-secret"])
+        .assert_ok();
+    let list = env.radmfa(&["client", "list", "--json"]);
+    list.assert_ok();
+    assert!(list.stdout.contains("branch"), "client list: {}", list.stdout);
+
+    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
+    req.bind = "127.0.0.3".to_owned();
+    req.secret = "branch-secret".to_owned();
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "client added while running was not picked up: {reply:#}");
+    assert_signed(&reply);
+    let records = env.wait_report_len(&["--user", "dave"], 1);
+    assert_eq!(records[0]["client_name"], "branch", "{records:#?}");
+    assert_eq!(records[0]["client_ip"], "127.0.0.3", "{records:#?}");
+
+    // and deleted again
+    env.radmfa(&["client", "delete", "branch"]).assert_ok();
+    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_step(&dave, 1)));
+    req.bind = "127.0.0.3".to_owned();
+    req.secret = "branch-secret".to_owned();
+    req.timeout = 1.0;
+    let out = req.send();
+    assert!(out.reply().is_null(), "deleted client still answered: {}", out.json);
+    env.wait_counter("dropped_unknown_client", 2);
+}
+
+#[test]
+fn only_listed_client_addresses_are_answered() {
+    // the only client is 127.0.0.2; requests from 127.0.0.1 are unknown
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_owned(),
+        ..ConfigOptions::default()
+    });
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    let r = radclient_opts(
+        &server.addr_string(),
+        "auth",
+        SECRET,
+        &auth_input("alice", &format!("{PASSWORD}{}", totp_now(&alice))),
+        1,
+    );
+    assert_eq!(r.code, None, "unlisted source address answered:\n{}", r.output);
+    assert!(env.counter("dropped_unknown_client") >= 1);
+
+    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.bind = "127.0.0.2".to_owned();
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+}
+
+#[test]
+fn status_server_answered() {
+    let env = Env::new();
+    let server = env.start();
+
+    let r = radclient(&server.addr_string(), "status", SECRET, "Message-Authenticator = 0x00\n");
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.attrs.first().map(|(n, _)| n.as_str()),
+        Some("Message-Authenticator"),
+        "{}",
+        r.output
+    );
+
+    let mut req = PyRequest::access(&server);
+    req.code = "status-server".to_owned();
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_signed(&reply);
+
+    env.wait_counter("status_server_replies", 2);
+    assert_eq!(env.counter("access_accepts"), 0, "Status-Server is not an authentication");
+}
+
+#[test]
+fn accounting_request_answered() {
+    let env = Env::new();
+    let server = env.start();
+
+    let r = radclient(
+        &server.addr_string(),
+        "acct",
+        SECRET,
+        "User-Name = \"alice\"\nAcct-Status-Type = Start\nAcct-Session-Id = \"e2e-1\"\nNAS-IP-Address = 127.0.0.1\n",
+    );
+    assert_eq!(r.code.as_deref(), Some("Accounting-Response"), "radclient output:\n{}", r.output);
+
+    let mut req = PyRequest::access(&server);
+    req.code = "accounting-request".to_owned();
+    req.message_authenticator = false;
+    req.user = Some("alice".to_owned());
+    req.attrs = vec!["Acct-Status-Type=Stop".into(), "Acct-Session-Id=e2e-1".into()];
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Accounting-Response", "{reply:#}");
+    assert_eq!(reply["response_authenticator_valid"], true, "{reply:#}");
+    assert_eq!(reply["pyrad_verify_reply"], true, "{reply:#}");
+    env.wait_counter("accounting_responses", 2);
+
+    // wrong secret: the Request Authenticator does not verify
+    req.secret = "not-the-secret".to_owned();
+    req.timeout = 1.0;
+    let out = req.send();
+    assert!(out.reply().is_null(), "accounting with a bad authenticator answered: {}", out.json);
+    env.wait_counter("dropped_bad_accounting_authenticator", 1);
+}
+
+#[test]
+fn sigterm_graceful_shutdown() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let port = server.addr.port();
+    assert!(
+        server.log().contains(&format!("listening radius_udp=127.0.0.1:{port}")),
+        "no `listening radius_udp=` line:\n{}",
+        server.log()
+    );
+
+    let reply = PyRequest::access(&server)
+        .login("alice", &format!("{PASSWORD}{}", totp_now(&alice)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM; log:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("final counters"))
+        .unwrap_or_else(|| panic!("no `final counters` line in the log:\n{log}"));
+    assert!(line.contains("access_accepts"), "final counters line: {line}");
+    assert!(line.contains("requests_received"), "final counters line: {line}");
+
+    // the store was flushed: the audit record is there with the server stopped
+    let records = env.report(&["--user", "alice"]);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["result"], "accept");
+    // and stats needs a running server
+    env.radmfa(&["stats", "--json"]).assert_code(1);
+}
