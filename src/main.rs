@@ -22,7 +22,11 @@ const DEFAULT_CONFIG: &str = include_str!("../config/radmfa.toml");
 const DEFAULT_ORIGIN: &str = "<embedded default config/radmfa.toml>";
 
 #[derive(Parser)]
-#[command(name = "radmfa", version, about = "RADIUS authentication server with a second factor")]
+#[command(
+    name = "radmfa",
+    version,
+    about = "RADIUS authentication server with a second factor"
+)]
 struct Cli {
     /// Configuration file (default: the embedded default configuration).
     #[arg(long, env = "RADMFA_CONFIG", global = true)]
@@ -293,8 +297,12 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>) -> anyhow::Result<()> {
         .context("cannot start the runtime")?;
     let cfg = Arc::new(cfg);
     rt.block_on(async move {
-        let control = radmfa_server::control::bind(&control_path)
-            .with_context(|| format!("cannot create the control socket {}", control_path.display()))?;
+        let control = radmfa_server::control::bind(&control_path).with_context(|| {
+            format!(
+                "cannot create the control socket {}",
+                control_path.display()
+            )
+        })?;
         let listening: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
         info!(
             radius_udp = %listening.join(","),
@@ -320,14 +328,17 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>) -> anyhow::Result<()> {
         });
         let counters =
             radmfa_server::run(cfg.clone(), store, sockets, Some(control), shutdown).await?;
-        info!(counters = %counters.to_json(), "stopped; final counters {}", counters.to_json());
+        info!("stopped; final counters {}", counters.to_json());
         Ok::<(), anyhow::Error>(())
     })
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -348,7 +359,11 @@ fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, S
     let mut out = Vec::new();
     let mut target = addr;
     for _ in 0..count.max(1) {
-        let s = Socket::new(Domain::for_address(target), Type::DGRAM, Some(Protocol::UDP))?;
+        let s = Socket::new(
+            Domain::for_address(target),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
         s.set_reuse_port(true)?;
         // Room for bursts of requests while workers are busy.
         let _ = s.set_recv_buffer_size(4 << 20);
@@ -396,7 +411,8 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             let uri = v["uri"].as_str().unwrap_or_default();
             println!("{uri}");
             if !no_qr {
-                let code = qrcode::QrCode::new(uri.as_bytes()).context("cannot build the QR code")?;
+                let code =
+                    qrcode::QrCode::new(uri.as_bytes()).context("cannot build the QR code")?;
                 let qr = code
                     .render::<qrcode::render::unicode::Dense1x2>()
                     .quiet_zone(true)
@@ -454,8 +470,15 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
                     .collect();
                 print_table(
                     &[
-                        "TIME (UTC)", "USER", "MODE", "RESULT", "REASON", "CLIENT", "CLIENT IP",
-                        "CALLING STATION", "SERVER",
+                        "TIME (UTC)",
+                        "USER",
+                        "MODE",
+                        "RESULT",
+                        "REASON",
+                        "CLIENT",
+                        "CLIENT IP",
+                        "CALLING STATION",
+                        "SERVER",
                     ],
                     &rows,
                 );
@@ -540,7 +563,12 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                             field(u, "name"),
                             field(u, "display_name"),
                             field(u, "method"),
-                            if u["enabled"] == Value::Bool(true) { "yes" } else { "no" }.into(),
+                            if u["enabled"] == Value::Bool(true) {
+                                "yes"
+                            } else {
+                                "no"
+                            }
+                            .into(),
                             u["token"]["kind"].as_str().unwrap_or("-").into(),
                             field(u, "email"),
                             field(u, "phone"),
@@ -548,7 +576,15 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     })
                     .collect();
                 print_table(
-                    &["NAME", "DISPLAY NAME", "METHOD", "ENABLED", "TOKEN", "EMAIL", "PHONE"],
+                    &[
+                        "NAME",
+                        "DISPLAY NAME",
+                        "METHOD",
+                        "ENABLED",
+                        "TOKEN",
+                        "EMAIL",
+                        "PHONE",
+                    ],
                     &rows,
                 );
             }
@@ -569,11 +605,23 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             }
         }
         UserCmd::Enable { name } => {
-            call(cfg, AdminRequest::UserSetEnabled { name: name.clone(), enabled: true })?;
+            call(
+                cfg,
+                AdminRequest::UserSetEnabled {
+                    name: name.clone(),
+                    enabled: true,
+                },
+            )?;
             println!("enabled user {name}");
         }
         UserCmd::Disable { name } => {
-            call(cfg, AdminRequest::UserSetEnabled { name: name.clone(), enabled: false })?;
+            call(
+                cfg,
+                AdminRequest::UserSetEnabled {
+                    name: name.clone(),
+                    enabled: false,
+                },
+            )?;
             println!("disabled user {name}");
         }
         UserCmd::Delete { name } => {
@@ -584,7 +632,13 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             let password = password
                 .read()?
                 .ok_or_else(|| anyhow!("give --password or --password-stdin"))?;
-            call(cfg, AdminRequest::UserPasswd { name: name.clone(), password })?;
+            call(
+                cfg,
+                AdminRequest::UserPasswd {
+                    name: name.clone(),
+                    password,
+                },
+            )?;
             println!("password changed for {name}");
         }
         UserCmd::Import { csv } => {
@@ -662,7 +716,13 @@ fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
                     ]);
                 }
                 print_table(
-                    &["NAME", "ADDRESS", "POLICY", "REQUIRE MESSAGE-AUTHENTICATOR", "SOURCE"],
+                    &[
+                        "NAME",
+                        "ADDRESS",
+                        "POLICY",
+                        "REQUIRE MESSAGE-AUTHENTICATOR",
+                        "SOURCE",
+                    ],
                     &rows,
                 );
             }

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 /// Inline login through pyrad; returns the reply code name.
 fn login(server: &Server, user: &str, password: &str) -> String {
-    let reply = PyRequest::access(server).login(user, password).send().reply();
+    let reply = PyRequest::access(server)
+        .login(user, password)
+        .send()
+        .reply();
     code_name(&reply).to_owned()
 }
 
@@ -103,9 +106,17 @@ fn bad_config_wrong_type_names_file_and_line() {
     let env = Env::new();
     let good = std::fs::read_to_string(env.config_path()).expect("read config");
 
-    let text = good.replacen("duplicate_window_secs = 30", "duplicate_window_secs = \"thirty\"", 1);
+    let text = good.replacen(
+        "duplicate_window_secs = 30",
+        "duplicate_window_secs = \"thirty\"",
+        1,
+    );
     let line = line_of(&text, "duplicate_window_secs");
-    assert_config_error(&text, line, &["invalid type", "expected", "duplicate_window_secs"]);
+    assert_config_error(
+        &text,
+        line,
+        &["invalid type", "expected", "duplicate_window_secs"],
+    );
 
     let text = good.replacen(
         "require_message_authenticator = true",
@@ -113,7 +124,11 @@ fn bad_config_wrong_type_names_file_and_line() {
         1,
     );
     let line = line_of(&text, "require_message_authenticator");
-    assert_config_error(&text, line, &["invalid type", "expected", "require_message_authenticator"]);
+    assert_config_error(
+        &text,
+        line,
+        &["invalid type", "expected", "require_message_authenticator"],
+    );
 
     // a TOML syntax error
     let text = good.replacen("node_id = 7", "node_id = = 7", 1);
@@ -139,35 +154,60 @@ fn user_lifecycle_offline_and_through_running_server() {
         PASSWORD,
     ])
     .assert_ok();
-    env.radmfa_stdin(&["user", "add", "bob", "--password-stdin"], Some(&format!("{PASSWORD}\n")))
-        .assert_ok();
+    env.radmfa_stdin(
+        &["user", "add", "bob", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .assert_ok();
     env.add_user("carol", PASSWORD);
     env.add_user("dave", PASSWORD);
     for (name, secret) in [("alice", 0), ("bob", 1), ("carol", 2), ("dave", 3)] {
         env.enroll(name, TOTP_SECRETS[secret]);
     }
     let dup = env.radmfa(&["user", "add", "alice", "--password", "x-other"]);
-    assert_eq!(dup.code(), 1, "adding an existing user must fail:\n{}{}", dup.stdout, dup.stderr);
+    assert_eq!(
+        dup.code(),
+        1,
+        "adding an existing user must fail:\n{}{}",
+        dup.stdout,
+        dup.stderr
+    );
 
     let list = env.radmfa(&["user", "list", "--json"]);
     list.assert_ok();
     let listed = list.json();
     for name in ["alice", "bob", "carol", "dave"] {
-        assert!(listed.to_string().contains(&format!("\"{name}\"")), "user list --json lacks {name}: {listed}");
+        assert!(
+            listed.to_string().contains(&format!("\"{name}\"")),
+            "user list --json lacks {name}: {listed}"
+        );
     }
     let human = env.radmfa(&["user", "list"]);
     human.assert_ok();
-    assert!(human.stdout.contains("alice") && human.stdout.contains("dave"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("alice") && human.stdout.contains("dave"),
+        "{}",
+        human.stdout
+    );
 
     let show = env.radmfa(&["user", "show", "alice", "--json"]);
     show.assert_ok();
     let shown = show.json();
     let shown_s = shown.to_string();
     for needle in ["alice", "Alice Example", "alice@example.com", "+15550100"] {
-        assert!(shown_s.contains(needle), "user show --json lacks {needle}: {shown}");
+        assert!(
+            shown_s.contains(needle),
+            "user show --json lacks {needle}: {shown}"
+        );
     }
-    assert!(!shown_s.contains(PASSWORD), "user show must not print the password: {shown}");
-    assert!(!shown_s.contains(TOTP_SECRETS[0]), "user show must not print the TOTP secret: {shown}");
+    assert!(
+        !shown_s.contains(PASSWORD),
+        "user show must not print the password: {shown}"
+    );
+    assert!(
+        !shown_s.contains(TOTP_SECRETS[0]),
+        "user show must not print the TOTP secret: {shown}"
+    );
     assert_eq!(env.radmfa(&["user", "show", "nobody"]).code(), 1);
 
     let server = env.start();
@@ -176,7 +216,10 @@ fn user_lifecycle_offline_and_through_running_server() {
     let carol = decode_secret(TOTP_SECRETS[2]);
     let dave = decode_secret(TOTP_SECRETS[3]);
 
-    assert_eq!(login(&server, "alice", &format!("{PASSWORD}{}", totp_now(&alice))), "Access-Accept");
+    assert_eq!(
+        login(&server, "alice", &format!("{PASSWORD}{}", totp_now(&alice))),
+        "Access-Accept"
+    );
 
     // admin commands now go through the control socket of the running server
     env.radmfa(&["user", "disable", "bob"]).assert_ok();
@@ -186,24 +229,53 @@ fn user_lifecycle_offline_and_through_running_server() {
         "disabled user logged in"
     );
     env.radmfa(&["user", "enable", "bob"]).assert_ok();
-    assert_eq!(login(&server, "bob", &format!("{PASSWORD}{}", totp_step(&bob, 1))), "Access-Accept");
+    assert_eq!(
+        login(&server, "bob", &format!("{PASSWORD}{}", totp_step(&bob, 1))),
+        "Access-Accept"
+    );
 
     // passwd: the old password (even freshly verified and cached) stops working
-    assert_eq!(login(&server, "carol", &format!("{PASSWORD}{}", totp_step(&carol, -1))), "Access-Accept");
-    env.radmfa_stdin(&["user", "passwd", "carol", "--password-stdin"], Some("second-horse\n"))
-        .assert_ok();
+    assert_eq!(
+        login(
+            &server,
+            "carol",
+            &format!("{PASSWORD}{}", totp_step(&carol, -1))
+        ),
+        "Access-Accept"
+    );
+    env.radmfa_stdin(
+        &["user", "passwd", "carol", "--password-stdin"],
+        Some("second-horse\n"),
+    )
+    .assert_ok();
     assert_eq!(
         login(&server, "carol", &format!("{PASSWORD}{}", totp_now(&carol))),
         "Access-Reject",
         "old password accepted after user passwd"
     );
-    assert_eq!(login(&server, "carol", &format!("second-horse{}", totp_step(&carol, 1))), "Access-Accept");
+    assert_eq!(
+        login(
+            &server,
+            "carol",
+            &format!("second-horse{}", totp_step(&carol, 1))
+        ),
+        "Access-Accept"
+    );
 
     // a user added while the server runs can log in at once
-    env.radmfa(&["user", "add", "erin", "--password", "erin-horse"]).assert_ok();
+    env.radmfa(&["user", "add", "erin", "--password", "erin-horse"])
+        .assert_ok();
     env.enroll("erin", TOTP_SECRETS[0]);
-    env.radmfa(&["user", "passwd", "erin", "--password", "erin-horse-2"]).assert_ok();
-    assert_eq!(login(&server, "erin", &format!("erin-horse-2{}", totp_now(&alice))), "Access-Accept");
+    env.radmfa(&["user", "passwd", "erin", "--password", "erin-horse-2"])
+        .assert_ok();
+    assert_eq!(
+        login(
+            &server,
+            "erin",
+            &format!("erin-horse-2{}", totp_now(&alice))
+        ),
+        "Access-Accept"
+    );
 
     // delete
     env.radmfa(&["user", "delete", "dave"]).assert_ok();
@@ -216,15 +288,24 @@ fn user_lifecycle_offline_and_through_running_server() {
     let list = env.radmfa(&["user", "list", "--json"]);
     list.assert_ok();
     let listed = list.json().to_string();
-    assert!(!listed.contains("\"dave\""), "deleted user still listed: {listed}");
-    assert!(listed.contains("\"erin\""), "user added while running not listed: {listed}");
+    assert!(
+        !listed.contains("\"dave\""),
+        "deleted user still listed: {listed}"
+    );
+    assert!(
+        listed.contains("\"erin\""),
+        "user added while running not listed: {listed}"
+    );
     drop(server);
 
     // the changes made through the server are in the store
     let list = env.radmfa(&["user", "list", "--json"]);
     list.assert_ok();
     let listed = list.json().to_string();
-    assert!(!listed.contains("\"dave\"") && listed.contains("\"erin\""), "{listed}");
+    assert!(
+        !listed.contains("\"dave\"") && listed.contains("\"erin\""),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -235,9 +316,19 @@ fn disabled_flag_on_add() {
     env.enroll("frank", TOTP_SECRETS[1]);
     let frank = decode_secret(TOTP_SECRETS[1]);
     let server = env.start();
-    assert_eq!(login(&server, "frank", &format!("{PASSWORD}{}", totp_now(&frank))), "Access-Reject");
+    assert_eq!(
+        login(&server, "frank", &format!("{PASSWORD}{}", totp_now(&frank))),
+        "Access-Reject"
+    );
     env.radmfa(&["user", "enable", "frank"]).assert_ok();
-    assert_eq!(login(&server, "frank", &format!("{PASSWORD}{}", totp_step(&frank, 1))), "Access-Accept");
+    assert_eq!(
+        login(
+            &server,
+            "frank",
+            &format!("{PASSWORD}{}", totp_step(&frank, 1))
+        ),
+        "Access-Accept"
+    );
 }
 
 #[test]
@@ -261,7 +352,11 @@ fn token_enroll_prints_uri_qr_and_secret() {
     let uri = out
         .stdout
         .lines()
-        .find_map(|l| l.trim().strip_prefix("otpauth://").map(|_| l.trim().to_owned()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("otpauth://")
+                .map(|_| l.trim().to_owned())
+        })
         .unwrap_or_else(|| panic!("no otpauth:// URI:\n{}", out.stdout));
     assert!(uri.starts_with("otpauth://totp/radmfa:gina?"), "{uri}");
     for part in [
@@ -273,62 +368,139 @@ fn token_enroll_prints_uri_qr_and_secret() {
     ] {
         assert!(uri.contains(&part), "URI lacks {part}: {uri}");
     }
-    assert!(qr_lines(&out.stdout) >= 10, "no terminal QR code in:\n{}", out.stdout);
+    assert!(
+        qr_lines(&out.stdout) >= 10,
+        "no terminal QR code in:\n{}",
+        out.stdout
+    );
 
     // given secret, no QR code
     let out = env.enroll("hank", TOTP_SECRETS[2]);
-    assert!(out.stdout.contains(&format!("secret={}", TOTP_SECRETS[2])), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("secret: {}", TOTP_SECRETS[2])), "{}", out.stdout);
-    assert_eq!(qr_lines(&out.stdout), 0, "--no-qr printed a QR code:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("secret={}", TOTP_SECRETS[2])),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("secret: {}", TOTP_SECRETS[2])),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        qr_lines(&out.stdout),
+        0,
+        "--no-qr printed a QR code:\n{}",
+        out.stdout
+    );
 
     // parameters end up in the URI
     let out = env.radmfa(&[
-        "token", "enroll", "ivan", "--algorithm", "sha256", "--digits", "8", "--period", "60", "--no-qr",
+        "token",
+        "enroll",
+        "ivan",
+        "--algorithm",
+        "sha256",
+        "--digits",
+        "8",
+        "--period",
+        "60",
+        "--no-qr",
     ]);
     out.assert_ok();
     for part in ["algorithm=SHA256", "digits=8", "period=60"] {
-        assert!(out.stdout.contains(part), "URI lacks {part}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(part),
+            "URI lacks {part}:\n{}",
+            out.stdout
+        );
     }
 
     // unknown user
-    assert_ne!(env.radmfa(&["token", "enroll", "nobody", "--no-qr"]).code(), 0);
+    assert_ne!(
+        env.radmfa(&["token", "enroll", "nobody", "--no-qr"]).code(),
+        0
+    );
 
     // the generated secret is the one the server checks
     let server = env.start();
     let gina = decode_secret(&secret);
-    assert_eq!(login(&server, "gina", &format!("{PASSWORD}{}", totp_now(&gina))), "Access-Accept");
+    assert_eq!(
+        login(&server, "gina", &format!("{PASSWORD}{}", totp_now(&gina))),
+        "Access-Accept"
+    );
     let hank = decode_secret(TOTP_SECRETS[2]);
-    assert_eq!(login(&server, "hank", &format!("{PASSWORD}{}", totp_now(&hank))), "Access-Accept");
+    assert_eq!(
+        login(&server, "hank", &format!("{PASSWORD}{}", totp_now(&hank))),
+        "Access-Accept"
+    );
 }
 
 #[test]
 fn client_add_list_delete() {
     let env = Env::new();
-    env.radmfa(&["client", "add", "vpn", "--address", "10.1.0.0/16", "--secret", "vpn-secret-1"])
-        .assert_ok();
+    env.radmfa(&[
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "10.1.0.0/16",
+        "--secret",
+        "vpn-secret-1",
+    ])
+    .assert_ok();
     env.radmfa_stdin(
-        &["client", "add", "rdgw", "--address", "10.2.3.4/32", "--secret-stdin", "--no-require-message-authenticator"],
+        &[
+            "client",
+            "add",
+            "rdgw",
+            "--address",
+            "10.2.3.4/32",
+            "--secret-stdin",
+            "--no-require-message-authenticator",
+        ],
         Some("rdgw-secret-2\n"),
     )
     .assert_ok();
-    let bad = env.radmfa(&["client", "add", "broken", "--address", "not-a-cidr", "--secret", "x"]);
+    let bad = env.radmfa(&[
+        "client",
+        "add",
+        "broken",
+        "--address",
+        "not-a-cidr",
+        "--secret",
+        "x",
+    ]);
     assert_ne!(bad.code(), 0, "bad CIDR accepted:\n{}", bad.stdout);
 
     let list = env.radmfa(&["client", "list", "--json"]);
     list.assert_ok();
     let listed = list.json().to_string();
     for needle in ["vpn", "10.1.0.0/16", "rdgw", "10.2.3.4/32"] {
-        assert!(listed.contains(needle), "client list --json lacks {needle}: {listed}");
+        assert!(
+            listed.contains(needle),
+            "client list --json lacks {needle}: {listed}"
+        );
     }
     assert!(!listed.contains("broken"), "{listed}");
     let human = env.radmfa(&["client", "list"]);
     human.assert_ok();
-    assert!(human.stdout.contains("vpn") && human.stdout.contains("rdgw"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("vpn") && human.stdout.contains("rdgw"),
+        "{}",
+        human.stdout
+    );
 
     env.radmfa(&["client", "delete", "vpn"]).assert_ok();
     let listed = env.radmfa(&["client", "list", "--json"]).json().to_string();
-    assert!(!listed.contains("\"vpn\"") && listed.contains("rdgw"), "{listed}");
-    assert_ne!(env.radmfa(&["client", "delete", "vpn"]).code(), 0, "deleting a missing client");
+    assert!(
+        !listed.contains("\"vpn\"") && listed.contains("rdgw"),
+        "{listed}"
+    );
+    assert_ne!(
+        env.radmfa(&["client", "delete", "vpn"]).code(),
+        0,
+        "deleting a missing client"
+    );
 }
 
 #[test]
@@ -339,13 +511,18 @@ fn report_json_and_csv() {
     let server = env.start();
     let before_ms = unix_now() * 1000;
 
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
     req.attrs = vec!["Calling-Station-Id=02-00-00-00-00-01".into()];
     assert_eq!(code_name(&req.send().reply()), "Access-Accept");
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", wrong_code(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", wrong_code(&alice)));
     req.attrs = vec!["Calling-Station-Id=02-00-00-00-00-01".into()];
     assert_eq!(code_name(&req.send().reply()), "Access-Reject");
-    let reply = PyRequest::access(&server).login("bob", PASSWORD).send().reply();
+    let reply = PyRequest::access(&server)
+        .login("bob", PASSWORD)
+        .send()
+        .reply();
     assert_eq!(code_name(&reply), "Access-Challenge");
 
     let records = env.wait_report_len(&["--user", "alice"], 2);
@@ -371,10 +548,18 @@ fn report_json_and_csv() {
         assert_eq!(rec["client_ip"], "127.0.0.1", "{rec}");
         assert_eq!(rec["server_ip"], "127.0.0.1", "{rec}");
         assert_eq!(rec["calling_station"], "02-00-00-00-00-01", "{rec}");
-        let t = rec["time_ms"].as_u64().unwrap_or_else(|| panic!("time_ms not an integer: {rec}"));
-        assert!(t + 2000 >= before_ms && t <= unix_now() * 1000 + 2000, "time_ms {t} vs now {before_ms}");
+        let t = rec["time_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("time_ms not an integer: {rec}"));
+        assert!(
+            t + 2000 >= before_ms && t <= unix_now() * 1000 + 2000,
+            "time_ms {t} vs now {before_ms}"
+        );
     }
-    let mut results: Vec<&str> = records.iter().filter_map(|r| r["result"].as_str()).collect();
+    let mut results: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["result"].as_str())
+        .collect();
     results.sort_unstable();
     assert_eq!(results, ["accept", "reject"]);
 
@@ -382,7 +567,10 @@ fn report_json_and_csv() {
     assert_eq!(env.report(&[]).len(), 3);
     let rejects = env.report(&["--result", "reject"]);
     assert_eq!(rejects.len(), 1, "{rejects:#?}");
-    assert!(rejects[0]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{rejects:#?}");
+    assert!(
+        rejects[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{rejects:#?}"
+    );
     let challenges = env.report(&["--result", "challenge"]);
     assert_eq!(challenges.len(), 1, "{challenges:#?}");
     assert_eq!(challenges[0]["user"], "bob");
@@ -409,7 +597,10 @@ fn report_json_and_csv() {
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "CSV rows:\n{}", csv.stdout);
     for row in &rows {
-        assert!(row.contains("alice") && row.contains("02-00-00-00-00-01"), "{row}");
+        assert!(
+            row.contains("alice") && row.contains("02-00-00-00-00-01"),
+            "{row}"
+        );
     }
     drop(server);
 }
@@ -439,11 +630,19 @@ fn stats_needs_a_running_server() {
         "duplicates_answered_from_cache",
         "duplicates_in_flight_dropped",
     ] {
-        assert_eq!(stats.get(field).and_then(Value::as_u64), Some(0), "{field} in {stats}");
+        assert_eq!(
+            stats.get(field).and_then(Value::as_u64),
+            Some(0),
+            "{field} in {stats}"
+        );
     }
     let human = env.radmfa(&["stats"]);
     human.assert_ok();
-    assert!(human.stdout.contains("requests_received"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("requests_received"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -461,21 +660,37 @@ fn user_import_csv() {
         ),
     )
     .expect("write csv");
-    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")]).assert_ok();
+    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")])
+        .assert_ok();
     let listed = env.radmfa(&["user", "list", "--json"]).json().to_string();
     for name in ["imp1", "imp2", "imp3"] {
         assert!(listed.contains(&format!("\"{name}\"")), "{listed}");
     }
-    let shown = env.radmfa(&["user", "show", "imp1", "--json"]).json().to_string();
-    assert!(shown.contains("Imported One") && shown.contains("imp1@example.com"), "{shown}");
+    let shown = env
+        .radmfa(&["user", "show", "imp1", "--json"])
+        .json()
+        .to_string();
+    assert!(
+        shown.contains("Imported One") && shown.contains("imp1@example.com"),
+        "{shown}"
+    );
 
     let server = env.start();
     let imp1 = decode_secret(TOTP_SECRETS[0]);
     let imp3 = decode_secret(TOTP_SECRETS[1]);
-    assert_eq!(login(&server, "imp1", &format!("{PASSWORD}{}", totp_now(&imp1))), "Access-Accept");
-    assert_eq!(login(&server, "imp3", &format!("{PASSWORD}{}", totp_now(&imp3))), "Access-Accept");
+    assert_eq!(
+        login(&server, "imp1", &format!("{PASSWORD}{}", totp_now(&imp1))),
+        "Access-Accept"
+    );
+    assert_eq!(
+        login(&server, "imp3", &format!("{PASSWORD}{}", totp_now(&imp3))),
+        "Access-Accept"
+    );
     // imp2 has no token and the policy rejects unenrolled users
-    assert_eq!(login(&server, "imp2", &format!("{PASSWORD}123456")), "Access-Reject");
+    assert_eq!(
+        login(&server, "imp2", &format!("{PASSWORD}123456")),
+        "Access-Reject"
+    );
     assert_eq!(login(&server, "imp2", PASSWORD), "Access-Reject");
 }
 
@@ -488,7 +703,11 @@ fn config_from_environment_variable() {
         .current_dir(env.path())
         .output()
         .expect("run radmfa");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // RADMFA_CONFIG pointing at a bad file must be used (and fail)
     let bad = env.path().join("bad.toml");
     std::fs::write(&bad, "[server]\nnope = 1\n").expect("write");
@@ -498,7 +717,15 @@ fn config_from_environment_variable() {
         .current_dir(env.path())
         .output()
         .expect("run radmfa");
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:2:", bad.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", bad.display())),
+        "{stderr}"
+    );
 }

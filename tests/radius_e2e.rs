@@ -24,8 +24,18 @@ fn inline_totp_accept_radclient_and_pyrad() {
 
     // radclient
     let password = format!("{PASSWORD}{}", totp_now(&alice));
-    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &password));
-    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    let r = radclient(
+        &server.addr_string(),
+        "auth",
+        SECRET,
+        &auth_input("alice", &password),
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Accept"),
+        "radclient output:\n{}",
+        r.output
+    );
     assert_eq!(
         r.attrs.first().map(|(n, _)| n.as_str()),
         Some("Message-Authenticator"),
@@ -38,7 +48,8 @@ fn inline_totp_accept_radclient_and_pyrad() {
         r.output
     );
     assert!(
-        !r.output.contains("invalid Message-Authenticator") && !r.output.contains("verification failed"),
+        !r.output.contains("invalid Message-Authenticator")
+            && !r.output.contains("verification failed"),
         "radclient rejected the reply's signature:\n{}",
         r.output
     );
@@ -50,7 +61,10 @@ fn inline_totp_accept_radclient_and_pyrad() {
         .reply();
     assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
     assert_signed(&reply);
-    assert!(reply_message(&reply).is_some_and(|m| !m.is_empty()), "no Reply-Message: {reply:#}");
+    assert!(
+        reply_message(&reply).is_some_and(|m| !m.is_empty()),
+        "no Reply-Message: {reply:#}"
+    );
 
     env.wait_counter("access_accepts", 2);
     assert_eq!(env.counter("access_rejects"), 0);
@@ -69,8 +83,18 @@ fn wrong_code_and_wrong_password_rejected() {
 
     // wrong code, radclient
     let bad = format!("{PASSWORD}{}", wrong_code(&alice));
-    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &bad));
-    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "radclient output:\n{}", r.output);
+    let r = radclient(
+        &server.addr_string(),
+        "auth",
+        SECRET,
+        &auth_input("alice", &bad),
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Reject"),
+        "radclient output:\n{}",
+        r.output
+    );
     assert_eq!(
         r.attrs.first().map(|(n, _)| n.as_str()),
         Some("Message-Authenticator"),
@@ -126,14 +150,24 @@ fn challenge_round_trip_radclient() {
     let addr = server.addr_string();
 
     let r = radclient(&addr, "auth", SECRET, &auth_input("alice", PASSWORD));
-    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Challenge"),
+        "radclient output:\n{}",
+        r.output
+    );
     assert_eq!(
         r.attrs.first().map(|(n, _)| n.as_str()),
         Some("Message-Authenticator"),
         "Message-Authenticator must be the first reply attribute:\n{}",
         r.output
     );
-    assert_eq!(r.text("Reply-Message").as_deref(), Some(PROMPT), "{}", r.output);
+    assert_eq!(
+        r.text("Reply-Message").as_deref(),
+        Some(PROMPT),
+        "{}",
+        r.output
+    );
     let state = r
         .attr("State")
         .unwrap_or_else(|| panic!("Access-Challenge without State:\n{}", r.output))
@@ -145,7 +179,12 @@ fn challenge_round_trip_radclient() {
         totp_now(&alice)
     );
     let r = radclient(&addr, "auth", SECRET, &input);
-    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Accept"),
+        "radclient output:\n{}",
+        r.output
+    );
     assert_eq!(
         r.attrs.first().map(|(n, _)| n.as_str()),
         Some("Message-Authenticator"),
@@ -156,7 +195,10 @@ fn challenge_round_trip_radclient() {
     env.wait_counter("access_challenges", 1);
     env.wait_counter("access_accepts", 1);
     let records = env.wait_report_len(&["--user", "alice"], 2);
-    let mut results: Vec<&str> = records.iter().filter_map(|r| r["result"].as_str()).collect();
+    let mut results: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["result"].as_str())
+        .collect();
     results.sort_unstable();
     assert_eq!(results, ["accept", "challenge"], "{records:#?}");
 }
@@ -168,7 +210,10 @@ fn challenge_round_trip_pyrad_state_single_use() {
     let carol = env.add_totp_user("carol", TOTP_SECRETS[2]);
     let server = env.start();
 
-    let reply = PyRequest::access(&server).login("bob", PASSWORD).send().reply();
+    let reply = PyRequest::access(&server)
+        .login("bob", PASSWORD)
+        .send()
+        .reply();
     assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
     assert_signed(&reply);
     assert_eq!(reply_message(&reply).as_deref(), Some(PROMPT), "{reply:#}");
@@ -185,11 +230,18 @@ fn challenge_round_trip_pyrad_state_single_use() {
     let mut replay = PyRequest::access(&server).login("bob", &totp_step(&bob, 1));
     replay.state_hex = Some(state);
     let reply = replay.send().reply();
-    assert_eq!(code_name(&reply), "Access-Reject", "State reused: {reply:#}");
+    assert_eq!(
+        code_name(&reply),
+        "Access-Reject",
+        "State reused: {reply:#}"
+    );
     assert_signed(&reply);
 
     // a forged State (last byte flipped) with a valid code is rejected
-    let reply = PyRequest::access(&server).login("carol", PASSWORD).send().reply();
+    let reply = PyRequest::access(&server)
+        .login("carol", PASSWORD)
+        .send()
+        .reply();
     assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
     let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
     let mut forged_bytes: Vec<u8> = (0..state.len() / 2)
@@ -201,16 +253,27 @@ fn challenge_round_trip_pyrad_state_single_use() {
     let mut forged = PyRequest::access(&server).login("carol", &totp_now(&carol));
     forged.state_hex = Some(forged_bytes.iter().map(|b| format!("{b:02x}")).collect());
     let reply = forged.send().reply();
-    assert_eq!(code_name(&reply), "Access-Reject", "forged State: {reply:#}");
+    assert_eq!(
+        code_name(&reply),
+        "Access-Reject",
+        "forged State: {reply:#}"
+    );
 
     // a State issued to carol does not log in bob
-    let reply = PyRequest::access(&server).login("carol", PASSWORD).send().reply();
+    let reply = PyRequest::access(&server)
+        .login("carol", PASSWORD)
+        .send()
+        .reply();
     assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
     let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
     let mut swapped = PyRequest::access(&server).login("bob", &totp_step(&bob, 1));
     swapped.state_hex = Some(state);
     let reply = swapped.send().reply();
-    assert_eq!(code_name(&reply), "Access-Reject", "State of another user: {reply:#}");
+    assert_eq!(
+        code_name(&reply),
+        "Access-Reject",
+        "State of another user: {reply:#}"
+    );
 }
 
 #[test]
@@ -219,19 +282,31 @@ fn missing_message_authenticator_dropped() {
     let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
     let server = env.start();
 
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
     req.message_authenticator = false;
     req.timeout = 1.0;
     let out = req.send();
-    assert!(out.reply().is_null(), "request without Message-Authenticator answered: {}", out.json);
+    assert!(
+        out.reply().is_null(),
+        "request without Message-Authenticator answered: {}",
+        out.json
+    );
     env.wait_counter("dropped_missing_message_authenticator", 1);
     assert_eq!(env.counter("access_accepts"), 0);
     assert_eq!(env.counter("access_rejects"), 0);
 
     // radclient without Message-Authenticator: dropped too
-    let input = format!("User-Name = \"alice\"\nUser-Password = \"{PASSWORD}{}\"\n", totp_now(&alice));
+    let input = format!(
+        "User-Name = \"alice\"\nUser-Password = \"{PASSWORD}{}\"\n",
+        totp_now(&alice)
+    );
     let r = radclient_opts(&server.addr_string(), "auth", SECRET, &input, 1);
-    assert_eq!(r.code, None, "radclient without Message-Authenticator got a reply:\n{}", r.output);
+    assert_eq!(
+        r.code, None,
+        "radclient without Message-Authenticator got a reply:\n{}",
+        r.output
+    );
     assert!(env.counter("dropped_missing_message_authenticator") >= 2);
 
     // the same login with a Message-Authenticator works
@@ -255,7 +330,8 @@ fn message_authenticator_optional_when_not_required() {
     let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
     let server = env.start();
 
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
     req.message_authenticator = false;
     let reply = req.send().reply();
     assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
@@ -270,15 +346,23 @@ fn wrong_shared_secret_dropped() {
     let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
     let server = env.start();
 
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
     req.secret = "not-the-secret".to_owned();
     req.timeout = 1.0;
     let out = req.send();
-    assert!(out.reply().is_null(), "request with a bad Message-Authenticator answered: {}", out.json);
+    assert!(
+        out.reply().is_null(),
+        "request with a bad Message-Authenticator answered: {}",
+        out.json
+    );
     env.wait_counter("dropped_bad_message_authenticator", 1);
     assert_eq!(env.counter("dropped_missing_message_authenticator"), 0);
     assert_eq!(env.counter("access_rejects"), 0);
-    assert!(env.report(&[]).is_empty(), "dropped request reached the audit log");
+    assert!(
+        env.report(&[]).is_empty(),
+        "dropped request reached the audit log"
+    );
 
     // radclient with the wrong secret: no reply either
     let r = radclient_opts(
@@ -297,29 +381,42 @@ fn retransmission_answered_from_cache() {
     let env = Env::new();
     let carol = env.add_totp_user("carol", TOTP_SECRETS[2]);
     let server = env.start();
+    let password = format!("{PASSWORD}{}", totp_now(&carol));
 
-    let mut req = PyRequest::access(&server).login("carol", &format!("{PASSWORD}{}", totp_now(&carol)));
+    let mut req = PyRequest::access(&server).login("carol", &password);
     req.sends = 2;
     let out = req.send();
     let replies = out.replies();
     assert_eq!(replies.len(), 2, "{}", out.json);
     assert_eq!(code_name(&replies[0]), "Access-Accept", "{}", out.json);
     assert_signed(&replies[0]);
-    assert!(replies[1].is_object(), "retransmission not answered: {}", out.json);
+    assert!(
+        replies[1].is_object(),
+        "retransmission not answered: {}",
+        out.json
+    );
     assert_eq!(
         replies[0]["raw_hex"], replies[1]["raw_hex"],
         "a retransmission must get the identical reply"
     );
 
     env.wait_counter("duplicates_answered_from_cache", 1);
-    assert_eq!(env.counter("access_accepts"), 1, "the duplicate was authenticated again");
+    assert_eq!(
+        env.counter("access_accepts"),
+        1,
+        "the duplicate was authenticated again"
+    );
     let records = env.report(&["--user", "carol"]);
-    assert_eq!(records.len(), 1, "one audit record per decision: {records:#?}");
+    assert_eq!(
+        records.len(),
+        1,
+        "one audit record per decision: {records:#?}"
+    );
 
     // a new request with the same code (new authenticator) is not a duplicate:
     // the code was used
     let reply = PyRequest::access(&server)
-        .login("carol", &format!("{PASSWORD}{}", totp_now(&carol)))
+        .login("carol", &password)
         .send()
         .reply();
     assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
@@ -333,19 +430,41 @@ fn reused_totp_step_rejected() {
     let server = env.start();
 
     let code = totp_now(&alice);
-    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &format!("{PASSWORD}{code}")));
+    let r = radclient(
+        &server.addr_string(),
+        "auth",
+        SECRET,
+        &auth_input("alice", &format!("{PASSWORD}{code}")),
+    );
     assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
-    let r = radclient(&server.addr_string(), "auth", SECRET, &auth_input("alice", &format!("{PASSWORD}{code}")));
-    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "a used TOTP step was accepted again:\n{}", r.output);
+    let r = radclient(
+        &server.addr_string(),
+        "auth",
+        SECRET,
+        &auth_input("alice", &format!("{PASSWORD}{code}")),
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Reject"),
+        "a used TOTP step was accepted again:\n{}",
+        r.output
+    );
 
     // also through the challenge path
-    let reply = PyRequest::access(&server).login("alice", PASSWORD).send().reply();
+    let reply = PyRequest::access(&server)
+        .login("alice", PASSWORD)
+        .send()
+        .reply();
     assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
     let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
     let mut again = PyRequest::access(&server).login("alice", &code);
     again.state_hex = Some(state);
     let reply = again.send().reply();
-    assert_eq!(code_name(&reply), "Access-Reject", "a used TOTP step was accepted again: {reply:#}");
+    assert_eq!(
+        code_name(&reply),
+        "Access-Reject",
+        "a used TOTP step was accepted again: {reply:#}"
+    );
     assert_eq!(env.counter("duplicates_answered_from_cache"), 0);
 }
 
@@ -355,25 +474,47 @@ fn unknown_client_dropped_then_added_while_running() {
     let dave = env.add_totp_user("dave", TOTP_SECRETS[3]);
     let server = env.start();
 
-    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
+    let mut req =
+        PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
     req.bind = "127.0.0.3".to_owned();
     req.timeout = 1.0;
     let out = req.send();
-    assert!(out.reply().is_null(), "unknown client answered: {}", out.json);
+    assert!(
+        out.reply().is_null(),
+        "unknown client answered: {}",
+        out.json
+    );
     env.wait_counter("dropped_unknown_client", 1);
 
     // add the client through the running server
-    env.radmfa(&["client", "add", "branch", "--address", "127.0.0.3/32", "--secret", "branch-secret"])
-        .assert_ok();
+    env.radmfa(&[
+        "client",
+        "add",
+        "branch",
+        "--address",
+        "127.0.0.3/32",
+        "--secret",
+        "branch-secret",
+    ])
+    .assert_ok();
     let list = env.radmfa(&["client", "list", "--json"]);
     list.assert_ok();
-    assert!(list.stdout.contains("branch"), "client list: {}", list.stdout);
+    assert!(
+        list.stdout.contains("branch"),
+        "client list: {}",
+        list.stdout
+    );
 
-    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
+    let mut req =
+        PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_now(&dave)));
     req.bind = "127.0.0.3".to_owned();
     req.secret = "branch-secret".to_owned();
     let reply = req.send().reply();
-    assert_eq!(code_name(&reply), "Access-Accept", "client added while running was not picked up: {reply:#}");
+    assert_eq!(
+        code_name(&reply),
+        "Access-Accept",
+        "client added while running was not picked up: {reply:#}"
+    );
     assert_signed(&reply);
     let records = env.wait_report_len(&["--user", "dave"], 1);
     assert_eq!(records[0]["client_name"], "branch", "{records:#?}");
@@ -381,12 +522,17 @@ fn unknown_client_dropped_then_added_while_running() {
 
     // and deleted again
     env.radmfa(&["client", "delete", "branch"]).assert_ok();
-    let mut req = PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_step(&dave, 1)));
+    let mut req =
+        PyRequest::access(&server).login("dave", &format!("{PASSWORD}{}", totp_step(&dave, 1)));
     req.bind = "127.0.0.3".to_owned();
     req.secret = "branch-secret".to_owned();
     req.timeout = 1.0;
     let out = req.send();
-    assert!(out.reply().is_null(), "deleted client still answered: {}", out.json);
+    assert!(
+        out.reply().is_null(),
+        "deleted client still answered: {}",
+        out.json
+    );
     env.wait_counter("dropped_unknown_client", 2);
 }
 
@@ -407,10 +553,15 @@ fn only_listed_client_addresses_are_answered() {
         &auth_input("alice", &format!("{PASSWORD}{}", totp_now(&alice))),
         1,
     );
-    assert_eq!(r.code, None, "unlisted source address answered:\n{}", r.output);
+    assert_eq!(
+        r.code, None,
+        "unlisted source address answered:\n{}",
+        r.output
+    );
     assert!(env.counter("dropped_unknown_client") >= 1);
 
-    let mut req = PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
     req.bind = "127.0.0.2".to_owned();
     let reply = req.send().reply();
     assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
@@ -421,8 +572,18 @@ fn status_server_answered() {
     let env = Env::new();
     let server = env.start();
 
-    let r = radclient(&server.addr_string(), "status", SECRET, "Message-Authenticator = 0x00\n");
-    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "radclient output:\n{}", r.output);
+    let r = radclient(
+        &server.addr_string(),
+        "status",
+        SECRET,
+        "Message-Authenticator = 0x00\n",
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Accept"),
+        "radclient output:\n{}",
+        r.output
+    );
     assert_eq!(
         r.attrs.first().map(|(n, _)| n.as_str()),
         Some("Message-Authenticator"),
@@ -437,7 +598,11 @@ fn status_server_answered() {
     assert_signed(&reply);
 
     env.wait_counter("status_server_replies", 2);
-    assert_eq!(env.counter("access_accepts"), 0, "Status-Server is not an authentication");
+    assert_eq!(
+        env.counter("access_accepts"),
+        0,
+        "Status-Server is not an authentication"
+    );
 }
 
 #[test]
@@ -451,16 +616,32 @@ fn accounting_request_answered() {
         SECRET,
         "User-Name = \"alice\"\nAcct-Status-Type = Start\nAcct-Session-Id = \"e2e-1\"\nNAS-IP-Address = 127.0.0.1\n",
     );
-    assert_eq!(r.code.as_deref(), Some("Accounting-Response"), "radclient output:\n{}", r.output);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Accounting-Response"),
+        "radclient output:\n{}",
+        r.output
+    );
 
     let mut req = PyRequest::access(&server);
     req.code = "accounting-request".to_owned();
     req.message_authenticator = false;
     req.user = Some("alice".to_owned());
-    req.attrs = vec!["Acct-Status-Type=Stop".into(), "Acct-Session-Id=e2e-1".into()];
+    req.attrs = vec![
+        "Acct-Status-Type=Stop".into(),
+        "Acct-Session-Id=e2e-1".into(),
+    ];
     let reply = req.send().reply();
     assert_eq!(code_name(&reply), "Accounting-Response", "{reply:#}");
     assert_eq!(reply["response_authenticator_valid"], true, "{reply:#}");
+    if py_attr(&reply, 80).is_some() {
+        // as FreeRADIUS and pyrad compute it: over the Accounting-Response
+        // with 16 zero octets in place of the authenticator
+        assert_eq!(
+            reply["message_authenticator_valid"], true,
+            "Message-Authenticator of the Accounting-Response does not verify: {reply:#}"
+        );
+    }
     assert_eq!(reply["pyrad_verify_reply"], true, "{reply:#}");
     env.wait_counter("accounting_responses", 2);
 
@@ -468,7 +649,11 @@ fn accounting_request_answered() {
     req.secret = "not-the-secret".to_owned();
     req.timeout = 1.0;
     let out = req.send();
-    assert!(out.reply().is_null(), "accounting with a bad authenticator answered: {}", out.json);
+    assert!(
+        out.reply().is_null(),
+        "accounting with a bad authenticator answered: {}",
+        out.json
+    );
     env.wait_counter("dropped_bad_accounting_authenticator", 1);
 }
 
@@ -479,7 +664,9 @@ fn sigterm_graceful_shutdown() {
     let server = env.start();
     let port = server.addr.port();
     assert!(
-        server.log().contains(&format!("listening radius_udp=127.0.0.1:{port}")),
+        server
+            .log()
+            .contains(&format!("listening radius_udp=127.0.0.1:{port}")),
         "no `listening radius_udp=` line:\n{}",
         server.log()
     );
@@ -491,13 +678,23 @@ fn sigterm_graceful_shutdown() {
     assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
 
     let (status, log) = server.terminate();
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM; log:\n{log}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM; log:\n{log}"
+    );
     let line = log
         .lines()
         .find(|l| l.contains("final counters"))
         .unwrap_or_else(|| panic!("no `final counters` line in the log:\n{log}"));
-    assert!(line.contains("access_accepts"), "final counters line: {line}");
-    assert!(line.contains("requests_received"), "final counters line: {line}");
+    assert!(
+        line.contains("access_accepts"),
+        "final counters line: {line}"
+    );
+    assert!(
+        line.contains("requests_received"),
+        "final counters line: {line}"
+    );
 
     // the store was flushed: the audit record is there with the server stopped
     let records = env.report(&["--user", "alice"]);
@@ -505,4 +702,104 @@ fn sigterm_graceful_shutdown() {
     assert_eq!(records[0]["result"], "accept");
     // and stats needs a running server
     env.radmfa(&["stats", "--json"]).assert_code(1);
+}
+
+#[test]
+fn malformed_and_unsupported_packets_dropped() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let auth = "00112233445566778899aabbccddeeff";
+
+    let malformed = [
+        // shorter than the RADIUS header
+        "0101001400112233".to_owned(),
+        // Length field larger than the datagram
+        format!("01020400{auth}"),
+        // Length field below the minimum of 20
+        format!("01030010{auth}"),
+        // an attribute with length 1
+        format!("01040017{auth}010100"),
+        // an attribute running past the end of the packet
+        format!("01050018{auth}0108616263"),
+    ];
+    for (i, hex) in malformed.iter().enumerate() {
+        let mut req = PyRequest::access(&server);
+        req.raw_hex = Some(hex.clone());
+        req.timeout = 0.5;
+        let out = req.send();
+        assert!(
+            out.reply().is_null(),
+            "malformed packet {hex} answered: {}",
+            out.json
+        );
+        env.wait_counter("dropped_malformed", i as u64 + 1);
+    }
+
+    // well-formed, but a code the server does not serve (Disconnect-Request,
+    // and an Access-Accept sent to the server)
+    for (i, hex) in [format!("28060014{auth}"), format!("02070014{auth}")]
+        .iter()
+        .enumerate()
+    {
+        let mut req = PyRequest::access(&server);
+        req.raw_hex = Some(hex.clone());
+        req.timeout = 0.5;
+        let out = req.send();
+        assert!(out.reply().is_null(), "packet {hex} answered: {}", out.json);
+        env.wait_counter("dropped_unsupported_code", i as u64 + 1);
+    }
+
+    // the server is still serving
+    let reply = PyRequest::access(&server)
+        .login("alice", &format!("{PASSWORD}{}", totp_now(&alice)))
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_eq!(env.counter("dropped_malformed"), 5);
+}
+
+#[test]
+fn proxy_state_copied_into_replies() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let proxy_state = "70726f78792d73746174652d31"; // "proxy-state-1"
+
+    // Access-Challenge
+    let mut req = PyRequest::access(&server).login("alice", PASSWORD);
+    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    assert_signed(&reply);
+    assert_eq!(
+        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
+        Some(proxy_state),
+        "Proxy-State must be copied into the reply (RFC 2865 5.33): {reply:#}"
+    );
+
+    // Access-Accept
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_signed(&reply);
+    assert_eq!(
+        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
+        Some(proxy_state),
+        "Proxy-State must be copied into the reply (RFC 2865 5.33): {reply:#}"
+    );
+
+    // Access-Reject
+    let mut req =
+        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", wrong_code(&alice)));
+    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+    assert_eq!(
+        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
+        Some(proxy_state),
+        "{reply:#}"
+    );
 }

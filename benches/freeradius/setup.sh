@@ -9,10 +9,11 @@
 # Modes (what radmfa calls inline and challenge):
 #   inline     User-Password = password followed by the 6-digit code; unlang splits off
 #              the last 6 characters into TOTP-Password, then pap + totp.
-#   challenge  Access-Request without State: pap, then Access-Challenge with a random
-#              16-byte State remembered (rlm_cache, 120 s, bound to the User-Name);
-#              Access-Request with State: State looked up and consumed (single use),
-#              User-Password is the code, totp.
+#   challenge  Access-Request without State: pap, then Access-Challenge; the User-Name
+#              is saved in the session-state list, which FreeRADIUS keeps under the
+#              State it generates (its built-in state machinery, as used by EAP);
+#              Access-Request with State: the saved session must exist and name the
+#              same user (it is discarded once answered), User-Password is the code, totp.
 # Replay check (on by default, radmfa does the same): a code accepted once for a user
 # is refused for 90 s (rlm_cache keyed on User-Name + code, checked in post-auth after
 # pap and totp succeeded, so a replay costs the full pap + totp work). FreeRADIUS 3.2.1's
@@ -139,16 +140,6 @@ modules {
     }
     totp {
     }
-    # Challenge State -> User-Name it was issued to (single use, 120 s).
-    cache challenge_state {
-        driver = "rlm_cache_rbtree"
-        key = "%{Tmp-String-1}"
-        ttl = 120
-        add_stats = no
-        update {
-            &control:Tmp-String-2 := &User-Name
-        }
-    }
     # Codes already accepted, per user (replay check).
     cache totp_used {
         driver = "rlm_cache_rbtree"
@@ -220,29 +211,19 @@ else
             reject
         }
         if (&State) {
-            # Second leg: the State must be one we issued to this user; consume it.
-            update request {
-                &Tmp-String-1 := "%{hex:&State}"
+            # Second leg: FreeRADIUS restored the session-state list saved with the
+            # State it issued (and forgets it once this request is answered). It must
+            # exist and belong to this user.
+            if (&session-state:Tmp-String-2 && (&session-state:Tmp-String-2 == &User-Name)) {
+                update request {
+                    &TOTP-Password := &User-Password
+                }
+                update control {
+                    &Auth-Type := bench_code
+                }
             }
-            update control {
-                &Cache-Read-Only := yes
-            }
-            challenge_state
-            if (!updated) {
+            else {
                 reject
-            }
-            if (&control:Tmp-String-2 != &User-Name) {
-                reject
-            }
-            update control {
-                &Cache-TTL := 0
-            }
-            challenge_state
-            update request {
-                &TOTP-Password := &User-Password
-            }
-            update control {
-                &Auth-Type := bench_code
             }
         }
         else {
@@ -253,11 +234,11 @@ else
     authenticate='
         Auth-Type bench_password {
             pap
-            update request {
-                &Tmp-String-1 := "%{randstr:hhhhhhhhhhhhhhhh}"
+            # Saved under the State FreeRADIUS adds to the Access-Challenge.
+            update session-state {
+                &Tmp-String-2 := &User-Name
             }
             update reply {
-                &State := "0x%{Tmp-String-1}"
                 &Reply-Message := "Enter the code from your authenticator app"
             }
             update control {
@@ -302,7 +283,6 @@ server bench {
         }
 
         Post-Auth-Type Challenge {
-            challenge_state
             update reply {
                 &Message-Authenticator := 0x00000000000000000000000000000000
             }

@@ -42,7 +42,9 @@ pub fn radmfa_bin() -> &'static str {
 
 /// Directory of the helper scripts and the pyrad dictionary.
 pub fn py_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("py")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
 }
 
 /// Knobs for the generated config file.
@@ -227,10 +229,7 @@ impl Env {
         ));
         let log_path = self.path().join(format!(
             "server-{}.log",
-            ready
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("x")
+            ready.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
         ));
         let log = std::fs::File::create(&log_path).expect("create server log");
         let log2 = log.try_clone().expect("clone log handle");
@@ -644,8 +643,7 @@ impl RadReply {
 
     /// A string attribute value without its quotes.
     pub fn text(&self, name: &str) -> Option<String> {
-        self.attr(name)
-            .map(|v| v.trim_matches('"').to_owned())
+        self.attr(name).map(|v| v.trim_matches('"').to_owned())
     }
 }
 
@@ -669,9 +667,14 @@ pub fn radclient_opts(addr: &str, kind: &str, secret: &str, input: &str, timeout
         });
     {
         let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(input.as_bytes()).expect("write radclient stdin");
+        pipe.write_all(input.as_bytes())
+            .expect("write radclient stdin");
     }
-    let out = wait_output(child, Duration::from_secs(u64::from(timeout) * 3 + 10), &cmdline);
+    let out = wait_output(
+        child,
+        Duration::from_secs(u64::from(timeout) * 3 + 10),
+        &cmdline,
+    );
     let output = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -746,6 +749,8 @@ pub struct PyRequest {
     pub state_hex: Option<String>,
     /// Further `NAME=VALUE` attributes (names from tests/py/dictionary).
     pub attrs: Vec<String>,
+    /// Send this datagram (hex) verbatim instead of the built request.
+    pub raw_hex: Option<String>,
 }
 
 impl PyRequest {
@@ -763,6 +768,7 @@ impl PyRequest {
             password: None,
             state_hex: None,
             attrs: Vec::new(),
+            raw_hex: None,
         }
     }
 
@@ -812,6 +818,10 @@ impl PyRequest {
         for a in &self.attrs {
             args.push("--attr".into());
             args.push(a.clone());
+        }
+        if let Some(raw) = &self.raw_hex {
+            args.push("--raw-hex".into());
+            args.push(raw.clone());
         }
         let cmdline = format!("python3 {}", args.join(" "));
         let child = Command::new("python3")
@@ -886,8 +896,24 @@ pub fn py_attr(reply: &Value, typ: u64) -> Option<(String, Option<String>)> {
 #[track_caller]
 pub fn assert_signed(reply: &Value) {
     assert!(reply.is_object(), "no reply: {reply}");
-    assert_eq!(reply["response_authenticator_valid"], Value::Bool(true), "Response Authenticator: {reply:#}");
-    assert_eq!(reply["first_attribute_type"], Value::from(80u64), "Message-Authenticator must be the first attribute: {reply:#}");
-    assert_eq!(reply["message_authenticator_valid"], Value::Bool(true), "Message-Authenticator: {reply:#}");
-    assert_eq!(reply["pyrad_verify_reply"], Value::Bool(true), "pyrad VerifyReply: {reply:#}");
+    assert_eq!(
+        reply["response_authenticator_valid"],
+        Value::Bool(true),
+        "Response Authenticator: {reply:#}"
+    );
+    assert_eq!(
+        reply["first_attribute_type"],
+        Value::from(80u64),
+        "Message-Authenticator must be the first attribute: {reply:#}"
+    );
+    assert_eq!(
+        reply["message_authenticator_valid"],
+        Value::Bool(true),
+        "Message-Authenticator: {reply:#}"
+    );
+    assert_eq!(
+        reply["pyrad_verify_reply"],
+        Value::Bool(true),
+        "pyrad VerifyReply: {reply:#}"
+    );
 }

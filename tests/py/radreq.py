@@ -75,7 +75,7 @@ def parse_attributes(body):
 
 def describe_reply(raw, request_raw, secret, request, dictionary):
     """Decode and verify one reply datagram."""
-    if len(raw) < 20:
+    if len(raw) < 20 or len(request_raw) < 20:
         return {"error": "short reply", "raw_hex": raw.hex()}
     code, ident, length = struct.unpack("!BBH", raw[:4])
     if length < 20 or length > len(raw):
@@ -200,11 +200,17 @@ def main():
     parser.add_argument("--state-hex")
     parser.add_argument("--attr", action="append", default=[],
                         help="NAME=VALUE, repeatable")
+    parser.add_argument("--raw-hex",
+                        help="send this datagram (hex) instead of the built one")
     args = parser.parse_args()
 
     secret = args.secret.encode()
     dictionary = Dictionary(args.dict)
     req, raw = build_request(args, dictionary, secret)
+    if args.raw_hex is not None:
+        # send these bytes verbatim (malformed or unsupported packets); replies
+        # are still described, verified against the pyrad-built request
+        raw = bytes.fromhex(args.raw_hex)
 
     host, _, port = args.server.rpartition(":")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -223,11 +223,7 @@ fn otp_algorithm(a: TokenAlgorithm) -> radmfa_otp::Algorithm {
 }
 
 /// Runs a request against the store and returns its result as JSON.
-pub fn execute(
-    store: &Store,
-    cfg: &RuntimeConfig,
-    req: AdminRequest,
-) -> Result<Value, AdminError> {
+pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<Value, AdminError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -435,7 +431,11 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         }
         let seed = match r.totp_secret.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => Some(radmfa_otp::base32_decode(s).map_err(|_| {
-                AdminError::Invalid(format!("row {} ({}): totp_secret is not base32", i + 1, r.name))
+                AdminError::Invalid(format!(
+                    "row {} ({}): totp_secret is not base32",
+                    i + 1,
+                    r.name
+                ))
             })?),
             None => None,
         };
@@ -452,7 +452,9 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
                 s.spawn(move || {
                     part.iter()
                         .map(|r| match r.password.as_deref().filter(|p| !p.is_empty()) {
-                            Some(pw) => radmfa_store::hash_password(pw.as_bytes(), &params).map(Some),
+                            Some(pw) => {
+                                radmfa_store::hash_password(pw.as_bytes(), &params).map(Some)
+                            }
                             None => Ok(None),
                         })
                         .collect::<Vec<_>>()

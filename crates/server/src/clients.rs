@@ -43,7 +43,10 @@ impl Table {
 
     fn lookup(&self, ip: IpAddr) -> Option<Arc<ClientEntry>> {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         if let Some(c) = self.exact.get(&ip) {
@@ -66,7 +69,10 @@ pub struct Clients {
 
 impl Clients {
     /// Builds the table from the configuration and the store.
-    pub fn new(statics: Vec<StaticClient>, store: &Store) -> Result<Clients, radmfa_store::StoreError> {
+    pub fn new(
+        statics: Vec<StaticClient>,
+        store: &Store,
+    ) -> Result<Clients, radmfa_store::StoreError> {
         let clients = Clients {
             statics,
             table: RwLock::new(Arc::new(Table::default())),
@@ -145,7 +151,8 @@ mod tests {
         t.insert("10.0.0.0/8".parse().expect("net"), entry("wide"));
         t.insert("10.1.0.0/16".parse().expect("net"), entry("narrow"));
         t.insert("10.1.2.3/32".parse().expect("net"), entry("host"));
-        t.nets.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        t.nets
+            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
         let name = |ip: &str| t.lookup(ip.parse().expect("ip")).map(|c| c.name.clone());
         assert_eq!(name("10.1.2.3").as_deref(), Some("host"));
         assert_eq!(name("10.1.9.9").as_deref(), Some("narrow"));

@@ -79,6 +79,8 @@ struct ServerSection {
     server_ip: Option<String>,
     #[serde(default = "default_cache_mib")]
     store_cache_mib: u64,
+    #[serde(default = "default_user_cache")]
+    user_cache_entries: usize,
 }
 
 impl Default for ServerSection {
@@ -90,6 +92,7 @@ impl Default for ServerSection {
             key_file: None,
             server_ip: None,
             store_cache_mib: default_cache_mib(),
+            user_cache_entries: default_user_cache(),
         }
     }
 }
@@ -105,6 +108,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_cache_mib() -> u64 {
     64
+}
+fn default_user_cache() -> usize {
+    100_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,6 +431,8 @@ pub struct RuntimeConfig {
     pub password_cache_ttl_secs: u64,
     /// Verified-credential cache size bound.
     pub password_cache_max_entries: usize,
+    /// Decoded users kept in memory.
+    pub user_cache_entries: usize,
     /// Issuer shown in authenticator apps.
     pub otp_issuer: String,
     /// TOTP drift window in steps.
@@ -642,6 +650,7 @@ impl RuntimeConfig {
             argon2_iterations: iterations,
             password_cache_ttl_secs: file.password.cache_ttl_secs,
             password_cache_max_entries: file.password.cache_max_entries.max(1),
+            user_cache_entries: file.server.user_cache_entries.max(64),
             otp_issuer: file.otp.issuer,
             otp_window: window,
             otp_digits: digits,

@@ -81,15 +81,13 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
     if let AdminRequest::Stats = req {
         return json!({"ok": true, "result": node.counters().to_json()});
     }
-    let touched = touched_user(&req);
+    let touched = touched(&req);
     let op = format!("{req:?}");
     let node2 = node.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        execute(node2.store(), node2.config(), req)
-    })
-    .await;
-    if let Some(user) = touched {
-        node.forget_credentials(&user);
+    let res =
+        tokio::task::spawn_blocking(move || execute(node2.store(), node2.config(), req)).await;
+    if let Some((user, token_changed)) = touched {
+        node.after_admin_write(user.as_deref(), token_changed);
     }
     match res {
         Ok(Ok(v)) => {
@@ -101,19 +99,33 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
     }
 }
 
-fn touched_user(req: &AdminRequest) -> Option<String> {
+/// Which user a write touches (None = possibly many) and whether tokens
+/// changed; None for read-only requests.
+fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
     match req {
-        AdminRequest::UserSetEnabled { name, .. }
-        | AdminRequest::UserDelete { name }
-        | AdminRequest::UserPasswd { name, .. } => Some(name.clone()),
-        _ => None,
+        AdminRequest::UserList
+        | AdminRequest::UserShow { .. }
+        | AdminRequest::ClientList
+        | AdminRequest::Report { .. }
+        | AdminRequest::Stats
+        | AdminRequest::ClientAdd { .. }
+        | AdminRequest::ClientDelete { .. } => None,
+        AdminRequest::UserAdd { name, .. }
+        | AdminRequest::UserSetEnabled { name, .. }
+        | AdminRequest::UserPasswd { name, .. } => Some((Some(name.clone()), false)),
+        AdminRequest::UserDelete { name } => Some((Some(name.clone()), true)),
+        AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
+        AdminRequest::UserImport { .. } => Some((None, true)),
     }
 }
 
 /// Client side: sends one request to a running server.
 pub async fn request(path: &Path, req: &AdminRequest) -> Result<Value, AdminError> {
     let stream = UnixStream::connect(path).await.map_err(|e| {
-        AdminError::NeedsServer(format!("cannot reach the server at {}: {e}", path.display()))
+        AdminError::NeedsServer(format!(
+            "cannot reach the server at {}: {e}",
+            path.display()
+        ))
     })?;
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(req).map_err(|e| AdminError::Invalid(e.to_string()))?;

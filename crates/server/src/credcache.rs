@@ -130,7 +130,10 @@ mod tests {
         c.insert("alice", "$h1", b"pw", t);
         assert!(c.check("alice", "$h1", b"pw", t));
         assert!(!c.check("alice", "$h1", b"other", t));
-        assert!(!c.check("alice", "$h2", b"pw", t), "new hash must not match");
+        assert!(
+            !c.check("alice", "$h2", b"pw", t),
+            "new hash must not match"
+        );
         assert!(!c.check("bob", "$h1", b"pw", t));
         assert!(!c.check("alice", "$h1", b"pw", t + Duration::from_secs(11)));
         c.forget("alice");

@@ -11,6 +11,7 @@ pub mod control;
 pub mod counters;
 pub mod credcache;
 pub mod dedup;
+pub mod hot;
 pub mod pipeline;
 pub mod secret;
 pub mod udp;
@@ -121,10 +122,13 @@ pub async fn run(
     let audit_stop = CancellationToken::new();
     let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (hot, otp_writer) =
+        hot::HotState::new(store.clone(), cfg.user_cache_entries, audit_stop.clone());
     let node = Arc::new(Node::new(
         cfg.clone(),
         store.clone(),
         state_key,
+        hot,
         counters.clone(),
         sink,
         clock,
@@ -153,6 +157,7 @@ pub async fn run(
     drop(node);
     audit_stop.cancel();
     let _ = writer.await;
+    let _ = otp_writer.await;
     store.flush()?;
     Ok(counters)
 }

@@ -21,6 +21,7 @@ use crate::config::{FirstFactor, OtpMode, Policy, RuntimeConfig, Unenrolled};
 use crate::counters::{bump, Counters};
 use crate::credcache::CredentialCache;
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
+use crate::hot::HotState;
 
 /// An Access-Challenge in progress, kept on this node until answered.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub struct Node {
     sessions: Sessions<PendingChallenge>,
     state_key: StateKey,
     creds: CredentialCache,
+    hot: HotState,
     counters: Arc<Counters>,
     audit: AuditSink,
     clock: Arc<dyn Clock>,
@@ -114,23 +116,23 @@ impl Node {
         cfg: Arc<RuntimeConfig>,
         store: Store,
         state_key: StateKey,
+        hot: HotState,
         counters: Arc<Counters>,
         audit: AuditSink,
         clock: Arc<dyn Clock>,
     ) -> Result<Node, radmfa_store::StoreError> {
         let clients = Clients::new(cfg.clients.clone(), &store)?;
-        let decoy_hash = radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        let decoy_hash =
+            radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
-            dedup: DuplicateCache::new(
-                Duration::from_secs(cfg.duplicate_window_secs),
-                2_000_000,
-            ),
+            dedup: DuplicateCache::new(Duration::from_secs(cfg.duplicate_window_secs), 2_000_000),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             creds: CredentialCache::new(
                 Duration::from_secs(cfg.password_cache_ttl_secs),
                 cfg.password_cache_max_entries,
             ),
             clients,
+            hot,
             cfg,
             store,
             state_key,
@@ -156,9 +158,18 @@ impl Node {
         &self.cfg
     }
 
-    /// Forgets cached credentials of a user (after an admin change).
-    pub fn forget_credentials(&self, user: &str) {
-        self.creds.forget(user);
+    /// Called after an admin write: forgets cached users and, for `user`,
+    /// cached credentials and replay state.
+    pub fn after_admin_write(&self, user: Option<&str>, token_changed: bool) {
+        self.hot.invalidate();
+        if let Some(u) = user {
+            self.creds.forget(u);
+            if token_changed {
+                self.hot.reset_otp(u);
+            }
+        } else if token_changed {
+            self.hot.reset_all_otp();
+        }
     }
 
     /// Handles one datagram from `source`; returns the reply to send, if any.
@@ -190,8 +201,7 @@ impl Node {
                         return None;
                     }
                     Ok(MessageAuthenticator::Absent)
-                        if client.require_message_authenticator
-                            || code == Code::STATUS_SERVER =>
+                        if client.require_message_authenticator || code == Code::STATUS_SERVER =>
                     {
                         bump(&self.counters.dropped_missing_message_authenticator);
                         debug!(client = %client.name, "dropped: Message-Authenticator missing (BlastRADIUS protection)");
@@ -200,24 +210,24 @@ impl Node {
                     Ok(_) => {}
                 }
             }
-            Code::ACCOUNTING_REQUEST => match verify_accounting_request(buf, secret).and_then(
-                |ok| {
+            Code::ACCOUNTING_REQUEST => {
+                match verify_accounting_request(buf, secret).and_then(|ok| {
                     // A Message-Authenticator, when present, must verify too.
                     check_request_message_authenticator(buf, secret)
                         .map(|ma| ok && ma != MessageAuthenticator::Invalid)
-                },
-            ) {
-                Err(_) => {
-                    bump(&self.counters.dropped_malformed);
-                    return None;
+                }) {
+                    Err(_) => {
+                        bump(&self.counters.dropped_malformed);
+                        return None;
+                    }
+                    Ok(false) => {
+                        bump(&self.counters.dropped_bad_accounting_authenticator);
+                        debug!(client = %client.name, "dropped: Accounting-Request authenticator does not verify");
+                        return None;
+                    }
+                    Ok(true) => {}
                 }
-                Ok(false) => {
-                    bump(&self.counters.dropped_bad_accounting_authenticator);
-                    debug!(client = %client.name, "dropped: Accounting-Request authenticator does not verify");
-                    return None;
-                }
-                Ok(true) => {}
-            },
+            }
             _ => {
                 bump(&self.counters.dropped_unsupported_code);
                 debug!(client = %client.name, %code, "dropped: not a request this server answers");
@@ -298,7 +308,13 @@ impl Node {
         let mut attrs = attrs;
         // RFC 2865 §5.33: Proxy-State is copied unmodified, in order.
         attrs.extend(packet.attrs(AttrType::PROXY_STATE).cloned());
-        match encode_reply(code, packet.identifier, &packet.authenticator, &attrs, secret) {
+        match encode_reply(
+            code,
+            packet.identifier,
+            &packet.authenticator,
+            &attrs,
+            secret,
+        ) {
             Ok(bytes) => Some(Arc::from(bytes)),
             Err(e) => {
                 warn!(client = %client.name, error = %e, "cannot encode the reply; request dropped");
@@ -413,7 +429,7 @@ impl Node {
     }
 
     async fn first_leg(&self, name: &str, password: &[u8], policy: &Policy) -> Decision {
-        let user = match self.store.get_user(name) {
+        let cached = match self.hot.user(&self.store, name) {
             Ok(u) => u,
             Err(e) => {
                 warn!(error = %e, "store read failed");
@@ -424,20 +440,15 @@ impl Node {
             FirstFactor::Local => "pap",
             FirstFactor::None => "otp",
         };
-        let Some(user) = user else {
+        let Some(cached) = cached else {
             if policy.first_factor == FirstFactor::Local {
                 // Same cost as a wrong password, so user names cannot be probed by timing.
                 self.verify_argon2(self.decoy_hash.clone(), password).await;
             }
             return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
         };
-        let token = match self.store.get_token(name) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "token read failed");
-                return Decision::reject(name, first, "store_error", MSG_TRY_AGAIN);
-            }
-        };
+        let user = &cached.user;
+        let token = cached.token.as_ref();
         let needs_otp = match user.method {
             Method::Totp | Method::Hotp => true,
             Method::None => false,
@@ -457,7 +468,7 @@ impl Node {
                 // Check the password first so this answer does not tell a
                 // stranger which accounts exist.
                 if policy.first_factor == FirstFactor::Local
-                    && !self.verify_password(&user, password).await
+                    && !self.verify_password(user, password).await
                 {
                     return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
                 }
@@ -481,14 +492,18 @@ impl Node {
                     "No sign-in method is set up for your account. Contact your administrator.",
                 );
             }
-            if !self.verify_password(&user, password).await {
+            if !self.verify_password(user, password).await {
                 return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
             }
             if !user.enabled {
                 return disabled(name, first);
             }
-            let reason = if needs_otp { "not_enrolled_allowed" } else { "ok" };
-            return Decision::accept(&user, first, reason);
+            let reason = if needs_otp {
+                "not_enrolled_allowed"
+            } else {
+                "ok"
+            };
+            return Decision::accept(user, first, reason);
         };
 
         let kind = match token.kind {
@@ -507,7 +522,7 @@ impl Node {
                 if !user.enabled {
                     return disabled(name, &mode);
                 }
-                return self.check_code(&user, &token, code, &mode);
+                return self.check_code(user, token, code, &mode);
             }
             if policy.otp_mode == OtpMode::Inline {
                 return Decision::reject(
@@ -520,18 +535,18 @@ impl Node {
             if !user.enabled {
                 return disabled(name, &mode);
             }
-            return self.challenge(&user, policy, format!("{kind}-challenge"));
+            return self.challenge(user, policy, format!("{kind}-challenge"));
         }
 
         // Inline: password immediately followed by the code.
         if policy.otp_mode != OtpMode::Challenge {
             if let Some((pw, code)) = code_split {
-                if self.verify_password(&user, pw).await {
+                if self.verify_password(user, pw).await {
                     let mode = format!("pap+{kind}-inline");
                     if !user.enabled {
                         return disabled(name, &mode);
                     }
-                    return self.check_code(&user, &token, code, &mode);
+                    return self.check_code(user, token, code, &mode);
                 }
             }
             if policy.otp_mode == OtpMode::Inline {
@@ -550,13 +565,13 @@ impl Node {
         }
         // Challenge: the whole User-Password is the password.
         let mode = format!("pap+{kind}-challenge");
-        if !self.verify_password(&user, password).await {
+        if !self.verify_password(user, password).await {
             return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
         }
         if !user.enabled {
             return disabled(name, &mode);
         }
-        self.challenge(&user, policy, mode)
+        self.challenge(user, policy, mode)
     }
 
     fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
@@ -611,15 +626,19 @@ impl Node {
         if pending.user != name {
             return Decision::reject(name, &pending.mode, "state_user_mismatch", MSG_SESSION_GONE);
         }
-        let (user, token) = match (self.store.get_user(name), self.store.get_token(name)) {
-            (Ok(Some(u)), Ok(Some(t))) => (u, t),
-            (Ok(_), Ok(_)) => {
+        let cached = match self.hot.user(&self.store, name) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
                 return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS)
             }
-            (Err(e), _) | (_, Err(e)) => {
+            Err(e) => {
                 warn!(error = %e, "store read failed");
                 return Decision::reject(name, &pending.mode, "store_error", MSG_TRY_AGAIN);
             }
+        };
+        let user = &cached.user;
+        let Some(token) = cached.token.as_ref() else {
+            return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS);
         };
         if !user.enabled {
             return disabled(name, &pending.mode);
@@ -627,13 +646,13 @@ impl Node {
         let Ok(code) = std::str::from_utf8(password) else {
             return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
         };
-        self.check_code(&user, &token, code.trim(), &pending.mode)
+        self.check_code(user, token, code.trim(), &pending.mode)
     }
 
     /// Verifies a one-time code and consumes its step/counter.
     fn check_code(&self, user: &User, token: &Token, code: &str, mode: &str) -> Decision {
         let name = user.name.as_str();
-        let last = match self.store.otp_state(name) {
+        let last = match self.hot.otp_state(&self.store, name) {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "otp state read failed");
@@ -663,7 +682,7 @@ impl Node {
             .verify(secret, code, last.map_or(0, |c| c.saturating_add(1))),
         };
         match verdict {
-            Ok(used) => match self.store.advance_otp_state(name, used) {
+            Ok(used) => match self.hot.advance_otp(&self.store, name, used) {
                 Ok(true) => Decision::accept(user, mode, "ok"),
                 Ok(false) => Decision::reject(name, mode, "otp_replayed", MSG_REUSED_CODE),
                 Err(e) => {
@@ -768,9 +787,6 @@ mod tests {
         assert_eq!(split_code(b"123456", 6), None, "nothing before the code");
         assert_eq!(split_code(b"secret12345x", 6), None);
         assert_eq!(split_code(b"pw", 6), None);
-        assert_eq!(
-            split_code(b"p12345678", 8),
-            Some((&b"p"[..], "12345678"))
-        );
+        assert_eq!(split_code(b"p12345678", 8), Some((&b"p"[..], "12345678")));
     }
 }
