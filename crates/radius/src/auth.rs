@@ -249,15 +249,31 @@ pub fn encode_reply_into(
 ) -> Result<(), Error> {
     out.clear();
     check_secret(secret)?;
-    write_with_ma_placeholder(out, code, identifier, request_authenticator, attributes)?;
+    let ma_vector = reply_ma_vector(code, request_authenticator);
+    write_with_ma_placeholder(out, code, identifier, ma_vector, attributes)?;
     let mut mac = hmac_md5(secret)?;
     mac.update(out);
     patch(out, FIRST_MA_VALUE, &mac.finalize().into_bytes().into())?;
+    // The Response Authenticator is computed over the Request Authenticator.
+    patch(out, 4, request_authenticator)?;
     let response = Md5::new()
         .chain_update(&*out)
         .chain_update(secret)
         .finalize();
     patch(out, 4, &response.into())
+}
+
+/// The authenticator field a reply's Message-Authenticator is computed
+/// over: the Request Authenticator (RFC 3579 §3.2), except for an
+/// Accounting-Response, where FreeRADIUS and pyrad use 16 zero octets, as
+/// for the Accounting-Request itself; we follow them to interoperate.
+fn reply_ma_vector(code: Code, request_authenticator: &[u8; 16]) -> &[u8; 16] {
+    const ZERO: [u8; 16] = [0; 16];
+    if code == Code::ACCOUNTING_RESPONSE {
+        &ZERO
+    } else {
+        request_authenticator
+    }
 }
 
 /// [`encode_reply_into`] into a new buffer.
@@ -373,7 +389,9 @@ pub fn verify_response(
         MaPosition::Absent => Ok(()),
         MaPosition::Malformed => Err(Error::BadMessageAuthenticator),
         MaPosition::At(at) => {
-            let expected = message_authenticator(packet, request_authenticator, at, secret)?;
+            let code = Code(packet.first().copied().unwrap_or_default());
+            let vector = reply_ma_vector(code, request_authenticator);
+            let expected = message_authenticator(packet, vector, at, secret)?;
             let got = packet.get(at..at + 16).ok_or(Error::TooShort)?;
             if bool::from(expected.ct_eq(got)) {
                 Ok(())
@@ -726,6 +744,28 @@ mod tests {
         assert_eq!(
             verify_response(&twice, &AUTH, SECRET, false),
             Err(Error::BadMessageAuthenticator)
+        );
+    }
+
+    #[test]
+    fn accounting_response_ma_uses_a_zero_vector() {
+        let reply = encode_reply(Code::ACCOUNTING_RESPONSE, 5, &AUTH, &[], SECRET).unwrap();
+        verify_response(&reply, &AUTH, SECRET, true).unwrap();
+        // Independently: HMAC-MD5 over the packet with a zeroed authenticator
+        // field and a zeroed Message-Authenticator value.
+        let mut copy = reply.clone();
+        copy[4..20].fill(0);
+        copy[FIRST_MA_VALUE..FIRST_MA_VALUE + 16].fill(0);
+        let mut mac = hmac_md5(SECRET).unwrap();
+        mac.update(&copy);
+        let expected: [u8; 16] = mac.finalize().into_bytes().into();
+        assert_eq!(&reply[FIRST_MA_VALUE..FIRST_MA_VALUE + 16], &expected);
+        // The Response Authenticator still covers the Request Authenticator.
+        let mut other = AUTH;
+        other[0] ^= 1;
+        assert_eq!(
+            verify_response(&reply, &other, SECRET, true),
+            Err(Error::BadAuthenticator)
         );
     }
 
