@@ -1,11 +1,16 @@
-//! The UDP listener loop: receive, hand each datagram to the pipeline in its
-//! own task (bounded by a semaphore), send the reply from the same socket.
+//! The UDP listener loop: receive a datagram, run the pipeline on it, send the
+//! reply from the same socket. A request that completes without waiting
+//! (the common case: cached credentials, TOTP) is finished inline with no
+//! task spawned; one that has to wait (argon2 on the blocking pool, later an
+//! out-of-band verification) continues in its own task. A semaphore bounds
+//! the requests in progress.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -16,15 +21,15 @@ use crate::pipeline::Node;
 /// larger datagram is truncated and then fails the length check).
 const RECV_BUF: usize = 4096 + 1;
 
-/// Serves one socket until `shutdown`, then waits for in-flight requests.
+/// Serves one socket until `shutdown`, then waits for requests in progress.
 pub async fn serve(
     socket: Arc<UdpSocket>,
     node: Arc<Node>,
     max_in_flight: usize,
     shutdown: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(max_in_flight));
-    let mut inflight = JoinSet::new();
+    let max_in_flight = u32::try_from(max_in_flight).unwrap_or(u32::MAX >> 3).max(1);
+    let limit = Arc::new(Semaphore::new(max_in_flight as usize));
     let mut buf = vec![0u8; RECV_BUF];
     loop {
         let (n, source) = tokio::select! {
@@ -40,8 +45,6 @@ pub async fn serve(
                 }
             },
         };
-        // Reap finished tasks so the set does not grow.
-        while inflight.try_join_next().is_some() {}
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             bump(&node.counters().requests_received);
             bump(&node.counters().dropped_overload);
@@ -50,7 +53,7 @@ pub async fn serve(
         let datagram = buf.get(..n).unwrap_or_default().to_vec();
         let node = node.clone();
         let socket = socket.clone();
-        inflight.spawn(async move {
+        let mut request = Box::pin(async move {
             let _permit = permit;
             if let Some(reply) = node.handle_datagram(&datagram, source).await {
                 if let Err(e) = socket.send_to(&reply, source).await {
@@ -58,6 +61,12 @@ pub async fn serve(
                 }
             }
         });
+        // Run it inline as far as it goes; hand it to a task only if it waits.
+        let mut cx = Context::from_waker(Waker::noop());
+        if request.as_mut().poll(&mut cx).is_pending() {
+            tokio::spawn(request);
+        }
     }
-    while inflight.join_next().await.is_some() {}
+    // Every permit back means every request has been answered.
+    let _ = limit.acquire_many(max_in_flight).await;
 }

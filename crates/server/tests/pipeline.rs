@@ -392,3 +392,23 @@ async fn decisions_are_audited() {
     assert_eq!(recs[1].result, "reject");
     assert_eq!(recs[1].reason, "wrong_password");
 }
+
+#[tokio::test]
+async fn retransmission_while_in_flight_is_absorbed() {
+    let mut h = harness("").await;
+    let (raw, _) = h.request("alice", &format!("pw{}", h.code(0)), None);
+    // The first copy waits for argon2 on the blocking pool (the credential
+    // cache is cold), so the second copy arrives while it is in flight.
+    let (first, second) = tokio::join!(
+        h.node.handle_datagram(&raw, source()),
+        h.node.handle_datagram(&raw, source())
+    );
+    assert!(first.is_some());
+    assert!(second.is_none(), "the in-flight copy must not be answered twice");
+    let c = h.node.counters().to_json();
+    assert_eq!(c["duplicates_in_flight_dropped"], 1);
+    assert_eq!(c["access_accepts"], 1);
+    // Once answered, a third copy gets the cached reply.
+    let third = h.node.handle_datagram(&raw, source()).await;
+    assert_eq!(third, first);
+}
