@@ -1,5 +1,6 @@
-//! radmfa's embedded store (DESIGN.md §6): users, tokens, RADIUS clients and the
-//! authentication audit log, kept in a [sled] database.
+//! radmfa's embedded store (DESIGN.md §6): users, tokens and RADIUS clients,
+//! kept in a [sled] database, and the authentication audit log, kept in an
+//! append-only journal beside it.
 //!
 //! * Token seeds are encrypted at rest with ChaCha20-Poly1305 under a 32-byte key
 //!   kept in a key file **outside** the database directory (see [`Store::open`]
@@ -9,11 +10,22 @@
 //!   sled transaction (`Store::write`) and is flushed to disk before it returns.
 //!   Replication will append its changelog entry in that same transaction.
 //! * Hot-path writes ([`Store::advance_otp_state`], [`Store::append_audit`],
-//!   [`Store::append_audit_batch`]) are *not* flushed individually: sled's
-//!   background flusher (`StoreOptions::flush_every_ms`) makes them durable
-//!   within that interval, and [`Store::flush`] forces it.
+//!   [`Store::append_audit_batch`]) are *not* flushed individually: background
+//!   flushers (sled's and the journal's, `StoreOptions::flush_every_ms`) make
+//!   them durable within that interval, and [`Store::flush`] forces it.
+//! * The audit journal lives in `<db dir>.audit/` (e.g. `data/db.audit/` for
+//!   `data/db`; see [`Store::audit_dir`]): segment files
+//!   `<start ms, 20 digits>-<seq, 6+ digits>.jsonl`, one JSON [`AuditRecord`]
+//!   per line; a new segment starts with each UTC day and after 64 MiB.
+//!   `segments.idx` caches each segment's size, record count and time range so
+//!   that queries skip segments. An append serializes outside the lock and
+//!   copies into a 64 KiB buffer under it; a torn last line left by a crash is
+//!   cut off at open ([`Store::audit_torn_bytes`]); [`Store::trim_audit`]
+//!   removes whole segments. Backups of the audit log copy that directory
+//!   (segments other than the newest are never written again).
 
 mod crypto;
+mod journal;
 mod model;
 mod password;
 mod store;

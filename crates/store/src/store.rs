@@ -3,11 +3,10 @@
 use std::cell::Cell;
 use std::fmt;
 use std::fs;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Transactional};
 
 use crate::crypto::{hex_decode, hex_encode, load_or_create_key, SeedCipher};
+use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
 use crate::model::validate_name;
 use crate::password::{hash_password, PasswordParams};
 use crate::{AuditFilter, AuditRecord, Client, StoreError, Token, TokenAlgorithm, TokenKind, User};
@@ -26,8 +26,10 @@ const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// Number of users (u64 big-endian), kept in the same transaction as the users
 /// tree so [`Store::user_count`] needs no scan.
 const META_USER_COUNT: &[u8] = b"user_count";
-/// Keys removed per batch by [`Store::trim_audit`].
-const TRIM_BATCH: usize = 10_000;
+/// How long appended audit records may stay in memory when
+/// `StoreOptions::flush_every_ms` is `None` (they are then written by the
+/// next append after this interval, or by [`Store::flush`]).
+const DEFAULT_AUDIT_INTERVAL_MS: u64 = 200;
 
 /// Options for [`Store::open`].
 #[derive(Clone, Debug)]
@@ -37,9 +39,10 @@ pub struct StoreOptions {
     /// Create the key file when it is missing (default true). Creation is refused
     /// anyway when the database already holds encrypted seeds.
     pub create_key_if_missing: bool,
-    /// Interval of sled's background flush, which makes the unflushed hot-path
-    /// writes (OTP state, audit) durable (default `Some(200)`; `None` disables it,
-    /// leaving only explicit [`Store::flush`] calls and admin writes).
+    /// Interval of the background flushes (sled's and the audit journal's),
+    /// which make the unflushed hot-path writes (OTP state, audit) durable
+    /// (default `Some(200)`; `None` disables them, leaving only explicit
+    /// [`Store::flush`] calls and admin writes).
     pub flush_every_ms: Option<u64>,
 }
 
@@ -67,13 +70,23 @@ struct Inner {
     tokens: sled::Tree,
     otp_state: sled::Tree,
     clients: sled::Tree,
-    audit: sled::Tree,
     meta: sled::Tree,
+    /// The audit log: JSON-lines segments in `<db dir>.audit/`.
+    journal: Arc<Journal>,
     cipher: SeedCipher,
     clients_generation: AtomicU64,
     /// Sum of committed deltas; may dip below zero for an instant when two
     /// writers publish their deltas out of commit order, hence signed.
     user_count: AtomicI64,
+}
+
+impl Drop for Inner {
+    /// Writes the buffered audit records while the sled lock is still held, so
+    /// a `Store` opened right after this one is dropped finds the journal
+    /// complete (a background flush may still hold the journal for a moment).
+    fn drop(&mut self) {
+        let _ = self.journal.flush();
+    }
 }
 
 impl fmt::Debug for Store {
@@ -200,13 +213,20 @@ fn decode_u64(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
         })
 }
 
-/// Audit key prefix: the time, big-endian, so keys sort chronologically.
-fn audit_key(time_ms: u64, id: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    let (t, i) = key.split_at_mut(8);
-    t.copy_from_slice(&time_ms.to_be_bytes());
-    i.copy_from_slice(&id.to_be_bytes());
-    key
+/// The audit journal directory of the database in `dir`: its sibling
+/// `<name>.audit`, derived from the canonical path (the database directory
+/// must exist).
+fn journal_dir(dir: &Path) -> Result<PathBuf, StoreError> {
+    let canon = fs::canonicalize(dir)?;
+    let Some(name) = canon.file_name() else {
+        return Err(StoreError::Invalid(format!(
+            "database directory {} has no name to derive the audit directory from",
+            canon.display()
+        )));
+    };
+    let mut name = name.to_os_string();
+    name.push(".audit");
+    Ok(canon.with_file_name(name))
 }
 
 /// sled 0.34 reports a database held by someone else as an `Io` error of kind
@@ -274,7 +294,8 @@ impl Store {
         let tokens = db.open_tree("tokens")?;
         let otp_state = db.open_tree("otp_state")?;
         let clients = db.open_tree("clients")?;
-        let audit = db.open_tree("audit")?;
+        // An `audit` tree left by an older version is not opened: the audit
+        // log lives in the journal.
         let meta = db.open_tree("meta")?;
 
         match meta.get(META_SCHEMA_VERSION)? {
@@ -318,6 +339,19 @@ impl Store {
         };
         db.flush()?;
 
+        let journal = Journal::open(
+            &journal_dir(dir)?,
+            JournalConfig {
+                max_segment_bytes: SEGMENT_MAX_BYTES,
+                flush_interval: Duration::from_millis(
+                    opts.flush_every_ms
+                        .unwrap_or(DEFAULT_AUDIT_INTERVAL_MS)
+                        .max(1),
+                ),
+                background: opts.flush_every_ms.is_some(),
+            },
+        )?;
+
         Ok(Store {
             inner: Arc::new(Inner {
                 path: dir.to_path_buf(),
@@ -326,8 +360,8 @@ impl Store {
                 tokens,
                 otp_state,
                 clients,
-                audit,
                 meta,
+                journal,
                 cipher,
                 clients_generation: AtomicU64::new(1),
                 user_count: AtomicI64::new(i64::try_from(count).unwrap_or(i64::MAX)),
@@ -689,90 +723,64 @@ impl Store {
         self.inner.clients_generation.load(Ordering::SeqCst)
     }
 
-    /// Appends one audit record. Hot path: not flushed.
+    /// Appends one audit record to the journal. Hot path: buffered, not
+    /// flushed (see [`Store::append_audit_batch`]).
     pub fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError> {
-        let value = encode(rec)?;
-        let key = audit_key(rec.time_ms, self.inner.db.generate_id()?);
-        self.inner.audit.insert(key, value)?;
-        Ok(())
+        self.inner.journal.append(std::slice::from_ref(rec))
     }
 
-    /// Appends records in one sled batch (atomic). Hot path: not flushed.
+    /// Appends records to the audit journal under one lock, in order. Hot
+    /// path: the records go to a 64 KiB buffer, written to the segment file
+    /// when it fills and at least every `flush_every_ms` (200 ms by default),
+    /// and fsynced by the background flusher at that interval or by
+    /// [`Store::flush`]. Visible to [`Store::query_audit`] at once.
+    ///
+    /// Errors: [`StoreError::Io`] when the journal cannot be written; the
+    /// records of the call are then not recorded, except that a batch
+    /// crossing a segment boundary (64 MiB, or a record of a later UTC day) may
+    /// have recorded those before the boundary.
     pub fn append_audit_batch(&self, recs: &[AuditRecord]) -> Result<(), StoreError> {
-        if recs.is_empty() {
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for rec in recs {
-            let key = audit_key(rec.time_ms, self.inner.db.generate_id()?);
-            batch.insert(&key[..], encode(rec)?);
-        }
-        self.inner.audit.apply_batch(batch)?;
-        Ok(())
+        self.inner.journal.append(recs)
     }
 
-    /// Audit records matching `f`, in chronological order. With `f.limit`, the
-    /// most recent `limit` matches (still oldest first).
+    /// Audit records matching `f`, in chronological order (equal times in
+    /// insertion order). With `f.limit`, the most recent `limit` matches (still
+    /// oldest first). Reads the journal segments that can hold matches: with
+    /// `since_ms`, segments that started on an earlier UTC day are skipped.
+    ///
+    /// [`StoreError::Corrupt`] names the file and line of a record that does
+    /// not parse (a torn last line is repaired at open, not reported).
     pub fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let since = f.since_ms.unwrap_or(0);
-        if f.until_ms.is_some_and(|u| u <= since) || f.limit == Some(0) {
-            return Ok(Vec::new());
-        }
-        let lower = Bound::Included(audit_key(since, 0));
-        let upper = match f.until_ms {
-            Some(u) => Bound::Excluded(audit_key(u, 0)),
-            None => Bound::Unbounded,
-        };
-        let iter = self.inner.audit.range::<[u8; 16], _>((lower, upper));
-        let decode_matching =
-            |kv: sled::Result<(IVec, IVec)>| -> Option<Result<AuditRecord, StoreError>> {
-                match kv {
-                    Err(e) => Some(Err(e.into())),
-                    Ok((k, v)) => match decode::<AuditRecord>("audit record", &k, &v) {
-                        Ok(rec) if f.matches(&rec) => Some(Ok(rec)),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    },
-                }
-            };
-        match f.limit {
-            None => iter.filter_map(decode_matching).collect(),
-            Some(limit) => {
-                let mut newest = iter
-                    .rev()
-                    .filter_map(decode_matching)
-                    .take(limit)
-                    .collect::<Result<Vec<_>, _>>()?;
-                newest.reverse();
-                Ok(newest)
-            }
-        }
+        self.inner.journal.query(f)
     }
 
-    /// Removes the audit records with `time_ms < older_than_ms`; returns how many.
+    /// Removes audit records older than `older_than_ms`, a whole journal
+    /// segment at a time: a segment goes when *all* its records have
+    /// `time_ms < older_than_ms`; no file is rewritten. Segments hold at most one
+    /// UTC day (and at most 64 MiB), so records up to a day older than the
+    /// cutoff can remain (those in the segment that holds the cutoff).
+    /// Returns the number of records removed.
     pub fn trim_audit(&self, older_than_ms: u64) -> Result<usize, StoreError> {
-        let audit = &self.inner.audit;
-        let end = audit_key(older_than_ms, 0);
-        let mut removed = 0;
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for key in audit.range(..end).keys().take(TRIM_BATCH) {
-                batch.remove(key?);
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(removed);
-            }
-            audit.apply_batch(batch)?;
-            removed += n;
-        }
+        self.inner.journal.trim(older_than_ms)
     }
 
-    /// Writes everything to disk (fsync), including the unflushed hot-path writes.
+    /// The audit journal directory: `<db dir>.audit`, beside the database
+    /// directory (JSON lines, one record per line, greppable).
+    pub fn audit_dir(&self) -> &Path {
+        self.inner.journal.dir()
+    }
+
+    /// Bytes of torn (incomplete) last lines cut off the audit journal when
+    /// the store was opened: non-zero after a crash in the middle of a write.
+    pub fn audit_torn_bytes(&self) -> u64 {
+        self.inner.journal.torn_bytes()
+    }
+
+    /// Writes everything to disk (fsync): sled's unflushed hot-path writes and
+    /// the buffered audit records.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
-        Ok(())
+        self.inner.journal.flush()
     }
 }
 
@@ -808,10 +816,45 @@ mod tests {
     }
 
     #[test]
-    fn audit_keys_sort_by_time_then_id() {
-        assert!(audit_key(1, u64::MAX) < audit_key(2, 0));
-        assert!(audit_key(7, 1) < audit_key(7, 2));
-        assert_eq!(&audit_key(0x0102, 3)[..8], &0x0102u64.to_be_bytes());
+    fn journal_dir_is_a_sibling_of_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        fs::create_dir(&db).unwrap();
+        let base = fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(journal_dir(&db).unwrap(), base.join("db.audit"));
+        // A trailing slash or a `..` detour names the same directory.
+        let mut slash = db.clone().into_os_string();
+        slash.push("/");
+        assert_eq!(
+            journal_dir(Path::new(&slash)).unwrap(),
+            base.join("db.audit")
+        );
+        assert_eq!(
+            journal_dir(&db.join("..").join("db")).unwrap(),
+            base.join("db.audit")
+        );
+        assert!(journal_dir(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn old_audit_tree_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store
+            .inner
+            .db
+            .open_tree("audit")
+            .unwrap()
+            .insert([0u8; 16], &b"{not an audit record"[..])
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = open(&dir);
+        assert!(store
+            .query_audit(&AuditFilter::default())
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.trim_audit(u64::MAX).unwrap(), 0);
     }
 
     #[test]

@@ -589,29 +589,316 @@ fn audit_filter_limit_order_trim() {
         .unwrap()
         .is_empty());
 
-    assert_eq!(store.trim_audit(3000).unwrap(), 3);
-    assert_eq!(
-        times(store.query_audit(&AuditFilter::default()).unwrap()),
-        [3000, 4000, 5000]
-    );
+    // Trimming removes whole journal segments: all six records share one
+    // (its newest is 5000), so nothing goes until the cutoff passes 5000.
     assert_eq!(store.trim_audit(3000).unwrap(), 0);
-    assert_eq!(store.trim_audit(u64::MAX).unwrap(), 3);
+    assert_eq!(store.trim_audit(5000).unwrap(), 0);
+    assert_eq!(store.query_audit(&AuditFilter::default()).unwrap(), all);
+    assert_eq!(store.trim_audit(5001).unwrap(), 6);
     assert!(store
         .query_audit(&AuditFilter::default())
         .unwrap()
         .is_empty());
+    assert_eq!(store.trim_audit(u64::MAX).unwrap(), 0);
+}
+
+const DAY_MS: u64 = 86_400_000;
+/// 2024-11-27T00:00:00Z.
+const DAY0: u64 = 1_732_665_600_000;
+
+/// Names of the segment files in the audit journal.
+fn segments(store: &Store) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.audit_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jsonl"))
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
-fn trim_audit_many_batches() {
+fn audit_journal_is_greppable_json_lines_beside_the_db() {
     let env = Env::new();
     let store = env.open();
-    let recs: Vec<AuditRecord> = (0..25_000).map(|i| audit(i, "u", "accept")).collect();
-    store.append_audit_batch(&recs).unwrap();
-    assert_eq!(store.trim_audit(24_000).unwrap(), 24_000);
+    let base = std::fs::canonicalize(env.dir.path()).unwrap();
+    assert_eq!(store.audit_dir(), base.join("db.audit"));
+    store
+        .append_audit_batch(&[
+            audit(DAY0 + 5, "alice", "accept"),
+            audit(DAY0 + 7, "bob", "reject"),
+        ])
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(segments(&store), ["00000001732665600005-000001.jsonl"]);
+    let text = std::fs::read_to_string(store.audit_dir().join(&segments(&store)[0])).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(text.ends_with('\n'));
+    assert!(lines[1].contains(r#""user":"bob""#), "{text}");
+    let parsed: AuditRecord = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(parsed, audit(DAY0 + 5, "alice", "accept"));
+    // Nothing of the audit log in the sled directory.
+    assert!(!dir_contains(&env.db(), b"198.51.100.7"));
+}
+
+#[test]
+fn audit_rotates_by_day_and_queries_across_segments() {
+    let env = Env::new();
+    let store = env.open();
+    let mut expected = Vec::new();
+    for d in 0..3 {
+        let batch: Vec<AuditRecord> = (0..5)
+            .map(|i| {
+                audit(
+                    DAY0 + d * DAY_MS + i * 60_000,
+                    if i % 2 == 0 { "alice" } else { "bob" },
+                    "accept",
+                )
+            })
+            .collect();
+        store.append_audit_batch(&batch).unwrap();
+        expected.extend(batch);
+        // A late record from the first day lands in the current segment.
+        let late = audit(DAY0 + 1, "late", "reject");
+        store.append_audit(&late).unwrap();
+        expected.push(late);
+    }
+    expected.sort_by_key(|r| r.time_ms);
+    assert_eq!(segments(&store).len(), 3);
+    let check = |store: &Store| {
+        assert_eq!(
+            store.query_audit(&AuditFilter::default()).unwrap(),
+            expected
+        );
+        let newest = store
+            .query_audit(&AuditFilter {
+                user: Some("bob".into()),
+                limit: Some(3),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        let want: Vec<AuditRecord> = expected
+            .iter()
+            .filter(|r| r.user == "bob")
+            .skip(3)
+            .cloned()
+            .collect();
+        assert_eq!(newest, want);
+        let day1 = store
+            .query_audit(&AuditFilter {
+                since_ms: Some(DAY0 + DAY_MS),
+                until_ms: Some(DAY0 + 2 * DAY_MS),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(day1.len(), 5);
+        assert!(day1.iter().all(|r| r.time_ms / DAY_MS == DAY0 / DAY_MS + 1));
+        let late = store
+            .query_audit(&AuditFilter {
+                result: Some("reject".into()),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(late.len(), 3);
+    };
+    check(&store);
+    drop(store);
+    let store = env.open();
+    check(&store);
+    // New appends go to a new segment after a reopen.
+    store
+        .append_audit(&audit(DAY0 + 2 * DAY_MS + 1, "carol", "accept"))
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(segments(&store).len(), 4);
+    assert_eq!(
+        store.query_audit(&AuditFilter::default()).unwrap().len(),
+        19
+    );
+}
+
+#[test]
+fn trim_audit_removes_whole_day_segments() {
+    let env = Env::new();
+    let store = env.open();
+    for d in 0..4 {
+        let batch: Vec<AuditRecord> = (0..1000)
+            .map(|i| audit(DAY0 + d * DAY_MS + i, "u", "accept"))
+            .collect();
+        store.append_audit_batch(&batch).unwrap();
+    }
+    // Cutoff in the middle of day 2: days 0 and 1 go, day 2 stays whole.
+    assert_eq!(store.trim_audit(DAY0 + 2 * DAY_MS + 500).unwrap(), 2000);
     let left = store.query_audit(&AuditFilter::default()).unwrap();
-    assert_eq!(left.len(), 1_000);
-    assert_eq!(left.first().map(|r| r.time_ms), Some(24_000));
+    assert_eq!(left.len(), 2000);
+    assert_eq!(left.first().map(|r| r.time_ms), Some(DAY0 + 2 * DAY_MS));
+    assert_eq!(segments(&store).len(), 2);
+    assert_eq!(store.trim_audit(DAY0 + 2 * DAY_MS + 500).unwrap(), 0);
+    // Survives a reopen.
+    drop(store);
+    let store = env.open();
+    assert_eq!(store.query_audit(&AuditFilter::default()).unwrap(), left);
+    assert_eq!(store.trim_audit(DAY0 + 4 * DAY_MS).unwrap(), 2000);
+    assert!(segments(&store).is_empty());
+}
+
+#[test]
+fn audit_torn_last_line_is_repaired_at_open() {
+    let env = Env::new();
+    let store = env.open();
+    let recs = [
+        audit(DAY0, "alice", "accept"),
+        audit(DAY0 + 1, "bob", "reject"),
+    ];
+    store.append_audit_batch(&recs).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.audit_torn_bytes(), 0);
+    let path = store.audit_dir().join(&segments(&store)[0]);
+    drop(store);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let whole = bytes.len();
+    bytes.extend_from_slice(br#"{"time_ms":1732665600002,"user":"car"#);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = env.open();
+    assert_eq!(store.audit_torn_bytes(), (bytes.len() - whole) as u64);
+    assert_eq!(std::fs::read(&path).unwrap().len(), whole);
+    assert_eq!(store.query_audit(&AuditFilter::default()).unwrap(), recs);
+    store
+        .append_audit(&audit(DAY0 + 2, "carol", "accept"))
+        .unwrap();
+    assert_eq!(store.query_audit(&AuditFilter::default()).unwrap().len(), 3);
+}
+
+#[test]
+fn concurrent_audit_appends_keep_every_record() {
+    let env = Env::new();
+    let store = env.open();
+    let threads = 8;
+    let per = 500;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..per {
+                    let rec = audit(DAY0 + i, &format!("t{t}-{i}"), "accept");
+                    if i % 2 == 0 {
+                        store.append_audit(&rec).unwrap();
+                    } else {
+                        store
+                            .append_audit_batch(&[rec.clone(), rec.clone()])
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    store.flush().unwrap();
+    drop(store);
+    let store = env.open();
+    let recs = store.query_audit(&AuditFilter::default()).unwrap();
+    let per_thread = (per + per / 2) as usize;
+    assert_eq!(recs.len(), threads * per_thread);
+    let mut counts = std::collections::HashMap::new();
+    for r in &recs {
+        *counts.entry(r.user.clone()).or_insert(0u32) += 1;
+    }
+    for t in 0..threads {
+        for i in 0..per {
+            let want = if i % 2 == 0 { 1 } else { 2 };
+            assert_eq!(counts.get(&format!("t{t}-{i}")), Some(&want), "t{t}-{i}");
+        }
+    }
+    assert!(recs.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+}
+
+/// Append cost of the audit journal, release mode:
+/// `cargo test -p radmfa-store --release --test store -- --ignored --nocapture audit_append_cost`
+#[test]
+#[ignore = "measurement; run in release mode with --nocapture"]
+fn audit_append_cost() {
+    let env = Env::new();
+    let store = env.open();
+    let rec = |i: u64| AuditRecord {
+        time_ms: DAY0 + i / 100,
+        user: format!("user{:06}@example.com", i % 100_000),
+        mode: "pap+totp".into(),
+        result: if i % 10 == 0 { "reject" } else { "accept" }.into(),
+        reason: if i % 10 == 0 {
+            "wrong code".into()
+        } else {
+            String::new()
+        },
+        server_name: "radmfa-node-a".into(),
+        server_ip: "192.0.2.10".into(),
+        client_name: "vpn-concentrator".into(),
+        client_ip: "192.0.2.1".into(),
+        calling_station: "198.51.100.77".into(),
+    };
+    let n = 1_000_000u64;
+    let recs: Vec<AuditRecord> = (0..n).map(rec).collect();
+    for batch_len in [100usize, 1024] {
+        let start = std::time::Instant::now();
+        for batch in recs.chunks(batch_len) {
+            store.append_audit_batch(batch).unwrap();
+        }
+        let per = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("append_audit_batch ({batch_len}/batch): {per:.0} ns/record");
+    }
+    let single = 200_000usize;
+    let singles: Vec<AuditRecord> = (0..single as u64).map(|i| rec(i + n)).collect();
+    let start = std::time::Instant::now();
+    for r in &singles {
+        store.append_audit(r).unwrap();
+    }
+    let per = start.elapsed().as_nanos() as f64 / single as f64;
+    println!("append_audit (single): {per:.0} ns/record");
+    let start = std::time::Instant::now();
+    store.flush().unwrap();
+    println!("flush: {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let last = store
+        .query_audit(&AuditFilter {
+            limit: Some(100),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    println!("query_audit newest 100: {:?}", start.elapsed());
+    assert_eq!(last.len(), 100);
+    let start = std::time::Instant::now();
+    let found = store
+        .query_audit(&AuditFilter {
+            user: Some("user000042@example.com".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    println!(
+        "query_audit one user over {} records: {:?}",
+        2 * n + single as u64,
+        start.elapsed()
+    );
+    assert_eq!(found.len(), 2 * 10 + 2);
+    assert_eq!(last.last(), singles.last());
+    drop(store);
+    let start = std::time::Instant::now();
+    let store = env.open();
+    println!("reopen: {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let again = store
+        .query_audit(&AuditFilter {
+            limit: Some(100),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    println!("query_audit newest 100 after reopen: {:?}", start.elapsed());
+    assert_eq!(again, last);
 }
 
 #[test]
@@ -687,6 +974,15 @@ fn durability_child() {
     store
         .add_client(&client("durable-nas", "192.0.2.0/24"))
         .unwrap();
+    // Audit records are durable after flush(), without a clean shutdown.
+    let recs: Vec<AuditRecord> = (0..300)
+        .map(|i| audit(1_732_665_600_000 + i, &format!("durable-{i}"), "accept"))
+        .collect();
+    store.append_audit_batch(&recs).unwrap();
+    store
+        .append_audit(&audit(1_732_665_600_300, "durable-last", "reject"))
+        .unwrap();
+    store.flush().unwrap();
     std::process::abort();
 }
 
@@ -709,6 +1005,11 @@ fn admin_write_is_durable_without_clean_shutdown() {
     let store = env.open();
     assert!(store.get_user("durable").unwrap().is_some());
     assert_eq!(store.list_clients().unwrap().len(), 1);
+    let recs = store.query_audit(&AuditFilter::default()).unwrap();
+    assert_eq!(recs.len(), 301);
+    assert_eq!(recs[0].user, "durable-0");
+    assert_eq!(recs[300].user, "durable-last");
+    assert_eq!(store.audit_torn_bytes(), 0);
 }
 
 #[test]
