@@ -284,8 +284,9 @@ half = [r for r in rows if r["kind"] == "half-load"]
 if half:
     print()
     print("== Latency at half of each server's own saturation (open loop, latency from scheduled send)")
-    hdr = "%-10s %-11s %10s %10s %9s %9s %9s %9s %8s"
-    print(hdr % ("scenario", "server", "rate", "tx/s", "p50 us", "p99 us", "p99.9 us", "max us", "timeout"))
+    hdr = "%-10s %-11s %8s %8s %8s %8s %9s %8s %8s %10s %8s"
+    print(hdr % ("scenario", "server", "rate", "tx/s", "p50 us", "p99 us", "p99.9 us", "max us", "accepts",
+                 "acc p99 us", "timeout"))
     for sc in scenarios:
         for label in ("radmfa", "freeradius"):
             r = find(label, sc, "half-load")
@@ -295,8 +296,10 @@ if half:
             note = ""
             if label == "radmfa":
                 note = "  p99 < 1 ms target: %s" % ("met" if l["p99"] < 1000 else "MISSED")
+            acc = r.get("accept_latency_us") or {}
             print(hdr % (sc, label, "%.0f" % (r["target_rate"] or 0), "%.0f" % r["tps"], "%.0f" % l["p50"],
-                         "%.0f" % l["p99"], "%.0f" % l["p999"], "%.0f" % l["max"], r["timeouts"]) + note)
+                         "%.0f" % l["p99"], "%.0f" % l["p999"], "%.0f" % l["max"], r["accept"],
+                         "%.0f" % acc["p99"] if r["accept"] else "-", r["timeouts"]) + note)
 
 print()
 print("Notes: a transaction is one login (inline: 1 round trip; challenge: 2). Accept vs reject:")

@@ -292,6 +292,7 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>) -> anyhow::Result<()> {
     let control_path = cfg.control_socket();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

@@ -663,13 +663,16 @@ impl<'a> Worker<'a> {
         if !self.in_window(now) {
             return;
         }
+        let ns =
+            u64::try_from(now.saturating_duration_since(txn.start).as_nanos()).unwrap_or(u64::MAX);
         match how {
-            Finish::Accept => self.stats.accept += 1,
+            Finish::Accept => {
+                self.stats.accept += 1;
+                self.stats.accept_latencies_ns.push(ns);
+            }
             Finish::Reject => self.stats.reject += 1,
             Finish::Other => self.stats.other += 1,
         }
-        let ns =
-            u64::try_from(now.saturating_duration_since(txn.start).as_nanos()).unwrap_or(u64::MAX);
         self.stats.latencies_ns.push(ns);
     }
 
@@ -903,6 +906,7 @@ mod tests {
         );
         assert!(s.retransmits > 0 && dups > 0, "{s:?}");
         assert_eq!(s.latencies_ns.len() as u64, s.completed());
+        assert_eq!(s.accept_latencies_ns.len() as u64, s.accept);
         assert_eq!(s.challenges, 0);
     }
 

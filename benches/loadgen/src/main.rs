@@ -143,6 +143,7 @@ fn run_load(args: RunArgs) -> Result<()> {
     let outcome = engine::run(&cfg, Arc::clone(&users))?;
     let mut stats = outcome.stats;
     let latency = Latency::from_samples(&mut stats.latencies_ns);
+    let accept_latency = Latency::from_samples(&mut stats.accept_latencies_ns);
     let report = Report {
         label: args.label,
         scenario: cfg.scenario.name().to_owned(),
@@ -156,6 +157,7 @@ fn run_load(args: RunArgs) -> Result<()> {
         threads: cfg.threads,
         stats,
         latency,
+        accept_latency,
     };
     if args.json {
         println!("{}", report.json());

@@ -30,6 +30,8 @@ pub struct Stats {
     pub idle_ns: u64,
     /// Latency of each completed transaction, in nanoseconds.
     pub latencies_ns: Vec<u64>,
+    /// Latency of the transactions that ended in Access-Accept (also in `latencies_ns`).
+    pub accept_latencies_ns: Vec<u64>,
 }
 
 impl Stats {
@@ -47,6 +49,7 @@ impl Stats {
         self.socket_errors += other.socket_errors;
         self.idle_ns += other.idle_ns;
         self.latencies_ns.extend(other.latencies_ns);
+        self.accept_latencies_ns.extend(other.accept_latencies_ns);
     }
 
     /// Completed transactions (accept + reject + other).
@@ -136,6 +139,8 @@ pub struct Report {
     pub stats: Stats,
     /// Latency summary of completed transactions.
     pub latency: Latency,
+    /// Latency summary of the transactions that ended in Access-Accept.
+    pub accept_latency: Latency,
 }
 
 impl Report {
@@ -212,6 +217,14 @@ impl Report {
                 None => String::new(),
             }
         );
+        if s.accept > 0 && s.accept < s.completed() {
+            let a = &self.accept_latency;
+            let _ = writeln!(
+                out,
+                "  accepted only, latency us: mean {:.1}  p50 {:.1}  p99 {:.1}  max {:.1}",
+                a.mean_us, a.p50_us, a.p99_us, a.max_us
+            );
+        }
         if let Some(b) = self.loadgen_busy() {
             let _ = writeln!(
                 out,
@@ -261,18 +274,26 @@ impl Report {
         );
         let _ = write!(
             out,
-            "\"latency_us\":{{\"mean\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}},\"loadgen_cpu\":{},\"loadgen_busy\":{}}}",
-            json_f64(l.mean_us),
-            json_f64(l.p50_us),
-            json_f64(l.p90_us),
-            json_f64(l.p99_us),
-            json_f64(l.p999_us),
-            json_f64(l.max_us),
+            "\"latency_us\":{},\"accept_latency_us\":{},\"loadgen_cpu\":{},\"loadgen_busy\":{}}}",
+            latency_json(l),
+            latency_json(&self.accept_latency),
             self.loadgen_cpu.map_or("null".to_owned(), json_f64),
             self.loadgen_busy().map_or("null".to_owned(), json_f64)
         );
         out
     }
+}
+
+fn latency_json(l: &Latency) -> String {
+    format!(
+        "{{\"mean\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
+        json_f64(l.mean_us),
+        json_f64(l.p50_us),
+        json_f64(l.p90_us),
+        json_f64(l.p99_us),
+        json_f64(l.p999_us),
+        json_f64(l.max_us)
+    )
 }
 
 /// JSON number (finite, three decimals); non-finite values become `null`.
@@ -367,6 +388,7 @@ mod tests {
                 ..Stats::default()
             },
             latency: Latency::default(),
+            accept_latency: Latency::default(),
         };
         let j = r.json();
         assert!(j.starts_with("{\"label\":\"x\\\"y\""));
@@ -374,6 +396,7 @@ mod tests {
         assert!(j.contains("\"target_rate\":null"));
         assert!(j.contains("\"loadgen_cpu\":0.500"));
         assert!(j.contains("\"loadgen_busy\":0.750"));
+        assert!(j.contains("\"accept_latency_us\":{\"mean\":0.000,"));
         assert!(j.ends_with("}"));
         assert_eq!(j.matches('{').count(), j.matches('}').count());
         assert!(r.human().contains("transactions/s 6.0"));

@@ -155,6 +155,8 @@ struct RadiusSection {
     listen: Spanned<Vec<String>>,
     #[serde(default = "default_duplicate_window")]
     duplicate_window_secs: u64,
+    #[serde(default = "default_duplicate_entries")]
+    duplicate_cache_entries: usize,
     #[serde(default)]
     workers: usize,
     #[serde(default = "default_max_in_flight")]
@@ -166,6 +168,7 @@ impl Default for RadiusSection {
         RadiusSection {
             listen: default_listen(),
             duplicate_window_secs: default_duplicate_window(),
+            duplicate_cache_entries: default_duplicate_entries(),
             workers: 0,
             max_in_flight: default_max_in_flight(),
         }
@@ -176,7 +179,10 @@ fn default_listen() -> Spanned<Vec<String>> {
     Spanned::new(0..0, vec!["0.0.0.0:1812".to_string()])
 }
 fn default_duplicate_window() -> u64 {
-    30
+    10
+}
+fn default_duplicate_entries() -> usize {
+    250_000
 }
 fn default_max_in_flight() -> usize {
     4096
@@ -419,6 +425,8 @@ pub struct RuntimeConfig {
     pub listen: Vec<SocketAddr>,
     /// Lifetime of entries in the duplicate-detection cache.
     pub duplicate_window_secs: u64,
+    /// Bound on answered entries kept for duplicate detection.
+    pub duplicate_cache_entries: usize,
     /// Worker threads (0 = one per available core).
     pub workers: usize,
     /// Requests processed at once per listener before new ones wait.
@@ -644,6 +652,7 @@ impl RuntimeConfig {
             log_level: file.log.level,
             listen,
             duplicate_window_secs: file.radius.duplicate_window_secs.clamp(1, 600),
+            duplicate_cache_entries: file.radius.duplicate_cache_entries.max(1024),
             workers: file.radius.workers,
             max_in_flight: file.radius.max_in_flight.max(1),
             argon2_memory_kib: memory,

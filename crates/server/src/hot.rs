@@ -65,20 +65,19 @@ impl HotState {
                 if n == 0 {
                     break;
                 }
-                let batch = std::mem::take(&mut buf);
-                let store = store.clone();
-                let res = tokio::task::spawn_blocking(move || {
-                    for (user, value) in &batch {
-                        // Forward-only compare-and-swap: order does not matter.
-                        store.advance_otp_state(user, *value)?;
+                if !rx.is_closed() {
+                    // Gather a few milliseconds of updates into one pass.
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    while let Ok(x) = rx.try_recv() {
+                        buf.push(x);
                     }
-                    Ok::<(), StoreError>(())
-                })
-                .await;
-                match res {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => error!(error = %e, "cannot persist OTP replay state"),
-                    Err(e) => error!(error = %e, "OTP state writer failed"),
+                }
+                for (user, value) in buf.drain(..) {
+                    // Forward-only compare-and-swap (a few microseconds, no
+                    // fsync): order does not matter.
+                    if let Err(e) = store.advance_otp_state(&user, value) {
+                        error!(error = %e, "cannot persist OTP replay state");
+                    }
                 }
             }
         });
@@ -128,9 +127,6 @@ impl HotState {
             None => store.otp_state(user)?,
         };
         if current.is_some_and(|c| value <= c) {
-            if let Some(c) = current {
-                map.insert(user.to_string(), c);
-            }
             return Ok(false);
         }
         map.insert(user.to_string(), value);

@@ -45,6 +45,8 @@ pub struct Node {
     counters: Arc<Counters>,
     audit: AuditSink,
     clock: Arc<dyn Clock>,
+    /// Bounds concurrent argon2 verifications (one per core).
+    argon2_slots: tokio::sync::Semaphore,
     /// A hash to verify against when the user does not exist, so that an
     /// unknown user costs the same time as a wrong password.
     decoy_hash: String,
@@ -133,6 +135,9 @@ impl Node {
             ),
             clients,
             hot,
+            argon2_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             cfg,
             store,
             state_key,
@@ -716,6 +721,12 @@ impl Node {
     }
 
     async fn verify_argon2(&self, hash: String, password: &[u8]) -> bool {
+        // Each verification holds `memory_kib` of RAM for milliseconds: bound
+        // how many run at once, so a burst of cold logins queues here instead
+        // of growing the blocking pool and the heap without limit.
+        let Ok(_permit) = self.argon2_slots.acquire().await else {
+            return false;
+        };
         let password = Zeroizing::new(password.to_vec());
         // argon2 takes milliseconds of CPU: keep it off the packet loop.
         tokio::task::spawn_blocking(move || radmfa_store::verify_password(&hash, &password))

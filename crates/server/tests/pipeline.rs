@@ -404,7 +404,10 @@ async fn retransmission_while_in_flight_is_absorbed() {
         h.node.handle_datagram(&raw, source())
     );
     assert!(first.is_some());
-    assert!(second.is_none(), "the in-flight copy must not be answered twice");
+    assert!(
+        second.is_none(),
+        "the in-flight copy must not be answered twice"
+    );
     let c = h.node.counters().to_json();
     assert_eq!(c["duplicates_in_flight_dropped"], 1);
     assert_eq!(c["access_accepts"], 1);
