@@ -12,7 +12,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use radmfa_store::{Store, StoreError, Token, User};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
@@ -33,7 +32,7 @@ pub struct HotState {
     users: Vec<Mutex<HashMap<String, Arc<CachedUser>>>>,
     users_per_shard: usize,
     otp: Vec<Mutex<HashMap<String, u64>>>,
-    persist: mpsc::UnboundedSender<(String, u64)>,
+    persist: std::sync::mpsc::Sender<(String, u64)>,
 }
 
 fn shard_of(name: &str) -> usize {
@@ -47,47 +46,48 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HotState {
-    /// Creates the caches and the write-behind task for OTP state; the task
-    /// ends after `stop` once everything queued is in the store.
+    /// Creates the caches and the write-behind thread for OTP state; the
+    /// thread ends after `stop` once everything queued is in the store.
+    ///
+    /// A thread rather than a task: when a new TOTP step begins, every active
+    /// user's first login of the step updates the store at once, and those
+    /// sled writes must not stall the packet loop.
     pub fn new(
         store: Store,
         max_users: usize,
         stop: CancellationToken,
-    ) -> (HotState, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, u64)>();
-        let task = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(1024);
-            loop {
-                let n = tokio::select! {
-                    n = rx.recv_many(&mut buf, 1024) => n,
-                    _ = stop.cancelled(), if !rx.is_closed() => { rx.close(); continue; }
-                };
-                if n == 0 {
-                    break;
-                }
-                if !rx.is_closed() {
-                    // Gather a few milliseconds of updates into one pass.
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                    while let Ok(x) = rx.try_recv() {
-                        buf.push(x);
+    ) -> (HotState, std::thread::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel::<(String, u64)>();
+        let thread = std::thread::Builder::new()
+            .name("radmfa-otp-state".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok((user, value)) => {
+                        persist(&store, &user, value);
+                        // Whatever else is queued goes in the same pass.
+                        while let Ok((user, value)) = rx.try_recv() {
+                            persist(&store, &user, value);
+                        }
                     }
-                }
-                for (user, value) in buf.drain(..) {
-                    // Forward-only compare-and-swap (a few microseconds, no
-                    // fsync): order does not matter.
-                    if let Err(e) = store.advance_otp_state(&user, value) {
-                        error!(error = %e, "cannot persist OTP replay state");
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if stop.is_cancelled() {
+                            while let Ok((user, value)) = rx.try_recv() {
+                                persist(&store, &user, value);
+                            }
+                            return;
+                        }
                     }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-            }
-        });
+            })
+            .unwrap_or_else(|e| panic!("cannot start the OTP state writer thread: {e}"));
         let hot = HotState {
             users: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             users_per_shard: (max_users / SHARDS).max(1),
             otp: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             persist: tx,
         };
-        (hot, task)
+        (hot, thread)
     }
 
     /// The user and token, from the cache or the store.
@@ -157,5 +157,13 @@ impl HotState {
         for s in &self.otp {
             lock(s).clear();
         }
+    }
+}
+
+/// Forward-only compare-and-swap into the store (no fsync; sled's flusher
+/// makes it durable within `flush_every_ms`).
+fn persist(store: &Store, user: &str, value: u64) {
+    if let Err(e) = store.advance_otp_state(user, value) {
+        error!(error = %e, "cannot persist OTP replay state");
     }
 }

@@ -157,7 +157,7 @@ pub async fn run(
     drop(node);
     audit_stop.cancel();
     let _ = writer.await;
-    let _ = otp_writer.await;
+    let _ = tokio::task::spawn_blocking(move || otp_writer.join()).await;
     store.flush()?;
     Ok(counters)
 }
