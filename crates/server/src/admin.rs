@@ -473,19 +473,12 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (mut added, mut updated) = (0u64, 0u64);
+    let mut items = Vec::with_capacity(rows.len());
     for ((r, hash), seed) in rows.iter().zip(hashes).zip(seeds) {
         let hash = hash?;
-        let mut u = match store.get_user(&r.name)? {
-            Some(u) => {
-                updated += 1;
-                u
-            }
-            None => {
-                added += 1;
-                User::new(&r.name)
-            }
-        };
+        let mut u = store
+            .get_user(&r.name)?
+            .unwrap_or_else(|| User::new(&r.name));
         if !r.display_name.is_empty() {
             u.display_name = r.display_name.clone();
         }
@@ -498,20 +491,18 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         if hash.is_some() {
             u.password_hash = hash;
         }
-        store.put_user(&u)?;
-        if let Some(seed) = seed {
-            store.put_token(
-                &r.name,
-                &Token {
-                    kind: TokenKind::Totp,
-                    algorithm: TokenAlgorithm::Sha1,
-                    digits: cfg.otp_digits,
-                    period: 30,
-                    secret: Secret::new(seed),
-                    created: now,
-                },
-            )?;
-        }
+        let token = seed.map(|seed| Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: cfg.otp_digits,
+            period: 30,
+            secret: Secret::new(seed),
+            created: now,
+        });
+        items.push((u, token));
     }
+    // One transaction, one flush: all rows or none.
+    let added = store.put_users(&items)? as u64;
+    let updated = items.len() as u64 - added;
     Ok(json!({"added": added, "updated": updated}))
 }

@@ -436,6 +436,69 @@ impl Store {
         })
     }
 
+    /// The stored form of a token: the seed sealed under the key file, bound
+    /// to the user name.
+    fn seal_token(&self, user: &str, token: &Token) -> Result<Vec<u8>, StoreError> {
+        token.validate()?;
+        let (nonce, sealed) = self
+            .inner
+            .cipher
+            .seal(token.secret.expose(), user.as_bytes())?;
+        encode(&TokenRecord {
+            kind: token.kind,
+            algorithm: token.algorithm,
+            digits: token.digits,
+            period: token.period,
+            created: token.created,
+            nonce: hex_encode(&nonce),
+            sealed: hex_encode(&sealed),
+        })
+    }
+
+    /// Inserts or replaces many users, each with an optional new token, in one
+    /// transaction and one flush (bulk import). Same rules per user as
+    /// [`Store::put_user`] and [`Store::put_token`]. Returns how many users
+    /// were new.
+    pub fn put_users(&self, items: &[(User, Option<Token>)]) -> Result<usize, StoreError> {
+        let now = now_secs();
+        let mut prepared = Vec::with_capacity(items.len());
+        for (user, token) in items {
+            validate_name("user", &user.name)?;
+            let token = match token {
+                Some(t) => Some(self.seal_token(&user.name, t)?),
+                None => None,
+            };
+            prepared.push((user, token));
+        }
+        self.write(|tx| {
+            let mut added = 0;
+            for (user, token) in &prepared {
+                let key = user.name.as_bytes();
+                let old = tx.get(AdminTree::Users, key)?;
+                let created = match &old {
+                    Some(old) => decode::<User>("user", key, old).map_or(now, |o| o.created),
+                    None => {
+                        added += 1;
+                        now
+                    }
+                };
+                let mut stored = (*user).clone();
+                stored.created = created;
+                stored.updated = now;
+                let value = match encode(&stored) {
+                    Ok(v) => v,
+                    Err(e) => return abort(e),
+                };
+                tx.put(AdminTree::Users, key, value)?;
+                if let Some(token) = token {
+                    tx.put(AdminTree::Tokens, key, token.clone())?;
+                    tx.remove(AdminTree::OtpState, key)?;
+                }
+            }
+            Ok(added)
+        })
+    }
+
     /// Inserts or replaces a user. Keeps the stored `created` if the user
     /// exists (now otherwise); sets `updated` to now.
     pub fn put_user(&self, user: &User) -> Result<(), StoreError> {
@@ -556,21 +619,7 @@ impl Store {
     /// exist ([`StoreError::NotFound`]).
     pub fn put_token(&self, user: &str, token: &Token) -> Result<(), StoreError> {
         validate_name("user", user)?;
-        token.validate()?;
-        let (nonce, sealed) = self
-            .inner
-            .cipher
-            .seal(token.secret.expose(), user.as_bytes())?;
-        let record = TokenRecord {
-            kind: token.kind,
-            algorithm: token.algorithm,
-            digits: token.digits,
-            period: token.period,
-            created: token.created,
-            nonce: hex_encode(&nonce),
-            sealed: hex_encode(&sealed),
-        };
-        let value = encode(&record)?;
+        let value = self.seal_token(user, token)?;
         let key = user.as_bytes();
         self.write(|tx| {
             if tx.get(AdminTree::Users, key)?.is_none() {

@@ -1117,3 +1117,42 @@ fn debug_output_hides_secrets() {
     assert!(dbg.contains("***"));
     assert!(dbg.contains("alice") && dbg.contains("vpn"));
 }
+
+#[test]
+fn put_users_bulk_in_one_transaction() {
+    let env = Env::new();
+    let store = env.open();
+    let mut existing = User::new("alice");
+    existing.email = "old@example.org".into();
+    store.add_user(&existing).unwrap();
+    assert!(store.advance_otp_state("alice", 42).unwrap());
+    let created = store.get_user("alice").unwrap().unwrap().created;
+
+    let mut alice = User::new("alice");
+    alice.email = "new@example.org".into();
+    let items = vec![
+        (alice, Some(token(b"alice-seed-0123456789"))),
+        (User::new("bob"), Some(token(b"bob-seed-0123456789"))),
+        (User::new("carol"), None),
+    ];
+    assert_eq!(store.put_users(&items).unwrap(), 2, "bob and carol are new");
+    assert_eq!(store.user_count(), 3);
+    let a = store.get_user("alice").unwrap().unwrap();
+    assert_eq!(a.email, "new@example.org");
+    assert_eq!(a.created, created, "created is kept");
+    assert_eq!(
+        store.get_token("bob").unwrap().unwrap().secret.expose(),
+        b"bob-seed-0123456789"
+    );
+    assert_eq!(store.get_token("carol").unwrap(), None);
+    assert_eq!(
+        store.otp_state("alice").unwrap(),
+        None,
+        "new token resets replay state"
+    );
+
+    // An invalid row rejects the whole batch.
+    let bad = vec![(User::new("dave"), None), (User::new(""), None)];
+    assert!(store.put_users(&bad).is_err());
+    assert_eq!(store.get_user("dave").unwrap(), None);
+}
