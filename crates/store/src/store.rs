@@ -502,24 +502,7 @@ impl Store {
     /// Inserts or replaces a user. Keeps the stored `created` if the user
     /// exists (now otherwise); sets `updated` to now.
     pub fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        validate_name("user", &user.name)?;
-        let now = now_secs();
-        let key = user.name.as_bytes();
-        self.write(|tx| {
-            let created = tx
-                .get(AdminTree::Users, key)?
-                .and_then(|old| decode::<User>("user", key, &old).ok())
-                .map_or(now, |old| old.created);
-            let mut stored = user.clone();
-            stored.created = created;
-            stored.updated = now;
-            let value = match encode(&stored) {
-                Ok(v) => v,
-                Err(e) => return abort(e),
-            };
-            tx.put(AdminTree::Users, key, value)?;
-            Ok(())
-        })
+        self.put_users(&[(user.clone(), None)]).map(|_| ())
     }
 
     /// The user named `name`; `None` if there is none (or the name could not be
