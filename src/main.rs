@@ -158,6 +158,8 @@ struct PasswordArgs {
 enum MethodArg {
     Totp,
     Hotp,
+    /// One-way SMS through the cloud gateway.
+    Sms,
     None,
 }
 
@@ -540,6 +542,7 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     method: match method {
                         MethodArg::Totp => Method::Totp,
                         MethodArg::Hotp => Method::Hotp,
+                        MethodArg::Sms => Method::Sms,
                         MethodArg::None => Method::None,
                     },
                     groups,

@@ -59,6 +59,10 @@ pub struct FileConfig {
     #[serde(default)]
     challenge: ChallengeSection,
     #[serde(default)]
+    gateway: Option<Spanned<GatewaySection>>,
+    #[serde(default)]
+    sms: SmsSection,
+    #[serde(default)]
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
@@ -292,6 +296,90 @@ fn default_max_sessions() -> usize {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct GatewaySection {
+    #[serde(default = "default_provider")]
+    provider: GatewayProvider,
+    url: String,
+    #[serde(default)]
+    api_key_file: Option<PathBuf>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_gateway_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_gateway_retries")]
+    retries: u32,
+    #[serde(default)]
+    send_names: bool,
+    #[serde(default)]
+    send_email: bool,
+    #[serde(default)]
+    account_sid: String,
+    #[serde(default)]
+    from_number: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum GatewayProvider {
+    Radmfa,
+    Twilio,
+}
+
+fn default_provider() -> GatewayProvider {
+    GatewayProvider::Radmfa
+}
+fn default_gateway_timeout() -> u64 {
+    5000
+}
+fn default_gateway_retries() -> u32 {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsSection {
+    #[serde(default = "default_sms_length")]
+    code_length: Spanned<usize>,
+    #[serde(default = "default_sms_alphabet")]
+    alphabet: String,
+    #[serde(default = "default_sms_lifetime")]
+    lifetime_secs: u64,
+    #[serde(default = "default_sms_attempts")]
+    max_attempts: u8,
+    #[serde(default = "default_sms_message")]
+    message: Spanned<String>,
+}
+
+impl Default for SmsSection {
+    fn default() -> Self {
+        SmsSection {
+            code_length: default_sms_length(),
+            alphabet: default_sms_alphabet(),
+            lifetime_secs: default_sms_lifetime(),
+            max_attempts: default_sms_attempts(),
+            message: default_sms_message(),
+        }
+    }
+}
+
+fn default_sms_length() -> Spanned<usize> {
+    Spanned::new(0..0, 6)
+}
+fn default_sms_alphabet() -> String {
+    "0123456789".to_string()
+}
+fn default_sms_lifetime() -> u64 {
+    300
+}
+fn default_sms_attempts() -> u8 {
+    3
+}
+fn default_sms_message() -> Spanned<String> {
+    Spanned::new(0..0, "Your sign-in code is {code}".to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicySection {
     name: Spanned<String>,
     #[serde(default = "default_first_factor")]
@@ -302,6 +390,12 @@ struct PolicySection {
     unenrolled: Unenrolled,
     #[serde(default = "default_prompt")]
     challenge_prompt: String,
+    #[serde(default = "default_fail_mode")]
+    fail_mode: FailMode,
+}
+
+fn default_fail_mode() -> FailMode {
+    FailMode::Closed
 }
 
 fn default_first_factor() -> FirstFactor {
@@ -368,6 +462,33 @@ pub enum Unenrolled {
     Accept,
 }
 
+/// What happens when the cloud gateway cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Reject with a clear message (default).
+    Closed,
+    /// Users with an authenticator app get a TOTP challenge instead.
+    TotpOnly,
+    /// Accept on the first factor alone (only when configured).
+    Open,
+}
+
+/// One-way SMS settings.
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    /// Code length.
+    pub code_length: usize,
+    /// Characters codes are drawn from.
+    pub alphabet: String,
+    /// How long a code is valid.
+    pub lifetime_secs: u64,
+    /// Wrong codes allowed before the session ends.
+    pub max_attempts: u8,
+    /// Message text; `{code}` is replaced by the code.
+    pub message: String,
+}
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -381,6 +502,8 @@ pub struct Policy {
     pub unenrolled: Unenrolled,
     /// Reply-Message of the Access-Challenge.
     pub challenge_prompt: String,
+    /// Gateway unreachable.
+    pub fail_mode: FailMode,
 }
 
 /// A validated static client (NAS).
@@ -453,6 +576,10 @@ pub struct RuntimeConfig {
     pub challenge_lifetime_secs: u64,
     /// Bound on concurrent challenge sessions.
     pub challenge_max_sessions: usize,
+    /// The cloud gateway (SMS, calls, push), when configured.
+    pub gateway: Option<radmfa_gateway::GatewayConfig>,
+    /// One-way SMS settings.
+    pub sms: SmsSettings,
     /// Policies by name.
     pub policies: HashMap<String, Policy>,
     /// Static clients.
@@ -566,6 +693,7 @@ impl RuntimeConfig {
                 otp_mode: p.otp_mode,
                 unenrolled: p.unenrolled,
                 challenge_prompt: p.challenge_prompt,
+                fail_mode: p.fail_mode,
             };
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(locate(
@@ -582,6 +710,7 @@ impl RuntimeConfig {
                 otp_mode: default_otp_mode(),
                 unenrolled: default_unenrolled(),
                 challenge_prompt: default_prompt(),
+                fail_mode: default_fail_mode(),
             });
 
         let mut clients = Vec::new();
@@ -620,6 +749,78 @@ impl RuntimeConfig {
                 require_message_authenticator: c.require_message_authenticator,
             });
         }
+
+        let sms_len = *file.sms.code_length.get_ref();
+        if !(4..=12).contains(&sms_len) {
+            return Err(locate(
+                at(&file.sms.code_length.span()),
+                format!("sms.code_length must be between 4 and 12, not {sms_len}"),
+            ));
+        }
+        if !file.sms.message.get_ref().contains("{code}") {
+            return Err(locate(
+                at(&file.sms.message.span()),
+                "sms.message must contain {code}".to_string(),
+            ));
+        }
+        let sms = SmsSettings {
+            code_length: sms_len,
+            alphabet: file.sms.alphabet,
+            lifetime_secs: file.sms.lifetime_secs.clamp(30, 3600),
+            max_attempts: file.sms.max_attempts.max(1),
+            message: file.sms.message.into_inner(),
+        };
+        let gateway = match file.gateway {
+            None => None,
+            Some(g) => {
+                let span = at(&g.span());
+                let g = g.into_inner();
+                let fail = |reason: String| locate(span.clone(), format!("[gateway]: {reason}"));
+                let read = |path: &Option<PathBuf>,
+                            what: &str|
+                 -> Result<Option<String>, ConfigError> {
+                    match path {
+                        None => Ok(None),
+                        Some(p) => std::fs::read_to_string(p)
+                            .map(|s| Some(s.trim().to_string()))
+                            .map_err(|e| fail(format!("cannot read {what} {}: {e}", p.display()))),
+                    }
+                };
+                if !g.url.starts_with("https://") {
+                    return Err(fail(format!("url {:?} must start with https://", g.url)));
+                }
+                let key = read(&g.api_key_file, "api_key_file")?
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        fail("api_key_file is required (the API key or Twilio auth token)".into())
+                    })?;
+                let provider = match g.provider {
+                    GatewayProvider::Radmfa => radmfa_gateway::Provider::Radmfa {
+                        base_url: g.url.clone(),
+                        api_key: radmfa_gateway::Secret::new(key),
+                    },
+                    GatewayProvider::Twilio => {
+                        if g.account_sid.is_empty() || g.from_number.is_empty() {
+                            return Err(fail("twilio needs account_sid and from_number".into()));
+                        }
+                        radmfa_gateway::Provider::Twilio {
+                            base_url: g.url.clone(),
+                            account_sid: g.account_sid.clone(),
+                            auth_token: radmfa_gateway::Secret::new(key),
+                            from_number: g.from_number.clone(),
+                            status_callback: None,
+                        }
+                    }
+                };
+                let mut gc = radmfa_gateway::GatewayConfig::new(provider);
+                gc.timeout = std::time::Duration::from_millis(g.timeout_ms.clamp(100, 60_000));
+                gc.retries = g.retries.min(5);
+                gc.send_names = g.send_names;
+                gc.send_email = g.send_email;
+                gc.extra_ca_pem = read(&g.ca_file, "ca_file")?;
+                Some(gc)
+            }
+        };
 
         let data_dir = file.server.data_dir;
         let key_file = file
@@ -666,6 +867,8 @@ impl RuntimeConfig {
             hotp_look_ahead: file.otp.hotp_look_ahead.min(100),
             challenge_lifetime_secs: lifetime,
             challenge_max_sessions: file.challenge.max_sessions.max(1),
+            gateway,
+            sms,
             policies,
             clients,
         })

@@ -48,6 +48,9 @@ pub enum ServerError {
     /// Sockets.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The cloud gateway client could not be built.
+    #[error("{0}")]
+    Gateway(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -124,14 +127,24 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (hot, otp_writer) =
         hot::HotState::new(store.clone(), cfg.user_cache_entries, audit_stop.clone());
+    let gateway = match &cfg.gateway {
+        Some(g) => Some(
+            radmfa_gateway::Gateway::new(g.clone())
+                .map_err(|e| ServerError::Gateway(format!("{}: [gateway]: {e}", cfg.origin)))?,
+        ),
+        None => None,
+    };
     let node = Arc::new(Node::new(
         cfg.clone(),
-        store.clone(),
-        state_key,
-        hot,
-        counters.clone(),
-        sink,
-        clock,
+        pipeline::NodeParts {
+            store: store.clone(),
+            state_key,
+            hot,
+            gateway,
+            counters: counters.clone(),
+            audit: sink,
+            clock,
+        },
     )?);
 
     let mut tasks = tokio::task::JoinSet::new();

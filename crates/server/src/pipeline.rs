@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditSink;
 use crate::clients::{ClientEntry, Clients};
-use crate::config::{FirstFactor, OtpMode, Policy, RuntimeConfig, Unenrolled};
+use crate::config::{FailMode, FirstFactor, OtpMode, Policy, RuntimeConfig, Unenrolled};
 use crate::counters::{bump, Counters};
 use crate::credcache::CredentialCache;
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
@@ -30,6 +30,10 @@ pub struct PendingChallenge {
     pub user: String,
     /// How the first leg was authenticated (audit "mode").
     pub mode: String,
+    /// For one-way SMS: the code that was sent.
+    pub sms_code: Option<Zeroizing<String>>,
+    /// For one-way SMS: wrong answers still allowed.
+    pub attempts_left: u8,
 }
 
 /// Everything the pipeline needs; shared by all listeners.
@@ -39,6 +43,8 @@ pub struct Node {
     clients: Clients,
     dedup: DuplicateCache,
     sessions: Sessions<PendingChallenge>,
+    sms_sessions: Sessions<PendingChallenge>,
+    gateway: Option<radmfa_gateway::Gateway>,
     state_key: StateKey,
     creds: CredentialCache,
     hot: HotState,
@@ -57,6 +63,30 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("node", &self.cfg.node_name)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Node`] is built from, besides its configuration.
+pub struct NodeParts {
+    /// The open store.
+    pub store: Store,
+    /// The cluster key for State tokens.
+    pub state_key: StateKey,
+    /// Hot-path caches over the store.
+    pub hot: HotState,
+    /// The cloud gateway client, when configured.
+    pub gateway: Option<radmfa_gateway::Gateway>,
+    /// Counters to update.
+    pub counters: Arc<Counters>,
+    /// Where audit records go.
+    pub audit: AuditSink,
+    /// The clock (a manual one in tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for NodeParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeParts").finish_non_exhaustive()
     }
 }
 
@@ -116,19 +146,25 @@ impl Node {
     /// Builds a node over an open store.
     pub fn new(
         cfg: Arc<RuntimeConfig>,
-        store: Store,
-        state_key: StateKey,
-        hot: HotState,
-        counters: Arc<Counters>,
-        audit: AuditSink,
-        clock: Arc<dyn Clock>,
+        parts: NodeParts,
     ) -> Result<Node, radmfa_store::StoreError> {
+        let NodeParts {
+            store,
+            state_key,
+            hot,
+            gateway,
+            counters,
+            audit,
+            clock,
+        } = parts;
         let clients = Clients::new(cfg.clients.clone(), &store)?;
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
             dedup: DuplicateCache::new(Duration::from_secs(cfg.duplicate_window_secs), 2_000_000),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
+            sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
+            gateway,
             creds: CredentialCache::new(
                 Duration::from_secs(cfg.password_cache_ttl_secs),
                 cfg.password_cache_max_entries,
@@ -429,11 +465,23 @@ impl Node {
                 self.challenge_answer(&name, &state.value, &password, client)
                     .await
             }
-            None => self.first_leg(&name, &password, policy).await,
+            None => {
+                let end_user = packet
+                    .attr(AttrType::CALLING_STATION_ID)
+                    .and_then(|a| a.as_str().ok())
+                    .and_then(|s| s.parse().ok());
+                self.first_leg(&name, &password, policy, end_user).await
+            }
         }
     }
 
-    async fn first_leg(&self, name: &str, password: &[u8], policy: &Policy) -> Decision {
+    async fn first_leg(
+        &self,
+        name: &str,
+        password: &[u8],
+        policy: &Policy,
+        end_user: Option<std::net::IpAddr>,
+    ) -> Decision {
         let cached = match self.hot.user(&self.store, name) {
             Ok(u) => u,
             Err(e) => {
@@ -457,6 +505,11 @@ impl Node {
         let needs_otp = match user.method {
             Method::Totp | Method::Hotp => true,
             Method::None => false,
+            Method::Sms => {
+                return self
+                    .sms_first_leg(user, token, password, policy, first, end_user)
+                    .await
+            }
             other => {
                 // Out-of-band methods need the cloud gateway, which this node
                 // does not have configured.
@@ -580,10 +633,22 @@ impl Node {
     }
 
     fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
+        self.challenge_because(user, policy, mode, "code_requested")
+    }
+
+    fn challenge_because(
+        &self,
+        user: &User,
+        policy: &Policy,
+        mode: String,
+        reason: &str,
+    ) -> Decision {
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
             user: user.name.clone(),
             mode: mode.clone(),
+            sms_code: None,
+            attempts_left: 1,
         };
         match self.sessions.insert(now, pending) {
             Ok(id) => Decision {
@@ -593,7 +658,7 @@ impl Node {
                 session_timeout: u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
                 user: user.name.clone(),
                 mode,
-                reason: "code_requested".to_string(),
+                reason: reason.to_string(),
             },
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");
@@ -625,11 +690,20 @@ impl Node {
             );
         }
         let now = self.clock.now_unix();
-        let Some(pending) = self.sessions.take(&token.session_id, now) else {
+        let Some((pending, deadline)) = self
+            .sessions
+            .take_entry(&token.session_id, now)
+            .or_else(|| self.sms_sessions.take_entry(&token.session_id, now))
+        else {
             return Decision::reject(name, "challenge", "challenge_expired", MSG_SESSION_GONE);
         };
         if pending.user != name {
             return Decision::reject(name, &pending.mode, "state_user_mismatch", MSG_SESSION_GONE);
+        }
+        if pending.sms_code.is_some() {
+            return self
+                .sms_answer(name, state, token.session_id, deadline, pending, password)
+                .await;
         }
         let cached = match self.hot.user(&self.store, name) {
             Ok(Some(c)) => c,
@@ -652,6 +726,174 @@ impl Node {
             return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
         };
         self.check_code(user, token, code.trim(), &pending.mode)
+    }
+
+    /// One-way SMS, first leg: first factor, then a random code sent through
+    /// the gateway and an Access-Challenge whose State names this node.
+    async fn sms_first_leg(
+        &self,
+        user: &User,
+        token: Option<&Token>,
+        password: &[u8],
+        policy: &Policy,
+        first: &str,
+        end_user: Option<std::net::IpAddr>,
+    ) -> Decision {
+        let name = user.name.as_str();
+        let mode = format!("{first}+sms");
+        if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
+        {
+            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
+        }
+        if !user.enabled {
+            return disabled(name, &mode);
+        }
+        if user.phone.is_empty() {
+            return Decision::reject(
+                name,
+                &mode,
+                "no_phone",
+                "No phone number is on file for your account. Contact your administrator.",
+            );
+        }
+        let Some(gateway) = &self.gateway else {
+            return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
+        };
+        let sms = &self.cfg.sms;
+        let code = Zeroizing::new(radmfa_otp::random_code(sms.code_length, &sms.alphabet));
+        let now = self.clock.now_unix();
+        let pending = PendingChallenge {
+            user: name.to_string(),
+            mode: mode.clone(),
+            sms_code: Some(code.clone()),
+            attempts_left: sms.max_attempts,
+        };
+        let id = match self.sms_sessions.insert(now, pending) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "cannot open an SMS session");
+                return Decision::reject(name, &mode, "sessions_full", MSG_TRY_AGAIN);
+            }
+        };
+        let (first_name, last_name) = match user.display_name.split_once(' ') {
+            Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
+            None if !user.display_name.is_empty() => (Some(user.display_name.clone()), None),
+            None => (None, None),
+        };
+        let request = radmfa_gateway::SmsRequest {
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            user: radmfa_gateway::UserFields {
+                unique_id: name.to_string(),
+                first_name,
+                last_name,
+                email: Some(user.email.clone()).filter(|e| !e.is_empty()),
+                phone: Some(user.phone.clone()),
+                device_token: None,
+            },
+            body: sms.message.replace("{code}", &code),
+            server_name: self.cfg.node_name.clone(),
+            server_ip: self.cfg.server_ip.parse().ok(),
+            client_ip: end_user,
+        };
+        match gateway.send_sms(&request).await {
+            Ok(_) => {
+                let tail: String = user
+                    .phone
+                    .chars()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                Decision {
+                    code: Code::ACCESS_CHALLENGE,
+                    message: format!(
+                        "Enter the code we sent by text message to your phone ending in {tail}"
+                    ),
+                    state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
+                    session_timeout: u32::try_from(sms.lifetime_secs).ok(),
+                    user: name.to_string(),
+                    mode,
+                    reason: "sms_sent".to_string(),
+                }
+            }
+            Err(e) => {
+                self.sms_sessions.take(&id, now);
+                warn!(error = %e, "cannot send the SMS code");
+                self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
+            }
+        }
+    }
+
+    /// The gateway could not be used: the policy's `fail_mode` decides.
+    fn gateway_down(
+        &self,
+        user: &User,
+        token: Option<&Token>,
+        policy: &Policy,
+        mode: &str,
+        why: &str,
+    ) -> Decision {
+        let name = user.name.as_str();
+        match (policy.fail_mode, token) {
+            (FailMode::Open, _) => Decision::accept(user, mode, &format!("{why}_fail_open")),
+            (FailMode::TotpOnly, Some(_)) => self.challenge_because(
+                user,
+                policy,
+                format!("{mode}>totp-challenge"),
+                &format!("{why}_totp_fallback"),
+            ),
+            _ => Decision::reject(
+                name,
+                mode,
+                why,
+                "We could not send your sign-in code right now. Please try again in a few minutes.",
+            ),
+        }
+    }
+
+    /// One-way SMS, second leg: the code typed back (limited attempts; a
+    /// wrong code re-prompts with the same State while attempts remain).
+    async fn sms_answer(
+        &self,
+        name: &str,
+        state: &[u8],
+        id: [u8; 16],
+        deadline: u64,
+        mut pending: PendingChallenge,
+        password: &[u8],
+    ) -> Decision {
+        let mode = pending.mode.clone();
+        let user = match self.hot.user(&self.store, name) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Decision::reject(name, &mode, "user_gone", MSG_WRONG_CREDENTIALS),
+            Err(e) => {
+                warn!(error = %e, "store read failed");
+                return Decision::reject(name, &mode, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        if !user.user.enabled {
+            return disabled(name, &mode);
+        }
+        let given = std::str::from_utf8(password).unwrap_or("").trim();
+        let expected = pending.sms_code.clone().unwrap_or_default();
+        if radmfa_otp::codes_match(&expected, given) {
+            return Decision::accept(&user.user, &mode, "ok");
+        }
+        pending.attempts_left = pending.attempts_left.saturating_sub(1);
+        if pending.attempts_left > 0 && self.sms_sessions.put_back(id, deadline, pending).is_ok() {
+            return Decision {
+                code: Code::ACCESS_CHALLENGE,
+                message: "That code is not correct. Try again.".to_string(),
+                state: Some(state.to_vec()),
+                session_timeout: u32::try_from(deadline.saturating_sub(self.clock.now_unix())).ok(),
+                user: name.to_string(),
+                mode,
+                reason: "sms_code_wrong_retry".to_string(),
+            };
+        }
+        Decision::reject(name, &mode, "sms_code_wrong", MSG_WRONG_CODE)
     }
 
     /// Verifies a one-time code and consumes its step/counter.

@@ -11,6 +11,7 @@ use radmfa_radius::{
 use radmfa_server::admin::{execute, AdminRequest};
 use radmfa_server::counters::Counters;
 use radmfa_server::hot::HotState;
+use radmfa_server::pipeline::NodeParts;
 use radmfa_server::{audit, open_store, Node, RuntimeConfig};
 use radmfa_store::{AuditFilter, Method, Store, TokenAlgorithm, TokenKind};
 use tokio_util::sync::CancellationToken;
@@ -91,12 +92,15 @@ async fn harness(extra: &str) -> Harness {
     let state_key = StateKey::generate();
     let node = Node::new(
         cfg,
-        store.clone(),
-        state_key.clone(),
-        hot,
-        Arc::new(Counters::default()),
-        sink,
-        Arc::new(clock.clone()) as Arc<dyn Clock>,
+        NodeParts {
+            store: store.clone(),
+            state_key: state_key.clone(),
+            hot,
+            gateway: None,
+            counters: Arc::new(Counters::default()),
+            audit: sink,
+            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+        },
     )
     .expect("node");
     Harness {

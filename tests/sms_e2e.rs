@@ -1,0 +1,224 @@
+//! One-way SMS end to end: the radmfa binary, the gateway simulator as a
+//! separate HTTPS process, and FreeRADIUS' radclient as the NAS. The code is
+//! read back from the simulator, as a user would read it from their phone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{radclient, ConfigOptions, Env, RadReply, SECRET};
+
+const API_KEY: &str = "sim-api-key-0123456789";
+const PHONE: &str = "+15550101234";
+
+/// The simulator binary, built next to radmfa (built on demand when only
+/// this package's tests were compiled).
+fn sim_bin() -> PathBuf {
+    let dir = Path::new(common::radmfa_bin())
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let bin = dir.join("radmfa-gateway-sim");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "radmfa-gateway-sim"])
+            .status()
+            .expect("cargo build radmfa-gateway-sim");
+        assert!(status.success(), "cannot build radmfa-gateway-sim");
+    }
+    bin
+}
+
+struct Sim {
+    child: Child,
+    addr: String,
+    cert: PathBuf,
+}
+
+impl Sim {
+    fn start(dir: &Path) -> Sim {
+        let ready = dir.join("sim.ready");
+        let cert = dir.join("sim.pem");
+        let child = Command::new(sim_bin())
+            .args(["--listen", "127.0.0.1:0", "--default-rule", "approve"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--cert-out")
+            .arg(&cert)
+            .env("RADMFA_SIM_API_KEY", API_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gateway simulator");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "simulator not ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let addr = std::fs::read_to_string(&ready).expect("ready file");
+        Sim {
+            child,
+            addr: addr.trim().to_string(),
+            cert,
+        }
+    }
+
+    /// SMS bodies the simulator "sent" to `to`, oldest first.
+    fn messages(&self, to: &str) -> Vec<String> {
+        let script = r#"
+import json, ssl, sys, urllib.request, urllib.parse
+addr, cert, key, to = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=cert)
+ctx.check_hostname = False
+req = urllib.request.Request("https://%s/sim/messages?to=%s" % (addr, urllib.parse.quote(to)),
+                             headers={"Authorization": "Bearer " + key})
+for r in json.load(urllib.request.urlopen(req, context=ctx, timeout=10)):
+    print(r.get("body") or "")
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script, &self.addr])
+            .arg(&self.cert)
+            .args([API_KEY, to])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "reading the simulator: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn code_in(body: &str) -> String {
+    body.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn env_with_gateway(sim: &Sim, dir: &Path, policy_extra: &str) -> Env {
+    let key_file = dir.join("gateway.key");
+    std::fs::write(&key_file, API_KEY).expect("key file");
+    let extra = format!(
+        "[gateway]\nurl = \"https://{}\"\napi_key_file = {:?}\nca_file = {:?}\ntimeout_ms = 2000\nretries = 0\n\n[[policy]]\nname = \"sms\"\n{policy_extra}\n\n[[client]]\nname = \"vpn\"\naddress = \"127.0.0.1/32\"\nsecret = \"{SECRET}\"\npolicy = \"sms\"\n",
+        sim.addr,
+        key_file.display().to_string(),
+        sim.cert.display().to_string()
+    );
+    // The harness's own client moves aside; ours uses the "sms" policy.
+    Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    })
+}
+
+fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
+    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    input.push_str("Message-Authenticator = 0x00\n");
+    radclient(addr, "auth", SECRET, &input)
+}
+
+fn add_sms_user(env: &Env, name: &str) {
+    env.radmfa_stdin(
+        &[
+            "user",
+            "add",
+            name,
+            "--method",
+            "sms",
+            "--phone",
+            PHONE,
+            "--password-stdin",
+        ],
+        Some("correct-horse\n"),
+    )
+    .assert_ok();
+}
+
+#[test]
+fn one_way_sms_login_through_radclient() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    add_sms_user(&env, "sam");
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let r = login(&addr, "sam", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message").unwrap_or_default().contains("1234"),
+        "{}",
+        r.output
+    );
+    let state = r.attr("State").expect("State").to_string();
+    let sent = sim.messages(PHONE);
+    assert_eq!(sent.len(), 1, "exactly one SMS: {sent:?}");
+    let code = code_in(&sent[0]);
+    assert_eq!(code.len(), 6, "{sent:?}");
+
+    // A wrong code re-prompts with the same State while attempts remain.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = login(&addr, "sam", wrong, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    // The right code then signs in.
+    let r = login(&addr, "sam", &code, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
+    // The State is single use.
+    let r = login(&addr, "sam", &code, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    // Wrong password: no SMS is sent.
+    let r = login(&addr, "sam", "nope", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert_eq!(sim.messages(PHONE).len(), 1);
+    let recs = env.wait_report_len(&["--user", "sam"], 5);
+    assert!(recs.iter().any(|r| r["reason"] == "sms_sent"), "{recs:?}");
+}
+
+#[test]
+fn fail_modes_when_the_gateway_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "fail_mode = \"totp_only\"");
+    add_sms_user(&env, "sam");
+    add_sms_user(&env, "tina");
+    env.enroll("tina", common::TOTP_SECRETS[0]).assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+    sim.stop();
+
+    // No authenticator app: rejected with a message saying why.
+    let r = login(&addr, "sam", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("could not send"),
+        "{}",
+        r.output
+    );
+    // With an authenticator app: a TOTP challenge instead.
+    let r = login(&addr, "tina", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    let recs = env.wait_report_len(&["--user", "tina"], 1);
+    assert_eq!(recs[0]["reason"], "gateway_unreachable_totp_fallback");
+}
