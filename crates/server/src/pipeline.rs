@@ -792,7 +792,12 @@ impl Node {
             },
             body: sms.message.replace("{code}", &code),
             server_name: self.cfg.node_name.clone(),
-            server_ip: self.cfg.server_ip.parse().ok(),
+            server_ip: self
+                .cfg
+                .server_ip
+                .parse()
+                .ok()
+                .filter(|ip: &std::net::IpAddr| !ip.is_unspecified()),
             client_ip: end_user,
         };
         match gateway.send_sms(&request).await {
