@@ -160,6 +160,11 @@ enum MethodArg {
     Hotp,
     /// One-way SMS through the cloud gateway.
     Sms,
+    /// Two-way SMS: the user replies to approve.
+    #[value(name = "sms_two_way")]
+    SmsTwoWay,
+    /// Phone call: the user presses # to approve.
+    Call,
     None,
 }
 
@@ -543,6 +548,8 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                         MethodArg::Totp => Method::Totp,
                         MethodArg::Hotp => Method::Hotp,
                         MethodArg::Sms => Method::Sms,
+                        MethodArg::SmsTwoWay => Method::SmsTwoWay,
+                        MethodArg::Call => Method::Call,
                         MethodArg::None => Method::None,
                     },
                     groups,

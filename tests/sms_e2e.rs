@@ -222,3 +222,132 @@ fn fail_modes_when_the_gateway_is_down() {
     let recs = env.wait_report_len(&["--user", "tina"], 1);
     assert_eq!(recs[0]["reason"], "gateway_unreachable_totp_fallback");
 }
+
+impl Sim {
+    /// Sets the simulator's answer for a user (`approve`, `deny`, `after:N:RULE`, `never`...).
+    fn rule(&self, key: &str, rule: &str) {
+        let script = r#"
+import json, ssl, sys, urllib.request
+addr, cert, api, key, rule = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=cert)
+ctx.check_hostname = False
+req = urllib.request.Request("https://%s/sim/rules" % addr, method="POST",
+    data=json.dumps({"key": key, "rule": rule}).encode(),
+    headers={"Authorization": "Bearer " + api, "Content-Type": "application/json"})
+urllib.request.urlopen(req, context=ctx, timeout=10).read()
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script, &self.addr])
+            .arg(&self.cert)
+            .args([API_KEY, key, rule])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "setting a simulator rule: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Verifications the simulator received for `to`.
+    fn verifications(&self, to: &str) -> usize {
+        let script = r#"
+import json, ssl, sys, urllib.request, urllib.parse
+addr, cert, key, to = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=cert)
+ctx.check_hostname = False
+req = urllib.request.Request("https://%s/sim/messages?to=%s" % (addr, urllib.parse.quote(to)),
+                             headers={"Authorization": "Bearer " + key})
+print(sum(1 for r in json.load(urllib.request.urlopen(req, context=ctx, timeout=10))
+          if r.get("kind") == "verification"))
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script, &self.addr])
+            .arg(&self.cert)
+            .args([API_KEY, to])
+            .output()
+            .expect("python3");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn add_oob_user(env: &Env, name: &str, method: &str, phone: &str) {
+    env.radmfa_stdin(
+        &[
+            "user",
+            "add",
+            name,
+            "--method",
+            method,
+            "--phone",
+            phone,
+            "--password-stdin",
+        ],
+        Some("correct-horse\n"),
+    )
+    .assert_ok();
+}
+
+#[test]
+fn two_way_sms_and_call_wait_for_the_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    add_oob_user(&env, "dana", "call", "+15550102001");
+    add_oob_user(&env, "eve", "sms_two_way", "+15550102002");
+    add_oob_user(&env, "fred", "call", "+15550102003");
+    sim.rule("eve", "deny");
+    sim.rule("fred", "after:3:approve");
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let r = login(&addr, "dana", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
+    let r = login(&addr, "eve", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("denied"),
+        "{}",
+        r.output
+    );
+    // Wrong password: no call is placed.
+    let r = login(&addr, "dana", "wrong", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert_eq!(sim.verifications("+15550102001"), 1);
+
+    // The NAS retransmits every second while the user takes 3 s to answer:
+    // the copies are absorbed, one login is one call.
+    let out = Command::new("radclient")
+        .args(["-x", "-r", "6", "-t", "1", &addr, "auth", SECRET])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"User-Name = \"fred\"\nUser-Password = \"correct-horse\"\nMessage-Authenticator = 0x00\n")?;
+            c.wait_with_output()
+        })
+        .expect("radclient");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Received Access-Accept"), "{text}");
+    assert_eq!(
+        sim.verifications("+15550102003"),
+        1,
+        "exactly one call for one login"
+    );
+    assert!(
+        env.counter("duplicates_in_flight_dropped") >= 1,
+        "{:?}",
+        env.stats()
+    );
+}

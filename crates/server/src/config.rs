@@ -316,6 +316,8 @@ struct GatewaySection {
     account_sid: String,
     #[serde(default)]
     from_number: String,
+    #[serde(default = "default_verdict_timeout")]
+    verdict_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -333,6 +335,9 @@ fn default_gateway_timeout() -> u64 {
 }
 fn default_gateway_retries() -> u32 {
     2
+}
+fn default_verdict_timeout() -> u64 {
+    60
 }
 
 #[derive(Debug, Deserialize)]
@@ -578,6 +583,8 @@ pub struct RuntimeConfig {
     pub challenge_max_sessions: usize,
     /// The cloud gateway (SMS, calls, push), when configured.
     pub gateway: Option<radmfa_gateway::GatewayConfig>,
+    /// How long an out-of-band verification (two-way SMS, call, push) may take.
+    pub verdict_timeout_secs: u64,
     /// One-way SMS settings.
     pub sms: SmsSettings,
     /// Policies by name.
@@ -770,6 +777,7 @@ impl RuntimeConfig {
             max_attempts: file.sms.max_attempts.max(1),
             message: file.sms.message.into_inner(),
         };
+        let mut verdict_timeout_secs = default_verdict_timeout();
         let gateway = match file.gateway {
             None => None,
             Some(g) => {
@@ -818,6 +826,7 @@ impl RuntimeConfig {
                 gc.send_names = g.send_names;
                 gc.send_email = g.send_email;
                 gc.extra_ca_pem = read(&g.ca_file, "ca_file")?;
+                verdict_timeout_secs = g.verdict_timeout_secs.clamp(5, 300);
                 Some(gc)
             }
         };
@@ -868,6 +877,7 @@ impl RuntimeConfig {
             challenge_lifetime_secs: lifetime,
             challenge_max_sessions: file.challenge.max_sessions.max(1),
             gateway,
+            verdict_timeout_secs,
             sms,
             policies,
             clients,

@@ -510,13 +510,10 @@ impl Node {
                     .sms_first_leg(user, token, password, policy, first, end_user)
                     .await
             }
-            other => {
-                // Out-of-band methods need the cloud gateway, which this node
-                // does not have configured.
-                let msg = format!(
-                    "Your sign-in method ({other}) is not available on this server. Contact your administrator."
-                );
-                return Decision::reject(name, first, "method_unavailable", &msg);
+            Method::SmsTwoWay | Method::Call | Method::Push => {
+                return self
+                    .out_of_band(user, token, password, policy, first, end_user)
+                    .await
             }
         };
         let token = match (needs_otp, token) {
@@ -775,29 +772,12 @@ impl Node {
                 return Decision::reject(name, &mode, "sessions_full", MSG_TRY_AGAIN);
             }
         };
-        let (first_name, last_name) = match user.display_name.split_once(' ') {
-            Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
-            None if !user.display_name.is_empty() => (Some(user.display_name.clone()), None),
-            None => (None, None),
-        };
         let request = radmfa_gateway::SmsRequest {
             id: id.iter().map(|b| format!("{b:02x}")).collect(),
-            user: radmfa_gateway::UserFields {
-                unique_id: name.to_string(),
-                first_name,
-                last_name,
-                email: Some(user.email.clone()).filter(|e| !e.is_empty()),
-                phone: Some(user.phone.clone()),
-                device_token: None,
-            },
+            user: self.user_fields(user),
             body: sms.message.replace("{code}", &code),
             server_name: self.cfg.node_name.clone(),
-            server_ip: self
-                .cfg
-                .server_ip
-                .parse()
-                .ok()
-                .filter(|ip: &std::net::IpAddr| !ip.is_unspecified()),
+            server_ip: self.server_ip(),
             client_ip: end_user,
         };
         match gateway.send_sms(&request).await {
@@ -829,6 +809,125 @@ impl Node {
                 self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
             }
         }
+    }
+
+    /// Two-way SMS, phone call or push: the request waits for the user's
+    /// answer through the gateway (no Access-Challenge: RD Gateway/NPS cannot
+    /// show one). NAS retransmissions meanwhile are absorbed by the duplicate
+    /// cache, so one login is one SMS, call or push.
+    async fn out_of_band(
+        &self,
+        user: &User,
+        token: Option<&Token>,
+        password: &[u8],
+        policy: &Policy,
+        first: &str,
+        end_user: Option<std::net::IpAddr>,
+    ) -> Decision {
+        use radmfa_gateway::{Verdict, VerificationMode};
+        let name = user.name.as_str();
+        let (mode_name, gw_mode) = match user.method {
+            Method::Call => ("call", VerificationMode::Call),
+            Method::Push => ("push", VerificationMode::Push),
+            _ => ("sms_two_way", VerificationMode::TwoWaySms),
+        };
+        let mode = format!("{first}+{mode_name}");
+        if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
+        {
+            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
+        }
+        if !user.enabled {
+            return disabled(name, &mode);
+        }
+        if gw_mode == VerificationMode::Push {
+            // The store has no device registrations yet (the portal will add them).
+            return Decision::reject(
+                name,
+                &mode,
+                "no_device",
+                "No mobile app is registered for your account. Contact your administrator.",
+            );
+        }
+        if user.phone.is_empty() {
+            return Decision::reject(
+                name,
+                &mode,
+                "no_phone",
+                "No phone number is on file for your account. Contact your administrator.",
+            );
+        }
+        let Some(gateway) = &self.gateway else {
+            return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
+        };
+        let mut id = [0u8; 16];
+        rand::fill(&mut id[..]);
+        let request = radmfa_gateway::VerificationRequest {
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            mode: gw_mode,
+            user: self.user_fields(user),
+            server_name: self.cfg.node_name.clone(),
+            server_ip: self.server_ip(),
+            client_ip: end_user,
+            pin_mode: radmfa_gateway::PinMode::Standard,
+        };
+        let started = match gateway.start_verification(&request).await {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "cannot start the verification");
+                return self.gateway_down(user, token, policy, &mode, "gateway_unreachable");
+            }
+        };
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.verdict_timeout_secs);
+        match gateway.wait_verdict(&started, deadline).await {
+            Ok(Verdict::Approved) => Decision::accept(user, &mode, "ok"),
+            Ok(Verdict::Denied) => Decision::reject(
+                name,
+                &mode,
+                "denied_by_user",
+                "The sign-in was denied on your phone.",
+            ),
+            Ok(Verdict::TimedOut) => Decision::reject(
+                name,
+                &mode,
+                "no_answer",
+                "We did not get an answer from your phone in time. Please sign in again.",
+            ),
+            Ok(Verdict::FraudReported) => Decision::reject(
+                name,
+                &mode,
+                "fraud_reported",
+                "You reported this sign-in as not yours. Contact your administrator.",
+            ),
+            Err(e) => {
+                warn!(error = %e, "no verdict from the gateway");
+                self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
+            }
+        }
+    }
+
+    fn user_fields(&self, user: &User) -> radmfa_gateway::UserFields {
+        let (first_name, last_name) = match user.display_name.split_once(' ') {
+            Some((f, l)) => (Some(f.to_string()), Some(l.to_string())),
+            None if !user.display_name.is_empty() => (Some(user.display_name.clone()), None),
+            None => (None, None),
+        };
+        radmfa_gateway::UserFields {
+            unique_id: user.name.clone(),
+            first_name,
+            last_name,
+            email: Some(user.email.clone()).filter(|e| !e.is_empty()),
+            phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
+            device_token: None,
+        }
+    }
+
+    fn server_ip(&self) -> Option<std::net::IpAddr> {
+        self.cfg
+            .server_ip
+            .parse()
+            .ok()
+            .filter(|ip: &std::net::IpAddr| !ip.is_unspecified())
     }
 
     /// The gateway could not be used: the policy's `fail_mode` decides.
