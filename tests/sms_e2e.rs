@@ -66,33 +66,68 @@ impl Sim {
         }
     }
 
-    /// SMS bodies the simulator "sent" to `to`, oldest first.
-    fn messages(&self, to: &str) -> Vec<String> {
+    /// Calls the simulator's HTTPS API (trusting its certificate) and
+    /// returns the JSON answer.
+    fn api(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
         let script = r#"
-import json, ssl, sys, urllib.request, urllib.parse
-addr, cert, key, to = sys.argv[1:5]
+import json, ssl, sys, urllib.request
+addr, cert, key, method, path, body = sys.argv[1:7]
 ctx = ssl.create_default_context(cafile=cert)
 ctx.check_hostname = False
-req = urllib.request.Request("https://%s/sim/messages?to=%s" % (addr, urllib.parse.quote(to)),
-                             headers={"Authorization": "Bearer " + key})
-for r in json.load(urllib.request.urlopen(req, context=ctx, timeout=10)):
-    print(r.get("body") or "")
+req = urllib.request.Request("https://%s%s" % (addr, path), method=method,
+    data=body.encode() if body else None,
+    headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+raw = urllib.request.urlopen(req, context=ctx, timeout=10).read()
+print(raw.decode() or "null")
 "#;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let out = Command::new("python3")
             .args(["-c", script, &self.addr])
             .arg(&self.cert)
-            .args([API_KEY, to])
+            .args([API_KEY, method, path, &body])
             .output()
             .expect("python3");
         assert!(
             out.status.success(),
-            "reading the simulator: {}",
+            "simulator {method} {path}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// What the simulator recorded for recipient `to`, oldest first.
+    fn records(&self, to: &str) -> Vec<serde_json::Value> {
+        let to = to.replace('+', "%2B");
+        match self.api("GET", &format!("/sim/messages?to={to}"), None) {
+            serde_json::Value::Array(a) => a,
+            other => panic!("unexpected /sim/messages answer: {other}"),
+        }
+    }
+
+    /// SMS bodies the simulator "sent" to `to`, oldest first.
+    fn messages(&self, to: &str) -> Vec<String> {
+        self.records(to)
+            .iter()
+            .filter(|r| r["kind"] == "sms")
+            .map(|r| r["body"].as_str().unwrap_or_default().to_string())
             .collect()
+    }
+
+    /// Sets the simulator's answer for a user (`approve`, `deny`, `after:N:RULE`, `never`...).
+    fn rule(&self, key: &str, rule: &str) {
+        self.api(
+            "POST",
+            "/sim/rules",
+            Some(serde_json::json!({"key": key, "rule": rule})),
+        );
+    }
+
+    /// Verifications the simulator received for `to`.
+    fn verifications(&self, to: &str) -> usize {
+        self.records(to)
+            .iter()
+            .filter(|r| r["kind"] == "verification")
+            .count()
     }
 
     fn stop(&mut self) {
@@ -221,57 +256,6 @@ fn fail_modes_when_the_gateway_is_down() {
     assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
     let recs = env.wait_report_len(&["--user", "tina"], 1);
     assert_eq!(recs[0]["reason"], "gateway_unreachable_totp_fallback");
-}
-
-impl Sim {
-    /// Sets the simulator's answer for a user (`approve`, `deny`, `after:N:RULE`, `never`...).
-    fn rule(&self, key: &str, rule: &str) {
-        let script = r#"
-import json, ssl, sys, urllib.request
-addr, cert, api, key, rule = sys.argv[1:6]
-ctx = ssl.create_default_context(cafile=cert)
-ctx.check_hostname = False
-req = urllib.request.Request("https://%s/sim/rules" % addr, method="POST",
-    data=json.dumps({"key": key, "rule": rule}).encode(),
-    headers={"Authorization": "Bearer " + api, "Content-Type": "application/json"})
-urllib.request.urlopen(req, context=ctx, timeout=10).read()
-"#;
-        let out = Command::new("python3")
-            .args(["-c", script, &self.addr])
-            .arg(&self.cert)
-            .args([API_KEY, key, rule])
-            .output()
-            .expect("python3");
-        assert!(
-            out.status.success(),
-            "setting a simulator rule: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Verifications the simulator received for `to`.
-    fn verifications(&self, to: &str) -> usize {
-        let script = r#"
-import json, ssl, sys, urllib.request, urllib.parse
-addr, cert, key, to = sys.argv[1:5]
-ctx = ssl.create_default_context(cafile=cert)
-ctx.check_hostname = False
-req = urllib.request.Request("https://%s/sim/messages?to=%s" % (addr, urllib.parse.quote(to)),
-                             headers={"Authorization": "Bearer " + key})
-print(sum(1 for r in json.load(urllib.request.urlopen(req, context=ctx, timeout=10))
-          if r.get("kind") == "verification"))
-"#;
-        let out = Command::new("python3")
-            .args(["-c", script, &self.addr])
-            .arg(&self.cert)
-            .args([API_KEY, to])
-            .output()
-            .expect("python3");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
-    }
 }
 
 fn add_oob_user(env: &Env, name: &str, method: &str, phone: &str) {

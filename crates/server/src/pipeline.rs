@@ -738,20 +738,11 @@ impl Node {
     ) -> Decision {
         let name = user.name.as_str();
         let mode = format!("{first}+sms");
-        if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
-        {
-            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
+        if let Some(refused) = self.before_gateway(user, password, policy, &mode).await {
+            return refused;
         }
-        if !user.enabled {
-            return disabled(name, &mode);
-        }
-        if user.phone.is_empty() {
-            return Decision::reject(
-                name,
-                &mode,
-                "no_phone",
-                "No phone number is on file for your account. Contact your administrator.",
-            );
+        if let Some(refused) = phone_missing(user, &mode) {
+            return refused;
         }
         let Some(gateway) = &self.gateway else {
             return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
@@ -773,7 +764,7 @@ impl Node {
             }
         };
         let request = radmfa_gateway::SmsRequest {
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            id: hex(&id),
             user: self.user_fields(user),
             body: sms.message.replace("{code}", &code),
             server_name: self.cfg.node_name.clone(),
@@ -832,12 +823,8 @@ impl Node {
             _ => ("sms_two_way", VerificationMode::TwoWaySms),
         };
         let mode = format!("{first}+{mode_name}");
-        if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
-        {
-            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
-        }
-        if !user.enabled {
-            return disabled(name, &mode);
+        if let Some(refused) = self.before_gateway(user, password, policy, &mode).await {
+            return refused;
         }
         if gw_mode == VerificationMode::Push {
             // The store has no device registrations yet (the portal will add them).
@@ -848,13 +835,8 @@ impl Node {
                 "No mobile app is registered for your account. Contact your administrator.",
             );
         }
-        if user.phone.is_empty() {
-            return Decision::reject(
-                name,
-                &mode,
-                "no_phone",
-                "No phone number is on file for your account. Contact your administrator.",
-            );
+        if let Some(refused) = phone_missing(user, &mode) {
+            return refused;
         }
         let Some(gateway) = &self.gateway else {
             return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
@@ -862,7 +844,7 @@ impl Node {
         let mut id = [0u8; 16];
         rand::fill(&mut id[..]);
         let request = radmfa_gateway::VerificationRequest {
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            id: hex(&id),
             mode: gw_mode,
             user: self.user_fields(user),
             server_name: self.cfg.node_name.clone(),
@@ -904,6 +886,27 @@ impl Node {
                 self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
             }
         }
+    }
+
+    /// First factor and account state, checked before anything is sent
+    /// through the gateway (no SMS or call for a wrong password).
+    async fn before_gateway(
+        &self,
+        user: &User,
+        password: &[u8],
+        policy: &Policy,
+        mode: &str,
+    ) -> Option<Decision> {
+        if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
+        {
+            return Some(Decision::reject(
+                &user.name,
+                mode,
+                "wrong_password",
+                MSG_WRONG_CREDENTIALS,
+            ));
+        }
+        (!user.enabled).then(|| disabled(&user.name, mode))
     }
 
     fn user_fields(&self, user: &User) -> radmfa_gateway::UserFields {
@@ -1079,6 +1082,22 @@ impl Node {
             .await
             .unwrap_or(false)
     }
+}
+
+fn phone_missing(user: &User, mode: &str) -> Option<Decision> {
+    user.phone.is_empty().then(|| {
+        Decision::reject(
+            &user.name,
+            mode,
+            "no_phone",
+            "No phone number is on file for your account. Contact your administrator.",
+        )
+    })
+}
+
+/// Lower-case hex of a gateway request id.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn disabled(name: &str, mode: &str) -> Decision {
