@@ -766,40 +766,23 @@ fn proxy_state_copied_into_replies() {
     let server = env.start();
     let proxy_state = "70726f78792d73746174652d31"; // "proxy-state-1"
 
-    // Access-Challenge
-    let mut req = PyRequest::access(&server).login("alice", PASSWORD);
-    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
-    let reply = req.send().reply();
-    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
-    assert_signed(&reply);
-    assert_eq!(
-        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
-        Some(proxy_state),
-        "Proxy-State must be copied into the reply (RFC 2865 5.33): {reply:#}"
-    );
-
-    // Access-Accept
-    let mut req =
-        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
-    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
-    let reply = req.send().reply();
-    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
-    assert_signed(&reply);
-    assert_eq!(
-        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
-        Some(proxy_state),
-        "Proxy-State must be copied into the reply (RFC 2865 5.33): {reply:#}"
-    );
-
-    // Access-Reject
-    let mut req =
-        PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", wrong_code(&alice)));
-    req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
-    let reply = req.send().reply();
-    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
-    assert_eq!(
-        py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
-        Some(proxy_state),
-        "{reply:#}"
-    );
+    // Access-Challenge, Access-Accept and Access-Reject all carry it back.
+    let with_code = format!("{PASSWORD}{}", totp_now(&alice));
+    let with_wrong_code = format!("{PASSWORD}{}", wrong_code(&alice));
+    for (password, expected) in [
+        (PASSWORD, "Access-Challenge"),
+        (with_code.as_str(), "Access-Accept"),
+        (with_wrong_code.as_str(), "Access-Reject"),
+    ] {
+        let mut req = PyRequest::access(&server).login("alice", password);
+        req.attrs = vec![format!("Proxy-State=0x{proxy_state}")];
+        let reply = req.send().reply();
+        assert_eq!(code_name(&reply), expected, "{reply:#}");
+        assert_signed(&reply);
+        assert_eq!(
+            py_attr(&reply, 33).map(|(hex, _)| hex).as_deref(),
+            Some(proxy_state),
+            "Proxy-State must be copied into the reply (RFC 2865 5.33): {reply:#}"
+        );
+    }
 }
