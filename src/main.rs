@@ -109,9 +109,45 @@ enum UserCmd {
         groups: Vec<String>,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Push device token of the user's authenticator app (method push).
+        #[arg(long, default_value = "")]
+        device_token: String,
         /// Create the user disabled.
         #[arg(long)]
         disabled: bool,
+    },
+    /// Change fields of an existing user (only the options given).
+    Set {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// E.164 phone number ("" clears it).
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long, value_enum)]
+        method: Option<MethodArg>,
+        /// Push device token ("" clears it).
+        #[arg(long)]
+        device_token: Option<String>,
+        /// Replace the groups (repeatable).
+        #[arg(long = "group")]
+        groups: Option<Vec<String>>,
+    },
+    /// Set a user's PIN (PIN mode: typed before the code, or asked for in the
+    /// call / SMS / app), or clear it (standard mode).
+    Pin {
+        name: String,
+        /// The PIN, 4 to 10 digits (visible in the process list; prefer --pin-stdin).
+        #[arg(long, group = "pin_source")]
+        pin: Option<String>,
+        /// Read the PIN from standard input.
+        #[arg(long, group = "pin_source")]
+        pin_stdin: bool,
+        /// Remove the PIN: back to standard mode.
+        #[arg(long, group = "pin_source")]
+        clear: bool,
     },
     /// List users.
     List {
@@ -136,7 +172,8 @@ enum UserCmd {
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// Bulk add or update users from CSV: name,password,totp_secret[,display_name,email,phone].
+    /// Bulk add or update users from CSV with a header row: name and any of
+    /// password, totp_secret, display_name, email, phone, method, device_token.
     Import {
         #[arg(long)]
         csv: PathBuf,
@@ -165,7 +202,23 @@ enum MethodArg {
     SmsTwoWay,
     /// Phone call: the user presses # to approve.
     Call,
+    /// Push notification to the authenticator app.
+    Push,
     None,
+}
+
+impl MethodArg {
+    fn method(self) -> Method {
+        match self {
+            MethodArg::Totp => Method::Totp,
+            MethodArg::Hotp => Method::Hotp,
+            MethodArg::Sms => Method::Sms,
+            MethodArg::SmsTwoWay => Method::SmsTwoWay,
+            MethodArg::Call => Method::Call,
+            MethodArg::Push => Method::Push,
+            MethodArg::None => Method::None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -534,6 +587,7 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             method,
             groups,
             password,
+            device_token,
             disabled,
         } => {
             let password = password.read()?;
@@ -544,20 +598,66 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     display_name,
                     email,
                     phone,
-                    method: match method {
-                        MethodArg::Totp => Method::Totp,
-                        MethodArg::Hotp => Method::Hotp,
-                        MethodArg::Sms => Method::Sms,
-                        MethodArg::SmsTwoWay => Method::SmsTwoWay,
-                        MethodArg::Call => Method::Call,
-                        MethodArg::None => Method::None,
-                    },
+                    method: method.method(),
                     groups,
                     password,
+                    device_token,
+                    pin: None,
                     enabled: !disabled,
                 },
             )?;
             println!("added user {}", v["name"].as_str().unwrap_or_default());
+        }
+        UserCmd::Set {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            device_token,
+            groups,
+        } => {
+            call(
+                cfg,
+                AdminRequest::UserSet {
+                    name: name.clone(),
+                    display_name,
+                    email,
+                    phone,
+                    method: method.map(MethodArg::method),
+                    device_token,
+                    groups,
+                },
+            )?;
+            println!("updated user {name}");
+        }
+        UserCmd::Pin {
+            name,
+            pin,
+            pin_stdin,
+            clear,
+        } => {
+            let pin = match (pin, pin_stdin, clear) {
+                (Some(p), _, _) => Some(p),
+                (None, true, _) => Some(read_stdin_line()?),
+                (None, false, true) => None,
+                (None, false, false) => {
+                    return Err(anyhow!("give --pin, --pin-stdin or --clear"));
+                }
+            };
+            let set = pin.is_some();
+            call(
+                cfg,
+                AdminRequest::UserPin {
+                    name: name.clone(),
+                    pin,
+                },
+            )?;
+            if set {
+                println!("PIN set for {name} (PIN mode)");
+            } else {
+                println!("PIN cleared for {name} (standard mode)");
+            }
         }
         UserCmd::List { json } => {
             let v = call(cfg, AdminRequest::UserList)?;
@@ -776,12 +876,14 @@ fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
     let headers = r.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let name_col = col("name").ok_or_else(|| anyhow!("{}: no 'name' column", path.display()))?;
-    let (pw, seed, dn, em, ph) = (
+    let (pw, seed, dn, em, ph, me, dt) = (
         col("password"),
         col("totp_secret"),
         col("display_name"),
         col("email"),
         col("phone"),
+        col("method"),
+        col("device_token"),
     );
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
@@ -798,6 +900,14 @@ fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
             display_name: get(dn),
             email: get(em),
             phone: get(ph),
+            method: match get(me).as_str() {
+                "" => None,
+                m => Some(
+                    m.parse::<Method>()
+                        .map_err(|e| anyhow!("{}: row {}: {e}", path.display(), i + 2))?,
+                ),
+            },
+            device_token: get(dt),
         });
     }
     Ok(rows)

@@ -6,6 +6,8 @@
 //! its ready file), so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;

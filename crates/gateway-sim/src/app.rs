@@ -58,6 +58,8 @@ pub struct Record {
 struct Verification {
     started: Instant,
     rule: Rule,
+    /// The PIN of a PIN-mode verification (kept only in memory).
+    pin: Option<Secret>,
 }
 
 #[derive(Debug, Default)]
@@ -337,6 +339,7 @@ async fn post_verification(State(sim): State<Shared>, headers: HeaderMap, body: 
         Verification {
             started: Instant::now(),
             rule,
+            pin: v.pin.clone().map(Secret::new),
         },
     );
     // The PIN is not kept in the record.
@@ -372,10 +375,12 @@ struct WaitQuery {
 
 impl Sim {
     fn outcome(&self, id: &str) -> Option<Outcome> {
-        self.lock()
-            .verifications
-            .get(id)
-            .map(|v| v.rule.outcome(v.started.elapsed()))
+        self.lock().verifications.get(id).map(|v| {
+            v.rule.outcome(
+                v.started.elapsed(),
+                v.pin.as_ref().map(|p| p.expose().as_bytes()),
+            )
+        })
     }
 }
 
@@ -496,6 +501,9 @@ async fn twilio_calls(
         Verification {
             started: Instant::now(),
             rule,
+            // Twilio never sees the PIN: the call's <Gather> result is judged
+            // by the rule alone.
+            pin: None,
         },
     );
     let seq = sim.next();

@@ -57,7 +57,7 @@ struct Args {
     #[arg(long, env = "RADMFA_SIM_TWILIO_TOKEN", hide_env_values = true)]
     twilio_auth_token: Option<String>,
     /// Rule for users without their own: approve, deny, fraud, timeout, never,
-    /// after:SECONDS:RULE.
+    /// enter:DIGITS (the PIN the user types), after:SECONDS:RULE.
     #[arg(long, default_value = "approve")]
     default_rule: Rule,
 }

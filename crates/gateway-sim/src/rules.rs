@@ -19,6 +19,10 @@ pub enum Rule {
     Never,
     /// Pending for the given time, then the inner rule.
     After(Duration, Box<Rule>),
+    /// The user enters these digits as their PIN: approved when they match the
+    /// verification's PIN (or in standard mode), denied otherwise. (`approve`
+    /// in PIN mode means the user enters the right PIN.)
+    Enter(String),
 }
 
 /// The state of a verification at some moment.
@@ -50,16 +54,25 @@ impl Outcome {
 }
 
 impl Rule {
-    /// The outcome `elapsed` after the verification started.
-    pub fn outcome(&self, elapsed: Duration) -> Outcome {
+    /// The outcome `elapsed` after the verification started; `pin` is the
+    /// PIN of a PIN-mode verification.
+    pub fn outcome(&self, elapsed: Duration, pin: Option<&[u8]>) -> Outcome {
         match self {
+            Rule::Enter(entered) => match pin {
+                Some(pin)
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(entered.as_bytes(), pin)) =>
+                {
+                    Outcome::Denied
+                }
+                _ => Outcome::Approved,
+            },
             Rule::Approve => Outcome::Approved,
             Rule::Deny => Outcome::Denied,
             Rule::Fraud => Outcome::Fraud,
             Rule::Timeout => Outcome::TimedOut,
             Rule::Never => Outcome::Pending,
             Rule::After(delay, inner) => match elapsed.checked_sub(*delay) {
-                Some(rest) => inner.outcome(rest),
+                Some(rest) => inner.outcome(rest, pin),
                 None => Outcome::Pending,
             },
         }
@@ -74,7 +87,7 @@ impl fmt::Display for BadRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bad rule {:?}: expected approve, deny, fraud, timeout, never or after:SECONDS:RULE",
+            "bad rule {:?}: expected approve, deny, fraud, timeout, never, enter:DIGITS or after:SECONDS:RULE",
             self.0
         )
     }
@@ -94,6 +107,15 @@ impl FromStr for Rule {
             "timeout" => Ok(Rule::Timeout),
             "never" => Ok(Rule::Never),
             _ => {
+                if let Some(digits) = s.strip_prefix("enter:") {
+                    if digits.is_empty()
+                        || digits.len() > 16
+                        || !digits.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        return Err(bad());
+                    }
+                    return Ok(Rule::Enter(digits.to_string()));
+                }
                 let rest = s.strip_prefix("after:").ok_or_else(bad)?;
                 let (secs, inner) = rest.split_once(':').ok_or_else(bad)?;
                 let secs: f64 = secs.parse().map_err(|_| bad())?;
@@ -128,8 +150,27 @@ mod tests {
     #[test]
     fn after_is_pending_then_inner() {
         let r: Rule = "after:1.5:fraud".parse().unwrap();
-        assert_eq!(r.outcome(Duration::from_secs(1)), Outcome::Pending);
-        assert_eq!(r.outcome(Duration::from_secs(2)), Outcome::Fraud);
-        assert_eq!(Rule::Never.outcome(Duration::MAX), Outcome::Pending);
+        assert_eq!(r.outcome(Duration::from_secs(1), None), Outcome::Pending);
+        assert_eq!(r.outcome(Duration::from_secs(2), None), Outcome::Fraud);
+        assert_eq!(Rule::Never.outcome(Duration::MAX, None), Outcome::Pending);
+    }
+
+    #[test]
+    fn enter_compares_with_the_pin() {
+        let r: Rule = "enter:4321".parse().unwrap();
+        assert_eq!(r, Rule::Enter("4321".into()));
+        assert_eq!(r.outcome(Duration::ZERO, Some(b"4321")), Outcome::Approved);
+        assert_eq!(r.outcome(Duration::ZERO, Some(b"4322")), Outcome::Denied);
+        assert_eq!(r.outcome(Duration::ZERO, Some(b"43210")), Outcome::Denied);
+        assert_eq!(r.outcome(Duration::ZERO, None), Outcome::Approved);
+        let late: Rule = "after:1:enter:9".parse().unwrap();
+        assert_eq!(late.outcome(Duration::ZERO, Some(b"9")), Outcome::Pending);
+        assert_eq!(
+            late.outcome(Duration::from_secs(1), Some(b"8")),
+            Outcome::Denied
+        );
+        for bad in ["enter:", "enter:12a", "enter:12345678901234567"] {
+            assert!(bad.parse::<Rule>().is_err(), "{bad}");
+        }
     }
 }

@@ -38,8 +38,45 @@ pub enum AdminRequest {
         /// Initial password (local first factor).
         #[serde(default)]
         password: Option<String>,
+        /// Push device token of the authenticator app.
+        #[serde(default)]
+        device_token: String,
+        /// PIN (PIN mode); none for standard mode.
+        #[serde(default)]
+        pin: Option<String>,
         /// Enabled at once.
         enabled: bool,
+    },
+    /// Changes fields of an existing user; absent fields stay as they are.
+    UserSet {
+        /// Login name.
+        name: String,
+        /// Display name.
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Email.
+        #[serde(default)]
+        email: Option<String>,
+        /// Phone number (E.164; empty to clear).
+        #[serde(default)]
+        phone: Option<String>,
+        /// Second-factor method.
+        #[serde(default)]
+        method: Option<Method>,
+        /// Push device token (empty to clear).
+        #[serde(default)]
+        device_token: Option<String>,
+        /// Replaces the groups.
+        #[serde(default)]
+        groups: Option<Vec<String>>,
+    },
+    /// Sets (PIN mode) or clears (standard mode) a user's PIN.
+    UserPin {
+        /// Login name.
+        name: String,
+        /// The PIN; none clears it.
+        #[serde(default)]
+        pin: Option<String>,
     },
     /// Lists users.
     UserList,
@@ -158,6 +195,12 @@ pub struct ImportRow {
     /// Phone.
     #[serde(default)]
     pub phone: String,
+    /// Second-factor method; none leaves it unchanged (TOTP for new users).
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Push device token.
+    #[serde(default)]
+    pub device_token: String,
 }
 
 impl std::fmt::Debug for ImportRow {
@@ -194,6 +237,8 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "enabled": u.enabled,
         "groups": u.groups,
         "has_password": u.password_hash.is_some(),
+        "device_token": u.device_token,
+        "pin_mode": if u.pin.is_some() { "pin" } else { "standard" },
         "token": token.map(|t| json!({
             "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
             "algorithm": algorithm_name(t.algorithm),
@@ -204,6 +249,27 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "created": u.created,
         "updated": u.updated,
     })
+}
+
+/// Checks the contact fields a user's method needs, when they are given: an
+/// E.164 phone number (`+` and 8 to 15 digits), a printable device token.
+/// Missing ones are allowed (the user is told at login), wrong ones are not.
+fn check_contact(u: &User) -> Result<(), AdminError> {
+    if !u.phone.is_empty() {
+        let digits = u.phone.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AdminError::Invalid(format!(
+                "phone {:?} is not an E.164 number (+ and 8 to 15 digits, e.g. +31612345678)",
+                u.phone
+            )));
+        }
+    }
+    if u.device_token.len() > 4096 || u.device_token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(AdminError::Invalid(
+            "device token must be at most 4096 printable characters without spaces".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn algorithm_name(a: TokenAlgorithm) -> &'static str {
@@ -237,6 +303,8 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             method,
             groups,
             password,
+            device_token,
+            pin,
             enabled,
         } => {
             let mut u = User::new(&name);
@@ -245,7 +313,13 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             u.phone = phone;
             u.method = method;
             u.groups = groups;
+            u.device_token = device_token;
             u.enabled = enabled;
+            check_contact(&u)?;
+            let pin = pin.map(zeroize::Zeroizing::new);
+            if let Some(pin) = &pin {
+                radmfa_store::validate_pin(pin.as_bytes())?;
+            }
             if let Some(pw) = password.as_deref() {
                 check_password(pw)?;
                 u.password_hash = Some(radmfa_store::hash_password(
@@ -254,7 +328,57 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                 )?);
             }
             store.add_user(&u)?;
+            if let Some(pin) = &pin {
+                store.set_pin(&name, Some(pin.as_bytes()))?;
+            }
+            let u = store.get_user(&name)?.unwrap_or(u);
             Ok(user_view(&u, None))
+        }
+        AdminRequest::UserSet {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            device_token,
+            groups,
+        } => {
+            let mut probe = store
+                .get_user(&name)?
+                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+            let change = |u: &mut User| {
+                if let Some(v) = &display_name {
+                    u.display_name.clone_from(v);
+                }
+                if let Some(v) = &email {
+                    u.email.clone_from(v);
+                }
+                if let Some(v) = &phone {
+                    u.phone.clone_from(v);
+                }
+                if let Some(m) = method {
+                    u.method = m;
+                }
+                if let Some(v) = &device_token {
+                    u.device_token.clone_from(v);
+                }
+                if let Some(g) = &groups {
+                    u.groups.clone_from(g);
+                }
+            };
+            change(&mut probe);
+            check_contact(&probe)?;
+            store.update_user(&name, change)?;
+            let u = store
+                .get_user(&name)?
+                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+            let t = store.get_token(&name)?;
+            Ok(user_view(&u, t.as_ref()))
+        }
+        AdminRequest::UserPin { name, pin } => {
+            let pin = pin.map(zeroize::Zeroizing::new);
+            store.set_pin(&name, pin.as_ref().map(|p| p.as_bytes()))?;
+            Ok(json!({"name": name, "pin_mode": if pin.is_some() { "pin" } else { "standard" }}))
         }
         AdminRequest::UserList => {
             let users = store.list_users()?;
@@ -488,6 +612,13 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         if !r.phone.is_empty() {
             u.phone = r.phone.clone();
         }
+        if let Some(m) = r.method {
+            u.method = m;
+        }
+        if !r.device_token.is_empty() {
+            u.device_token = r.device_token.clone();
+        }
+        check_contact(&u).map_err(|e| AdminError::Invalid(format!("user {}: {e}", u.name)))?;
         if hash.is_some() {
             u.password_hash = hash;
         }

@@ -63,6 +63,8 @@ pub struct FileConfig {
     #[serde(default)]
     sms: SmsSection,
     #[serde(default)]
+    cluster: Option<Spanned<ClusterSection>>,
+    #[serde(default)]
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
@@ -342,13 +344,37 @@ fn default_verdict_timeout() -> u64 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ClusterSection {
+    listen: Spanned<String>,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default = "default_forward_timeout")]
+    forward_timeout_ms: u64,
+    #[serde(default)]
+    peer: Vec<PeerSection>,
+}
+
+fn default_forward_timeout() -> u64 {
+    3000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerSection {
+    node_id: Spanned<u32>,
+    address: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SmsSection {
     #[serde(default = "default_sms_length")]
     code_length: Spanned<usize>,
     #[serde(default = "default_sms_alphabet")]
     alphabet: String,
     #[serde(default = "default_sms_lifetime")]
-    lifetime_secs: u64,
+    lifetime_secs: Spanned<u64>,
     #[serde(default = "default_sms_attempts")]
     max_attempts: u8,
     #[serde(default = "default_sms_message")]
@@ -373,8 +399,8 @@ fn default_sms_length() -> Spanned<usize> {
 fn default_sms_alphabet() -> String {
     "0123456789".to_string()
 }
-fn default_sms_lifetime() -> u64 {
-    300
+fn default_sms_lifetime() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
 }
 fn default_sms_attempts() -> u8 {
     3
@@ -494,6 +520,23 @@ pub struct SmsSettings {
     pub message: String,
 }
 
+/// The peer link between the nodes of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// TCP address the peer link listens on.
+    pub listen: SocketAddr,
+    /// Cluster CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This node's certificate (PEM), signed by the cluster CA.
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+    /// How long a forwarded request may take before the user is told to retry.
+    pub forward_timeout: std::time::Duration,
+    /// The other nodes: id and peer-link address.
+    pub peers: Vec<(u16, SocketAddr)>,
+}
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -587,6 +630,8 @@ pub struct RuntimeConfig {
     pub verdict_timeout_secs: u64,
     /// One-way SMS settings.
     pub sms: SmsSettings,
+    /// The peer link, when this node is part of a cluster.
+    pub cluster: Option<ClusterSettings>,
     /// Policies by name.
     pub policies: HashMap<String, Policy>,
     /// Static clients.
@@ -770,10 +815,17 @@ impl RuntimeConfig {
                 "sms.message must contain {code}".to_string(),
             ));
         }
+        let sms_lifetime = *file.sms.lifetime_secs.get_ref();
+        if !(10..=3600).contains(&sms_lifetime) {
+            return Err(locate(
+                at(&file.sms.lifetime_secs.span()),
+                format!("sms.lifetime_secs must be between 10 and 3600, not {sms_lifetime}"),
+            ));
+        }
         let sms = SmsSettings {
             code_length: sms_len,
             alphabet: file.sms.alphabet,
-            lifetime_secs: file.sms.lifetime_secs.clamp(30, 3600),
+            lifetime_secs: sms_lifetime,
             max_attempts: file.sms.max_attempts.max(1),
             message: file.sms.message.into_inner(),
         };
@@ -831,6 +883,64 @@ impl RuntimeConfig {
             }
         };
 
+        let cluster = match file.cluster {
+            None => None,
+            Some(c) => {
+                let c = c.into_inner();
+                let listen: SocketAddr = c.listen.get_ref().parse().map_err(|_| {
+                    locate(
+                        at(&c.listen.span()),
+                        format!(
+                            "cluster.listen {:?} is not IP:PORT (for example \"0.0.0.0:4443\")",
+                            c.listen.get_ref()
+                        ),
+                    )
+                })?;
+                let mut peers: Vec<(u16, SocketAddr)> = Vec::new();
+                for p in &c.peer {
+                    let id = *p.node_id.get_ref();
+                    let id = u16::try_from(id).ok().filter(|n| *n != 0).ok_or_else(|| {
+                        locate(
+                            at(&p.node_id.span()),
+                            format!("peer node_id must be between 1 and 65535, not {id}"),
+                        )
+                    })?;
+                    if id == node_id {
+                        return Err(locate(
+                            at(&p.node_id.span()),
+                            format!("peer node_id {id} is this node's own node_id"),
+                        ));
+                    }
+                    if peers.iter().any(|(other, _)| *other == id) {
+                        return Err(locate(
+                            at(&p.node_id.span()),
+                            format!("peer node_id {id} is listed twice"),
+                        ));
+                    }
+                    let addr: SocketAddr = p.address.get_ref().parse().map_err(|_| {
+                        locate(
+                            at(&p.address.span()),
+                            format!(
+                                "peer address {:?} is not IP:PORT (for example \"10.0.0.12:4443\")",
+                                p.address.get_ref()
+                            ),
+                        )
+                    })?;
+                    peers.push((id, addr));
+                }
+                Some(ClusterSettings {
+                    listen,
+                    ca: c.ca,
+                    cert: c.cert,
+                    key: c.key,
+                    forward_timeout: std::time::Duration::from_millis(
+                        c.forward_timeout_ms.clamp(100, 60_000),
+                    ),
+                    peers,
+                })
+            }
+        };
+
         let data_dir = file.server.data_dir;
         let key_file = file
             .server
@@ -879,6 +989,7 @@ impl RuntimeConfig {
             gateway,
             verdict_timeout_secs,
             sms,
+            cluster,
             policies,
             clients,
         })
@@ -986,6 +1097,33 @@ mod tests {
 
         let err = RuntimeConfig::parse("[otp]\ndigits = 5\n", "o.toml").expect_err("digits");
         assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn cluster_section() {
+        let base = "[cluster]\nlisten = \"127.0.0.1:4443\"\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+        let ok = format!("{base}[[cluster.peer]]\nnode_id = 2\naddress = \"127.0.0.1:4444\"\n");
+        let cfg = RuntimeConfig::parse(&ok, "c.toml").expect("parses");
+        let cluster = cfg.cluster.expect("cluster");
+        assert_eq!(cluster.peers, vec![(2, "127.0.0.1:4444".parse().unwrap())]);
+        assert_eq!(cluster.forward_timeout, std::time::Duration::from_secs(3));
+
+        let own = format!("{base}[[cluster.peer]]\nnode_id = 1\naddress = \"127.0.0.1:4444\"\n");
+        let err = RuntimeConfig::parse(&own, "c.toml").expect_err("own id");
+        assert_eq!(err.line, 7, "{err}");
+        assert!(err.reason.contains("own node_id"), "{err}");
+
+        let twice = format!("{ok}[[cluster.peer]]\nnode_id = 2\naddress = \"127.0.0.1:4445\"\n");
+        let err = RuntimeConfig::parse(&twice, "c.toml").expect_err("twice");
+        assert_eq!(err.line, 10, "{err}");
+
+        let bad = format!("{base}[[cluster.peer]]\nnode_id = 2\naddress = \"peer-b\"\n");
+        let err = RuntimeConfig::parse(&bad, "c.toml").expect_err("address");
+        assert_eq!(err.line, 8, "{err}");
+        assert!(err.reason.contains("IP:PORT"), "{err}");
+
+        let no_cert = "[cluster]\nlisten = \"127.0.0.1:4443\"\nca = \"ca.pem\"\n";
+        assert!(RuntimeConfig::parse(no_cert, "c.toml").is_err());
     }
 
     #[test]

@@ -112,7 +112,9 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::ClientDelete { .. } => None,
         AdminRequest::UserAdd { name, .. }
         | AdminRequest::UserSetEnabled { name, .. }
-        | AdminRequest::UserPasswd { name, .. } => Some((Some(name.clone()), false)),
+        | AdminRequest::UserPasswd { name, .. }
+        | AdminRequest::UserSet { name, .. }
+        | AdminRequest::UserPin { name, .. } => Some((Some(name.clone()), false)),
         AdminRequest::UserDelete { name } => Some((Some(name.clone()), true)),
         AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
         AdminRequest::UserImport { .. } => Some((None, true)),

@@ -138,6 +138,7 @@ const MSG_WRONG_CREDENTIALS: &str = "Wrong user name or password.";
 const MSG_WRONG_CODE: &str = "The code is not correct. Please sign in again with a new code.";
 const MSG_REUSED_CODE: &str =
     "This code was already used. Wait for your app to show a new code, then sign in again.";
+const MSG_WRONG_PIN: &str = "The PIN or code is not correct. Please sign in again.";
 const MSG_TRY_AGAIN: &str = "Sign-in is temporarily unavailable. Please try again in a minute.";
 const MSG_SESSION_GONE: &str =
     "Your sign-in attempt expired or is no longer valid. Please sign in again.";
@@ -568,15 +569,26 @@ impl Node {
         let digits = usize::from(token.digits);
         let code_split = split_code(password, digits);
 
+        let pin = match self.pin_of(user, kind) {
+            Ok(p) => p,
+            Err(d) => return d,
+        };
+        let pin = pin.as_ref().map(|p| p.expose());
         if policy.first_factor == FirstFactor::None {
             let mode = kind.to_string();
-            if let Some(code) = std::str::from_utf8(password)
-                .ok()
-                .filter(|c| c.len() == digits && c.bytes().all(|b| b.is_ascii_digit()))
-            {
+            let pin_len = pin.map_or(0, <[u8]>::len);
+            if password.len() == pin_len + digits && password.iter().all(u8::is_ascii_digit) {
                 if !user.enabled {
                     return disabled(name, &mode);
                 }
+                let code = match pin {
+                    Some(pin) => match strip_pin(pin, password) {
+                        Some(code) => code,
+                        None => return Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN),
+                    },
+                    None => password,
+                };
+                let code = std::str::from_utf8(code).unwrap_or_default();
                 return self.check_code(user, token, code, &mode);
             }
             if policy.otp_mode == OtpMode::Inline {
@@ -593,13 +605,21 @@ impl Node {
             return self.challenge(user, policy, format!("{kind}-challenge"));
         }
 
-        // Inline: password immediately followed by the code.
+        // Inline: password immediately followed by the code (PIN mode: the
+        // password, the PIN, then the code).
         if policy.otp_mode != OtpMode::Challenge {
-            if let Some((pw, code)) = code_split {
+            let split = code_split.and_then(|(pw_pin, code)| match pin {
+                Some(pin) => split_pin_suffix(pin, pw_pin).map(|(pw, ok)| (pw, ok, code)),
+                None => Some((pw_pin, true, code)),
+            });
+            if let Some((pw, pin_ok, code)) = split {
                 if self.verify_password(user, pw).await {
                     let mode = format!("pap+{kind}-inline");
                     if !user.enabled {
                         return disabled(name, &mode);
+                    }
+                    if !pin_ok {
+                        return Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN);
                     }
                     return self.check_code(user, token, code, &mode);
                 }
@@ -629,6 +649,15 @@ impl Node {
         self.challenge(user, policy, mode)
     }
 
+    /// The user's PIN in PIN mode (`Ok(None)` in standard mode); a PIN that
+    /// does not decrypt is a store problem, answered with a Reject.
+    fn pin_of(&self, user: &User, mode: &str) -> Result<Option<radmfa_store::Secret>, Decision> {
+        self.store.open_pin(user).map_err(|e| {
+            warn!(error = %e, "cannot open the user's PIN");
+            Decision::reject(&user.name, mode, "pin_unreadable", MSG_TRY_AGAIN)
+        })
+    }
+
     fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
         self.challenge_because(user, policy, mode, "code_requested")
     }
@@ -650,7 +679,14 @@ impl Node {
         match self.sessions.insert(now, pending) {
             Ok(id) => Decision {
                 code: Code::ACCESS_CHALLENGE,
-                message: policy.challenge_prompt.clone(),
+                message: if user.pin.is_some() {
+                    format!(
+                        "{}: type your PIN first, then the code.",
+                        policy.challenge_prompt.trim_end_matches(['.', ' '])
+                    )
+                } else {
+                    policy.challenge_prompt.clone()
+                },
                 state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
                 session_timeout: u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
                 user: user.name.clone(),
@@ -719,10 +755,22 @@ impl Node {
         if !user.enabled {
             return disabled(name, &pending.mode);
         }
-        let Ok(code) = std::str::from_utf8(password) else {
+        let pin = match self.pin_of(user, &pending.mode) {
+            Ok(p) => p,
+            Err(d) => return d,
+        };
+        let given = password.trim_ascii();
+        let code = match &pin {
+            Some(pin) => match strip_pin(pin.expose(), given) {
+                Some(code) => code,
+                None => return Decision::reject(name, &pending.mode, "wrong_pin", MSG_WRONG_PIN),
+            },
+            None => given,
+        };
+        let Ok(code) = std::str::from_utf8(code) else {
             return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
         };
-        self.check_code(user, token, code.trim(), &pending.mode)
+        self.check_code(user, token, code, &pending.mode)
     }
 
     /// One-way SMS, first leg: first factor, then a random code sent through
@@ -782,10 +830,15 @@ impl Node {
                     .into_iter()
                     .rev()
                     .collect();
+                let pin_first = if user.pin.is_some() {
+                    "your PIN followed by "
+                } else {
+                    ""
+                };
                 Decision {
                     code: Code::ACCESS_CHALLENGE,
                     message: format!(
-                        "Enter the code we sent by text message to your phone ending in {tail}"
+                        "Enter {pin_first}the code we sent by text message to your phone ending in {tail}"
                     ),
                     state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
                     session_timeout: u32::try_from(sms.lifetime_secs).ok(),
@@ -827,17 +880,25 @@ impl Node {
             return refused;
         }
         if gw_mode == VerificationMode::Push {
-            // The store has no device registrations yet (the portal will add them).
-            return Decision::reject(
-                name,
-                &mode,
-                "no_device",
-                "No mobile app is registered for your account. Contact your administrator.",
-            );
-        }
-        if let Some(refused) = phone_missing(user, &mode) {
+            if user.device_token.is_empty() {
+                return Decision::reject(
+                    name,
+                    &mode,
+                    "no_device",
+                    "No mobile app is registered for your account. Contact your administrator.",
+                );
+            }
+        } else if let Some(refused) = phone_missing(user, &mode) {
             return refused;
         }
+        let pin_mode = match self.pin_of(user, &mode) {
+            Ok(Some(pin)) => match std::str::from_utf8(pin.expose()) {
+                Ok(p) => radmfa_gateway::PinMode::Pin(radmfa_gateway::Secret::new(p.to_string())),
+                Err(_) => return Decision::reject(name, &mode, "pin_unreadable", MSG_TRY_AGAIN),
+            },
+            Ok(None) => radmfa_gateway::PinMode::Standard,
+            Err(d) => return d,
+        };
         let Some(gateway) = &self.gateway else {
             return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
         };
@@ -850,8 +911,9 @@ impl Node {
             server_name: self.cfg.node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: end_user,
-            pin_mode: radmfa_gateway::PinMode::Standard,
+            pin_mode,
         };
+        let pin_mode_used = matches!(request.pin_mode, radmfa_gateway::PinMode::Pin(_));
         let started = match gateway.start_verification(&request).await {
             Ok(v) => v,
             Err(e) => {
@@ -863,6 +925,12 @@ impl Node {
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.verdict_timeout_secs);
         match gateway.wait_verdict(&started, deadline).await {
             Ok(Verdict::Approved) => Decision::accept(user, &mode, "ok"),
+            Ok(Verdict::Denied) if pin_mode_used => Decision::reject(
+                name,
+                &mode,
+                "denied_or_wrong_pin",
+                "The sign-in was denied on your phone, or the PIN entered was not correct.",
+            ),
             Ok(Verdict::Denied) => Decision::reject(
                 name,
                 &mode,
@@ -921,7 +989,7 @@ impl Node {
             last_name,
             email: Some(user.email.clone()).filter(|e| !e.is_empty()),
             phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
-            device_token: None,
+            device_token: Some(user.device_token.clone()).filter(|t| !t.is_empty()),
         }
     }
 
@@ -983,9 +1051,23 @@ impl Node {
         if !user.user.enabled {
             return disabled(name, &mode);
         }
-        let given = std::str::from_utf8(password).unwrap_or("").trim();
+        let pin = match self.pin_of(&user.user, &mode) {
+            Ok(p) => p,
+            Err(d) => return d,
+        };
+        let given = password.trim_ascii();
+        let (pin_ok, code) = match &pin {
+            Some(pin) => match strip_pin(pin.expose(), given) {
+                Some(code) => (true, code),
+                None => (false, &b""[..]),
+            },
+            None => (true, given),
+        };
+        let code = std::str::from_utf8(code).unwrap_or("");
         let expected = pending.sms_code.clone().unwrap_or_default();
-        if radmfa_otp::codes_match(&expected, given) {
+        // Both checks always run: the answer does not tell which part was wrong.
+        let code_ok = radmfa_otp::codes_match(&expected, code);
+        if pin_ok && code_ok {
             return Decision::accept(&user.user, &mode, "ok");
         }
         pending.attempts_left = pending.attempts_left.saturating_sub(1);
@@ -1000,7 +1082,11 @@ impl Node {
                 reason: "sms_code_wrong_retry".to_string(),
             };
         }
-        Decision::reject(name, &mode, "sms_code_wrong", MSG_WRONG_CODE)
+        if pin_ok {
+            Decision::reject(name, &mode, "sms_code_wrong", MSG_WRONG_CODE)
+        } else {
+            Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN)
+        }
     }
 
     /// Verifies a one-time code and consumes its step/counter.
@@ -1111,6 +1197,22 @@ fn disabled(name: &str, mode: &str) -> Decision {
 
 /// Splits "password123456" into ("password", "123456") when the last
 /// `digits` characters are ASCII digits and something precedes them.
+/// PIN mode: the PIN typed in front of the code. Returns what follows the
+/// PIN, or `None` when the input does not start with it (constant time in
+/// the PIN's bytes).
+fn strip_pin<'a>(pin: &[u8], given: &'a [u8]) -> Option<&'a [u8]> {
+    let (head, rest) = given.split_at_checked(pin.len())?;
+    bool::from(subtle::ConstantTimeEq::ct_eq(head, pin)).then_some(rest)
+}
+
+/// Inline PIN mode: `password` + PIN (+ code, already split off). Returns the
+/// password part and whether the PIN part matches.
+fn split_pin_suffix<'a>(pin: &[u8], pw_pin: &'a [u8]) -> Option<(&'a [u8], bool)> {
+    let cut = pw_pin.len().checked_sub(pin.len()).filter(|c| *c > 0)?;
+    let (pw, given) = pw_pin.split_at_checked(cut)?;
+    Some((pw, bool::from(subtle::ConstantTimeEq::ct_eq(given, pin))))
+}
+
 fn split_code(password: &[u8], digits: usize) -> Option<(&[u8], &str)> {
     let cut = password.len().checked_sub(digits).filter(|c| *c > 0)?;
     let (pw, code) = password.split_at_checked(cut)?;

@@ -33,7 +33,10 @@ mod store;
 use std::path::PathBuf;
 
 pub use crypto::Secret;
-pub use model::{AuditFilter, AuditRecord, Client, Method, Token, TokenAlgorithm, TokenKind, User};
+pub use model::{
+    validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,
+    TokenKind, User, PIN_LEN,
+};
 pub use password::{hash_password, verify_password, PasswordParams};
 pub use store::{Store, StoreOptions};
 

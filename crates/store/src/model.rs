@@ -109,6 +109,14 @@ pub struct User {
     pub groups: Vec<String>,
     /// argon2id PHC string for the `local` first factor. Never printed by `Debug`.
     pub password_hash: Option<String>,
+    /// Device token of the authenticator app (push); empty when none.
+    #[serde(default)]
+    pub device_token: String,
+    /// The user's PIN, sealed under the store key: set means PIN mode (the PIN
+    /// is typed with the code, or asked for in the call / SMS / app). Written
+    /// only by [`crate::Store::set_pin`], read by [`crate::Store::open_pin`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<SealedPin>,
     /// Creation time, unix seconds (set by the store).
     pub created: u64,
     /// Last change, unix seconds (set by the store).
@@ -127,6 +135,8 @@ impl User {
             enabled: true,
             groups: Vec::new(),
             password_hash: None,
+            device_token: String::new(),
+            pin: None,
             created: 0,
             updated: 0,
         }
@@ -147,10 +157,43 @@ impl fmt::Debug for User {
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| Redacted),
             )
+            .field("device_token", &self.device_token)
+            .field("pin", &self.pin)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()
     }
+}
+
+/// A PIN encrypted at rest (ChaCha20-Poly1305 under the store key, bound to
+/// the user name). Opaque: only the store opens it. `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedPin {
+    /// 12-byte nonce, hex.
+    pub(crate) nonce: String,
+    /// Ciphertext and tag, hex.
+    pub(crate) sealed: String,
+}
+
+impl fmt::Debug for SealedPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Shortest and longest PIN, in digits.
+pub const PIN_LEN: std::ops::RangeInclusive<usize> = 4..=10;
+
+/// Checks a PIN: 4 to 10 ASCII digits (a phone keypad can enter it).
+pub fn validate_pin(pin: &[u8]) -> Result<(), StoreError> {
+    if !PIN_LEN.contains(&pin.len()) || !pin.iter().all(u8::is_ascii_digit) {
+        return Err(StoreError::Invalid(format!(
+            "a PIN must be {} to {} digits",
+            PIN_LEN.start(),
+            PIN_LEN.end()
+        )));
+    }
+    Ok(())
 }
 
 /// Prints `***` in place of a secret.

@@ -17,7 +17,10 @@ use crate::crypto::{hex_decode, hex_encode, load_or_create_key, SeedCipher};
 use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
 use crate::model::validate_name;
 use crate::password::{hash_password, PasswordParams};
-use crate::{AuditFilter, AuditRecord, Client, StoreError, Token, TokenAlgorithm, TokenKind, User};
+use crate::{
+    AuditFilter, AuditRecord, Client, SealedPin, Secret, StoreError, Token, TokenAlgorithm,
+    TokenKind, User,
+};
 
 /// Schema version written to the `meta` tree; a database with another version
 /// is refused.
@@ -187,6 +190,13 @@ impl WriteTx<'_> {
         }
         Ok(old)
     }
+}
+
+/// Associated data of a user's sealed PIN (distinct from the seed's).
+fn pin_aad(name: &str) -> Vec<u8> {
+    let mut aad = b"pin:".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
 }
 
 fn now_secs() -> u64 {
@@ -571,8 +581,53 @@ impl Store {
         self.update_user(name, |u| u.password_hash = Some(phc.clone()))
     }
 
-    /// Read-modify-write of one user in a transaction; sets `updated`.
-    fn update_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
+    /// Sets (`Some`) or clears (`None`) the user's PIN: 4 to 10 digits, sealed
+    /// under the store key with `pin:` + the user name as AAD. A user with a
+    /// PIN authenticates in PIN mode. [`StoreError::NotFound`] if absent.
+    pub fn set_pin(&self, name: &str, pin: Option<&[u8]>) -> Result<(), StoreError> {
+        validate_name("user", name)?;
+        let sealed = match pin {
+            None => None,
+            Some(pin) => {
+                crate::model::validate_pin(pin)?;
+                let (nonce, sealed) = self.inner.cipher.seal(pin, &pin_aad(name))?;
+                Some(SealedPin {
+                    nonce: hex_encode(&nonce),
+                    sealed: hex_encode(&sealed),
+                })
+            }
+        };
+        self.rewrite_user(name, |u| u.pin = sealed.clone())
+    }
+
+    /// The user's PIN in clear, `None` in standard mode. [`StoreError::Crypto`]
+    /// if it does not decrypt (wrong key, tampered, or copied from another user).
+    pub fn open_pin(&self, user: &User) -> Result<Option<Secret>, StoreError> {
+        let Some(p) = &user.pin else {
+            return Ok(None);
+        };
+        let nonce = hex_decode(p.nonce.as_bytes()).ok_or(StoreError::Crypto)?;
+        let sealed = hex_decode(p.sealed.as_bytes()).ok_or(StoreError::Crypto)?;
+        self.inner
+            .cipher
+            .open(&nonce, &sealed, &pin_aad(&user.name))
+            .map(Some)
+    }
+
+    /// Read-modify-write of one user in one transaction (the closure may run
+    /// again on a conflict); sets `updated`. [`StoreError::NotFound`] if absent.
+    /// The name and the PIN cannot be changed this way (see [`Store::set_pin`]).
+    pub fn update_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
+        self.rewrite_user(name, |u| {
+            let (name_before, pin_before) = (u.name.clone(), u.pin.clone());
+            change(u);
+            u.name = name_before;
+            u.pin = pin_before;
+        })
+    }
+
+    /// [`Store::update_user`] without the guard on the name and PIN.
+    fn rewrite_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
         validate_name("user", name)?;
         let key = name.as_bytes();
         let now = now_secs();

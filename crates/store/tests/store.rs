@@ -1156,3 +1156,57 @@ fn put_users_bulk_in_one_transaction() {
     assert!(store.put_users(&bad).is_err());
     assert_eq!(store.get_user("dave").unwrap(), None);
 }
+
+#[test]
+fn pin_is_sealed_bound_to_its_user_and_validated() {
+    let env = Env::new();
+    let store = env.open();
+    store.add_user(&User::new("alice-pin-user")).unwrap();
+    store.add_user(&User::new("mallory")).unwrap();
+    assert_eq!(
+        store
+            .open_pin(&store.get_user("alice-pin-user").unwrap().unwrap())
+            .unwrap(),
+        None
+    );
+
+    for bad in [&b"123"[..], b"12345678901", b"12a4", b""] {
+        assert!(matches!(
+            store.set_pin("alice-pin-user", Some(bad)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store.set_pin("nobody", Some(b"1234")),
+        Err(StoreError::NotFound { .. })
+    ));
+
+    store.set_pin("alice-pin-user", Some(b"90817263")).unwrap();
+    let alice = store.get_user("alice-pin-user").unwrap().unwrap();
+    assert_eq!(
+        store.open_pin(&alice).unwrap().unwrap().expose(),
+        b"90817263"
+    );
+    assert_eq!(format!("{:?}", alice.pin), "Some(***)");
+    assert!(!format!("{alice:?}").contains("90817263"));
+
+    // Another user's sealed PIN does not open under their name.
+    let mut mallory = store.get_user("mallory").unwrap().unwrap();
+    mallory.pin = alice.pin.clone();
+    assert!(matches!(store.open_pin(&mallory), Err(StoreError::Crypto)));
+
+    // Admin edits of other fields keep the PIN; clearing returns to standard mode.
+    store.set_user_enabled("alice-pin-user", false).unwrap();
+    let alice = store.get_user("alice-pin-user").unwrap().unwrap();
+    assert!(store.open_pin(&alice).unwrap().is_some());
+    store.set_pin("alice-pin-user", None).unwrap();
+    let alice = store.get_user("alice-pin-user").unwrap().unwrap();
+    assert_eq!(store.open_pin(&alice).unwrap(), None);
+
+    // Not in the files in clear.
+    store.set_pin("alice-pin-user", Some(b"55501234")).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    assert!(dir_contains(&env.db(), b"alice-pin-user"));
+    assert!(!dir_contains(&env.db(), b"55501234"));
+}

@@ -1,0 +1,339 @@
+//! Second-factor methods end to end beyond the basic SMS flow: PIN modes
+//! (TOTP inline and challenge, one-way SMS, call), app push, one-way SMS
+//! through pyrad, expired and exhausted SMS codes, and `fail_mode = "open"`.
+//! The gateway simulator runs as a separate HTTPS process.
+
+mod common;
+
+use common::sim::{code_in, env_with_gateway, Sim};
+use common::{
+    assert_signed, code_name, py_attr, radclient, totp_now, Env, PyRequest, RadReply, SECRET,
+};
+
+fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
+    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    input.push_str("Message-Authenticator = 0x00\n");
+    radclient(addr, "auth", SECRET, &input)
+}
+
+#[track_caller]
+fn expect(r: &RadReply, code: &str) {
+    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
+}
+
+fn add_user(env: &Env, name: &str, args: &[&str]) {
+    let mut all = vec!["user", "add", name, "--password-stdin"];
+    all.extend_from_slice(args);
+    env.radmfa_stdin(&all, Some("correct-horse\n")).assert_ok();
+}
+
+fn set_pin(env: &Env, name: &str, pin: &str) {
+    env.radmfa_stdin(
+        &["user", "pin", name, "--pin-stdin"],
+        Some(&format!("{pin}\n")),
+    )
+    .assert_ok();
+}
+
+/// The last audit reason recorded for `user` once `n` records exist.
+fn reasons(env: &Env, user: &str, n: usize) -> Vec<String> {
+    env.wait_report_len(&["--user", user], n)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn pin_mode_with_totp_inline_and_challenge() {
+    let env = Env::new();
+    env.add_totp_user("pia", common::TOTP_SECRETS[1]);
+    set_pin(&env, "pia", "4711");
+    let shown = env.radmfa(&["user", "show", "pia", "--json"]).json();
+    assert_eq!(shown["pin_mode"], "pin");
+    assert!(!shown.to_string().contains("4711"), "{shown}");
+    let secret = common::decode_secret(common::TOTP_SECRETS[1]);
+    let server = env.start();
+    let addr = server.addr_string();
+
+    // Inline without the PIN: the code is not accepted (the PIN part is wrong).
+    let code = totp_now(&secret);
+    let r = login(&addr, "pia", &format!("correct-horse{code}"), None);
+    expect(&r, "Access-Reject");
+
+    // Challenge: the prompt asks for the PIN first; PIN + code signs in.
+    let r = login(&addr, "pia", "correct-horse", None);
+    expect(&r, "Access-Challenge");
+    assert!(
+        r.text("Reply-Message").unwrap_or_default().contains("PIN"),
+        "{}",
+        r.output
+    );
+    let state = r.attr("State").expect("State").to_string();
+    let r = login(&addr, "pia", &format!("4711{code}"), Some(&state));
+    expect(&r, "Access-Accept");
+
+    // A wrong PIN with a fresh challenge is refused without using up the code.
+    let r = login(&addr, "pia", "correct-horse", None);
+    let state = r.attr("State").expect("State").to_string();
+    let next = common::totp_step(&secret, 1);
+    let r = login(&addr, "pia", &format!("4712{next}"), Some(&state));
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message").unwrap_or_default().contains("PIN"),
+        "{}",
+        r.output
+    );
+    // Inline: password, PIN, then the (next, unused) code.
+    let r = login(&addr, "pia", &format!("correct-horse4711{next}"), None);
+    expect(&r, "Access-Accept");
+
+    let got = reasons(&env, "pia", 6);
+    assert!(got.iter().any(|r| r == "wrong_pin"), "{got:?}");
+
+    // Back to standard mode.
+    env.radmfa(&["user", "pin", "pia", "--clear"]).assert_ok();
+    let shown = env.radmfa(&["user", "show", "pia", "--json"]).json();
+    assert_eq!(shown["pin_mode"], "standard");
+    // Bad PINs are refused with a reason.
+    let out = env.radmfa_stdin(&["user", "pin", "pia", "--pin-stdin"], Some("12ab\n"));
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("4 to 10 digits"), "{}", out.stderr);
+}
+
+#[test]
+fn pin_mode_with_one_way_sms_and_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    add_user(
+        &env,
+        "sally",
+        &["--method", "sms", "--phone", "+15550103001"],
+    );
+    set_pin(&env, "sally", "2468");
+    add_user(
+        &env,
+        "carl",
+        &["--method", "call", "--phone", "+15550103002"],
+    );
+    set_pin(&env, "carl", "97531");
+    let server = env.start();
+    let addr = server.addr_string();
+
+    // One-way SMS: the answer is PIN + code.
+    let r = login(&addr, "sally", "correct-horse", None);
+    expect(&r, "Access-Challenge");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("PIN followed by"),
+        "{}",
+        r.output
+    );
+    let state = r.attr("State").expect("State").to_string();
+    let code = code_in(&sim.messages("+15550103001")[0]);
+    // The code alone (PIN missing) is a wrong answer and re-prompts.
+    let r = login(&addr, "sally", &code, Some(&state));
+    expect(&r, "Access-Challenge");
+    let r = login(&addr, "sally", &format!("2468{code}"), Some(&state));
+    expect(&r, "Access-Accept");
+
+    // Call in PIN mode: the gateway receives the PIN; the user types it.
+    sim.rule("+15550103002", "enter:97531");
+    let r = login(&addr, "carl", "correct-horse", None);
+    expect(&r, "Access-Accept");
+    let recs = sim.records("+15550103002");
+    assert_eq!(recs[0]["request"]["pin_mode"], "pin", "{recs:?}");
+    assert_eq!(recs[0]["request"]["pin"], "***", "the simulator hides it");
+    sim.rule("+15550103002", "enter:11111");
+    let r = login(&addr, "carl", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("PIN entered was not correct"),
+        "{}",
+        r.output
+    );
+    let got = reasons(&env, "carl", 2);
+    assert!(got.iter().any(|r| r == "denied_or_wrong_pin"), "{got:?}");
+    // The PIN never reaches radmfa's log.
+    let log = server.log();
+    assert!(!log.contains("97531") && !log.contains("2468"), "{log}");
+}
+
+#[test]
+fn push_approve_deny_timeout_and_no_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    // A 5 s verdict timeout for the "never answers" case.
+    let cfg = std::fs::read_to_string(env.config_path()).expect("config");
+    std::fs::write(
+        env.config_path(),
+        cfg.replace("retries = 0\n", "retries = 0\nverdict_timeout_secs = 5\n"),
+    )
+    .expect("config");
+    add_user(
+        &env,
+        "pat",
+        &["--method", "push", "--device-token", "dev-pat-01"],
+    );
+    add_user(
+        &env,
+        "quinn",
+        &["--method", "push", "--device-token", "dev-quinn-02"],
+    );
+    add_user(
+        &env,
+        "rita",
+        &["--method", "push", "--device-token", "dev-rita-03"],
+    );
+    add_user(&env, "nodev", &["--method", "push"]);
+    sim.rule("dev-quinn-02", "deny");
+    sim.rule("dev-rita-03", "never");
+    let server = env.start();
+    let addr = server.addr_string();
+
+    expect(&login(&addr, "pat", "correct-horse", None), "Access-Accept");
+    let recs = sim.records("dev-pat-01");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["request"]["mode"], "push");
+    assert_eq!(recs[0]["request"]["device_token"], "dev-pat-01");
+
+    let r = login(&addr, "quinn", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("denied"),
+        "{}",
+        r.output
+    );
+
+    let r = common::radclient_opts(
+        &addr,
+        "auth",
+        SECRET,
+        "User-Name = \"rita\"\nUser-Password = \"correct-horse\"\nMessage-Authenticator = 0x00\n",
+        15,
+    );
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("in time"),
+        "{}",
+        r.output
+    );
+
+    let r = login(&addr, "nodev", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("No mobile app"),
+        "{}",
+        r.output
+    );
+    // A wrong password sends no push.
+    expect(&login(&addr, "pat", "nope", None), "Access-Reject");
+    assert_eq!(sim.verifications("dev-pat-01"), 1);
+
+    // The device token can be changed later.
+    env.radmfa(&["user", "set", "nodev", "--device-token", "dev-new-04"])
+        .assert_ok();
+    expect(
+        &login(&addr, "nodev", "correct-horse", None),
+        "Access-Accept",
+    );
+    assert_eq!(reasons(&env, "rita", 1), vec!["no_answer".to_string()]);
+}
+
+#[test]
+fn one_way_sms_through_pyrad_with_expiry_and_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    let cfg = std::fs::read_to_string(env.config_path()).expect("config");
+    std::fs::write(
+        env.config_path(),
+        format!("{cfg}\n[sms]\nlifetime_secs = 10\nmax_attempts = 2\n"),
+    )
+    .expect("config");
+    add_user(
+        &env,
+        "yara",
+        &["--method", "sms", "--phone", "+15550104001"],
+    );
+    let server = env.start();
+
+    let first = |n: usize| -> (String, String) {
+        let r = PyRequest::access(&server)
+            .login("yara", "correct-horse")
+            .send()
+            .reply();
+        assert_eq!(code_name(&r), "Access-Challenge", "{r}");
+        assert_signed(&r);
+        let (state, _) = py_attr(&r, 24).expect("State");
+        let sent = sim.messages("+15550104001");
+        assert_eq!(sent.len(), n, "{sent:?}");
+        (state, code_in(&sent[n - 1]))
+    };
+    let answer = |state: &str, code: &str| {
+        let mut q = PyRequest::access(&server).login("yara", code);
+        q.state_hex = Some(state.to_string());
+        q.send().reply()
+    };
+
+    // The right code signs in.
+    let (state, code) = first(1);
+    let r = answer(&state, &code);
+    assert_eq!(code_name(&r), "Access-Accept", "{r}");
+    assert_signed(&r);
+    // Reused State: rejected.
+    assert_eq!(code_name(&answer(&state, &code)), "Access-Reject");
+
+    // Two wrong codes use up the attempts; the right one is then too late.
+    let (state, code) = first(2);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(code_name(&answer(&state, wrong)), "Access-Challenge");
+    assert_eq!(code_name(&answer(&state, wrong)), "Access-Reject");
+    assert_eq!(code_name(&answer(&state, &code)), "Access-Reject");
+
+    // An expired code is rejected.
+    let (state, code) = first(3);
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let r = answer(&state, &code);
+    assert_eq!(code_name(&r), "Access-Reject", "{r}");
+    let (_, text) = py_attr(&r, 18).expect("Reply-Message");
+    assert!(text.unwrap_or_default().contains("expired"), "{r}");
+}
+
+#[test]
+fn fail_open_accepts_on_the_first_factor_when_the_gateway_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "fail_mode = \"open\"");
+    add_user(
+        &env,
+        "olga",
+        &["--method", "sms", "--phone", "+15550105001"],
+    );
+    let server = env.start();
+    let addr = server.addr_string();
+    sim.stop();
+    expect(&login(&addr, "olga", "wrong", None), "Access-Reject");
+    expect(
+        &login(&addr, "olga", "correct-horse", None),
+        "Access-Accept",
+    );
+    let got = reasons(&env, "olga", 2);
+    assert!(
+        got.iter().any(|r| r == "gateway_unreachable_fail_open"),
+        "{got:?}"
+    );
+}
