@@ -77,6 +77,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Peer-link certificates for a cluster ([cluster] in the configuration).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Create the cluster CA: DIR/ca.pem and DIR/ca.key (keep ca.key offline).
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue the certificate of one node, signed by DIR/ca.*: DIR/node-N.pem, DIR/node-N.key.
+    Cert {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's [server] node_id.
+        #[arg(long)]
+        node_id: u16,
+    },
 }
 
 #[derive(Args)]
@@ -300,10 +320,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { ready_file } => serve(cfg, ready_file.as_deref()),
-        Command::CheckConfig => {
-            println!("{}: ok", cfg.origin);
-            Ok(())
-        }
+        Command::CheckConfig => check_config(&cfg),
+        Command::Cluster(c) => cluster(c),
         other => admin(&cfg, other),
     };
     match result {
@@ -313,6 +331,72 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Beyond parsing: the files the configuration names must be usable.
+fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+    if let Some(c) = &cfg.cluster {
+        radmfa_server::peer::PeerTls::load(&c.ca, &c.cert, &c.key)
+            .map_err(|e| anyhow!("{}: [cluster]: {e}", cfg.origin))?;
+    }
+    println!("{}: ok", cfg.origin);
+    Ok(())
+}
+
+fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
+    use radmfa_server::peer::{generate_ca, generate_node_cert, Pem};
+    fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+    match cmd {
+        ClusterCmd::Ca { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let ca = generate_ca().map_err(|e| anyhow!(e))?;
+            write_new(&dir.join("ca.key"), &ca.key, 0o600)?;
+            write_new(&dir.join("ca.pem"), &ca.cert, 0o644)?;
+            println!(
+                "wrote {0}/ca.pem and {0}/ca.key; now `radmfa cluster cert --dir {0} --node-id N` for each node",
+                dir.display()
+            );
+        }
+        ClusterCmd::Cert { dir, node_id } => {
+            if node_id == 0 {
+                return Err(anyhow!("--node-id must be between 1 and 65535"));
+            }
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .with_context(|| format!("cannot read {}", dir.join(name).display()))
+            };
+            let ca = Pem {
+                cert: read("ca.pem")?,
+                key: read("ca.key")?,
+            };
+            let node = generate_node_cert(&ca, node_id).map_err(|e| anyhow!(e))?;
+            let (pem, key) = (
+                dir.join(format!("node-{node_id}.pem")),
+                dir.join(format!("node-{node_id}.key")),
+            );
+            write_new(&key, &node.key, 0o600)?;
+            write_new(&pem, &node.cert, 0o644)?;
+            println!(
+                "wrote {} and {}; copy them with ca.pem to node {node_id} ([cluster] cert, key, ca)",
+                pem.display(),
+                key.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(cfg: &RuntimeConfig) {
@@ -560,7 +644,9 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { .. } | Command::CheckConfig => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::CheckConfig | Command::Cluster(_) => {
+            unreachable!("handled in main")
+        }
     }
 }
 

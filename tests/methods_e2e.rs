@@ -193,12 +193,37 @@ fn push_approve_deny_timeout_and_no_device() {
         &["--method", "push", "--device-token", "dev-rita-03"],
     );
     add_user(&env, "nodev", &["--method", "push"]);
+    add_user(
+        &env,
+        "gina",
+        &["--method", "sms_two_way", "--phone", "+15550106001"],
+    );
+    add_user(
+        &env,
+        "hugo",
+        &["--method", "call", "--phone", "+15550106002"],
+    );
+    sim.rule("+15550106002", "timeout");
     sim.rule("dev-quinn-02", "deny");
     sim.rule("dev-rita-03", "never");
     let server = env.start();
     let addr = server.addr_string();
 
     expect(&login(&addr, "pat", "correct-horse", None), "Access-Accept");
+    // Two-way SMS approved; a call the gateway gives up on is a timeout.
+    expect(
+        &login(&addr, "gina", "correct-horse", None),
+        "Access-Accept",
+    );
+    let r = login(&addr, "hugo", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("in time"),
+        "{}",
+        r.output
+    );
     let recs = sim.records("dev-pat-01");
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["request"]["mode"], "push");

@@ -79,7 +79,7 @@ async fn connection(stream: UnixStream, node: Arc<Node>) -> std::io::Result<()> 
 
 async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
     if let AdminRequest::Stats = req {
-        return json!({"ok": true, "result": node.counters().to_json()});
+        return json!({"ok": true, "result": node.stats_json()});
     }
     let touched = touched(&req);
     let op = format!("{req:?}");

@@ -60,6 +60,41 @@ pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Gateway metrics as flat `gateway_<operation>_<counter>` keys, plus the
+/// circuit breaker's state and how often it opened.
+pub fn gateway_json(
+    m: &radmfa_gateway::GatewayMetrics,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (op, o) in [
+        ("send_sms", &m.send_sms),
+        ("start_verification", &m.start_verification),
+        ("poll_verdict", &m.poll_verdict),
+    ] {
+        for (name, v) in [
+            ("requests", o.requests),
+            ("errors", o.errors),
+            ("timeouts", o.timeouts),
+            ("retries", o.retries),
+            ("breaker_open", o.breaker_open),
+            ("latency_sum_ms", o.latency_sum_ms),
+        ] {
+            out.insert(format!("gateway_{op}_{name}"), v.into());
+        }
+    }
+    out.insert("gateway_breaker_opened".into(), m.breaker_opened.into());
+    out.insert(
+        "gateway_breaker_state".into(),
+        match m.breaker_state {
+            radmfa_gateway::BreakerState::Closed => "closed",
+            radmfa_gateway::BreakerState::Open => "open",
+            radmfa_gateway::BreakerState::HalfOpen => "half_open",
+        }
+        .into(),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod credcache;
 pub mod dedup;
 pub mod hot;
+pub mod peer;
 pub mod pipeline;
 pub mod secret;
 pub mod udp;
@@ -51,6 +52,9 @@ pub enum ServerError {
     /// The cloud gateway client could not be built.
     #[error("{0}")]
     Gateway(String),
+    /// The peer link could not be set up.
+    #[error("{0}")]
+    Peer(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -111,6 +115,26 @@ fn data_decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Answers requests other nodes forward over the peer link.
+struct PeerHandler(Arc<Node>);
+
+impl peer::ForwardHandler for PeerHandler {
+    fn handle(
+        &self,
+        from_node: u16,
+        src: std::net::SocketAddr,
+        packet: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'static>>
+    {
+        let node = self.0.clone();
+        Box::pin(async move {
+            node.handle_forwarded(from_node, &packet, src)
+                .await
+                .map(|r| r.to_vec())
+        })
+    }
+}
+
 /// Runs a node on already-bound sockets until `shutdown` is cancelled, then
 /// finishes in-flight requests, writes the audit queue and flushes the store.
 pub async fn run(
@@ -134,6 +158,29 @@ pub async fn run(
         ),
         None => None,
     };
+    let peer_stats = Arc::new(peer::PeerStats::default());
+    let (peers, peer_listener) = match &cfg.cluster {
+        Some(c) => {
+            let tls = peer::PeerTls::load(&c.ca, &c.cert, &c.key)
+                .map_err(|e| ServerError::Peer(format!("{}: [cluster]: {e}", cfg.origin)))?;
+            let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
+                ServerError::Peer(format!(
+                    "{}: [cluster]: cannot listen on {}: {e}",
+                    cfg.origin, c.listen
+                ))
+            })?;
+            info!(listen = %c.listen, peers = c.peers.len(), "peer link listening");
+            let client = peer::PeerClient::new(
+                &tls,
+                cfg.node_id,
+                c.peers.clone(),
+                std::time::Duration::from_secs(2),
+                peer_stats.clone(),
+            );
+            (Some(client), Some((listener, tls)))
+        }
+        None => (None, None),
+    };
     let node = Arc::new(Node::new(
         cfg.clone(),
         pipeline::NodeParts {
@@ -144,6 +191,8 @@ pub async fn run(
             counters: counters.clone(),
             audit: sink,
             clock,
+            peers,
+            peer_stats: peer_stats.clone(),
         },
     )?);
 
@@ -157,6 +206,16 @@ pub async fn run(
             cfg.max_in_flight,
             shutdown.clone(),
         ));
+    }
+    if let Some((listener, tls)) = peer_listener {
+        let handler: Arc<dyn peer::ForwardHandler> = Arc::new(PeerHandler(node.clone()));
+        let stats = peer_stats.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = peer::serve(listener, tls, handler, stats, stop).await {
+                tracing::error!(error = %e, "the peer link stopped");
+            }
+        });
     }
     if let Some(listener) = control {
         tasks.spawn(control::serve(

@@ -22,6 +22,7 @@ use crate::counters::{bump, Counters};
 use crate::credcache::CredentialCache;
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
 use crate::hot::HotState;
+use crate::peer::{PeerClient, PeerStats};
 
 /// An Access-Challenge in progress, kept on this node until answered.
 #[derive(Debug, Clone)]
@@ -56,6 +57,10 @@ pub struct Node {
     /// A hash to verify against when the user does not exist, so that an
     /// unknown user costs the same time as a wrong password.
     decoy_hash: String,
+    /// The peer link to the other nodes, when clustered.
+    peers: Option<PeerClient>,
+    /// Peer-link counters.
+    peer_stats: Arc<PeerStats>,
 }
 
 impl std::fmt::Debug for Node {
@@ -82,6 +87,10 @@ pub struct NodeParts {
     pub audit: AuditSink,
     /// The clock (a manual one in tests).
     pub clock: Arc<dyn Clock>,
+    /// The peer link to the other nodes (challenge forwarding), when clustered.
+    pub peers: Option<PeerClient>,
+    /// Peer-link counters (shared with the peer-link listener).
+    pub peer_stats: Arc<PeerStats>,
 }
 
 impl std::fmt::Debug for NodeParts {
@@ -157,6 +166,8 @@ impl Node {
             counters,
             audit,
             clock,
+            peers,
+            peer_stats,
         } = parts;
         let clients = Clients::new(cfg.clients.clone(), &store)?;
         let decoy_hash =
@@ -182,7 +193,29 @@ impl Node {
             audit,
             clock,
             decoy_hash,
+            peers,
+            peer_stats,
         })
+    }
+
+    /// Peer-link counters.
+    pub fn peer_stats(&self) -> &Arc<PeerStats> {
+        &self.peer_stats
+    }
+
+    /// Counters, peer-link counters and gateway metrics as one flat JSON
+    /// object (`radmfa stats`).
+    pub fn stats_json(&self) -> serde_json::Value {
+        let mut all = self.counters.to_json();
+        if let (Some(m), serde_json::Value::Object(peer)) =
+            (all.as_object_mut(), self.peer_stats.to_json())
+        {
+            m.extend(peer);
+            if let Some(g) = &self.gateway {
+                m.extend(crate::counters::gateway_json(&g.metrics()));
+            }
+        }
+        all
     }
 
     /// The counters of this node.
@@ -216,6 +249,27 @@ impl Node {
 
     /// Handles one datagram from `source`; returns the reply to send, if any.
     pub async fn handle_datagram(&self, buf: &[u8], source: SocketAddr) -> Option<Arc<[u8]>> {
+        self.handle(buf, source, None).await
+    }
+
+    /// Handles a datagram that peer `from_node` received from `source` and
+    /// forwarded here because its State names this node. It runs the same
+    /// checks as a datagram from the NAS itself, and is never forwarded again.
+    pub async fn handle_forwarded(
+        &self,
+        from_node: u16,
+        buf: &[u8],
+        source: SocketAddr,
+    ) -> Option<Arc<[u8]>> {
+        self.handle(buf, source, Some(from_node)).await
+    }
+
+    async fn handle(
+        &self,
+        buf: &[u8],
+        source: SocketAddr,
+        forwarded_by: Option<u16>,
+    ) -> Option<Arc<[u8]>> {
         bump(&self.counters.requests_received);
         if let Err(e) = self.clients.refresh(&self.store) {
             warn!(error = %e, "cannot reload clients from the store; using the previous table");
@@ -310,9 +364,72 @@ impl Node {
             key,
             done: false,
         };
-        let reply = self.process(&client, &packet, source).await;
+        let reply = match self.owner_elsewhere(&packet, forwarded_by) {
+            Some(owner) => self.forward(&client, &packet, buf, source, owner).await,
+            None => self.process(&client, &packet, source).await,
+        };
         guard.complete(reply.clone());
         reply
+    }
+
+    /// The node owning the challenge this Access-Request answers, when it is
+    /// another node this one can forward to. A State that does not verify is
+    /// left to the normal path (rejected there).
+    fn owner_elsewhere(&self, packet: &Packet, forwarded_by: Option<u16>) -> Option<u16> {
+        if packet.code != Code::ACCESS_REQUEST || forwarded_by.is_some() {
+            return None;
+        }
+        let peers = self.peers.as_ref()?;
+        let state = packet.attr(AttrType::STATE)?;
+        let token = self.state_key.open(&state.value).ok()?;
+        (token.node_id != self.cfg.node_id && peers.knows(token.node_id)).then_some(token.node_id)
+    }
+
+    /// Sends the request to the node that owns its challenge and relays that
+    /// node's reply (already signed for this client). If the owner cannot be
+    /// reached the user is asked to sign in again.
+    async fn forward(
+        &self,
+        client: &ClientEntry,
+        packet: &Packet,
+        buf: &[u8],
+        source: SocketAddr,
+        owner: u16,
+    ) -> Option<Arc<[u8]>> {
+        let peers = self.peers.as_ref()?;
+        let timeout = self
+            .cfg
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_secs(3), |c| c.forward_timeout);
+        match peers.forward(owner, source, buf, timeout).await {
+            Ok(reply) => {
+                info!(client = %client.name, id = packet.identifier, owner, "challenge answer forwarded to its owner");
+                reply.map(Arc::from)
+            }
+            Err(e) => {
+                warn!(client = %client.name, id = packet.identifier, owner, error = %e, "cannot forward the challenge answer to its owner");
+                let user = packet
+                    .attr(AttrType::USER_NAME)
+                    .and_then(|a| a.as_str().ok())
+                    .unwrap_or("");
+                let decision = Decision::reject(
+                    user,
+                    "challenge",
+                    "owner_unreachable",
+                    "The server that started your sign-in cannot be reached right now. Please sign in again.",
+                );
+                let span = tracing::info_span!(
+                    "access",
+                    client = %client.name,
+                    id = packet.identifier,
+                    user = field::Empty,
+                    outcome = field::Empty
+                );
+                let (code, attrs) = self.finish(client, packet, source, &decision, &span);
+                self.encode(client, packet, code, attrs)
+            }
+        }
     }
 
     async fn process(
@@ -321,7 +438,6 @@ impl Node {
         packet: &Packet,
         source: SocketAddr,
     ) -> Option<Arc<[u8]>> {
-        let secret = client.secret.expose();
         let (code, attrs) = match packet.code {
             Code::STATUS_SERVER => {
                 bump(&self.counters.status_server_replies);
@@ -347,7 +463,17 @@ impl Node {
                 self.finish(client, packet, source, &decision, &span)
             }
         };
-        let mut attrs = attrs;
+        self.encode(client, packet, code, attrs)
+    }
+
+    /// Encodes the reply to `packet` (Proxy-State copied, signed for `client`).
+    fn encode(
+        &self,
+        client: &ClientEntry,
+        packet: &Packet,
+        code: Code,
+        mut attrs: Vec<Attribute>,
+    ) -> Option<Arc<[u8]>> {
         // RFC 2865 §5.33: Proxy-State is copied unmodified, in order.
         attrs.extend(packet.attrs(AttrType::PROXY_STATE).cloned());
         match encode_reply(
@@ -355,7 +481,7 @@ impl Node {
             packet.identifier,
             &packet.authenticator,
             &attrs,
-            secret,
+            client.secret.expose(),
         ) {
             Ok(bytes) => Some(Arc::from(bytes)),
             Err(e) => {
@@ -571,7 +697,7 @@ impl Node {
 
         let pin = match self.pin_of(user, kind) {
             Ok(p) => p,
-            Err(d) => return d,
+            Err(d) => return *d,
         };
         let pin = pin.as_ref().map(|p| p.expose());
         if policy.first_factor == FirstFactor::None {
@@ -651,10 +777,19 @@ impl Node {
 
     /// The user's PIN in PIN mode (`Ok(None)` in standard mode); a PIN that
     /// does not decrypt is a store problem, answered with a Reject.
-    fn pin_of(&self, user: &User, mode: &str) -> Result<Option<radmfa_store::Secret>, Decision> {
+    fn pin_of(
+        &self,
+        user: &User,
+        mode: &str,
+    ) -> Result<Option<radmfa_store::Secret>, Box<Decision>> {
         self.store.open_pin(user).map_err(|e| {
             warn!(error = %e, "cannot open the user's PIN");
-            Decision::reject(&user.name, mode, "pin_unreadable", MSG_TRY_AGAIN)
+            Box::new(Decision::reject(
+                &user.name,
+                mode,
+                "pin_unreadable",
+                MSG_TRY_AGAIN,
+            ))
         })
     }
 
@@ -757,7 +892,7 @@ impl Node {
         }
         let pin = match self.pin_of(user, &pending.mode) {
             Ok(p) => p,
-            Err(d) => return d,
+            Err(d) => return *d,
         };
         let given = password.trim_ascii();
         let code = match &pin {
@@ -897,7 +1032,7 @@ impl Node {
                 Err(_) => return Decision::reject(name, &mode, "pin_unreadable", MSG_TRY_AGAIN),
             },
             Ok(None) => radmfa_gateway::PinMode::Standard,
-            Err(d) => return d,
+            Err(d) => return *d,
         };
         let Some(gateway) = &self.gateway else {
             return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
@@ -1053,7 +1188,7 @@ impl Node {
         }
         let pin = match self.pin_of(&user.user, &mode) {
             Ok(p) => p,
-            Err(d) => return d,
+            Err(d) => return *d,
         };
         let given = password.trim_ascii();
         let (pin_ok, code) = match &pin {

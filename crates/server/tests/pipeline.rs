@@ -67,6 +67,8 @@ async fn harness(extra: &str) -> Harness {
                 method,
                 groups: vec![],
                 password: Some("pw".into()),
+                device_token: String::new(),
+                pin: None,
                 enabled: true,
             },
         )
@@ -100,6 +102,8 @@ async fn harness(extra: &str) -> Harness {
             counters: Arc::new(Counters::default()),
             audit: sink,
             clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+            peers: None,
+            peer_stats: Arc::default(),
         },
     )
     .expect("node");

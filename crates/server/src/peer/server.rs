@@ -1,0 +1,157 @@
+//! Server side of the peer link: accepts authenticated peers and runs their
+//! forwarded requests through a [`ForwardHandler`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::frame::{read_frame, write_frames, Frame, MAX_REPLY_PACKET};
+use super::tls::{self, PeerTls};
+use super::{bump, ForwardHandler, PeerStats};
+
+/// Connections (authenticated or still in their handshake) served at once.
+const MAX_CONNECTIONS: usize = 256;
+/// Requests of one connection handled at once; reading pauses beyond.
+const MAX_IN_FLIGHT: usize = 1024;
+/// Reply frames queued for the writer of one connection.
+const WRITE_QUEUE: usize = 1024;
+
+/// Accepts peer connections on `listener` until `shutdown` is cancelled,
+/// then closes the open connections and returns.
+///
+/// Each connection must complete the TLS handshake (client certificate from
+/// the cluster CA) within 5 s and then send a Hello whose node id its
+/// certificate names. Its Forward requests are handled concurrently (at most
+/// 1024 at a time) and answered as they complete.
+pub async fn serve(
+    listener: TcpListener,
+    tls: PeerTls,
+    handler: Arc<dyn ForwardHandler>,
+    stats: Arc<PeerStats>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls.server_config());
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little rather
+                    // than spin; a connection's own error never lands here.
+                    warn!(error = %e, "peer link accept failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            bump(&stats.peer_rejected);
+            warn!(%addr, "too many peer connections; refusing one");
+            continue;
+        };
+        let conn = Connection {
+            acceptor: acceptor.clone(),
+            handler: handler.clone(),
+            stats: stats.clone(),
+            closed: shutdown.child_token(),
+        };
+        connections.spawn(async move {
+            conn.run(tcp, addr).await;
+            drop(slot);
+        });
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// What one connection needs.
+struct Connection {
+    acceptor: TlsAcceptor,
+    handler: Arc<dyn ForwardHandler>,
+    stats: Arc<PeerStats>,
+    /// Cancelled at shutdown and when this connection ends.
+    closed: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream, addr: SocketAddr) {
+        // However this ends (including abort), the writer task stops.
+        let _close = self.closed.clone().drop_guard();
+        let (stream, node) = match tls::accept(&self.acceptor, tcp).await {
+            Ok(x) => x,
+            Err(reason) => {
+                bump(&self.stats.peer_rejected);
+                warn!(%addr, %reason, "peer connection refused");
+                return;
+            }
+        };
+        info!(%addr, node, "peer connected");
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_frames(wr, rx, self.closed.clone()));
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let frame = tokio::select! {
+                _ = self.closed.cancelled() => break,
+                f = read_frame(&mut rd) => f,
+            };
+            let (id, src, packet) = match frame {
+                Ok(Some(Frame::Forward { id, src, packet })) => (id, src, packet),
+                Ok(Some(_)) => {
+                    warn!(%addr, node, "unexpected frame from peer; closing the connection");
+                    break;
+                }
+                Ok(None) => {
+                    info!(%addr, node, "peer disconnected");
+                    break;
+                }
+                Err(e) => {
+                    warn!(%addr, node, error = %e, "bad frame from peer; closing the connection");
+                    break;
+                }
+            };
+            let permit = tokio::select! {
+                _ = self.closed.cancelled() => break,
+                p = in_flight.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let reply = self.handler.handle(node, src, packet);
+            let (tx, stats) = (tx.clone(), self.stats.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let mut reply = reply.await;
+                bump(&stats.forwarded_in);
+                if reply.as_ref().is_some_and(|r| r.len() > MAX_REPLY_PACKET) {
+                    warn!(node, %src, "reply too large for the peer link; not sent");
+                    reply = None;
+                }
+                match (Frame::Reply { id, reply }).encode() {
+                    Ok(frame) => {
+                        // The connection may be gone; the reply is then lost,
+                        // and the requesting node times out.
+                        if tx.send(frame).await.is_err() {
+                            debug!(node, id, "reply for a closed peer connection dropped");
+                        }
+                    }
+                    Err(e) => warn!(node, error = %e, "cannot encode a reply"),
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Challenge affinity without sticky sessions: two radmfa nodes behind
+//! nginx's UDP `stream` proxy in plain round robin. One-way SMS logins go
+//! through the balancer; the answer to an Access-Challenge often reaches the
+//! node that did not send it, which forwards it over the peer link (TCP,
+//! mutual TLS) to the owner named in the State and relays the reply.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sim::{code_in, env_with_gateway, Sim, API_KEY};
+use common::{radclient, Env, RadReply, SECRET};
+
+const USERS: usize = 20;
+const LOGINS: usize = 200;
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn phone(i: usize) -> String {
+    format!("+1555020{i:04}")
+}
+
+/// A node of the cluster: its own data directory and config, the shared
+/// cluster key, its certificate, the other node as its peer.
+fn node(sim: &Sim, dir: &Path, id: u16, listen: u16, peer_id: u16, peer_port: u16) -> Env {
+    node_with_certs(sim, dir, &dir.join("certs"), id, listen, peer_id, peer_port)
+}
+
+fn node_with_certs(
+    sim: &Sim,
+    dir: &Path,
+    certs: &Path,
+    id: u16,
+    listen: u16,
+    peer_id: u16,
+    peer_port: u16,
+) -> Env {
+    let node_dir = dir.join(format!("node-{id}"));
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let env = env_with_gateway(sim, &node_dir, "");
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let text = text
+        .replace("node_id = 7", &format!("node_id = {id}"))
+        .replace(
+            "node_name = \"e2e-node\"",
+            &format!("node_name = \"node-{id}\""),
+        )
+        .replace(
+            "[challenge]\n",
+            &format!(
+                "[challenge]\ncluster_key_file = {:?}\n",
+                dir.join("cluster.key").display().to_string()
+            ),
+        );
+    let text = format!(
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n",
+        ca = certs.join("ca.pem").display().to_string(),
+        cert = certs.join(format!("node-{id}.pem")).display().to_string(),
+        key = certs.join(format!("node-{id}.key")).display().to_string(),
+    );
+    std::fs::write(env.config_path(), text).expect("config");
+    env.radmfa(&["check-config"]).assert_ok();
+    let csv = node_dir.join("users.csv");
+    let mut rows = String::from("name,password,method,phone\n");
+    for i in 0..USERS {
+        rows.push_str(&format!("user{i},correct-horse,sms,{}\n", phone(i)));
+    }
+    std::fs::write(&csv, rows).expect("csv");
+    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")])
+        .assert_ok();
+    env
+}
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx_module() -> Option<&'static str> {
+    [
+        "/usr/lib/nginx/modules/ngx_stream_module.so",
+        "/usr/lib64/nginx/modules/ngx_stream_module.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+}
+
+/// nginx as a plain round-robin UDP balancer (no stickiness: every datagram
+/// is its own session).
+fn start_nginx(dir: &Path, listen: u16, upstreams: &[String]) -> Nginx {
+    let module =
+        nginx_module().expect("nginx's stream module (apt-get install nginx libnginx-mod-stream)");
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
+    let servers: String = upstreams
+        .iter()
+        .map(|u| format!("        server {u};\n"))
+        .collect();
+    let conf = format!(
+        "load_module {module};\nworker_processes 1;\nerror_log stderr notice;\npid {pid};\nevents {{ worker_connections 1024; }}\nstream {{\n    upstream radmfa {{\n{servers}    }}\n    server {{\n        listen 127.0.0.1:{listen} udp;\n        proxy_pass radmfa;\n        proxy_responses 1;\n        proxy_timeout 10s;\n    }}\n}}\n",
+        pid = prefix.join("nginx.pid").display(),
+    );
+    let conf_path = prefix.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx (apt-get install nginx libnginx-mod-stream)");
+    // Ready when it answers: a Status-Server through it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = common::radclient_opts(
+            &format!("127.0.0.1:{listen}"),
+            "status",
+            SECRET,
+            "Message-Authenticator = 0x00\n",
+            1,
+        );
+        if r.code.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nginx not answering: {}",
+            r.output
+        );
+    }
+    Nginx(child)
+}
+
+fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
+    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    input.push_str("Message-Authenticator = 0x00\n");
+    radclient(addr, "auth", SECRET, &input)
+}
+
+#[test]
+fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let cwd = dir.path();
+    common::run_radmfa(
+        &["cluster", "ca", "--dir", certs.to_str().expect("utf-8")],
+        None,
+        cwd,
+    )
+    .assert_ok();
+    for id in ["1", "2"] {
+        common::run_radmfa(
+            &[
+                "cluster",
+                "cert",
+                "--dir",
+                certs.to_str().expect("utf-8"),
+                "--node-id",
+                id,
+            ],
+            None,
+            cwd,
+        )
+        .assert_ok();
+    }
+    // The CA key and node keys are private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(certs.join("node-1.key"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "node key mode {mode:o}");
+    std::fs::write(
+        dir.path().join("cluster.key"),
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .expect("cluster key");
+
+    let sim = Sim::start(dir.path());
+    let (p1, p2) = (free_tcp_port(), free_tcp_port());
+    let a = node(&sim, dir.path(), 1, p1, 2, p2);
+    let b = node(&sim, dir.path(), 2, p2, 1, p1);
+    let server_a = a.start();
+    let server_b = b.start();
+    let lb_port = free_udp_port();
+    let _nginx = start_nginx(
+        dir.path(),
+        lb_port,
+        &[server_a.addr_string(), server_b.addr_string()],
+    );
+    let lb = format!("127.0.0.1:{lb_port}");
+
+    let mut args: Vec<String> = vec![
+        common::py_dir().join("sms_logins.py").display().to_string(),
+        "--server".into(),
+        lb.clone(),
+        "--secret".into(),
+        SECRET.into(),
+        "--dict".into(),
+        common::py_dir().join("dictionary").display().to_string(),
+        "--sim".into(),
+        sim.addr.clone(),
+        "--sim-cert".into(),
+        sim.cert.display().to_string(),
+        "--sim-key".into(),
+        API_KEY.into(),
+        "--password".into(),
+        "correct-horse".into(),
+        "--logins".into(),
+        LOGINS.to_string(),
+    ];
+    for i in 0..USERS {
+        args.push("--user".into());
+        args.push(format!("user{i}={}", phone(i)));
+    }
+    let out = Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 sms_logins.py");
+    assert!(
+        out.status.success(),
+        "sms_logins.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(
+        summary["accepts"].as_u64(),
+        Some(LOGINS as u64),
+        "every login must succeed: {summary}\nnode 1:\n{}\nnode 2:\n{}",
+        server_a.log(),
+        server_b.log()
+    );
+
+    // Answers that reached the non-owner were forwarded (with strict round
+    // robin that is most of them) and every forward was answered.
+    let (sa, sb) = (a.stats(), b.stats());
+    let n = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap_or(0);
+    let forwarded = n(&sa, "forwarded_out") + n(&sb, "forwarded_out");
+    assert!(forwarded > 0, "nothing forwarded: {sa}\n{sb}");
+    assert_eq!(
+        forwarded,
+        n(&sa, "forwarded_in") + n(&sb, "forwarded_in"),
+        "{sa}\n{sb}"
+    );
+    assert_eq!(n(&sa, "forward_failed") + n(&sb, "forward_failed"), 0);
+    // The log of the non-owner says so.
+    let logs = server_a.log() + &server_b.log();
+    assert!(
+        logs.contains("challenge answer forwarded to its owner"),
+        "{logs}"
+    );
+    // One SMS per login, no more.
+    let sms: usize = (0..USERS).map(|i| sim.messages(&phone(i)).len()).sum();
+    assert_eq!(sms, LOGINS);
+
+    // The owner goes away: the other node answers the user clearly.
+    let r = login(&server_a.addr_string(), "user0", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    let state = r.attr("State").expect("State").to_string();
+    let code = code_in(sim.messages(&phone(0)).last().expect("sms"));
+    let (status, _) = server_a.terminate();
+    assert!(status.success());
+    let r = login(&server_b.addr_string(), "user0", &code, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("cannot be reached"),
+        "{}",
+        r.output
+    );
+    assert!(b.counter("forward_failed") >= 1);
+}
+
+#[test]
+fn a_peer_with_a_certificate_from_another_ca_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path();
+    for (name, id) in [("good", "1"), ("good", "2"), ("rogue", "2")] {
+        let d = dir.path().join(name);
+        if !d.join("ca.pem").exists() {
+            common::run_radmfa(
+                &["cluster", "ca", "--dir", d.to_str().expect("utf-8")],
+                None,
+                cwd,
+            )
+            .assert_ok();
+        }
+        common::run_radmfa(
+            &[
+                "cluster",
+                "cert",
+                "--dir",
+                d.to_str().expect("utf-8"),
+                "--node-id",
+                id,
+            ],
+            None,
+            cwd,
+        )
+        .assert_ok();
+    }
+    // A second `cluster ca` never overwrites the CA.
+    let again = common::run_radmfa(
+        &[
+            "cluster",
+            "ca",
+            "--dir",
+            dir.path().join("good").to_str().expect("utf-8"),
+        ],
+        None,
+        cwd,
+    );
+    assert_ne!(again.code(), 0);
+
+    let sim = Sim::start(dir.path());
+    let (p1, p2) = (free_tcp_port(), free_tcp_port());
+    std::fs::write(
+        dir.path().join("cluster.key"),
+        "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n",
+    )
+    .expect("cluster key");
+    // Node 2 belongs to another cluster CA (same cluster key: only TLS keeps it out).
+    let a = node_with_certs(&sim, dir.path(), &dir.path().join("good"), 1, p1, 2, p2);
+    let b = node_with_certs(&sim, dir.path(), &dir.path().join("rogue"), 2, p2, 1, p1);
+    let server_a = a.start();
+    let server_b = b.start();
+
+    let r = login(&server_a.addr_string(), "user1", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    let state = r.attr("State").expect("State").to_string();
+    let code = code_in(sim.messages(&phone(1)).last().expect("sms"));
+    let r = login(&server_b.addr_string(), "user1", &code, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    assert!(b.counter("forward_failed") >= 1);
+    assert_eq!(a.counter("forwarded_in"), 0);
+    assert!(
+        a.counter("peer_rejected") + b.counter("peer_rejected") >= 1,
+        "{}\n{}",
+        a.stats(),
+        b.stats()
+    );
+}
