@@ -65,6 +65,10 @@ pub struct FileConfig {
     #[serde(default)]
     cluster: Option<Spanned<ClusterSection>>,
     #[serde(default)]
+    upstream: Vec<UpstreamSection>,
+    #[serde(default)]
+    group_attributes: Vec<GroupAttributesSection>,
+    #[serde(default)]
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
@@ -344,6 +348,36 @@ fn default_verdict_timeout() -> u64 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct UpstreamSection {
+    name: Spanned<String>,
+    servers: Spanned<Vec<String>>,
+    #[serde(default)]
+    secret: Option<Spanned<String>>,
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
+    #[serde(default = "default_upstream_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_upstream_retries")]
+    retries: u32,
+    #[serde(default = "default_true")]
+    require_message_authenticator: bool,
+}
+
+fn default_upstream_timeout() -> u64 {
+    3000
+}
+fn default_upstream_retries() -> u32 {
+    1
+}
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupAttributesSection {
+    group: String,
+    attributes: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClusterSection {
     listen: Spanned<String>,
     ca: PathBuf,
@@ -423,6 +457,12 @@ struct PolicySection {
     challenge_prompt: String,
     #[serde(default = "default_fail_mode")]
     fail_mode: FailMode,
+    #[serde(default)]
+    upstream: Option<Spanned<String>>,
+    #[serde(default)]
+    mfa_bypass_groups: Vec<String>,
+    #[serde(default)]
+    mfa_groups: Vec<String>,
 }
 
 fn default_fail_mode() -> FailMode {
@@ -469,6 +509,8 @@ pub enum FirstFactor {
     Local,
     /// No first factor: the User-Password carries only the one-time code.
     None,
+    /// Proxy to the policy's upstream RADIUS server (NPS, FreeRADIUS).
+    Radius,
 }
 
 /// How the one-time code reaches us.
@@ -552,6 +594,26 @@ pub struct Policy {
     pub challenge_prompt: String,
     /// Gateway unreachable.
     pub fail_mode: FailMode,
+    /// Upstream group for `first_factor = "radius"`.
+    pub upstream: Option<String>,
+    /// Members of these groups skip the second factor.
+    pub mfa_bypass_groups: Vec<String>,
+    /// When not empty, only members of these groups need a second factor.
+    pub mfa_groups: Vec<String>,
+}
+
+impl Policy {
+    /// Whether a user in `groups` needs a second factor under this policy.
+    pub fn needs_mfa(&self, groups: &[String]) -> bool {
+        let member = |list: &[String]| {
+            list.iter()
+                .any(|g| groups.iter().any(|u| u.eq_ignore_ascii_case(g)))
+        };
+        if member(&self.mfa_bypass_groups) {
+            return false;
+        }
+        self.mfa_groups.is_empty() || member(&self.mfa_groups)
+    }
 }
 
 /// A validated static client (NAS).
@@ -632,6 +694,10 @@ pub struct RuntimeConfig {
     pub sms: SmsSettings,
     /// The peer link, when this node is part of a cluster.
     pub cluster: Option<ClusterSettings>,
+    /// Upstream RADIUS groups by name (first factor `radius`).
+    pub upstreams: HashMap<String, crate::upstream::UpstreamConfig>,
+    /// Reply attributes per group, in configuration order.
+    pub group_attributes: Vec<(String, Vec<radmfa_radius::Attribute>)>,
     /// Policies by name.
     pub policies: HashMap<String, Policy>,
     /// Static clients.
@@ -730,6 +796,81 @@ impl RuntimeConfig {
             ));
         }
 
+        let mut upstreams = HashMap::new();
+        for u in file.upstream {
+            let name = u.name.get_ref().clone();
+            let mut servers = Vec::new();
+            for a in u.servers.get_ref() {
+                servers.push(a.parse::<SocketAddr>().map_err(|_| {
+                    locate(
+                        at(&u.servers.span()),
+                        format!("upstream {name:?}: server {a:?} is not IP:PORT (for example \"10.0.0.5:1812\")"),
+                    )
+                })?);
+            }
+            if servers.is_empty() {
+                return Err(locate(
+                    at(&u.servers.span()),
+                    format!("upstream {name:?} needs at least one server"),
+                ));
+            }
+            let secret = match (&u.secret, &u.secret_file) {
+                (Some(s), None) => s.get_ref().clone(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| {
+                        locate(
+                            at(&u.name.span()),
+                            format!(
+                                "upstream {name:?}: cannot read secret_file {}: {e}",
+                                f.display()
+                            ),
+                        )
+                    })?,
+                _ => {
+                    return Err(locate(
+                        at(&u.name.span()),
+                        format!("upstream {name:?}: give exactly one of secret and secret_file"),
+                    ))
+                }
+            };
+            if secret.is_empty() {
+                return Err(locate(
+                    at(&u.name.span()),
+                    format!("upstream {name:?}: the shared secret must not be empty"),
+                ));
+            }
+            let cfg = crate::upstream::UpstreamConfig {
+                name: name.clone(),
+                servers,
+                secret: SharedSecret::new(secret.into_bytes()),
+                timeout: std::time::Duration::from_millis(u.timeout_ms.clamp(100, 30_000)),
+                retries: u.retries.min(5),
+                require_message_authenticator: u.require_message_authenticator,
+            };
+            if upstreams.insert(name.clone(), cfg).is_some() {
+                return Err(locate(
+                    at(&u.name.span()),
+                    format!("upstream {name:?} is defined twice"),
+                ));
+            }
+        }
+        let mut group_attributes = Vec::new();
+        for g in file.group_attributes {
+            let mut attrs = Vec::new();
+            for a in &g.attributes {
+                attrs.push(
+                    crate::dictionary::parse_attribute(a.get_ref()).map_err(|e| {
+                        locate(
+                            at(&a.span()),
+                            format!("group_attributes {:?}: {e}", g.group),
+                        )
+                    })?,
+                );
+            }
+            group_attributes.push((g.group, attrs));
+        }
+
         let mut policies = HashMap::new();
         for p in file.policy {
             let name = p.name.get_ref().clone();
@@ -739,6 +880,30 @@ impl RuntimeConfig {
                     "policy name must not be empty".to_string(),
                 ));
             }
+            let upstream = match (&p.first_factor, &p.upstream) {
+                (FirstFactor::Radius, Some(u)) if upstreams.contains_key(u.get_ref()) => {
+                    Some(u.get_ref().clone())
+                }
+                (FirstFactor::Radius, Some(u)) => {
+                    return Err(locate(
+                        at(&u.span()),
+                        format!("policy {name:?}: upstream {:?} is not defined (add an [[upstream]] with that name)", u.get_ref()),
+                    ))
+                }
+                (FirstFactor::Radius, None) => {
+                    return Err(locate(
+                        at(&p.name.span()),
+                        format!("policy {name:?}: first_factor = \"radius\" needs upstream = \"NAME\""),
+                    ))
+                }
+                (_, Some(u)) => {
+                    return Err(locate(
+                        at(&u.span()),
+                        format!("policy {name:?}: upstream is only used with first_factor = \"radius\""),
+                    ))
+                }
+                (_, None) => None,
+            };
             let policy = Policy {
                 name: name.clone(),
                 first_factor: p.first_factor,
@@ -746,6 +911,9 @@ impl RuntimeConfig {
                 unenrolled: p.unenrolled,
                 challenge_prompt: p.challenge_prompt,
                 fail_mode: p.fail_mode,
+                upstream,
+                mfa_bypass_groups: p.mfa_bypass_groups,
+                mfa_groups: p.mfa_groups,
             };
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(locate(
@@ -763,6 +931,9 @@ impl RuntimeConfig {
                 unenrolled: default_unenrolled(),
                 challenge_prompt: default_prompt(),
                 fail_mode: default_fail_mode(),
+                upstream: None,
+                mfa_bypass_groups: Vec::new(),
+                mfa_groups: Vec::new(),
             });
 
         let mut clients = Vec::new();
@@ -990,6 +1161,8 @@ impl RuntimeConfig {
             verdict_timeout_secs,
             sms,
             cluster,
+            upstreams,
+            group_attributes,
             policies,
             clients,
         })

@@ -11,11 +11,13 @@ pub mod control;
 pub mod counters;
 pub mod credcache;
 pub mod dedup;
+pub mod dictionary;
 pub mod hot;
 pub mod peer;
 pub mod pipeline;
 pub mod secret;
 pub mod udp;
+pub mod upstream;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use crate::credcache::CredentialCache;
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
 use crate::hot::HotState;
 use crate::peer::{PeerClient, PeerStats};
+use crate::upstream::{Upstream, UpstreamAnswer};
 
 /// An Access-Challenge in progress, kept on this node until answered.
 #[derive(Debug, Clone)]
@@ -35,6 +36,12 @@ pub struct PendingChallenge {
     pub sms_code: Option<Zeroizing<String>>,
     /// For one-way SMS: wrong answers still allowed.
     pub attempts_left: u8,
+    /// Attributes for the final Accept (from the upstream RADIUS server or
+    /// the user's directory groups), kept until the code is checked.
+    pub attrs: Vec<Attribute>,
+    /// A chained challenge: the upstream server's State to send back with
+    /// the user's answer.
+    pub upstream_state: Option<Vec<u8>>,
 }
 
 /// Everything the pipeline needs; shared by all listeners.
@@ -61,6 +68,8 @@ pub struct Node {
     peers: Option<PeerClient>,
     /// Peer-link counters.
     peer_stats: Arc<PeerStats>,
+    /// Upstream RADIUS groups (first factor `radius`).
+    upstreams: std::collections::HashMap<String, Upstream>,
 }
 
 impl std::fmt::Debug for Node {
@@ -110,6 +119,10 @@ struct Decision {
     user: String,
     mode: String,
     reason: String,
+    /// Extra reply attributes (upstream Accept attributes, relayed challenge).
+    attrs: Vec<Attribute>,
+    /// Groups whose configured attributes go into an Accept.
+    groups: Vec<String>,
 }
 
 impl Decision {
@@ -122,6 +135,8 @@ impl Decision {
             user: user.to_string(),
             mode: mode.to_string(),
             reason: reason.to_string(),
+            attrs: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -139,7 +154,18 @@ impl Decision {
             user: user.name.clone(),
             mode: mode.to_string(),
             reason: reason.to_string(),
+            attrs: Vec::new(),
+            groups: user.groups.clone(),
         }
+    }
+
+    /// This decision with `extra` attributes (and groups) when it is an Accept.
+    fn with_on_accept(mut self, extra: &[Attribute], groups: &[String]) -> Decision {
+        if self.code == Code::ACCESS_ACCEPT {
+            self.attrs.extend_from_slice(extra);
+            self.groups.extend_from_slice(groups);
+        }
+        self
     }
 }
 
@@ -170,6 +196,11 @@ impl Node {
             peer_stats,
         } = parts;
         let clients = Clients::new(cfg.clients.clone(), &store)?;
+        let cfg_upstreams = cfg
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), Upstream::new(u.clone())))
+            .collect();
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
@@ -195,6 +226,7 @@ impl Node {
             decoy_hash,
             peers,
             peer_stats,
+            upstreams: cfg_upstreams,
         })
     }
 
@@ -540,6 +572,14 @@ impl Node {
         if let Some(t) = d.session_timeout {
             attrs.push(Attribute::u32(AttrType::SESSION_TIMEOUT, t));
         }
+        attrs.extend(d.attrs.iter().cloned());
+        if d.code == Code::ACCESS_ACCEPT {
+            for (group, extra) in &self.cfg.group_attributes {
+                if d.groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
+                    attrs.extend(extra.iter().cloned());
+                }
+            }
+        }
         (d.code, attrs)
     }
 
@@ -587,19 +627,242 @@ impl Node {
             }
         };
         let policy = self.cfg.policy(&client.policy);
+        let end_user = packet
+            .attr(AttrType::CALLING_STATION_ID)
+            .and_then(|a| a.as_str().ok())
+            .and_then(|s| s.parse().ok());
         match packet.attr(AttrType::STATE) {
             Some(state) => {
-                self.challenge_answer(&name, &state.value, &password, client)
+                self.challenge_answer(&name, &state.value, &password, policy, packet, end_user)
                     .await
             }
-            None => {
-                let end_user = packet
-                    .attr(AttrType::CALLING_STATION_ID)
-                    .and_then(|a| a.as_str().ok())
-                    .and_then(|s| s.parse().ok());
-                self.first_leg(&name, &password, policy, end_user).await
+            None if policy.first_factor == FirstFactor::Radius => {
+                self.radius_first_leg(&name, &password, policy, packet, end_user, None)
+                    .await
+            }
+            None => self.first_leg(&name, &password, policy, end_user).await,
+        }
+    }
+
+    /// First factor `radius`: the request goes to the policy's upstream
+    /// server. Its Reject passes through, its Access-Challenge is relayed
+    /// under our State, its Accept leads to our second factor, and its
+    /// attributes go into our final Accept. `upstream_state` answers an
+    /// upstream challenge.
+    async fn radius_first_leg(
+        &self,
+        name: &str,
+        password: &[u8],
+        policy: &Policy,
+        packet: &Packet,
+        end_user: Option<std::net::IpAddr>,
+        upstream_state: Option<&[u8]>,
+    ) -> Decision {
+        let mode = "radius";
+        let Some(upstream) = policy.upstream.as_ref().and_then(|u| self.upstreams.get(u)) else {
+            return Decision::reject(name, mode, "no_upstream", MSG_TRY_AGAIN);
+        };
+        let cached = match self.hot.user(&self.store, name) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(error = %e, "store read failed");
+                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        // Inline (password + code in one User-Password) only when the policy
+        // says so: the upstream sees exactly one password per request.
+        let inline = match (&cached, policy.otp_mode, upstream_state) {
+            (Some(c), OtpMode::Inline, None) => c
+                .token
+                .as_ref()
+                .and_then(|t| split_code(password, usize::from(t.digits))),
+            _ => None,
+        };
+        let first_password = inline.map_or(password, |(pw, _)| pw);
+        let answer = match upstream
+            .forward(packet, Some(first_password), upstream_state)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "upstream RADIUS unreachable");
+                return Decision::reject(
+                    name,
+                    mode,
+                    "upstream_unreachable",
+                    "Your password cannot be checked right now. Please try again in a few minutes.",
+                );
+            }
+        };
+        let upstream_message = |attrs: &[Attribute]| {
+            attrs
+                .iter()
+                .filter(|a| a.typ == AttrType::REPLY_MESSAGE)
+                .filter_map(|a| a.as_str().ok())
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        match answer {
+            UpstreamAnswer::Reject(attrs) => {
+                let msg = upstream_message(&attrs);
+                let msg = if msg.is_empty() {
+                    MSG_WRONG_CREDENTIALS.to_string()
+                } else {
+                    msg
+                };
+                Decision::reject(name, mode, "upstream_reject", &msg)
+            }
+            UpstreamAnswer::Challenge(attrs) => {
+                let Some(state) = attrs.iter().find(|a| a.typ == AttrType::STATE) else {
+                    return Decision::reject(
+                        name,
+                        mode,
+                        "upstream_challenge_without_state",
+                        MSG_TRY_AGAIN,
+                    );
+                };
+                let now = self.clock.now_unix();
+                let pending = PendingChallenge {
+                    user: name.to_string(),
+                    mode: "radius-challenge".to_string(),
+                    sms_code: None,
+                    attempts_left: 1,
+                    attrs: Vec::new(),
+                    upstream_state: Some(state.value.clone()),
+                };
+                match self.sessions.insert(now, pending) {
+                    Ok(id) => Decision {
+                        code: Code::ACCESS_CHALLENGE,
+                        message: upstream_message(&attrs),
+                        state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
+                        session_timeout: attrs
+                            .iter()
+                            .find(|a| a.typ == AttrType::SESSION_TIMEOUT)
+                            .and_then(|a| a.as_u32().ok())
+                            .or(u32::try_from(self.cfg.challenge_lifetime_secs).ok()),
+                        user: name.to_string(),
+                        mode: "radius-challenge".to_string(),
+                        reason: "upstream_challenge".to_string(),
+                        attrs: Vec::new(),
+                        groups: Vec::new(),
+                    },
+                    Err(e) => {
+                        warn!(error = %e, "cannot open a challenge session");
+                        Decision::reject(name, mode, "sessions_full", MSG_TRY_AGAIN)
+                    }
+                }
+            }
+            UpstreamAnswer::Accept(attrs) => {
+                // Our own reply carries its own Reply-Message, State and
+                // Session-Timeout; the rest of the upstream's Accept is kept.
+                let carry: Vec<Attribute> = attrs
+                    .into_iter()
+                    .filter(|a| {
+                        a.typ != AttrType::REPLY_MESSAGE
+                            && a.typ != AttrType::STATE
+                            && a.typ != AttrType::SESSION_TIMEOUT
+                    })
+                    .collect();
+                self.second_factor_after(
+                    name,
+                    cached,
+                    policy,
+                    mode,
+                    end_user,
+                    inline.map(|(_, c)| c),
+                    carry,
+                    &[],
+                )
+                .await
             }
         }
+    }
+
+    /// The second factor once an external first factor (upstream RADIUS,
+    /// directory) has passed. `carry` and `dir_groups` go into the Accept.
+    #[allow(clippy::too_many_arguments)]
+    async fn second_factor_after(
+        &self,
+        name: &str,
+        cached: Option<Arc<crate::hot::CachedUser>>,
+        policy: &Policy,
+        first: &str,
+        end_user: Option<std::net::IpAddr>,
+        inline_code: Option<&str>,
+        carry: Vec<Attribute>,
+        dir_groups: &[String],
+    ) -> Decision {
+        let mut groups: Vec<String> = dir_groups.to_vec();
+        if let Some(c) = &cached {
+            groups.extend(c.user.groups.iter().cloned());
+        }
+        if !policy.needs_mfa(&groups) {
+            let mut d = Decision::reject(name, first, "", "");
+            d.code = Code::ACCESS_ACCEPT;
+            d.message = "Welcome.".to_string();
+            d.reason = "mfa_not_required_for_group".to_string();
+            d.attrs = carry;
+            d.groups = groups;
+            return d;
+        }
+        let Some(cached) = cached else {
+            return Decision::reject(
+                name,
+                first,
+                "not_enrolled",
+                "Your account is not set up for multi-factor sign-in. Contact your administrator.",
+            );
+        };
+        let user = &cached.user;
+        if !user.enabled {
+            return disabled(name, first);
+        }
+        let token = cached.token.as_ref();
+        let decision = match user.method {
+            Method::None => Decision::accept(user, first, "ok"),
+            Method::Sms => {
+                return self
+                    .sms_first_leg(user, token, b"", policy, first, end_user, carry)
+                    .await
+            }
+            Method::SmsTwoWay | Method::Call | Method::Push => {
+                self.out_of_band(user, token, b"", policy, first, end_user)
+                    .await
+            }
+            Method::Totp | Method::Hotp => {
+                let Some(token) = token else {
+                    if policy.unenrolled == Unenrolled::Accept {
+                        return Decision::accept(user, first, "not_enrolled_allowed")
+                            .with_on_accept(&carry, dir_groups);
+                    }
+                    return Decision::reject(
+                        name,
+                        first,
+                        "not_enrolled",
+                        "You have not enrolled an authenticator app yet. Contact your administrator.",
+                    );
+                };
+                let kind = match token.kind {
+                    TokenKind::Totp => "totp",
+                    TokenKind::Hotp => "hotp",
+                };
+                match inline_code {
+                    Some(code) if user.pin.is_none() => {
+                        self.check_code(user, token, code, &format!("{first}+{kind}-inline"))
+                    }
+                    _ => {
+                        return self.challenge_because(
+                            user,
+                            policy,
+                            format!("{first}+{kind}-challenge"),
+                            "code_requested",
+                            carry,
+                        )
+                    }
+                }
+            }
+        };
+        decision.with_on_accept(&carry, dir_groups)
     }
 
     async fn first_leg(
@@ -617,7 +880,7 @@ impl Node {
             }
         };
         let first = match policy.first_factor {
-            FirstFactor::Local => "pap",
+            FirstFactor::Local | FirstFactor::Radius => "pap",
             FirstFactor::None => "otp",
         };
         let Some(cached) = cached else {
@@ -634,7 +897,7 @@ impl Node {
             Method::None => false,
             Method::Sms => {
                 return self
-                    .sms_first_leg(user, token, password, policy, first, end_user)
+                    .sms_first_leg(user, token, password, policy, first, end_user, Vec::new())
                     .await
             }
             Method::SmsTwoWay | Method::Call | Method::Push => {
@@ -794,15 +1057,18 @@ impl Node {
     }
 
     fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
-        self.challenge_because(user, policy, mode, "code_requested")
+        self.challenge_because(user, policy, mode, "code_requested", Vec::new())
     }
 
+    /// An Access-Challenge for the user's one-time code; `carry` goes into
+    /// the final Accept.
     fn challenge_because(
         &self,
         user: &User,
         policy: &Policy,
         mode: String,
         reason: &str,
+        carry: Vec<Attribute>,
     ) -> Decision {
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
@@ -810,6 +1076,8 @@ impl Node {
             mode: mode.clone(),
             sms_code: None,
             attempts_left: 1,
+            attrs: carry,
+            upstream_state: None,
         };
         match self.sessions.insert(now, pending) {
             Ok(id) => Decision {
@@ -827,6 +1095,8 @@ impl Node {
                 user: user.name.clone(),
                 mode,
                 reason: reason.to_string(),
+                attrs: Vec::new(),
+                groups: Vec::new(),
             },
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");
@@ -840,7 +1110,9 @@ impl Node {
         name: &str,
         state: &[u8],
         password: &[u8],
-        _client: &ClientEntry,
+        policy: &Policy,
+        packet: &Packet,
+        end_user: Option<std::net::IpAddr>,
     ) -> Decision {
         let token = match self.state_key.open(state) {
             Ok(t) => t,
@@ -867,6 +1139,18 @@ impl Node {
         };
         if pending.user != name {
             return Decision::reject(name, &pending.mode, "state_user_mismatch", MSG_SESSION_GONE);
+        }
+        if let Some(upstream_state) = &pending.upstream_state {
+            return self
+                .radius_first_leg(
+                    name,
+                    password,
+                    policy,
+                    packet,
+                    end_user,
+                    Some(upstream_state),
+                )
+                .await;
         }
         if pending.sms_code.is_some() {
             return self
@@ -906,10 +1190,12 @@ impl Node {
             return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
         };
         self.check_code(user, token, code, &pending.mode)
+            .with_on_accept(&pending.attrs, &[])
     }
 
     /// One-way SMS, first leg: first factor, then a random code sent through
     /// the gateway and an Access-Challenge whose State names this node.
+    #[allow(clippy::too_many_arguments)]
     async fn sms_first_leg(
         &self,
         user: &User,
@@ -918,6 +1204,7 @@ impl Node {
         policy: &Policy,
         first: &str,
         end_user: Option<std::net::IpAddr>,
+        carry: Vec<Attribute>,
     ) -> Decision {
         let name = user.name.as_str();
         let mode = format!("{first}+sms");
@@ -938,6 +1225,8 @@ impl Node {
             mode: mode.clone(),
             sms_code: Some(code.clone()),
             attempts_left: sms.max_attempts,
+            attrs: carry,
+            upstream_state: None,
         };
         let id = match self.sms_sessions.insert(now, pending) {
             Ok(id) => id,
@@ -980,6 +1269,8 @@ impl Node {
                     user: name.to_string(),
                     mode,
                     reason: "sms_sent".to_string(),
+                    attrs: Vec::new(),
+                    groups: Vec::new(),
                 }
             }
             Err(e) => {
@@ -1153,6 +1444,7 @@ impl Node {
                 policy,
                 format!("{mode}>totp-challenge"),
                 &format!("{why}_totp_fallback"),
+                Vec::new(),
             ),
             _ => Decision::reject(
                 name,
@@ -1203,7 +1495,7 @@ impl Node {
         // Both checks always run: the answer does not tell which part was wrong.
         let code_ok = radmfa_otp::codes_match(&expected, code);
         if pin_ok && code_ok {
-            return Decision::accept(&user.user, &mode, "ok");
+            return Decision::accept(&user.user, &mode, "ok").with_on_accept(&pending.attrs, &[]);
         }
         pending.attempts_left = pending.attempts_left.saturating_sub(1);
         if pending.attempts_left > 0 && self.sms_sessions.put_back(id, deadline, pending).is_ok() {
@@ -1215,6 +1507,8 @@ impl Node {
                 user: name.to_string(),
                 mode,
                 reason: "sms_code_wrong_retry".to_string(),
+                attrs: Vec::new(),
+                groups: Vec::new(),
             };
         }
         if pin_ok {

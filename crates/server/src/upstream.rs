@@ -1,0 +1,331 @@
+//! First factor `radius`: the Access-Request is proxied to an upstream RADIUS
+//! server (NPS, FreeRADIUS) with that server's own shared secret. The
+//! upstream's Accept attributes are kept for our final Accept, its Reject
+//! passes through, its Access-Challenge is relayed (chained challenge).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use radmfa_radius::{
+    encode_request, hide_password, verify_response, AttrType, Attribute, Code, Packet,
+};
+use tokio::net::UdpSocket;
+use tracing::{debug, warn};
+
+use crate::secret::SharedSecret;
+
+/// One upstream RADIUS server group.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Name referenced by policies.
+    pub name: String,
+    /// Servers, tried in order (the last one that answered first).
+    pub servers: Vec<SocketAddr>,
+    /// Shared secret between radmfa and the upstream.
+    pub secret: SharedSecret,
+    /// Wait for a reply this long before sending again.
+    pub timeout: Duration,
+    /// Extra sends of the same request to one server before the next server.
+    pub retries: u32,
+    /// Replies without a valid Message-Authenticator are discarded (BlastRADIUS).
+    pub require_message_authenticator: bool,
+}
+
+/// What the upstream answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAnswer {
+    /// Access-Accept; its attributes (without Message-Authenticator and Proxy-State).
+    Accept(Vec<Attribute>),
+    /// Access-Reject; its attributes.
+    Reject(Vec<Attribute>),
+    /// Access-Challenge; its attributes, State included.
+    Challenge(Vec<Attribute>),
+}
+
+/// No server of the group answered with a valid reply.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {name}: {reason}")]
+pub struct UpstreamError {
+    /// The group.
+    pub name: String,
+    /// What went wrong with the last server tried.
+    pub reason: String,
+}
+
+/// A client for one upstream group.
+#[derive(Debug)]
+pub struct Upstream {
+    cfg: UpstreamConfig,
+    /// Index of the server to try first (the last one that answered).
+    preferred: AtomicUsize,
+}
+
+/// Attributes of the NAS request that are not copied upstream: they are
+/// rebuilt (User-Password, Message-Authenticator) or belong to our session
+/// with the NAS (State).
+fn copied(t: AttrType) -> bool {
+    t != AttrType::USER_PASSWORD && t != AttrType::MESSAGE_AUTHENTICATOR && t != AttrType::STATE
+}
+
+impl Upstream {
+    /// A client for `cfg` (no I/O yet).
+    pub fn new(cfg: UpstreamConfig) -> Upstream {
+        Upstream {
+            cfg,
+            preferred: AtomicUsize::new(0),
+        }
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Sends `request` (as received from the NAS) upstream, with `password`
+    /// as the User-Password (when the NAS sent one) and `state` when this
+    /// answers an upstream challenge. Other attributes, Proxy-State included,
+    /// are copied in order.
+    pub async fn forward(
+        &self,
+        request: &Packet,
+        password: Option<&[u8]>,
+        state: Option<&[u8]>,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let fail = |reason: String| UpstreamError {
+            name: self.cfg.name.clone(),
+            reason,
+        };
+        if self.cfg.servers.is_empty() {
+            return Err(fail("no servers configured".into()));
+        }
+        let mut authenticator = [0u8; 16];
+        rand::fill(&mut authenticator[..]);
+        let identifier: u8 = rand::random();
+        let secret = self.cfg.secret.expose();
+        let mut attrs: Vec<Attribute> = request
+            .attributes
+            .iter()
+            .filter(|a| copied(a.typ))
+            .cloned()
+            .collect();
+        if let Some(pw) = password {
+            let hidden =
+                hide_password(pw, secret, &authenticator).map_err(|e| fail(e.to_string()))?;
+            // User-Password right after User-Name, as NAS do.
+            let at = attrs
+                .iter()
+                .position(|a| a.typ == AttrType::USER_NAME)
+                .map_or(0, |i| i + 1);
+            attrs.insert(at, Attribute::new(AttrType::USER_PASSWORD, hidden));
+        }
+        if let Some(s) = state {
+            attrs.push(Attribute::new(AttrType::STATE, s.to_vec()));
+        }
+        let raw = encode_request(
+            Code::ACCESS_REQUEST,
+            identifier,
+            &authenticator,
+            &attrs,
+            secret,
+        )
+        .map_err(|e| fail(format!("cannot encode the request: {e}")))?;
+
+        let n = self.cfg.servers.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n;
+        let mut last_reason = String::new();
+        for k in 0..n {
+            let i = (first + k) % n;
+            let server = self.cfg.servers[i];
+            match self
+                .exchange(server, &raw, identifier, &authenticator)
+                .await
+            {
+                Ok(answer) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(reason) => {
+                    warn!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
+                    last_reason = format!("{server}: {reason}");
+                }
+            }
+        }
+        Err(fail(last_reason))
+    }
+
+    /// One server: send, wait, resend the same bytes (RFC 5080), verify.
+    async fn exchange(
+        &self,
+        server: SocketAddr,
+        raw: &[u8],
+        identifier: u8,
+        authenticator: &[u8; 16],
+    ) -> Result<UpstreamAnswer, String> {
+        let bind: SocketAddr = if server.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+        socket.connect(server).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; radmfa_radius::MAX_PACKET_LEN];
+        for _ in 0..=self.cfg.retries {
+            socket.send(raw).await.map_err(|e| e.to_string())?;
+            let deadline = tokio::time::Instant::now() + self.cfg.timeout;
+            loop {
+                let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                    Err(_) => break,
+                    // ICMP port unreachable: no server there.
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Ok(Ok(n)) => n,
+                };
+                let reply = &buf[..n];
+                if reply.get(1) != Some(&identifier) {
+                    continue;
+                }
+                if let Err(e) = verify_response(
+                    reply,
+                    authenticator,
+                    self.cfg.secret.expose(),
+                    self.cfg.require_message_authenticator,
+                ) {
+                    debug!(upstream = %self.cfg.name, %server, error = %e, "reply discarded");
+                    continue;
+                }
+                let Ok(packet) = Packet::decode(reply) else {
+                    continue;
+                };
+                let attrs: Vec<Attribute> = packet
+                    .attributes
+                    .into_iter()
+                    .filter(|a| {
+                        a.typ != AttrType::MESSAGE_AUTHENTICATOR && a.typ != AttrType::PROXY_STATE
+                    })
+                    .collect();
+                return match packet.code {
+                    Code::ACCESS_ACCEPT => Ok(UpstreamAnswer::Accept(attrs)),
+                    Code::ACCESS_REJECT => Ok(UpstreamAnswer::Reject(attrs)),
+                    Code::ACCESS_CHALLENGE => Ok(UpstreamAnswer::Challenge(attrs)),
+                    other => Err(format!("unexpected reply code {other}")),
+                };
+            }
+        }
+        Err("no valid reply (timeout)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radmfa_radius::{encode_reply, unhide_password};
+
+    const UP_SECRET: &[u8] = b"upstream-secret";
+
+    fn nas_request() -> Packet {
+        Packet {
+            code: Code::ACCESS_REQUEST,
+            identifier: 9,
+            authenticator: [7; 16],
+            attributes: vec![
+                Attribute::string(AttrType::USER_NAME, "alice"),
+                Attribute::new(AttrType::USER_PASSWORD, vec![0; 16]),
+                Attribute::string(AttrType::CALLING_STATION_ID, "192.0.2.7"),
+                Attribute::new(AttrType::PROXY_STATE, b"nas-ps".to_vec()),
+                Attribute::new(AttrType::STATE, b"ours".to_vec()),
+            ],
+        }
+    }
+
+    /// A fake upstream answering once with `code` (optionally with a bad secret).
+    async fn fake(
+        code: Code,
+        secret: &'static [u8],
+    ) -> (SocketAddr, tokio::task::JoinHandle<Packet>) {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = s.local_addr().unwrap();
+        let h = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let (n, from) = s.recv_from(&mut buf).await.unwrap();
+            let req = Packet::decode(&buf[..n]).unwrap();
+            let mut attrs = vec![Attribute::string(AttrType::FILTER_ID, "from-upstream")];
+            attrs.extend(req.attrs(AttrType::PROXY_STATE).cloned());
+            let reply =
+                encode_reply(code, req.identifier, &req.authenticator, &attrs, secret).unwrap();
+            s.send_to(&reply, from).await.unwrap();
+            req
+        });
+        (addr, h)
+    }
+
+    fn upstream(servers: Vec<SocketAddr>) -> Upstream {
+        Upstream::new(UpstreamConfig {
+            name: "nps".into(),
+            servers,
+            secret: SharedSecret::new(UP_SECRET.to_vec()),
+            timeout: Duration::from_millis(300),
+            retries: 1,
+            require_message_authenticator: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn forwards_with_its_own_secret_and_returns_the_accept_attributes() {
+        let (addr, h) = fake(Code::ACCESS_ACCEPT, UP_SECRET).await;
+        let up = upstream(vec![addr]);
+        let answer = up
+            .forward(&nas_request(), Some(b"pw-123"), Some(b"up-state"))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            UpstreamAnswer::Accept(vec![Attribute::string(
+                AttrType::FILTER_ID,
+                "from-upstream"
+            )])
+        );
+        let seen = h.await.unwrap();
+        let pw = seen.attr(AttrType::USER_PASSWORD).unwrap();
+        assert_eq!(
+            unhide_password(&pw.value, UP_SECRET, &seen.authenticator).unwrap(),
+            b"pw-123"
+        );
+        assert_eq!(seen.attr(AttrType::STATE).unwrap().value, b"up-state");
+        assert_eq!(
+            seen.attrs(AttrType::STATE).count(),
+            1,
+            "our State is not sent upstream"
+        );
+        assert_eq!(seen.attr(AttrType::PROXY_STATE).unwrap().value, b"nas-ps");
+        assert_eq!(
+            seen.attributes.first().unwrap().typ,
+            AttrType::MESSAGE_AUTHENTICATOR
+        );
+        assert_eq!(seen.attributes.get(2).unwrap().typ, AttrType::USER_PASSWORD);
+    }
+
+    #[tokio::test]
+    async fn a_reply_signed_with_another_secret_is_ignored_and_the_next_server_used() {
+        let (bad, _h1) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
+        let (good, _h2) = fake(Code::ACCESS_REJECT, UP_SECRET).await;
+        let up = upstream(vec![bad, good]);
+        let answer = up.forward(&nas_request(), Some(b"pw"), None).await.unwrap();
+        assert!(matches!(answer, UpstreamAnswer::Reject(_)), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn nobody_answering_is_an_error() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let up = upstream(vec![silent.local_addr().unwrap()]);
+        let started = std::time::Instant::now();
+        let err = up
+            .forward(&nas_request(), Some(b"pw"), None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("nps"), "{err}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(600),
+            "two sends of 300 ms"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! First factor `radius`: radmfa proxies the password to FreeRADIUS (as it
+//! would to NPS), then asks for its own second factor. Upstream attributes
+//! reach the NAS in the final Accept, next to the group-mapped ones; an
+//! upstream Reject passes through; an upstream Access-Challenge is relayed;
+//! an upstream that is down gives a clear Reject.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{radclient, totp_now, ConfigOptions, Env, RadReply, SECRET};
+
+const UP_SECRET: &str = "upstream-secret-42";
+
+struct FreeRadius(Child);
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
+    let script = common::py_dir()
+        .parent()
+        .expect("tests dir")
+        .join("freeradius/upstream.sh");
+    let conf = dir.join("freeradius");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&conf)
+        .arg(port.to_string())
+        .arg(UP_SECRET)
+        .output()
+        .expect("bash upstream.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = Command::new("freeradius")
+        .args(["-f", "-d"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("freeradius (apt-get install freeradius)");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = common::radclient_opts(
+            &format!("127.0.0.1:{port}"),
+            "auth",
+            UP_SECRET,
+            "User-Name = \"victor\"\nUser-Password = \"victor-pw\"\nMessage-Authenticator = 0x00\n",
+            1,
+        );
+        if r.code.as_deref() == Some("Access-Accept") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "FreeRADIUS not ready: {}",
+            r.output
+        );
+    }
+    FreeRadius(child)
+}
+
+fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
+    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    input.push_str("Proxy-State = 0x6e61732d3031\nMessage-Authenticator = 0x00\n");
+    radclient(addr, "auth", SECRET, &input)
+}
+
+#[track_caller]
+fn expect(r: &RadReply, code: &str) {
+    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
+}
+
+#[test]
+fn upstream_radius_first_factor_then_totp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let mut fr = Some(start_freeradius(dir.path(), port));
+    let extra = format!(
+        r#"[[upstream]]
+name = "corp"
+servers = ["127.0.0.1:{port}"]
+secret = "{UP_SECRET}"
+timeout_ms = 500
+retries = 1
+
+[[policy]]
+name = "proxy"
+first_factor = "radius"
+upstream = "corp"
+otp_mode = "challenge"
+mfa_bypass_groups = ["service-accounts"]
+
+[[group_attributes]]
+group = "vpn-staff"
+attributes = ["Fortinet-Group-Name=staff", "Session-Timeout=28800"]
+
+[[client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "proxy"
+"#
+    );
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    });
+    env.radmfa(&["check-config"]).assert_ok();
+    // Local records say which second factor each user has; the passwords live upstream.
+    let secret = common::decode_secret(common::TOTP_SECRETS[2]);
+    env.radmfa(&["user", "add", "ursula", "--group", "vpn-staff"])
+        .assert_ok();
+    env.enroll("ursula", common::TOTP_SECRETS[2]).assert_ok();
+    env.radmfa(&["user", "add", "chris"]).assert_ok();
+    env.enroll("chris", common::TOTP_SECRETS[3]).assert_ok();
+    env.radmfa(&["user", "add", "victor", "--group", "service-accounts"])
+        .assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+
+    // Upstream accepts the password; our TOTP challenge follows; the final
+    // Accept carries the upstream's attributes and the group's.
+    let r = login(&addr, "ursula", "ursula-pw", None);
+    expect(&r, "Access-Challenge");
+    assert_eq!(
+        r.attr("Proxy-State"),
+        Some("0x6e61732d3031"),
+        "{}",
+        r.output
+    );
+    let state = r.attr("State").expect("State").to_string();
+    let r = login(&addr, "ursula", &totp_now(&secret), Some(&state));
+    expect(&r, "Access-Accept");
+    assert_eq!(
+        r.text("Filter-Id").as_deref(),
+        Some("upstream-acl"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("Class = 0x636f72702d7374616666"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("staff"),
+        "Fortinet-Group-Name: {}",
+        r.output
+    );
+    assert_eq!(r.attr("Session-Timeout"), Some("28800"), "{}", r.output);
+
+    // Upstream Reject passes through.
+    let r = login(&addr, "ursula", "wrong", None);
+    expect(&r, "Access-Reject");
+
+    // A bypass-group member needs no second factor.
+    let r = login(&addr, "victor", "victor-pw", None);
+    expect(&r, "Access-Accept");
+
+    // Chained challenge: the upstream asks its own question first.
+    let r = login(&addr, "chris", "anything", None);
+    expect(&r, "Access-Challenge");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("6 times 7"),
+        "{}",
+        r.output
+    );
+    let state = r.attr("State").expect("State").to_string();
+    let r = login(&addr, "chris", "42", Some(&state));
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_string();
+    let chris = common::decode_secret(common::TOTP_SECRETS[3]);
+    let r = login(&addr, "chris", &totp_now(&chris), Some(&state));
+    expect(&r, "Access-Accept");
+    assert!(
+        r.output.contains("Class = 0x636861696e6564"),
+        "{}",
+        r.output
+    );
+
+    let reasons: Vec<String> = env
+        .wait_report_len(&["--user", "ursula"], 3)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "upstream_reject"),
+        "{reasons:?}"
+    );
+
+    // Upstream down: a clear Reject.
+    drop(fr.take());
+    let r = login(&addr, "ursula", "ursula-pw", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("cannot be checked"),
+        "{}",
+        r.output
+    );
+    let log = server.log();
+    assert!(
+        !log.contains("ursula-pw") && !log.contains(UP_SECRET),
+        "{log}"
+    );
+}
