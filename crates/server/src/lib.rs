@@ -16,6 +16,7 @@ pub mod hot;
 pub mod peer;
 pub mod pipeline;
 pub mod secret;
+pub mod sync;
 pub mod udp;
 pub mod upstream;
 

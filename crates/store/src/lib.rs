@@ -32,6 +32,8 @@ mod store;
 
 use std::path::PathBuf;
 
+pub mod repl;
+
 pub use crypto::Secret;
 pub use model::{
     validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,

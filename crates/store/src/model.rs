@@ -112,6 +112,14 @@ pub struct User {
     /// Device token of the authenticator app (push); empty when none.
     #[serde(default)]
     pub device_token: String,
+    /// Language of messages to the user (enrollment email), e.g. "en"; empty
+    /// for the configured default.
+    #[serde(default)]
+    pub language: String,
+    /// Where the user came from: empty when added by an admin, else the
+    /// directory sync item (`ldap:NAME`) that manages the record.
+    #[serde(default)]
+    pub source: String,
     /// The user's PIN, sealed under the store key: set means PIN mode (the PIN
     /// is typed with the code, or asked for in the call / SMS / app). Written
     /// only by [`crate::Store::set_pin`], read by [`crate::Store::open_pin`].
@@ -136,6 +144,8 @@ impl User {
             groups: Vec::new(),
             password_hash: None,
             device_token: String::new(),
+            language: String::new(),
+            source: String::new(),
             pin: None,
             created: 0,
             updated: 0,
@@ -158,6 +168,8 @@ impl fmt::Debug for User {
                 &self.password_hash.as_ref().map(|_| Redacted),
             )
             .field("device_token", &self.device_token)
+            .field("language", &self.language)
+            .field("source", &self.source)
             .field("pin", &self.pin)
             .field("created", &self.created)
             .field("updated", &self.updated)

@@ -1,0 +1,1 @@
+//! Replication: a sans-io state machine (events in, actions out).
