@@ -228,3 +228,97 @@ policy = "proxy"
         "{log}"
     );
 }
+
+/// Runs tests/py/mschapv2.py; returns its JSON.
+fn mschapv2(server: &str, secret: &str, user: &str, password: &str, seed: &str) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(common::py_dir().join("mschapv2.py"))
+        .args(["--server", server, "--secret", secret, "--user", user])
+        .args(["--password", password, "--seed", seed])
+        .output()
+        .expect("python3 mschapv2.py");
+    assert!(
+        out.status.success(),
+        "mschapv2.py (needs pycryptodome): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn mschapv2_goes_upstream_then_out_of_band_with_mppe_keys_for_the_nas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let _fr = start_freeradius(dir.path(), port);
+    let sim = common::sim::Sim::start(dir.path());
+    let key_file = dir.path().join("gateway.key");
+    std::fs::write(&key_file, common::sim::API_KEY).expect("key");
+    let extra = format!(
+        r#"[gateway]
+url = "https://{sim}"
+api_key_file = {key:?}
+ca_file = {ca:?}
+timeout_ms = 2000
+retries = 0
+
+[[upstream]]
+name = "nps"
+servers = ["127.0.0.1:{port}"]
+secret = "{UP_SECRET}"
+
+[[policy]]
+name = "rdg"
+first_factor = "radius"
+upstream = "nps"
+
+[[client]]
+name = "rdg"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "rdg"
+"#,
+        sim = sim.addr,
+        key = key_file.display().to_string(),
+        ca = sim.cert.display().to_string(),
+    );
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    });
+    env.radmfa(&["user", "add", "mona", "--method", "call", "--phone", "+15550108001"])
+        .assert_ok();
+    env.radmfa(&["user", "add", "victor"]).assert_ok();
+    env.enroll("victor", common::TOTP_SECRETS[0]).assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+
+    // The same MS-CHAPv2 exchange straight to FreeRADIUS: the keys it derives.
+    let up = format!("127.0.0.1:{port}");
+    let direct = mschapv2(&up, UP_SECRET, "mona", "mona-pw", "seed-1");
+    assert_eq!(direct["code"], 2, "{direct}");
+    // Through radmfa: FreeRADIUS checks the password, the call approves, the
+    // NAS gets MS-CHAP2-Success and the same keys, encrypted for it.
+    let proxied = mschapv2(&addr, SECRET, "mona", "mona-pw", "seed-1");
+    assert_eq!(proxied["code"], 2, "{proxied}");
+    assert_eq!(proxied["response_authenticator_valid"], true);
+    assert_eq!(proxied["message_authenticator_valid"], true);
+    assert_eq!(proxied["ms_chap2_success"], true, "{proxied}");
+    assert!(proxied["send_key"].is_string(), "{proxied}");
+    assert_eq!(proxied["send_key"], direct["send_key"]);
+    assert_eq!(proxied["recv_key"], direct["recv_key"]);
+    assert_eq!(sim.verifications("+15550108001"), 1, "one call");
+
+    // Wrong password: the upstream rejects, no call.
+    let wrong = mschapv2(&addr, SECRET, "mona", "nope", "seed-2");
+    assert_eq!(wrong["code"], 3, "{wrong}");
+    assert_eq!(sim.verifications("+15550108001"), 1);
+
+    // An authenticator-app user cannot be asked for a code over MS-CHAPv2.
+    let r = mschapv2(&addr, SECRET, "victor", "victor-pw", "seed-3");
+    assert_eq!(r["code"], 3, "{r}");
+    assert!(
+        r["reply_message"].as_str().unwrap_or_default().contains("cannot ask for a code"),
+        "{r}"
+    );
+}

@@ -9,6 +9,7 @@
 # Users:
 #   ursula / ursula-pw   Accept with Filter-Id "upstream-acl" and Class "corp-staff"
 #   victor / victor-pw   Accept, no attributes
+#   mona / mona-pw       for MS-CHAPv2 (mschap module, MPPE keys in the Accept)
 #   chris  / (none)      Access-Challenge "Upstream question: what is 6 times 7?" with a
 #                        State; the answer "42" with that State is accepted (Class "chained")
 # Replies always carry a Message-Authenticator.
@@ -23,6 +24,8 @@ cat > "$dir/users" <<EOF
 	Class = "corp-staff"
 
 "victor" Cleartext-Password := "victor-pw"
+
+"mona" Cleartext-Password := "mona-pw"
 EOF
 cat > "$dir/radiusd.conf" <<EOF
 prefix = /usr
@@ -83,6 +86,11 @@ modules {
     pap {
         normalise = no
     }
+    mschap {
+        use_mppe = yes
+        require_encryption = no
+        require_strong = no
+    }
     files {
         filename = $dir/users
         acctusersfile = $dir/users.acct
@@ -123,14 +131,24 @@ server upstream {
             if (!ok) {
                 reject
             }
-            update control {
-                &Auth-Type := PAP
+            if (&MS-CHAP-Challenge) {
+                update control {
+                    &Auth-Type := MS-CHAP
+                }
+            }
+            else {
+                update control {
+                    &Auth-Type := PAP
+                }
             }
         }
     }
     authenticate {
         Auth-Type PAP {
             pap
+        }
+        Auth-Type MS-CHAP {
+            mschap
         }
         Auth-Type upstream_challenge {
             update session-state {

@@ -595,6 +595,22 @@ impl Node {
                 )
             }
         };
+        let policy = self.cfg.policy(&client.policy);
+        if policy.first_factor == FirstFactor::Radius
+            && packet.attr(AttrType::USER_PASSWORD).is_none()
+            && packet.attr(AttrType::STATE).is_none()
+            && is_mschap(packet)
+        {
+            // MS-CHAPv2 (NPS / RD Gateway): only the upstream can verify it;
+            // the second factor must then be out of band.
+            let end_user = packet
+                .attr(AttrType::CALLING_STATION_ID)
+                .and_then(|a| a.as_str().ok())
+                .and_then(|s| s.parse().ok());
+            return self
+                .radius_first_leg(&name, None, policy, packet, end_user, None, client)
+                .await;
+        }
         let Some(hidden) = packet.attr(AttrType::USER_PASSWORD) else {
             let (reason, msg) = if packet.attr(AttrType::CHAP_PASSWORD).is_some() {
                 (
@@ -626,19 +642,34 @@ impl Node {
                 )
             }
         };
-        let policy = self.cfg.policy(&client.policy);
         let end_user = packet
             .attr(AttrType::CALLING_STATION_ID)
             .and_then(|a| a.as_str().ok())
             .and_then(|s| s.parse().ok());
         match packet.attr(AttrType::STATE) {
             Some(state) => {
-                self.challenge_answer(&name, &state.value, &password, policy, packet, end_user)
-                    .await
+                self.challenge_answer(
+                    &name,
+                    &state.value,
+                    &password,
+                    policy,
+                    packet,
+                    end_user,
+                    client,
+                )
+                .await
             }
             None if policy.first_factor == FirstFactor::Radius => {
-                self.radius_first_leg(&name, &password, policy, packet, end_user, None)
-                    .await
+                self.radius_first_leg(
+                    &name,
+                    Some(&password),
+                    policy,
+                    packet,
+                    end_user,
+                    None,
+                    client,
+                )
+                .await
             }
             None => self.first_leg(&name, &password, policy, end_user).await,
         }
@@ -649,14 +680,16 @@ impl Node {
     /// under our State, its Accept leads to our second factor, and its
     /// attributes go into our final Accept. `upstream_state` answers an
     /// upstream challenge.
+    #[allow(clippy::too_many_arguments)]
     async fn radius_first_leg(
         &self,
         name: &str,
-        password: &[u8],
+        password: Option<&[u8]>,
         policy: &Policy,
         packet: &Packet,
         end_user: Option<std::net::IpAddr>,
         upstream_state: Option<&[u8]>,
+        client: &ClientEntry,
     ) -> Decision {
         let mode = "radius";
         let Some(upstream) = policy.upstream.as_ref().and_then(|u| self.upstreams.get(u)) else {
@@ -671,16 +704,21 @@ impl Node {
         };
         // Inline (password + code in one User-Password) only when the policy
         // says so: the upstream sees exactly one password per request.
-        let inline = match (&cached, policy.otp_mode, upstream_state) {
-            (Some(c), OtpMode::Inline, None) => c
+        let inline = match (&cached, policy.otp_mode, upstream_state, password) {
+            (Some(c), OtpMode::Inline, None, Some(password)) => c
                 .token
                 .as_ref()
                 .and_then(|t| split_code(password, usize::from(t.digits))),
             _ => None,
         };
-        let first_password = inline.map_or(password, |(pw, _)| pw);
+        let first_password = inline.map(|(pw, _)| pw).or(password);
         let answer = match upstream
-            .forward(packet, Some(first_password), upstream_state)
+            .forward(
+                packet,
+                first_password,
+                upstream_state,
+                Some((client.secret.expose(), &packet.authenticator)),
+            )
             .await
         {
             Ok(a) => a,
@@ -763,11 +801,30 @@ impl Node {
                             && a.typ != AttrType::SESSION_TIMEOUT
                     })
                     .collect();
+                let first = if password.is_none() { "mschapv2" } else { mode };
+                if password.is_none() {
+                    // MS-CHAPv2: no code can be asked for; only out-of-band methods.
+                    let needs_code = cached.as_ref().is_some_and(|c| {
+                        matches!(c.user.method, Method::Totp | Method::Hotp | Method::Sms)
+                    });
+                    let groups: Vec<String> = cached
+                        .as_ref()
+                        .map(|c| c.user.groups.clone())
+                        .unwrap_or_default();
+                    if needs_code && policy.needs_mfa(&groups) {
+                        return Decision::reject(
+                            name,
+                            first,
+                            "method_needs_code",
+                            "This connection cannot ask for a code. Ask your administrator to set up phone or app verification for your account.",
+                        );
+                    }
+                }
                 self.second_factor_after(
                     name,
                     cached,
                     policy,
-                    mode,
+                    first,
                     end_user,
                     inline.map(|(_, c)| c),
                     carry,
@@ -1105,6 +1162,7 @@ impl Node {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn challenge_answer(
         &self,
         name: &str,
@@ -1113,6 +1171,7 @@ impl Node {
         policy: &Policy,
         packet: &Packet,
         end_user: Option<std::net::IpAddr>,
+        client: &ClientEntry,
     ) -> Decision {
         let token = match self.state_key.open(state) {
             Ok(t) => t,
@@ -1144,11 +1203,12 @@ impl Node {
             return self
                 .radius_first_leg(
                     name,
-                    password,
+                    Some(password),
                     policy,
                     packet,
                     end_user,
                     Some(upstream_state),
+                    client,
                 )
                 .await;
         }
@@ -1626,6 +1686,19 @@ fn disabled(name: &str, mode: &str) -> Decision {
 
 /// Splits "password123456" into ("password", "123456") when the last
 /// `digits` characters are ASCII digits and something precedes them.
+/// An MS-CHAP or MS-CHAPv2 authentication (Microsoft vendor attributes
+/// MS-CHAP-Response 1 or MS-CHAP2-Response 25).
+fn is_mschap(packet: &Packet) -> bool {
+    packet.attrs(AttrType::VENDOR_SPECIFIC).any(|a| {
+        a.vendor_parts().is_ok_and(|(vendor, parts)| {
+            vendor == radmfa_radius::VENDOR_MICROSOFT
+                && parts
+                    .iter()
+                    .any(|p| p.vendor_type == 1 || p.vendor_type == 25)
+        })
+    })
+}
+
 /// PIN mode: the PIN typed in front of the code. Returns what follows the
 /// PIN, or `None` when the input does not start with it (constant time in
 /// the PIN's bytes).

@@ -242,13 +242,19 @@ mod tests {
         let existing = vec![alice.clone(), manual, gone];
         let p = plan(
             &existing,
-            &[entry("alice", "+31612345679", &["vpn", "staff"]), entry("bob", "", &[])],
+            &[
+                entry("alice", "+31612345679", &["vpn", "staff"]),
+                entry("bob", "", &[]),
+            ],
             &d,
         );
         assert!(p.add.is_empty());
         assert_eq!(p.update.len(), 1);
         assert_eq!(p.update[0].1, vec!["phone", "groups"]);
-        assert_eq!(p.update[0].0.groups, vec!["staff".to_string(), "vpn".to_string()]);
+        assert_eq!(
+            p.update[0].0.groups,
+            vec!["staff".to_string(), "vpn".to_string()]
+        );
         assert_eq!(p.disable, vec!["carol".to_string()]);
         assert_eq!(p.skipped, vec!["bob".to_string()]);
 

@@ -86,11 +86,16 @@ impl Upstream {
     /// as the User-Password (when the NAS sent one) and `state` when this
     /// answers an upstream challenge. Other attributes, Proxy-State included,
     /// are copied in order.
+    ///
+    /// `nas` is the NAS's shared secret and Request Authenticator: MS-MPPE
+    /// keys in the upstream's Accept (MS-CHAPv2) are re-encrypted for it
+    /// (without it they are dropped: they could not be read by the NAS).
     pub async fn forward(
         &self,
         request: &Packet,
         password: Option<&[u8]>,
         state: Option<&[u8]>,
+        nas: Option<(&[u8], &[u8; 16])>,
     ) -> Result<UpstreamAnswer, UpstreamError> {
         let fail = |reason: String| UpstreamError {
             name: self.cfg.name.clone(),
@@ -143,7 +148,12 @@ impl Upstream {
             {
                 Ok(answer) => {
                     self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(answer);
+                    return Ok(match answer {
+                        UpstreamAnswer::Accept(attrs) => {
+                            UpstreamAnswer::Accept(self.rekey(attrs, &authenticator, nas))
+                        }
+                        other => other,
+                    });
                 }
                 Err(reason) => {
                     warn!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
@@ -152,6 +162,42 @@ impl Upstream {
             }
         }
         Err(fail(last_reason))
+    }
+
+    /// MS-MPPE-Send/Recv-Key: decrypted with our secret and Request
+    /// Authenticator, encrypted again for the NAS; dropped if that fails.
+    fn rekey(
+        &self,
+        attrs: Vec<Attribute>,
+        ours: &[u8; 16],
+        nas: Option<(&[u8], &[u8; 16])>,
+    ) -> Vec<Attribute> {
+        use radmfa_radius::{
+            mppe_decrypt, mppe_encrypt, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, VENDOR_MICROSOFT,
+        };
+        attrs
+            .into_iter()
+            .filter_map(|a| {
+                if a.typ != AttrType::VENDOR_SPECIFIC {
+                    return Some(a);
+                }
+                let Ok((vendor, parts)) = a.vendor_parts() else {
+                    return Some(a);
+                };
+                let is_key = |t: u8| t == MS_MPPE_SEND_KEY || t == MS_MPPE_RECV_KEY;
+                if vendor != VENDOR_MICROSOFT || !parts.iter().any(|p| is_key(p.vendor_type)) {
+                    return Some(a);
+                }
+                let (nas_secret, nas_auth) = nas?;
+                let part = parts.first()?;
+                let key = zeroize::Zeroizing::new(
+                    mppe_decrypt(&part.value, self.cfg.secret.expose(), ours).ok()?,
+                );
+                let salt: [u8; 2] = rand::random();
+                let value = mppe_encrypt(&key, nas_secret, nas_auth, salt).ok()?;
+                Attribute::vendor(VENDOR_MICROSOFT, part.vendor_type, &value).ok()
+            })
+            .collect()
     }
 
     /// One server: send, wait, resend the same bytes (RFC 5080), verify.
@@ -274,7 +320,7 @@ mod tests {
         let (addr, h) = fake(Code::ACCESS_ACCEPT, UP_SECRET).await;
         let up = upstream(vec![addr]);
         let answer = up
-            .forward(&nas_request(), Some(b"pw-123"), Some(b"up-state"))
+            .forward(&nas_request(), Some(b"pw-123"), Some(b"up-state"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -309,7 +355,10 @@ mod tests {
         let (bad, _h1) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
         let (good, _h2) = fake(Code::ACCESS_REJECT, UP_SECRET).await;
         let up = upstream(vec![bad, good]);
-        let answer = up.forward(&nas_request(), Some(b"pw"), None).await.unwrap();
+        let answer = up
+            .forward(&nas_request(), Some(b"pw"), None, None)
+            .await
+            .unwrap();
         assert!(matches!(answer, UpstreamAnswer::Reject(_)), "{answer:?}");
     }
 
@@ -319,7 +368,7 @@ mod tests {
         let up = upstream(vec![silent.local_addr().unwrap()]);
         let started = std::time::Instant::now();
         let err = up
-            .forward(&nas_request(), Some(b"pw"), None)
+            .forward(&nas_request(), Some(b"pw"), None, None)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("nps"), "{err}");
