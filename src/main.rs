@@ -77,6 +77,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import users from the directory ([directory]), once: new users added,
+    /// changed ones updated, users that left the set disabled.
+    ImportLdap {
+        /// Run a configured [[sync]] item instead of the options below.
+        #[arg(long)]
+        item: Option<String>,
+        /// Search base (default: [directory] base_dn).
+        #[arg(long)]
+        base: Option<String>,
+        /// LDAP filter for the users.
+        #[arg(long, conflicts_with = "group")]
+        filter: Option<String>,
+        /// Or the (nested) members of this group (CN or DN).
+        #[arg(long)]
+        group: Option<String>,
+        /// Method of new users.
+        #[arg(long, value_enum, default_value = "totp")]
+        method: MethodArg,
+        /// Language of new users (enrollment mail).
+        #[arg(long, default_value = "")]
+        language: String,
+        /// Show the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Mail new users their enrollment instructions ([mail]).
+        #[arg(long)]
+        send_email: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Peer-link certificates for a cluster ([cluster] in the configuration).
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -343,6 +374,51 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The changes of a directory import, one line each.
+fn print_sync(v: &Value) {
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let verb = if v["dry_run"] == Value::Bool(true) {
+        "would be"
+    } else {
+        "were"
+    };
+    for u in list("add") {
+        println!(
+            "+ {} ({}, {}, {})",
+            field(&u, "name"),
+            field(&u, "display_name"),
+            field(&u, "method"),
+            field(&u, "email")
+        );
+    }
+    for u in list("update") {
+        let changed: Vec<String> = u["changed"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        println!("~ {}: {}", field(&u, "name"), changed.join(", "));
+    }
+    for u in list("disable") {
+        println!("- {} (disabled)", u.as_str().unwrap_or_default());
+    }
+    for u in list("skipped") {
+        println!("  {} (not managed by this import: left alone)", u.as_str().unwrap_or_default());
+    }
+    println!(
+        "{} added, {} updated, {} disabled {verb}{}",
+        list("add").len(),
+        list("update").len(),
+        list("disable").len(),
+        match v["mailed"].as_u64() {
+            Some(n) if n > 0 => format!("; {n} enrollment mails sent"),
+            _ => String::new(),
+        }
+    );
+    for e in list("mail_errors") {
+        eprintln!("mail not sent: {}", e.as_str().unwrap_or_default());
+    }
+}
+
 fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
     use radmfa_server::peer::{generate_ca, generate_node_cert, Pem};
     fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
@@ -526,6 +602,50 @@ fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, S
 fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::User(u) => user(cfg, u),
+        Command::ImportLdap {
+            item,
+            base,
+            filter,
+            group,
+            method,
+            language,
+            dry_run,
+            send_email,
+            json,
+        } => {
+            let req = AdminRequest::DirectorySync {
+                item,
+                base,
+                filter,
+                group,
+                method: method.method(),
+                language,
+                dry_run,
+                send_email,
+            };
+            let v = match radmfa_server::open_store(cfg) {
+                Ok(store) => {
+                    let v = tokio_block(radmfa_server::admin::directory_sync(
+                        store.clone(),
+                        std::sync::Arc::new(cfg.clone()),
+                        None,
+                        req,
+                    ))?;
+                    store.flush().context("cannot flush the store")?;
+                    v
+                }
+                Err(ServerError::Store(StoreError::Locked { .. })) => {
+                    tokio_block(radmfa_server::control::request(&cfg.control_socket(), &req))?
+                }
+                Err(e) => return Err(anyhow!(e)),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_sync(&v);
+            }
+            Ok(())
+        }
         Command::Token(TokenCmd::Enroll {
             user,
             secret,

@@ -162,6 +162,128 @@ pub enum AdminRequest {
     },
     /// Counters of the running server (control socket only).
     Stats,
+    /// Imports or syncs users from the directory (a configured [[sync]] item
+    /// by name, or a one-off import described here).
+    DirectorySync {
+        /// A configured sync item; the fields below are then ignored.
+        #[serde(default)]
+        item: Option<String>,
+        /// Search base.
+        #[serde(default)]
+        base: Option<String>,
+        /// LDAP filter.
+        #[serde(default)]
+        filter: Option<String>,
+        /// Or the (nested) members of this group.
+        #[serde(default)]
+        group: Option<String>,
+        /// Method of new users.
+        method: Method,
+        /// Language of new users.
+        #[serde(default)]
+        language: String,
+        /// Print the changes without making them.
+        dry_run: bool,
+        /// Mail new users their enrollment instructions.
+        #[serde(default)]
+        send_email: bool,
+    },
+}
+
+impl AdminRequest {
+    /// The sync item a [`AdminRequest::DirectorySync`] describes.
+    pub fn sync_item(&self, cfg: &RuntimeConfig) -> Result<crate::config::SyncItem, AdminError> {
+        let AdminRequest::DirectorySync {
+            item,
+            base,
+            filter,
+            group,
+            method,
+            language,
+            send_email,
+            ..
+        } = self
+        else {
+            return Err(AdminError::Invalid("not a directory sync request".into()));
+        };
+        if let Some(name) = item {
+            return cfg
+                .sync
+                .iter()
+                .find(|s| &s.name == name)
+                .cloned()
+                .ok_or_else(|| AdminError::Invalid(format!("no [[sync]] item named {name:?}")));
+        }
+        if filter.is_some() && group.is_some() {
+            return Err(AdminError::Invalid("give --filter or --group, not both".into()));
+        }
+        Ok(crate::config::SyncItem {
+            name: "import".into(),
+            base: base.clone(),
+            filter: filter.clone(),
+            group: group.clone(),
+            method: *method,
+            language: language.clone(),
+            interval: None,
+            send_enrollment_email: *send_email,
+        })
+    }
+}
+
+/// [`directory_sync`] on a blocking thread with its own single-threaded
+/// runtime: the LDAP client's futures are not `Send` for every lifetime (a
+/// rustc limitation with higher-ranked lifetimes), and a sync is rare and
+/// slow, so it keeps off the request runtime entirely.
+pub async fn directory_sync_detached(
+    store: Store,
+    cfg: std::sync::Arc<RuntimeConfig>,
+    directory: Option<radmfa_directory::Directory>,
+    req: AdminRequest,
+) -> Result<Value, AdminError> {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| AdminError::Invalid(format!("cannot start the sync runtime: {e}")))?
+            .block_on(directory_sync(store, cfg, directory, req))
+    })
+    .await
+    .map_err(|e| AdminError::Invalid(format!("directory sync task failed: {e}")))?
+}
+
+/// Runs a directory sync against `store` (the CLI without a server, the
+/// control socket, the scheduler).
+pub async fn directory_sync(
+    store: Store,
+    cfg: std::sync::Arc<RuntimeConfig>,
+    directory: Option<radmfa_directory::Directory>,
+    req: AdminRequest,
+) -> Result<Value, AdminError> {
+    let item = req.sync_item(&cfg)?;
+    let dry_run = matches!(req, AdminRequest::DirectorySync { dry_run: true, .. });
+    let directory = match directory {
+        Some(d) => d,
+        None => {
+            let dc = cfg.directory.clone().ok_or_else(|| {
+                AdminError::Invalid("no [directory] section in the configuration".into())
+            })?;
+            radmfa_directory::Directory::new(dc).map_err(|e| AdminError::Invalid(e.to_string()))?
+        }
+    };
+    let mailer = match &cfg.mail {
+        Some(m) if item.send_enrollment_email => Some(
+            crate::mail::Mailer::new(m.clone()).map_err(|e| AdminError::Invalid(e.to_string()))?,
+        ),
+        None if item.send_enrollment_email => {
+            return Err(AdminError::Invalid(
+                "sending enrollment mail needs a [mail] section".into(),
+            ))
+        }
+        _ => None,
+    };
+    crate::sync::run(store, directory, item, dry_run, mailer)
+        .await
+        .map_err(AdminError::Invalid)
 }
 
 impl std::fmt::Debug for AdminRequest {
@@ -524,6 +646,9 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         }
         AdminRequest::Stats => Err(AdminError::NeedsServer(
             "no radmfa server is running on this data directory".to_string(),
+        )),
+        AdminRequest::DirectorySync { .. } => Err(AdminError::Invalid(
+            "directory sync runs through radmfa_server::admin::directory_sync".to_string(),
         )),
     }
 }

@@ -67,6 +67,12 @@ pub struct FileConfig {
     #[serde(default)]
     upstream: Vec<UpstreamSection>,
     #[serde(default)]
+    directory: Option<Spanned<DirectorySection>>,
+    #[serde(default)]
+    sync: Vec<SyncSection>,
+    #[serde(default)]
+    mail: Option<Spanned<MailSection>>,
+    #[serde(default)]
     group_attributes: Vec<GroupAttributesSection>,
     #[serde(default)]
     policy: Vec<PolicySection>,
@@ -369,6 +375,161 @@ fn default_upstream_timeout() -> u64 {
 fn default_upstream_retries() -> u32 {
     1
 }
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum DirectoryKindName {
+    Ldap,
+    Ad,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum DirectoryTls {
+    None,
+    Starttls,
+    Ldaps,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectorySection {
+    kind: DirectoryKindName,
+    servers: Vec<String>,
+    #[serde(default = "default_directory_tls")]
+    tls: DirectoryTls,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    bind_dn: String,
+    #[serde(default)]
+    bind_password_file: Option<PathBuf>,
+    base_dn: String,
+    #[serde(default)]
+    user_filter: Option<String>,
+    #[serde(default)]
+    login_attr: Option<String>,
+    #[serde(default)]
+    display_name_attr: Option<String>,
+    #[serde(default)]
+    email_attr: Option<String>,
+    #[serde(default)]
+    phone_attr: Option<String>,
+    #[serde(default)]
+    disabled_filter: Option<String>,
+    #[serde(default = "default_directory_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_directory_pool")]
+    pool_size: usize,
+    #[serde(default = "default_group_depth")]
+    max_group_depth: usize,
+}
+
+fn default_directory_tls() -> DirectoryTls {
+    DirectoryTls::None
+}
+fn default_directory_timeout() -> u64 {
+    5000
+}
+fn default_directory_pool() -> usize {
+    4
+}
+fn default_group_depth() -> usize {
+    8
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncSection {
+    name: Spanned<String>,
+    #[serde(default)]
+    base: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default = "default_sync_method")]
+    method: String,
+    #[serde(default)]
+    language: String,
+    #[serde(default = "default_sync_interval")]
+    interval_secs: Spanned<u64>,
+    #[serde(default)]
+    send_enrollment_email: bool,
+}
+
+fn default_sync_method() -> String {
+    "totp".into()
+}
+fn default_sync_interval() -> Spanned<u64> {
+    Spanned::new(0..0, 3600)
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum MailTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailSection {
+    host: String,
+    #[serde(default = "default_mail_port")]
+    port: u16,
+    #[serde(default = "default_mail_tls")]
+    security: MailTls,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    from: String,
+    portal_url: String,
+    #[serde(default)]
+    templates_dir: Option<PathBuf>,
+    #[serde(default = "default_mail_language")]
+    default_language: String,
+    #[serde(default = "default_mail_timeout")]
+    timeout_ms: u64,
+}
+
+fn default_mail_port() -> u16 {
+    587
+}
+fn default_mail_tls() -> MailTls {
+    MailTls::Starttls
+}
+fn default_mail_language() -> String {
+    "en".into()
+}
+fn default_mail_timeout() -> u64 {
+    10_000
+}
+
+/// A scheduled directory sync item (and the shape of a one-off import).
+#[derive(Debug, Clone)]
+pub struct SyncItem {
+    /// Name; records it manages carry `source = "ldap:NAME"`.
+    pub name: String,
+    /// Search base (default: the directory's base DN).
+    pub base: Option<String>,
+    /// LDAP filter for the users.
+    pub filter: Option<String>,
+    /// Or: the (nested) members of this group.
+    pub group: Option<String>,
+    /// Method of new users.
+    pub method: radmfa_store::Method,
+    /// Language of new users.
+    pub language: String,
+    /// Time between runs (`None` for a one-off import).
+    pub interval: Option<std::time::Duration>,
+    /// Mail new users their enrollment instructions.
+    pub send_enrollment_email: bool,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GroupAttributesSection {
@@ -511,6 +672,8 @@ pub enum FirstFactor {
     None,
     /// Proxy to the policy's upstream RADIUS server (NPS, FreeRADIUS).
     Radius,
+    /// Bind to the directory ([directory]) as the user.
+    Ldap,
 }
 
 /// How the one-time code reaches us.
@@ -698,6 +861,12 @@ pub struct RuntimeConfig {
     pub upstreams: HashMap<String, crate::upstream::UpstreamConfig>,
     /// Reply attributes per group, in configuration order.
     pub group_attributes: Vec<(String, Vec<radmfa_radius::Attribute>)>,
+    /// The directory (first factor `ldap`, import and sync).
+    pub directory: Option<radmfa_directory::DirectoryConfig>,
+    /// Scheduled directory sync items.
+    pub sync: Vec<SyncItem>,
+    /// SMTP relay for enrollment mail.
+    pub mail: Option<crate::mail::MailConfig>,
     /// Policies by name.
     pub policies: HashMap<String, Policy>,
     /// Static clients.
@@ -871,6 +1040,143 @@ impl RuntimeConfig {
             group_attributes.push((g.group, attrs));
         }
 
+        let read_secret = |path: &PathBuf, what: &str, span: Option<std::ops::Range<usize>>| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| locate(span, format!("cannot read {what} {}: {e}", path.display())))
+        };
+        let directory = match file.directory {
+            None => None,
+            Some(d) => {
+                let span = at(&d.span());
+                let d = d.into_inner();
+                let fail = |reason: String| locate(span.clone(), format!("[directory]: {reason}"));
+                if d.servers.is_empty() {
+                    return Err(fail("servers needs at least one ldap:// or ldaps:// URL".into()));
+                }
+                if let Some(bad) = d
+                    .servers
+                    .iter()
+                    .find(|u| !(u.starts_with("ldap://") || u.starts_with("ldaps://")))
+                {
+                    return Err(fail(format!("server {bad:?} must start with ldap:// or ldaps://")));
+                }
+                let password = match &d.bind_password_file {
+                    Some(p) => read_secret(p, "[directory] bind_password_file", span.clone())?,
+                    None => String::new(),
+                };
+                let mut dc = radmfa_directory::DirectoryConfig::new(
+                    match d.kind {
+                        DirectoryKindName::Ldap => radmfa_directory::DirectoryKind::Ldap,
+                        DirectoryKindName::Ad => radmfa_directory::DirectoryKind::ActiveDirectory,
+                    },
+                    d.servers.clone(),
+                    d.base_dn.clone(),
+                    d.bind_dn.clone(),
+                    radmfa_directory::Secret::new(password),
+                );
+                dc.tls = match d.tls {
+                    DirectoryTls::None => radmfa_directory::TlsMode::None,
+                    DirectoryTls::Starttls => radmfa_directory::TlsMode::StartTls,
+                    DirectoryTls::Ldaps => radmfa_directory::TlsMode::Ldaps,
+                };
+                if let Some(ca) = &d.ca_file {
+                    dc.ca_pem = Some(read_secret(ca, "[directory] ca_file", span.clone())?);
+                }
+                dc.user_filter = d.user_filter.clone();
+                if let Some(a) = &d.login_attr {
+                    dc.login_attr = a.clone();
+                }
+                if let Some(a) = &d.display_name_attr {
+                    dc.display_name_attr = a.clone();
+                }
+                if let Some(a) = &d.email_attr {
+                    dc.email_attr = a.clone();
+                }
+                if let Some(a) = &d.phone_attr {
+                    dc.phone_attr = a.clone();
+                }
+                dc.disabled_filter = d.disabled_filter.clone();
+                dc.timeout = std::time::Duration::from_millis(d.timeout_ms.clamp(100, 60_000));
+                dc.pool_size = d.pool_size.min(64);
+                dc.max_group_depth = d.max_group_depth.clamp(1, 32);
+                // Builds the client (no I/O) so a bad setting stops start-up here.
+                radmfa_directory::Directory::new(dc.clone()).map_err(|e| fail(e.to_string()))?;
+                Some(dc)
+            }
+        };
+        let mut sync = Vec::new();
+        for item in file.sync {
+            let name = item.name.get_ref().clone();
+            let fail = |reason: String| locate(at(&item.name.span()), format!("[[sync]] {name:?}: {reason}"));
+            if directory.is_none() {
+                return Err(fail("needs a [directory] section".into()));
+            }
+            if item.filter.is_some() && item.group.is_some() {
+                return Err(fail("give filter or group, not both".into()));
+            }
+            let method: radmfa_store::Method = item.method.parse().map_err(|e: radmfa_store::StoreError| fail(e.to_string()))?;
+            let interval = *item.interval_secs.get_ref();
+            if !(60..=86_400).contains(&interval) {
+                return Err(locate(
+                    at(&item.interval_secs.span()),
+                    format!("[[sync]] {name:?}: interval_secs must be between 60 (1 minute) and 86400 (24 hours), not {interval}"),
+                ));
+            }
+            if sync.iter().any(|s: &SyncItem| s.name == name) {
+                return Err(fail("defined twice".into()));
+            }
+            sync.push(SyncItem {
+                name: name.clone(),
+                base: item.base,
+                filter: item.filter,
+                group: item.group,
+                method,
+                language: item.language,
+                interval: Some(std::time::Duration::from_secs(interval)),
+                send_enrollment_email: item.send_enrollment_email,
+            });
+        }
+        let mail = match file.mail {
+            None => None,
+            Some(m) => {
+                let span = at(&m.span());
+                let m = m.into_inner();
+                let password = match &m.password_file {
+                    Some(p) => Some(crate::mail::MailSecret::new(read_secret(
+                        p,
+                        "[mail] password_file",
+                        span.clone(),
+                    )?)),
+                    None => None,
+                };
+                let ca_pem = match &m.ca_file {
+                    Some(p) => Some(read_secret(p, "[mail] ca_file", span.clone())?),
+                    None => None,
+                };
+                let mc = crate::mail::MailConfig {
+                    host: m.host,
+                    port: m.port,
+                    security: match m.security {
+                        MailTls::None => crate::mail::SmtpSecurity::None,
+                        MailTls::Starttls => crate::mail::SmtpSecurity::StartTls,
+                        MailTls::Tls => crate::mail::SmtpSecurity::Tls,
+                    },
+                    username: m.username,
+                    password,
+                    ca_pem,
+                    from: m.from,
+                    portal_url: m.portal_url,
+                    templates_dir: m.templates_dir,
+                    default_language: m.default_language,
+                    timeout: std::time::Duration::from_millis(m.timeout_ms.clamp(1000, 120_000)),
+                };
+                crate::mail::Mailer::new(mc.clone())
+                    .map_err(|e| locate(span.clone(), format!("[mail]: {e}")))?;
+                Some(mc)
+            }
+        };
+
         let mut policies = HashMap::new();
         for p in file.policy {
             let name = p.name.get_ref().clone();
@@ -894,6 +1200,12 @@ impl RuntimeConfig {
                     return Err(locate(
                         at(&p.name.span()),
                         format!("policy {name:?}: first_factor = \"radius\" needs upstream = \"NAME\""),
+                    ))
+                }
+                (FirstFactor::Ldap, None) if directory.is_none() => {
+                    return Err(locate(
+                        at(&p.name.span()),
+                        format!("policy {name:?}: first_factor = \"ldap\" needs a [directory] section"),
                     ))
                 }
                 (_, Some(u)) => {
@@ -1163,6 +1475,9 @@ impl RuntimeConfig {
             cluster,
             upstreams,
             group_attributes,
+            directory,
+            sync,
+            mail,
             policies,
             clients,
         })

@@ -81,6 +81,23 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
     if let AdminRequest::Stats = req {
         return json!({"ok": true, "result": node.stats_json()});
     }
+    if let AdminRequest::DirectorySync { .. } = req {
+        let res = crate::admin::directory_sync_detached(
+            node.store().clone(),
+            node.config_arc(),
+            node.directory().cloned(),
+            req,
+        )
+        .await;
+        node.after_admin_write(None, false);
+        return match res {
+            Ok(v) => {
+                info!(request = "directory_sync", "admin request done");
+                json!({"ok": true, "result": v})
+            }
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        };
+    }
     let touched = touched(&req);
     let op = format!("{req:?}");
     let node2 = node.clone();
@@ -108,6 +125,7 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::ClientList
         | AdminRequest::Report { .. }
         | AdminRequest::Stats
+        | AdminRequest::DirectorySync { .. }
         | AdminRequest::ClientAdd { .. }
         | AdminRequest::ClientDelete { .. } => None,
         AdminRequest::UserAdd { name, .. }

@@ -13,6 +13,7 @@ pub mod credcache;
 pub mod dedup;
 pub mod dictionary;
 pub mod hot;
+pub mod mail;
 pub mod peer;
 pub mod pipeline;
 pub mod secret;
@@ -118,6 +119,45 @@ fn data_decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Runs a [[sync]] item every `interval` (the first run after a short
+/// delay, so start-up stays quick) until shutdown.
+async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: CancellationToken) {
+    let interval = item.interval.unwrap_or(std::time::Duration::from_secs(3600));
+    let mut next = tokio::time::Instant::now() + std::time::Duration::from_secs(5).min(interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        next += interval;
+        let req = admin::AdminRequest::DirectorySync {
+            item: Some(item.name.clone()),
+            base: None,
+            filter: None,
+            group: None,
+            method: item.method,
+            language: String::new(),
+            dry_run: false,
+            send_email: false,
+        };
+        match admin::directory_sync_detached(
+            node.store().clone(),
+            node.config_arc(),
+            node.directory().cloned(),
+            req,
+        )
+        .await
+        {
+            Ok(v) => {
+                let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
+                info!(sync = %item.name, added = n("add"), updated = n("update"), disabled = n("disable"), mailed = %v["mailed"], "directory sync done");
+                node.after_admin_write(None, false);
+            }
+            Err(e) => tracing::warn!(sync = %item.name, error = %e, "directory sync failed; next try at the next interval"),
+        }
+    }
+}
+
 /// Answers requests other nodes forward over the peer link.
 struct PeerHandler(Arc<Node>);
 
@@ -219,6 +259,11 @@ pub async fn run(
                 tracing::error!(error = %e, "the peer link stopped");
             }
         });
+    }
+    for item in cfg.sync.clone() {
+        let node = node.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move { sync_loop(node, item, stop).await });
     }
     if let Some(listener) = control {
         tasks.spawn(control::serve(

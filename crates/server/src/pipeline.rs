@@ -70,6 +70,8 @@ pub struct Node {
     peer_stats: Arc<PeerStats>,
     /// Upstream RADIUS groups (first factor `radius`).
     upstreams: std::collections::HashMap<String, Upstream>,
+    /// The directory (first factor `ldap`).
+    directory: Option<radmfa_directory::Directory>,
 }
 
 impl std::fmt::Debug for Node {
@@ -196,6 +198,13 @@ impl Node {
             peer_stats,
         } = parts;
         let clients = Clients::new(cfg.clients.clone(), &store)?;
+        let directory = match &cfg.directory {
+            Some(d) => Some(
+                radmfa_directory::Directory::new(d.clone())
+                    .map_err(|e| radmfa_store::StoreError::Invalid(format!("[directory]: {e}")))?,
+            ),
+            None => None,
+        };
         let cfg_upstreams = cfg
             .upstreams
             .iter()
@@ -227,7 +236,18 @@ impl Node {
             peers,
             peer_stats,
             upstreams: cfg_upstreams,
+            directory,
         })
+    }
+
+    /// The running configuration, shared.
+    pub fn config_arc(&self) -> Arc<RuntimeConfig> {
+        self.cfg.clone()
+    }
+
+    /// The directory client, when configured.
+    pub fn directory(&self) -> Option<&radmfa_directory::Directory> {
+        self.directory.as_ref()
     }
 
     /// Peer-link counters.
@@ -671,6 +691,9 @@ impl Node {
                 )
                 .await
             }
+            None if policy.first_factor == FirstFactor::Ldap => {
+                self.ldap_first_leg(&name, &password, policy, end_user).await
+            }
             None => self.first_leg(&name, &password, policy, end_user).await,
         }
     }
@@ -835,6 +858,83 @@ impl Node {
         }
     }
 
+    /// First factor `ldap`: bind to the directory as the user (AD forms
+    /// `user`, `user@domain`, `DOMAIN\user`), then the second factor of the
+    /// local record of the canonical login name; the user's directory groups
+    /// decide whether MFA applies and which attributes the Accept carries.
+    async fn ldap_first_leg(
+        &self,
+        name: &str,
+        password: &[u8],
+        policy: &Policy,
+        end_user: Option<std::net::IpAddr>,
+    ) -> Decision {
+        let mode = "ldap";
+        let Some(directory) = &self.directory else {
+            return Decision::reject(name, mode, "no_directory", MSG_TRY_AGAIN);
+        };
+        // Inline only when the policy says so: the directory sees exactly one
+        // password per request (repeated wrong binds lock AD accounts).
+        let by_name = match self.hot.user(&self.store, name) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(error = %e, "store read failed");
+                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+            }
+        };
+        let inline = match (&by_name, policy.otp_mode) {
+            (Some(c), OtpMode::Inline) => c
+                .token
+                .as_ref()
+                .and_then(|t| split_code(password, usize::from(t.digits))),
+            _ => None,
+        };
+        let first_password = inline.map_or(password, |(pw, _)| pw);
+        let dir_user = match directory.authenticate(name, first_password).await {
+            Ok(u) => u,
+            Err(f) => {
+                use radmfa_directory::AuthFailure as F;
+                let msg = match &f {
+                    F::WrongPassword | F::UnknownUser => MSG_WRONG_CREDENTIALS,
+                    F::AccountDisabled => "Your account is disabled. Contact your help desk.",
+                    F::AccountLocked => "Your account is locked. Contact your help desk.",
+                    F::AccountExpired => "Your account has expired. Contact your help desk.",
+                    F::PasswordExpired => {
+                        "Your password has expired. Change it, then sign in again."
+                    }
+                    _ => "Your password cannot be checked right now. Please try again in a few minutes.",
+                };
+                if matches!(f, F::Unreachable(_)) {
+                    warn!(error = %f, "directory unreachable");
+                }
+                return Decision::reject(name, mode, f.reason(), msg);
+            }
+        };
+        let login = dir_user.login.clone();
+        let cached = if login == name {
+            by_name
+        } else {
+            match self.hot.user(&self.store, &login) {
+                Ok(u) => u,
+                Err(e) => {
+                    warn!(error = %e, "store read failed");
+                    return Decision::reject(&login, mode, "store_error", MSG_TRY_AGAIN);
+                }
+            }
+        };
+        self.second_factor_after(
+            &login,
+            cached,
+            policy,
+            mode,
+            end_user,
+            inline.map(|(_, c)| c),
+            Vec::new(),
+            &dir_user.groups,
+        )
+        .await
+    }
+
     /// The second factor once an external first factor (upstream RADIUS,
     /// directory) has passed. `carry` and `dir_groups` go into the Accept.
     #[allow(clippy::too_many_arguments)]
@@ -937,7 +1037,7 @@ impl Node {
             }
         };
         let first = match policy.first_factor {
-            FirstFactor::Local | FirstFactor::Radius => "pap",
+            FirstFactor::Local | FirstFactor::Radius | FirstFactor::Ldap => "pap",
             FirstFactor::None => "otp",
         };
         let Some(cached) = cached else {

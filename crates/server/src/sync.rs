@@ -176,6 +176,94 @@ pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> 
     out
 }
 
+impl From<radmfa_directory::DirUser> for DirectoryEntry {
+    fn from(u: radmfa_directory::DirUser) -> DirectoryEntry {
+        DirectoryEntry {
+            login: u.login,
+            display_name: u.display_name,
+            email: u.email,
+            phone: u.phone,
+            groups: u.groups,
+            enabled: u.enabled,
+        }
+    }
+}
+
+fn mail_method(m: Method) -> Option<crate::mail::MailMethod> {
+    match m {
+        Method::Call => Some(crate::mail::MailMethod::Call),
+        Method::Sms | Method::SmsTwoWay => Some(crate::mail::MailMethod::Sms),
+        Method::Totp | Method::Hotp | Method::Push => Some(crate::mail::MailMethod::App),
+        Method::None => None,
+    }
+}
+
+/// Runs one sync item (or one-off import): search the directory, plan,
+/// apply unless `dry_run`, then mail the new users when the item says so.
+/// Returns the plan as JSON with `mailed` / `mail_errors`.
+pub async fn run(
+    store: radmfa_store::Store,
+    directory: radmfa_directory::Directory,
+    item: crate::config::SyncItem,
+    dry_run: bool,
+    mailer: Option<crate::mail::Mailer>,
+) -> Result<Value, String> {
+    let found = directory
+        .search_users(item.base.as_deref(), item.filter.as_deref(), item.group.as_deref())
+        .await
+        .map_err(|e| format!("directory search failed: {e}"))?;
+    let entries: Vec<DirectoryEntry> = found.into_iter().map(DirectoryEntry::from).collect();
+    let defaults = SyncDefaults {
+        item: item.name.clone(),
+        method: item.method,
+        language: item.language.clone(),
+    };
+    let st = store.clone();
+    let existing = tokio::task::spawn_blocking(move || st.list_users())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let plan = plan(&existing, &entries, &defaults);
+    let mut out = plan.to_json(dry_run);
+    if dry_run {
+        return Ok(out);
+    }
+    let st = store.clone();
+    let (ex, pl) = (existing, plan.clone());
+    tokio::task::spawn_blocking(move || apply(&st, &ex, &pl))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot write the changes: {e}"))?;
+    let mut mailed = 0u64;
+    let mut errors = Vec::new();
+    if let (true, Some(mailer)) = (item.send_enrollment_email, &mailer) {
+        for u in plan.add.iter().filter(|u| !u.email.is_empty()) {
+            let Some(method) = mail_method(u.method) else {
+                continue;
+            };
+            let e = crate::mail::Enrollment {
+                to: &u.email,
+                display_name: &u.display_name,
+                login: &u.name,
+                method,
+                language: &u.language,
+                phone: &u.phone,
+                pin: None,
+                otpauth_uri: None,
+            };
+            match mailer.send_enrollment(&e).await {
+                Ok(()) => mailed += 1,
+                Err(err) => errors.push(format!("{}: {err}", u.name)),
+            }
+        }
+    }
+    if let Some(m) = out.as_object_mut() {
+        m.insert("mailed".into(), mailed.into());
+        m.insert("mail_errors".into(), errors.into());
+    }
+    Ok(out)
+}
+
 /// Applies a plan in one store transaction (one flush). Disabled users keep
 /// their tokens and PINs. `existing` is the list the plan was made from.
 pub fn apply(
