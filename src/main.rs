@@ -394,7 +394,11 @@ fn print_sync(v: &Value) {
     for u in list("update") {
         let changed: Vec<String> = u["changed"]
             .as_array()
-            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         println!("~ {}: {}", field(&u, "name"), changed.join(", "));
     }
@@ -402,7 +406,10 @@ fn print_sync(v: &Value) {
         println!("- {} (disabled)", u.as_str().unwrap_or_default());
     }
     for u in list("skipped") {
-        println!("  {} (not managed by this import: left alone)", u.as_str().unwrap_or_default());
+        println!(
+            "  {} (not managed by this import: left alone)",
+            u.as_str().unwrap_or_default()
+        );
     }
     println!(
         "{} added, {} updated, {} disabled {verb}{}",

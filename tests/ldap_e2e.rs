@@ -56,7 +56,14 @@ impl Slapd {
     /// Applies an LDIF change as the directory admin.
     fn modify(&self, ldif: &str) {
         let mut child = Command::new("ldapmodify")
-            .args(["-x", "-H", &self.url(), "-D", "cn=admin,dc=example,dc=org", "-w"])
+            .args([
+                "-x",
+                "-H",
+                &self.url(),
+                "-D",
+                "cn=admin,dc=example,dc=org",
+                "-w",
+            ])
             .arg("admin-secret")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -71,7 +78,11 @@ impl Slapd {
             .write_all(ldif.as_bytes())
             .expect("write ldif");
         let out = child.wait_with_output().expect("ldapmodify");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn stop(&self) {
@@ -226,7 +237,11 @@ policy = "corp"
     // A dry run shows the import and changes nothing.
     let dry = env.radmfa(&["import-ldap", "--group", "vpn-users", "--dry-run"]);
     dry.assert_ok();
-    assert!(dry.stdout.contains("+ alice") && dry.stdout.contains("+ carol"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("+ alice") && dry.stdout.contains("+ carol"),
+        "{}",
+        dry.stdout
+    );
     assert!(dry.stdout.contains("would be"), "{}", dry.stdout);
     assert_ne!(env.radmfa(&["user", "show", "alice"]).code(), 0);
 
@@ -236,17 +251,29 @@ policy = "corp"
     let addr = server.addr_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while env.radmfa(&["user", "show", "carol"]).code() != 0 {
-        assert!(Instant::now() < deadline, "sync did not run: {}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "sync did not run: {}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let alice = user_json(&env, "alice");
     assert_eq!(alice["phone"], "+15550107001");
     assert_eq!(alice["email"], "alice@example.org");
     assert_eq!(alice["method"], "totp");
-    assert_ne!(env.radmfa(&["user", "show", "erin"]).code(), 0, "erin is not in vpn-users");
+    assert_ne!(
+        env.radmfa(&["user", "show", "erin"]).code(),
+        0,
+        "erin is not in vpn-users"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while sink.messages().len() < 2 {
-        assert!(Instant::now() < deadline, "no enrollment mail: {}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "no enrollment mail: {}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let mails = sink.messages();
@@ -254,7 +281,10 @@ policy = "corp"
         .iter()
         .find(|m| m.contains("alice@example.org"))
         .expect("a mail to alice");
-    assert!(to_alice.contains("https://mfa.example.org/portal"), "{to_alice}");
+    assert!(
+        to_alice.contains("https://mfa.example.org/portal"),
+        "{to_alice}"
+    );
     assert!(to_alice.contains("Alice Archer"), "{to_alice}");
 
     // First factor against the directory, then the TOTP challenge; the
@@ -266,7 +296,12 @@ policy = "corp"
     let state = r.attr("State").expect("State").to_string();
     let r = login(&addr, "alice", &totp_now(&secret), Some(&state));
     expect(&r, "Access-Accept");
-    assert_eq!(r.text("Filter-Id").as_deref(), Some("vpn-acl"), "{}", r.output);
+    assert_eq!(
+        r.text("Filter-Id").as_deref(),
+        Some("vpn-acl"),
+        "{}",
+        r.output
+    );
     assert!(r.output.contains("Class = 0x7670"), "{}", r.output);
 
     // Wrong password, locked account, MFA bypass group, not enrolled.
@@ -274,18 +309,35 @@ policy = "corp"
     expect(&r, "Access-Reject");
     let r = login(&addr, "dave", "dave-pw", None);
     expect(&r, "Access-Reject");
-    assert!(r.text("Reply-Message").unwrap_or_default().contains("locked"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("locked"),
+        "{}",
+        r.output
+    );
     let r = login(&addr, "bob", "bob-pw", None);
     expect(&r, "Access-Accept");
     let r = login(&addr, "erin", "erin-pw", None);
     expect(&r, "Access-Reject");
-    assert!(r.text("Reply-Message").unwrap_or_default().contains("not set up"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("not set up"),
+        "{}",
+        r.output
+    );
     let reasons: Vec<String> = ["alice", "dave", "bob", "erin"]
         .iter()
         .flat_map(|u| env.report(&["--user", u]))
         .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
         .collect();
-    for want in ["wrong_password", "account_locked", "mfa_not_required_for_group", "not_enrolled"] {
+    for want in [
+        "wrong_password",
+        "account_locked",
+        "mfa_not_required_for_group",
+        "not_enrolled",
+    ] {
         assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
     }
 
@@ -308,7 +360,16 @@ policy = "corp"
     slapd.stop();
     let r = login(&addr, "alice", "alice-pw", None);
     expect(&r, "Access-Reject");
-    assert!(r.text("Reply-Message").unwrap_or_default().contains("cannot be checked"), "{}", r.output);
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("cannot be checked"),
+        "{}",
+        r.output
+    );
     let log = server.log();
-    assert!(!log.contains("alice-pw") && !log.contains("svc-secret"), "{log}");
+    assert!(
+        !log.contains("alice-pw") && !log.contains("svc-secret"),
+        "{log}"
+    );
 }

@@ -230,7 +230,13 @@ policy = "proxy"
 }
 
 /// Runs tests/py/mschapv2.py; returns its JSON.
-fn mschapv2(server: &str, secret: &str, user: &str, password: &str, seed: &str) -> serde_json::Value {
+fn mschapv2(
+    server: &str,
+    secret: &str,
+    user: &str,
+    password: &str,
+    seed: &str,
+) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(common::py_dir().join("mschapv2.py"))
         .args(["--server", server, "--secret", secret, "--user", user])
@@ -286,8 +292,16 @@ policy = "rdg"
         extra,
         ..ConfigOptions::default()
     });
-    env.radmfa(&["user", "add", "mona", "--method", "call", "--phone", "+15550108001"])
-        .assert_ok();
+    env.radmfa(&[
+        "user",
+        "add",
+        "mona",
+        "--method",
+        "call",
+        "--phone",
+        "+15550108001",
+    ])
+    .assert_ok();
     env.radmfa(&["user", "add", "victor"]).assert_ok();
     env.enroll("victor", common::TOTP_SECRETS[0]).assert_ok();
     let server = env.start();
@@ -318,7 +332,10 @@ policy = "rdg"
     let r = mschapv2(&addr, SECRET, "victor", "victor-pw", "seed-3");
     assert_eq!(r["code"], 3, "{r}");
     assert!(
-        r["reply_message"].as_str().unwrap_or_default().contains("cannot ask for a code"),
+        r["reply_message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot ask for a code"),
         "{r}"
     );
 }

@@ -89,7 +89,11 @@ class Authenticator:
             and auth_data.login == self.user
             and auth_data.password == self.password
         )
-        return AuthResult(success=ok)
+        if ok:
+            return AuthResult(success=True, auth_data=auth_data)
+        # handled=False: aiosmtpd itself answers 535 (its default, handled=True,
+        # would leave the client waiting for a reply).
+        return AuthResult(success=False, handled=False)
 
 
 async def main():

@@ -154,7 +154,8 @@ pub struct DirectoryConfig {
     pub timeout: Duration,
     /// Idle service-account connections kept open per server (0: no pooling).
     pub pool_size: usize,
-    /// Nesting bound when groups are resolved by walking (1 = direct groups only).
+    /// Nesting bound when groups are resolved by walking (1 = direct groups only, 0 = no
+    /// groups). AD's in-chain rule resolves the whole chain server-side (only 0 applies).
     pub max_group_depth: usize,
 }
 

@@ -347,3 +347,22 @@ fn dir_user_fallbacks() {
     assert_eq!(bare.display_name, "bob");
     assert!(!bare.enabled);
 }
+
+/// The server spawns these futures on a multi-threaded runtime: they must be
+/// `Send` for any borrow (an async closure inside would break that).
+#[test]
+fn futures_are_send() {
+    fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}
+    let cfg = DirectoryConfig::new(
+        DirectoryKind::Ldap,
+        vec!["ldap://127.0.0.1:1".into()],
+        "dc=example,dc=org",
+        "cn=svc",
+        Secret::new("x".into()),
+    );
+    let d = Directory::new(cfg).expect("directory");
+    let (a, b, c) = (d.clone(), d.clone(), d);
+    spawnable(async move { a.authenticate("alice", b"pw").await.is_ok() });
+    spawnable(async move { b.lookup("alice").await.is_ok() });
+    spawnable(async move { c.search_users(None, None, Some("g")).await.is_ok() });
+}

@@ -31,8 +31,6 @@ pub use auth::{
     verify_response, MessageAuthenticator,
 };
 pub use error::Error;
-pub use mppe::{
-    mppe_decrypt, mppe_encrypt, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, VENDOR_MICROSOFT,
-};
+pub use mppe::{mppe_decrypt, mppe_encrypt, MS_MPPE_RECV_KEY, MS_MPPE_SEND_KEY, VENDOR_MICROSOFT};
 pub use packet::{Packet, HEADER_LEN, MAX_PACKET_LEN};
 pub use types::{AttrType, Code};

@@ -31,7 +31,10 @@ pub fn mppe_encrypt(
     salt: [u8; 2],
 ) -> Result<Vec<u8>, Error> {
     check_secret(secret)?;
-    let len = u8::try_from(key.len()).ok().filter(|l| *l <= 239).ok_or(Error::BadPasswordLength)?;
+    let len = u8::try_from(key.len())
+        .ok()
+        .filter(|l| *l <= 239)
+        .ok_or(Error::BadPasswordLength)?;
     let salt = [salt[0] | 0x80, salt[1]];
     let mut plain = Vec::with_capacity(key.len() + 16);
     plain.push(len);
@@ -43,7 +46,10 @@ pub fn mppe_encrypt(
     out.extend_from_slice(&salt);
     let mut prev: Vec<u8> = [request_authenticator.as_slice(), &salt].concat();
     for block in plain.chunks_exact(16) {
-        let pad = Md5::new().chain_update(secret).chain_update(&prev).finalize();
+        let pad = Md5::new()
+            .chain_update(secret)
+            .chain_update(&prev)
+            .finalize();
         let c: Vec<u8> = block.iter().zip(pad).map(|(p, k)| p ^ k).collect();
         out.extend_from_slice(&c);
         prev = c;
@@ -66,7 +72,10 @@ pub fn mppe_decrypt(
     let mut plain = Vec::with_capacity(blocks.len());
     let mut prev: Vec<u8> = [request_authenticator.as_slice(), salt].concat();
     for block in blocks.chunks_exact(16) {
-        let pad = Md5::new().chain_update(secret).chain_update(&prev).finalize();
+        let pad = Md5::new()
+            .chain_update(secret)
+            .chain_update(&prev)
+            .finalize();
         plain.extend(block.iter().zip(pad).map(|(c, k)| c ^ k));
         prev = block.to_vec();
     }
@@ -101,7 +110,12 @@ mod tests {
         let a = [0u8; 16];
         assert!(mppe_decrypt(&[0x80], b"s", &a).is_err());
         assert!(mppe_decrypt(&[0x80, 0, 1, 2], b"s", &a).is_err());
-        assert!(mppe_decrypt(&[0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], b"s", &a).is_err());
+        assert!(mppe_decrypt(
+            &[0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            b"s",
+            &a
+        )
+        .is_err());
         assert!(mppe_encrypt(&[0; 240], b"s", &a, [0, 0]).is_err());
         assert!(mppe_encrypt(&[1], b"", &a, [0, 0]).is_err());
         for n in 0..80 {

@@ -215,7 +215,9 @@ impl AdminRequest {
                 .ok_or_else(|| AdminError::Invalid(format!("no [[sync]] item named {name:?}")));
         }
         if filter.is_some() && group.is_some() {
-            return Err(AdminError::Invalid("give --filter or --group, not both".into()));
+            return Err(AdminError::Invalid(
+                "give --filter or --group, not both".into(),
+            ));
         }
         Ok(crate::config::SyncItem {
             name: "import".into(),

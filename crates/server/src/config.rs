@@ -1052,14 +1052,18 @@ impl RuntimeConfig {
                 let d = d.into_inner();
                 let fail = |reason: String| locate(span.clone(), format!("[directory]: {reason}"));
                 if d.servers.is_empty() {
-                    return Err(fail("servers needs at least one ldap:// or ldaps:// URL".into()));
+                    return Err(fail(
+                        "servers needs at least one ldap:// or ldaps:// URL".into(),
+                    ));
                 }
                 if let Some(bad) = d
                     .servers
                     .iter()
                     .find(|u| !(u.starts_with("ldap://") || u.starts_with("ldaps://")))
                 {
-                    return Err(fail(format!("server {bad:?} must start with ldap:// or ldaps://")));
+                    return Err(fail(format!(
+                        "server {bad:?} must start with ldap:// or ldaps://"
+                    )));
                 }
                 let password = match &d.bind_password_file {
                     Some(p) => read_secret(p, "[directory] bind_password_file", span.clone())?,
@@ -1108,14 +1112,22 @@ impl RuntimeConfig {
         let mut sync = Vec::new();
         for item in file.sync {
             let name = item.name.get_ref().clone();
-            let fail = |reason: String| locate(at(&item.name.span()), format!("[[sync]] {name:?}: {reason}"));
+            let fail = |reason: String| {
+                locate(
+                    at(&item.name.span()),
+                    format!("[[sync]] {name:?}: {reason}"),
+                )
+            };
             if directory.is_none() {
                 return Err(fail("needs a [directory] section".into()));
             }
             if item.filter.is_some() && item.group.is_some() {
                 return Err(fail("give filter or group, not both".into()));
             }
-            let method: radmfa_store::Method = item.method.parse().map_err(|e: radmfa_store::StoreError| fail(e.to_string()))?;
+            let method: radmfa_store::Method = item
+                .method
+                .parse()
+                .map_err(|e: radmfa_store::StoreError| fail(e.to_string()))?;
             let interval = *item.interval_secs.get_ref();
             if !(60..=86_400).contains(&interval) {
                 return Err(locate(

@@ -122,7 +122,9 @@ fn data_decode_hex(s: &str) -> Option<Vec<u8>> {
 /// Runs a [[sync]] item every `interval` (the first run after a short
 /// delay, so start-up stays quick) until shutdown.
 async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: CancellationToken) {
-    let interval = item.interval.unwrap_or(std::time::Duration::from_secs(3600));
+    let interval = item
+        .interval
+        .unwrap_or(std::time::Duration::from_secs(3600));
     let mut next = tokio::time::Instant::now() + std::time::Duration::from_secs(5).min(interval);
     loop {
         tokio::select! {
@@ -153,7 +155,9 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
                 info!(sync = %item.name, added = n("add"), updated = n("update"), disabled = n("disable"), mailed = %v["mailed"], "directory sync done");
                 node.after_admin_write(None, false);
             }
-            Err(e) => tracing::warn!(sync = %item.name, error = %e, "directory sync failed; next try at the next interval"),
+            Err(e) => {
+                tracing::warn!(sync = %item.name, error = %e, "directory sync failed; next try at the next interval")
+            }
         }
     }
 }

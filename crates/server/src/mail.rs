@@ -704,7 +704,10 @@ impl Mailer {
         let mut builtins = HashMap::new();
         for (method, language, text) in BUILTIN {
             let source = format!("built-in {}.{language}.txt", method.as_str());
-            builtins.insert((method, language.to_owned()), Template::parse(&source, text)?);
+            builtins.insert(
+                (method, language.to_owned()),
+                Template::parse(&source, text)?,
+            );
         }
         let overrides = match &cfg.templates_dir {
             Some(dir) => load_overrides(dir)?,

@@ -692,7 +692,8 @@ impl Node {
                 .await
             }
             None if policy.first_factor == FirstFactor::Ldap => {
-                self.ldap_first_leg(&name, &password, policy, end_user).await
+                self.ldap_first_leg(&name, &password, policy, end_user)
+                    .await
             }
             None => self.first_leg(&name, &password, policy, end_user).await,
         }

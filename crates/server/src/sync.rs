@@ -209,7 +209,11 @@ pub async fn run(
     mailer: Option<crate::mail::Mailer>,
 ) -> Result<Value, String> {
     let found = directory
-        .search_users(item.base.as_deref(), item.filter.as_deref(), item.group.as_deref())
+        .search_users(
+            item.base.as_deref(),
+            item.filter.as_deref(),
+            item.group.as_deref(),
+        )
         .await
         .map_err(|e| format!("directory search failed: {e}"))?;
     let entries: Vec<DirectoryEntry> = found.into_iter().map(DirectoryEntry::from).collect();

@@ -42,13 +42,6 @@ fn config_err(cfg: MailConfig) -> String {
     }
 }
 
-fn template_err(cfg: MailConfig) -> String {
-    match Mailer::new(cfg) {
-        Err(MailError::Template(m)) => m,
-        other => panic!("expected a template error, got {other:?}"),
-    }
-}
-
 #[test]
 fn every_builtin_renders_for_every_method_and_language() {
     let m = mailer();
@@ -208,7 +201,11 @@ fn app_block_needs_an_otpauth_uri() {
     let (_, with) = m.render(&e).unwrap();
     assert!(with.contains("If you cannot scan the QR code"));
     assert!(with.contains(&format!(":\n{URI}\n")), "{with}");
-    for bad in ["https://evil.example/", "otpauth://totp/x\r\nBcc: a@b", "otpauth://a b"] {
+    for bad in [
+        "https://evil.example/",
+        "otpauth://totp/x\r\nBcc: a@b",
+        "otpauth://a b",
+    ] {
         e.otpauth_uri = Some(bad);
         assert!(matches!(m.render(&e), Err(MailError::Template(_))), "{bad}");
     }
@@ -222,8 +219,13 @@ fn values_cannot_add_lines() {
     e.login = "eve\nX-Evil: 1";
     let (subject, body) = m.render(&e).unwrap();
     assert!(!subject.contains('\n'));
-    assert!(body.starts_with("Hello Eve  Bcc: victim@example.org,\n"), "{body}");
-    assert!(!body.lines().any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil")));
+    assert!(
+        body.starts_with("Hello Eve  Bcc: victim@example.org,\n"),
+        "{body}"
+    );
+    assert!(!body
+        .lines()
+        .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil")));
 }
 
 fn header_lines(raw: &[u8]) -> Vec<String> {
@@ -245,7 +247,10 @@ fn header_injection_is_impossible() {
         .unwrap()
         .formatted();
     for line in header_lines(&raw) {
-        assert!(!line.starts_with("Bcc:") && !line.starts_with("X-Evil:"), "{line}");
+        assert!(
+            !line.starts_with("Bcc:") && !line.starts_with("X-Evil:"),
+            "{line}"
+        );
     }
     // lettre 0.11 cannot encode CR/LF in a mailbox name and panics in the
     // builder instead; that is why the mailer cleans names first. If a later
@@ -253,14 +258,20 @@ fn header_injection_is_impossible() {
     let built = std::panic::catch_unwind(|| {
         Message::builder()
             .from("a <a@example.org>".parse().unwrap())
-            .to(Mailbox::new(Some(evil.to_owned()), "b@example.org".parse().unwrap()))
+            .to(Mailbox::new(
+                Some(evil.to_owned()),
+                "b@example.org".parse().unwrap(),
+            ))
             .subject("s")
             .body(String::from("x"))
             .map(|m| m.formatted())
     });
     if let Ok(Ok(raw)) = built {
         for line in header_lines(&raw) {
-            assert!(!line.starts_with("Bcc:") && !line.starts_with("X-Evil:"), "{line}");
+            assert!(
+                !line.starts_with("Bcc:") && !line.starts_with("X-Evil:"),
+                "{line}"
+            );
         }
     }
     // Through the mailer, with an override subject that carries the name.
@@ -283,7 +294,9 @@ fn header_injection_is_impossible() {
             assert!(!line.starts_with(bad), "{line}");
         }
     }
-    assert!(headers.iter().any(|l| l == "Auto-Submitted: auto-generated"));
+    assert!(headers
+        .iter()
+        .any(|l| l == "Auto-Submitted: auto-generated"));
     assert!(headers.iter().any(|l| l.starts_with("Subject: ")));
     assert_eq!(
         headers.iter().filter(|l| l.starts_with("To: ")).count(),
@@ -307,7 +320,9 @@ fn message_is_plain_text_utf8() {
     assert!(headers
         .iter()
         .any(|l| l.eq_ignore_ascii_case("Content-Type: text/plain; charset=utf-8")));
-    assert!(headers.iter().any(|l| l.starts_with("From: radmfa <mfa@example.org>")));
+    assert!(headers
+        .iter()
+        .any(|l| l.starts_with("From: radmfa <mfa@example.org>")));
     assert!(headers.iter().any(|l| l.starts_with("Date: ")));
     assert!(headers.iter().any(|l| l.starts_with("Message-ID: ")));
     assert!(raw.is_ascii(), "headers and body are transfer-encoded");
@@ -367,16 +382,28 @@ fn override_error(name: &str, text: &str) -> String {
 
 #[test]
 fn override_template_errors_name_file_and_line() {
-    let e = override_error("sms.en.txt", "Subject: s\n\nHello {display_name},\nsee {portal}\n");
-    assert!(e.ends_with("sms.en.txt:4: unknown placeholder {portal}"), "{e}");
+    let e = override_error(
+        "sms.en.txt",
+        "Subject: s\n\nHello {display_name},\nsee {portal}\n",
+    );
+    assert!(
+        e.ends_with("sms.en.txt:4: unknown placeholder {portal}"),
+        "{e}"
+    );
     let e = override_error("sms.en.txt", "Subject: s {nope}\n\nbody\n");
-    assert!(e.ends_with("sms.en.txt:1: unknown placeholder {nope}"), "{e}");
+    assert!(
+        e.ends_with("sms.en.txt:1: unknown placeholder {nope}"),
+        "{e}"
+    );
     let e = override_error("app.nl.txt", "Hallo\n\nbody\n");
     assert!(e.contains("app.nl.txt:1: the first line must be"), "{e}");
     let e = override_error("app.nl.txt", "Subject:   \nbody\n");
     assert!(e.contains("app.nl.txt:1: empty subject"), "{e}");
     let e = override_error("app.nl.txt", "Subject: PIN {pin_block}\nbody\n");
-    assert!(e.contains(":1: {pin_block} is not allowed in the subject"), "{e}");
+    assert!(
+        e.contains(":1: {pin_block} is not allowed in the subject"),
+        "{e}"
+    );
     let e = override_error("app.nl.txt", "Subject: s\nbody {app_block\n");
     assert!(e.contains("app.nl.txt:2: unclosed"), "{e}");
     let e = override_error("app.nl.txt", "Subject: s\nbody\n a } b\n");
@@ -402,7 +429,9 @@ fn override_files_must_be_utf8_and_small() {
     assert!(matches!(Mailer::new(cfg.clone()), Err(MailError::Template(m)) if m.contains("UTF-8")));
     let big = format!("Subject: s\n{}\n", "x".repeat(70 * 1024));
     std::fs::write(dir.path().join("sms.en.txt"), big).unwrap();
-    assert!(matches!(Mailer::new(cfg.clone()), Err(MailError::Template(m)) if m.contains("larger")));
+    assert!(
+        matches!(Mailer::new(cfg.clone()), Err(MailError::Template(m)) if m.contains("larger"))
+    );
     cfg.templates_dir = Some(dir.path().join("missing"));
     assert!(config_err(cfg).contains("missing"));
 }
@@ -415,7 +444,14 @@ fn config_is_validated() {
     let mut c = config();
     c.host = "192.0.2.1".to_owned();
     config_err(c);
-    for host in ["localhost", "127.0.0.1", "127.0.0.53", "::1", "[::1]", "LOCALHOST"] {
+    for host in [
+        "localhost",
+        "127.0.0.1",
+        "127.0.0.53",
+        "::1",
+        "[::1]",
+        "LOCALHOST",
+    ] {
         let mut c = config();
         c.host = host.to_owned();
         assert!(Mailer::new(c).is_ok(), "{host}");
@@ -448,7 +484,12 @@ fn config_is_validated() {
     let mut c = config();
     c.from = "radmfa <mfa@example.org>\r\nBcc: x@example.org".to_owned();
     config_err(c);
-    for url in ["ftp://x", "mfa.example.org", "https://x/\nBcc: y", "https://a b"] {
+    for url in [
+        "ftp://x",
+        "mfa.example.org",
+        "https://x/\nBcc: y",
+        "https://a b",
+    ] {
         let mut c = config();
         c.portal_url = url.to_owned();
         assert!(config_err(c).contains("portal_url"), "{url}");
@@ -493,7 +534,10 @@ fn secrets_stay_out_of_debug() {
     e.pin = Some("482913");
     e.otpauth_uri = Some(URI);
     let dbg = format!("{e:?}");
-    assert!(!dbg.contains("482913") && !dbg.contains("JBSWY3DP"), "{dbg}");
+    assert!(
+        !dbg.contains("482913") && !dbg.contains("JBSWY3DP"),
+        "{dbg}"
+    );
     assert!(!dbg.contains("1234"), "phone masked: {dbg}");
     assert!(dbg.contains("jdevries"));
 }
@@ -526,7 +570,10 @@ async fn refused_connection_is_a_send_error() {
         .send_enrollment(&enrollment(MailMethod::Sms, "en"))
         .await
         .unwrap_err();
-    assert!(matches!(err, MailError::Send(ref s) if s.contains(&port.to_string())), "{err}");
+    assert!(
+        matches!(err, MailError::Send(ref s) if s.contains(&port.to_string())),
+        "{err}"
+    );
 }
 
 #[tokio::test]
