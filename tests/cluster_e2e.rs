@@ -6,30 +6,15 @@
 
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sim::{code_in, env_with_gateway, Sim, API_KEY};
-use common::{radclient, Env, RadReply, SECRET};
+use common::{free_tcp_port, free_udp_port, login, Env, SECRET};
 
 const USERS: usize = 20;
 const LOGINS: usize = 200;
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn phone(i: usize) -> String {
     format!("+1555020{i:04}")
@@ -151,15 +136,6 @@ fn start_nginx(dir: &Path, listen: u16, upstreams: &[String]) -> Nginx {
         );
     }
     Nginx(child)
-}
-
-fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
-    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    input.push_str("Message-Authenticator = 0x00\n");
-    radclient(addr, "auth", SECRET, &input)
 }
 
 #[test]

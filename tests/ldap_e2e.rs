@@ -12,14 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{radclient, totp_now, ConfigOptions, Env, RadReply, SECRET};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use common::{expect, free_tcp_port, login, totp_now, ConfigOptions, Env, SECRET};
 
 fn tests_dir() -> PathBuf {
     common::py_dir().parent().expect("tests dir").to_path_buf()
@@ -33,7 +26,7 @@ struct Slapd {
 impl Slapd {
     fn start(dir: &Path) -> Slapd {
         let dir = dir.join("slapd");
-        let port = free_port();
+        let port = free_tcp_port();
         let out = Command::new("bash")
             .arg(tests_dir().join("ldap/start-slapd.sh"))
             .arg(&dir)
@@ -156,20 +149,6 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
-    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    input.push_str("Message-Authenticator = 0x00\n");
-    radclient(addr, "auth", SECRET, &input)
-}
-
-#[track_caller]
-fn expect(r: &RadReply, code: &str) {
-    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
 }
 
 fn user_json(env: &Env, name: &str) -> serde_json::Value {

@@ -6,23 +6,7 @@
 mod common;
 
 use common::sim::{code_in, env_with_gateway, Sim};
-use common::{
-    assert_signed, code_name, py_attr, radclient, totp_now, Env, PyRequest, RadReply, SECRET,
-};
-
-fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
-    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    input.push_str("Message-Authenticator = 0x00\n");
-    radclient(addr, "auth", SECRET, &input)
-}
-
-#[track_caller]
-fn expect(r: &RadReply, code: &str) {
-    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
-}
+use common::{assert_signed, code_name, expect, login, py_attr, totp_now, Env, PyRequest, SECRET};
 
 fn add_user(env: &Env, name: &str, args: &[&str]) {
     let mut all = vec!["user", "add", name, "--password-stdin"];

@@ -7,16 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::sim::{code_in, env_with_gateway, Sim, PHONE};
-use common::{radclient, Env, RadReply, SECRET};
-
-fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
-    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    input.push_str("Message-Authenticator = 0x00\n");
-    radclient(addr, "auth", SECRET, &input)
-}
+use common::{login, Env, SECRET};
 
 fn add_sms_user(env: &Env, name: &str) {
     env.radmfa_stdin(

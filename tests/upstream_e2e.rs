@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{radclient, totp_now, ConfigOptions, Env, RadReply, SECRET};
+use common::{expect, free_udp_port, login_with, totp_now, ConfigOptions, Env, RadReply, SECRET};
 
 const UP_SECRET: &str = "upstream-secret-42";
 
@@ -21,13 +20,6 @@ impl Drop for FreeRadius {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port()
 }
 
 fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
@@ -76,18 +68,15 @@ fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
     FreeRadius(child)
 }
 
+/// A login whose request carries a Proxy-State (relayed back unchanged).
 fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
-    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
-    if let Some(s) = state {
-        input.push_str(&format!("State = {s}\n"));
-    }
-    input.push_str("Proxy-State = 0x6e61732d3031\nMessage-Authenticator = 0x00\n");
-    radclient(addr, "auth", SECRET, &input)
-}
-
-#[track_caller]
-fn expect(r: &RadReply, code: &str) {
-    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
+    login_with(
+        addr,
+        user,
+        password,
+        state,
+        "Proxy-State = 0x6e61732d3031\n",
+    )
 }
 
 #[test]

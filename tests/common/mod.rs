@@ -919,3 +919,48 @@ pub fn assert_signed(reply: &Value) {
         "pyrad VerifyReply: {reply:#}"
     );
 }
+
+/// An Access-Request through radclient with User-Name, User-Password, the
+/// State of a challenge when given, and a Message-Authenticator.
+pub fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
+    login_with(addr, user, password, state, "")
+}
+
+/// [`login`] with extra radclient attribute lines (e.g. `Proxy-State = 0x01\n`).
+pub fn login_with(
+    addr: &str,
+    user: &str,
+    password: &str,
+    state: Option<&str>,
+    extra: &str,
+) -> RadReply {
+    let mut input = format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\n");
+    if let Some(s) = state {
+        input.push_str(&format!("State = {s}\n"));
+    }
+    input.push_str(extra);
+    input.push_str("Message-Authenticator = 0x00\n");
+    radclient(addr, "auth", SECRET, &input)
+}
+
+/// Asserts the reply code (`Access-Accept`, ...), showing radclient's output.
+#[track_caller]
+pub fn expect(r: &RadReply, code: &str) {
+    assert_eq!(r.code.as_deref(), Some(code), "{}", r.output);
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A UDP port free on 127.0.0.1 right now.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
