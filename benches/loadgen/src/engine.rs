@@ -5,12 +5,16 @@
 //! Workers busy-poll their non-blocking sockets: the load generator is meant to own a CPU
 //! (`taskset`), and polling keeps latency measurement precise to a microsecond or so, where
 //! socket read timeouts would round to scheduler ticks.
+//!
+//! The SMS scenario reads each code back from the gateway simulator over HTTPS; that is
+//! done by the fetch threads of [`crate::sms`], so a worker never blocks on HTTP.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,8 +24,9 @@ use radmfa_otp::Totp;
 use radmfa_radius::{AttrType, Attribute, Code, Packet};
 use socket2::SockRef;
 
+use crate::sms::{FetchJob, FetchPool, Fetched, SmsOptions};
 use crate::stats::Stats;
-use crate::users::User;
+use crate::users::{Needs, User};
 
 /// Which authentication flow a transaction performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +36,10 @@ pub enum Scenario {
     /// Access-Request (password) -> Access-Challenge with State -> Access-Request (State,
     /// code) -> Accept. Latency covers both legs.
     Challenge,
+    /// One-way SMS: Access-Request (password) -> Access-Challenge with State (the server
+    /// has sent the code through the gateway) -> the code is read from the gateway
+    /// simulator -> Access-Request (State, code) -> Accept. Latency covers the whole login.
+    Sms,
 }
 
 impl Scenario {
@@ -39,6 +48,15 @@ impl Scenario {
         match self {
             Scenario::Inline => "inline",
             Scenario::Challenge => "challenge",
+            Scenario::Sms => "sms",
+        }
+    }
+
+    /// What every user needs for this flow.
+    pub fn needs(self) -> Needs {
+        match self {
+            Scenario::Inline | Scenario::Challenge => Needs::Totp,
+            Scenario::Sms => Needs::Phone,
         }
     }
 }
@@ -70,6 +88,10 @@ pub struct Config {
     pub outstanding: usize,
     /// UDP sockets (split over threads); each gives 256 identifiers.
     pub sockets: usize,
+    /// Requests in flight per socket at most (1..=256). A UDP balancer that keeps a
+    /// session per source address (nginx `stream`) sends every request of a busy socket
+    /// to the same server; with 1, each request opens its own session.
+    pub per_socket: usize,
     /// Worker threads.
     pub threads: usize,
     /// Retransmission timeout.
@@ -82,6 +104,8 @@ pub struct Config {
     pub one_pass: bool,
     /// NAS-Identifier sent in every request.
     pub nas_identifier: String,
+    /// Where the SMS codes are read (SMS scenario only).
+    pub sms: Option<SmsOptions>,
 }
 
 impl Config {
@@ -93,17 +117,21 @@ impl Config {
         if self.sockets < self.threads {
             bail!("--sockets must be at least --threads");
         }
+        if !(1..=256).contains(&self.per_socket) {
+            bail!("--per-socket must be between 1 and 256");
+        }
         if users < self.threads {
             bail!("need at least one user per thread");
         }
         for t in 0..self.threads {
             let window = share(self.outstanding, self.threads, t);
             let socks = share(self.sockets, self.threads, t);
-            if window > socks * 256 {
+            if window > socks * self.per_socket {
                 bail!(
-                    "--outstanding {} needs more identifiers than --sockets {} give (256 each)",
+                    "--outstanding {} needs more requests in flight than --sockets {} x --per-socket {} allow",
                     self.outstanding,
-                    self.sockets
+                    self.sockets,
+                    self.per_socket
                 );
             }
         }
@@ -138,9 +166,32 @@ pub struct Outcome {
 /// TOTP period assumed by the code cache (`Totp::default()` uses 30 s steps).
 const TOTP_PERIOD: u64 = 30;
 
+/// What a worker hands the fetch pool with a job: the transaction and the State of the
+/// Access-Challenge to answer.
+type FetchTag = (Txn, Vec<u8>);
+
 /// Runs the load and returns the merged statistics.
 pub fn run(cfg: &Config, users: Arc<Vec<User>>) -> Result<Outcome> {
     cfg.validate(users.len())?;
+    crate::users::require(&users, cfg.scenario.needs())?;
+    let fetch = match (&cfg.sms, cfg.scenario) {
+        (Some(opts), Scenario::Sms) => Some(FetchPool::start::<FetchTag>(opts)?),
+        (None, Scenario::Sms) => bail!("the sms scenario needs --sim-url, --sim-key and --sim-ca"),
+        _ => None,
+    };
+    run_with(cfg, users, fetch)
+}
+
+/// [`run`] with the SMS fetch pool given (tests put a fake in its place).
+fn run_with(
+    cfg: &Config,
+    users: Arc<Vec<User>>,
+    fetch: Option<Sender<FetchJob<FetchTag>>>,
+) -> Result<Outcome> {
+    cfg.validate(users.len())?;
+    if cfg.scenario == Scenario::Sms && fetch.is_none() {
+        bail!("the sms scenario needs the fetch pool");
+    }
     let mut per_thread_socks: Vec<Vec<UdpSocket>> = (0..cfg.threads).map(|_| Vec::new()).collect();
     for i in 0..cfg.sockets {
         let sock = open_socket(cfg.server)?;
@@ -162,10 +213,19 @@ pub fn run(cfg: &Config, users: Arc<Vec<User>>) -> Result<Outcome> {
         let users = Arc::clone(&users);
         let cfg = cfg.clone();
         let abort = Arc::clone(&abort);
+        let jobs = fetch.clone();
         let handle = thread::Builder::new()
             .name(format!("loadgen-{t}"))
             .spawn(move || -> Result<Stats> {
                 let mut w = Worker::new(&cfg, &users, socks, t, start, measure_from, measure_to);
+                w.fetch = jobs.map(|jobs| {
+                    let (reply, answers) = mpsc::channel();
+                    FetchLink {
+                        jobs,
+                        reply,
+                        answers,
+                    }
+                });
                 let res = w.run(&abort);
                 if res.is_err() {
                     abort.store(true, Ordering::Relaxed);
@@ -192,6 +252,8 @@ pub fn run(cfg: &Config, users: Arc<Vec<User>>) -> Result<Outcome> {
         }
     }
 
+    // The workers hold the only other senders: once they are done the fetch threads stop.
+    drop(fetch);
     let mut stats = Stats::default();
     let mut first_err = None;
     for h in handles {
@@ -281,7 +343,10 @@ struct Pending {
     leg: Leg,
     packet: Vec<u8>,
     authenticator: [u8; 16],
+    /// Last transmission (for the retransmission timer).
     sent: Instant,
+    /// First transmission (for the per-leg latency).
+    first_sent: Instant,
     tries: u32,
 }
 
@@ -291,6 +356,31 @@ struct Sock {
     /// Free identifiers, reused first-in first-out so an identifier is reused as late as possible.
     free: VecDeque<u8>,
 }
+
+impl Sock {
+    /// Requests waiting for a reply on this socket.
+    fn in_use(&self) -> usize {
+        256 - self.free.len()
+    }
+}
+
+/// A worker's side of the SMS fetch pool.
+struct FetchLink {
+    jobs: Sender<FetchJob<FetchTag>>,
+    /// Cloned into every job; the answers come back on `answers`.
+    reply: Sender<Fetched<FetchTag>>,
+    answers: Receiver<Fetched<FetchTag>>,
+}
+
+/// SMS scenario: a code fetched, the second leg waiting for a socket with room.
+struct ReadyLeg {
+    txn: Txn,
+    state: Vec<u8>,
+    code: String,
+}
+
+/// Fetch errors printed to stderr at most (the count is in the report).
+const FETCH_ERRORS_SHOWN: u32 = 3;
 
 impl Sock {
     fn new(udp: UdpSocket) -> Sock {
@@ -306,6 +396,8 @@ enum Finish {
     Accept,
     Reject,
     Other,
+    /// SMS scenario: the code could not be read from the simulator.
+    NoSms,
 }
 
 struct Worker<'a> {
@@ -322,6 +414,14 @@ struct Worker<'a> {
     remaining: usize,
     /// (TOTP step, code) per user.
     codes: Vec<Option<(u64, String)>>,
+    /// SMS scenario: users with a transaction under way (one login per user at a time,
+    /// so the newest SMS to a phone is the one of its current challenge).
+    busy: Vec<bool>,
+    /// SMS scenario: simulator sequence number of the last SMS read per user.
+    last_seq: Vec<u64>,
+    fetch: Option<FetchLink>,
+    ready: VecDeque<ReadyLeg>,
+    fetch_errors_shown: u32,
     totp: Totp,
     start: Instant,
     measure_from: Instant,
@@ -351,6 +451,11 @@ impl<'a> Worker<'a> {
             my_users,
             cursor: 0,
             codes: vec![None; users.len()],
+            busy: vec![false; users.len()],
+            last_seq: vec![0; users.len()],
+            fetch: None,
+            ready: VecDeque::new(),
+            fetch_errors_shown: 0,
             totp: Totp::default(),
             start,
             measure_from,
@@ -420,6 +525,10 @@ impl<'a> Worker<'a> {
                 }
             }
 
+            if self.poll_fetched()? {
+                progressed = true;
+            }
+
             if sending {
                 while self.inflight < self.window && (!self.cfg.one_pass || self.remaining > 0) {
                     let now = Instant::now();
@@ -472,25 +581,82 @@ impl<'a> Worker<'a> {
             }
             self.remaining -= 1;
         }
-        let u = *self.my_users.get(self.cursor)?;
-        self.cursor += 1;
-        if self.cursor >= self.my_users.len() {
-            self.cursor = 0;
+        // SMS: skip users whose previous login is still under way (at most one lap).
+        for _ in 0..self.my_users.len() {
+            let u = *self.my_users.get(self.cursor)?;
+            self.cursor += 1;
+            if self.cursor >= self.my_users.len() {
+                self.cursor = 0;
+            }
+            if self.cfg.scenario != Scenario::Sms || !self.busy.get(u).copied().unwrap_or(true) {
+                return Some(u);
+            }
         }
-        Some(u)
+        None
     }
 
-    /// Socket with a free identifier, round robin.
+    /// Socket with a free identifier and room under `--per-socket`, round robin.
     fn pick_socket(&mut self) -> Option<usize> {
         let n = self.socks.len();
+        let cap = self.cfg.per_socket;
         for k in 0..n {
             let s = (self.next_sock + k) % n;
-            if self.socks.get(s).is_some_and(|sock| !sock.free.is_empty()) {
+            if self
+                .socks
+                .get(s)
+                .is_some_and(|sock| !sock.free.is_empty() && sock.in_use() < cap)
+            {
                 self.next_sock = (s + 1) % n;
                 return Some(s);
             }
         }
         None
+    }
+
+    /// SMS scenario: takes the fetch pool's answers and sends the second legs that have a
+    /// code; a login whose SMS cannot be read ends as `sms_missing`. True if anything moved.
+    fn poll_fetched(&mut self) -> Result<bool> {
+        let mut progressed = false;
+        while let Some(link) = &self.fetch {
+            let fetched = match link.answers.try_recv() {
+                Ok(f) => f,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => bail!("the SMS fetch threads are gone"),
+            };
+            progressed = true;
+            let now = Instant::now();
+            let (txn, state) = fetched.tag;
+            match fetched.result {
+                Ok((seq, code)) => {
+                    if let Some(last) = self.last_seq.get_mut(txn.user) {
+                        *last = seq;
+                    }
+                    if self.in_window(now) {
+                        let ns = u64::try_from(fetched.took.as_nanos()).unwrap_or(u64::MAX);
+                        self.stats.fetch_latencies_ns.push(ns);
+                    }
+                    self.ready.push_back(ReadyLeg { txn, state, code });
+                }
+                Err(e) => {
+                    if self.fetch_errors_shown < FETCH_ERRORS_SHOWN {
+                        self.fetch_errors_shown += 1;
+                        eprintln!("radmfa-loadgen: reading the SMS code: {e}");
+                    }
+                    self.finish(txn, Finish::NoSms, now);
+                }
+            }
+        }
+        // In-flight requests never outnumber the socket capacity (checked by `validate`),
+        // so a socket is normally free; otherwise the leg waits for the next round.
+        while let Some(leg) = self.ready.pop_front() {
+            let Some(s) = self.pick_socket() else {
+                self.ready.push_front(leg);
+                break;
+            };
+            progressed = true;
+            self.send_leg(s, leg.txn, Leg::Code, Some(leg.state), Some(&leg.code))?;
+        }
+        Ok(progressed)
     }
 
     fn start_txn(&mut self, start: Instant) -> Result<bool> {
@@ -502,10 +668,13 @@ impl<'a> Worker<'a> {
         };
         let leg = match self.cfg.scenario {
             Scenario::Inline => Leg::Inline,
-            Scenario::Challenge => Leg::Password,
+            Scenario::Challenge | Scenario::Sms => Leg::Password,
         };
         self.inflight += 1;
-        self.send_leg(sock, Txn { user, start }, leg, None)?;
+        if let Some(b) = self.busy.get_mut(user) {
+            *b = true;
+        }
+        self.send_leg(sock, Txn { user, start }, leg, None, None)?;
         Ok(true)
     }
 
@@ -522,10 +691,12 @@ impl<'a> Worker<'a> {
             }
         }
         let users: &'a [User] = self.users;
-        let key = &users
+        let key = users
             .get(user)
             .ok_or_else(|| anyhow!("user index out of range"))?
-            .totp_key;
+            .totp_key
+            .as_deref()
+            .ok_or_else(|| anyhow!("user has no TOTP secret"))?;
         let code = self.totp.generate(key, now);
         if let Some(slot) = self.codes.get_mut(user) {
             *slot = Some((step, code.clone()));
@@ -533,7 +704,16 @@ impl<'a> Worker<'a> {
         Ok(code)
     }
 
-    fn send_leg(&mut self, s: usize, txn: Txn, leg: Leg, state: Option<Vec<u8>>) -> Result<()> {
+    /// Sends the first transmission of a leg. `sms_code`: the code of an SMS login's
+    /// second leg (otherwise the TOTP code is computed).
+    fn send_leg(
+        &mut self,
+        s: usize,
+        txn: Txn,
+        leg: Leg,
+        state: Option<Vec<u8>>,
+        sms_code: Option<&str>,
+    ) -> Result<()> {
         let users: &'a [User] = self.users;
         let user = users
             .get(txn.user)
@@ -542,8 +722,10 @@ impl<'a> Worker<'a> {
             Leg::Inline | Leg::Password => user.password.as_bytes().to_vec(),
             Leg::Code => Vec::new(),
         };
-        if leg != Leg::Password {
-            password.extend_from_slice(self.code(txn.user)?.as_bytes());
+        match (leg, sms_code) {
+            (Leg::Password, _) => {}
+            (Leg::Code, Some(code)) => password.extend_from_slice(code.as_bytes()),
+            _ => password.extend_from_slice(self.code(txn.user)?.as_bytes()),
         }
         let sock = self
             .socks
@@ -584,6 +766,10 @@ impl<'a> Worker<'a> {
         if counted {
             self.stats.packets_sent += 1;
         }
+        if leg == Leg::Code {
+            // Warm-up and drain included: compared with the servers' own counters.
+            self.stats.leg2_sent_all += 1;
+        }
         if let Some(slot) = sock.pending.get_mut(usize::from(id)) {
             *slot = Some(Pending {
                 txn,
@@ -591,6 +777,7 @@ impl<'a> Worker<'a> {
                 packet,
                 authenticator,
                 sent: now,
+                first_sent: now,
                 tries: 0,
             });
         }
@@ -637,6 +824,11 @@ impl<'a> Worker<'a> {
         sock.free.push_back(id);
 
         let code = packet.code;
+        if pending.leg == Leg::Code && counted {
+            let ns = u64::try_from(now.saturating_duration_since(pending.first_sent).as_nanos())
+                .unwrap_or(u64::MAX);
+            self.stats.leg2_latencies_ns.push(ns);
+        }
         if pending.leg == Leg::Password && code == Code::ACCESS_CHALLENGE {
             if counted {
                 self.stats.challenges += 1;
@@ -644,7 +836,10 @@ impl<'a> Worker<'a> {
             match packet.attr(AttrType::STATE) {
                 Some(state) => {
                     let state = state.value.clone();
-                    return self.send_leg(s, pending.txn, Leg::Code, Some(state));
+                    if self.cfg.scenario == Scenario::Sms {
+                        return self.request_code(pending.txn, state);
+                    }
+                    return self.send_leg(s, pending.txn, Leg::Code, Some(state), None);
                 }
                 None => self.finish(pending.txn, Finish::Other, now),
             }
@@ -658,8 +853,33 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// SMS scenario: asks the fetch pool for the code of the challenge just received.
+    fn request_code(&mut self, txn: Txn, state: Vec<u8>) -> Result<()> {
+        let users: &'a [User] = self.users;
+        let phone = users
+            .get(txn.user)
+            .and_then(|u| u.phone.clone())
+            .ok_or_else(|| anyhow!("user without a phone in the sms scenario"))?;
+        let after_seq = self.last_seq.get(txn.user).copied().unwrap_or(0);
+        let link = self
+            .fetch
+            .as_ref()
+            .ok_or_else(|| anyhow!("the sms scenario has no fetch pool"))?;
+        link.jobs
+            .send(FetchJob {
+                tag: (txn, state),
+                phone,
+                after_seq,
+                reply: link.reply.clone(),
+            })
+            .map_err(|_| anyhow!("the SMS fetch threads are gone"))
+    }
+
     fn finish(&mut self, txn: Txn, how: Finish, now: Instant) {
         self.inflight = self.inflight.saturating_sub(1);
+        if let Some(b) = self.busy.get_mut(txn.user) {
+            *b = false;
+        }
         if !self.in_window(now) {
             return;
         }
@@ -672,6 +892,11 @@ impl<'a> Worker<'a> {
             }
             Finish::Reject => self.stats.reject += 1,
             Finish::Other => self.stats.other += 1,
+            Finish::NoSms => {
+                // Not completed: like a timeout, no latency sample.
+                self.stats.sms_missing += 1;
+                return;
+            }
         }
         self.stats.latencies_ns.push(ns);
     }
@@ -681,6 +906,7 @@ impl<'a> Worker<'a> {
         let timeout = self.cfg.timeout;
         let retries = self.cfg.retries;
         let mut expired = 0usize;
+        let busy = &mut self.busy;
         for sock in &mut self.socks {
             for (id, slot) in sock.pending.iter_mut().enumerate() {
                 let Some(p) = slot else { continue };
@@ -700,6 +926,9 @@ impl<'a> Worker<'a> {
                         }
                     }
                 } else {
+                    if let Some(b) = busy.get_mut(p.txn.user) {
+                        *b = false;
+                    }
                     *slot = None;
                     sock.free.push_back(u8::try_from(id)?);
                     expired += 1;
@@ -727,12 +956,14 @@ mod tests {
             duration: Duration::from_secs(1),
             outstanding: 256,
             sockets: 4,
+            per_socket: 256,
             threads: 1,
             timeout: Duration::from_millis(100),
             retries: 1,
             rate: None,
             one_pass: false,
             nas_identifier: "t".into(),
+            sms: None,
         }
     }
 
@@ -761,6 +992,19 @@ mod tests {
         let mut c = cfg();
         c.threads = 2;
         assert!(c.validate(1).is_err());
+        let mut c = cfg();
+        c.per_socket = 1;
+        assert!(c.validate(10).is_err()); // 256 in flight over 4 sockets x 1
+        c.sockets = 256;
+        assert!(c.validate(10).is_ok());
+        c.per_socket = 0;
+        assert!(c.validate(10).is_err());
+        c.per_socket = 257;
+        assert!(c.validate(10).is_err());
+        let mut c = cfg();
+        c.scenario = Scenario::Sms;
+        let err = run(&c, fake_users(10)).unwrap_err().to_string();
+        assert!(err.contains("--sim-url"), "{err}");
     }
 
     /// A minimal RADIUS server: checks the Message-Authenticator and the password
@@ -858,7 +1102,8 @@ mod tests {
                 .map(|i| User {
                     name: format!("u{i}"),
                     password: format!("pw-u{i}"),
-                    totp_key: format!("u{i}").into_bytes(),
+                    totp_key: Some(format!("u{i}").into_bytes()),
+                    phone: Some(format!("+3161{i:07}")),
                 })
                 .collect(),
         )
@@ -881,12 +1126,14 @@ mod tests {
             duration: Duration::from_millis(700),
             outstanding: 16,
             sockets: 2,
+            per_socket: 256,
             threads: 2,
             timeout: Duration::from_millis(30),
             retries: 2,
             rate,
             one_pass: false,
             nas_identifier: "test".into(),
+            sms: None,
         };
         let out = run(&c, fake_users(50)).unwrap();
         stop.store(true, Ordering::Relaxed);
@@ -947,5 +1194,190 @@ mod tests {
     fn secret_debug_is_redacted() {
         assert_eq!(format!("{:?}", cfg().secret), "***");
         assert!(!format!("{:?}", cfg()).contains("[115]"));
+    }
+
+    /// SMS codes "sent" by the fake server: (sequence number, phone, code).
+    type Outbox = Arc<std::sync::Mutex<Vec<(u64, String, String)>>>;
+
+    /// A fake one-way SMS server: leg 1 with the right password records a random code in
+    /// `outbox` for the user's phone and answers Access-Challenge with a State naming the
+    /// code's sequence number; leg 2 must carry that State and code. Every 7th first
+    /// transmission is dropped (the loadgen retransmits; duplicates get the same answer).
+    fn fake_sms_server(
+        stop: Arc<AtomicBool>,
+        outbox: Outbox,
+    ) -> (SocketAddr, thread::JoinHandle<(u64, u64)>) {
+        let secret: &[u8] = b"s3cret";
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let mut seen: std::collections::HashMap<_, Vec<u8>> = std::collections::HashMap::new();
+            let mut buf = [0u8; 4096];
+            let (mut n_req, mut leg2) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let raw = &buf[..n];
+                let req = Packet::decode(raw).unwrap();
+                let key = (from, req.identifier, req.authenticator);
+                if let Some(reply) = seen.get(&key) {
+                    sock.send_to(reply, from).unwrap();
+                    continue;
+                }
+                n_req += 1;
+                let hidden = &req.attr(AttrType::USER_PASSWORD).unwrap().value;
+                let pw =
+                    radmfa_radius::unhide_password(hidden, secret, &req.authenticator).unwrap();
+                let pw = String::from_utf8(pw).unwrap();
+                let user = req.attr(AttrType::USER_NAME).unwrap().as_str().unwrap();
+                let i: usize = user.trim_start_matches('u').parse().unwrap();
+                let phone = format!("+3161{i:07}");
+                let (rcode, attrs) = match req.attr(AttrType::STATE) {
+                    Some(st) => {
+                        leg2 += 1;
+                        let seq: u64 = std::str::from_utf8(&st.value).unwrap().parse().unwrap();
+                        let ok = outbox
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .any(|(s, p, c)| *s == seq && *p == phone && *c == pw);
+                        let code = if ok {
+                            Code::ACCESS_ACCEPT
+                        } else {
+                            Code::ACCESS_REJECT
+                        };
+                        (code, vec![])
+                    }
+                    None if pw == format!("pw-{user}") => {
+                        let mut out = outbox.lock().unwrap();
+                        let seq = out.len() as u64 + 1;
+                        let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+                        out.push((seq, phone, code));
+                        let state = seq.to_string().into_bytes();
+                        (
+                            Code::ACCESS_CHALLENGE,
+                            vec![Attribute::new(AttrType::STATE, state)],
+                        )
+                    }
+                    None => (Code::ACCESS_REJECT, vec![]),
+                };
+                let reply = radmfa_radius::encode_reply(
+                    rcode,
+                    req.identifier,
+                    &req.authenticator,
+                    &attrs,
+                    secret,
+                )
+                .unwrap();
+                seen.insert(key, reply.clone());
+                if n_req % 7 != 0 {
+                    sock.send_to(&reply, from).unwrap();
+                }
+            }
+            (n_req, leg2)
+        });
+        (addr, handle)
+    }
+
+    /// Stands in for the HTTPS fetch pool: answers from the fake server's outbox the way
+    /// `sms::newest_code` does (newest SMS to the phone after the last one read).
+    fn fake_fetch_pool(outbox: Outbox) -> Sender<FetchJob<FetchTag>> {
+        let (tx, rx) = mpsc::channel::<FetchJob<FetchTag>>();
+        thread::spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let found = outbox
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(s, p, _)| *p == job.phone && *s > job.after_seq)
+                    .max_by_key(|(s, _, _)| *s)
+                    .map(|(s, _, c)| (*s, c.clone()))
+                    .ok_or_else(|| "no SMS".to_owned());
+                let _ = job.reply.send(Fetched {
+                    tag: job.tag,
+                    result: found,
+                    took: Duration::from_micros(1),
+                });
+            }
+        });
+        tx
+    }
+
+    #[test]
+    fn sms_end_to_end_with_one_request_per_socket() {
+        let _guard = E2E
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stop = Arc::new(AtomicBool::new(false));
+        let outbox: Outbox = Arc::default();
+        let (addr, server) = fake_sms_server(Arc::clone(&stop), Arc::clone(&outbox));
+        let c = Config {
+            server: addr,
+            secret: SharedSecret(b"s3cret".to_vec()),
+            scenario: Scenario::Sms,
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(700),
+            outstanding: 8,
+            sockets: 8,
+            per_socket: 1,
+            threads: 2,
+            timeout: Duration::from_millis(30),
+            retries: 2,
+            rate: None,
+            one_pass: false,
+            nas_identifier: "test".into(),
+            sms: None,
+        };
+        // 10 users for 8 in flight: the busy check keeps one login per user at a time, so
+        // the newest SMS to a phone is always the current challenge's.
+        let out = run_with(
+            &c,
+            fake_users(10),
+            Some(fake_fetch_pool(Arc::clone(&outbox))),
+        )
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let (_, leg2_received) = server.join().unwrap();
+        let s = &out.stats;
+        assert!(s.accept > 20, "{s:?}");
+        assert_eq!(
+            (s.reject, s.other, s.timeouts, s.sms_missing, s.bad_replies),
+            (0, 0, 0, 0, 0),
+            "{s:?}"
+        );
+        assert!(s.retransmits > 0, "{s:?}");
+        assert!(s.leg2_latencies_ns.len() as u64 >= s.accept, "{s:?}");
+        assert!(s.fetch_latencies_ns.len() as u64 + 8 >= s.accept, "{s:?}");
+        // Every second leg sent reached the server once (retransmissions are duplicates).
+        assert_eq!(s.leg2_sent_all, leg2_received, "{s:?}");
+    }
+
+    #[test]
+    fn sms_logins_without_their_sms_are_counted_missing() {
+        let _guard = E2E
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stop = Arc::new(AtomicBool::new(false));
+        let outbox: Outbox = Arc::default();
+        let (addr, server) = fake_sms_server(Arc::clone(&stop), Arc::clone(&outbox));
+        let mut c = cfg();
+        c.server = addr;
+        c.secret = SharedSecret(b"s3cret".to_vec());
+        c.scenario = Scenario::Sms;
+        c.outstanding = 4;
+        c.duration = Duration::from_millis(300);
+        // The "simulator" never has the message.
+        let empty: Outbox = Arc::default();
+        let out = run_with(&c, fake_users(10), Some(fake_fetch_pool(empty))).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+        let s = &out.stats;
+        assert_eq!(s.completed(), 0, "{s:?}");
+        assert!(s.sms_missing > 10 && s.challenges > 10, "{s:?}");
+        assert_eq!(s.leg2_sent_all, 0);
+        assert!(run_with(&c, fake_users(10), None).is_err());
     }
 }

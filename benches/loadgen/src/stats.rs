@@ -16,6 +16,12 @@ pub struct Stats {
     pub challenges: u64,
     /// Transactions abandoned after all retransmissions timed out.
     pub timeouts: u64,
+    /// SMS scenario: logins abandoned because their code could not be read from the
+    /// gateway simulator (not completed, no latency sample).
+    pub sms_missing: u64,
+    /// Second-leg requests (State + code) sent, first transmissions only, over the whole
+    /// run *including* warm-up and drain, to compare with the servers' own counters.
+    pub leg2_sent_all: u64,
     /// Retransmissions sent (same identifier and authenticator).
     pub retransmits: u64,
     /// Packets sent (first transmissions and retransmissions).
@@ -32,6 +38,11 @@ pub struct Stats {
     pub latencies_ns: Vec<u64>,
     /// Latency of the transactions that ended in Access-Accept (also in `latencies_ns`).
     pub accept_latencies_ns: Vec<u64>,
+    /// Latency of each answered second leg alone (first transmission to reply), in
+    /// nanoseconds: the leg a cluster may forward to the node that owns the challenge.
+    pub leg2_latencies_ns: Vec<u64>,
+    /// SMS scenario: time to read each code from the simulator, in nanoseconds.
+    pub fetch_latencies_ns: Vec<u64>,
 }
 
 impl Stats {
@@ -42,6 +53,8 @@ impl Stats {
         self.other += other.other;
         self.challenges += other.challenges;
         self.timeouts += other.timeouts;
+        self.sms_missing += other.sms_missing;
+        self.leg2_sent_all += other.leg2_sent_all;
         self.retransmits += other.retransmits;
         self.packets_sent += other.packets_sent;
         self.bad_replies += other.bad_replies;
@@ -50,6 +63,8 @@ impl Stats {
         self.idle_ns += other.idle_ns;
         self.latencies_ns.extend(other.latencies_ns);
         self.accept_latencies_ns.extend(other.accept_latencies_ns);
+        self.leg2_latencies_ns.extend(other.leg2_latencies_ns);
+        self.fetch_latencies_ns.extend(other.fetch_latencies_ns);
     }
 
     /// Completed transactions (accept + reject + other).
@@ -141,6 +156,10 @@ pub struct Report {
     pub latency: Latency,
     /// Latency summary of the transactions that ended in Access-Accept.
     pub accept_latency: Latency,
+    /// Latency summary of the second legs alone (challenge and sms scenarios).
+    pub leg2_latency: Latency,
+    /// Latency summary of reading the SMS codes (sms scenario).
+    pub fetch_latency: Latency,
 }
 
 impl Report {
@@ -217,6 +236,22 @@ impl Report {
                 None => String::new(),
             }
         );
+        if !s.leg2_latencies_ns.is_empty() {
+            let g = &self.leg2_latency;
+            let _ = writeln!(
+                out,
+                "  second leg only, latency us: p50 {:.1}  p99 {:.1}  max {:.1}  (sent over the whole run {})",
+                g.p50_us, g.p99_us, g.max_us, s.leg2_sent_all
+            );
+        }
+        if !s.fetch_latencies_ns.is_empty() || s.sms_missing > 0 {
+            let f = &self.fetch_latency;
+            let _ = writeln!(
+                out,
+                "  SMS code read from the simulator, us: p50 {:.1}  p99 {:.1}  max {:.1}  missing {}",
+                f.p50_us, f.p99_us, f.max_us, s.sms_missing
+            );
+        }
         if s.accept > 0 && s.accept < s.completed() {
             let a = &self.accept_latency;
             let _ = writeln!(
@@ -259,13 +294,15 @@ impl Report {
         );
         let _ = write!(
             out,
-            "\"completed\":{},\"accept\":{},\"reject\":{},\"other\":{},\"challenges\":{},\"timeouts\":{},\"retransmits\":{},\"packets_sent\":{},\"bad_replies\":{},\"unmatched\":{},\"socket_errors\":{},",
+            "\"completed\":{},\"accept\":{},\"reject\":{},\"other\":{},\"challenges\":{},\"timeouts\":{},\"sms_missing\":{},\"leg2_sent_all\":{},\"retransmits\":{},\"packets_sent\":{},\"bad_replies\":{},\"unmatched\":{},\"socket_errors\":{},",
             s.completed(),
             s.accept,
             s.reject,
             s.other,
             s.challenges,
             s.timeouts,
+            s.sms_missing,
+            s.leg2_sent_all,
             s.retransmits,
             s.packets_sent,
             s.bad_replies,
@@ -274,9 +311,11 @@ impl Report {
         );
         let _ = write!(
             out,
-            "\"latency_us\":{},\"accept_latency_us\":{},\"loadgen_cpu\":{},\"loadgen_busy\":{}}}",
+            "\"latency_us\":{},\"accept_latency_us\":{},\"leg2_latency_us\":{},\"fetch_latency_us\":{},\"loadgen_cpu\":{},\"loadgen_busy\":{}}}",
             latency_json(l),
             latency_json(&self.accept_latency),
+            latency_json(&self.leg2_latency),
+            latency_json(&self.fetch_latency),
             self.loadgen_cpu.map_or("null".to_owned(), json_f64),
             self.loadgen_busy().map_or("null".to_owned(), json_f64)
         );
@@ -357,6 +396,10 @@ mod tests {
             reject: 4,
             other: 1,
             latencies_ns: vec![6, 7],
+            sms_missing: 2,
+            leg2_sent_all: 5,
+            leg2_latencies_ns: vec![8],
+            fetch_latencies_ns: vec![9],
             ..Stats::default()
         };
         a.merge(b);
@@ -364,6 +407,11 @@ mod tests {
         assert_eq!(a.completed(), 9);
         assert_eq!(a.timeouts, 2);
         assert_eq!(a.latencies_ns, vec![5, 6, 7]);
+        assert_eq!((a.sms_missing, a.leg2_sent_all), (2, 5));
+        assert_eq!(
+            (a.leg2_latencies_ns, a.fetch_latencies_ns),
+            (vec![8], vec![9])
+        );
     }
 
     #[test]
@@ -389,6 +437,8 @@ mod tests {
             },
             latency: Latency::default(),
             accept_latency: Latency::default(),
+            leg2_latency: Latency::default(),
+            fetch_latency: Latency::default(),
         };
         let j = r.json();
         assert!(j.starts_with("{\"label\":\"x\\\"y\""));
@@ -397,6 +447,8 @@ mod tests {
         assert!(j.contains("\"loadgen_cpu\":0.500"));
         assert!(j.contains("\"loadgen_busy\":0.750"));
         assert!(j.contains("\"accept_latency_us\":{\"mean\":0.000,"));
+        assert!(j.contains("\"leg2_latency_us\":{\"mean\":0.000,"));
+        assert!(j.contains("\"sms_missing\":0,\"leg2_sent_all\":0,"));
         assert!(j.ends_with("}"));
         assert_eq!(j.matches('{').count(), j.matches('}').count());
         assert!(r.human().contains("transactions/s 6.0"));

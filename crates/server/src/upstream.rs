@@ -184,12 +184,14 @@ impl Upstream {
                 let Ok((vendor, parts)) = a.vendor_parts() else {
                     return Some(a);
                 };
-                let is_key = |t: u8| t == MS_MPPE_SEND_KEY || t == MS_MPPE_RECV_KEY;
+                // MS-CHAP-MPPE-Keys (12, MS-CHAPv1) is encrypted under our secret too
+                // in another layout: it cannot be relayed, so it is dropped below.
+                let is_key = |t: u8| t == MS_MPPE_SEND_KEY || t == MS_MPPE_RECV_KEY || t == 12;
                 if vendor != VENDOR_MICROSOFT || !parts.iter().any(|p| is_key(p.vendor_type)) {
                     return Some(a);
                 }
                 let (nas_secret, nas_auth) = nas?;
-                let part = parts.first()?;
+                let part = parts.first().filter(|p| p.vendor_type != 12)?;
                 let key = zeroize::Zeroizing::new(
                     mppe_decrypt(&part.value, self.cfg.secret.expose(), ours).ok()?,
                 );
