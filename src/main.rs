@@ -108,6 +108,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Online backup while serving: a consistent, checksummed copy of users,
+    /// tokens (seeds stay encrypted: keep seed.key too), OTP state and clients,
+    /// plus the audit journal in FILE.audit/.
+    Backup {
+        /// The backup file (must not exist yet).
+        file: PathBuf,
+    },
+    /// Restore a backup into this node's data directory (the server must be
+    /// stopped and the directory must have no database yet).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Start as primary or join as a replica (default: as in the backup).
+        #[arg(long = "as", value_parser = ["primary", "replica"])]
+        role: Option<String>,
+    },
     /// Peer-link certificates for a cluster ([cluster] in the configuration).
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -609,6 +625,53 @@ fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, S
 fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::User(u) => user(cfg, u),
+        Command::Backup { file } => {
+            let file = std::path::absolute(&file)
+                .with_context(|| format!("cannot resolve {}", file.display()))?;
+            let v = call(
+                cfg,
+                AdminRequest::Backup {
+                    path: file.display().to_string(),
+                },
+            )?;
+            println!(
+                "backup written to {} ({} records up to change {} of epoch {}; audit journal in {}.audit/)",
+                field(&v, "path"),
+                v["entries"],
+                v["seq"],
+                v["epoch"],
+                field(&v, "path")
+            );
+            Ok(())
+        }
+        Command::Restore { file, role } => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+            let info = radmfa_store::Store::restore(&file, &cfg.db_dir(), &cfg.key_file)
+                .map_err(|e| anyhow!("cannot restore {}: {e}", file.display()))?;
+            if let Some(role) = role {
+                let store = radmfa_server::open_store(cfg)?;
+                let (r, epoch) = if role == "primary" {
+                    (radmfa_store::repl::Role::Primary, info.repl_epoch.max(1))
+                } else {
+                    (
+                        radmfa_store::repl::Role::Replica { primary: None },
+                        info.repl_epoch,
+                    )
+                };
+                store
+                    .set_repl_state(r, epoch)
+                    .context("cannot set the replication role")?;
+            }
+            println!(
+                "restored {} records (up to change {} of epoch {}) into {}",
+                info.entries,
+                info.seq,
+                info.epoch,
+                cfg.db_dir().display()
+            );
+            Ok(())
+        }
         Command::ImportLdap {
             item,
             base,

@@ -162,6 +162,12 @@ pub enum AdminRequest {
     },
     /// Counters of the running server (control socket only).
     Stats,
+    /// Online backup to a file on the server's machine (absolute path; the
+    /// file must not exist yet; the audit journal goes to `<path>.audit/`).
+    Backup {
+        /// Where to write.
+        path: String,
+    },
     /// Imports or syncs users from the directory (a configured [[sync]] item
     /// by name, or a one-off import described here).
     DirectorySync {
@@ -372,6 +378,22 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         })),
         "created": u.created,
         "updated": u.updated,
+    })
+}
+
+/// A backup or restore as admins see it.
+pub fn backup_view(path: &std::path::Path, info: &radmfa_store::BackupInfo) -> Value {
+    json!({
+        "path": path.display().to_string(),
+        "seq": info.seq,
+        "epoch": info.epoch,
+        "role": match info.role {
+            radmfa_store::repl::Role::Primary => "primary",
+            _ => "replica",
+        },
+        "repl_epoch": info.repl_epoch,
+        "entries": info.entries,
+        "audit_files": info.audit_files,
     })
 }
 
@@ -649,6 +671,17 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::Stats => Err(AdminError::NeedsServer(
             "no radmfa server is running on this data directory".to_string(),
         )),
+        AdminRequest::Backup { path } => {
+            let path = std::path::Path::new(&path);
+            if !path.is_absolute() {
+                return Err(AdminError::Invalid(format!(
+                    "backup path {} must be absolute",
+                    path.display()
+                )));
+            }
+            let info = store.backup(path)?;
+            Ok(backup_view(path, &info))
+        }
         AdminRequest::DirectorySync { .. } => Err(AdminError::Invalid(
             "directory sync runs through radmfa_server::admin::directory_sync".to_string(),
         )),

@@ -125,6 +125,7 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::ClientList
         | AdminRequest::Report { .. }
         | AdminRequest::Stats
+        | AdminRequest::Backup { .. }
         | AdminRequest::DirectorySync { .. }
         | AdminRequest::ClientAdd { .. }
         | AdminRequest::ClientDelete { .. } => None,

@@ -8,7 +8,12 @@
 //!   under another user's key does not decrypt.
 //! * Every administrative write (users, tokens, clients) goes through one private
 //!   sled transaction (`Store::write`) and is flushed to disk before it returns.
-//!   Replication will append its changelog entry in that same transaction.
+//!   It appends one replication changelog entry per change in that same
+//!   transaction (see [`StoreLog`] for the changelog and the replication
+//!   storage); on a replica ([`Store::set_repl_state`]) it fails with
+//!   [`StoreError::ReadOnly`].
+//! * Online backup and offline restore: [`Store::backup`], [`Store::restore`]
+//!   (the file format is described at [`Store::backup`]).
 //! * Hot-path writes ([`Store::advance_otp_state`], [`Store::append_audit`],
 //!   [`Store::append_audit_batch`]) are *not* flushed individually: background
 //!   flushers (sled's and the journal's, `StoreOptions::flush_every_ms`) make
@@ -24,6 +29,8 @@
 //!   removes whole segments. Backups of the audit log copy that directory
 //!   (segments other than the newest are never written again).
 
+mod backup;
+mod changelog;
 mod crypto;
 mod journal;
 mod model;
@@ -34,6 +41,8 @@ use std::path::PathBuf;
 
 pub mod repl;
 
+pub use backup::{BackupInfo, BACKUP_MAGIC};
+pub use changelog::{StoreLog, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS};
 pub use crypto::Secret;
 pub use model::{
     validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,
@@ -90,6 +99,19 @@ pub enum StoreError {
     /// sled reported an error.
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
+    /// This node is a replica (or otherwise may not write): the write must
+    /// go to the primary. The message says why.
+    #[error("{0}")]
+    ReadOnly(String),
+    /// A backup file is unusable (corrupt, truncated, not a backup) or a
+    /// backup/restore target is in the way.
+    #[error("backup {path}: {reason}")]
+    Backup {
+        /// The backup file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file system operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -1,0 +1,669 @@
+//! The replication changelog over sled, and [`StoreLog`]: the
+//! [`ReplLog`] the replication [`Machine`](crate::repl::Machine) runs on.
+//!
+//! * The `changelog` tree maps a sequence number (u64 big-endian) to one
+//!   entry: `epoch` (u64 BE), kind (0 put, 1 remove), tree number (u8), key
+//!   length (u32 BE), key, then the value (put only). Entries are written in
+//!   the transaction of the data they describe: by every administrative
+//!   write (`Store::write`) and by [`ReplLog::append_local`] /
+//!   [`ReplLog::apply`]. [`Store::advance_otp_state`] (the authentication
+//!   hot path) is not logged: replay protection is node-local, and
+//!   replicated data never lowers a node's OTP state for an unchanged token.
+//! * `meta` keeps the log position (`repl_last_seq`, `repl_last_epoch`),
+//!   updated in those same transactions, so it survives
+//!   [`Store::trim_changelog`] and snapshot installs.
+//! * Tree numbers ([`Op::tree`]): [`TREE_USERS`], [`TREE_TOKENS`],
+//!   [`TREE_OTP_STATE`], [`TREE_CLIENTS`]; keys and values are the raw sled
+//!   bytes (seeds and PINs stay sealed: every node needs the same key file).
+//! * Only entries known to be on disk are served to replicas
+//!   ([`ReplLog::changes_since`] and [`ReplLog::snapshot`] flush first when
+//!   a commit is not flushed yet): a primary that crashes and loses its
+//!   unflushed tail must not have shipped it, or it would later write other
+//!   entries under the same `(seq, epoch)`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use crate::repl::{ApplyError, Change, Entry, Op, ReplLog, Snapshot, Trimmed};
+use crate::store::{
+    decode_u64, AdminTree, ReplState, META_REPL_INSTALLING, META_REPL_LAST_EPOCH,
+    META_REPL_LAST_SEQ, META_USER_COUNT,
+};
+use crate::{Store, StoreError};
+
+/// Replication tree number of the `users` tree.
+pub const TREE_USERS: u8 = 1;
+/// Replication tree number of the `tokens` tree (sealed seeds).
+pub const TREE_TOKENS: u8 = 2;
+/// Replication tree number of the `otp_state` tree (u64 big-endian values).
+pub const TREE_OTP_STATE: u8 = 3;
+/// Replication tree number of the `clients` tree.
+pub const TREE_CLIENTS: u8 = 4;
+
+/// Entries inserted per sled batch while installing a snapshot.
+const INSTALL_BATCH: usize = 4096;
+/// Changelog entries removed per lock hold by [`Store::trim_changelog`].
+const TRIM_BATCH: usize = 4096;
+
+/// The kind byte of a changelog entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Put,
+    Remove,
+}
+
+/// Encodes one changelog value (the sequence number is the key).
+pub(crate) fn encode_entry(
+    epoch: u64,
+    kind: EntryKind,
+    tree: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(14 + key.len() + value.len());
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.push(match kind {
+        EntryKind::Put => 0,
+        EntryKind::Remove => 1,
+    });
+    out.push(tree);
+    // Keys are sled keys of the admin trees: names, far below 4 GiB.
+    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(key);
+    if kind == EntryKind::Put {
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// Decodes the changelog entry `seq` from its stored value.
+pub(crate) fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Change, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("changelog entry {seq}: {what}"));
+    let (epoch, rest) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| bad("truncated epoch"))?;
+    let (&[kind, tree], rest) = rest
+        .split_first_chunk::<2>()
+        .ok_or_else(|| bad("truncated header"))?;
+    let (klen, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("truncated key length"))?;
+    let klen = usize::try_from(u32::from_be_bytes(*klen)).map_err(|_| bad("key too long"))?;
+    let (key, value) = rest
+        .split_at_checked(klen)
+        .ok_or_else(|| bad("truncated key"))?;
+    let op = match kind {
+        0 => Op::Put {
+            tree,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        },
+        1 if value.is_empty() => Op::Remove {
+            tree,
+            key: key.to_vec(),
+        },
+        1 => return Err(bad("remove with a value")),
+        k => return Err(bad(&format!("unknown kind {k}"))),
+    };
+    Ok(Change {
+        seq,
+        epoch: u64::from_be_bytes(*epoch),
+        op,
+    })
+}
+
+/// Storage errors as the machine sees them.
+fn storage(e: StoreError) -> ApplyError {
+    ApplyError::Storage(e.to_string())
+}
+
+/// The tree of an operation, or a storage error naming the unknown number.
+fn tree_of(op: &Op) -> Result<AdminTree, ApplyError> {
+    AdminTree::from_number(op.tree())
+        .ok_or_else(|| ApplyError::Storage(format!("unknown replicated tree {}", op.tree())))
+}
+
+/// The sled [`ReplLog`]: a [`Store`] seen by the replication machine.
+///
+/// Cheap to clone; every clone (and the `Store` itself) shares one write
+/// lock, so the machine's calls, the request path's writes and backups are
+/// serialized where they touch the replicated trees.
+#[derive(Clone, Debug)]
+pub struct StoreLog {
+    store: Store,
+}
+
+impl StoreLog {
+    /// The log of `store`.
+    pub fn new(store: Store) -> StoreLog {
+        StoreLog { store }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Store {
+    /// This store as a [`ReplLog`] (same as [`StoreLog::new`]).
+    pub fn repl_log(&self) -> StoreLog {
+        StoreLog::new(self.clone())
+    }
+
+    /// Removes changelog entries, keeping the last `keep_last` (the data and
+    /// the log position are unchanged; a replica further behind then gets a
+    /// snapshot). Returns the number of entries removed. Works in batches of
+    /// 4096 under the write lock; stops at the first storage error (the next
+    /// call goes on from there).
+    pub fn trim_changelog(&self, keep_last: u64) -> usize {
+        let mut removed = 0;
+        loop {
+            let st = self.lock_repl();
+            let upto = st.last_seq.saturating_sub(keep_last);
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in self.inner.changelog.range(..=upto.to_be_bytes()) {
+                let Ok((k, _)) = kv else { break };
+                batch.remove(k);
+                n += 1;
+                if n == TRIM_BATCH {
+                    break;
+                }
+            }
+            if n == 0 || self.inner.changelog.apply_batch(batch).is_err() {
+                return removed;
+            }
+            removed += n;
+            drop(st);
+            if n < TRIM_BATCH {
+                return removed;
+            }
+        }
+    }
+
+    /// Flushes when changelog entries past the durable mark exist.
+    fn ensure_durable(&self, last: u64) -> Result<(), StoreError> {
+        if self.inner.durable_seq.load(Ordering::SeqCst) < last {
+            self.flush_to(last)?;
+        }
+        Ok(())
+    }
+
+    /// A copy of the replicated trees at the position of `st` (the caller
+    /// holds the write lock).
+    pub(crate) fn copy_trees(&self, st: &ReplState) -> Result<Snapshot, StoreError> {
+        let i = &*self.inner;
+        let mut entries = Vec::new();
+        for t in AdminTree::ALL {
+            let tree = match t {
+                AdminTree::Users => &i.users,
+                AdminTree::Tokens => &i.tokens,
+                AdminTree::OtpState => &i.otp_state,
+                AdminTree::Clients => &i.clients,
+            };
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                entries.push(Entry {
+                    tree: t.number(),
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                });
+            }
+        }
+        Ok(Snapshot {
+            seq: st.last_seq,
+            epoch: st.last_epoch,
+            entries,
+        })
+    }
+
+    /// Replaces the replicated trees by `entries` and the log position by
+    /// `(seq, epoch)`, discarding the changelog. The caller holds the write
+    /// lock and has checked the tree numbers. One exception to "replaces":
+    /// the OTP state of a user whose token record is byte-identical before
+    /// and after (same enrollment) keeps the higher of the two values, since
+    /// OTP advances are node-local.
+    ///
+    /// Crash-safe sequence (too big for one sled transaction in general):
+    /// 1. `meta`: set `repl_installing`, position `(0, 0)`; flush.
+    /// 2. Clear the changelog and the four trees; insert `entries` in batches.
+    /// 3. `meta` (one batch): position `(seq, epoch)`, user count, remove
+    ///    `repl_installing`; flush.
+    ///
+    /// A store opened with `repl_installing` set wipes the four trees and the
+    /// changelog and starts at `(0, 0)`: the replica then re-syncs (a
+    /// restore into it must be redone).
+    pub(crate) fn install_entries(
+        &self,
+        st: &mut ReplState,
+        seq: u64,
+        epoch: u64,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        let i = &*self.inner;
+        let result = self.install_steps(st, seq, epoch, entries);
+        // Whatever happened, the trees changed.
+        i.data_generation.fetch_add(1, Ordering::SeqCst);
+        i.clients_generation.fetch_add(1, Ordering::SeqCst);
+        let users = i.users.len();
+        i.user_count
+            .store(i64::try_from(users).unwrap_or(i64::MAX), Ordering::SeqCst);
+        result
+    }
+
+    fn install_steps(
+        &self,
+        st: &mut ReplState,
+        seq: u64,
+        epoch: u64,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        let i = &*self.inner;
+        // Local OTP states to keep: same token (same sealed seed and nonce),
+        // higher value than the snapshot's.
+        let mut keep = Vec::new();
+        {
+            let tokens: HashMap<&[u8], &[u8]> = entries
+                .iter()
+                .filter(|e| e.tree == TREE_TOKENS)
+                .map(|e| (e.key.as_slice(), e.value.as_slice()))
+                .collect();
+            let otp: HashMap<&[u8], &[u8]> = entries
+                .iter()
+                .filter(|e| e.tree == TREE_OTP_STATE)
+                .map(|e| (e.key.as_slice(), e.value.as_slice()))
+                .collect();
+            for kv in i.otp_state.iter() {
+                let (k, local) = kv?;
+                let Ok(local_v) = decode_u64("otp state", &local) else {
+                    continue;
+                };
+                let same_token = match (tokens.get(k.as_ref()), i.tokens.get(&k)?) {
+                    (Some(new), Some(old)) => *new == old.as_ref(),
+                    _ => false,
+                };
+                let higher = otp
+                    .get(k.as_ref())
+                    .is_none_or(|v| decode_u64("otp state", v).is_ok_and(|v| v < local_v));
+                if same_token && higher {
+                    keep.push((k, local));
+                }
+            }
+        }
+        let mut begin = sled::Batch::default();
+        begin.insert(META_REPL_INSTALLING, &seq.to_be_bytes());
+        begin.insert(META_REPL_LAST_SEQ, &0u64.to_be_bytes());
+        begin.insert(META_REPL_LAST_EPOCH, &0u64.to_be_bytes());
+        i.meta.apply_batch(begin)?;
+        (st.last_seq, st.last_epoch) = (0, 0);
+        i.durable_seq.store(0, Ordering::SeqCst);
+        i.db.flush()?;
+
+        let trees = [&i.users, &i.tokens, &i.otp_state, &i.clients];
+        i.changelog.clear()?;
+        for tree in trees {
+            tree.clear()?;
+        }
+        for t in AdminTree::ALL {
+            let tree = match t {
+                AdminTree::Users => &i.users,
+                AdminTree::Tokens => &i.tokens,
+                AdminTree::OtpState => &i.otp_state,
+                AdminTree::Clients => &i.clients,
+            };
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for e in entries.iter().filter(|e| e.tree == t.number()) {
+                batch.insert(e.key.as_slice(), e.value.as_slice());
+                n += 1;
+                if n == INSTALL_BATCH {
+                    tree.apply_batch(std::mem::take(&mut batch))?;
+                    n = 0;
+                }
+            }
+            tree.apply_batch(batch)?;
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in keep {
+            batch.insert(k, v);
+        }
+        i.otp_state.apply_batch(batch)?;
+
+        let users = u64::try_from(i.users.len()).unwrap_or(u64::MAX);
+        let mut end = sled::Batch::default();
+        end.insert(META_REPL_LAST_SEQ, &seq.to_be_bytes());
+        end.insert(META_REPL_LAST_EPOCH, &epoch.to_be_bytes());
+        end.insert(META_USER_COUNT, &users.to_be_bytes());
+        end.remove(META_REPL_INSTALLING);
+        i.meta.apply_batch(end)?;
+        (st.last_seq, st.last_epoch) = (seq, epoch);
+        i.db.flush()?;
+        // Not `fetch_max`: the log may have been replaced by a shorter one.
+        i.durable_seq.store(seq, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl ReplLog for StoreLog {
+    fn last(&self) -> (u64, u64) {
+        let st = self.store.lock_repl();
+        (st.last_seq, st.last_epoch)
+    }
+
+    /// Serves durable entries only: when hot-path entries are pending it
+    /// flushes first; if that flush fails it serves up to the durable mark.
+    /// A stored entry that does not decode is reported as `Trimmed` (the
+    /// peer then gets a snapshot).
+    fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<Change>, Trimmed> {
+        let (last, _) = self.last();
+        if seq >= last || max == 0 {
+            return Ok(Vec::new());
+        }
+        let _ = self.store.ensure_durable(last);
+        let limit = self
+            .store
+            .inner
+            .durable_seq
+            .load(Ordering::SeqCst)
+            .min(last);
+        if seq >= limit {
+            return Ok(Vec::new());
+        }
+        let from = seq + 1;
+        let mut out = Vec::new();
+        for kv in self
+            .store
+            .inner
+            .changelog
+            .range(from.to_be_bytes()..=limit.to_be_bytes())
+            .take(max)
+        {
+            let (k, v) = kv.map_err(|_| Trimmed)?;
+            let key = decode_u64("changelog key", &k).map_err(|_| Trimmed)?;
+            let change = decode_entry(key, &v).map_err(|_| Trimmed)?;
+            if change.seq != from + out.len() as u64 {
+                // A hole: the entries asked for were trimmed (or replaced).
+                return Err(Trimmed);
+            }
+            out.push(change);
+        }
+        if out.is_empty() {
+            return Err(Trimmed);
+        }
+        Ok(out)
+    }
+
+    fn append_local(&mut self, epoch: u64, op: Op) -> Result<Change, ApplyError> {
+        let t = tree_of(&op)?;
+        let store = &self.store;
+        let mut st = store.lock_repl();
+        let seq = st.last_seq + 1;
+        if epoch < st.last_epoch {
+            return Err(ApplyError::EpochRegression {
+                seq,
+                epoch,
+                previous: st.last_epoch,
+            });
+        }
+        let change = Change { seq, epoch, op };
+        let out = store
+            .run_tx(&st, None, |tx| {
+                match &change.op {
+                    Op::Put { key, value, .. } => {
+                        tx.put(t, key, value.clone())?;
+                    }
+                    Op::Remove { key, .. } => {
+                        tx.remove(t, key)?;
+                    }
+                }
+                tx.append(&change)
+            })
+            .map_err(storage)?;
+        store.publish(&mut st, &out);
+        store.inner.data_generation.fetch_add(1, Ordering::SeqCst);
+        drop(st);
+        store.flush_to(seq).map_err(storage)?;
+        Ok(change)
+    }
+
+    /// Applies in one transaction, then flushes. One deviation from a plain
+    /// replay: an OTP state put never lowers the local value (a replica's
+    /// local replay protection survives the primary's older state).
+    fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
+        let store = &self.store;
+        let mut st = store.lock_repl();
+        let (mut seq, mut epoch) = (st.last_seq, st.last_epoch);
+        let start = changes.iter().position(|c| c.seq > seq);
+        let fresh = start.and_then(|i| changes.get(i..)).unwrap_or(&[]);
+        let mut trees = Vec::with_capacity(fresh.len());
+        for c in fresh {
+            if Some(c.seq) != seq.checked_add(1) {
+                return Err(ApplyError::Gap {
+                    expected: seq.saturating_add(1),
+                    got: c.seq,
+                });
+            }
+            if c.epoch < epoch {
+                return Err(ApplyError::EpochRegression {
+                    seq: c.seq,
+                    epoch: c.epoch,
+                    previous: epoch,
+                });
+            }
+            trees.push(tree_of(&c.op)?);
+            (seq, epoch) = (c.seq, c.epoch);
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let out = store
+            .run_tx(&st, None, |tx| {
+                for (c, &t) in fresh.iter().zip(&trees) {
+                    match &c.op {
+                        Op::Put { key, value, .. } => {
+                            let keep_local = t == AdminTree::OtpState
+                                && tx.get(t, key)?.is_some_and(|cur| {
+                                    match (decode_u64("", &cur), decode_u64("", value)) {
+                                        (Ok(cur), Ok(new)) => cur > new,
+                                        _ => false,
+                                    }
+                                });
+                            if !keep_local {
+                                tx.put(t, key, value.clone())?;
+                            }
+                        }
+                        Op::Remove { key, .. } => {
+                            tx.remove(t, key)?;
+                        }
+                    }
+                    tx.append(c)?;
+                }
+                Ok(())
+            })
+            .map_err(storage)?;
+        store.publish(&mut st, &out);
+        store.inner.data_generation.fetch_add(1, Ordering::SeqCst);
+        let end = st.last_seq;
+        drop(st);
+        store.flush_to(end).map_err(storage)
+    }
+
+    /// Holds the write lock while copying. On a storage error it returns a
+    /// deliberately malformed snapshot (`seq` 0 with epoch `u64::MAX`), which
+    /// every replica refuses (the primary retries later).
+    fn snapshot(&self) -> Snapshot {
+        let st = self.store.lock_repl();
+        let _ = self.store.ensure_durable(st.last_seq);
+        self.store.copy_trees(&st).unwrap_or(Snapshot {
+            seq: 0,
+            epoch: u64::MAX,
+            entries: Vec::new(),
+        })
+    }
+
+    fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError> {
+        if let Some(e) = s
+            .entries
+            .iter()
+            .find(|e| AdminTree::from_number(e.tree).is_none())
+        {
+            return Err(ApplyError::Storage(format!(
+                "unknown replicated tree {}",
+                e.tree
+            )));
+        }
+        let mut st = self.store.lock_repl();
+        self.store
+            .install_entries(&mut st, s.seq, s.epoch, &s.entries)
+            .map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_round_trip_and_garbage() {
+        let put = encode_entry(7, EntryKind::Put, TREE_USERS, b"alice", b"{}");
+        assert_eq!(
+            decode_entry(3, &put).unwrap(),
+            Change {
+                seq: 3,
+                epoch: 7,
+                op: Op::Put {
+                    tree: 1,
+                    key: b"alice".to_vec(),
+                    value: b"{}".to_vec()
+                }
+            }
+        );
+        let rm = encode_entry(2, EntryKind::Remove, TREE_CLIENTS, b"nas", b"ignored");
+        assert_eq!(
+            decode_entry(4, &rm).unwrap().op,
+            Op::Remove {
+                tree: 4,
+                key: b"nas".to_vec()
+            }
+        );
+        // Every truncation of a remove entry, and junk, is an error.
+        for n in 0..rm.len() {
+            assert!(decode_entry(1, &rm[..n]).is_err(), "prefix {n}");
+        }
+        let mut bad = put.clone();
+        bad[8] = 9;
+        assert!(decode_entry(1, &bad).is_err());
+        let mut long = rm.clone();
+        long.push(0);
+        assert!(decode_entry(1, &long).is_err());
+        let mut huge = put;
+        huge[10..14].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_entry(1, &huge).is_err());
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(
+            &dir.path().join("db"),
+            &dir.path().join("key"),
+            &crate::StoreOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn interrupted_install_is_wiped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.add_user(&crate::User::new("alice")).unwrap();
+        store
+            .add_client(&crate::Client {
+                name: "nas".into(),
+                address: "192.0.2.1/32".parse().unwrap(),
+                secret: "s".into(),
+                policy: "default".into(),
+                require_message_authenticator: true,
+            })
+            .unwrap();
+        // As left by a crash in the middle of `install_steps`.
+        store
+            .inner
+            .meta
+            .insert(META_REPL_INSTALLING, &9u64.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.repl_log().last(), (0, 0));
+        assert_eq!(store.user_count(), 0);
+        assert!(store.list_users().unwrap().is_empty());
+        assert!(store.list_clients().unwrap().is_empty());
+        assert!(store.inner.changelog.is_empty());
+        assert!(store
+            .inner
+            .meta
+            .get(META_REPL_INSTALLING)
+            .unwrap()
+            .is_none());
+        store.add_user(&crate::User::new("bob")).unwrap();
+        assert_eq!(store.repl_log().last(), (1, 1));
+    }
+
+    #[test]
+    fn database_from_before_the_changelog_needs_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.add_user(&crate::User::new("alice")).unwrap();
+        // An older version wrote no changelog and no position.
+        store.inner.changelog.clear().unwrap();
+        store.inner.meta.remove(META_REPL_LAST_SEQ).unwrap();
+        store.inner.meta.remove(META_REPL_LAST_EPOCH).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = open(&dir);
+        let log = store.repl_log();
+        assert_eq!(log.last(), (1, 1));
+        // A new replica (at 0) is sent a snapshot, which holds the old data.
+        assert_eq!(log.changes_since(0, 10), Err(Trimmed));
+        assert_eq!(log.snapshot().entries.len(), 1);
+        store.add_user(&crate::User::new("bob")).unwrap();
+        assert_eq!(log.changes_since(1, 10).unwrap().len(), 1);
+
+        // An empty one starts at (0, 0).
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(open(&empty).repl_log().last(), (0, 0));
+    }
+
+    #[test]
+    fn changelog_out_of_step_with_meta_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.add_user(&crate::User::new("alice")).unwrap();
+        store
+            .inner
+            .meta
+            .insert(META_REPL_LAST_SEQ, &5u64.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let err = Store::open(
+            &dir.path().join("db"),
+            &dir.path().join("key"),
+            &crate::StoreOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt(ref m) if m.contains("changelog")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tree_numbers_map_both_ways() {
+        for t in AdminTree::ALL {
+            assert_eq!(AdminTree::from_number(t.number()), Some(t));
+        }
+        assert_eq!(AdminTree::from_number(0), None);
+        assert_eq!(AdminTree::from_number(5), None);
+    }
+}
