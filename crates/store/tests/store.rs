@@ -24,8 +24,20 @@ impl Env {
     fn key(&self) -> PathBuf {
         self.dir.path().join("store.key")
     }
+    /// Opens the store, waiting out sled's lock release: sled 0.34 frees the
+    /// directory lock a moment after the last handle drops, so a reopen right
+    /// after a drop can briefly see `Locked`.
     fn open(&self) -> Store {
-        Store::open(&self.db(), &self.key(), &StoreOptions::default()).unwrap()
+        let mut tries = 0;
+        loop {
+            match Store::open(&self.db(), &self.key(), &StoreOptions::default()) {
+                Err(StoreError::Locked { .. }) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
     }
 }
 
