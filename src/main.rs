@@ -650,7 +650,18 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             let info = radmfa_store::Store::restore(&file, &cfg.db_dir(), &cfg.key_file)
                 .map_err(|e| anyhow!("cannot restore {}: {e}", file.display()))?;
             if let Some(role) = role {
-                let store = radmfa_server::open_store(cfg)?;
+                // sled releases the directory lock of the store restore()
+                // just closed a moment later, from its own thread.
+                let mut tries = 0;
+                let store = loop {
+                    match radmfa_server::open_store(cfg) {
+                        Err(ServerError::Store(StoreError::Locked { .. })) if tries < 100 => {
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        other => break other?,
+                    }
+                };
                 let (r, epoch) = if role == "primary" {
                     (radmfa_store::repl::Role::Primary, info.repl_epoch.max(1))
                 } else {
