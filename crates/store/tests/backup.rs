@@ -1,5 +1,8 @@
 //! Online backup and offline restore against real sled stores.
 
+mod common;
+use common::open_retry;
+
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,26 +10,9 @@ use std::sync::Arc;
 
 use radmfa_store::repl::{MemLog, ReplLog, Role};
 use radmfa_store::{
-    AuditFilter, AuditRecord, Client, Secret, Store, StoreError, StoreOptions, Token,
-    TokenAlgorithm, TokenKind, User, BACKUP_MAGIC,
+    AuditFilter, AuditRecord, Client, Secret, Store, StoreError, Token, TokenAlgorithm, TokenKind,
+    User, BACKUP_MAGIC,
 };
-
-/// Opens a store, waiting out sled's lock release: sled 0.34 frees the
-/// directory lock asynchronously after the last handle drops (its I/O pool
-/// may hold the file a moment longer), so a reopen right after a drop can
-/// briefly see `Locked`.
-fn open_retry(db: &std::path::Path, key: &std::path::Path) -> Store {
-    let mut tries = 0;
-    loop {
-        match Store::open(db, key, &StoreOptions::default()) {
-            Err(StoreError::Locked { .. }) if tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
-}
 
 struct Env {
     dir: tempfile::TempDir,

@@ -4,6 +4,9 @@
 //! read-only, a crash mid-burst leaves data and log consistent, and two
 //! `repl::Machine`s over two stores replicate a write.
 
+mod common;
+use common::open_retry;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
@@ -19,23 +22,6 @@ use radmfa_store::{
 type Data = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
 /// A named write and the number of changelog entries it must add.
 type Step = (&'static str, Box<dyn Fn(&Store)>, u64);
-
-/// Opens a store, waiting out sled's lock release: sled 0.34 frees the
-/// directory lock asynchronously after the last handle drops (its I/O pool
-/// may hold the file a moment longer), so a reopen right after a drop can
-/// briefly see `Locked`.
-fn open_retry(db: &std::path::Path, key: &std::path::Path) -> Store {
-    let mut tries = 0;
-    loop {
-        match Store::open(db, key, &StoreOptions::default()) {
-            Err(StoreError::Locked { .. }) if tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
-}
 
 struct Env {
     dir: tempfile::TempDir,

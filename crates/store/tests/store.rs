@@ -1,5 +1,7 @@
 //! Integration tests of radmfa-store against real sled databases in temp dirs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
@@ -24,20 +26,8 @@ impl Env {
     fn key(&self) -> PathBuf {
         self.dir.path().join("store.key")
     }
-    /// Opens the store, waiting out sled's lock release: sled 0.34 frees the
-    /// directory lock a moment after the last handle drops, so a reopen right
-    /// after a drop can briefly see `Locked`.
     fn open(&self) -> Store {
-        let mut tries = 0;
-        loop {
-            match Store::open(&self.db(), &self.key(), &StoreOptions::default()) {
-                Err(StoreError::Locked { .. }) if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => return other.unwrap(),
-            }
-        }
+        common::open_retry(&self.db(), &self.key())
     }
 }
 
