@@ -78,8 +78,18 @@ async fn connection(stream: UnixStream, node: Arc<Node>) -> std::io::Result<()> 
 }
 
 async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
+    match dispatch(node, req).await {
+        Ok(v) => json!({"ok": true, "result": v}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
+/// Runs one admin request on the running node: the one entry point for the
+/// control socket, the HTTP API and the portal. Writes refresh the node's
+/// caches afterwards.
+pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, AdminError> {
     if let AdminRequest::Stats = req {
-        return json!({"ok": true, "result": node.stats_json()});
+        return Ok(node.stats_json());
     }
     if let AdminRequest::DirectorySync { .. } = req {
         let res = crate::admin::directory_sync_detached(
@@ -90,13 +100,10 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
         )
         .await;
         node.after_admin_write(None, false);
-        return match res {
-            Ok(v) => {
-                info!(request = "directory_sync", "admin request done");
-                json!({"ok": true, "result": v})
-            }
-            Err(e) => json!({"ok": false, "error": e.to_string()}),
-        };
+        if res.is_ok() {
+            info!(request = "directory_sync", "admin request done");
+        }
+        return res;
     }
     let touched = touched(&req);
     let op = format!("{req:?}");
@@ -109,10 +116,10 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
     match res {
         Ok(Ok(v)) => {
             info!(request = %op, "admin request done");
-            json!({"ok": true, "result": v})
+            Ok(v)
         }
-        Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
-        Err(e) => json!({"ok": false, "error": format!("admin task failed: {e}")}),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(AdminError::Invalid(format!("admin task failed: {e}"))),
     }
 }
 
