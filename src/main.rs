@@ -77,6 +77,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show replication: role, epoch, last applied sequence, the replicas and
+    /// their lag (on the primary), whether the primary is reachable (on a
+    /// replica).
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this replica the primary (epoch + 1). The other nodes follow it;
+    /// a former primary that comes back steps down and re-syncs, and writes
+    /// it took after the promotion are discarded (fencing).
+    Promote {
+        /// Promote even when this replica has not confirmed with its primary
+        /// that its copy is complete (it may lack recent writes).
+        #[arg(long)]
+        force: bool,
+    },
     /// Import users from the directory ([directory]), once: new users added,
     /// changed ones updated, users that left the set disabled.
     ImportLdap {
@@ -845,9 +862,78 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Status { json } => {
+            let v = tokio_block(radmfa_server::control::request(
+                &cfg.control_socket(),
+                &AdminRequest::ReplStatus,
+            ))?;
+            if json {
+                println!("{v}");
+            } else {
+                print_status(&v);
+            }
+            Ok(())
+        }
+        Command::Promote { force } => {
+            let v = tokio_block(radmfa_server::control::request(
+                &cfg.control_socket(),
+                &AdminRequest::Promote { force },
+            ))?;
+            println!(
+                "node {} is now the primary at epoch {}",
+                v["node_id"], v["epoch"]
+            );
+            Ok(())
+        }
         Command::Serve { .. } | Command::CheckConfig | Command::Cluster(_) => {
             unreachable!("handled in main")
         }
+    }
+}
+
+/// `radmfa status` for people.
+fn print_status(v: &serde_json::Value) {
+    let s = |k: &str| match &v[k] {
+        serde_json::Value::String(x) => x.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    println!("node            {}", s("node_id"));
+    println!("role            {}", s("role"));
+    if v["role"] == "standalone" {
+        return;
+    }
+    println!("epoch           {}", s("epoch"));
+    println!(
+        "last applied    seq {} (epoch {})",
+        s("last_seq"),
+        s("last_epoch")
+    );
+    if v["role"] == "replica" {
+        println!("primary         {}", s("primary"));
+        println!("unreachable     {}", s("primary_unreachable_since"));
+        println!("synced          {}", s("synced"));
+    }
+    if let Some(rs) = v["replicas"].as_array().filter(|r| !r.is_empty()) {
+        println!("replicas:");
+        println!(
+            "  {:<6} {:<22} {:>12} {:>10} {:>12} CONNECTED",
+            "NODE", "ADDRESS", "ACKED SEQ", "LAG", "SEEN MS AGO"
+        );
+        for r in rs {
+            println!(
+                "  {:<6} {:<22} {:>12} {:>10} {:>12} {}",
+                r["node_id"],
+                r["address"].as_str().unwrap_or("-"),
+                r["acked_seq"],
+                r["lag_entries"],
+                r["last_seen_ms_ago"],
+                r["connected"]
+            );
+        }
+    }
+    if v["last_error"].is_string() {
+        println!("last error      {}", s("last_error"));
     }
 }
 

@@ -162,6 +162,15 @@ pub enum AdminRequest {
     },
     /// Counters of the running server (control socket only).
     Stats,
+    /// Replication status: role, epoch, log position, replicas and their
+    /// lag, primary reachability (control socket only).
+    ReplStatus,
+    /// Makes this replica the primary at epoch + 1 (control socket only).
+    Promote {
+        /// Promote even if the node has not confirmed its copy is complete.
+        #[serde(default)]
+        force: bool,
+    },
     /// Online backup to a file on the server's machine (absolute path; the
     /// file must not exist yet; the audit journal goes to `<path>.audit/`).
     Backup {
@@ -354,6 +363,9 @@ pub enum AdminError {
     /// Needs a running server.
     #[error("{0}")]
     NeedsServer(String),
+    /// A write on a replica that could not be forwarded to the primary.
+    #[error("{0}")]
+    ReadOnly(String),
 }
 
 /// A user as admins see it (never the password hash).
@@ -668,9 +680,11 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             })?;
             Ok(serde_json::to_value(recs).map_err(|e| AdminError::Invalid(e.to_string()))?)
         }
-        AdminRequest::Stats => Err(AdminError::NeedsServer(
-            "no radmfa server is running on this data directory".to_string(),
-        )),
+        AdminRequest::Stats | AdminRequest::ReplStatus | AdminRequest::Promote { .. } => {
+            Err(AdminError::NeedsServer(
+                "no radmfa server is running on this data directory".to_string(),
+            ))
+        }
         AdminRequest::Backup { path } => {
             let path = std::path::Path::new(&path);
             if !path.is_absolute() {

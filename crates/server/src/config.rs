@@ -547,7 +547,33 @@ struct ClusterSection {
     #[serde(default = "default_forward_timeout")]
     forward_timeout_ms: u64,
     #[serde(default)]
+    role: InitialRole,
+    #[serde(default = "default_true_cluster")]
+    replication: bool,
+    #[serde(default = "default_changelog_keep")]
+    changelog_keep: Spanned<u64>,
+    #[serde(default)]
     peer: Vec<PeerSection>,
+}
+
+fn default_true_cluster() -> bool {
+    true
+}
+
+fn default_changelog_keep() -> Spanned<u64> {
+    Spanned::new(0..0, 100_000)
+}
+
+/// The role a node takes when its store has never replicated (a fresh data
+/// directory); afterwards the persisted role and epoch win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialRole {
+    /// The writable node (the first node of a cluster).
+    #[default]
+    Primary,
+    /// A read-only copy that fetches everything from the primary.
+    Replica,
 }
 
 fn default_forward_timeout() -> u64 {
@@ -740,6 +766,13 @@ pub struct ClusterSettings {
     pub forward_timeout: std::time::Duration,
     /// The other nodes: id and peer-link address.
     pub peers: Vec<(u16, SocketAddr)>,
+    /// The role of a node whose store has never replicated.
+    pub role: InitialRole,
+    /// Replicate the store over the peer link.
+    pub replication: bool,
+    /// Changelog entries kept for replicas that fall behind (older ones are
+    /// trimmed; a replica further behind gets a snapshot).
+    pub changelog_keep: u64,
 }
 
 /// A validated policy.
@@ -1432,6 +1465,20 @@ impl RuntimeConfig {
                         c.forward_timeout_ms.clamp(100, 60_000),
                     ),
                     peers,
+                    role: c.role,
+                    replication: c.replication,
+                    changelog_keep: {
+                        let keep = *c.changelog_keep.get_ref();
+                        if !(1_000..=100_000_000).contains(&keep) {
+                            return Err(locate(
+                                at(&c.changelog_keep.span()),
+                                format!(
+                                    "cluster.changelog_keep must be between 1000 and 100000000, not {keep}"
+                                ),
+                            ));
+                        }
+                        keep
+                    },
                 })
             }
         };

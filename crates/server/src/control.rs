@@ -13,6 +13,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use radmfa_store::StoreError;
+
 use crate::admin::{execute, AdminError, AdminRequest};
 use crate::pipeline::Node;
 
@@ -87,7 +89,114 @@ async fn answer(node: &Arc<Node>, req: AdminRequest) -> Value {
 /// Runs one admin request on the running node: the one entry point for the
 /// control socket, the HTTP API and the portal. Writes refresh the node's
 /// caches afterwards.
+///
+/// On a replica a write the store refuses as read-only is forwarded to the
+/// primary over the peer link and the answer returned once this node has
+/// replicated it (read your writes); with the primary unreachable the
+/// error says `read-only: primary N (ADDR) unreachable since TIME`.
 pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, AdminError> {
+    match &req {
+        AdminRequest::ReplStatus => {
+            return match node.replication() {
+                Some(r) => Ok(r.status_json()),
+                None => Ok(json!({
+                    "node_id": node.config().node_id,
+                    "role": "standalone",
+                    "replication": false,
+                })),
+            }
+        }
+        AdminRequest::Promote { force } => {
+            let Some(r) = node.replication().cloned() else {
+                return Err(AdminError::Invalid(
+                    "replication is not configured on this node ([cluster])".into(),
+                ));
+            };
+            let force = *force;
+            let st = tokio::task::spawn_blocking(move || r.promote(force))
+                .await
+                .map_err(|e| AdminError::Invalid(format!("promote failed: {e}")))?
+                .map_err(AdminError::Invalid)?;
+            warn!(
+                node = st.id,
+                epoch = st.epoch,
+                "promoted to primary by an operator"
+            );
+            return Ok(node
+                .replication()
+                .map(|r| r.status_json())
+                .unwrap_or_default());
+        }
+        _ => {}
+    }
+    let forwardable = req.clone();
+    match dispatch_local(node, req).await {
+        Err(AdminError::Store(StoreError::ReadOnly(local))) => {
+            let Some(r) = node.replication() else {
+                return Err(AdminError::ReadOnly(local));
+            };
+            let primary = r.write_target().map_err(AdminError::ReadOnly)?;
+            if primary == node.config().node_id {
+                return Err(AdminError::ReadOnly(local));
+            }
+            let body =
+                serde_json::to_vec(&forwardable).map_err(|e| AdminError::Invalid(e.to_string()))?;
+            let answer = r
+                .forward_admin(primary, body)
+                .await
+                .map_err(AdminError::ReadOnly)?;
+            let v: Value = serde_json::from_slice(&answer)
+                .map_err(|e| AdminError::Invalid(format!("bad answer from the primary: {e}")))?;
+            if v["ok"] != Value::Bool(true) {
+                return Err(AdminError::Invalid(
+                    v["error"]
+                        .as_str()
+                        .unwrap_or("the primary refused the request")
+                        .to_string(),
+                ));
+            }
+            // Read your writes: wait (a little) until this replica has it.
+            if let Some(seq) = v["seq"].as_u64() {
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+                while r.status().last_seq < seq && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+            info!(primary, "admin write forwarded to the primary");
+            Ok(v["result"].clone())
+        }
+        other => other,
+    }
+}
+
+/// Answers an admin request that replica `from_node` forwarded here: run
+/// locally (never forwarded again), with the log position after it so the
+/// replica can wait until it has the write.
+pub async fn forwarded_admin(node: &Arc<Node>, from_node: u16, body: &[u8]) -> Vec<u8> {
+    let answer = match serde_json::from_slice::<AdminRequest>(body) {
+        Ok(
+            AdminRequest::ReplStatus | AdminRequest::Promote { .. } | AdminRequest::Backup { .. },
+        ) => {
+            json!({"ok": false, "error": "this request is not forwarded between nodes"})
+        }
+        Ok(req) => {
+            info!(from_node, request = ?req, "admin request forwarded by a replica");
+            match dispatch_local(node, req).await {
+                Ok(v) => {
+                    use radmfa_store::repl::ReplLog;
+                    let seq = node.store().repl_log().last().0;
+                    json!({"ok": true, "result": v, "seq": seq})
+                }
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            }
+        }
+        Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+    };
+    serde_json::to_vec(&answer).unwrap_or_default()
+}
+
+/// Runs one admin request on this node only.
+async fn dispatch_local(node: &Arc<Node>, req: AdminRequest) -> Result<Value, AdminError> {
     if let AdminRequest::Stats = req {
         return Ok(node.stats_json());
     }
@@ -128,6 +237,8 @@ pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, Admi
 fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
     match req {
         AdminRequest::UserList
+        | AdminRequest::ReplStatus
+        | AdminRequest::Promote { .. }
         | AdminRequest::UserShow { .. }
         | AdminRequest::ClientList
         | AdminRequest::Report { .. }

@@ -16,6 +16,7 @@ pub mod hot;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
+pub mod replication;
 pub mod secret;
 pub mod sync;
 pub mod udp;
@@ -132,6 +133,10 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
             _ = tokio::time::sleep_until(next) => {}
         }
         next += interval;
+        if node.replication().is_some_and(|r| !r.is_primary()) {
+            tracing::debug!(item = %item.name, "directory sync skipped: this node is a replica (the primary syncs)");
+            continue;
+        }
         let req = admin::AdminRequest::DirectorySync {
             item: Some(item.name.clone()),
             base: None,
@@ -163,6 +168,20 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
 }
 
 /// Answers requests other nodes forward over the peer link.
+/// A node whose store has never held data or replicated starts in the
+/// configured role; afterwards the role and epoch persisted in the store win.
+fn init_role(store: &Store, role: config::InitialRole) -> Result<(), ServerError> {
+    use radmfa_store::repl::{ReplLog, Role};
+    let fresh = store.repl_state() == (Role::Primary, 1)
+        && store.repl_log().last() == (0, 0)
+        && store.user_count() == 0;
+    if fresh && role == config::InitialRole::Replica {
+        store.set_repl_state(Role::Replica { primary: None }, 0)?;
+        info!("fresh data directory: starting as a replica");
+    }
+    Ok(())
+}
+
 struct PeerHandler(Arc<Node>);
 
 impl peer::ForwardHandler for PeerHandler {
@@ -179,6 +198,21 @@ impl peer::ForwardHandler for PeerHandler {
                 .await
                 .map(|r| r.to_vec())
         })
+    }
+
+    fn replication(&self, from_node: u16, message: Vec<u8>) {
+        if let Some(r) = self.0.replication() {
+            r.received(from_node, message);
+        }
+    }
+
+    fn admin(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>> {
+        let node = self.0.clone();
+        Box::pin(async move { control::forwarded_admin(&node, from_node, &body).await })
     }
 }
 
@@ -228,6 +262,10 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let repl_client = peers.clone();
+    if let Some(c) = cfg.cluster.as_ref().filter(|c| c.replication) {
+        init_role(&store, c.role)?;
+    }
     let node = Arc::new(Node::new(
         cfg.clone(),
         pipeline::NodeParts {
@@ -242,6 +280,37 @@ pub async fn run(
             peer_stats: peer_stats.clone(),
         },
     )?);
+
+    let replication = match (&cfg.cluster, repl_client) {
+        (Some(c), Some(client)) if c.replication => {
+            let weak = Arc::downgrade(&node);
+            let on_change = Box::new(move |changed: replication::Changed| {
+                if let Some(node) = weak.upgrade() {
+                    match changed {
+                        replication::Changed::All => node.after_admin_write(None, true),
+                        replication::Changed::Users(users) => {
+                            node.after_admin_write(None, false);
+                            for u in users {
+                                node.after_admin_write(Some(&u), true);
+                            }
+                        }
+                    }
+                }
+            });
+            let r = replication::Replication::start(
+                cfg.node_id,
+                c.peers.clone(),
+                store.clone(),
+                client,
+                c.changelog_keep,
+                tokio::runtime::Handle::current(),
+                on_change,
+            )?;
+            node.set_replication(r.clone());
+            Some(r)
+        }
+        _ => None,
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     for s in sockets {
@@ -278,6 +347,9 @@ pub async fn run(
         ));
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(r) = replication {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
     drop(node);
     audit_stop.cancel();
     let _ = writer.await;

@@ -72,6 +72,8 @@ pub struct Node {
     upstreams: std::collections::HashMap<String, Upstream>,
     /// The directory (first factor `ldap`).
     directory: Option<radmfa_directory::Directory>,
+    /// Store replication, when clustered (set once at start).
+    replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -237,7 +239,18 @@ impl Node {
             peer_stats,
             upstreams: cfg_upstreams,
             directory,
+            replication: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the running replication (once, at start).
+    pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
+        let _ = self.replication.set(r);
+    }
+
+    /// The running replication, when clustered.
+    pub fn replication(&self) -> Option<&Arc<crate::replication::Replication>> {
+        self.replication.get()
     }
 
     /// The running configuration, shared.
@@ -1049,8 +1062,12 @@ impl Node {
             return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
         };
         let user = &cached.user;
-        let token = cached.token.as_ref();
+        // Members of the policy's bypass groups (or outside its MFA groups)
+        // sign in with the password alone.
+        let bypass = !policy.needs_mfa(&user.groups) && policy.first_factor == FirstFactor::Local;
+        let token = cached.token.as_ref().filter(|_| !bypass);
         let needs_otp = match user.method {
+            _ if bypass => false,
             Method::Totp | Method::Hotp => true,
             Method::None => false,
             Method::Sms => {
@@ -1101,7 +1118,9 @@ impl Node {
             if !user.enabled {
                 return disabled(name, first);
             }
-            let reason = if needs_otp {
+            let reason = if bypass {
+                "mfa_not_required_for_group"
+            } else if needs_otp {
                 "not_enrolled_allowed"
             } else {
                 "ok"

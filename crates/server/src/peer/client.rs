@@ -15,7 +15,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::{read_frame, write_frames, Frame, MAX_FORWARD_PACKET};
+use super::frame::{read_frame, repl_frames, write_frames, Frame, MAX_FORWARD_PACKET, MAX_PAYLOAD};
 use super::tls::{self, PeerTls};
 use super::{bump, ForwardError, PeerStats};
 
@@ -134,15 +134,25 @@ impl Conn {
         src: SocketAddr,
         packet: &[u8],
     ) -> Result<Option<Vec<u8>>, ForwardError> {
-        let shared = &*self.shared;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = Frame::Forward {
+        self.call(packet.len(), |id| Frame::Forward {
             id,
             src,
             packet: packet.to_vec(),
-        }
-        .encode()
-        .map_err(|_| ForwardError::PacketTooLarge(packet.len()))?;
+        })
+        .await
+    }
+
+    /// Sends the frame `make(id)` and waits for the answer with that id.
+    async fn call(
+        &self,
+        len: usize,
+        make: impl FnOnce(u64) -> Frame,
+    ) -> Result<Option<Vec<u8>>, ForwardError> {
+        let shared = &*self.shared;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = make(id)
+            .encode()
+            .map_err(|_| ForwardError::PacketTooLarge(len))?;
         let (reply_tx, reply_rx) = oneshot::channel();
         match lock(&shared.pending).as_mut() {
             Some(map) => map.insert(id, reply_tx),
@@ -242,6 +252,84 @@ impl PeerClient {
             .unwrap_or(Err(ForwardError::Timeout))
     }
 
+    /// Replication: makes sure a connection to `node` is open (opening one if
+    /// needed) and returns a token cancelled when it closes.
+    pub async fn connect_to(&self, node: u16) -> Result<CancellationToken, ForwardError> {
+        let peer = self
+            .inner
+            .peers
+            .get(&node)
+            .ok_or(ForwardError::UnknownPeer(node))?;
+        let conn = self.connection(node, peer).await?;
+        Ok(conn.shared.closed.clone())
+    }
+
+    /// Replication: closes the connection to `node`, if open (a silent
+    /// peer); forwards in flight on it fail and the next use reconnects.
+    pub fn disconnect(&self, node: u16) {
+        if let Some(peer) = self.inner.peers.get(&node) {
+            if let Some(conn) = lock(&peer.current).take() {
+                conn.shared.close();
+            }
+        }
+    }
+
+    /// Replication: sends one encoded replication message to `node` over
+    /// the open connection, cut into Repl frames; waits while the
+    /// connection's write queue is full. Fails when no connection is open
+    /// (the replication machine asks for one and sends again).
+    pub async fn send_replication(&self, node: u16, message: &[u8]) -> Result<(), ForwardError> {
+        let peer = self
+            .inner
+            .peers
+            .get(&node)
+            .ok_or(ForwardError::UnknownPeer(node))?;
+        let conn = peer.live().ok_or(ForwardError::Closed)?;
+        let frames =
+            repl_frames(message).map_err(|_| ForwardError::PacketTooLarge(message.len()))?;
+        for f in frames {
+            conn.shared
+                .tx
+                .send(f)
+                .await
+                .map_err(|_| ForwardError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Sends an admin request (JSON) to `node` (the primary) and returns its
+    /// answer (JSON), within `timeout`.
+    pub async fn admin(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let peer = self
+            .inner
+            .peers
+            .get(&node)
+            .ok_or(ForwardError::UnknownPeer(node))?;
+        if body.len() > MAX_PAYLOAD {
+            return Err(ForwardError::PacketTooLarge(body.len()));
+        }
+        let attempt = async {
+            let conn = self.connection(node, peer).await?;
+            conn.call(body.len(), |id| Frame::Admin { id, body }).await
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(Some(answer))) => Ok(answer),
+            Ok(Ok(None)) => Err(ForwardError::Closed),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ForwardError::Timeout),
+        }
+    }
+
+    /// The address configured for `node`.
+    pub fn address(&self, node: u16) -> Option<SocketAddr> {
+        self.inner.peers.get(&node).map(|p| p.addr)
+    }
+
     /// The live connection to `peer`, opening one if needed.
     async fn connection(&self, node: u16, peer: &Arc<Peer>) -> Result<Arc<Conn>, ForwardError> {
         if let Some(conn) = peer.live() {
@@ -328,6 +416,12 @@ async fn reader<S: AsyncRead>(mut rd: ReadHalf<S>, shared: Arc<Shared>) {
             f = read_frame(&mut rd) => f,
         };
         match frame {
+            Ok(Some(Frame::AdminReply { id, body })) => {
+                let waiter = lock(&shared.pending).as_mut().and_then(|m| m.remove(&id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(Some(body));
+                }
+            }
             Ok(Some(Frame::Reply { id, reply })) => {
                 let waiter = lock(&shared.pending).as_mut().and_then(|m| m.remove(&id));
                 match waiter {

@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-/// Largest value of the length prefix (kind + request id + payload).
-pub(crate) const MAX_FRAME: usize = 16 * 1024;
+/// Largest value of the length prefix (kind + request id + payload): 16 MiB
+/// of payload, for replication batches and snapshot chunks and forwarded
+/// admin requests (RADIUS datagrams are at most 4 KiB).
+pub(crate) const MAX_FRAME: usize = HEADER + 16 * 1024 * 1024;
 
 /// Bytes of the header counted by the length prefix: kind and request id.
 const HEADER: usize = 1 + 8;
@@ -40,7 +42,18 @@ pub(crate) mod kind {
     pub(crate) const FORWARD: u8 = 2;
     /// The answer to a Forward with the same request id.
     pub(crate) const REPLY: u8 = 3;
+    /// A piece of a replication message (request id 0).
+    pub(crate) const REPL: u8 = 4;
+    /// An admin request (JSON) forwarded to the primary.
+    pub(crate) const ADMIN: u8 = 5;
+    /// The answer (JSON) to an Admin frame with the same request id.
+    pub(crate) const ADMIN_REPLY: u8 = 6;
 }
+
+/// First payload byte of a Repl frame: this is the message's last piece.
+const REPL_LAST: u8 = 0;
+/// First payload byte of a Repl frame: more pieces follow.
+const REPL_MORE: u8 = 1;
 
 /// Status byte of a Reply frame: a datagram follows.
 const REPLY_FOLLOWS: u8 = 0;
@@ -98,6 +111,29 @@ pub(crate) enum Frame {
         id: u64,
         /// The reply datagram, or `None` when the owner sends nothing.
         reply: Option<Vec<u8>>,
+    },
+    /// A piece of one encoded replication message
+    /// (`radmfa_store::repl::wire`); the pieces of a message are consecutive
+    /// Repl frames on one connection.
+    Repl {
+        /// More pieces of this message follow.
+        more: bool,
+        /// The bytes of this piece.
+        data: Vec<u8>,
+    },
+    /// An admin request forwarded by a replica to the primary.
+    Admin {
+        /// Request id, echoed by the AdminReply.
+        id: u64,
+        /// The request (JSON, as on the control socket).
+        body: Vec<u8>,
+    },
+    /// The primary's answer to an Admin frame.
+    AdminReply {
+        /// The Admin frame's request id.
+        id: u64,
+        /// The answer (JSON, as on the control socket).
+        body: Vec<u8>,
     },
 }
 
@@ -187,6 +223,13 @@ impl Frame {
                 reply: Some(bytes),
             } => build(kind::REPLY, *id, &[&[REPLY_FOLLOWS], bytes]),
             Frame::Reply { id, reply: None } => build(kind::REPLY, *id, &[&[REPLY_NONE]]),
+            Frame::Repl { more, data } => build(
+                kind::REPL,
+                0,
+                &[&[if *more { REPL_MORE } else { REPL_LAST }], data],
+            ),
+            Frame::Admin { id, body } => build(kind::ADMIN, *id, &[body]),
+            Frame::AdminReply { id, body } => build(kind::ADMIN_REPLY, *id, &[body]),
         }
     }
 
@@ -224,6 +267,25 @@ impl Frame {
                 };
                 Frame::Reply { id, reply }
             }
+            kind::REPL => {
+                let more = match r.u8()? {
+                    REPL_LAST => false,
+                    REPL_MORE => true,
+                    _ => return Err(FrameError::Invalid("repl flag")),
+                };
+                Frame::Repl {
+                    more,
+                    data: r.rest().to_vec(),
+                }
+            }
+            kind::ADMIN => Frame::Admin {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::ADMIN_REPLY => Frame::AdminReply {
+                id,
+                body: r.rest().to_vec(),
+            },
             other => return Err(FrameError::UnknownKind(other)),
         };
         r.finish()?;
@@ -239,6 +301,60 @@ impl Frame {
         let body = r.take(len)?;
         r.finish()?;
         Frame::decode_body(body)
+    }
+}
+
+/// Bytes of a replication message per Repl frame: small enough that a
+/// snapshot in transit delays forwarded RADIUS requests on the same
+/// connection by one piece at most.
+pub(crate) const REPL_PIECE: usize = 256 * 1024;
+
+/// Largest replication message reassembled (a snapshot of several million
+/// users fits; a peer cannot make us buffer more).
+pub(crate) const MAX_REPL_MESSAGE: usize = 4 * 1024 * 1024 * 1024;
+
+/// Cuts an encoded replication message into encoded Repl frames.
+pub(crate) fn repl_frames(message: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+    if message.len() > MAX_REPL_MESSAGE {
+        return Err(FrameError::TooLarge(message.len()));
+    }
+    let mut pieces: Vec<&[u8]> = message.chunks(REPL_PIECE).collect();
+    if pieces.is_empty() {
+        pieces.push(&[]);
+    }
+    let n = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| {
+            Frame::Repl {
+                more: i + 1 < n,
+                data: data.to_vec(),
+            }
+            .encode()
+        })
+        .collect()
+}
+
+/// Joins the pieces of replication messages arriving on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct ReplAssembler {
+    buf: Vec<u8>,
+}
+
+impl ReplAssembler {
+    /// Adds a piece; returns the whole message after its last piece.
+    pub(crate) fn push(&mut self, more: bool, data: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        if self.buf.len().saturating_add(data.len()) > MAX_REPL_MESSAGE {
+            self.buf = Vec::new();
+            return Err(FrameError::TooLarge(MAX_REPL_MESSAGE));
+        }
+        self.buf.extend_from_slice(data);
+        if more {
+            Ok(None)
+        } else {
+            Ok(Some(std::mem::take(&mut self.buf)))
+        }
     }
 }
 
@@ -308,6 +424,33 @@ pub(crate) async fn write_frames<S: AsyncWrite>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn repl_messages_are_cut_and_joined() {
+        for len in [
+            0,
+            1,
+            REPL_PIECE - 1,
+            REPL_PIECE,
+            REPL_PIECE + 1,
+            3 * REPL_PIECE + 7,
+        ] {
+            let msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let frames = repl_frames(&msg).unwrap();
+            assert_eq!(frames.len(), len.div_ceil(REPL_PIECE).max(1));
+            let mut asm = ReplAssembler::default();
+            let mut out = None;
+            for (i, f) in frames.iter().enumerate() {
+                let Frame::Repl { more, data } = Frame::decode(f).unwrap() else {
+                    panic!("not a repl frame");
+                };
+                assert_eq!(more, i + 1 < frames.len());
+                out = asm.push(more, &data).unwrap();
+                assert_eq!(out.is_some(), !more);
+            }
+            assert_eq!(out.unwrap(), msg);
+        }
+    }
+
     fn samples() -> Vec<Frame> {
         vec![
             Frame::Hello {
@@ -327,6 +470,22 @@ mod tests {
             Frame::Reply {
                 id: 9,
                 reply: Some(vec![2; 20]),
+            },
+            Frame::Repl {
+                more: true,
+                data: vec![5; 100],
+            },
+            Frame::Repl {
+                more: false,
+                data: vec![],
+            },
+            Frame::Admin {
+                id: 3,
+                body: b"{}".to_vec(),
+            },
+            Frame::AdminReply {
+                id: 3,
+                body: b"{\"ok\":true}".to_vec(),
             },
             Frame::Reply {
                 id: 10,

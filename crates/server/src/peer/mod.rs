@@ -3,8 +3,11 @@
 //! Used for challenge forwarding (DESIGN.md §5): a node that receives the
 //! second request of a challenge owned by another node sends the raw RADIUS
 //! datagram and the NAS address to the owner, which runs its pipeline on it
-//! and returns its reply datagram (or nothing). Replication will reuse the
-//! same transport (port 4443).
+//! and returns its reply datagram (or nothing). Replication (DESIGN.md §6)
+//! uses the same transport (port 4443): each node sends its replication
+//! messages to a peer over its own outgoing connection to that peer, cut
+//! into Repl frames; replicas forward admin writes to the primary as Admin
+//! frames.
 //!
 //! # Security
 //! A cluster CA ([`generate_ca`]) signs one certificate per node
@@ -18,7 +21,7 @@
 //! Every frame on the TLS stream is
 //!
 //! ```text
-//! u32 BE  length of the rest (9 ..= 16384)
+//! u32 BE  length of the rest (9 ..= 9 + 16 MiB)
 //! u8      kind
 //! u64 BE  request id
 //! ...     payload (kind specific)
@@ -29,6 +32,9 @@
 //! | 1    | Hello   | client -> server | u16 BE node id, u8 protocol version (1); request id 0       |
 //! | 2    | Forward | client -> server | u8 family (4 or 6), 4 or 16 bytes IP, u16 BE port, datagram |
 //! | 3    | Reply   | server -> client | u8 status: 0 = datagram follows, 1 = no reply (nothing after)|
+//! | 4    | Repl    | client -> server | u8 0 = last piece, 1 = more follow; a piece of a replication message; id 0 |
+//! | 5    | Admin   | client -> server | an admin request (JSON) a replica forwards to the primary   |
+//! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
 //!
 //! The Hello is the client's first frame and is sent once. A Reply carries
 //! the request id of its Forward; replies come back in completion order, not
@@ -146,6 +152,30 @@ pub trait ForwardHandler: Send + Sync + 'static {
         src: SocketAddr,
         packet: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'static>>;
+
+    /// Receives one whole replication message (encoded with
+    /// `radmfa_store::repl::wire`) from peer `from_node`. Must not block:
+    /// queue it. Nodes without replication drop it.
+    fn replication(&self, from_node: u16, message: Vec<u8>) {
+        tracing::debug!(
+            from_node,
+            len = message.len(),
+            "replication message ignored: replication is not running"
+        );
+    }
+
+    /// Runs an admin request (JSON, as on the control socket) that replica
+    /// `from_node` forwarded to this node; returns the answer (JSON).
+    fn admin(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+        let _ = (from_node, body);
+        Box::pin(async {
+            br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#.to_vec()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::{read_frame, write_frames, Frame, MAX_REPLY_PACKET};
+use super::frame::{read_frame, write_frames, Frame, ReplAssembler, MAX_REPLY_PACKET};
 use super::tls::{self, PeerTls};
 use super::{bump, ForwardHandler, PeerStats};
 
@@ -104,6 +104,7 @@ impl Connection {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_frames(wr, rx, self.closed.clone()));
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut repl = ReplAssembler::default();
         loop {
             let frame = tokio::select! {
                 _ = self.closed.cancelled() => break,
@@ -111,6 +112,31 @@ impl Connection {
             };
             let (id, src, packet) = match frame {
                 Ok(Some(Frame::Forward { id, src, packet })) => (id, src, packet),
+                Ok(Some(Frame::Repl { more, data })) => match repl.push(more, &data) {
+                    Ok(Some(message)) => {
+                        self.handler.replication(node, message);
+                        continue;
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        warn!(%addr, node, error = %e, "replication message too large; closing the connection");
+                        break;
+                    }
+                },
+                Ok(Some(Frame::Admin { id, body })) => {
+                    let answer = self.handler.admin(node, body);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let body = answer.await;
+                        match (Frame::AdminReply { id, body }).encode() {
+                            Ok(frame) => {
+                                let _ = tx.send(frame).await;
+                            }
+                            Err(e) => warn!(node, error = %e, "cannot encode an admin answer"),
+                        }
+                    });
+                    continue;
+                }
                 Ok(Some(_)) => {
                     warn!(%addr, node, "unexpected frame from peer; closing the connection");
                     break;

@@ -497,6 +497,9 @@ impl Machine {
     }
 
     fn on_tick(&mut self, now: u64, log: &dyn ReplLog, out: &mut Vec<Action>) {
+        if self.role == Role::Primary {
+            self.push_new(now, log, out);
+        }
         // Connections that went silent (half-open): close them.
         let silent: Vec<NodeId> = self
             .connected
@@ -735,7 +738,6 @@ impl Machine {
             })));
             return;
         }
-        let prev = log.last();
         let change = match log.append_local(self.epoch, op) {
             Ok(c) => c,
             Err(e) => {
@@ -746,24 +748,43 @@ impl Machine {
         };
         self.last_error = None;
         out.push(Action::WriteDone(Ok(change.seq)));
-        // Push to idle, caught-up, live replicas; the others pull.
+        self.push_new(now, log, out);
+    }
+
+    /// Primary: sends what follows to every idle (all sent batches
+    /// acknowledged), live replica that is behind, so a write reaches the
+    /// replicas at once instead of at their next pull. Called after a write
+    /// through the machine and on every tick, which also covers writes the
+    /// driver's storage made directly (they append to the same log).
+    fn push_new(&mut self, now: u64, log: &dyn ReplLog, out: &mut Vec<Action>) {
+        let (last_seq, _) = log.last();
         for (&r, view) in &mut self.replicas {
-            let idle = view.acked == view.sent && view.sent == prev.0 && view.snapshot.is_none();
+            let idle = view.acked == view.sent && view.snapshot.is_none();
             let live = self.connected.contains(&r)
                 && now.saturating_sub(view.last_seen) <= self.timing.dead_after_ms;
-            if idle && live {
-                view.sent = change.seq;
-                out.push(Action::Send(
-                    r,
-                    Msg::Changes {
-                        epoch: self.epoch,
-                        prev_seq: prev.0,
-                        prev_epoch: prev.1,
-                        changes: vec![change.clone()],
-                        primary_last: change.seq,
-                    },
-                ));
+            if !(idle && live && view.sent < last_seq) {
+                continue;
             }
+            let Ok(Some(prev_epoch)) = entry_epoch(log, view.sent) else {
+                continue;
+            };
+            let Ok(changes) = log.changes_since(view.sent, self.timing.batch_max) else {
+                continue;
+            };
+            let Some(end) = changes.last().map(|c| c.seq) else {
+                continue;
+            };
+            out.push(Action::Send(
+                r,
+                Msg::Changes {
+                    epoch: self.epoch,
+                    prev_seq: view.sent,
+                    prev_epoch,
+                    changes,
+                    primary_last: last_seq,
+                },
+            ));
+            view.sent = end;
         }
     }
 

@@ -28,6 +28,7 @@ mod log;
 mod machine;
 mod memlog;
 mod msg;
+pub mod wire;
 
 pub use log::{ApplyError, ReplLog, Trimmed};
 pub use machine::{Action, Event, Machine, ReplicaStatus, Role, Status, Timing, WriteRefused};

@@ -1,0 +1,483 @@
+//! The replication driver (DESIGN.md §6): runs the store's sans-io
+//! [`Machine`] on a thread of its own and carries out its actions over the
+//! peer link.
+//!
+//! * **Events in:** a tick every [`TICK`]; `Connected` / `Disconnected` from
+//!   the outgoing peer connections; `Received` for every replication message
+//!   the peer-link server reassembles; `Promote` from `radmfa promote`.
+//! * **Actions out:** `Persist` is written to the store first (role and
+//!   epoch, flushed) so a restart resumes where the machine was; `Send`
+//!   encodes the message ([`radmfa_store::repl::wire`]) and queues it for the
+//!   peer's sender task; `Connect` / `Disconnect` open or close the outgoing
+//!   connection.
+//! * **Store:** the primary's admin writes go straight to the store, which
+//!   appends their changelog entries in the same transaction; the machine
+//!   pushes them to idle replicas on the next tick. When replication changes
+//!   the data under the node (applied changes, an installed snapshot), the
+//!   node's caches are refreshed through the callback given at start.
+//! * A thread rather than a task: applying a batch, taking or installing a
+//!   snapshot of a million users are blocking sled work.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use radmfa_store::repl::{wire, Action, Event, Machine, Msg, NodeId, Role, Status, Timing};
+use radmfa_store::{Store, TREE_OTP_STATE, TREE_TOKENS};
+use serde_json::{json, Value};
+use tokio::sync::mpsc as tmpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::peer::PeerClient;
+
+/// How often the machine is ticked.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Encoded messages queued per peer before new ones are dropped (the
+/// machine repeats what matters).
+const OUTBOX: usize = 256;
+/// How often the changelog is trimmed.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// What the driver thread is told.
+enum Cmd {
+    Event(Event),
+    /// Raw message from a peer (decoded on the driver thread).
+    Received(NodeId, Vec<u8>),
+    Promote(std::sync::mpsc::Sender<Status>),
+    Stop,
+}
+
+/// Which users' data replication changed, for the node's caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// These users' tokens or replay state changed (and possibly any user
+    /// record): forget cached users, and these users' replay state.
+    Users(Vec<String>),
+    /// Everything may have changed (a snapshot was installed).
+    All,
+}
+
+/// The running replication of one node.
+pub struct Replication {
+    tx: mpsc::Sender<Cmd>,
+    status: Arc<Mutex<Status>>,
+    peers: PeerClient,
+    /// Node id to peer-link address, for messages.
+    addresses: HashMap<NodeId, SocketAddr>,
+    started_unix: u64,
+    origin: Instant,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Milliseconds since `origin`.
+fn ms(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Replication {
+    /// Starts replication for node `id` with `peers`, on `store`, sending
+    /// through `client` and spawning its I/O on `rt`. `on_change` is called
+    /// (on the driver thread) after replication changed the data.
+    pub fn start(
+        id: NodeId,
+        peers: Vec<(NodeId, SocketAddr)>,
+        store: Store,
+        client: PeerClient,
+        changelog_keep: u64,
+        rt: tokio::runtime::Handle,
+        on_change: Box<dyn Fn(Changed) + Send>,
+    ) -> std::io::Result<Arc<Replication>> {
+        let (role, epoch) = store.repl_state();
+        let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
+        let machine = Machine::with_timing(id, peer_ids.clone(), role, epoch, Timing::default());
+        let status = Arc::new(Mutex::new(machine.status()));
+        let (tx, rx) = mpsc::channel();
+        let origin = Instant::now();
+        let started_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut outboxes = HashMap::new();
+        for &p in &peer_ids {
+            let (otx, orx) = tmpsc::channel::<Vec<u8>>(OUTBOX);
+            rt.spawn(sender(client.clone(), p, orx));
+            outboxes.insert(p, otx);
+        }
+        let driver = Driver {
+            machine,
+            store,
+            client: client.clone(),
+            rt,
+            tx: tx.clone(),
+            outboxes,
+            watching: peer_ids
+                .iter()
+                .map(|&p| (p, Arc::new(AtomicBool::new(false))))
+                .collect(),
+            status: status.clone(),
+            origin,
+            on_change,
+            changelog_keep,
+        };
+        let thread = std::thread::Builder::new()
+            .name("radmfa-replication".into())
+            .spawn(move || driver.run(rx))?;
+        info!(
+            node = id,
+            ?role,
+            epoch,
+            peers = peers.len(),
+            "replication started"
+        );
+        Ok(Arc::new(Replication {
+            tx,
+            status,
+            peers: client,
+            addresses: peers.into_iter().collect(),
+            started_unix,
+            origin,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Hands a message received from `from` to the machine.
+    pub fn received(&self, from: NodeId, message: Vec<u8>) {
+        let _ = self.tx.send(Cmd::Received(from, message));
+    }
+
+    /// The machine's latest status.
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    /// Whether this node is the primary.
+    pub fn is_primary(&self) -> bool {
+        lock(&self.status).role == Role::Primary
+    }
+
+    /// Promotes this node to primary at epoch + 1 and returns the new
+    /// status. Refused (an error naming why) when the node is not known to
+    /// hold everything its primary acknowledged, unless `force`.
+    pub fn promote(&self, force: bool) -> Result<Status, String> {
+        let st = self.status();
+        if st.role == Role::Primary {
+            return Err(format!(
+                "node {} is already the primary (epoch {})",
+                st.id, st.epoch
+            ));
+        }
+        if !st.synced && !force {
+            return Err(format!(
+                "node {} has not confirmed with a primary of epoch {} that its copy is complete \
+                 (it may miss writes, or hold writes fenced by a later promotion); promote \
+                 another replica, or repeat with --force to accept that",
+                st.id, st.epoch
+            ));
+        }
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.tx
+            .send(Cmd::Promote(reply))
+            .map_err(|_| "replication has stopped".to_string())?;
+        answer
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "replication did not answer".to_string())
+    }
+
+    /// Where to send a write this replica refused: the primary's node id, or
+    /// the message the admin gets (`read-only: primary ... unreachable since
+    /// ...`).
+    pub fn write_target(&self) -> Result<NodeId, String> {
+        let st = self.status();
+        match st.role {
+            Role::Primary => Ok(st.id),
+            Role::Replica { primary } => match (primary, st.primary_unreachable_since) {
+                (Some(p), None) => Ok(p),
+                (p, since) => {
+                    let since = since
+                        .map(|t| self.wall_clock(t))
+                        .unwrap_or_else(|| "start-up".into());
+                    Err(match p {
+                        Some(p) => format!(
+                            "read-only: primary node {p} ({}) unreachable since {since}",
+                            self.addresses
+                                .get(&p)
+                                .map_or_else(|| "unknown address".into(), |a| a.to_string())
+                        ),
+                        None => format!(
+                            "read-only: this node is a replica and no primary has been reachable since {since}"
+                        ),
+                    })
+                }
+            },
+        }
+    }
+
+    /// Forwards an admin request (JSON) to the primary `node`.
+    pub async fn forward_admin(&self, node: NodeId, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.peers
+            .admin(node, body, Duration::from_secs(30))
+            .await
+            .map_err(|e| {
+                format!(
+                    "read-only: this node is a replica and forwarding the write to primary node {node} failed: {e}"
+                )
+            })
+    }
+
+    /// A machine time (ms since start) as RFC 3339 UTC.
+    fn wall_clock(&self, t: u64) -> String {
+        let unix_ms = self.started_unix.saturating_add(t);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(unix_ms);
+        humantime_rfc3339(at)
+    }
+
+    /// `radmfa status` as JSON.
+    pub fn status_json(&self) -> Value {
+        let st = self.status();
+        let now = ms(self.origin);
+        let role = match st.role {
+            Role::Primary => json!("primary"),
+            Role::Replica { .. } => json!("replica"),
+        };
+        let primary = match st.role {
+            Role::Primary => Some(st.id),
+            Role::Replica { primary } => primary,
+        };
+        let replicas: Vec<Value> = st
+            .replicas
+            .iter()
+            .map(|r| {
+                json!({
+                    "node_id": r.id,
+                    "address": self.addresses.get(&r.id).map(|a| a.to_string()),
+                    "acked_seq": r.acked_seq,
+                    "lag_entries": r.lag,
+                    "last_seen_ms_ago": now.saturating_sub(r.last_seen),
+                    "connected": r.connected,
+                })
+            })
+            .collect();
+        json!({
+            "node_id": st.id,
+            "role": role,
+            "epoch": st.epoch,
+            "last_seq": st.last_seq,
+            "last_epoch": st.last_epoch,
+            "primary": primary,
+            "primary_unreachable_since": st.primary_unreachable_since.map(|t| self.wall_clock(t)),
+            "synced": st.synced,
+            "replicas": replicas,
+            "last_error": st.last_error,
+        })
+    }
+
+    /// Stops the driver thread (after the node stopped serving).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// RFC 3339 in UTC, seconds precision.
+fn humantime_rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Sends one peer's queued messages in order.
+async fn sender(client: PeerClient, peer: NodeId, mut rx: tmpsc::Receiver<Vec<u8>>) {
+    while let Some(message) = rx.recv().await {
+        if let Err(e) = client.send_replication(peer, &message).await {
+            debug!(peer, error = %e, "replication message not sent");
+        }
+    }
+}
+
+struct Driver {
+    machine: Machine,
+    store: Store,
+    client: PeerClient,
+    rt: tokio::runtime::Handle,
+    tx: mpsc::Sender<Cmd>,
+    outboxes: HashMap<NodeId, tmpsc::Sender<Vec<u8>>>,
+    /// Peers whose outgoing connection a task watches.
+    watching: HashMap<NodeId, Arc<AtomicBool>>,
+    status: Arc<Mutex<Status>>,
+    origin: Instant,
+    on_change: Box<dyn Fn(Changed) + Send>,
+    changelog_keep: u64,
+}
+
+impl Driver {
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let mut next_tick = Instant::now();
+        let mut next_trim = Instant::now() + TRIM_EVERY;
+        let mut generation = self.store.data_generation();
+        let mut warned_role = None;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let cmd = match rx.recv_timeout(wait) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut changed_users: Option<HashSet<String>> = None;
+            let mut snapshot = false;
+            match cmd {
+                Some(Cmd::Stop) => return,
+                Some(Cmd::Event(ev)) => self.handle(ev),
+                Some(Cmd::Received(from, bytes)) => match wire::decode(&bytes) {
+                    Ok(msg) => {
+                        match &msg {
+                            Msg::Changes { changes, .. } => {
+                                let users = changed_users.get_or_insert_with(HashSet::new);
+                                for c in changes {
+                                    if matches!(c.op.tree(), TREE_TOKENS | TREE_OTP_STATE) {
+                                        users.insert(
+                                            String::from_utf8_lossy(c.op.key()).into_owned(),
+                                        );
+                                    }
+                                }
+                            }
+                            Msg::Snapshot { .. } => snapshot = true,
+                            _ => {}
+                        }
+                        drop(bytes);
+                        self.handle(Event::Received(from, msg));
+                    }
+                    Err(e) => {
+                        warn!(peer = from, error = %e, "malformed replication message dropped")
+                    }
+                },
+                Some(Cmd::Promote(reply)) => {
+                    self.handle(Event::Promote);
+                    let st = self.machine.status();
+                    info!(node = st.id, epoch = st.epoch, "promoted to primary");
+                    *lock(&self.status) = st.clone();
+                    let _ = reply.send(st);
+                }
+                None => {}
+            }
+            if Instant::now() >= next_tick {
+                self.handle(Event::Tick);
+                next_tick = Instant::now() + TICK;
+            }
+            let now_gen = self.store.data_generation();
+            if now_gen != generation {
+                generation = now_gen;
+                if snapshot {
+                    (self.on_change)(Changed::All);
+                } else {
+                    (self.on_change)(Changed::Users(
+                        changed_users.unwrap_or_default().into_iter().collect(),
+                    ));
+                }
+            }
+            let st = self.machine.status();
+            if warned_role != Some((st.role, st.epoch)) {
+                warned_role = Some((st.role, st.epoch));
+                match st.role {
+                    Role::Primary => info!(epoch = st.epoch, "this node is the primary"),
+                    Role::Replica { primary: Some(p) } => {
+                        info!(epoch = st.epoch, primary = p, "this node is a replica")
+                    }
+                    Role::Replica { primary: None } => {
+                        info!(
+                            epoch = st.epoch,
+                            "this node is a replica looking for its primary"
+                        )
+                    }
+                }
+            }
+            *lock(&self.status) = st;
+            if Instant::now() >= next_trim {
+                next_trim = Instant::now() + TRIM_EVERY;
+                let removed = self.store.trim_changelog(self.changelog_keep);
+                if removed > 0 {
+                    debug!(removed, "changelog trimmed");
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        let now = ms(self.origin);
+        let mut log = self.store.repl_log();
+        let actions = self.machine.handle(now, ev, &mut log);
+        for a in actions {
+            match a {
+                Action::Persist { role, epoch } => {
+                    if let Err(e) = self.store.set_repl_state(role, epoch) {
+                        error!(error = %e, ?role, epoch, "cannot persist the replication role");
+                    }
+                }
+                Action::Send(peer, msg) => {
+                    let mut buf = Vec::new();
+                    if let Err(e) = wire::encode(&msg, &mut buf) {
+                        warn!(peer, error = %e, "cannot encode a replication message");
+                        continue;
+                    }
+                    if let Some(out) = self.outboxes.get(&peer) {
+                        if out.try_send(buf).is_err() {
+                            debug!(peer, "replication outbox full; message dropped");
+                        }
+                    }
+                }
+                Action::Connect(peer) => self.connect(peer),
+                Action::Disconnect(peer) => self.client.disconnect(peer),
+                Action::WriteDone(_) => {}
+            }
+        }
+    }
+
+    /// Opens (or reuses) the outgoing connection to `peer` and reports
+    /// `Connected`, then `Disconnected` when it closes.
+    fn connect(&self, peer: NodeId) {
+        let Some(flag) = self.watching.get(&peer).cloned() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        if flag.swap(true, Ordering::SeqCst) {
+            // A watcher holds a live connection (or is opening one): the
+            // machine forgot it (it closed a silent peer); say it is up
+            // again only if it still is.
+            let client = self.client.clone();
+            self.rt.spawn(async move {
+                if client.connect_to(peer).await.is_ok() {
+                    let _ = tx.send(Cmd::Event(Event::Connected(peer)));
+                }
+            });
+            return;
+        }
+        let client = self.client.clone();
+        self.rt.spawn(async move {
+            match client.connect_to(peer).await {
+                Ok(closed) => {
+                    let _ = tx.send(Cmd::Event(Event::Connected(peer)));
+                    closed.cancelled().await;
+                    flag.store(false, Ordering::SeqCst);
+                    let _ = tx.send(Cmd::Event(Event::Disconnected(peer)));
+                }
+                Err(e) => {
+                    flag.store(false, Ordering::SeqCst);
+                    debug!(peer, error = %e, "replication cannot reach peer");
+                    let _ = tx.send(Cmd::Event(Event::Disconnected(peer)));
+                }
+            }
+        });
+    }
+}

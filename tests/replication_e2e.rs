@@ -1,0 +1,433 @@
+//! Replication between real `radmfa` processes on loopback (DESIGN.md §6):
+//! one primary, two replicas over the peer link (mutual TLS), writes
+//! forwarded from a replica to the primary, kill -9 of the primary under an
+//! authentication load, promotion, fencing of the old primary, convergence;
+//! and a crash during a write burst.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{free_tcp_port, login, ConfigOptions, Env, PASSWORD};
+use serde_json::Value;
+
+const SEED_B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+/// A three-node (or smaller) cluster sharing certificates, the cluster key
+/// and the seed key file.
+struct Cluster {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = dir.path().join("certs");
+        let c = certs.to_str().expect("utf-8");
+        common::run_radmfa(&["cluster", "ca", "--dir", c], None, dir.path()).assert_ok();
+        for id in 1..=n {
+            common::run_radmfa(
+                &["cluster", "cert", "--dir", c, "--node-id", &id.to_string()],
+                None,
+                dir.path(),
+            )
+            .assert_ok();
+        }
+        std::fs::write(
+            dir.path().join("cluster.key"),
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+        )
+        .expect("cluster key");
+        let ports = (0..n).map(|_| free_tcp_port()).collect();
+        Cluster { dir, ports }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment of node `id` (1-based) starting as `role`.
+    fn node(&self, id: usize, role: &str) -> Env {
+        let certs = self.path().join("certs");
+        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let mut extra = format!(
+            "[cluster]\nlisten = \"127.0.0.1:{port}\"\nca = {ca}\ncert = {cert}\nkey = {key}\nrole = \"{role}\"\n",
+            port = self.ports[id - 1],
+            ca = q(certs.join("ca.pem")),
+            cert = q(certs.join(format!("node-{id}.pem"))),
+            key = q(certs.join(format!("node-{id}.key"))),
+        );
+        for (i, port) in self.ports.iter().enumerate() {
+            if i + 1 != id {
+                extra.push_str(&format!(
+                    "\n[[cluster.peer]]\nnode_id = {}\naddress = \"127.0.0.1:{port}\"\n",
+                    i + 1
+                ));
+            }
+        }
+        let env = Env::with_options(ConfigOptions {
+            extra,
+            ..ConfigOptions::default()
+        });
+        let text = std::fs::read_to_string(env.config_path()).expect("config");
+        let text = text
+            .replace(
+                "node_id = 7\n",
+                &format!(
+                    "node_id = {id}\nkey_file = {}\n",
+                    q(self.path().join("seed.key"))
+                ),
+            )
+            .replace(
+                "node_name = \"e2e-node\"",
+                &format!("node_name = \"node-{id}\""),
+            )
+            .replace(
+                "[challenge]\n",
+                &format!(
+                    "[challenge]\ncluster_key_file = {}\n",
+                    q(self.path().join("cluster.key"))
+                ),
+            )
+            .replace(
+                "unenrolled = \"reject\"\n",
+                "unenrolled = \"reject\"\nmfa_bypass_groups = [\"nomfa\"]\n",
+            );
+        std::fs::write(env.config_path(), text).expect("config");
+        env.radmfa(&["check-config"]).assert_ok();
+        env
+    }
+}
+
+#[track_caller]
+fn status(env: &Env) -> Value {
+    let out = env.radmfa(&["status", "--json"]);
+    out.assert_ok();
+    out.json()
+}
+
+/// Polls `cond` on node `env`'s status until it holds.
+#[track_caller]
+fn wait_status(env: &Env, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = status(env);
+        if cond(&st) {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sorted user names (through the running server, or the store when none).
+fn user_names(env: &Env) -> Vec<String> {
+    let out = env.radmfa(&["user", "list", "--json"]);
+    out.assert_ok();
+    let mut names: Vec<String> = out
+        .json()
+        .as_array()
+        .expect("user list is an array")
+        .iter()
+        .map(|u| u["name"].as_str().expect("name").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Full dump of users as the CLI shows them (no secrets), keyed by name.
+fn dump(env: &Env) -> Vec<Value> {
+    let out = env.radmfa(&["user", "list", "--json"]);
+    out.assert_ok();
+    let mut users: Vec<Value> = out.json().as_array().expect("array").clone();
+    users.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    users
+}
+
+#[track_caller]
+fn wait_user(env: &Env, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !user_names(env).iter().any(|n| n == name) {
+        assert!(
+            Instant::now() < deadline,
+            "user {name} never replicated to {}",
+            env.config_path().display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn accepted(addr: &str, user: &str, password: &str) -> bool {
+    login(addr, user, password, None).code.as_deref() == Some("Access-Accept")
+}
+
+#[test]
+fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
+    let cluster = Cluster::new(3);
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    let n3 = cluster.node(3, "replica");
+
+    // Data on the primary before anything runs: a TOTP user and password
+    // users that bypass the second factor (the authentication load).
+    let secret = n1.add_totp_user("alice", SEED_B32);
+    for i in 0..10 {
+        n1.radmfa(&[
+            "user",
+            "add",
+            &format!("load{i}"),
+            "--password",
+            PASSWORD,
+            "--group",
+            "nomfa",
+        ])
+        .assert_ok();
+    }
+    // A replica's store refuses writes even offline, with the reason.
+    n2.radmfa(&["user", "list"]).assert_ok();
+
+    let s1 = n1.start();
+    let s2 = n2.start();
+    let s3 = n3.start();
+    let st1 = status(&n1);
+    assert_eq!(st1["role"], "primary", "{st1}");
+    let want = st1["last_seq"].as_u64().expect("last_seq");
+    assert!(want >= 12, "{st1}");
+    for n in [&n2, &n3] {
+        wait_status(n, "replica caught up", |s| {
+            s["role"] == "replica" && s["primary"] == 1 && s["last_seq"].as_u64() >= Some(want)
+        });
+    }
+    // The primary sees both replicas with no lag.
+    wait_status(&n1, "replicas acknowledged", |s| {
+        let r = s["replicas"].as_array().cloned().unwrap_or_default();
+        r.len() == 2 && r.iter().all(|r| r["lag_entries"] == 0)
+    });
+
+    // The replicated user signs in on both replicas (second factor from the
+    // replicated, sealed seed).
+    let code = common::totp_now(&secret);
+    assert!(accepted(
+        &s2.addr_string(),
+        "alice",
+        &format!("{PASSWORD}{code}")
+    ));
+    let code = common::totp_step(&secret, -1);
+    assert!(accepted(
+        &s3.addr_string(),
+        "alice",
+        &format!("{PASSWORD}{code}")
+    ));
+
+    // A write on the primary while serving reaches the replicas.
+    n1.add_user("bob", PASSWORD);
+    wait_user(&n2, "bob");
+    wait_user(&n3, "bob");
+    // A write on a replica is forwarded to the primary and visible on the
+    // replica when the command returns (read your writes).
+    n2.add_user("carol", PASSWORD);
+    assert!(user_names(&n2).contains(&"carol".to_string()));
+    assert!(user_names(&n1).contains(&"carol".to_string()));
+    wait_user(&n3, "carol");
+    assert!(s2.log().contains("admin write forwarded to the primary"));
+
+    // Authentication load on both replicas; kill -9 the primary meanwhile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for (t, addr) in [s2.addr_string(), s3.addr_string()].into_iter().enumerate() {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        load.push(std::thread::spawn(move || {
+            let mut i = t;
+            while !stop.load(Ordering::SeqCst) {
+                let user = format!("load{}", i % 10);
+                if accepted(&addr, &user, PASSWORD) {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+                i += 2;
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let before_kill = ok.load(Ordering::SeqCst);
+    s1.signal("KILL");
+    drop(s1);
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::SeqCst);
+    for t in load {
+        t.join().expect("load thread");
+    }
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert!(
+        ok > before_kill + 10,
+        "few logins after the kill: {ok} total, {before_kill} before"
+    );
+    assert_eq!(
+        failed, 0,
+        "failed authentications on replicas ({ok} accepted)"
+    );
+
+    // The replicas notice, and refuse admin writes with the reason.
+    wait_status(&n2, "primary unreachable", |s| {
+        s["primary_unreachable_since"].is_string()
+    });
+    let refused = n2.radmfa(&["user", "add", "dave", "--password", PASSWORD]);
+    assert_ne!(refused.code(), 0);
+    assert!(
+        refused
+            .stderr
+            .contains("read-only: primary node 1 (127.0.0.1:")
+            && refused.stderr.contains("unreachable since"),
+        "{}",
+        refused.stderr
+    );
+    // The old primary, still down, takes a write in its own data directory
+    // (it does not know it is about to be replaced): fenced later.
+    n1.add_user("mallory", PASSWORD);
+
+    // Promote node 2; node 3 follows it; writes work again.
+    let promoted = n2.radmfa(&["promote"]);
+    promoted.assert_ok();
+    assert!(
+        promoted.stdout.contains("now the primary at epoch 2"),
+        "{}",
+        promoted.stdout
+    );
+    wait_status(&n3, "node 3 follows node 2", |s| {
+        s["primary"] == 2 && s["epoch"] == 2 && s["primary_unreachable_since"].is_null()
+    });
+    n3.add_user("dave", PASSWORD);
+    wait_user(&n2, "dave");
+
+    // The old primary returns, steps down at the higher epoch, re-syncs, and
+    // its write made after the promotion is gone everywhere.
+    let s1 = n1.start();
+    wait_status(&n1, "old primary steps down", |s| {
+        s["role"] == "replica" && s["primary"] == 2 && s["epoch"] == 2
+    });
+    wait_user(&n1, "dave");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while user_names(&n1).contains(&"mallory".to_string()) {
+        assert!(Instant::now() < deadline, "fenced write still on node 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let names = user_names(&n2);
+    assert!(!names.contains(&"mallory".to_string()), "{names:?}");
+    for u in ["alice", "bob", "carol", "dave"] {
+        assert!(names.contains(&u.to_string()), "{u} missing: {names:?}");
+    }
+    // All three converge: identical dumps.
+    let d2 = dump(&n2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (d1, d3) = (dump(&n1), dump(&n3));
+        if d1 == d2 && d3 == d2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dumps differ:\n{d1:?}\n{d2:?}\n{d3:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The returned node authenticates from its re-synced copy.
+    assert!(
+        accepted(&s1.addr_string(), "dave", PASSWORD) || {
+            // dave has no second factor and is not in the bypass group: reject
+            // is the right answer; check a bypass user instead.
+            accepted(&s1.addr_string(), "load3", PASSWORD)
+        }
+    );
+    let st2 = status(&n2);
+    assert_eq!(st2["role"], "primary");
+    assert_eq!(st2["replicas"].as_array().map(Vec::len), Some(2), "{st2}");
+    drop((s2, s3, s1));
+}
+
+#[test]
+fn kill_9_during_a_write_burst_loses_no_acknowledged_write() {
+    let cluster = Cluster::new(2);
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    n1.add_user("seed-user", PASSWORD);
+    let s1 = n1.start();
+    let _s2 = n2.start();
+    wait_user(&n2, "seed-user");
+
+    // Writes through the running primary; each acknowledged one is recorded.
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let config = n1.config_path().to_path_buf();
+    let cwd = n1.path().to_path_buf();
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let name = format!("burst{i}");
+                let out = common::run_radmfa(
+                    &[
+                        "--config",
+                        config.to_str().expect("utf-8"),
+                        "user",
+                        "add",
+                        &name,
+                        "--password",
+                        PASSWORD,
+                    ],
+                    None,
+                    &cwd,
+                );
+                if out.code() == 0 {
+                    acked.lock().expect("lock").push(name);
+                }
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    s1.signal("KILL");
+    drop(s1);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 5,
+        "too few writes before the kill: {}",
+        acked.len()
+    );
+
+    // The replica holds a prefix of the primary's log: nothing it has is
+    // unknown to the primary after restart.
+    let on_replica = user_names(&n2);
+    let s1 = n1.start();
+    let names = user_names(&n1);
+    for name in &acked {
+        assert!(names.contains(name), "acknowledged write {name} lost");
+    }
+    for name in &on_replica {
+        assert!(
+            names.contains(name),
+            "replica has {name}, the primary does not"
+        );
+    }
+    let st = status(&n1);
+    assert_eq!(st["role"], "primary", "{st}");
+    // The changelog is consistent: the replica catches up to exactly the
+    // primary's position and the same users.
+    let want = st["last_seq"].as_u64().expect("seq");
+    wait_status(&n2, "replica caught up after the restart", |s| {
+        s["last_seq"].as_u64() == Some(want) && s["primary"] == 1
+    });
+    assert_eq!(user_names(&n2), names);
+    drop(s1);
+}
