@@ -40,7 +40,13 @@ fn node_with_certs(
     let env = env_with_gateway(sim, &node_dir, "");
     let text = std::fs::read_to_string(env.config_path()).expect("config");
     let text = text
-        .replace("node_id = 7", &format!("node_id = {id}"))
+        .replace(
+            "node_id = 7\n",
+            &format!(
+                "node_id = {id}\nkey_file = {:?}\n",
+                dir.join("seed.key").display().to_string()
+            ),
+        )
         .replace(
             "node_name = \"e2e-node\"",
             &format!("node_name = \"node-{id}\""),
@@ -52,14 +58,20 @@ fn node_with_certs(
                 dir.join("cluster.key").display().to_string()
             ),
         );
+    // Node 1 is the primary and holds the users; node 2 is a replica that
+    // receives them over the peer link.
+    let role = if id == 1 { "primary" } else { "replica" };
     let text = format!(
-        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n",
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\nrole = \"{role}\"\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n",
         ca = certs.join("ca.pem").display().to_string(),
         cert = certs.join(format!("node-{id}.pem")).display().to_string(),
         key = certs.join(format!("node-{id}.key")).display().to_string(),
     );
     std::fs::write(env.config_path(), text).expect("config");
     env.radmfa(&["check-config"]).assert_ok();
+    if id != 1 {
+        return env;
+    }
     let csv = node_dir.join("users.csv");
     let mut rows = String::from("name,password,method,phone\n");
     for i in 0..USERS {
@@ -183,6 +195,20 @@ fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
     let b = node(&sim, dir.path(), 2, p2, 1, p1);
     let server_a = a.start();
     let server_b = b.start();
+    // The replica has the users before the balancer sends it logins.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = b.radmfa(&["user", "list", "--json"]);
+        out.assert_ok();
+        if out.json().as_array().map(Vec::len) == Some(USERS) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "users never replicated to node 2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let lb_port = free_udp_port();
     let _nginx = start_nginx(
         dir.path(),

@@ -15,7 +15,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::{read_frame, repl_frames, write_frames, Frame, MAX_FORWARD_PACKET, MAX_PAYLOAD};
+use super::frame::{read_frame, repl_frames, write_frames, Frame, MAX_PAYLOAD, MAX_RADIUS_PACKET};
 use super::tls::{self, PeerTls};
 use super::{bump, ForwardError, PeerStats};
 
@@ -240,7 +240,7 @@ impl PeerClient {
             .peers
             .get(&node)
             .ok_or(ForwardError::UnknownPeer(node))?;
-        if packet.len() > MAX_FORWARD_PACKET {
+        if packet.len() > MAX_RADIUS_PACKET {
             return Err(ForwardError::PacketTooLarge(packet.len()));
         }
         let attempt = async {

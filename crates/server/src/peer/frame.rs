@@ -23,6 +23,9 @@ const HEADER: usize = 1 + 8;
 /// Largest payload of a frame.
 pub(crate) const MAX_PAYLOAD: usize = MAX_FRAME - HEADER;
 
+/// Largest RADIUS packet (RFC 2865 §3): what a Forward or Reply may carry.
+pub(crate) const MAX_RADIUS_PACKET: usize = 4096;
+
 /// Largest RADIUS datagram a Forward frame carries (family, IPv6 address and
 /// port take 19 bytes).
 pub(crate) const MAX_FORWARD_PACKET: usize = MAX_PAYLOAD - 1 - 16 - 2;
@@ -642,8 +645,11 @@ mod tests {
         let mut r = a.get(..6).unwrap();
         assert_eq!(read_frame(&mut r).await, Err(FrameError::Truncated));
         // An oversized prefix is refused before anything is allocated or read.
-        stream = vec![0, 1, 0, 0];
+        stream = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
         let mut r = stream.as_slice();
-        assert_eq!(read_frame(&mut r).await, Err(FrameError::BadLength(65536)));
+        assert_eq!(
+            read_frame(&mut r).await,
+            Err(FrameError::BadLength(MAX_FRAME + 1))
+        );
     }
 }

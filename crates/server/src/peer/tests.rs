@@ -449,7 +449,7 @@ async fn server_closes_on_bad_frames() {
 
     // An oversized length prefix.
     let mut s = raw(&cluster, 2, server.addr).await;
-    s.write_all(&[0, 1, 0, 0, 2]).await.unwrap();
+    s.write_all(&[2, 0, 0, 0, 2]).await.unwrap();
     assert!(read_to_close(&mut s).await.is_empty());
 
     // A second Hello, and a Reply sent the wrong way.
