@@ -23,11 +23,12 @@ const HEADER: usize = 1 + 8;
 /// Largest payload of a frame.
 pub(crate) const MAX_PAYLOAD: usize = MAX_FRAME - HEADER;
 
-/// Largest RADIUS packet (RFC 2865 §3): what a Forward or Reply may carry.
+/// Largest RADIUS packet (RFC 2865 §3): what a node forwards.
 pub(crate) const MAX_RADIUS_PACKET: usize = 4096;
 
-/// Largest RADIUS datagram a Forward frame carries (family, IPv6 address and
+/// Largest datagram a Forward frame can carry (family, IPv6 address and
 /// port take 19 bytes).
+#[cfg(test)]
 pub(crate) const MAX_FORWARD_PACKET: usize = MAX_PAYLOAD - 1 - 16 - 2;
 
 /// Largest reply datagram a Reply frame carries (1 status byte).
