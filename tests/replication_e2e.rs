@@ -212,14 +212,31 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     });
 
     // The replicated user signs in on both replicas (second factor from the
-    // replicated, sealed seed).
-    let code = common::totp_now(&secret);
+    // replicated, sealed seed). A code used on one replica is refused on the
+    // other: consumed steps go to the primary, which logs them for all.
+    let earlier = common::totp_step(&secret, -1);
     assert!(accepted(
         &s2.addr_string(),
         "alice",
-        &format!("{PASSWORD}{code}")
+        &format!("{PASSWORD}{earlier}")
     ));
-    let code = common::totp_step(&secret, -1);
+    // The step travels node 2 -> primary (logged) -> node 3 in tens of
+    // milliseconds; allow a generous margin on a busy machine.
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = login(
+        &s3.addr_string(),
+        "alice",
+        &format!("{PASSWORD}{earlier}"),
+        None,
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Reject"),
+        "a code used on node 2 was accepted on node 3: {}",
+        r.output
+    );
+    assert!(s3.log().contains("reason=otp_replayed"), "{}", s3.log());
+    let code = common::totp_now(&secret);
     assert!(accepted(
         &s3.addr_string(),
         "alice",

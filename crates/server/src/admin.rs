@@ -165,6 +165,12 @@ pub enum AdminRequest {
     /// Replication status: role, epoch, log position, replicas and their
     /// lag, primary reachability (control socket only).
     ReplStatus,
+    /// Replication: TOTP steps / HOTP counters consumed on a replica, raised
+    /// (and logged for every node) on the primary.
+    OtpAdvance {
+        /// `(user, step or counter)` pairs.
+        steps: Vec<(String, u64)>,
+    },
     /// Makes this replica the primary at epoch + 1 (control socket only).
     Promote {
         /// Promote even if the node has not confirmed its copy is complete.
@@ -679,6 +685,10 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                 limit,
             })?;
             Ok(serde_json::to_value(recs).map_err(|e| AdminError::Invalid(e.to_string()))?)
+        }
+        AdminRequest::OtpAdvance { steps } => {
+            let raised = store.advance_otp_states_logged(&steps)?;
+            Ok(json!({ "raised": raised }))
         }
         AdminRequest::Stats | AdminRequest::ReplStatus | AdminRequest::Promote { .. } => {
             Err(AdminError::NeedsServer(

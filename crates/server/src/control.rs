@@ -179,6 +179,20 @@ pub async fn forwarded_admin(node: &Arc<Node>, from_node: u16, body: &[u8]) -> V
         ) => {
             json!({"ok": false, "error": "this request is not forwarded between nodes"})
         }
+        Ok(AdminRequest::OtpAdvance { steps }) => {
+            let users: Vec<String> = steps.iter().map(|(u, _)| u.clone()).collect();
+            let req = AdminRequest::OtpAdvance { steps };
+            let node2 = node.clone();
+            let res =
+                tokio::task::spawn_blocking(move || execute(node2.store(), node2.config(), req))
+                    .await;
+            node.after_replication(&[], &users);
+            match res {
+                Ok(Ok(v)) => json!({"ok": true, "result": v}),
+                Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            }
+        }
         Ok(req) => {
             info!(from_node, request = ?req, "admin request forwarded by a replica");
             match dispatch_local(node, req).await {
@@ -237,6 +251,7 @@ async fn dispatch_local(node: &Arc<Node>, req: AdminRequest) -> Result<Value, Ad
 fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
     match req {
         AdminRequest::UserList
+        | AdminRequest::OtpAdvance { .. }
         | AdminRequest::ReplStatus
         | AdminRequest::Promote { .. }
         | AdminRequest::UserShow { .. }

@@ -27,13 +27,29 @@ pub struct CachedUser {
 }
 
 /// Hot-path caches.
-#[derive(Debug)]
 pub struct HotState {
     users: Vec<Mutex<HashMap<String, Arc<CachedUser>>>>,
     users_per_shard: usize,
     otp: Vec<Mutex<HashMap<String, u64>>>,
     persist: std::sync::mpsc::Sender<(String, u64)>,
+    /// Where the writer thread also hands each batch of consumed steps
+    /// (replication: to the primary, which logs them for every node).
+    sink: Arc<OtpSinkSlot>,
 }
+
+impl std::fmt::Debug for HotState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotState")
+            .field("users_per_shard", &self.users_per_shard)
+            .field("sink", &self.sink.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Receives batches of `(user, step or counter)` consumed on this node.
+pub type OtpSink = Box<dyn Fn(Vec<(String, u64)>) + Send + Sync>;
+
+type OtpSinkSlot = std::sync::OnceLock<OtpSink>;
 
 fn shard_of(name: &str) -> usize {
     let mut h = DefaultHasher::new();
@@ -58,26 +74,37 @@ impl HotState {
         stop: CancellationToken,
     ) -> (HotState, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<(String, u64)>();
+        let sink: Arc<OtpSinkSlot> = Arc::new(std::sync::OnceLock::new());
+        let thread_sink = sink.clone();
         let thread = std::thread::Builder::new()
             .name("radmfa-otp-state".into())
-            .spawn(move || loop {
-                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                    Ok((user, value)) => {
-                        persist(&store, &user, value);
-                        // Whatever else is queued goes in the same pass.
-                        while let Ok((user, value)) = rx.try_recv() {
-                            persist(&store, &user, value);
-                        }
+            .spawn(move || {
+                let drain = |first: (String, u64)| {
+                    let mut batch = vec![first];
+                    // Whatever else is queued goes in the same pass.
+                    while let Ok(next) = rx.try_recv() {
+                        batch.push(next);
                     }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if stop.is_cancelled() {
-                            while let Ok((user, value)) = rx.try_recv() {
-                                persist(&store, &user, value);
+                    for (user, value) in &batch {
+                        persist(&store, user, *value);
+                    }
+                    if let Some(sink) = thread_sink.get() {
+                        sink(batch);
+                    }
+                };
+                loop {
+                    match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                        Ok(first) => drain(first),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if stop.is_cancelled() {
+                                if let Ok(first) = rx.try_recv() {
+                                    drain(first);
+                                }
+                                return;
                             }
-                            return;
                         }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             })
             .unwrap_or_else(|e| panic!("cannot start the OTP state writer thread: {e}"));
@@ -86,6 +113,7 @@ impl HotState {
             users_per_shard: (max_users / SHARDS).max(1),
             otp: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             persist: tx,
+            sink,
         };
         (hot, thread)
     }
@@ -108,6 +136,16 @@ impl HotState {
         }
         map.insert(name.to_string(), cached.clone());
         Ok(Some(cached))
+    }
+
+    /// Also hands every batch of consumed steps to `sink` (set once).
+    pub fn set_otp_sink(&self, sink: OtpSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Forgets one cached user (replication changed their record).
+    pub fn forget_user(&self, name: &str) {
+        lock(&self.users[shard_of(name)]).remove(name);
     }
 
     /// Forgets every cached user (after any admin write).

@@ -288,11 +288,8 @@ pub async fn run(
                 if let Some(node) = weak.upgrade() {
                     match changed {
                         replication::Changed::All => node.after_admin_write(None, true),
-                        replication::Changed::Users(users) => {
-                            node.after_admin_write(None, false);
-                            for u in users {
-                                node.after_admin_write(Some(&u), true);
-                            }
+                        replication::Changed::Keys { users, otp } => {
+                            node.after_replication(&users, &otp)
                         }
                     }
                 }
@@ -307,6 +304,12 @@ pub async fn run(
                 on_change,
             )?;
             node.set_replication(r.clone());
+            let weak = Arc::downgrade(&r);
+            node.set_otp_sink(Box::new(move |steps| {
+                if let Some(r) = weak.upgrade() {
+                    r.otp_advanced(steps);
+                }
+            }));
             Some(r)
         }
         _ => None,

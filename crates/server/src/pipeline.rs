@@ -253,6 +253,25 @@ impl Node {
         self.replication.get()
     }
 
+    /// Hands every batch of TOTP steps / HOTP counters consumed on this node
+    /// to `sink` (replication sends them to the primary).
+    pub fn set_otp_sink(&self, sink: crate::hot::OtpSink) {
+        self.hot.set_otp_sink(sink);
+    }
+
+    /// Called after replication changed `users` (their record, token or
+    /// replay state): forgets what is cached about them; for `otp_users`
+    /// also the in-memory replay state, so the (raised) stored one counts.
+    pub fn after_replication(&self, users: &[String], otp_users: &[String]) {
+        for u in users {
+            self.hot.forget_user(u);
+            self.creds.forget(u);
+        }
+        for u in otp_users {
+            self.hot.reset_otp(u);
+        }
+    }
+
     /// The running configuration, shared.
     pub fn config_arc(&self) -> Arc<RuntimeConfig> {
         self.cfg.clone()

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use radmfa_store::repl::{wire, Action, Event, Machine, Msg, NodeId, Role, Status, Timing};
-use radmfa_store::{Store, TREE_OTP_STATE, TREE_TOKENS};
+use radmfa_store::{Store, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, error, info, warn};
@@ -53,9 +53,13 @@ enum Cmd {
 /// Which users' data replication changed, for the node's caches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changed {
-    /// These users' tokens or replay state changed (and possibly any user
-    /// record): forget cached users, and these users' replay state.
-    Users(Vec<String>),
+    /// Some keys changed.
+    Keys {
+        /// Users whose record, token or replay state changed.
+        users: Vec<String>,
+        /// Users whose token or replay state changed.
+        otp: Vec<String>,
+    },
     /// Everything may have changed (a snapshot was installed).
     All,
 }
@@ -70,6 +74,10 @@ pub struct Replication {
     started_unix: u64,
     origin: Instant,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    store: Store,
+    rt: tokio::runtime::Handle,
+    /// Consumed OTP steps could not reach the primary (said once).
+    otp_local_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -118,9 +126,9 @@ impl Replication {
         }
         let driver = Driver {
             machine,
-            store,
+            store: store.clone(),
             client: client.clone(),
-            rt,
+            rt: rt.clone(),
             tx: tx.clone(),
             outboxes,
             watching: peer_ids
@@ -150,7 +158,52 @@ impl Replication {
             started_unix,
             origin,
             thread: Mutex::new(Some(thread)),
+            store,
+            rt,
+            otp_local_only: Arc::new(AtomicBool::new(false)),
         }))
+    }
+
+    /// TOTP steps / HOTP counters consumed on this node (from the OTP
+    /// writer thread): logged by the primary so every node refuses them. A
+    /// replica sends them to the primary; with the primary unreachable,
+    /// replay protection is node-local until it is back (logged once).
+    pub fn otp_advanced(&self, steps: Vec<(String, u64)>) {
+        if self.is_primary() {
+            if let Err(e) = self.store.advance_otp_states_logged(&steps) {
+                debug!(error = %e, "OTP steps not logged for the replicas");
+            }
+            return;
+        }
+        let local_only = self.otp_local_only.clone();
+        let target = match self.write_target() {
+            Ok(p) => p,
+            Err(reason) => {
+                if !local_only.swap(true, Ordering::SeqCst) {
+                    warn!(%reason, "replay protection is node-local until the primary is reachable again");
+                }
+                return;
+            }
+        };
+        let body = match serde_json::to_vec(&crate::admin::AdminRequest::OtpAdvance { steps }) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let peers = self.peers.clone();
+        self.rt.spawn(async move {
+            match peers.admin(target, body, Duration::from_secs(5)).await {
+                Ok(_) => {
+                    if local_only.swap(false, Ordering::SeqCst) {
+                        info!("replay protection is cluster-wide again");
+                    }
+                }
+                Err(e) => {
+                    if !local_only.swap(true, Ordering::SeqCst) {
+                        warn!(error = %e, "replay protection is node-local until the primary is reachable again");
+                    }
+                }
+            }
+        });
     }
 
     /// Hands a message received from `from` to the machine.
@@ -335,7 +388,7 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut changed_users: Option<HashSet<String>> = None;
+            let mut changed_users: Option<(HashSet<String>, HashSet<String>)> = None;
             let mut snapshot = false;
             match cmd {
                 Some(Cmd::Stop) => return,
@@ -344,13 +397,18 @@ impl Driver {
                     Ok(msg) => {
                         match &msg {
                             Msg::Changes { changes, .. } => {
-                                let users = changed_users.get_or_insert_with(HashSet::new);
+                                let (users, otp) =
+                                    changed_users.get_or_insert_with(Default::default);
                                 for c in changes {
-                                    if matches!(c.op.tree(), TREE_TOKENS | TREE_OTP_STATE) {
-                                        users.insert(
-                                            String::from_utf8_lossy(c.op.key()).into_owned(),
-                                        );
+                                    let tree = c.op.tree();
+                                    if !matches!(tree, TREE_USERS | TREE_TOKENS | TREE_OTP_STATE) {
+                                        continue;
                                     }
+                                    let name = String::from_utf8_lossy(c.op.key()).into_owned();
+                                    if tree != TREE_USERS {
+                                        otp.insert(name.clone());
+                                    }
+                                    users.insert(name);
                                 }
                             }
                             Msg::Snapshot { .. } => snapshot = true,
@@ -382,9 +440,11 @@ impl Driver {
                 if snapshot {
                     (self.on_change)(Changed::All);
                 } else {
-                    (self.on_change)(Changed::Users(
-                        changed_users.unwrap_or_default().into_iter().collect(),
-                    ));
+                    let (users, otp) = changed_users.unwrap_or_default();
+                    (self.on_change)(Changed::Keys {
+                        users: users.into_iter().collect(),
+                        otp: otp.into_iter().collect(),
+                    });
                 }
             }
             let st = self.machine.status();

@@ -1066,6 +1066,33 @@ impl Store {
         }
     }
 
+    /// Primary: raises the OTP replay state of several users at once (the
+    /// TOTP steps / HOTP counters accepted on any node of the cluster) and
+    /// logs each raise, so replicas learn it and refuse those codes too.
+    /// Forward-only: a value at or below the stored one is skipped. Returns
+    /// how many were raised. [`StoreError::ReadOnly`] on a replica.
+    pub fn advance_otp_states_logged(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
+        for (user, _) in items {
+            validate_name("user", user)?;
+        }
+        self.write(|tx| {
+            let mut raised = 0;
+            for (user, value) in items {
+                let key = user.as_bytes();
+                let current = match tx.get(AdminTree::OtpState, key)? {
+                    Some(v) => Some(decode_u64("otp state", &v).or_else(abort)?),
+                    None => None,
+                };
+                if current.is_some_and(|c| c >= *value) {
+                    continue;
+                }
+                tx.put(AdminTree::OtpState, key, value.to_be_bytes().to_vec())?;
+                raised += 1;
+            }
+            Ok(raised)
+        })
+    }
+
     /// Adds a client; [`StoreError::AlreadyExists`] if the name is taken.
     pub fn add_client(&self, c: &Client) -> Result<(), StoreError> {
         c.validate()?;
