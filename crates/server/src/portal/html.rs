@@ -19,6 +19,7 @@ button{font-size:1rem;padding:.45rem 1rem;margin-top:1rem;cursor:pointer}
 .hint{color:#444;font-size:.95rem}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem;border-bottom:1px solid #ddd;vertical-align:top}
 td form button{margin:0;padding:.2rem .5rem;font-size:.9rem}
+nav button{margin:0;padding:.1rem .6rem}
 code.secret{font-size:1.2rem;letter-spacing:.1rem;word-break:break-all;background:#f3f3f3;padding:.2rem .4rem}
 svg.qr{width:14rem;height:14rem;display:block;margin:1rem 0}
 dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}

@@ -193,7 +193,8 @@ fn secure(mut r: Response, cookie: Option<String>) -> Response {
     );
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not "no-referrer": Chromium then sends `Origin: null` with form posts.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");
@@ -835,7 +836,7 @@ async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
     let mut body = take_notice(&mut si.s, lang);
     if si.user.token.is_none() && u.phone.is_empty() {
         body.push_str(&format!(
-            "<div class=\"alert\" role=\"status\">{} <a href=\"/enroll\">{}</a> · <a href=\"/phone\">{}</a></div>",
+            "<div class=\"alert\" id=\"no-second-factor\">{} <a href=\"/enroll\">{}</a> · <a href=\"/phone\">{}</a></div>",
             t(Msg::NoSecondFactor),
             t(Msg::NavApp),
             t(Msg::NavPhone)
@@ -1397,7 +1398,10 @@ fn pin_response(
             .text(lang)
             .replace("{min}", &p.settings.pin_min_length.to_string()));
         let required = if u.pin_change_required {
-            alert(Msg::PinChangeRequired.text(lang))
+            format!(
+                "<div class=\"alert\" id=\"pin-required\" role=\"status\">{}</div>",
+                t(Msg::PinChangeRequired)
+            )
         } else {
             String::new()
         };
