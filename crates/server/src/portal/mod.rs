@@ -302,30 +302,30 @@ impl Portal {
         headers: &HeaderMap,
         now: u64,
         pin_page: bool,
-    ) -> Result<SignedIn, Response> {
+    ) -> Result<SignedIn, Box<Response>> {
         let Some(s) = self.session(headers, now) else {
-            return Err(redirect("/signin", None));
+            return Err(Box::new(redirect("/signin", None)));
         };
         let lang = self.lang_of(headers, Some(&s));
         let Some(name) = s.signed_in().map(str::to_string) else {
-            return Err(redirect("/signin", None));
+            return Err(Box::new(redirect("/signin", None)));
         };
         let user = match self.node.portal_user(&name) {
             Ok(Some(u)) => u,
-            Ok(None) => return Err(self.to_signin(lang, Msg::SessionEnded, now)),
+            Ok(None) => return Err(Box::new(self.to_signin(lang, Msg::SessionEnded, now))),
             Err(_) => {
-                return Err(message_page(
+                return Err(Box::new(message_page(
                     lang,
                     Msg::TryAgain,
                     StatusCode::SERVICE_UNAVAILABLE,
-                ))
+                )))
             }
         };
         if !user.user.enabled {
-            return Err(self.to_signin(lang, Msg::AccountDisabled, now));
+            return Err(Box::new(self.to_signin(lang, Msg::AccountDisabled, now)));
         }
         if !pin_page && user.user.pin_change_required && user.user.pin.is_some() {
-            return Err(redirect("/pin", None));
+            return Err(Box::new(redirect("/pin", None)));
         }
         Ok(SignedIn { s, user })
     }
@@ -658,19 +658,19 @@ fn second_factor_user(
     s: &Session,
     lang: Lang,
     now: u64,
-) -> Result<Arc<CachedUser>, Response> {
+) -> Result<Arc<CachedUser>, Box<Response>> {
     let Stage::SecondFactor { user, .. } = &s.stage else {
-        return Err(redirect("/signin", None));
+        return Err(Box::new(redirect("/signin", None)));
     };
     match p.node.portal_user(user) {
         Ok(Some(u)) if u.user.enabled => Ok(u),
-        Ok(Some(_)) => Err(p.to_signin(lang, Msg::AccountDisabled, now)),
-        Ok(None) => Err(p.to_signin(lang, Msg::SessionEnded, now)),
-        Err(_) => Err(message_page(
+        Ok(Some(_)) => Err(Box::new(p.to_signin(lang, Msg::AccountDisabled, now))),
+        Ok(None) => Err(Box::new(p.to_signin(lang, Msg::SessionEnded, now))),
+        Err(_) => Err(Box::new(message_page(
             lang,
             Msg::TryAgain,
             StatusCode::SERVICE_UNAVAILABLE,
-        )),
+        ))),
     }
 }
 
@@ -682,7 +682,7 @@ async fn verify_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
     let lang = p.lang_of(&headers, Some(&s));
     match second_factor_user(&p, &s, lang, now) {
         Ok(user) => verify_response(&p, &s, &user, lang, "", StatusCode::OK, now),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -703,7 +703,7 @@ async fn verify(
     }
     let cached = match second_factor_user(&p, &s, lang, now) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let user = &cached.user;
     let name = user.name.clone();
@@ -818,7 +818,7 @@ async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     let t = |m: Msg| esc(m.text(lang));
@@ -961,7 +961,7 @@ async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let seed = Zeroizing::new(radmfa_otp::generate_secret(20));
     let secret = Zeroizing::new(radmfa_otp::base32_encode(&seed));
@@ -979,7 +979,7 @@ async fn enroll(
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
@@ -1094,7 +1094,7 @@ async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     let mut message = take_notice(&mut si.s, lang);
@@ -1117,7 +1117,7 @@ async fn phone_send(
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
@@ -1191,7 +1191,7 @@ async fn phone_verify(
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
@@ -1323,7 +1323,7 @@ async fn method_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     let message = take_notice(&mut si.s, lang);
@@ -1338,7 +1338,7 @@ async fn method_set(
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
@@ -1425,7 +1425,7 @@ async fn pin_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response 
     let now = now_unix();
     let mut si = match p.signed_in(&headers, now, true) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     let message = take_notice(&mut si.s, lang);
@@ -1440,7 +1440,7 @@ async fn pin_set(
     let now = now_unix();
     let si = match p.signed_in(&headers, now, true) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
@@ -1550,7 +1550,7 @@ async fn not_me(
     let now = now_unix();
     let si = match p.signed_in(&headers, now, true) {
         Ok(si) => si,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lang = si.lang();
     if !p.post_ok(&headers, &si.s, &form) {
