@@ -403,6 +403,9 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
         radmfa_server::peer::PeerTls::load(&c.ca, &c.cert, &c.key)
             .map_err(|e| anyhow!("{}: [cluster]: {e}", cfg.origin))?;
     }
+    if let Some(p) = &cfg.portal {
+        radmfa_server::portal::check(p).map_err(|e| anyhow!("{}: [portal]: {e}", cfg.origin))?;
+    }
     println!("{}: ok", cfg.origin);
     Ok(())
 }

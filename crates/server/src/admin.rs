@@ -78,6 +78,14 @@ pub enum AdminRequest {
         #[serde(default)]
         pin: Option<String>,
     },
+    /// The user chose a new PIN (self-service portal): sets it and clears
+    /// `pin_change_required`. The caller checks the PIN policy first.
+    UserPinChange {
+        /// Login name.
+        name: String,
+        /// The new PIN.
+        pin: String,
+    },
     /// Lists users.
     UserList,
     /// Shows one user.
@@ -387,6 +395,7 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "has_password": u.password_hash.is_some(),
         "device_token": u.device_token,
         "pin_mode": if u.pin.is_some() { "pin" } else { "standard" },
+        "pin_change_required": u.pin_change_required,
         "token": token.map(|t| json!({
             "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
             "algorithm": algorithm_name(t.algorithm),
@@ -493,7 +502,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             }
             store.add_user(&u)?;
             if let Some(pin) = &pin {
-                store.set_pin(&name, Some(pin.as_bytes()))?;
+                store.set_pin_required(&name, Some(pin.as_bytes()), true)?;
             }
             let u = store.get_user(&name)?.unwrap_or(u);
             Ok(user_view(&u, None))
@@ -541,8 +550,13 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         }
         AdminRequest::UserPin { name, pin } => {
             let pin = pin.map(zeroize::Zeroizing::new);
-            store.set_pin(&name, pin.as_ref().map(|p| p.as_bytes()))?;
+            store.set_pin_required(&name, pin.as_ref().map(|p| p.as_bytes()), true)?;
             Ok(json!({"name": name, "pin_mode": if pin.is_some() { "pin" } else { "standard" }}))
+        }
+        AdminRequest::UserPinChange { name, pin } => {
+            let pin = zeroize::Zeroizing::new(pin);
+            store.set_pin_required(&name, Some(pin.as_bytes()), false)?;
+            Ok(json!({"name": name, "pin_mode": "pin"}))
         }
         AdminRequest::UserList => {
             let users = store.list_users()?;

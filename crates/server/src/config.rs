@@ -78,6 +78,8 @@ pub struct FileConfig {
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
+    #[serde(default)]
+    portal: Option<Spanned<crate::portal::PortalSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -487,6 +489,7 @@ struct MailSection {
     #[serde(default)]
     ca_file: Option<PathBuf>,
     from: String,
+    #[serde(default)]
     portal_url: String,
     #[serde(default)]
     templates_dir: Option<PathBuf>,
@@ -904,6 +907,8 @@ pub struct RuntimeConfig {
     pub policies: HashMap<String, Policy>,
     /// Static clients.
     pub clients: Vec<StaticClient>,
+    /// The user self-service portal, when configured.
+    pub portal: Option<crate::portal::PortalSettings>,
 }
 
 impl RuntimeConfig {
@@ -1211,7 +1216,22 @@ impl RuntimeConfig {
                     password,
                     ca_pem,
                     from: m.from,
-                    portal_url: m.portal_url,
+                    portal_url: if m.portal_url.is_empty() {
+                        // The portal's own address, when [portal] names one.
+                        let url = file
+                            .portal
+                            .as_ref()
+                            .and_then(|p| crate::portal::config::raw_public_url(p.get_ref()));
+                        url.ok_or_else(|| {
+                            locate(
+                                span.clone(),
+                                "[mail]: portal_url is required (or set [portal] public_url)"
+                                    .to_string(),
+                            )
+                        })?
+                    } else {
+                        m.portal_url
+                    },
                     templates_dir: m.templates_dir,
                     default_language: m.default_language,
                     timeout: std::time::Duration::from_millis(m.timeout_ms.clamp(1000, 120_000)),
@@ -1292,6 +1312,11 @@ impl RuntimeConfig {
                 mfa_bypass_groups: Vec::new(),
                 mfa_groups: Vec::new(),
             });
+
+        let portal = match file.portal {
+            Some(p) => Some(crate::portal::config::validate(p, &policies, &locate)?),
+            None => None,
+        };
 
         let mut clients = Vec::new();
         for c in file.client {
@@ -1539,6 +1564,7 @@ impl RuntimeConfig {
             mail,
             policies,
             clients,
+            portal,
         })
     }
 

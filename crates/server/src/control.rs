@@ -266,7 +266,8 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::UserSetEnabled { name, .. }
         | AdminRequest::UserPasswd { name, .. }
         | AdminRequest::UserSet { name, .. }
-        | AdminRequest::UserPin { name, .. } => Some((Some(name.clone()), false)),
+        | AdminRequest::UserPin { name, .. }
+        | AdminRequest::UserPinChange { name, .. } => Some((Some(name.clone()), false)),
         AdminRequest::UserDelete { name } => Some((Some(name.clone()), true)),
         AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
         AdminRequest::UserImport { .. } => Some((None, true)),

@@ -16,6 +16,7 @@ pub mod hot;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
+pub mod portal;
 pub mod replication;
 pub mod secret;
 pub mod sync;
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// The peer link could not be set up.
     #[error("{0}")]
     Peer(String),
+    /// The user portal could not be set up.
+    #[error("{0}")]
+    Portal(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -226,6 +230,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<Arc<counters::Counters>, ServerError> {
     let state_key = load_cluster_key(&cfg.cluster_key_file)?;
+    let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
     let counters = Arc::new(counters::Counters::default());
     let audit_stop = CancellationToken::new();
     let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
@@ -335,6 +340,18 @@ pub async fn run(
                 tracing::error!(error = %e, "the peer link stopped");
             }
         });
+    }
+    if let Some(p) = &cfg.portal {
+        let (listener, tls) = portal::bind(p)
+            .await
+            .map_err(|e| ServerError::Portal(format!("{}: [portal]: {e}", cfg.origin)))?;
+        tasks.spawn(portal::serve(
+            listener,
+            tls,
+            node.clone(),
+            portal_keys,
+            shutdown.clone(),
+        ));
     }
     for item in cfg.sync.clone() {
         let node = node.clone();

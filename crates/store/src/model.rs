@@ -125,6 +125,10 @@ pub struct User {
     /// only by [`crate::Store::set_pin`], read by [`crate::Store::open_pin`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<SealedPin>,
+    /// The PIN was set by an admin: the user must choose their own in the
+    /// portal before using it (set with [`crate::Store::set_pin_required`]).
+    #[serde(default)]
+    pub pin_change_required: bool,
     /// Creation time, unix seconds (set by the store).
     pub created: u64,
     /// Last change, unix seconds (set by the store).
@@ -147,6 +151,7 @@ impl User {
             language: String::new(),
             source: String::new(),
             pin: None,
+            pin_change_required: false,
             created: 0,
             updated: 0,
         }
@@ -171,6 +176,7 @@ impl fmt::Debug for User {
             .field("language", &self.language)
             .field("source", &self.source)
             .field("pin", &self.pin)
+            .field("pin_change_required", &self.pin_change_required)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()

@@ -895,6 +895,27 @@ impl Store {
     /// under the store key with `pin:` + the user name as AAD. A user with a
     /// PIN authenticates in PIN mode. [`StoreError::NotFound`] if absent.
     pub fn set_pin(&self, name: &str, pin: Option<&[u8]>) -> Result<(), StoreError> {
+        self.set_pin_inner(name, pin, None)
+    }
+
+    /// [`Store::set_pin`] that also sets the user's `pin_change_required`
+    /// flag in the same transaction: `true` when an admin hands out a PIN the
+    /// user must replace, `false` when the user chose it (or it is cleared).
+    pub fn set_pin_required(
+        &self,
+        name: &str,
+        pin: Option<&[u8]>,
+        change_required: bool,
+    ) -> Result<(), StoreError> {
+        self.set_pin_inner(name, pin, Some(change_required && pin.is_some()))
+    }
+
+    fn set_pin_inner(
+        &self,
+        name: &str,
+        pin: Option<&[u8]>,
+        change_required: Option<bool>,
+    ) -> Result<(), StoreError> {
         validate_name("user", name)?;
         let sealed = match pin {
             None => None,
@@ -907,7 +928,12 @@ impl Store {
                 })
             }
         };
-        self.rewrite_user(name, |u| u.pin = sealed.clone())
+        self.rewrite_user(name, |u| {
+            u.pin = sealed.clone();
+            if let Some(required) = change_required {
+                u.pin_change_required = required;
+            }
+        })
     }
 
     /// The user's PIN in clear, `None` in standard mode. [`StoreError::Crypto`]

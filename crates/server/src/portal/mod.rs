@@ -1,0 +1,1625 @@
+//! The user self-service portal (the seed's "User Portal"): users sign in
+//! with their first and second factor, set up an authenticator app, set and
+//! verify their phone number, choose their method, change their PIN, see
+//! their recent sign-ins and report one that was not theirs.
+//!
+//! Served over HTTPS by every node. Sessions are stateless sealed cookies
+//! (see [`session`]), so a balancer without stickiness works. Plain HTML
+//! forms, no JavaScript. Every write goes through
+//! [`crate::control::dispatch`], like any other admin request.
+
+pub mod config;
+mod html;
+mod i18n;
+mod pin;
+mod session;
+mod tls;
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use governor::{Quota, RateLimiter};
+use radmfa_store::{Method, TokenAlgorithm, TokenKind};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use crate::admin::{AdminError, AdminRequest};
+use crate::hot::CachedUser;
+use crate::pipeline::{Node, PortalFirstFactor};
+
+pub use config::{PortalSection, PortalSettings};
+pub use session::CookieKeys;
+pub use tls::load_tls;
+
+use html::{alert, csrf_field, esc, notice, page, Chrome};
+use i18n::{Lang, Msg};
+use session::{SentCode, Session, Stage};
+use tls::{PeerAddr, TlsListener};
+
+/// How long the second-factor step may take after the first factor.
+const SECOND_FACTOR_SECS: u64 = 5 * 60;
+/// TOTP period of tokens set up in the portal.
+const PERIOD: u64 = 30;
+/// Largest request body (forms are small).
+const MAX_BODY: usize = 16 * 1024;
+
+type Keyed<K> = RateLimiter<
+    K,
+    governor::state::keyed::DefaultKeyedStateStore<K>,
+    governor::clock::DefaultClock,
+>;
+
+/// Constant-time equality of two byte strings (lengths may differ).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Everything the handlers share.
+struct Portal {
+    node: Arc<Node>,
+    settings: PortalSettings,
+    keys: CookieKeys,
+    per_ip: Keyed<IpAddr>,
+    per_user: Keyed<String>,
+}
+
+/// Checks the TLS files `[portal]` names (`radmfa check-config`).
+pub fn check(settings: &PortalSettings) -> Result<(), String> {
+    load_tls(&settings.cert, &settings.key).map(|_| ())
+}
+
+/// Loads the TLS material and binds the portal's TCP listener.
+pub async fn bind(
+    settings: &PortalSettings,
+) -> Result<(tokio::net::TcpListener, Arc<rustls::ServerConfig>), String> {
+    let tls = load_tls(&settings.cert, &settings.key)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    Ok((listener, tls))
+}
+
+/// Serves the portal on an already-bound listener until `shutdown`, then lets
+/// requests in flight finish (at most 10 seconds).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    node: Arc<Node>,
+    keys: CookieKeys,
+    shutdown: CancellationToken,
+) {
+    let Some(settings) = node.config().portal.clone() else {
+        return;
+    };
+    let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+    let portal = Arc::new(Portal {
+        per_ip: RateLimiter::keyed(quota(settings.signin_per_minute_per_ip)),
+        per_user: RateLimiter::keyed(quota(settings.signin_per_minute_per_user)),
+        settings,
+        keys,
+        node,
+    });
+    let local = listener.local_addr().ok();
+    let listener = match TlsListener::start(listener, tls, shutdown.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "the portal cannot start");
+            return;
+        }
+    };
+    info!(listen = ?local, "portal listening (https)");
+    let cleaner = {
+        let p = portal.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                }
+                p.per_ip.retain_recent();
+                p.per_user.retain_recent();
+                p.per_ip.shrink_to_fit();
+                p.per_user.shrink_to_fit();
+            }
+        })
+    };
+    let app = router(portal).into_make_service_with_connect_info::<PeerAddr>();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        r = server.into_future() => {
+            if let Err(e) = r {
+                warn!(error = %e, "the portal stopped");
+            }
+        }
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        } => warn!("portal connections still open after 10 s; closing them"),
+    }
+    cleaner.abort();
+}
+
+fn router(portal: Arc<Portal>) -> Router {
+    Router::new()
+        .route("/", get(|| async { redirect("/home", None) }))
+        .route("/portal.css", get(css))
+        .route("/signin", get(signin_page).post(signin))
+        .route("/verify", get(verify_page).post(verify))
+        .route("/home", get(home))
+        .route("/enroll", get(enroll_page).post(enroll))
+        .route("/phone", get(phone_page).post(phone_send))
+        .route("/phone/verify", post(phone_verify))
+        .route("/method", get(method_page).post(method_set))
+        .route("/pin", get(pin_page).post(pin_set))
+        .route("/not-me", post(not_me))
+        .route("/signout", post(signout))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(portal)
+}
+
+// ---------------------------------------------------------------- responses
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Headers every portal response carries.
+fn secure(mut r: Response, cookie: Option<String>) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    // Not "no-referrer": Chromium then sends `Origin: null` with form posts.
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+fn html_response(status: StatusCode, body: String, cookie: Option<String>) -> Response {
+    let r = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    secure(r, cookie)
+}
+
+fn redirect(to: &'static str, cookie: Option<String>) -> Response {
+    let r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+    secure(r, cookie)
+}
+
+async fn css() -> Response {
+    let r = (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        html::CSS,
+    )
+        .into_response();
+    secure(r, None)
+}
+
+async fn not_found(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let lang = p.lang_of(&headers, None);
+    let body = page(
+        &Chrome {
+            lang,
+            signed_in_csrf: None,
+            lang_switch: None,
+        },
+        Msg::NotFound,
+        "<p><a href=\"/home\">/home</a></p>",
+    );
+    html_response(StatusCode::NOT_FOUND, body, None)
+}
+
+// ---------------------------------------------------------------- sessions
+
+/// A signed-in request: the session and the user as the store has them now.
+struct SignedIn {
+    s: Session,
+    user: Arc<CachedUser>,
+}
+
+impl SignedIn {
+    fn name(&self) -> &str {
+        &self.user.user.name
+    }
+    fn lang(&self) -> Lang {
+        Lang::parse(&self.s.lang).unwrap_or(Lang::En)
+    }
+}
+
+impl Portal {
+    fn session(&self, headers: &HeaderMap, now: u64) -> Option<Session> {
+        let h = headers.get(header::COOKIE)?.to_str().ok()?;
+        self.keys.open(session::cookie_value(h)?, now)
+    }
+
+    fn cookie(&self, s: &Session, now: u64) -> Option<String> {
+        Some(session::set_cookie(
+            &self.keys.seal(s),
+            s.exp.saturating_sub(now),
+        ))
+    }
+
+    fn lang_of(&self, headers: &HeaderMap, s: Option<&Session>) -> Lang {
+        s.and_then(|s| Lang::parse(&s.lang))
+            .or_else(|| {
+                headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Lang::from_accept)
+            })
+            .unwrap_or(Lang::En)
+    }
+
+    /// Back to the sign-in page with a one-shot notice.
+    fn to_signin(&self, lang: Lang, msg: Msg, now: u64) -> Response {
+        let mut s = Session::anonymous(now, lang.code());
+        s.notice = Some(msg.id().to_string());
+        redirect("/signin", self.cookie(&s, now))
+    }
+
+    /// The signed-in session and its user, or the response that sends the
+    /// visitor elsewhere (sign-in page; PIN page when a PIN change is due
+    /// and `pin_page` is false).
+    fn signed_in(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+        pin_page: bool,
+    ) -> Result<SignedIn, Box<Response>> {
+        let Some(s) = self.session(headers, now) else {
+            return Err(Box::new(redirect("/signin", None)));
+        };
+        let lang = self.lang_of(headers, Some(&s));
+        let Some(name) = s.signed_in().map(str::to_string) else {
+            return Err(Box::new(redirect("/signin", None)));
+        };
+        let user = match self.node.portal_user(&name) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(Box::new(self.to_signin(lang, Msg::SessionEnded, now))),
+            Err(_) => {
+                return Err(Box::new(message_page(
+                    lang,
+                    Msg::TryAgain,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )))
+            }
+        };
+        if !user.user.enabled {
+            return Err(Box::new(self.to_signin(lang, Msg::AccountDisabled, now)));
+        }
+        if !pin_page && user.user.pin_change_required && user.user.pin.is_some() {
+            return Err(Box::new(redirect("/pin", None)));
+        }
+        Ok(SignedIn { s, user })
+    }
+
+    /// A POST's CSRF token and Origin: the form must come from this portal.
+    fn post_ok(&self, headers: &HeaderMap, s: &Session, form: &HashMap<String, String>) -> bool {
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let same_host = !host.is_empty() && origin == format!("https://{host}");
+            let public = self
+                .settings
+                .public_url
+                .as_deref()
+                .is_some_and(|u| origin == origin_of(u));
+            if !same_host && !public {
+                return false;
+            }
+        }
+        s.csrf_ok(form.get("csrf").map(String::as_str).unwrap_or(""))
+    }
+
+    /// Counts an attempt for `ip` and (when given) `user`; false when either
+    /// is over its rate.
+    fn allow(&self, ip: IpAddr, user: Option<&str>) -> bool {
+        let ip_ok = self.per_ip.check_key(&ip).is_ok();
+        let user_ok = user.is_none_or(|u| self.per_user.check_key(&u.to_lowercase()).is_ok());
+        ip_ok && user_ok
+    }
+
+    fn chrome<'a>(&self, si: &'a SignedIn) -> Chrome<'a> {
+        Chrome {
+            lang: si.lang(),
+            signed_in_csrf: Some(&si.s.csrf),
+            lang_switch: None,
+        }
+    }
+}
+
+/// `https://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let end = rest
+        .find('/')
+        .map_or(url.len(), |i| url.len() - rest.len() + i);
+    &url[..end]
+}
+
+fn message_page(lang: Lang, msg: Msg, status: StatusCode) -> Response {
+    let body = page(
+        &Chrome {
+            lang,
+            signed_in_csrf: None,
+            lang_switch: None,
+        },
+        Msg::PortalName,
+        &format!(
+            "{}<p><a href=\"/signin\">{}</a></p>",
+            alert(msg.text(lang)),
+            esc(Msg::SignIn.text(lang))
+        ),
+    );
+    html_response(status, body, None)
+}
+
+/// The answer to a POST whose CSRF token or Origin is wrong.
+fn forbidden(lang: Lang) -> Response {
+    message_page(lang, Msg::FormExpired, StatusCode::FORBIDDEN)
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(String::as_str).unwrap_or("").trim()
+}
+
+fn take_notice(s: &mut Session, lang: Lang) -> String {
+    s.notice
+        .take()
+        .and_then(|id| Msg::from_id(&id))
+        .map(|m| notice(m.text(lang)))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Debug, Deserialize)]
+struct LangQuery {
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+fn signin_form(lang: Lang, csrf: &str, user: &str, message: &str) -> String {
+    let t = |m: Msg| esc(m.text(lang));
+    format!(
+        "{message}<form method=\"post\" action=\"/signin\">{csrf}\
+<label for=\"user\">{lu}</label><input id=\"user\" name=\"user\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required value=\"{user}\">\
+<label for=\"password\">{lp}</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<button type=\"submit\">{go}</button></form>",
+        csrf = csrf_field(csrf),
+        lu = t(Msg::UserName),
+        lp = t(Msg::Password),
+        user = esc(user),
+        go = t(Msg::SignIn),
+    )
+}
+
+fn signin_response(
+    p: &Portal,
+    s: &Session,
+    lang: Lang,
+    user: &str,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let body = page(
+        &Chrome {
+            lang,
+            signed_in_csrf: None,
+            lang_switch: Some("/signin"),
+        },
+        Msg::SignInTitle,
+        &signin_form(lang, &s.csrf, user, message),
+    );
+    html_response(status, body, p.cookie(s, now))
+}
+
+async fn signin_page(
+    State(p): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let now = now_unix();
+    let existing = p.session(&headers, now);
+    if existing.as_ref().and_then(Session::signed_in).is_some() {
+        return redirect("/home", None);
+    }
+    let mut lang = p.lang_of(&headers, existing.as_ref());
+    if let Some(l) = q.lang.as_deref().and_then(Lang::parse) {
+        lang = l;
+    }
+    let mut s = match existing {
+        Some(s) if s.stage == Stage::Anonymous => s,
+        _ => Session::anonymous(now, lang.code()),
+    };
+    s.lang = lang.code().to_string();
+    let message = take_notice(&mut s, lang);
+    signin_response(&p, &s, lang, "", &message, StatusCode::OK, now)
+}
+
+/// The user-facing message for a failed first factor.
+fn first_factor_message(reason: &str) -> Msg {
+    match reason {
+        "wrong_password" | "unknown_user" => Msg::WrongCredentials,
+        "store_error" | "no_directory" | "directory_unreachable" | "unreachable" => Msg::TryAgain,
+        r if r.contains("unreachable") || r.contains("error") => Msg::TryAgain,
+        _ => Msg::AccountCannotSignIn,
+    }
+}
+
+async fn signin(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let ip = peer.0.ip();
+    let Some(s) = p.session(&headers, now) else {
+        return forbidden(p.lang_of(&headers, None));
+    };
+    let lang = p.lang_of(&headers, Some(&s));
+    if !p.post_ok(&headers, &s, &form) {
+        return forbidden(lang);
+    }
+    let password = Zeroizing::new(form.remove("password").unwrap_or_default());
+    let name = field(&form, "user").to_string();
+    let fail = |msg: Msg, status: StatusCode| {
+        let s = Session::anonymous(now, lang.code());
+        signin_response(&p, &s, lang, &name, &alert(msg.text(lang)), status, now)
+    };
+    if name.is_empty() || password.is_empty() || name.len() > 253 {
+        return fail(Msg::WrongCredentials, StatusCode::UNAUTHORIZED);
+    }
+    if !p.allow(ip, Some(&name)) {
+        info!(user = %name, peer = %ip, "portal sign-in rate limited");
+        return fail(Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let policy = p.node.config().policy(&p.settings.policy).clone();
+    let (login, cached) = match p
+        .node
+        .portal_first_factor(&name, password.as_bytes(), &policy)
+        .await
+    {
+        PortalFirstFactor::Passed(login, cached) => (login, cached),
+        PortalFirstFactor::Failed(reason) => {
+            p.node.portal_audit(&name, "portal", "reject", reason, ip);
+            info!(user = %name, reason, "portal sign-in refused");
+            return fail(first_factor_message(reason), StatusCode::UNAUTHORIZED);
+        }
+    };
+    drop(password);
+    let Some(cached) = cached else {
+        p.node
+            .portal_audit(&login, "portal", "reject", "not_enrolled", ip);
+        return fail(Msg::NotSetUp, StatusCode::FORBIDDEN);
+    };
+    let user = &cached.user;
+    if !user.enabled {
+        p.node
+            .portal_audit(&login, "portal", "reject", "disabled", ip);
+        return fail(Msg::AccountDisabled, StatusCode::FORBIDDEN);
+    }
+    let lang = Lang::parse(&user.language).unwrap_or(lang);
+    let mut next = Session::anonymous(now, lang.code());
+    if cached.token.is_some() {
+        next.exp = now + SECOND_FACTOR_SECS;
+        next.stage = Stage::SecondFactor {
+            user: login,
+            sms: None,
+        };
+        return redirect("/verify", p.cookie(&next, now));
+    }
+    if !user.phone.is_empty() {
+        // One-way SMS code to the phone on file.
+        let sms = &p.node.config().sms;
+        let code = radmfa_otp::random_code(sms.code_length, &sms.alphabet);
+        let body = sms.message.replace("{code}", &code);
+        if p.node
+            .portal_send_sms(user, &user.phone, body, Some(ip))
+            .await
+            .is_err()
+        {
+            p.node
+                .portal_audit(&login, "portal+sms", "reject", "gateway_unreachable", ip);
+            return fail(Msg::SmsFailed, StatusCode::SERVICE_UNAVAILABLE);
+        }
+        next.exp = now + SECOND_FACTOR_SECS.max(sms.lifetime_secs);
+        next.stage = Stage::SecondFactor {
+            user: login,
+            sms: Some(SentCode {
+                phone: user.phone.clone(),
+                code,
+                until: now + sms.lifetime_secs,
+                attempts: sms.max_attempts,
+            }),
+        };
+        return redirect("/verify", p.cookie(&next, now));
+    }
+    // No second factor yet: signed in on the first factor, to enroll one.
+    p.node.portal_audit(
+        &login,
+        "portal",
+        "accept",
+        "first_factor_only_not_enrolled",
+        ip,
+    );
+    info!(user = %login, "portal sign-in without a second factor (enrollment)");
+    next.exp = now + p.settings.session_minutes * 60;
+    next.stage = Stage::SignedIn { user: login };
+    redirect("/home", p.cookie(&next, now))
+}
+
+// ---------------------------------------------------------------- second factor
+
+fn verify_form(
+    lang: Lang,
+    csrf: &str,
+    sms: Option<&SentCode>,
+    with_pin: bool,
+    message: &str,
+) -> String {
+    let t = |m: Msg| esc(m.text(lang));
+    let intro = match sms {
+        Some(sent) => {
+            let digits: Vec<char> = sent.phone.chars().filter(char::is_ascii_digit).collect();
+            let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+            esc(&Msg::CodeSentTo.text(lang).replace("{tail}", &tail))
+        }
+        None => t(Msg::CodeFromApp),
+    };
+    let pin = if with_pin {
+        format!(
+            "<p class=\"hint\">{}</p><label for=\"pin\">{}</label><input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" required>",
+            t(Msg::PinWithCode),
+            t(Msg::Pin)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{message}<p>{intro}</p><form method=\"post\" action=\"/verify\">{csrf}{pin}\
+<label for=\"code\">{lc}</label><input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+<button type=\"submit\">{go}</button></form>",
+        csrf = csrf_field(csrf),
+        lc = t(Msg::Code),
+        go = t(Msg::Verify),
+    )
+}
+
+fn verify_response(
+    p: &Portal,
+    s: &Session,
+    user: &CachedUser,
+    lang: Lang,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let sms = match &s.stage {
+        Stage::SecondFactor { sms, .. } => sms.as_ref(),
+        _ => None,
+    };
+    let body = page(
+        &Chrome {
+            lang,
+            signed_in_csrf: None,
+            lang_switch: None,
+        },
+        Msg::VerifyTitle,
+        &verify_form(lang, &s.csrf, sms, user.user.pin.is_some(), message),
+    );
+    html_response(status, body, p.cookie(s, now))
+}
+
+/// The session's user at the second-factor step.
+fn second_factor_user(
+    p: &Portal,
+    s: &Session,
+    lang: Lang,
+    now: u64,
+) -> Result<Arc<CachedUser>, Box<Response>> {
+    let Stage::SecondFactor { user, .. } = &s.stage else {
+        return Err(Box::new(redirect("/signin", None)));
+    };
+    match p.node.portal_user(user) {
+        Ok(Some(u)) if u.user.enabled => Ok(u),
+        Ok(Some(_)) => Err(Box::new(p.to_signin(lang, Msg::AccountDisabled, now))),
+        Ok(None) => Err(Box::new(p.to_signin(lang, Msg::SessionEnded, now))),
+        Err(_) => Err(Box::new(message_page(
+            lang,
+            Msg::TryAgain,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ))),
+    }
+}
+
+async fn verify_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let Some(s) = p.session(&headers, now) else {
+        return redirect("/signin", None);
+    };
+    let lang = p.lang_of(&headers, Some(&s));
+    match second_factor_user(&p, &s, lang, now) {
+        Ok(user) => verify_response(&p, &s, &user, lang, "", StatusCode::OK, now),
+        Err(r) => *r,
+    }
+}
+
+async fn verify(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let ip = peer.0.ip();
+    let Some(mut s) = p.session(&headers, now) else {
+        return p.to_signin(p.lang_of(&headers, None), Msg::SessionEnded, now);
+    };
+    let lang = p.lang_of(&headers, Some(&s));
+    if !p.post_ok(&headers, &s, &form) {
+        return forbidden(lang);
+    }
+    let cached = match second_factor_user(&p, &s, lang, now) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let user = &cached.user;
+    let name = user.name.clone();
+    if !p.allow(ip, Some(&name)) {
+        return verify_response(
+            &p,
+            &s,
+            &cached,
+            lang,
+            &alert(Msg::TooMany.text(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+            now,
+        );
+    }
+    let given_pin = Zeroizing::new(form.remove("pin").unwrap_or_default());
+    let code = Zeroizing::new(field(&form, "code").to_string());
+    let pin_ok = match p.node.portal_pin(user) {
+        Ok(Some(pin)) => ct_eq(pin.expose(), given_pin.trim().as_bytes()),
+        Ok(None) => true,
+        Err(_) => return message_page(lang, Msg::TryAgain, StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let Stage::SecondFactor { sms, .. } = &mut s.stage else {
+        return redirect("/signin", None);
+    };
+    let (mode, outcome) = match sms {
+        Some(sent) => {
+            if now >= sent.until {
+                p.node
+                    .portal_audit(&name, "portal+sms", "reject", "sms_code_expired", ip);
+                return p.to_signin(lang, Msg::CodeExpired, now);
+            }
+            let ok = radmfa_otp::codes_match(&sent.code, &code);
+            (
+                "portal+sms",
+                if ok {
+                    Ok(())
+                } else {
+                    Err("sms_code_wrong".to_string())
+                },
+            )
+        }
+        None => {
+            let Some(token) = cached.token.as_ref() else {
+                return p.to_signin(lang, Msg::SessionEnded, now);
+            };
+            let mode = match token.kind {
+                TokenKind::Totp => "portal+totp",
+                TokenKind::Hotp => "portal+hotp",
+            };
+            // Checked even when the PIN is wrong: the answer does not say which part was.
+            (mode, p.node.portal_check_code(user, token, &code))
+        }
+    };
+    match (pin_ok, outcome) {
+        (true, Ok(())) => {
+            p.node.portal_audit(&name, mode, "accept", "ok", ip);
+            info!(user = %name, mode, "portal sign-in");
+            let mut next = Session::anonymous(now, lang.code());
+            next.exp = now + p.settings.session_minutes * 60;
+            next.stage = Stage::SignedIn { user: name };
+            redirect("/home", p.cookie(&next, now))
+        }
+        (pin_ok, outcome) => {
+            let reason = match (&outcome, pin_ok) {
+                (Err(r), _) => r.clone(),
+                (Ok(()), _) => "wrong_pin".to_string(),
+            };
+            p.node.portal_audit(&name, mode, "reject", &reason, ip);
+            let msg = if user.pin.is_some() {
+                Msg::PinOrCodeWrong
+            } else if reason == "otp_replayed" {
+                Msg::CodeReused
+            } else if reason == "store_error" {
+                Msg::TryAgain
+            } else {
+                Msg::WrongCode
+            };
+            if let Some(sent) = sms {
+                sent.attempts = sent.attempts.saturating_sub(1);
+                if sent.attempts == 0 {
+                    return p.to_signin(lang, Msg::CodeExpired, now);
+                }
+            }
+            verify_response(
+                &p,
+                &s,
+                &cached,
+                lang,
+                &alert(msg.text(lang)),
+                StatusCode::UNAUTHORIZED,
+                now,
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------- home
+
+fn method_msg(m: Method) -> Msg {
+    match m {
+        Method::Totp => Msg::MethodTotp,
+        Method::Hotp => Msg::MethodHotp,
+        Method::Sms => Msg::MethodSms,
+        Method::SmsTwoWay => Msg::MethodSmsTwoWay,
+        Method::Call => Msg::MethodCall,
+        Method::Push => Msg::MethodPush,
+        Method::None => Msg::MethodNone,
+    }
+}
+
+async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let u = &si.user.user;
+    let store = p.node.store().clone();
+    let filter = radmfa_store::AuditFilter {
+        user: Some(u.name.clone()),
+        limit: Some(10),
+        ..Default::default()
+    };
+    let records = tokio::task::spawn_blocking(move || store.query_audit(&filter))
+        .await
+        .ok()
+        .and_then(|r| r.map_err(|e| warn!(error = %e, "audit read failed")).ok());
+    let mut body = take_notice(&mut si.s, lang);
+    if si.user.token.is_none() && u.phone.is_empty() {
+        body.push_str(&format!(
+            "<div class=\"alert\" id=\"no-second-factor\">{} <a href=\"/enroll\">{}</a> · <a href=\"/phone\">{}</a></div>",
+            t(Msg::NoSecondFactor),
+            t(Msg::NavApp),
+            t(Msg::NavPhone)
+        ));
+    }
+    let who = if u.display_name.is_empty() {
+        esc(&u.name)
+    } else {
+        format!("{} ({})", esc(&u.display_name), esc(&u.name))
+    };
+    body.push_str(&format!(
+        "<dl><dt>{la}</dt><dd id=\"account\">{who}</dd><dt>{lm}</dt><dd id=\"method\">{m}</dd>\
+<dt>{lp}</dt><dd id=\"phone\">{ph}</dd><dt>{lapp}</dt><dd id=\"app\">{app}</dd><dt>{lpin}</dt><dd id=\"pin-mode\">{pin}</dd></dl>",
+        la = t(Msg::Account),
+        lm = t(Msg::MethodLabel),
+        m = t(method_msg(u.method)),
+        lp = t(Msg::PhoneLabel),
+        ph = if u.phone.is_empty() { t(Msg::NoPhone) } else { esc(&html::mask_phone(&u.phone)) },
+        lapp = t(Msg::AppLabel),
+        app = if si.user.token.is_some() { t(Msg::Enrolled) } else { t(Msg::NotEnrolled) },
+        lpin = t(Msg::PinModeLabel),
+        pin = if u.pin.is_some() { t(Msg::PinOn) } else { t(Msg::PinOff) },
+    ));
+    body.push_str(&format!("<h2>{}</h2>", t(Msg::RecentSignIns)));
+    match records {
+        None => body.push_str(&alert(Msg::TryAgain.text(lang))),
+        Some(r) if r.is_empty() => body.push_str(&format!("<p>{}</p>", t(Msg::NoSignIns))),
+        Some(r) => {
+            body.push_str(&format!(
+                "<table id=\"signins\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+                t(Msg::When),
+                t(Msg::Outcome),
+                t(Msg::How),
+                t(Msg::Where),
+                t(Msg::Report)
+            ));
+            for rec in r.iter().rev() {
+                let when = html::utc(rec.time_ms);
+                let result = match rec.result.as_str() {
+                    "accept" => t(Msg::ResultAccept),
+                    "reject" => t(Msg::ResultReject),
+                    "challenge" => t(Msg::ResultChallenge),
+                    other => esc(other),
+                };
+                let from = if rec.calling_station.is_empty() {
+                    format!("{} ({})", esc(&rec.client_name), esc(&rec.client_ip))
+                } else {
+                    format!("{} ({})", esc(&rec.client_name), esc(&rec.calling_station))
+                };
+                body.push_str(&format!(
+                    "<tr><td>{when}</td><td>{result}</td><td>{mode}</td><td>{from}</td><td><form method=\"post\" action=\"/not-me\">{csrf}<input type=\"hidden\" name=\"t\" value=\"{ms}\"><button type=\"submit\" aria-label=\"{notme}: {when}\">{notme}</button></form></td></tr>",
+                    mode = esc(&rec.mode),
+                    csrf = csrf_field(&si.s.csrf),
+                    ms = rec.time_ms,
+                    notme = t(Msg::NotMe),
+                ));
+            }
+            body.push_str("</tbody></table>");
+        }
+    }
+    let html = page(&p.chrome(&si), Msg::HomeTitle, &body);
+    html_response(StatusCode::OK, html, p.cookie(&si.s, now))
+}
+
+// ---------------------------------------------------------------- authenticator app
+
+fn totp_params(p: &Portal) -> radmfa_otp::Totp {
+    radmfa_otp::Totp {
+        algorithm: radmfa_otp::Algorithm::Sha1,
+        digits: p.node.config().otp_digits,
+        period: PERIOD,
+        t0: 0,
+        window: p.node.config().otp_window,
+    }
+}
+
+fn enroll_response(
+    p: &Portal,
+    si: &mut SignedIn,
+    secret_b32: &str,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let seed = Zeroizing::new(radmfa_otp::base32_decode(secret_b32).unwrap_or_default());
+    let cfg = p.node.config();
+    let uri = Zeroizing::new(radmfa_otp::otpauth_uri(&radmfa_otp::OtpauthParams {
+        issuer: &cfg.otp_issuer,
+        account: si.name(),
+        secret: &seed,
+        algorithm: radmfa_otp::Algorithm::Sha1,
+        digits: cfg.otp_digits,
+        kind: radmfa_otp::OtpKind::Totp { period: PERIOD },
+    }));
+    let qr = html::qr_svg(&uri, Msg::QrLabel.text(lang)).unwrap_or_default();
+    let replaces = if si.user.token.is_some() {
+        format!("<p class=\"hint\">{}</p>", t(Msg::ReplacesApp))
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "{message}{replaces}<p>{scan}</p>{qr}<p>{manual} <code class=\"secret\" id=\"secret\">{secret}</code></p>\
+<p>{confirm}</p><form method=\"post\" action=\"/enroll\">{csrf}\
+<label for=\"code\">{lc}</label><input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+<button type=\"submit\">{go}</button></form>",
+        scan = t(Msg::ScanQr),
+        manual = t(Msg::ManualEntry),
+        secret = esc(secret_b32),
+        confirm = t(Msg::EnrollConfirm),
+        csrf = csrf_field(&si.s.csrf),
+        lc = t(Msg::Code),
+        go = t(Msg::Confirm),
+    );
+    si.s.enroll = Some(secret_b32.to_string());
+    let html = page(&p.chrome(si), Msg::EnrollTitle, &body);
+    html_response(status, html, p.cookie(&si.s, now))
+}
+
+async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let seed = Zeroizing::new(radmfa_otp::generate_secret(20));
+    let secret = Zeroizing::new(radmfa_otp::base32_encode(&seed));
+    let lang = si.lang();
+    let message = take_notice(&mut si.s, lang);
+    enroll_response(&p, &mut si, &secret, &message, StatusCode::OK, now)
+}
+
+async fn enroll(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let Some(secret) = si.s.enroll.clone().map(Zeroizing::new) else {
+        return redirect("/enroll", None);
+    };
+    if !p.allow(peer.0.ip(), Some(si.name())) {
+        return enroll_response(
+            &p,
+            &mut si,
+            &secret,
+            &alert(Msg::TooMany.text(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+            now,
+        );
+    }
+    let seed = Zeroizing::new(radmfa_otp::base32_decode(&secret).unwrap_or_default());
+    let step = match totp_params(&p).verify(&seed, field(&form, "code"), now, None) {
+        Ok(step) => step,
+        Err(_) => {
+            return enroll_response(
+                &p,
+                &mut si,
+                &secret,
+                &alert(Msg::WrongCode.text(lang)),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                now,
+            );
+        }
+    };
+    let name = si.name().to_string();
+    let req = AdminRequest::TokenEnroll {
+        user: name.clone(),
+        secret: Some(secret.to_string()),
+        kind: TokenKind::Totp,
+        algorithm: TokenAlgorithm::Sha1,
+        digits: p.node.config().otp_digits,
+        period: PERIOD,
+    };
+    if let Err(e) = crate::control::dispatch(&p.node, req).await {
+        warn!(user = %name, error = %e, "portal: cannot enroll the token");
+        return enroll_response(
+            &p,
+            &mut si,
+            &secret,
+            &alert(Msg::TryAgain.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    // The confirmation code cannot be used again for a sign-in.
+    p.node.portal_mark_step_used(&name, step);
+    info!(user = %name, "authenticator app enrolled in the portal");
+    si.s.enroll = None;
+    si.s.notice = Some(Msg::AppEnrolled.id().to_string());
+    redirect("/home", p.cookie(&si.s, now))
+}
+
+// ---------------------------------------------------------------- phone
+
+/// An E.164 number: `+` and 8 to 15 digits (spaces and dashes dropped).
+fn normalize_phone(s: &str) -> Option<String> {
+    let compact: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let digits = compact.strip_prefix('+')?;
+    ((8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(compact)
+}
+
+fn phone_response(
+    p: &Portal,
+    si: &SignedIn,
+    value: &str,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let mut body = format!(
+        "{message}<form method=\"post\" action=\"/phone\">{csrf}\
+<label for=\"phone\">{lp}</label><input id=\"phone\" name=\"phone\" type=\"tel\" autocomplete=\"tel\" required value=\"{value}\" aria-describedby=\"phone-hint\">\
+<p class=\"hint\" id=\"phone-hint\">{hint}</p><button type=\"submit\">{go}</button></form>",
+        csrf = csrf_field(&si.s.csrf),
+        lp = t(Msg::Phone),
+        value = esc(value),
+        hint = t(Msg::PhoneHint),
+        go = t(Msg::SendCode),
+    );
+    if let Some(sent) = &si.s.phone {
+        let digits: Vec<char> = sent.phone.chars().filter(char::is_ascii_digit).collect();
+        let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+        body.push_str(&format!(
+            "<p>{intro}</p><form method=\"post\" action=\"/phone/verify\">{csrf}\
+<label for=\"phone-code\">{lc}</label><input id=\"phone-code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+<button type=\"submit\">{go}</button></form>",
+            intro = esc(&Msg::CodeSentTo.text(lang).replace("{tail}", &tail)),
+            csrf = csrf_field(&si.s.csrf),
+            lc = t(Msg::Code),
+            go = t(Msg::Confirm),
+        ));
+    }
+    let html = page(&p.chrome(si), Msg::PhoneTitle, &body);
+    html_response(status, html, p.cookie(&si.s, now))
+}
+
+async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    let mut message = take_notice(&mut si.s, lang);
+    if !p.node.portal_can_send_sms() {
+        message.push_str(&alert(Msg::NoGateway.text(lang)));
+    }
+    let value =
+        si.s.phone
+            .as_ref()
+            .map_or_else(|| si.user.user.phone.clone(), |s| s.phone.clone());
+    phone_response(&p, &si, &value, &message, StatusCode::OK, now)
+}
+
+async fn phone_send(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let typed = field(&form, "phone").to_string();
+    let Some(phone) = normalize_phone(&typed) else {
+        si.s.phone = None;
+        return phone_response(
+            &p,
+            &si,
+            &typed,
+            &alert(Msg::PhoneInvalid.text(lang)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            now,
+        );
+    };
+    if !p.node.portal_can_send_sms() {
+        return phone_response(
+            &p,
+            &si,
+            &typed,
+            &alert(Msg::NoGateway.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    // Every text message costs money: the per-user rate covers sends too.
+    if !p.allow(peer.0.ip(), Some(si.name())) {
+        return phone_response(
+            &p,
+            &si,
+            &typed,
+            &alert(Msg::TooMany.text(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+            now,
+        );
+    }
+    let sms = &p.node.config().sms;
+    let code = radmfa_otp::random_code(sms.code_length, &sms.alphabet);
+    let body = sms.message.replace("{code}", &code);
+    if p.node
+        .portal_send_sms(&si.user.user, &phone, body, Some(peer.0.ip()))
+        .await
+        .is_err()
+    {
+        return phone_response(
+            &p,
+            &si,
+            &typed,
+            &alert(Msg::SmsFailed.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    si.s.phone = Some(SentCode {
+        phone: phone.clone(),
+        code,
+        until: now + sms.lifetime_secs,
+        attempts: sms.max_attempts,
+    });
+    phone_response(&p, &si, &phone, "", StatusCode::OK, now)
+}
+
+async fn phone_verify(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let Some(mut sent) = si.s.phone.take() else {
+        return redirect("/phone", None);
+    };
+    if !p.allow(peer.0.ip(), Some(si.name())) {
+        let value = sent.phone.clone();
+        si.s.phone = Some(sent);
+        return phone_response(
+            &p,
+            &si,
+            &value,
+            &alert(Msg::TooMany.text(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+            now,
+        );
+    }
+    if now >= sent.until {
+        return phone_response(
+            &p,
+            &si,
+            &sent.phone,
+            &alert(Msg::CodeExpired.text(lang)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            now,
+        );
+    }
+    if !radmfa_otp::codes_match(&sent.code, field(&form, "code")) {
+        sent.attempts = sent.attempts.saturating_sub(1);
+        let value = sent.phone.clone();
+        let msg = if sent.attempts == 0 {
+            Msg::CodeExpired
+        } else {
+            si.s.phone = Some(sent);
+            Msg::WrongCode
+        };
+        return phone_response(
+            &p,
+            &si,
+            &value,
+            &alert(msg.text(lang)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            now,
+        );
+    }
+    let name = si.name().to_string();
+    let req = AdminRequest::UserSet {
+        name: name.clone(),
+        display_name: None,
+        email: None,
+        phone: Some(sent.phone.clone()),
+        method: None,
+        device_token: None,
+        groups: None,
+    };
+    if let Err(e) = crate::control::dispatch(&p.node, req).await {
+        warn!(user = %name, error = %e, "portal: cannot save the phone number");
+        let value = sent.phone.clone();
+        return phone_response(
+            &p,
+            &si,
+            &value,
+            &alert(Msg::TryAgain.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    info!(user = %name, "phone number verified and saved in the portal");
+    si.s.notice = Some(Msg::PhoneSaved.id().to_string());
+    redirect("/home", p.cookie(&si.s, now))
+}
+
+// ---------------------------------------------------------------- method
+
+/// The methods this user can choose now.
+fn available_methods(p: &Portal, user: &CachedUser) -> Vec<Method> {
+    let mut out = Vec::new();
+    match user.token.as_ref().map(|t| t.kind) {
+        Some(TokenKind::Totp) => out.push(Method::Totp),
+        Some(TokenKind::Hotp) => out.push(Method::Hotp),
+        None => {}
+    }
+    if !user.user.phone.is_empty() && p.node.portal_can_send_sms() {
+        out.extend([Method::Sms, Method::SmsTwoWay, Method::Call]);
+    }
+    if !user.user.device_token.is_empty() && p.node.portal_can_send_sms() {
+        out.push(Method::Push);
+    }
+    out
+}
+
+fn method_response(
+    p: &Portal,
+    si: &SignedIn,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let current = si.user.user.method;
+    let mut radios = String::new();
+    for m in available_methods(p, &si.user) {
+        radios.push_str(&format!(
+            "<label><input type=\"radio\" name=\"method\" value=\"{v}\"{checked}> {text}</label>",
+            v = m.as_str(),
+            checked = if m == current { " checked" } else { "" },
+            text = t(method_msg(m)),
+        ));
+    }
+    let body = if radios.is_empty() {
+        format!("{message}{}", alert(Msg::MethodUnavailable.text(lang)))
+    } else {
+        format!(
+            "{message}<form method=\"post\" action=\"/method\">{csrf}<fieldset><legend>{hint}</legend>{radios}</fieldset><button type=\"submit\">{go}</button></form>",
+            csrf = csrf_field(&si.s.csrf),
+            hint = t(Msg::MethodHint),
+            go = t(Msg::Save),
+        )
+    };
+    let html = page(&p.chrome(si), Msg::MethodTitle, &body);
+    html_response(status, html, p.cookie(&si.s, now))
+}
+
+async fn method_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    let message = take_notice(&mut si.s, lang);
+    method_response(&p, &si, &message, StatusCode::OK, now)
+}
+
+async fn method_set(
+    State(p): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let chosen = field(&form, "method").parse::<Method>().ok();
+    let Some(method) = chosen.filter(|m| available_methods(&p, &si.user).contains(m)) else {
+        return method_response(
+            &p,
+            &si,
+            &alert(Msg::MethodUnavailable.text(lang)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            now,
+        );
+    };
+    let name = si.name().to_string();
+    let req = AdminRequest::UserSet {
+        name: name.clone(),
+        display_name: None,
+        email: None,
+        phone: None,
+        method: Some(method),
+        device_token: None,
+        groups: None,
+    };
+    if let Err(e) = crate::control::dispatch(&p.node, req).await {
+        warn!(user = %name, error = %e, "portal: cannot change the method");
+        return method_response(
+            &p,
+            &si,
+            &alert(Msg::TryAgain.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    info!(user = %name, method = %method, "method changed in the portal");
+    si.s.notice = Some(Msg::MethodSaved.id().to_string());
+    redirect("/home", p.cookie(&si.s, now))
+}
+
+// ---------------------------------------------------------------- PIN
+
+fn pin_response(
+    p: &Portal,
+    si: &SignedIn,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let u = &si.user.user;
+    let body = if u.pin.is_none() {
+        format!("{message}<p>{}</p>", t(Msg::NoPinMode))
+    } else {
+        let hint = esc(&Msg::PinHint
+            .text(lang)
+            .replace("{min}", &p.settings.pin_min_length.to_string()));
+        let required = if u.pin_change_required {
+            format!(
+                "<div class=\"alert\" id=\"pin-required\" role=\"status\">{}</div>",
+                t(Msg::PinChangeRequired)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{message}{required}<form method=\"post\" action=\"/pin\">{csrf}\
+<p class=\"hint\" id=\"pin-hint\">{hint}</p>\
+<label for=\"pin\">{l1}</label><input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"new-password\" required aria-describedby=\"pin-hint\">\
+<label for=\"pin2\">{l2}</label><input id=\"pin2\" name=\"pin2\" type=\"password\" inputmode=\"numeric\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">{go}</button></form>",
+            csrf = csrf_field(&si.s.csrf),
+            l1 = t(Msg::NewPin),
+            l2 = t(Msg::NewPinAgain),
+            go = t(Msg::SavePin),
+        )
+    };
+    let html = page(&p.chrome(si), Msg::PinTitle, &body);
+    html_response(status, html, p.cookie(&si.s, now))
+}
+
+async fn pin_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, true) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    let message = take_notice(&mut si.s, lang);
+    pin_response(&p, &si, &message, StatusCode::OK, now)
+}
+
+async fn pin_set(
+    State(p): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let si = match p.signed_in(&headers, now, true) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let u = &si.user.user;
+    if u.pin.is_none() {
+        return pin_response(&p, &si, "", StatusCode::UNPROCESSABLE_ENTITY, now);
+    }
+    let new = Zeroizing::new(form.remove("pin").unwrap_or_default().trim().to_string());
+    let again = Zeroizing::new(form.remove("pin2").unwrap_or_default().trim().to_string());
+    let current = match p.node.portal_pin(u) {
+        Ok(c) => c,
+        Err(_) => {
+            return pin_response(
+                &p,
+                &si,
+                &alert(Msg::TryAgain.text(lang)),
+                StatusCode::SERVICE_UNAVAILABLE,
+                now,
+            )
+        }
+    };
+    let checked = pin::check_pin(
+        &new,
+        &again,
+        p.settings.pin_min_length,
+        &u.phone,
+        current.as_ref().map(|c| c.expose()),
+    );
+    if let Err(problem) = checked {
+        use pin::PinProblem as P;
+        let msg = match problem {
+            P::Format => Msg::PinFormat,
+            P::Repeated => Msg::PinRepeated,
+            P::Sequence => Msg::PinSequence,
+            P::PhoneDigits => Msg::PinPhone,
+            P::Mismatch => Msg::PinMismatch,
+            P::Unchanged => Msg::PinUnchanged,
+        };
+        let text = msg
+            .text(lang)
+            .replace("{min}", &p.settings.pin_min_length.to_string());
+        return pin_response(
+            &p,
+            &si,
+            &alert(&text),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            now,
+        );
+    }
+    let name = si.name().to_string();
+    let req = AdminRequest::UserPinChange {
+        name: name.clone(),
+        pin: new.to_string(),
+    };
+    if let Err(e) = crate::control::dispatch(&p.node, req).await {
+        warn!(user = %name, error = %e, "portal: cannot change the PIN");
+        return pin_response(
+            &p,
+            &si,
+            &alert(Msg::TryAgain.text(lang)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            now,
+        );
+    }
+    info!(user = %name, "PIN changed in the portal");
+    let mut s = si.s.clone();
+    s.notice = Some(Msg::PinChanged.id().to_string());
+    redirect("/home", p.cookie(&s, now))
+}
+
+// ---------------------------------------------------------------- report, sign-out
+
+/// "This was not me": records `fraud_reported_by_user` in the audit log and
+/// disables the account, so whoever used it is locked out. The one place to
+/// change when a proper lockout replaces the disabling.
+pub(crate) async fn report_not_me(
+    node: &Arc<Node>,
+    user: &str,
+    reported_ms: u64,
+    source: IpAddr,
+) -> Result<(), AdminError> {
+    node.portal_audit(user, "portal", "report", "fraud_reported_by_user", source);
+    warn!(
+        user,
+        reported_sign_in_ms = reported_ms,
+        "a user reported a sign-in as not theirs; disabling the account"
+    );
+    crate::control::dispatch(
+        node,
+        AdminRequest::UserSetEnabled {
+            name: user.to_string(),
+            enabled: false,
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn not_me(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let si = match p.signed_in(&headers, now, true) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    if !p.post_ok(&headers, &si.s, &form) {
+        return forbidden(lang);
+    }
+    let reported = field(&form, "t").parse::<u64>().unwrap_or(0);
+    if let Err(e) = report_not_me(&p.node, si.name(), reported, peer.0.ip()).await {
+        warn!(user = %si.name(), error = %e, "portal: cannot disable the account after a report");
+        return message_page(lang, Msg::TryAgain, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let body = page(
+        &Chrome {
+            lang,
+            signed_in_csrf: None,
+            lang_switch: None,
+        },
+        Msg::ReportedTitle,
+        &notice(Msg::ReportedText.text(lang)),
+    );
+    html_response(StatusCode::OK, body, Some(session::clear_cookie()))
+}
+
+async fn signout(
+    State(p): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let Some(s) = p.session(&headers, now) else {
+        return redirect("/signin", Some(session::clear_cookie()));
+    };
+    let lang = p.lang_of(&headers, Some(&s));
+    if !p.post_ok(&headers, &s, &form) {
+        return forbidden(lang);
+    }
+    p.to_signin(lang, Msg::SignedOut, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers() {
+        assert_eq!(
+            normalize_phone("+31 6 1234-5678").as_deref(),
+            Some("+31612345678")
+        );
+        assert_eq!(normalize_phone("0612345678"), None);
+        assert_eq!(normalize_phone("+1234"), None);
+        assert_eq!(normalize_phone("+3161234567x"), None);
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://mfa.example.com/portal"),
+            "https://mfa.example.com"
+        );
+        assert_eq!(
+            origin_of("https://mfa.example.com:8444"),
+            "https://mfa.example.com:8444"
+        );
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(ct_eq(b"1234", b"1234"));
+        assert!(!ct_eq(b"1234", b"1235"));
+        assert!(!ct_eq(b"1234", b"12345"));
+    }
+}
