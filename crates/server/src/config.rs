@@ -78,6 +78,8 @@ pub struct FileConfig {
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
+    #[serde(default)]
+    api: Option<Spanned<crate::api::config::ApiSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +138,8 @@ struct LogSection {
     format: LogFormat,
     #[serde(default = "default_log_level")]
     level: String,
+    #[serde(default)]
+    audit_retention_days: Option<Spanned<u64>>,
 }
 
 impl Default for LogSection {
@@ -143,6 +147,7 @@ impl Default for LogSection {
         LogSection {
             format: default_log_format(),
             level: default_log_level(),
+            audit_retention_days: None,
         }
     }
 }
@@ -871,6 +876,10 @@ pub struct RuntimeConfig {
     pub policies: HashMap<String, Policy>,
     /// Static clients.
     pub clients: Vec<StaticClient>,
+    /// The admin HTTPS API, when configured.
+    pub api: Option<crate::api::config::ApiSettings>,
+    /// Audit journal segments older than this many days are removed.
+    pub audit_retention_days: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -1436,6 +1445,16 @@ impl RuntimeConfig {
             }
         };
 
+        let api = crate::api::config::validate(file.api, &locate)?;
+        let audit_retention_days = match file.log.audit_retention_days {
+            Some(d) if *d.get_ref() == 0 => {
+                return Err(locate(
+                    at(&d.span()),
+                    "log.audit_retention_days must be at least 1 (leave it out to keep the audit log forever)".into(),
+                ))
+            }
+            other => other.map(|d| *d.get_ref()),
+        };
         let data_dir = file.server.data_dir;
         let key_file = file
             .server
@@ -1492,6 +1511,8 @@ impl RuntimeConfig {
             mail,
             policies,
             clients,
+            api,
+            audit_retention_days,
         })
     }
 

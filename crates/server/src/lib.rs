@@ -4,6 +4,7 @@
 //! sockets and a cancellation token from the binary.
 
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod clients;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod hot;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
+pub mod retention;
 pub mod secret;
 pub mod sync;
 pub mod udp;
@@ -59,6 +61,9 @@ pub enum ServerError {
     /// The peer link could not be set up.
     #[error("{0}")]
     Peer(String),
+    /// The admin HTTPS API could not be set up.
+    #[error("{0}")]
+    Api(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -268,6 +273,17 @@ pub async fn run(
         let node = node.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move { sync_loop(node, item, stop).await });
+    }
+    if let Some(api) = &cfg.api {
+        let (listener, tls) = api::bind(api)
+            .await
+            .map_err(|e| ServerError::Api(format!("{}: [api]: {e}", cfg.origin)))?;
+        info!(listen = %listener.local_addr()?, "admin api listening (https)");
+        let router = api::router(node.clone(), api);
+        tasks.spawn(api::serve(listener, tls, router, shutdown.clone()));
+    }
+    if let Some(days) = cfg.audit_retention_days {
+        tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
     if let Some(listener) = control {
         tasks.spawn(control::serve(

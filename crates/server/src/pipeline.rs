@@ -490,6 +490,7 @@ impl Node {
         packet: &Packet,
         source: SocketAddr,
     ) -> Option<Arc<[u8]>> {
+        let started = Instant::now();
         let (code, attrs) = match packet.code {
             Code::STATUS_SERVER => {
                 bump(&self.counters.status_server_replies);
@@ -515,7 +516,9 @@ impl Node {
                 self.finish(client, packet, source, &decision, &span)
             }
         };
-        self.encode(client, packet, code, attrs)
+        let reply = self.encode(client, packet, code, attrs);
+        (self.counters.replies).record(&client.name, code.0, started.elapsed());
+        reply
     }
 
     /// Encodes the reply to `packet` (Proxy-State copied, signed for `client`).
@@ -565,6 +568,7 @@ impl Node {
                 "reject"
             }
         };
+        self.counters.replies.record_outcome(&d.mode, result);
         span.record("user", d.user.as_str());
         span.record("outcome", result);
         span.in_scope(|| info!(mode = %d.mode, reason = %d.reason, "{result}"));

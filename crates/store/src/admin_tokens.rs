@@ -38,6 +38,12 @@ pub fn admin_token_hash(token: &[u8]) -> String {
 }
 
 impl Store {
+    /// Number of enrolled second-factor tokens (a scan of the keys: call it
+    /// rarely, e.g. cached for a minute by the metrics endpoint).
+    pub fn token_count(&self) -> usize {
+        self.inner.tokens.len()
+    }
+
     /// Adds an admin API token; [`StoreError::AlreadyExists`] if the name is
     /// taken. `hash` must be a SHA-256 hex digest ([`admin_token_hash`]).
     pub fn add_admin_token(&self, t: &AdminToken) -> Result<(), StoreError> {

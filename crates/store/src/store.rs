@@ -1192,6 +1192,16 @@ impl Store {
         self.inner.journal.query(f)
     }
 
+    /// [`Store::query_audit`] with one more condition on each record
+    /// (applied before `limit`, so the limit counts matching records only).
+    pub fn query_audit_where(
+        &self,
+        f: &AuditFilter,
+        extra: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.journal.query_where(f, &extra)
+    }
+
     /// Removes audit records older than `older_than_ms`, a whole journal
     /// segment at a time: a segment goes when *all* its records have
     /// `time_ms < older_than_ms`; no file is rewritten. Segments hold at most one
