@@ -701,7 +701,8 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             Ok(serde_json::to_value(recs).map_err(|e| AdminError::Invalid(e.to_string()))?)
         }
         AdminRequest::AdminTokenCreate { name, scopes } => {
-            let scopes = crate::api::auth::normalize_scopes(&scopes).map_err(AdminError::Invalid)?;
+            let scopes =
+                crate::api::auth::normalize_scopes(&scopes).map_err(AdminError::Invalid)?;
             let token = crate::api::auth::new_token();
             store.add_admin_token(&radmfa_store::AdminToken {
                 name: name.clone(),

@@ -258,7 +258,10 @@ mod tests {
         h.observe(std::time::Duration::from_millis(20));
         h.observe(std::time::Duration::from_secs(100));
         let (b, count, sum) = h.snapshot();
-        assert_eq!((b[0], b[5], b[LATENCY_BUCKETS.len() - 1], count), (1, 2, 2, 3));
+        assert_eq!(
+            (b[0], b[5], b[LATENCY_BUCKETS.len() - 1], count),
+            (1, 2, 2, 3)
+        );
         assert!((sum - 100.0203).abs() < 1e-6, "{sum}");
         assert_eq!(method_of("pap+totp-challenge"), "totp");
         assert_eq!(method_of("ldap+sms"), "sms");

@@ -108,21 +108,32 @@ mod tests {
         assert_eq!(api.max_body_bytes, 1024 * 1024);
         assert!(api.metrics_token.is_none());
 
-        let bad = format!("{POLICY}[api]\nlisten = \"nowhere\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
-        let e = RuntimeConfig::parse(&bad, "t.toml").unwrap_err().to_string();
+        let bad =
+            format!("{POLICY}[api]\nlisten = \"nowhere\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
+        let e = RuntimeConfig::parse(&bad, "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.toml:5:"), "{e}");
         assert!(e.contains("api.listen"), "{e}");
 
-        let short = format!("{POLICY}[api]\ncert = \"c.pem\"\nkey = \"k.pem\"\nmetrics_token = \"x\"\n");
-        let e = RuntimeConfig::parse(&short, "t.toml").unwrap_err().to_string();
+        let short =
+            format!("{POLICY}[api]\ncert = \"c.pem\"\nkey = \"k.pem\"\nmetrics_token = \"x\"\n");
+        let e = RuntimeConfig::parse(&short, "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("metrics_token"), "{e}");
 
-        let unknown = format!("{POLICY}[api]\ncert = \"c.pem\"\nkey = \"k.pem\"\nlisten_port = 1\n");
-        let e = RuntimeConfig::parse(&unknown, "t.toml").unwrap_err().to_string();
+        let unknown =
+            format!("{POLICY}[api]\ncert = \"c.pem\"\nkey = \"k.pem\"\nlisten_port = 1\n");
+        let e = RuntimeConfig::parse(&unknown, "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field"), "{e}");
 
         let keep = format!("{POLICY}[log]\naudit_retention_days = 0\n");
-        let e = RuntimeConfig::parse(&keep, "t.toml").unwrap_err().to_string();
+        let e = RuntimeConfig::parse(&keep, "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("audit_retention_days"), "{e}");
     }
 }

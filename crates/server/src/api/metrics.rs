@@ -127,7 +127,11 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
     if let Value::Object(m) = &stats {
         for (k, v) in m {
             if let (Some(reason), Some(n)) = (k.strip_prefix("dropped_"), v.as_u64()) {
-                let _ = writeln!(out, "radmfa_dropped_total{{reason=\"{}\"}} {n}", esc(reason));
+                let _ = writeln!(
+                    out,
+                    "radmfa_dropped_total{{reason=\"{}\"}} {n}",
+                    esc(reason)
+                );
             }
         }
     }

@@ -146,7 +146,9 @@ pub fn classify(e: &AdminError) -> ApiError {
         _ if msg.starts_with("read-only") => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
         }
-        AdminError::NeedsServer(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg),
+        AdminError::NeedsServer(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
+        }
         _ => ApiError::invalid(msg),
     }
 }
@@ -378,7 +380,11 @@ async fn user_delete(
 
 async fn set_enabled(st: St, headers: HeaderMap, name: String, enabled: bool) -> ApiResult {
     let caller = authorize(&st, &headers, "users:write").await?;
-    let op = if enabled { "user_enable" } else { "user_disable" };
+    let op = if enabled {
+        "user_enable"
+    } else {
+        "user_disable"
+    };
     let req = AdminRequest::UserSetEnabled {
         name: name.clone(),
         enabled,
@@ -660,12 +666,11 @@ async fn reports(
         .map(|s| parse_time("from", s))
         .transpose()
         .map_err(ApiError::invalid)?;
-    let until_ms = q
-        .to
-        .as_deref()
-        .map(|s| parse_time("to", s))
-        .transpose()
-        .map_err(ApiError::invalid)?;
+    let until_ms =
+        q.to.as_deref()
+            .map(|s| parse_time("to", s))
+            .transpose()
+            .map_err(ApiError::invalid)?;
     if let Some(r) = q.result.as_deref() {
         if !["accept", "reject", "challenge"].contains(&r) {
             return Err(ApiError::invalid(
@@ -832,7 +837,10 @@ async fn metrics_handler(
     let sizes = store_sizes(&st).await;
     let text = metrics::render(&st.node, sizes);
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response())

@@ -102,9 +102,6 @@ fn errors_map_to_stable_codes() {
 #[test]
 fn times_parse() {
     assert_eq!(parse_time("from", "10"), Ok(10_000));
-    assert_eq!(
-        parse_time("from", "1970-01-01T00:00:01Z"),
-        Ok(1000)
-    );
+    assert_eq!(parse_time("from", "1970-01-01T00:00:01Z"), Ok(1000));
     assert!(parse_time("from", "yesterday").is_err());
 }

@@ -11,9 +11,7 @@ use tokio_rustls::TlsAcceptor;
 /// Loads the certificate chain and key and builds the acceptor. Errors name
 /// the file and what is wrong with it.
 pub fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
     let cert_pem = read(cert)?;
     let key_pem = zeroize::Zeroizing::new(read(key)?);
     let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
