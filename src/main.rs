@@ -68,9 +68,21 @@ enum Command {
         /// Only the last N matching records.
         #[arg(long)]
         limit: Option<usize>,
+        /// Only records before this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this second-factor method (totp, hotp, sms, sms_two_way, call, push, none).
+        #[arg(long)]
+        method: Option<String>,
+        /// Only this RADIUS client (name).
+        #[arg(long)]
+        client: Option<String>,
         #[command(flatten)]
         format: ReportFormat,
     },
+    /// Bearer tokens of the admin HTTPS API ([api]).
+    #[command(subcommand)]
+    TokenAdmin(TokenAdminCmd),
     /// Show the counters of the running server.
     Stats {
         /// JSON output.
@@ -172,6 +184,37 @@ struct ReportFormat {
     /// CSV output.
     #[arg(long)]
     csv: bool,
+    /// Output format (same as --json / --csv).
+    #[arg(long, value_parser = ["table", "json", "csv"])]
+    format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenAdminCmd {
+    /// Create a token; it is printed once (only its SHA-256 is stored).
+    Create {
+        /// Unique name, logged with every API write made with the token.
+        #[arg(long)]
+        name: String,
+        /// Scopes: users:read, users:write, clients:read, clients:write,
+        /// reports:read, cluster:read, admin (all).
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (names and scopes).
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -405,6 +448,10 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
     }
     if let Some(p) = &cfg.portal {
         radmfa_server::portal::check(p).map_err(|e| anyhow!("{}: [portal]: {e}", cfg.origin))?;
+    }
+    if let Some(a) = &cfg.api {
+        radmfa_server::api::tls::load(&a.cert, &a.key)
+            .map_err(|e| anyhow!("{}: [api]: {e}", cfg.origin))?;
     }
     println!("{}: ok", cfg.origin);
     Ok(())
@@ -795,9 +842,13 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             result,
             since,
             limit,
+            until,
+            method,
+            client,
             format,
         } => {
             let since_ms = since.as_deref().map(parse_since).transpose()?;
+            let until_ms = until.as_deref().map(parse_since).transpose()?;
             let v = call(
                 cfg,
                 AdminRequest::Report {
@@ -805,12 +856,17 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
                     result,
                     since_ms,
                     limit,
+                    until_ms,
+                    method,
+                    client,
                 },
             )?;
             let recs = v.as_array().cloned().unwrap_or_default();
-            if format.json {
+            let json = format.json || format.format.as_deref() == Some("json");
+            let csv = format.csv || format.format.as_deref() == Some("csv");
+            if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
-            } else if format.csv {
+            } else if csv {
                 let mut w = csv::Writer::from_writer(std::io::stdout());
                 w.write_record(REPORT_FIELDS)?;
                 for r in &recs {
@@ -888,6 +944,7 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::TokenAdmin(t) => token_admin(cfg, t),
         Command::Serve { .. } | Command::CheckConfig | Command::Cluster(_) => {
             unreachable!("handled in main")
         }
@@ -952,6 +1009,58 @@ const REPORT_FIELDS: &[&str] = &[
     "client_ip",
     "calling_station",
 ];
+
+fn token_admin(cfg: &RuntimeConfig, cmd: TokenAdminCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenAdminCmd::Create { name, scopes, json } => {
+            let v = call(cfg, AdminRequest::AdminTokenCreate { name, scopes })?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", field(&v, "token"));
+                eprintln!(
+                    "admin API token {:?} created with scopes {}; store it now: it is not shown again",
+                    field(&v, "name"),
+                    v["scopes"]
+                );
+            }
+        }
+        TokenAdminCmd::List { json } => {
+            let v = call(cfg, AdminRequest::AdminTokenList)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let scopes: Vec<String> = t["scopes"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|s| s.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        vec![
+                            field(t, "name"),
+                            scopes.join(","),
+                            format_time(t["created"].as_u64().unwrap_or(0) * 1000),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "SCOPES", "CREATED (UTC)"], &rows);
+            }
+        }
+        TokenAdminCmd::Revoke { name } => {
+            call(cfg, AdminRequest::AdminTokenRevoke { name: name.clone() })?;
+            println!("admin API token {name:?} revoked");
+        }
+    }
+    Ok(())
+}
 
 fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {

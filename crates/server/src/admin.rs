@@ -167,6 +167,29 @@ pub enum AdminRequest {
         /// The last N matching records.
         #[serde(default)]
         limit: Option<usize>,
+        /// Until (unix ms, exclusive).
+        #[serde(default)]
+        until_ms: Option<u64>,
+        /// Only this second-factor method (see [`crate::counters::method_of`]).
+        #[serde(default)]
+        method: Option<String>,
+        /// Only this RADIUS client (name).
+        #[serde(default)]
+        client: Option<String>,
+    },
+    /// Creates an admin API token; the result holds the token, shown once.
+    AdminTokenCreate {
+        /// Unique name (logged with every API write made with the token).
+        name: String,
+        /// Scopes ([`crate::api::SCOPES`]).
+        scopes: Vec<String>,
+    },
+    /// Lists admin API tokens (names and scopes, never the tokens).
+    AdminTokenList,
+    /// Revokes an admin API token.
+    AdminTokenRevoke {
+        /// Its name.
+        name: String,
     },
     /// Counters of the running server (control socket only).
     Stats,
@@ -690,15 +713,47 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             result,
             since_ms,
             limit,
+            until_ms,
+            method,
+            client,
         } => {
-            let recs = store.query_audit(&AuditFilter {
+            let filter = AuditFilter {
                 user,
                 since_ms,
-                until_ms: None,
+                until_ms,
                 result,
                 limit,
+            };
+            let recs = store.query_audit_where(&filter, |r| {
+                method
+                    .as_deref()
+                    .is_none_or(|m| crate::counters::method_of(&r.mode) == m)
+                    && client.as_deref().is_none_or(|c| r.client_name == c)
             })?;
             Ok(serde_json::to_value(recs).map_err(|e| AdminError::Invalid(e.to_string()))?)
+        }
+        AdminRequest::AdminTokenCreate { name, scopes } => {
+            let scopes =
+                crate::api::auth::normalize_scopes(&scopes).map_err(AdminError::Invalid)?;
+            let token = crate::api::auth::new_token();
+            store.add_admin_token(&radmfa_store::AdminToken {
+                name: name.clone(),
+                scopes: scopes.clone(),
+                hash: radmfa_store::admin_token_hash(token.as_bytes()),
+                created: now,
+            })?;
+            Ok(json!({"name": name, "scopes": scopes, "created": now, "token": token.as_str()}))
+        }
+        AdminRequest::AdminTokenList => Ok(Value::Array(
+            store
+                .list_admin_tokens()?
+                .iter()
+                .map(|t| json!({"name": t.name, "scopes": t.scopes, "created": t.created}))
+                .collect(),
+        )),
+        AdminRequest::AdminTokenRevoke { name } => {
+            store.delete_admin_token(&name)?;
+            Ok(json!({"revoked": name}))
         }
         AdminRequest::OtpAdvance { steps } => {
             let raised = store.advance_otp_states_logged(&steps)?;

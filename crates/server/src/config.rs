@@ -80,6 +80,7 @@ pub struct FileConfig {
     client: Vec<ClientSection>,
     #[serde(default)]
     portal: Option<Spanned<crate::portal::PortalSection>>,
+    api: Option<Spanned<crate::api::config::ApiSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +139,8 @@ struct LogSection {
     format: LogFormat,
     #[serde(default = "default_log_level")]
     level: String,
+    #[serde(default)]
+    audit_retention_days: Option<Spanned<u64>>,
 }
 
 impl Default for LogSection {
@@ -145,6 +148,7 @@ impl Default for LogSection {
         LogSection {
             format: default_log_format(),
             level: default_log_level(),
+            audit_retention_days: None,
         }
     }
 }
@@ -909,6 +913,10 @@ pub struct RuntimeConfig {
     pub clients: Vec<StaticClient>,
     /// The user self-service portal, when configured.
     pub portal: Option<crate::portal::PortalSettings>,
+    /// The admin HTTPS API, when configured.
+    pub api: Option<crate::api::config::ApiSettings>,
+    /// Audit journal segments older than this many days are removed.
+    pub audit_retention_days: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -1508,6 +1516,16 @@ impl RuntimeConfig {
             }
         };
 
+        let api = crate::api::config::validate(file.api, &locate)?;
+        let audit_retention_days = match file.log.audit_retention_days {
+            Some(d) if *d.get_ref() == 0 => {
+                return Err(locate(
+                    at(&d.span()),
+                    "log.audit_retention_days must be at least 1 (leave it out to keep the audit log forever)".into(),
+                ))
+            }
+            other => other.map(|d| *d.get_ref()),
+        };
         let data_dir = file.server.data_dir;
         let key_file = file
             .server
@@ -1565,6 +1583,8 @@ impl RuntimeConfig {
             policies,
             clients,
             portal,
+            api,
+            audit_retention_days,
         })
     }
 

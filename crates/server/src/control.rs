@@ -261,7 +261,10 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::Backup { .. }
         | AdminRequest::DirectorySync { .. }
         | AdminRequest::ClientAdd { .. }
-        | AdminRequest::ClientDelete { .. } => None,
+        | AdminRequest::ClientDelete { .. }
+        | AdminRequest::AdminTokenCreate { .. }
+        | AdminRequest::AdminTokenList
+        | AdminRequest::AdminTokenRevoke { .. } => None,
         AdminRequest::UserAdd { name, .. }
         | AdminRequest::UserSetEnabled { name, .. }
         | AdminRequest::UserPasswd { name, .. }

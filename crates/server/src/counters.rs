@@ -8,6 +8,8 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Counters {
             $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Replies by client and code, reply latency, outcomes by method.
+            pub replies: ReplyMetrics,
         }
 
         impl Counters {
@@ -52,6 +54,145 @@ counters! {
     duplicates_answered_from_cache,
     /// Retransmissions that arrived while the first copy was still being processed.
     duplicates_in_flight_dropped,
+}
+
+/// Upper bounds (seconds) of the reply latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+];
+
+/// A fixed-bucket latency histogram (Prometheus semantics: cumulative on
+/// export, `+Inf` = the count).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Cumulative bucket counts (same order as [`LATENCY_BUCKETS`]), the
+    /// count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut acc = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                acc += b.load(Ordering::Relaxed);
+                acc
+            })
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, self.count.load(Ordering::Relaxed), sum)
+    }
+}
+
+/// Reply codes the metrics distinguish.
+pub const REPLY_CODES: [&str; 5] = [
+    "access_accept",
+    "access_reject",
+    "access_challenge",
+    "accounting_response",
+    "other",
+];
+
+/// The metrics label of a RADIUS reply code.
+pub fn reply_code_label(code: u8) -> usize {
+    match code {
+        2 => 0,
+        3 => 1,
+        11 => 2,
+        5 => 3,
+        _ => 4,
+    }
+}
+
+/// The second-factor method of an audit `mode` (`"pap+totp-challenge"` ->
+/// `"totp"`, `"ldap+sms"` -> `"sms"`); `"none"` when there was none
+/// (`"ldap"`, `"radius-challenge"`).
+pub fn method_of(mode: &str) -> &str {
+    match mode.split_once('+') {
+        Some((_, rest)) => rest.split('-').next().unwrap_or(rest),
+        None => "none",
+    }
+}
+
+/// Per-client reply counters and latency histograms.
+#[derive(Debug, Default)]
+pub struct ClientReplies {
+    /// Replies by code ([`REPLY_CODES`] order).
+    pub replies: [AtomicU64; REPLY_CODES.len()],
+    /// Time from the datagram to the reply, by code.
+    pub latency: [Histogram; REPLY_CODES.len()],
+}
+
+/// Replies by client and code, latency, and decisions by method.
+#[derive(Debug, Default)]
+pub struct ReplyMetrics {
+    clients: std::sync::RwLock<std::collections::BTreeMap<String, std::sync::Arc<ClientReplies>>>,
+    outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+}
+
+/// Bound on distinct method/result label pairs (methods are a fixed set;
+/// this only guards against surprises).
+const MAX_OUTCOME_LABELS: usize = 256;
+
+impl ReplyMetrics {
+    /// Records one reply of `code` to `client`, `elapsed` after the request
+    /// arrived.
+    pub fn record(&self, client: &str, code: u8, elapsed: std::time::Duration) {
+        let entry = {
+            let read = self.clients.read().unwrap_or_else(|p| p.into_inner());
+            read.get(client).cloned()
+        };
+        let entry = match entry {
+            Some(e) => e,
+            None => self
+                .clients
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(client.to_string())
+                .or_default()
+                .clone(),
+        };
+        let i = reply_code_label(code);
+        entry.replies[i].fetch_add(1, Ordering::Relaxed);
+        entry.latency[i].observe(elapsed);
+    }
+
+    /// Records one authentication decision (`mode` as in the audit log,
+    /// `result` accept/reject/challenge).
+    pub fn record_outcome(&self, mode: &str, result: &str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (method_of(mode).to_string(), result.to_string());
+        if m.len() < MAX_OUTCOME_LABELS || m.contains_key(&key) {
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Per-client metrics, by client name.
+    pub fn clients(&self) -> Vec<(String, std::sync::Arc<ClientReplies>)> {
+        let read = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        read.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Decisions by (method, result).
+    pub fn outcomes(&self) -> Vec<((String, String), u64)> {
+        let m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
 }
 
 /// Adds one.
@@ -108,5 +249,31 @@ mod tests {
         assert_eq!(j["access_accepts"], 2);
         assert_eq!(j["dropped_unknown_client"], 0);
         assert!(j.get("duplicates_answered_from_cache").is_some());
+    }
+
+    #[test]
+    fn histogram_is_cumulative_and_methods_parse() {
+        let h = Histogram::default();
+        h.observe(std::time::Duration::from_micros(300));
+        h.observe(std::time::Duration::from_millis(20));
+        h.observe(std::time::Duration::from_secs(100));
+        let (b, count, sum) = h.snapshot();
+        assert_eq!(
+            (b[0], b[5], b[LATENCY_BUCKETS.len() - 1], count),
+            (1, 2, 2, 3)
+        );
+        assert!((sum - 100.0203).abs() < 1e-6, "{sum}");
+        assert_eq!(method_of("pap+totp-challenge"), "totp");
+        assert_eq!(method_of("ldap+sms"), "sms");
+        assert_eq!(method_of("ldap+sms_two_way"), "sms_two_way");
+        assert_eq!(method_of("radius-challenge"), "none");
+        let m = ReplyMetrics::default();
+        m.record("vpn", 2, std::time::Duration::from_millis(1));
+        m.record("vpn", 3, std::time::Duration::from_millis(1));
+        m.record_outcome("pap+totp-inline", "accept");
+        let c = m.clients();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].1.replies[0].load(Ordering::Relaxed), 1);
+        assert_eq!(m.outcomes(), vec![(("totp".into(), "accept".into()), 1)]);
     }
 }

@@ -4,6 +4,7 @@
 //! sockets and a cancellation token from the binary.
 
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod clients;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod peer;
 pub mod pipeline;
 pub mod portal;
 pub mod replication;
+pub mod retention;
 pub mod secret;
 pub mod sync;
 pub mod udp;
@@ -64,6 +66,9 @@ pub enum ServerError {
     /// The user portal could not be set up.
     #[error("{0}")]
     Portal(String),
+    /// The admin HTTPS API could not be set up.
+    #[error("{0}")]
+    Api(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -357,6 +362,17 @@ pub async fn run(
         let node = node.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move { sync_loop(node, item, stop).await });
+    }
+    if let Some(api) = &cfg.api {
+        let (listener, tls) = api::bind(api)
+            .await
+            .map_err(|e| ServerError::Api(format!("{}: [api]: {e}", cfg.origin)))?;
+        info!(listen = %listener.local_addr()?, "admin api listening (https)");
+        let router = api::router(node.clone(), api);
+        tasks.spawn(api::serve(listener, tls, router, shutdown.clone()));
+    }
+    if let Some(days) = cfg.audit_retention_days {
+        tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
     if let Some(listener) = control {
         tasks.spawn(control::serve(

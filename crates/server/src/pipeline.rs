@@ -522,6 +522,7 @@ impl Node {
         packet: &Packet,
         source: SocketAddr,
     ) -> Option<Arc<[u8]>> {
+        let started = Instant::now();
         let (code, attrs) = match packet.code {
             Code::STATUS_SERVER => {
                 bump(&self.counters.status_server_replies);
@@ -547,7 +548,9 @@ impl Node {
                 self.finish(client, packet, source, &decision, &span)
             }
         };
-        self.encode(client, packet, code, attrs)
+        let reply = self.encode(client, packet, code, attrs);
+        (self.counters.replies).record(&client.name, code.0, started.elapsed());
+        reply
     }
 
     /// Encodes the reply to `packet` (Proxy-State copied, signed for `client`).
@@ -597,6 +600,7 @@ impl Node {
                 "reject"
             }
         };
+        self.counters.replies.record_outcome(&d.mode, result);
         span.record("user", d.user.as_str());
         span.record("outcome", result);
         span.in_scope(|| info!(mode = %d.mode, reason = %d.reason, "{result}"));

@@ -39,6 +39,9 @@ pub const TREE_TOKENS: u8 = 2;
 pub const TREE_OTP_STATE: u8 = 3;
 /// Replication tree number of the `clients` tree.
 pub const TREE_CLIENTS: u8 = 4;
+/// Replication tree number of the `admin_tokens` tree (admin API bearer
+/// token hashes).
+pub const TREE_ADMIN_TOKENS: u8 = 5;
 
 /// Entries inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 4096;
@@ -201,6 +204,7 @@ impl Store {
                 AdminTree::Tokens => &i.tokens,
                 AdminTree::OtpState => &i.otp_state,
                 AdminTree::Clients => &i.clients,
+                AdminTree::AdminTokens => &i.admin_tokens,
             };
             for kv in tree.iter() {
                 let (k, v) = kv?;
@@ -300,7 +304,13 @@ impl Store {
         i.durable_seq.store(0, Ordering::SeqCst);
         i.db.flush()?;
 
-        let trees = [&i.users, &i.tokens, &i.otp_state, &i.clients];
+        let trees = [
+            &i.users,
+            &i.tokens,
+            &i.otp_state,
+            &i.clients,
+            &i.admin_tokens,
+        ];
         i.changelog.clear()?;
         for tree in trees {
             tree.clear()?;
@@ -311,6 +321,7 @@ impl Store {
                 AdminTree::Tokens => &i.tokens,
                 AdminTree::OtpState => &i.otp_state,
                 AdminTree::Clients => &i.clients,
+                AdminTree::AdminTokens => &i.admin_tokens,
             };
             let mut batch = sled::Batch::default();
             let mut n = 0;
@@ -664,6 +675,6 @@ mod tests {
             assert_eq!(AdminTree::from_number(t.number()), Some(t));
         }
         assert_eq!(AdminTree::from_number(0), None);
-        assert_eq!(AdminTree::from_number(5), None);
+        assert_eq!(AdminTree::from_number(6), None);
     }
 }

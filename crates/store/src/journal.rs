@@ -710,6 +710,16 @@ impl Journal {
     /// Records matching `f`, oldest first (same time: insertion order); with a
     /// limit the newest `limit` matches.
     pub(crate) fn query(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.query_where(f, &|_| true)
+    }
+
+    /// [`Journal::query`] with one more condition on each record (applied
+    /// before the limit).
+    pub(crate) fn query_where(
+        &self,
+        f: &AuditFilter,
+        extra: &dyn Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let since = f.since_ms.unwrap_or(0);
         if f.until_ms.is_some_and(|u| u <= since) || f.limit == Some(0) {
             return Ok(Vec::new());
@@ -734,7 +744,7 @@ impl Journal {
                     let stats = self.scan(p.closed.seg, p.len, |_, probe, body| {
                         if probe.matches(f) {
                             let rec = parse(body)?;
-                            if f.matches(&rec) {
+                            if f.matches(&rec) && extra(&rec) {
                                 out.push(rec);
                             }
                         }
@@ -779,7 +789,7 @@ impl Journal {
                             return Ok(());
                         }
                         let rec = parse(body)?;
-                        if f.matches(&rec) {
+                        if f.matches(&rec) && extra(&rec) {
                             heap.push(Reverse(Ranked { key, rec }));
                             if heap.len() > limit {
                                 heap.pop();

@@ -29,6 +29,7 @@
 //!   removes whole segments. Backups of the audit log copy that directory
 //!   (segments other than the newest are never written again).
 
+mod admin_tokens;
 mod backup;
 mod changelog;
 mod crypto;
@@ -41,8 +42,11 @@ use std::path::PathBuf;
 
 pub mod repl;
 
+pub use admin_tokens::{admin_token_hash, AdminToken};
 pub use backup::{BackupInfo, BACKUP_MAGIC};
-pub use changelog::{StoreLog, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS};
+pub use changelog::{
+    StoreLog, TREE_ADMIN_TOKENS, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS,
+};
 pub use crypto::Secret;
 pub use model::{
     validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,

@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: sled::Tree,
     pub(crate) otp_state: sled::Tree,
     pub(crate) clients: sled::Tree,
+    /// Admin API bearer tokens (hashes): see `admin_tokens.rs`.
+    pub(crate) admin_tokens: sled::Tree,
     pub(crate) meta: sled::Tree,
     /// Replication changelog: key = seq (u64 big-endian), value =
     /// [`encode_entry`].
@@ -164,6 +166,7 @@ pub(crate) enum AdminTree {
     Tokens,
     OtpState,
     Clients,
+    AdminTokens,
 }
 
 impl AdminTree {
@@ -173,6 +176,7 @@ impl AdminTree {
             AdminTree::Tokens => 2,
             AdminTree::OtpState => 4,
             AdminTree::Clients => 8,
+            AdminTree::AdminTokens => 16,
         }
     }
 
@@ -183,6 +187,7 @@ impl AdminTree {
             AdminTree::Tokens => crate::TREE_TOKENS,
             AdminTree::OtpState => crate::TREE_OTP_STATE,
             AdminTree::Clients => crate::TREE_CLIENTS,
+            AdminTree::AdminTokens => crate::TREE_ADMIN_TOKENS,
         }
     }
 
@@ -193,16 +198,18 @@ impl AdminTree {
             crate::TREE_TOKENS => Some(AdminTree::Tokens),
             crate::TREE_OTP_STATE => Some(AdminTree::OtpState),
             crate::TREE_CLIENTS => Some(AdminTree::Clients),
+            crate::TREE_ADMIN_TOKENS => Some(AdminTree::AdminTokens),
             _ => None,
         }
     }
 
     /// All of them, in tree number order.
-    pub(crate) const ALL: [AdminTree; 4] = [
+    pub(crate) const ALL: [AdminTree; 5] = [
         AdminTree::Users,
         AdminTree::Tokens,
         AdminTree::OtpState,
         AdminTree::Clients,
+        AdminTree::AdminTokens,
     ];
 }
 
@@ -223,6 +230,7 @@ pub(crate) struct WriteTx<'a> {
     tokens: &'a TransactionalTree,
     otp_state: &'a TransactionalTree,
     clients: &'a TransactionalTree,
+    admin_tokens: &'a TransactionalTree,
     changelog: &'a TransactionalTree,
     /// Bit set of the [`AdminTree`]s written.
     touched: Cell<u8>,
@@ -250,6 +258,7 @@ impl WriteTx<'_> {
             AdminTree::Tokens => self.tokens,
             AdminTree::OtpState => self.otp_state,
             AdminTree::Clients => self.clients,
+            AdminTree::AdminTokens => self.admin_tokens,
         }
     }
 
@@ -394,7 +403,7 @@ fn map_open_error(e: sled::Error, dir: &Path) -> StoreError {
 fn load_repl_state(
     meta: &sled::Tree,
     changelog: &sled::Tree,
-    data: [&sled::Tree; 4],
+    data: [&sled::Tree; 5],
 ) -> Result<ReplState, StoreError> {
     let (last_seq, last_epoch) = match meta.get(META_REPL_LAST_SEQ)? {
         Some(v) => {
@@ -504,6 +513,7 @@ impl Store {
         let tokens = db.open_tree("tokens")?;
         let otp_state = db.open_tree("otp_state")?;
         let clients = db.open_tree("clients")?;
+        let admin_tokens = db.open_tree("admin_tokens")?;
         // An `audit` tree left by an older version is not opened: the audit
         // log lives in the journal.
         let meta = db.open_tree("meta")?;
@@ -528,7 +538,14 @@ impl Store {
         if meta.get(META_REPL_INSTALLING)?.is_some() {
             // A snapshot install was interrupted: the data trees hold a mix of
             // old and new data. Finish the wipe; the node re-syncs from (0, 0).
-            for tree in [&users, &tokens, &otp_state, &clients, &changelog] {
+            for tree in [
+                &users,
+                &tokens,
+                &otp_state,
+                &clients,
+                &admin_tokens,
+                &changelog,
+            ] {
                 tree.clear()?;
             }
             let mut batch = sled::Batch::default();
@@ -538,7 +555,11 @@ impl Store {
             batch.remove(META_REPL_INSTALLING);
             meta.apply_batch(batch)?;
         }
-        let repl = load_repl_state(&meta, &changelog, [&users, &tokens, &otp_state, &clients])?;
+        let repl = load_repl_state(
+            &meta,
+            &changelog,
+            [&users, &tokens, &otp_state, &clients, &admin_tokens],
+        )?;
 
         check_key_outside(dir, key_file)?;
         let key = load_or_create_key(key_file, opts.create_key_if_missing, || {
@@ -586,6 +607,7 @@ impl Store {
                 tokens,
                 otp_state,
                 clients,
+                admin_tokens,
                 meta,
                 journal,
                 cipher,
@@ -611,7 +633,13 @@ impl Store {
                 if let Ok(state) = load_repl_state(
                     &i.meta,
                     &i.changelog,
-                    [&i.users, &i.tokens, &i.otp_state, &i.clients],
+                    [
+                        &i.users,
+                        &i.tokens,
+                        &i.otp_state,
+                        &i.clients,
+                        &i.admin_tokens,
+                    ],
                 ) {
                     *guard = state;
                 }
@@ -642,13 +670,15 @@ impl Store {
             &i.clients,
             &i.meta,
             &i.changelog,
+            &i.admin_tokens,
         )
-            .transaction(|(users, tokens, otp_state, clients, meta, changelog)| {
+            .transaction(|(users, tokens, otp_state, clients, meta, changelog, at)| {
                 let tx = WriteTx {
                     users,
                     tokens,
                     otp_state,
                     clients,
+                    admin_tokens: at,
                     changelog,
                     touched: Cell::new(0),
                     user_delta: Cell::new(0),
@@ -714,7 +744,10 @@ impl Store {
     /// change (epoch `repl_epoch`) in that transaction, keeps the user count
     /// and the log position in `meta`, then publishes the counters and flushes
     /// to disk before returning. [`StoreError::ReadOnly`] on a replica.
-    fn write<R>(&self, f: impl Fn(&WriteTx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+    pub(crate) fn write<R>(
+        &self,
+        f: impl Fn(&WriteTx<'_>) -> TxResult<R>,
+    ) -> Result<R, StoreError> {
         let mut st = self.lock_repl();
         if !st.primary {
             return Err(StoreError::ReadOnly(READ_ONLY_REPLICA.into()));
@@ -1210,6 +1243,16 @@ impl Store {
     /// not parse (a torn last line is repaired at open, not reported).
     pub fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.journal.query(f)
+    }
+
+    /// [`Store::query_audit`] with one more condition on each record
+    /// (applied before `limit`, so the limit counts matching records only).
+    pub fn query_audit_where(
+        &self,
+        f: &AuditFilter,
+        extra: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.journal.query_where(f, &extra)
     }
 
     /// Removes audit records older than `older_than_ms`, a whole journal

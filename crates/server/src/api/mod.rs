@@ -1,0 +1,1032 @@
+//! The admin HTTP API (the seed's Web Service SDK) over HTTPS: users,
+//! clients, audit reports, stats, policies and cluster status under
+//! `/api/v1`, plus `/healthz`, `/readyz` and Prometheus `/metrics`.
+//!
+//! * Every `/api/v1` request carries `Authorization: Bearer <token>`; a
+//!   token (created with `radmfa token-admin create`) holds scopes, checked
+//!   per route ([`auth::SCOPES`]). Missing or unknown token: 401; known token
+//!   without the scope: 403.
+//! * Every operation is an [`AdminRequest`] run through
+//!   [`crate::control::dispatch`], the one entry point of admin work on a
+//!   running node. Every write is logged with the token's name.
+//! * Errors are `{"error":{"code":..,"message":..}}` with a stable code:
+//!   `invalid_request` 400, `unauthorized` 401, `forbidden` 403,
+//!   `not_found` 404, `conflict` 409, `read_only` 503, `internal` 500.
+//! * `/metrics` needs `Authorization: Bearer <api.metrics_token>` when that
+//!   is configured; without it, only loopback clients may scrape.
+//! * The routes and methods are listed in `docs/openapi.yaml`; a test keeps
+//!   the two equal.
+
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use auth::SCOPES;
+pub use config::ApiSettings;
+
+use crate::admin::{AdminError, AdminRequest};
+use crate::pipeline::Node;
+use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// Time for the TLS handshake and then for each request's headers.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest page of users or audit records.
+const MAX_PAGE: usize = 10_000;
+/// How long the store sizes shown by `/metrics` are reused.
+const SIZES_TTL: Duration = Duration::from_secs(60);
+
+/// Shared state of the API handlers.
+#[derive(Debug)]
+pub struct ApiState {
+    node: Arc<Node>,
+    metrics_token: Option<crate::secret::SharedSecret>,
+    sizes: Mutex<Option<(Instant, metrics::StoreSizes)>>,
+}
+
+type St = Arc<ApiState>;
+
+/// The client's address, added to every request of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// An API error: HTTP status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"radmfa\""),
+            );
+        }
+        resp
+    }
+}
+
+/// What an admin error means on the wire. Errors relayed as text (from the
+/// control socket or, later, from the primary) are classified by their
+/// message.
+pub fn classify(e: &AdminError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        AdminError::Store(StoreError::NotFound { .. }) => ApiError::not_found(msg),
+        AdminError::Store(StoreError::AlreadyExists { .. }) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", msg)
+        }
+        AdminError::Store(StoreError::ReadOnly(_)) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
+        }
+        AdminError::Store(StoreError::Invalid(_)) => ApiError::invalid(msg),
+        AdminError::Store(_) => {
+            warn!(error = %msg, "admin api: store error");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error (see the server log)",
+            )
+        }
+        _ if msg.starts_with("no user named") || msg.contains(" not found: ") => {
+            ApiError::not_found(msg)
+        }
+        _ if msg.contains(" already exists: ") => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", msg)
+        }
+        _ if msg.starts_with("read-only") => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
+        }
+        AdminError::NeedsServer(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
+        }
+        _ => ApiError::invalid(msg),
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The token a request presented, once checked.
+#[derive(Debug)]
+struct Caller {
+    name: String,
+}
+
+/// Checks the bearer token and its scope.
+async fn authorize(st: &St, headers: &HeaderMap, scope: &str) -> Result<Caller, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| auth::bearer(v.as_bytes()))
+        .ok_or_else(|| unauthorized("missing bearer token (Authorization: Bearer <token>)"))?
+        .to_vec();
+    let token = zeroize::Zeroizing::new(token);
+    let store = st.node.store().clone();
+    let found = tokio::task::spawn_blocking(move || store.authenticate_admin_token(&token))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| classify(&AdminError::Store(e)))?
+        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    if !auth::grants(&found.scopes, scope) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token {:?} lacks the scope {scope}", found.name),
+        ));
+    }
+    Ok(Caller { name: found.name })
+}
+
+/// Runs a read.
+async fn read(st: &St, req: AdminRequest) -> Result<Value, ApiError> {
+    crate::control::dispatch(&st.node, req)
+        .await
+        .map_err(|e| classify(&e))
+}
+
+/// Runs a write and logs it with the token's name (never the token).
+async fn write(
+    st: &St,
+    caller: &Caller,
+    op: &'static str,
+    target: &str,
+    req: AdminRequest,
+) -> Result<Value, ApiError> {
+    let res = crate::control::dispatch(&st.node, req).await;
+    match &res {
+        Ok(_) => info!(token = %caller.name, op, target, "admin api write done"),
+        Err(e) => info!(token = %caller.name, op, target, error = %e, "admin api write refused"),
+    }
+    res.map_err(|e| classify(&e))
+}
+
+fn ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+fn created(v: Value) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::invalid(format!("request body: {}", e.body_text())))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::invalid(format!("query: {}", e.body_text())))
+}
+
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::invalid(format!("path: {}", e.body_text())))
+}
+
+// ---- users ------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn users_list(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<Page>, QueryRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "users:read").await?;
+    let q = query(q)?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let all = read(&st, AdminRequest::UserList).await?;
+    let all = all.as_array().cloned().unwrap_or_default();
+    let total = all.len();
+    let items: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    ok(json!({"items": items, "total": total, "offset": offset, "limit": limit}))
+}
+
+async fn user_get(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "users:read").await?;
+    let name = path(name)?;
+    ok(read(&st, AdminRequest::UserShow { name }).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default = "default_method")]
+    method: Method,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    device_token: String,
+    #[serde(default)]
+    pin: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn default_method() -> Method {
+    Method::Totp
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn user_create(
+    State(st): State<St>,
+    headers: HeaderMap,
+    b: Result<Json<NewUser>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let u = body(b)?;
+    let name = u.name.clone();
+    let req = AdminRequest::UserAdd {
+        name: u.name,
+        display_name: u.display_name,
+        email: u.email,
+        phone: u.phone,
+        method: u.method,
+        groups: u.groups,
+        password: u.password,
+        device_token: u.device_token,
+        pin: u.pin,
+        enabled: u.enabled,
+    };
+    created(write(&st, &caller, "user_create", &name, req).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    method: Option<Method>,
+    #[serde(default)]
+    device_token: Option<String>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+async fn user_patch(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    b: Result<Json<UserPatch>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let p = body(b)?;
+    let req = AdminRequest::UserSet {
+        name: name.clone(),
+        display_name: p.display_name,
+        email: p.email,
+        phone: p.phone,
+        method: p.method,
+        device_token: p.device_token,
+        groups: p.groups,
+    };
+    ok(write(&st, &caller, "user_update", &name, req).await?)
+}
+
+async fn user_delete(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let req = AdminRequest::UserDelete { name: name.clone() };
+    ok(write(&st, &caller, "user_delete", &name, req).await?)
+}
+
+async fn set_enabled(st: St, headers: HeaderMap, name: String, enabled: bool) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let op = if enabled {
+        "user_enable"
+    } else {
+        "user_disable"
+    };
+    let req = AdminRequest::UserSetEnabled {
+        name: name.clone(),
+        enabled,
+    };
+    ok(write(&st, &caller, op, &name, req).await?)
+}
+
+async fn user_enable(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    set_enabled(st, headers, path(name)?, true).await
+}
+
+async fn user_disable(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    set_enabled(st, headers, path(name)?, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn user_password(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    b: Result<Json<PasswordBody>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let p = body(b)?;
+    let req = AdminRequest::UserPasswd {
+        name: name.clone(),
+        password: p.password,
+    };
+    ok(write(&st, &caller, "user_password", &name, req).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinBody {
+    pin: String,
+}
+
+async fn user_pin_set(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    b: Result<Json<PinBody>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let p = body(b)?;
+    let req = AdminRequest::UserPin {
+        name: name.clone(),
+        pin: Some(p.pin),
+    };
+    ok(write(&st, &caller, "user_pin_set", &name, req).await?)
+}
+
+async fn user_pin_clear(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let req = AdminRequest::UserPin {
+        name: name.clone(),
+        pin: None,
+    };
+    ok(write(&st, &caller, "user_pin_clear", &name, req).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    #[serde(default = "default_kind", rename = "type")]
+    kind: TokenKind,
+    #[serde(default = "default_algorithm")]
+    algorithm: TokenAlgorithm,
+    #[serde(default)]
+    digits: Option<u8>,
+    #[serde(default = "default_period")]
+    period: u64,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+fn default_kind() -> TokenKind {
+    TokenKind::Totp
+}
+
+fn default_algorithm() -> TokenAlgorithm {
+    TokenAlgorithm::Sha1
+}
+
+fn default_period() -> u64 {
+    30
+}
+
+async fn user_enroll(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    b: Result<Json<EnrollBody>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let e = body(b)?;
+    // Enrolling replaces a token; a missing user is a 404, not a new token.
+    read(&st, AdminRequest::UserShow { name: name.clone() }).await?;
+    let req = AdminRequest::TokenEnroll {
+        user: name.clone(),
+        secret: e.secret,
+        kind: e.kind,
+        algorithm: e.algorithm,
+        digits: e.digits.unwrap_or(st.node.config().otp_digits),
+        period: e.period,
+    };
+    created(write(&st, &caller, "token_enroll", &name, req).await?)
+}
+
+// ---- clients ----------------------------------------------------------
+
+async fn clients_list(State(st): State<St>, headers: HeaderMap) -> ApiResult {
+    authorize(&st, &headers, "clients:read").await?;
+    let list = read(&st, AdminRequest::ClientList).await?;
+    ok(json!({"items": list}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    name: String,
+    address: String,
+    secret: String,
+    #[serde(default = "default_policy")]
+    policy: String,
+    #[serde(default = "yes")]
+    require_message_authenticator: bool,
+}
+
+fn default_policy() -> String {
+    "default".to_string()
+}
+
+async fn client_create(
+    State(st): State<St>,
+    headers: HeaderMap,
+    b: Result<Json<NewClient>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "clients:write").await?;
+    let c = body(b)?;
+    let name = c.name.clone();
+    let req = AdminRequest::ClientAdd {
+        name: c.name,
+        address: c.address,
+        secret: c.secret,
+        policy: c.policy,
+        require_message_authenticator: c.require_message_authenticator,
+    };
+    created(write(&st, &caller, "client_create", &name, req).await?)
+}
+
+async fn client_delete(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "clients:write").await?;
+    let name = path(name)?;
+    let req = AdminRequest::ClientDelete { name: name.clone() };
+    ok(write(&st, &caller, "client_delete", &name, req).await?)
+}
+
+// ---- reports, stats, policies, cluster ------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    client: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// A time parameter: unix seconds or RFC 3339 (`2025-01-31T12:00:00Z`), in
+/// unix milliseconds.
+pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| format!("{name}: {s:?} is out of range"));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("{name}: {s:?} is neither unix seconds nor RFC 3339"))?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| format!("{name}: {s:?} is before 1970"))
+}
+
+/// The columns of a CSV report, in order.
+pub const REPORT_FIELDS: &[&str] = &[
+    "time_ms",
+    "user",
+    "mode",
+    "result",
+    "reason",
+    "server_name",
+    "server_ip",
+    "client_name",
+    "client_ip",
+    "calling_station",
+];
+
+/// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is
+/// prefixed with `'` so that spreadsheets do not run it as a formula).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Audit records as CSV with a header row.
+pub fn records_csv(recs: &[Value]) -> String {
+    let mut out = REPORT_FIELDS.join(",");
+    out.push_str("\r\n");
+    for r in recs {
+        let row: Vec<String> = REPORT_FIELDS
+            .iter()
+            .map(|f| match &r[*f] {
+                Value::String(s) => csv_field(s),
+                Value::Null => String::new(),
+                v => csv_field(&v.to_string()),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+async fn reports(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "reports:read").await?;
+    let q = query(q)?;
+    let since_ms = q
+        .from
+        .as_deref()
+        .map(|s| parse_time("from", s))
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    let until_ms =
+        q.to.as_deref()
+            .map(|s| parse_time("to", s))
+            .transpose()
+            .map_err(ApiError::invalid)?;
+    if let Some(r) = q.result.as_deref() {
+        if !["accept", "reject", "challenge"].contains(&r) {
+            return Err(ApiError::invalid(
+                "result must be accept, reject or challenge",
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "format must be json or csv, not {other:?}"
+            )))
+        }
+    };
+    let recs = read(
+        &st,
+        AdminRequest::Report {
+            user: q.user,
+            result: q.result,
+            since_ms,
+            limit: Some(limit),
+            until_ms,
+            method: q.method,
+            client: q.client,
+        },
+    )
+    .await?;
+    let recs = recs.as_array().cloned().unwrap_or_default();
+    if csv {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            records_csv(&recs),
+        )
+            .into_response());
+    }
+    ok(json!({"count": recs.len(), "items": recs}))
+}
+
+async fn stats(State(st): State<St>, headers: HeaderMap) -> ApiResult {
+    authorize(&st, &headers, "cluster:read").await?;
+    ok(read(&st, AdminRequest::Stats).await?)
+}
+
+fn policy_view(p: &crate::config::Policy) -> Value {
+    use crate::config::{FailMode, FirstFactor, OtpMode, Unenrolled};
+    json!({
+        "name": p.name,
+        "first_factor": match p.first_factor {
+            FirstFactor::Local => "local",
+            FirstFactor::None => "none",
+            FirstFactor::Radius => "radius",
+            FirstFactor::Ldap => "ldap",
+        },
+        "otp_mode": match p.otp_mode {
+            OtpMode::Inline => "inline",
+            OtpMode::Challenge => "challenge",
+            OtpMode::Auto => "auto",
+        },
+        "unenrolled": match p.unenrolled {
+            Unenrolled::Reject => "reject",
+            Unenrolled::Accept => "accept",
+        },
+        "fail_mode": match p.fail_mode {
+            FailMode::Closed => "closed",
+            FailMode::TotpOnly => "totp_only",
+            FailMode::Open => "open",
+        },
+        "challenge_prompt": p.challenge_prompt,
+        "upstream": p.upstream,
+        "mfa_bypass_groups": p.mfa_bypass_groups,
+        "mfa_groups": p.mfa_groups,
+    })
+}
+
+async fn policies(State(st): State<St>, headers: HeaderMap) -> ApiResult {
+    authorize(&st, &headers, "clients:read").await?;
+    let mut list: Vec<&crate::config::Policy> = st.node.config().policies.values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    ok(json!({"items": list.into_iter().map(policy_view).collect::<Vec<_>>()}))
+}
+
+async fn cluster(State(st): State<St>, headers: HeaderMap) -> ApiResult {
+    authorize(&st, &headers, "cluster:read").await?;
+    let stats = read(&st, AdminRequest::Stats).await?;
+    let replication = read(&st, AdminRequest::ReplStatus).await?;
+    let cfg = st.node.config();
+    let (role, epoch) = st.node.store().repl_state();
+    let role = match role {
+        radmfa_store::repl::Role::Primary => "primary",
+        _ => "replica",
+    };
+    ok(json!({
+        "node": {"name": cfg.node_name, "id": cfg.node_id},
+        "role": role,
+        "epoch": epoch,
+        "peers": cfg.cluster.as_ref().map_or(Vec::new(), |c| {
+            c.peers.iter().map(|(id, addr)| json!({"id": id, "address": addr.to_string()})).collect()
+        }),
+        "replication": replication,
+        "stats": stats,
+    }))
+}
+
+// ---- health and metrics --------------------------------------------------
+
+async fn healthz() -> ApiResult {
+    ok(json!({"status": "ok"}))
+}
+
+async fn readyz(State(st): State<St>) -> ApiResult {
+    let store = st.node.store().clone();
+    let res = tokio::task::spawn_blocking(move || store.list_admin_tokens().map(|_| ())).await;
+    match res {
+        Ok(Ok(())) => ok(json!({"status": "ready"})),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("store: {e}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn metrics_handler(
+    State(st): State<St>,
+    headers: HeaderMap,
+    peer: Option<Extension<Peer>>,
+) -> ApiResult {
+    match &st.metrics_token {
+        Some(expected) => {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| auth::bearer(v.as_bytes()))
+                .unwrap_or(b"");
+            if !bool::from(presented.ct_eq(expected.expose())) {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "/metrics needs Authorization: Bearer <api.metrics_token>",
+                ));
+            }
+        }
+        None => {
+            let loopback = peer.is_some_and(|Extension(Peer(a))| a.ip().is_loopback());
+            if !loopback {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "/metrics answers loopback clients only unless api.metrics_token is set",
+                ));
+            }
+        }
+    }
+    let sizes = store_sizes(&st).await;
+    let text = metrics::render(&st.node, sizes);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn store_sizes(st: &St) -> metrics::StoreSizes {
+    let cached = *st.sizes.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, sizes)) = cached {
+        if at.elapsed() < SIZES_TTL {
+            return sizes;
+        }
+    }
+    let store = st.node.store().clone();
+    let sizes = tokio::task::spawn_blocking(move || metrics::StoreSizes {
+        users: store.user_count() as u64,
+        tokens: store.token_count() as u64,
+        admin_tokens: store.list_admin_tokens().map_or(0, |l| l.len() as u64),
+    })
+    .await
+    .unwrap_or_default();
+    *st.sizes.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), sizes));
+    sizes
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
+
+// ---- router ------------------------------------------------------------
+
+/// Builds the router while recording each (method, path), so that a test can
+/// compare it with `docs/openapi.yaml`.
+struct Routes {
+    router: Router<St>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: &'static str, path: &'static str, h: H) -> Routes
+    where
+        H: Handler<T, St>,
+        T: 'static,
+    {
+        let filter = match method {
+            "get" => MethodFilter::GET,
+            "post" => MethodFilter::POST,
+            "put" => MethodFilter::PUT,
+            "patch" => MethodFilter::PATCH,
+            _ => MethodFilter::DELETE,
+        };
+        self.router = self.router.route(path, on(filter, h));
+        self.table.push((method, path));
+        self
+    }
+}
+
+fn routes() -> Routes {
+    Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    }
+    .add("get", "/healthz", healthz)
+    .add("get", "/readyz", readyz)
+    .add("get", "/metrics", metrics_handler)
+    .add("get", "/api/v1/users", users_list)
+    .add("post", "/api/v1/users", user_create)
+    .add("get", "/api/v1/users/{name}", user_get)
+    .add("patch", "/api/v1/users/{name}", user_patch)
+    .add("delete", "/api/v1/users/{name}", user_delete)
+    .add("post", "/api/v1/users/{name}/enable", user_enable)
+    .add("post", "/api/v1/users/{name}/disable", user_disable)
+    .add("put", "/api/v1/users/{name}/password", user_password)
+    .add("put", "/api/v1/users/{name}/pin", user_pin_set)
+    .add("delete", "/api/v1/users/{name}/pin", user_pin_clear)
+    .add("post", "/api/v1/users/{name}/token", user_enroll)
+    .add("get", "/api/v1/clients", clients_list)
+    .add("post", "/api/v1/clients", client_create)
+    .add("delete", "/api/v1/clients/{name}", client_delete)
+    .add("get", "/api/v1/reports", reports)
+    .add("get", "/api/v1/stats", stats)
+    .add("get", "/api/v1/policies", policies)
+    .add("get", "/api/v1/cluster", cluster)
+}
+
+/// The API router over `node`.
+pub fn router(node: Arc<Node>, settings: &ApiSettings) -> Router {
+    let state = Arc::new(ApiState {
+        node,
+        metrics_token: settings.metrics_token.clone(),
+        sizes: Mutex::new(None),
+    });
+    routes()
+        .router
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(state)
+}
+
+/// Binds the API's TCP listener and loads its TLS material.
+pub async fn bind(settings: &ApiSettings) -> Result<(TcpListener, TlsAcceptor), String> {
+    let tls = tls::load(&settings.cert, &settings.key)?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    Ok((listener, tls))
+}
+
+/// Serves the API over TLS until `shutdown`, then lets requests in flight
+/// finish (up to a few seconds).
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "admin api accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let tls = tls.clone();
+        let app = router.clone().layer(Extension(Peer(peer)));
+        let stop = shutdown.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "admin api TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT);
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(%peer, error = %e, "admin api connection ended");
+                    }
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests;
