@@ -266,7 +266,7 @@ try {
   let rows = [];
   for (let i = 0; i < 50; i++) {
     rows = await page.locator('#signins tbody tr').allInnerTexts();
-    if (rows.length > 0 && rows[0].includes('portal+totp')) break;
+    if (rows.length > 0 && rows[0].includes('portal+totp') && rows[0].includes('signed in')) break;
     await new Promise((r) => setTimeout(r, 100));
     await page.reload();
   }
