@@ -378,7 +378,9 @@ struct Driver {
 impl Driver {
     fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let mut next_tick = Instant::now();
-        let mut next_trim = Instant::now() + TRIM_EVERY;
+        // Trim once at start (a store restored or imported in bulk may hold
+        // millions of entries), then every TRIM_EVERY.
+        let mut next_trim = Instant::now();
         let mut generation = self.store.data_generation();
         let mut warned_role = None;
         loop {
