@@ -156,65 +156,17 @@ fn localize(text: &str, tmp: &Path, data_dir: &Path) -> String {
     mapped
 }
 
-/// Whether this build's configuration knows `[cluster] role`. The key comes
-/// with replication (the lead's branch, documented in config/radmfa.toml when
-/// it lands); until then see `check_node_config`.
-fn role_key_known() -> bool {
-    read(&repo().join("config/radmfa.toml")).lines().any(|l| {
-        l.trim_start()
-            .trim_start_matches('#')
-            .trim_start()
-            .starts_with("role =")
-    })
-}
-
-/// `radmfa check-config` on one localized node config. Returns the text that
-/// passed (the file itself, or without its `role` line, see below).
+/// `radmfa check-config` on one localized node config; returns the text.
 fn check_node_config(path: &Path, text: &str) -> String {
     std::fs::write(path, text).expect("write config");
     let out = radmfa(path, &["check-config"]);
-    if out.status.success() {
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains(": ok"),
-            "{}",
-            show(&out)
-        );
-        return text.to_string();
-    }
-    // TEMPORARY, until replication lands: `[cluster] role = "primary" |
-    // "replica"` is written in the shipped node configs already, but a server
-    // without replication refuses it as an unknown field. Only that exact
-    // refusal, at the line of the `role` key, is tolerated: the line is dropped
-    // and everything else is still checked. Once config/radmfa.toml documents
-    // `role`, this branch is off and the files must pass exactly as shipped.
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let role_line = text
-        .lines()
-        .position(|l| l.trim_start().starts_with("role ="))
-        .map(|i| i + 1);
-    let tolerated = !role_key_known()
-        && stderr.contains("unknown field `role`")
-        && role_line.is_some_and(|n| stderr.contains(&format!(":{n}:")));
-    assert!(tolerated, "check-config {}: {}", path.display(), show(&out));
-    eprintln!(
-        "NOTE: {}: `[cluster] role` is not known to this build yet (replication not merged); \
-         checked the file without that line",
-        path.display()
-    );
-    let without: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("role ="))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(path, &without).expect("write config");
-    let out = radmfa(path, &["check-config"]);
     assert!(
-        out.status.success(),
-        "check-config {} without `role`: {}",
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(": ok"),
+        "check-config {}: {}",
         path.display(),
         show(&out)
     );
-    without
+    text.to_string()
 }
 
 #[test]
