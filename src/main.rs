@@ -160,6 +160,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClusterCmd {
+    /// Everything a new cluster of N nodes needs, in DIR: the CA, a
+    /// certificate per node (ids 1..=N) and the shared cluster.key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of nodes (ids 1..=N).
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+    },
     /// Create the cluster CA: DIR/ca.pem and DIR/ca.key (keep ca.key offline).
     Ca {
         #[arg(long)]
@@ -525,6 +534,26 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))
     }
     match cmd {
+        ClusterCmd::Init { dir, nodes } => {
+            if nodes == 0 {
+                return Err(anyhow!("--nodes must be at least 1"));
+            }
+            cluster(ClusterCmd::Ca { dir: dir.clone() })?;
+            for node_id in 1..=nodes {
+                cluster(ClusterCmd::Cert {
+                    dir: dir.clone(),
+                    node_id,
+                })?;
+            }
+            let key = radmfa_otp::StateKey::generate();
+            let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            write_new(&dir.join("cluster.key"), &format!("{hex}\n"), 0o600)?;
+            println!(
+                "wrote {}/cluster.key: copy it to every node ([challenge] cluster_key_file); \
+                 every node also needs the primary's seed key ([server] key_file)",
+                dir.display()
+            );
+        }
         ClusterCmd::Ca { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;

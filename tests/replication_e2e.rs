@@ -28,20 +28,22 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         let c = certs.to_str().expect("utf-8");
-        common::run_radmfa(&["cluster", "ca", "--dir", c], None, dir.path()).assert_ok();
-        for id in 1..=n {
-            common::run_radmfa(
-                &["cluster", "cert", "--dir", c, "--node-id", &id.to_string()],
-                None,
-                dir.path(),
-            )
-            .assert_ok();
-        }
-        std::fs::write(
-            dir.path().join("cluster.key"),
-            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+        // `cluster init`: the CA, one certificate per node, the cluster key.
+        common::run_radmfa(
+            &["cluster", "init", "--dir", c, "--nodes", &n.to_string()],
+            None,
+            dir.path(),
         )
-        .expect("cluster key");
+        .assert_ok();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join("cluster.key"))
+            .expect("cluster.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "cluster.key mode {mode:o}");
+        // It never overwrites an existing cluster.
+        let again = common::run_radmfa(&["cluster", "init", "--dir", c], None, dir.path());
+        assert_ne!(again.code(), 0);
         let ports = (0..n).map(|_| free_tcp_port()).collect();
         Cluster { dir, ports }
     }
@@ -90,7 +92,7 @@ impl Cluster {
                 "[challenge]\n",
                 &format!(
                     "[challenge]\ncluster_key_file = {}\n",
-                    q(self.path().join("cluster.key"))
+                    q(self.path().join("certs").join("cluster.key"))
                 ),
             )
             .replace(

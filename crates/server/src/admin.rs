@@ -885,8 +885,21 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         });
         items.push((u, token));
     }
-    // One transaction, one flush: all rows or none.
-    let added = store.put_users(&items)? as u64;
+    // Every row was validated above. Written in transactions of IMPORT_BATCH
+    // rows (one huge sled transaction would hold the whole import in memory
+    // several times over); a storage failure midway keeps the batches before
+    // it and says how far it got.
+    const IMPORT_BATCH: usize = 10_000;
+    let mut added = 0u64;
+    for (i, batch) in items.chunks(IMPORT_BATCH).enumerate() {
+        added += store.put_users(batch).map_err(|e| {
+            AdminError::Invalid(format!(
+                "import stopped after {} of {} rows: {e}",
+                i * IMPORT_BATCH,
+                items.len()
+            ))
+        })? as u64;
+    }
     let updated = items.len() as u64 - added;
     Ok(json!({"added": added, "updated": updated}))
 }
