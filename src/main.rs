@@ -386,6 +386,10 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
         radmfa_server::peer::PeerTls::load(&c.ca, &c.cert, &c.key)
             .map_err(|e| anyhow!("{}: [cluster]: {e}", cfg.origin))?;
     }
+    if let Some(r) = &cfg.radsec {
+        radmfa_server::radsec::RadsecTls::load(r, Default::default())
+            .map_err(|e| anyhow!("{}: [radsec]: {e}", cfg.origin))?;
+    }
     println!("{}: ok", cfg.origin);
     Ok(())
 }

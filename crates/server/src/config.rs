@@ -78,6 +78,8 @@ pub struct FileConfig {
     policy: Vec<PolicySection>,
     #[serde(default)]
     client: Vec<ClientSection>,
+    #[serde(default)]
+    radsec: Option<Spanned<crate::radsec::RadsecSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -871,6 +873,8 @@ pub struct RuntimeConfig {
     pub policies: HashMap<String, Policy>,
     /// Static clients.
     pub clients: Vec<StaticClient>,
+    /// The RADIUS/TLS listener, when configured.
+    pub radsec: Option<crate::radsec::RadsecSettings>,
 }
 
 impl RuntimeConfig {
@@ -1436,6 +1440,11 @@ impl RuntimeConfig {
             }
         };
 
+        let radsec = match file.radsec {
+            Some(r) => Some(crate::radsec::validate(r, &policies, &locate)?),
+            None => None,
+        };
+
         let data_dir = file.server.data_dir;
         let key_file = file
             .server
@@ -1492,6 +1501,7 @@ impl RuntimeConfig {
             mail,
             policies,
             clients,
+            radsec,
         })
     }
 

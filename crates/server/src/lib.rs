@@ -16,6 +16,7 @@ pub mod hot;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
+pub mod radsec;
 pub mod secret;
 pub mod sync;
 pub mod udp;
@@ -59,6 +60,9 @@ pub enum ServerError {
     /// The peer link could not be set up.
     #[error("{0}")]
     Peer(String),
+    /// The RADIUS/TLS listener could not be set up.
+    #[error("{0}")]
+    Radsec(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -228,6 +232,22 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let radsec_listener = match &cfg.radsec {
+        Some(r) => {
+            let tls = radsec::RadsecTls::load(r, counters.clone())
+                .map_err(|e| ServerError::Radsec(format!("{}: [radsec]: {e}", cfg.origin)))?;
+            let listener = tokio::net::TcpListener::bind(r.listen).await.map_err(|e| {
+                ServerError::Radsec(format!(
+                    "{}: [radsec]: cannot listen on {}: {e}",
+                    cfg.origin, r.listen
+                ))
+            })?;
+            let local = listener.local_addr()?;
+            info!(listen = %local, clients = r.clients.len(), "radsec listening on {local}");
+            Some((listener, tls, r.idle_timeout, r.max_connections))
+        }
+        None => None,
+    };
     let node = Arc::new(Node::new(
         cfg.clone(),
         pipeline::NodeParts {
@@ -263,6 +283,16 @@ pub async fn run(
                 tracing::error!(error = %e, "the peer link stopped");
             }
         });
+    }
+    if let Some((listener, tls, idle, max_connections)) = radsec_listener {
+        tasks.spawn(radsec::serve(
+            listener,
+            tls,
+            node.clone(),
+            idle,
+            max_connections,
+            shutdown.clone(),
+        ));
     }
     for item in cfg.sync.clone() {
         let node = node.clone();
