@@ -310,6 +310,16 @@ fn totp_login_accounting_and_status_server_through_radsecproxy() {
     assert_eq!(node.env.counter("radsec_rejected_certs"), 0);
     assert_eq!(node.env.counter("radsec_framing_errors"), 0);
     assert_eq!(node.env.counter("dropped_unknown_client"), 0);
+
+    // SIGTERM with radsecproxy still connected: the connection is closed
+    // gracefully and the server exits cleanly.
+    let (status, log) = node.server.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("RadSec connection closed") && l.contains("server shutdown")),
+        "{log}"
+    );
 }
 
 /// A refused client gets no answer; radmfa counts and logs the refusal.
