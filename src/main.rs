@@ -462,6 +462,10 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
         radmfa_server::api::tls::load(&a.cert, &a.key)
             .map_err(|e| anyhow!("{}: [api]: {e}", cfg.origin))?;
     }
+    if let Some(r) = &cfg.radsec {
+        radmfa_server::radsec::RadsecTls::load(r, Default::default())
+            .map_err(|e| anyhow!("{}: [radsec]: {e}", cfg.origin))?;
+    }
     println!("{}: ok", cfg.origin);
     Ok(())
 }

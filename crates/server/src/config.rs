@@ -81,6 +81,7 @@ pub struct FileConfig {
     #[serde(default)]
     portal: Option<Spanned<crate::portal::PortalSection>>,
     api: Option<Spanned<crate::api::config::ApiSection>>,
+    radsec: Option<Spanned<crate::radsec::RadsecSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -917,6 +918,8 @@ pub struct RuntimeConfig {
     pub api: Option<crate::api::config::ApiSettings>,
     /// Audit journal segments older than this many days are removed.
     pub audit_retention_days: Option<u64>,
+    /// The RADIUS/TLS listener, when configured.
+    pub radsec: Option<crate::radsec::RadsecSettings>,
 }
 
 impl RuntimeConfig {
@@ -1526,6 +1529,11 @@ impl RuntimeConfig {
             }
             other => other.map(|d| *d.get_ref()),
         };
+        let radsec = match file.radsec {
+            Some(r) => Some(crate::radsec::validate(r, &policies, &locate)?),
+            None => None,
+        };
+
         let data_dir = file.server.data_dir;
         let key_file = file
             .server
@@ -1585,6 +1593,7 @@ impl RuntimeConfig {
             portal,
             api,
             audit_retention_days,
+            radsec,
         })
     }
 

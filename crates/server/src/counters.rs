@@ -54,6 +54,12 @@ counters! {
     duplicates_answered_from_cache,
     /// Retransmissions that arrived while the first copy was still being processed.
     duplicates_in_flight_dropped,
+    /// RadSec (RADIUS/TLS) connections established with a mapped client certificate.
+    radsec_connections,
+    /// RadSec handshakes refused: no certificate, not from radsec.ca, or no [[radsec.client]] matches.
+    radsec_rejected_certs,
+    /// RadSec connections closed for malformed framing (bad Length, stream cut inside a packet).
+    radsec_framing_errors,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

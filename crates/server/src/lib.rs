@@ -18,6 +18,7 @@ pub mod mail;
 pub mod peer;
 pub mod pipeline;
 pub mod portal;
+pub mod radsec;
 pub mod replication;
 pub mod retention;
 pub mod secret;
@@ -69,6 +70,9 @@ pub enum ServerError {
     /// The admin HTTPS API could not be set up.
     #[error("{0}")]
     Api(String),
+    /// The RADIUS/TLS listener could not be set up.
+    #[error("{0}")]
+    Radsec(String),
 }
 
 /// Opens the store of a configuration (creating the data directory).
@@ -276,6 +280,22 @@ pub async fn run(
     if let Some(c) = cfg.cluster.as_ref().filter(|c| c.replication) {
         init_role(&store, c.role)?;
     }
+    let radsec_listener = match &cfg.radsec {
+        Some(r) => {
+            let tls = radsec::RadsecTls::load(r, counters.clone())
+                .map_err(|e| ServerError::Radsec(format!("{}: [radsec]: {e}", cfg.origin)))?;
+            let listener = tokio::net::TcpListener::bind(r.listen).await.map_err(|e| {
+                ServerError::Radsec(format!(
+                    "{}: [radsec]: cannot listen on {}: {e}",
+                    cfg.origin, r.listen
+                ))
+            })?;
+            let local = listener.local_addr()?;
+            info!(listen = %local, clients = r.clients.len(), "radsec listening on {local}");
+            Some((listener, tls, r.idle_timeout, r.max_connections))
+        }
+        None => None,
+    };
     let node = Arc::new(Node::new(
         cfg.clone(),
         pipeline::NodeParts {
@@ -355,6 +375,16 @@ pub async fn run(
             tls,
             node.clone(),
             portal_keys,
+            shutdown.clone(),
+        ));
+    }
+    if let Some((listener, tls, idle, max_connections)) = radsec_listener {
+        tasks.spawn(radsec::serve(
+            listener,
+            tls,
+            node.clone(),
+            idle,
+            max_connections,
             shutdown.clone(),
         ));
     }

@@ -333,7 +333,20 @@ impl Node {
 
     /// Handles one datagram from `source`; returns the reply to send, if any.
     pub async fn handle_datagram(&self, buf: &[u8], source: SocketAddr) -> Option<Arc<[u8]>> {
-        self.handle(buf, source, None).await
+        self.handle(buf, source, None, None).await
+    }
+
+    /// Handles one packet that `client` sent on a stream (RADIUS/TLS) from
+    /// `source`: the same checks and processing as a datagram, but the client
+    /// is the one its certificate maps to, not looked up by address, and a
+    /// challenge answer is never forwarded to a peer.
+    pub async fn handle_stream(
+        &self,
+        buf: &[u8],
+        source: SocketAddr,
+        client: Arc<ClientEntry>,
+    ) -> Option<Arc<[u8]>> {
+        self.handle(buf, source, None, Some(client)).await
     }
 
     /// Handles a datagram that peer `from_node` received from `source` and
@@ -345,7 +358,7 @@ impl Node {
         buf: &[u8],
         source: SocketAddr,
     ) -> Option<Arc<[u8]>> {
-        self.handle(buf, source, Some(from_node)).await
+        self.handle(buf, source, Some(from_node), None).await
     }
 
     async fn handle(
@@ -353,12 +366,14 @@ impl Node {
         buf: &[u8],
         source: SocketAddr,
         forwarded_by: Option<u16>,
+        stream_client: Option<Arc<ClientEntry>>,
     ) -> Option<Arc<[u8]>> {
         bump(&self.counters.requests_received);
         if let Err(e) = self.clients.refresh(&self.store) {
             warn!(error = %e, "cannot reload clients from the store; using the previous table");
         }
-        let Some(client) = self.clients.lookup(source.ip()) else {
+        let stream = stream_client.is_some();
+        let Some(client) = stream_client.or_else(|| self.clients.lookup(source.ip())) else {
             bump(&self.counters.dropped_unknown_client);
             debug!(%source, "dropped: no client is configured for this address");
             return None;
@@ -448,7 +463,8 @@ impl Node {
             key,
             done: false,
         };
-        let reply = match self.owner_elsewhere(&packet, forwarded_by) {
+        let owner = (!stream).then(|| self.owner_elsewhere(&packet, forwarded_by));
+        let reply = match owner.flatten() {
             Some(owner) => self.forward(&client, &packet, buf, source, owner).await,
             None => self.process(&client, &packet, source).await,
         };
