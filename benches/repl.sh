@@ -40,9 +40,9 @@ radmfa=$target/release/radmfa
 loadgen=$target/release/radmfa-loadgen
 
 work=$(mktemp -d /tmp/radmfa-repl-bench.XXXXXX)
-pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # start() runs in $(...), a subshell: the pids are kept in files.
+    for f in "$work"/pid*; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if (( keep )); then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
@@ -116,7 +116,7 @@ start() { # id -> pid; waits for the ready file
     "$radmfa" --config "$work/node$id.toml" serve --ready-file "$work/ready$id.json" \
         > "$work/node$id.log" 2>&1 &
     local pid=$!
-    pids+=("$pid")
+    echo "$pid" > "$work/pid$id"
     for _ in $(seq 1 600); do
         [[ -s $work/ready$id.json ]] && break
         kill -0 "$pid" 2>/dev/null || { cat "$work/node$id.log" >&2; echo "repl.sh: node $id exited" >&2; exit 1; }
@@ -153,7 +153,7 @@ startup_s=$(since "$t0")
 sleep 1
 rss1_ready=$(rss_mb "$pid1")
 addr1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$work/ready1.json")
-echo "   ready in ${startup_s} s, RSS ${rss1_ready} MB; inline TOTP load on $load_users users" >&2
+echo "   ready in ${startup_s} s, RSS ${rss1_ready} MB; inline TOTP load on $load_users users (their first logins pay argon2: not a throughput figure, see run.sh)" >&2
 load_json=$("$loadgen" --server "$addr1" --secret "$secret" --users "$work/load.csv" \
     --scenario inline --duration 10 --warmup 2 --json 2>/dev/null | tail -1)
 rss1_load=$(rss_mb "$pid1")

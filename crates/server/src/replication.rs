@@ -110,7 +110,16 @@ impl Replication {
     ) -> std::io::Result<Arc<Replication>> {
         let (role, epoch) = store.repl_state();
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
-        let machine = Machine::with_timing(id, peer_ids.clone(), role, epoch, Timing::default());
+        // A snapshot of a million users takes seconds to build, send and
+        // install; re-sending it every 10 s (the machine's default) to a
+        // replica that is still installing the first one only piles up
+        // copies. A lost snapshot is re-sent after a minute.
+        let timing = Timing {
+            snapshot_retry_ms: 60_000,
+            dead_after_ms: 5_000,
+            ..Timing::default()
+        };
+        let machine = Machine::with_timing(id, peer_ids.clone(), role, epoch, timing);
         let status = Arc::new(Mutex::new(machine.status()));
         let (tx, rx) = mpsc::channel();
         let origin = Instant::now();
@@ -395,44 +404,28 @@ impl Driver {
             match cmd {
                 Some(Cmd::Stop) => return,
                 Some(Cmd::Event(ev)) => self.handle(ev),
-                Some(Cmd::Received(from, bytes)) => match wire::decode(&bytes) {
-                    Ok(msg) => {
-                        match &msg {
-                            Msg::Changes { changes, .. } => {
-                                let (users, otp) =
-                                    changed_users.get_or_insert_with(Default::default);
-                                for c in changes {
-                                    let tree = c.op.tree();
-                                    if !matches!(tree, TREE_USERS | TREE_TOKENS | TREE_OTP_STATE) {
-                                        continue;
-                                    }
-                                    let name = String::from_utf8_lossy(c.op.key()).into_owned();
-                                    if tree != TREE_USERS {
-                                        otp.insert(name.clone());
-                                    }
-                                    users.insert(name);
-                                }
-                            }
-                            Msg::Snapshot { .. } => snapshot = true,
-                            _ => {}
-                        }
-                        drop(bytes);
-                        self.handle(Event::Received(from, msg));
-                    }
-                    Err(e) => {
-                        warn!(peer = from, error = %e, "malformed replication message dropped")
-                    }
-                },
-                Some(Cmd::Promote(reply)) => {
-                    self.handle(Event::Promote);
-                    let st = self.machine.status();
-                    info!(node = st.id, epoch = st.epoch, "promoted to primary");
-                    *lock(&self.status) = st.clone();
-                    let _ = reply.send(st);
+                Some(Cmd::Received(from, bytes)) => {
+                    self.received(from, bytes, &mut changed_users, &mut snapshot)
                 }
+                Some(Cmd::Promote(reply)) => self.promote(reply),
                 None => {}
             }
+            // Before the tick's silence check, take in everything that
+            // arrived meanwhile: after a long step (a snapshot built or
+            // installed) the queue holds the peers' recent messages, and a
+            // tick first would call them silent and drop their connections.
             if Instant::now() >= next_tick {
+                for _ in 0..4096 {
+                    match rx.try_recv() {
+                        Ok(Cmd::Stop) => return,
+                        Ok(Cmd::Event(ev)) => self.handle(ev),
+                        Ok(Cmd::Received(from, bytes)) => {
+                            self.received(from, bytes, &mut changed_users, &mut snapshot)
+                        }
+                        Ok(Cmd::Promote(reply)) => self.promote(reply),
+                        Err(_) => break,
+                    }
+                }
                 self.handle(Event::Tick);
                 next_tick = Instant::now() + TICK;
             }
@@ -474,6 +467,51 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Decodes a peer's message and feeds it; notes which users it touches.
+    fn received(
+        &mut self,
+        from: NodeId,
+        bytes: Vec<u8>,
+        changed_users: &mut Option<(HashSet<String>, HashSet<String>)>,
+        snapshot: &mut bool,
+    ) {
+        let msg = match wire::decode(&bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                warn!(peer = from, error = %e, "malformed replication message dropped");
+                return;
+            }
+        };
+        drop(bytes);
+        match &msg {
+            Msg::Changes { changes, .. } => {
+                let (users, otp) = changed_users.get_or_insert_with(Default::default);
+                for c in changes {
+                    let tree = c.op.tree();
+                    if !matches!(tree, TREE_USERS | TREE_TOKENS | TREE_OTP_STATE) {
+                        continue;
+                    }
+                    let name = String::from_utf8_lossy(c.op.key()).into_owned();
+                    if tree != TREE_USERS {
+                        otp.insert(name.clone());
+                    }
+                    users.insert(name);
+                }
+            }
+            Msg::Snapshot { .. } => *snapshot = true,
+            _ => {}
+        }
+        self.handle(Event::Received(from, msg));
+    }
+
+    fn promote(&mut self, reply: std::sync::mpsc::Sender<Status>) {
+        self.handle(Event::Promote);
+        let st = self.machine.status();
+        info!(node = st.id, epoch = st.epoch, "promoted to primary");
+        *lock(&self.status) = st.clone();
+        let _ = reply.send(st);
     }
 
     fn handle(&mut self, ev: Event) {
