@@ -97,6 +97,12 @@ pub enum AdminRequest {
         /// Login name.
         name: String,
     },
+    /// Lifts a user's lockout (the lock in the record, and on the running
+    /// node its failure count and in-memory lock).
+    UserUnlock {
+        /// Login name.
+        name: String,
+    },
     /// Sets a user's password.
     UserPasswd {
         /// Login name.
@@ -369,6 +375,8 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "has_password": u.password_hash.is_some(),
         "device_token": u.device_token,
         "pin_mode": if u.pin.is_some() { "pin" } else { "standard" },
+        "locked_until": u.locked_until,
+        "lock_reason": u.lock_reason,
         "token": token.map(|t| json!({
             "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
             "algorithm": algorithm_name(t.algorithm),
@@ -549,6 +557,15 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::UserDelete { name } => {
             store.delete_user(&name)?;
             Ok(json!({"deleted": name}))
+        }
+        AdminRequest::UserUnlock { name } => {
+            let was = store
+                .get_user(&name)?
+                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+            crate::limits::persist_lock(store, &name, 0, "")?;
+            Ok(
+                json!({"name": name, "was_locked_until": was.locked_until, "was_lock_reason": was.lock_reason}),
+            )
         }
         AdminRequest::UserPasswd { name, password } => {
             check_password(&password)?;

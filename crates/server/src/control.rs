@@ -105,6 +105,11 @@ pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, Admi
         }
         return res;
     }
+    if let AdminRequest::UserUnlock { name } = &req {
+        // The node's own state goes whatever the store says (a replica
+        // cannot write the record, but its in-memory lock is its own).
+        node.after_unlock(name);
+    }
     let touched = touched(&req);
     let op = format!("{req:?}");
     let node2 = node.clone();
@@ -142,6 +147,7 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::UserSet { name, .. }
         | AdminRequest::UserPin { name, .. } => Some((Some(name.clone()), false)),
         AdminRequest::UserDelete { name } => Some((Some(name.clone()), true)),
+        AdminRequest::UserUnlock { name } => Some((Some(name.clone()), false)),
         AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
         AdminRequest::UserImport { .. } => Some((None, true)),
     }

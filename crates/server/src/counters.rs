@@ -52,6 +52,18 @@ counters! {
     duplicates_answered_from_cache,
     /// Retransmissions that arrived while the first copy was still being processed.
     duplicates_in_flight_dropped,
+    /// Datagrams dropped: over the per-client rate limit.
+    rate_limited_client,
+    /// Datagrams dropped: over the per-source-IP rate limit.
+    rate_limited_source,
+    /// Access-Rejects `rate_limited`: over the per-user rate limit.
+    rate_limited_user,
+    /// Rate checks refused because a limiter table was full (fail closed).
+    rate_limit_tables_full,
+    /// Users locked (too many failed second factors, or a fraud report).
+    lockouts,
+    /// Access-Rejects `locked_out`: requests of locked users.
+    locked_rejects,
 }
 
 /// Adds one.

@@ -110,6 +110,12 @@ impl HotState {
         Ok(Some(cached))
     }
 
+    /// Forgets one cached user (after the server itself wrote the record,
+    /// e.g. a lockout).
+    pub fn forget_user(&self, name: &str) {
+        lock(&self.users[shard_of(name)]).remove(name);
+    }
+
     /// Forgets every cached user (after any admin write).
     pub fn invalidate(&self) {
         for s in &self.users {

@@ -13,6 +13,7 @@ pub mod credcache;
 pub mod dedup;
 pub mod dictionary;
 pub mod hot;
+pub mod limits;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
@@ -269,6 +270,7 @@ pub async fn run(
         let stop = shutdown.clone();
         tasks.spawn(async move { sync_loop(node, item, stop).await });
     }
+    tasks.spawn(limits::prune_loop(node.clone(), shutdown.clone()));
     if let Some(listener) = control {
         tasks.spawn(control::serve(
             listener,

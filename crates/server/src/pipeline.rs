@@ -72,6 +72,8 @@ pub struct Node {
     upstreams: std::collections::HashMap<String, Upstream>,
     /// The directory (first factor `ldap`).
     directory: Option<radmfa_directory::Directory>,
+    /// Rate limits and lockout.
+    limits: crate::limits::Limits,
 }
 
 impl std::fmt::Debug for Node {
@@ -213,6 +215,7 @@ impl Node {
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
+            limits: crate::limits::Limits::new(cfg.limits.clone(), counters.clone()),
             dedup: DuplicateCache::new(Duration::from_secs(cfg.duplicate_window_secs), 2_000_000),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
@@ -266,6 +269,7 @@ impl Node {
             if let Some(g) = &self.gateway {
                 m.extend(crate::counters::gateway_json(&g.metrics()));
             }
+            m.extend(self.limits.stats_json());
         }
         all
     }
@@ -297,6 +301,18 @@ impl Node {
         } else if token_changed {
             self.hot.reset_all_otp();
         }
+    }
+
+    /// Rate limits and lockout of this node.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// Called when an admin unlocks `user`: forgets the node's failure count
+    /// and in-memory lock, and the cached record.
+    pub fn after_unlock(&self, user: &str) {
+        self.limits.unlock(user);
+        self.after_admin_write(Some(user), false);
     }
 
     /// Handles one datagram from `source`; returns the reply to send, if any.
@@ -381,6 +397,10 @@ impl Node {
                 debug!(client = %client.name, %code, "dropped: not a request this server answers");
                 return None;
             }
+        }
+        // Per-client and per-source rate limits (limits.rs): dropped, counted.
+        if forwarded_by.is_none() && !self.limits.admit_datagram(&client.name, source.ip()) {
+            return None;
         }
         let packet = match Packet::decode(buf) {
             Ok(p) => p,
@@ -508,10 +528,21 @@ impl Node {
                     user = field::Empty,
                     outcome = field::Empty
                 );
-                let decision = {
+                let mut decision = {
                     let _e = span.enter();
                     self.access_request(client, packet).await
                 };
+                // Lockout bookkeeping (limits.rs); may turn the decision into a Reject.
+                let (d, now) = (&decision, self.clock.now_unix());
+                let (store, hot) = (&self.store, &self.hot);
+                if let Some(o) = self
+                    .limits
+                    .after_decision(store, hot, &d.user, d.code, &d.reason, &d.message, now)
+                    .await
+                {
+                    decision =
+                        Decision::reject(&decision.user, &decision.mode, &o.reason, &o.message);
+                }
                 self.finish(client, packet, source, &decision, &span)
             }
         };
@@ -615,6 +646,11 @@ impl Node {
                 )
             }
         };
+        // Lock and per-user rate limit (limits.rs), before any factor is checked.
+        let now = self.clock.now_unix();
+        if let Some(r) = self.limits.gate(&self.store, &self.hot, &name, now) {
+            return Decision::reject(&name, "", r.reason, r.message);
+        }
         let policy = self.cfg.policy(&client.policy);
         if policy.first_factor == FirstFactor::Radius
             && packet.attr(AttrType::USER_PASSWORD).is_none()

@@ -125,6 +125,14 @@ pub struct User {
     /// only by [`crate::Store::set_pin`], read by [`crate::Store::open_pin`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<SealedPin>,
+    /// Locked out until this time, unix seconds: 0 = not locked, `u64::MAX`
+    /// = until an admin unlocks. Written by the server's lockout.
+    #[serde(default)]
+    pub locked_until: u64,
+    /// Why the user is locked (`too_many_failures`, `fraud_reported`);
+    /// empty when not locked.
+    #[serde(default)]
+    pub lock_reason: String,
     /// Creation time, unix seconds (set by the store).
     pub created: u64,
     /// Last change, unix seconds (set by the store).
@@ -147,6 +155,8 @@ impl User {
             language: String::new(),
             source: String::new(),
             pin: None,
+            locked_until: 0,
+            lock_reason: String::new(),
             created: 0,
             updated: 0,
         }
@@ -171,6 +181,8 @@ impl fmt::Debug for User {
             .field("language", &self.language)
             .field("source", &self.source)
             .field("pin", &self.pin)
+            .field("locked_until", &self.locked_until)
+            .field("lock_reason", &self.lock_reason)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()
