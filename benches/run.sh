@@ -272,6 +272,13 @@ memory_kib = 1024
 iterations = 1
 cache_ttl_secs = 3600
 
+[limits]
+# One client and $nusers users at saturation: the production rate limits would
+# cap the run (the lockout stays on; the load generator sends right codes).
+client_rps = 0
+source_rps = 0
+user_per_minute = 0
+
 [[policy]]
 name = "default"
 first_factor = "local"
@@ -378,6 +385,12 @@ listen = ["127.0.0.1:0"]
 memory_kib = 1024
 iterations = 1
 cache_ttl_secs = 3600
+
+[limits]
+# As for the TOTP scenarios: no rate limits at saturation.
+client_rps = 0
+source_rps = 0
+user_per_minute = 0
 
 [challenge]
 cluster_key_file = "$work/cluster.key"

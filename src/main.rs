@@ -302,6 +302,8 @@ enum UserCmd {
     Disable { name: String },
     /// Delete a user and their token.
     Delete { name: String },
+    /// Lift a user's lockout (too many failed second factors, or a fraud report).
+    Unlock { name: String },
     /// Set a user's password.
     Passwd {
         name: String,
@@ -1256,6 +1258,17 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Delete { name } => {
             call(cfg, AdminRequest::UserDelete { name: name.clone() })?;
             println!("deleted user {name}");
+        }
+        UserCmd::Unlock { name } => {
+            let v = call(cfg, AdminRequest::UserUnlock { name: name.clone() })?;
+            if v["was_locked_until"].as_u64().unwrap_or(0) == 0 {
+                println!("unlocked user {name} (no lock was recorded; failure counts cleared)");
+            } else {
+                println!(
+                    "unlocked user {name} (was locked: {})",
+                    v["was_lock_reason"].as_str().unwrap_or("")
+                );
+            }
         }
         UserCmd::Passwd { name, password } => {
             let password = password

@@ -62,7 +62,7 @@ fn node_with_certs(
     // receives them over the peer link.
     let role = if id == 1 { "primary" } else { "replica" };
     let text = format!(
-        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\nrole = \"{role}\"\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n",
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\nrole = \"{role}\"\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n\n[limits]\n# 200 logins of 20 users in seconds: far above the per-user limit.\nuser_per_minute = 0\n",
         ca = certs.join("ca.pem").display().to_string(),
         cert = certs.join(format!("node-{id}.pem")).display().to_string(),
         key = certs.join(format!("node-{id}.key")).display().to_string(),

@@ -176,6 +176,13 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     let n1 = cluster.node(1, "primary");
     let n2 = cluster.node(2, "replica");
     let n3 = cluster.node(3, "replica");
+    // The load signs ten users in hundreds of times a second: above the
+    // per-user rate limit, which this test is not about.
+    for n in [&n1, &n2, &n3] {
+        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
+        text.push_str("\n[limits]\nuser_per_minute = 0\n");
+        std::fs::write(n.config_path(), text).expect("config");
+    }
 
     // Data on the primary before anything runs: a TOTP user and password
     // users that bypass the second factor (the authentication load).
@@ -449,4 +456,92 @@ fn kill_9_during_a_write_burst_loses_no_acknowledged_write() {
     });
     assert_eq!(user_names(&n2), names);
     drop(s1);
+}
+
+/// A lockout made on a replica is written through the primary, so it holds on
+/// every node; an unlock on any other node lifts it everywhere.
+#[test]
+fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
+    let cluster = Cluster::new(3);
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    let n3 = cluster.node(3, "replica");
+    let secret = n1.add_totp_user("lou", SEED_B32);
+    let _s1 = n1.start();
+    let s2 = n2.start();
+    let s3 = n3.start();
+    wait_user(&n2, "lou");
+    wait_user(&n3, "lou");
+
+    // Ten wrong codes on replica 2 ([limits] defaults: 10 in 10 minutes).
+    let wrong = common::wrong_code(&secret);
+    for i in 1..=10 {
+        let r = login(
+            &s2.addr_string(),
+            "lou",
+            &format!("{PASSWORD}{wrong}"),
+            None,
+        );
+        assert_eq!(
+            r.code.as_deref(),
+            Some("Access-Reject"),
+            "attempt {i}: {}",
+            r.output
+        );
+    }
+    assert!(s2.log().contains("otp_mismatch+locked_out"), "{}", s2.log());
+    // Written on the primary and replicated to replica 3.
+    for n in [&n1, &n3] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shown = n.radmfa(&["user", "show", "lou", "--json"]).json();
+            if shown["lock_reason"] == "too_many_failures" {
+                assert!(
+                    shown["locked_until"].as_u64() > Some(common::unix_now()),
+                    "{shown}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lock never reached the node: {shown}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Replica 3 refuses even the right code (not checked, so not consumed).
+    let code = common::totp_now(&secret);
+    assert!(!accepted(
+        &s3.addr_string(),
+        "lou",
+        &format!("{PASSWORD}{code}")
+    ));
+    assert!(s3.log().contains("reason=locked_out"), "{}", s3.log());
+
+    // Unlocked on replica 3 (forwarded to the primary): replica 2, which made
+    // the lock, accepts again.
+    let out = n3.radmfa(&["user", "unlock", "lou"]);
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("was locked: too_many_failures"),
+        "{}",
+        out.stdout
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = n2.radmfa(&["user", "show", "lou", "--json"]).json();
+        if shown["locked_until"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unlock never reached node 2: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(accepted(
+        &s2.addr_string(),
+        "lou",
+        &format!("{PASSWORD}{code}")
+    ));
 }

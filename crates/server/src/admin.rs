@@ -105,6 +105,23 @@ pub enum AdminRequest {
         /// Login name.
         name: String,
     },
+    /// Lifts a user's lockout (the lock in the record, and on the running
+    /// node its failure count and in-memory lock).
+    UserUnlock {
+        /// Login name.
+        name: String,
+    },
+    /// Writes a lockout into a user's record (`until` unix seconds, 0 =
+    /// unlocked, `u64::MAX` = until an admin unlocks). Sent by a node's
+    /// lockout, forwarded to the primary from a replica.
+    UserLock {
+        /// Login name.
+        name: String,
+        /// Locked until (unix seconds).
+        until: u64,
+        /// Why (`too_many_failures`, `fraud_reported`).
+        reason: String,
+    },
     /// Sets a user's password.
     UserPasswd {
         /// Login name.
@@ -419,6 +436,8 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "device_token": u.device_token,
         "pin_mode": if u.pin.is_some() { "pin" } else { "standard" },
         "pin_change_required": u.pin_change_required,
+        "locked_until": u.locked_until,
+        "lock_reason": u.lock_reason,
         "token": token.map(|t| json!({
             "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
             "algorithm": algorithm_name(t.algorithm),
@@ -604,6 +623,23 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::UserDelete { name } => {
             store.delete_user(&name)?;
             Ok(json!({"deleted": name}))
+        }
+        AdminRequest::UserUnlock { name } => {
+            let was = store
+                .get_user(&name)?
+                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+            crate::limits::persist_lock(store, &name, 0, "")?;
+            Ok(
+                json!({"name": name, "was_locked_until": was.locked_until, "was_lock_reason": was.lock_reason}),
+            )
+        }
+        AdminRequest::UserLock {
+            name,
+            until,
+            reason,
+        } => {
+            crate::limits::persist_lock(store, &name, until, &reason)?;
+            Ok(json!({"name": name, "locked_until": until, "lock_reason": reason}))
         }
         AdminRequest::UserPasswd { name, password } => {
             check_password(&password)?;

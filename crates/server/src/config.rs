@@ -82,6 +82,8 @@ pub struct FileConfig {
     portal: Option<Spanned<crate::portal::PortalSection>>,
     api: Option<Spanned<crate::api::config::ApiSection>>,
     radsec: Option<Spanned<crate::radsec::RadsecSection>>,
+    #[serde(default)]
+    limits: crate::limits::LimitsSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -920,6 +922,8 @@ pub struct RuntimeConfig {
     pub audit_retention_days: Option<u64>,
     /// The RADIUS/TLS listener, when configured.
     pub radsec: Option<crate::radsec::RadsecSettings>,
+    /// Rate limits and lockout (`[limits]`).
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl RuntimeConfig {
@@ -1533,6 +1537,7 @@ impl RuntimeConfig {
             Some(r) => Some(crate::radsec::validate(r, &policies, &locate)?),
             None => None,
         };
+        let limits = file.limits.validate(|s, reason| locate(at(s), reason))?;
 
         let data_dir = file.server.data_dir;
         let key_file = file
@@ -1594,6 +1599,7 @@ impl RuntimeConfig {
             api,
             audit_retention_days,
             radsec,
+            limits,
         })
     }
 
@@ -1726,6 +1732,32 @@ mod tests {
 
         let no_cert = "[cluster]\nlisten = \"127.0.0.1:4443\"\nca = \"ca.pem\"\n";
         assert!(RuntimeConfig::parse(no_cert, "c.toml").is_err());
+    }
+
+    #[test]
+    fn limits_section() {
+        let cfg = RuntimeConfig::parse("", "x.toml").expect("empty");
+        assert_eq!(cfg.limits, crate::limits::LimitSettings::default());
+        assert_eq!(cfg.limits.lockout_failures, 10);
+        let text =
+            "[limits]\nclient_rps = 0\nuser_per_minute = 5\nuser_burst = 2\nlockout_secs = 0\n";
+        let cfg = RuntimeConfig::parse(text, "l.toml").expect("parses");
+        assert_eq!(cfg.limits.client, None);
+        assert_eq!(cfg.limits.user.map(|r| r.burst.get()), Some(2));
+        assert_eq!(cfg.limits.lockout_secs, 0);
+
+        let err = RuntimeConfig::parse("[limits]\nuser_per_minute = 5\nuser_burst = 0\n", "l.toml")
+            .expect_err("burst 0");
+        assert_eq!(err.line, 3, "{err}");
+        assert!(err.reason.contains("user_burst"), "{err}");
+        let err =
+            RuntimeConfig::parse("[limits]\n\nmax_tracked_keys = 5\n", "l.toml").expect_err("cap");
+        assert_eq!(err.line, 3, "{err}");
+        let err = RuntimeConfig::parse("[limits]\nlockout_window_secs = 0\n", "l.toml")
+            .expect_err("window");
+        assert_eq!(err.line, 2, "{err}");
+        let err = RuntimeConfig::parse("[limits]\nclient_rsp = 5\n", "l.toml").expect_err("typo");
+        assert_eq!(err.line, 2, "{err}");
     }
 
     #[test]

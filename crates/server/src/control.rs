@@ -132,41 +132,52 @@ pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, Admi
     let forwardable = req.clone();
     match dispatch_local(node, req).await {
         Err(AdminError::Store(StoreError::ReadOnly(local))) => {
-            let Some(r) = node.replication() else {
-                return Err(AdminError::ReadOnly(local));
-            };
-            let primary = r.write_target().map_err(AdminError::ReadOnly)?;
-            if primary == node.config().node_id {
-                return Err(AdminError::ReadOnly(local));
-            }
-            let body =
-                serde_json::to_vec(&forwardable).map_err(|e| AdminError::Invalid(e.to_string()))?;
-            let answer = r
-                .forward_admin(primary, body)
-                .await
-                .map_err(AdminError::ReadOnly)?;
-            let v: Value = serde_json::from_slice(&answer)
-                .map_err(|e| AdminError::Invalid(format!("bad answer from the primary: {e}")))?;
-            if v["ok"] != Value::Bool(true) {
-                return Err(AdminError::Invalid(
-                    v["error"]
-                        .as_str()
-                        .unwrap_or("the primary refused the request")
-                        .to_string(),
-                ));
-            }
-            // Read your writes: wait (a little) until this replica has it.
-            if let Some(seq) = v["seq"].as_u64() {
-                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-                while r.status().last_seq < seq && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-            }
-            info!(primary, "admin write forwarded to the primary");
-            Ok(v["result"].clone())
+            forward_to_primary(node, &forwardable, local).await
         }
         other => other,
     }
+}
+
+/// Sends a write this replica's store refused (`local` says why) to the
+/// primary, and waits (a little) until this replica has applied it, so the
+/// caller reads its own write. Fails with [`AdminError::ReadOnly`] when
+/// there is no reachable primary.
+pub async fn forward_to_primary(
+    node: &Node,
+    req: &AdminRequest,
+    local: String,
+) -> Result<Value, AdminError> {
+    let Some(r) = node.replication() else {
+        return Err(AdminError::ReadOnly(local));
+    };
+    let primary = r.write_target().map_err(AdminError::ReadOnly)?;
+    if primary == node.config().node_id {
+        return Err(AdminError::ReadOnly(local));
+    }
+    let body = serde_json::to_vec(req).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let answer = r
+        .forward_admin(primary, body)
+        .await
+        .map_err(AdminError::ReadOnly)?;
+    let v: Value = serde_json::from_slice(&answer)
+        .map_err(|e| AdminError::Invalid(format!("bad answer from the primary: {e}")))?;
+    if v["ok"] != Value::Bool(true) {
+        return Err(AdminError::Invalid(
+            v["error"]
+                .as_str()
+                .unwrap_or("the primary refused the request")
+                .to_string(),
+        ));
+    }
+    // Read your writes: wait (a little) until this replica has it.
+    if let Some(seq) = v["seq"].as_u64() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while r.status().last_seq < seq && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    info!(primary, "admin write forwarded to the primary");
+    Ok(v["result"].clone())
 }
 
 /// Answers an admin request that replica `from_node` forwarded here: run
@@ -228,6 +239,11 @@ async fn dispatch_local(node: &Arc<Node>, req: AdminRequest) -> Result<Value, Ad
         }
         return res;
     }
+    if let AdminRequest::UserUnlock { name } = &req {
+        // The node's own state goes whatever the store says (a replica
+        // cannot write the record, but its in-memory lock is its own).
+        node.after_unlock(name);
+    }
     let touched = touched(&req);
     let op = format!("{req:?}");
     let node2 = node.clone();
@@ -272,6 +288,9 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::UserPin { name, .. }
         | AdminRequest::UserPinChange { name, .. } => Some((Some(name.clone()), false)),
         AdminRequest::UserDelete { name } => Some((Some(name.clone()), true)),
+        AdminRequest::UserUnlock { name } | AdminRequest::UserLock { name, .. } => {
+            Some((Some(name.clone()), false))
+        }
         AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
         AdminRequest::UserImport { .. } => Some((None, true)),
     }

@@ -60,6 +60,18 @@ counters! {
     radsec_rejected_certs,
     /// RadSec connections closed for malformed framing (bad Length, stream cut inside a packet).
     radsec_framing_errors,
+    /// Datagrams dropped: over the per-client rate limit.
+    rate_limited_client,
+    /// Datagrams dropped: over the per-source-IP rate limit.
+    rate_limited_source,
+    /// Access-Rejects `rate_limited`: over the per-user rate limit.
+    rate_limited_user,
+    /// Rate checks refused because a limiter table was full (fail closed).
+    rate_limit_tables_full,
+    /// Users locked (too many failed second factors, or a fraud report).
+    lockouts,
+    /// Access-Rejects `locked_out`: requests of locked users.
+    locked_rejects,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

@@ -14,6 +14,7 @@ pub mod credcache;
 pub mod dedup;
 pub mod dictionary;
 pub mod hot;
+pub mod limits;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
@@ -404,6 +405,7 @@ pub async fn run(
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
+    tasks.spawn(limits::prune_loop(node.clone(), shutdown.clone()));
     if let Some(listener) = control {
         tasks.spawn(control::serve(
             listener,

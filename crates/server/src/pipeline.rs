@@ -74,6 +74,8 @@ pub struct Node {
     directory: Option<radmfa_directory::Directory>,
     /// Store replication, when clustered (set once at start).
     replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
+    /// Rate limits and lockout.
+    limits: crate::limits::Limits,
 }
 
 impl std::fmt::Debug for Node {
@@ -215,6 +217,7 @@ impl Node {
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
+            limits: crate::limits::Limits::new(cfg.limits.clone(), counters.clone()),
             dedup: DuplicateCache::new(Duration::from_secs(cfg.duplicate_window_secs), 2_000_000),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
@@ -298,6 +301,7 @@ impl Node {
             if let Some(g) = &self.gateway {
                 m.extend(crate::counters::gateway_json(&g.metrics()));
             }
+            m.extend(self.limits.stats_json());
         }
         all
     }
@@ -328,6 +332,50 @@ impl Node {
             }
         } else if token_changed {
             self.hot.reset_all_otp();
+        }
+    }
+
+    /// Rate limits and lockout of this node.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// Called when an admin unlocks `user`: forgets the node's failure count
+    /// and in-memory lock, and the cached record.
+    pub fn after_unlock(&self, user: &str) {
+        self.limits.unlock(user);
+        self.after_admin_write(Some(user), false);
+    }
+
+    /// Writes a lockout into `name`'s record: here on the primary (or a
+    /// standalone node), through the primary on a replica. `Err` says why
+    /// it could not be written (the caller then keeps it in memory).
+    async fn persist_lock(
+        &self,
+        name: String,
+        until: u64,
+        why: &'static str,
+    ) -> Result<(), String> {
+        let (store, user) = (self.store.clone(), name.clone());
+        let local = tokio::task::spawn_blocking(move || {
+            crate::limits::persist_lock(&store, &user, until, why)
+        })
+        .await
+        .map_err(|e| format!("lock writer task failed: {e}"))?;
+        match local {
+            Ok(()) => Ok(()),
+            Err(radmfa_store::StoreError::ReadOnly(here)) => {
+                let req = crate::admin::AdminRequest::UserLock {
+                    name,
+                    until,
+                    reason: why.to_string(),
+                };
+                crate::control::forward_to_primary(self, &req, here)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -428,6 +476,10 @@ impl Node {
                 debug!(client = %client.name, %code, "dropped: not a request this server answers");
                 return None;
             }
+        }
+        // Per-client and per-source rate limits (limits.rs): dropped, counted.
+        if forwarded_by.is_none() && !self.limits.admit_datagram(&client.name, source.ip()) {
+            return None;
         }
         let packet = match Packet::decode(buf) {
             Ok(p) => p,
@@ -557,10 +609,30 @@ impl Node {
                     user = field::Empty,
                     outcome = field::Empty
                 );
-                let decision = {
+                let mut decision = {
                     let _e = span.enter();
                     self.access_request(client, packet).await
                 };
+                // Lockout bookkeeping (limits.rs); may turn the decision into a Reject.
+                let (d, now) = (&decision, self.clock.now_unix());
+                let (store, hot) = (&self.store, &self.hot);
+                if let Some(o) = self
+                    .limits
+                    .after_decision(
+                        store,
+                        hot,
+                        &d.user,
+                        d.code,
+                        &d.reason,
+                        &d.message,
+                        now,
+                        |name, until, why| self.persist_lock(name, until, why),
+                    )
+                    .await
+                {
+                    decision =
+                        Decision::reject(&decision.user, &decision.mode, &o.reason, &o.message);
+                }
                 self.finish(client, packet, source, &decision, &span)
             }
         };
@@ -667,6 +739,11 @@ impl Node {
                 )
             }
         };
+        // Lock and per-user rate limit (limits.rs), before any factor is checked.
+        let now = self.clock.now_unix();
+        if let Some(r) = self.limits.gate(&self.store, &self.hot, &name, now) {
+            return Decision::reject(&name, "", r.reason, r.message);
+        }
         let policy = self.cfg.policy(&client.policy);
         if policy.first_factor == FirstFactor::Radius
             && packet.attr(AttrType::USER_PASSWORD).is_none()

@@ -129,6 +129,14 @@ pub struct User {
     /// portal before using it (set with [`crate::Store::set_pin_required`]).
     #[serde(default)]
     pub pin_change_required: bool,
+    /// Locked out until this time, unix seconds: 0 = not locked, `u64::MAX`
+    /// = until an admin unlocks. Written by the server's lockout.
+    #[serde(default)]
+    pub locked_until: u64,
+    /// Why the user is locked (`too_many_failures`, `fraud_reported`);
+    /// empty when not locked.
+    #[serde(default)]
+    pub lock_reason: String,
     /// Creation time, unix seconds (set by the store).
     pub created: u64,
     /// Last change, unix seconds (set by the store).
@@ -152,6 +160,8 @@ impl User {
             source: String::new(),
             pin: None,
             pin_change_required: false,
+            locked_until: 0,
+            lock_reason: String::new(),
             created: 0,
             updated: 0,
         }
@@ -177,6 +187,8 @@ impl fmt::Debug for User {
             .field("source", &self.source)
             .field("pin", &self.pin)
             .field("pin_change_required", &self.pin_change_required)
+            .field("locked_until", &self.locked_until)
+            .field("lock_reason", &self.lock_reason)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()

@@ -237,6 +237,62 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
 
     header(
         &mut out,
+        "radmfa_rate_limited_total",
+        "counter",
+        "Requests over a rate limit, by scope (client and source: dropped; user: rejected).",
+    );
+    for scope in ["client", "source", "user"] {
+        let _ = writeln!(
+            out,
+            "radmfa_rate_limited_total{{scope=\"{scope}\"}} {}",
+            num(&format!("rate_limited_{scope}"))
+        );
+    }
+    for (metric, key, kind, help) in [
+        (
+            "radmfa_rate_limit_tables_full_total",
+            "rate_limit_tables_full",
+            "counter",
+            "Rate checks refused because a limiter table was full (fail closed).",
+        ),
+        (
+            "radmfa_lockouts_total",
+            "lockouts",
+            "counter",
+            "Users locked (too many failed second factors, or a fraud report).",
+        ),
+        (
+            "radmfa_locked_rejects_total",
+            "locked_rejects",
+            "counter",
+            "Access-Rejects sent because the user is locked.",
+        ),
+        (
+            "radmfa_locks_in_memory",
+            "limits_locks_in_memory",
+            "gauge",
+            "Locks held in this node's memory only (not yet, or not, written to the user record).",
+        ),
+    ] {
+        header(&mut out, metric, kind, help);
+        let _ = writeln!(out, "{metric} {}", num(key));
+    }
+    header(
+        &mut out,
+        "radmfa_limits_tracked",
+        "gauge",
+        "Keys held by the rate-limit and lockout tables, by table.",
+    );
+    for table in ["clients", "sources", "users", "failures"] {
+        let _ = writeln!(
+            out,
+            "radmfa_limits_tracked{{table=\"{table}\"}} {}",
+            num(&format!("limits_tracked_{table}"))
+        );
+    }
+
+    header(
+        &mut out,
         "radmfa_peer_events_total",
         "counter",
         "Peer-link counters (challenge forwarding), by name.",

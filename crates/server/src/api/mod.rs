@@ -408,6 +408,17 @@ async fn user_disable(
     set_enabled(st, headers, path(name)?, false).await
 }
 
+async fn user_unlock(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let name = path(name)?;
+    let req = AdminRequest::UserUnlock { name: name.clone() };
+    ok(write(&st, &caller, "user_unlock", &name, req).await?)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
@@ -922,6 +933,7 @@ fn routes() -> Routes {
     .add("delete", "/api/v1/users/{name}", user_delete)
     .add("post", "/api/v1/users/{name}/enable", user_enable)
     .add("post", "/api/v1/users/{name}/disable", user_disable)
+    .add("post", "/api/v1/users/{name}/unlock", user_unlock)
     .add("put", "/api/v1/users/{name}/password", user_password)
     .add("put", "/api/v1/users/{name}/pin", user_pin_set)
     .add("delete", "/api/v1/users/{name}/pin", user_pin_clear)

@@ -1,0 +1,881 @@
+//! Rate limits and lockout (DESIGN.md §4 step 2).
+//!
+//! * Per RADIUS client and per source IP (requests per second + burst, every
+//!   authentic datagram counts): over the limit the datagram is dropped
+//!   silently and counted; the NAS retransmits later (RFC 2865 behaviour, no
+//!   Reject that would end the user's attempt).
+//! * Per user name (Access-Requests per minute + burst): over the limit the
+//!   request gets an Access-Reject with audit reason `rate_limited`.
+//! * Lockout: after `lockout_failures` failed second factors (wrong TOTP/HOTP
+//!   or SMS code, wrong PIN, push/call denied) within `lockout_window_secs`
+//!   the user is locked for `lockout_secs` (0: until an admin unlocks); a
+//!   fraud report locks until an admin unlocks. A locked user's requests are
+//!   rejected with reason `locked_out` before any factor is checked. Failure
+//!   counts live in memory on each node; the lock itself is written to the
+//!   user record ([`persist_lock`]) so it survives a restart and replicates.
+//!
+//! Memory stays bounded whatever the number of distinct keys: every table
+//! holds at most `max_tracked_keys` entries. Keyed limiters are pruned
+//! periodically ([`prune_loop`]) and when full. A limiter table that is still
+//! full after pruning (only possible when more than `max_tracked_keys`
+//! distinct clients, sources or user names were active within the last few
+//! seconds, i.e. under a flood) **fails closed**: every check on that table
+//! is limited until entries age out, and `rate_limit_tables_full` counts it.
+//! The failure table evicts the user whose failure window began earliest;
+//! the table of locks evicts the lock that ends soonest (a persisted lock is
+//! still in the user record).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use radmfa_radius::Code;
+use radmfa_store::{Store, StoreError};
+use serde::Deserialize;
+use toml::Spanned;
+use tracing::{debug, warn};
+
+use crate::config::ConfigError;
+use crate::counters::{bump, Counters};
+use crate::hot::HotState;
+
+/// `locked_until` of a lock that lasts until an admin unlocks the user.
+pub const LOCKED_UNTIL_ADMIN: u64 = u64::MAX;
+/// `lock_reason` after too many failed second factors.
+pub const REASON_FAILURES: &str = "too_many_failures";
+/// `lock_reason` after the user reported a sign-in as fraud.
+pub const REASON_FRAUD: &str = "fraud_reported";
+
+const MSG_RATE_LIMITED: &str = "Too many sign-in attempts. Wait a minute, then try again.";
+const MSG_LOCKED_TIMED: &str = "Your account is locked after too many failed sign-in attempts. Try again later or contact your help desk.";
+const MSG_LOCKED_ADMIN: &str = "Your account is locked. Contact your help desk to unlock it.";
+const MSG_LOCKED_FRAUD: &str =
+    "Your account is locked because a sign-in was reported as not yours. Contact your help desk.";
+
+/// Shards of the failure table.
+const SHARDS: usize = 16;
+/// A full limiter table is pruned inline at most this often.
+const INLINE_PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// How often [`prune_loop`] prunes every table.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------------ config
+
+/// The `[limits]` section as written (every key optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    #[serde(default = "default_client_rps")]
+    client_rps: Spanned<u32>,
+    #[serde(default = "default_client_burst")]
+    client_burst: Spanned<u32>,
+    #[serde(default = "default_source_rps")]
+    source_rps: Spanned<u32>,
+    #[serde(default = "default_source_burst")]
+    source_burst: Spanned<u32>,
+    #[serde(default = "default_user_per_minute")]
+    user_per_minute: Spanned<u32>,
+    #[serde(default = "default_user_burst")]
+    user_burst: Spanned<u32>,
+    #[serde(default = "default_max_tracked_keys")]
+    max_tracked_keys: Spanned<usize>,
+    #[serde(default = "default_lockout_failures")]
+    lockout_failures: Spanned<u32>,
+    #[serde(default = "default_lockout_window_secs")]
+    lockout_window_secs: Spanned<u64>,
+    #[serde(default = "default_lockout_secs")]
+    lockout_secs: Spanned<u64>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            client_rps: default_client_rps(),
+            client_burst: default_client_burst(),
+            source_rps: default_source_rps(),
+            source_burst: default_source_burst(),
+            user_per_minute: default_user_per_minute(),
+            user_burst: default_user_burst(),
+            max_tracked_keys: default_max_tracked_keys(),
+            lockout_failures: default_lockout_failures(),
+            lockout_window_secs: default_lockout_window_secs(),
+            lockout_secs: default_lockout_secs(),
+        }
+    }
+}
+
+fn default_client_rps() -> Spanned<u32> {
+    Spanned::new(0..0, 2000)
+}
+fn default_client_burst() -> Spanned<u32> {
+    Spanned::new(0..0, 4000)
+}
+fn default_source_rps() -> Spanned<u32> {
+    Spanned::new(0..0, 1000)
+}
+fn default_source_burst() -> Spanned<u32> {
+    Spanned::new(0..0, 2000)
+}
+fn default_user_per_minute() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+fn default_user_burst() -> Spanned<u32> {
+    Spanned::new(0..0, 15)
+}
+fn default_max_tracked_keys() -> Spanned<usize> {
+    Spanned::new(0..0, 100_000)
+}
+fn default_lockout_failures() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
+}
+fn default_lockout_window_secs() -> Spanned<u64> {
+    Spanned::new(0..0, 600)
+}
+fn default_lockout_secs() -> Spanned<u64> {
+    Spanned::new(0..0, 1800)
+}
+
+/// A rate and its burst; `None` where the limit is off (rate 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per period (second or minute).
+    pub per_period: NonZeroU32,
+    /// Requests allowed at once after a quiet period.
+    pub burst: NonZeroU32,
+}
+
+/// Validated `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Per RADIUS client, per second.
+    pub client: Option<Rate>,
+    /// Per source IP, per second.
+    pub source: Option<Rate>,
+    /// Per user name, per minute.
+    pub user: Option<Rate>,
+    /// Bound on the entries of each table.
+    pub max_tracked_keys: usize,
+    /// Failed second factors that lock a user (0: lockout off; a fraud
+    /// report still locks).
+    pub lockout_failures: u32,
+    /// Window in which the failures are counted.
+    pub lockout_window_secs: u64,
+    /// How long a lock lasts (0: until an admin unlocks).
+    pub lockout_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitsSection::default()
+            .validate(|_, reason| ConfigError {
+                origin: String::new(),
+                line: 0,
+                column: 0,
+                reason,
+            })
+            .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"))
+    }
+}
+
+impl LimitsSection {
+    /// Checks the values; `locate(span, reason)` builds the error for the
+    /// key at `span`.
+    pub fn validate(
+        &self,
+        locate: impl Fn(&Range<usize>, String) -> ConfigError,
+    ) -> Result<LimitSettings, ConfigError> {
+        let rate = |name: &str,
+                    rate: &Spanned<u32>,
+                    burst_name: &str,
+                    burst: &Spanned<u32>,
+                    max: u32|
+         -> Result<Option<Rate>, ConfigError> {
+            let r = *rate.get_ref();
+            if r > max {
+                return Err(locate(
+                    &rate.span(),
+                    format!("limits.{name} must be between 0 (off) and {max}, not {r}"),
+                ));
+            }
+            let b = *burst.get_ref();
+            if b > max.saturating_mul(10) {
+                return Err(locate(
+                    &burst.span(),
+                    format!(
+                        "limits.{burst_name} must be at most {}, not {b}",
+                        max.saturating_mul(10)
+                    ),
+                ));
+            }
+            let Some(per_period) = NonZeroU32::new(r) else {
+                return Ok(None);
+            };
+            let burst = NonZeroU32::new(b).ok_or_else(|| {
+                locate(
+                    &burst.span(),
+                    format!("limits.{burst_name} must be at least 1 while {name} is not 0"),
+                )
+            })?;
+            Ok(Some(Rate { per_period, burst }))
+        };
+        let client = rate(
+            "client_rps",
+            &self.client_rps,
+            "client_burst",
+            &self.client_burst,
+            1_000_000,
+        )?;
+        let source = rate(
+            "source_rps",
+            &self.source_rps,
+            "source_burst",
+            &self.source_burst,
+            1_000_000,
+        )?;
+        let user = rate(
+            "user_per_minute",
+            &self.user_per_minute,
+            "user_burst",
+            &self.user_burst,
+            100_000,
+        )?;
+        let keys = *self.max_tracked_keys.get_ref();
+        if !(1000..=100_000_000).contains(&keys) {
+            return Err(locate(
+                &self.max_tracked_keys.span(),
+                format!("limits.max_tracked_keys must be between 1000 and 100000000, not {keys}"),
+            ));
+        }
+        let failures = *self.lockout_failures.get_ref();
+        if failures > 1000 {
+            return Err(locate(
+                &self.lockout_failures.span(),
+                format!("limits.lockout_failures must be between 0 (off) and 1000, not {failures}"),
+            ));
+        }
+        let window = *self.lockout_window_secs.get_ref();
+        if !(1..=7 * 86_400).contains(&window) {
+            return Err(locate(
+                &self.lockout_window_secs.span(),
+                format!("limits.lockout_window_secs must be between 1 and 604800 (7 days), not {window}"),
+            ));
+        }
+        let lock = *self.lockout_secs.get_ref();
+        if lock > 366 * 86_400 {
+            return Err(locate(
+                &self.lockout_secs.span(),
+                format!("limits.lockout_secs must be between 0 (until an admin unlocks) and 31622400 (366 days), not {lock}"),
+            ));
+        }
+        Ok(LimitSettings {
+            client,
+            source,
+            user,
+            max_tracked_keys: keys,
+            lockout_failures: failures,
+            lockout_window_secs: window,
+            lockout_secs: lock,
+        })
+    }
+}
+
+// ------------------------------------------------------------ keyed limit
+
+/// What a keyed limiter says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Within the limit.
+    Allowed,
+    /// Over this key's limit.
+    Limited,
+    /// The table is full of recently active keys: limited (fail closed).
+    Saturated,
+}
+
+/// A governor keyed limiter whose table holds at most `cap` keys (plus, at
+/// worst, one per thread checking at the same instant).
+pub struct KeyedLimit<K: Hash + Eq + Clone, C: Clock + Clone = DefaultClock> {
+    limiter: RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    start: C::Instant,
+    cap: usize,
+    /// Nanoseconds after `start` of the last inline prune.
+    last_prune: AtomicU64,
+}
+
+impl<K: Hash + Eq + Clone, C: Clock + Clone> std::fmt::Debug for KeyedLimit<K, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedLimit")
+            .field("tracked", &self.limiter.len())
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimit<K> {
+    /// A limiter on the system's monotonic clock.
+    pub fn new(quota: Quota, cap: usize) -> Self {
+        Self::with_clock(quota, cap, DefaultClock::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimit<K, C> {
+    /// A limiter on `clock` (a fake one in tests).
+    pub fn with_clock(quota: Quota, cap: usize, clock: C) -> Self {
+        KeyedLimit {
+            limiter: RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            start: clock.now(),
+            clock,
+            cap: cap.max(1),
+            last_prune: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one request for `key`.
+    pub fn check(&self, key: &K) -> Check {
+        if self.limiter.len() >= self.cap {
+            self.prune_throttled();
+            if self.limiter.len() >= self.cap {
+                return Check::Saturated;
+            }
+        }
+        match self.limiter.check_key(key) {
+            Ok(()) => Check::Allowed,
+            Err(_) => Check::Limited,
+        }
+    }
+
+    /// Forgets keys whose state is the same as a fresh key's, and returns
+    /// the memory.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Keys tracked now.
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// True when no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.limiter.is_empty()
+    }
+
+    /// [`KeyedLimit::prune`], at most once per [`INLINE_PRUNE_EVERY`]: a
+    /// full table under a flood must not be scanned on every request.
+    fn prune_throttled(&self) {
+        let now = self.clock.now().duration_since(self.start).as_u64();
+        let last = self.last_prune.load(Ordering::Relaxed);
+        let every = u64::try_from(INLINE_PRUNE_EVERY.as_nanos()).unwrap_or(u64::MAX);
+        if (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last_prune
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Full tables are rare: do the whole job, memory back included.
+            self.prune();
+        }
+    }
+}
+
+// ------------------------------------------------------------- the limits
+
+/// A lock held in this node's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lock {
+    /// Unix seconds ([`LOCKED_UNTIL_ADMIN`]: until an admin unlocks).
+    until: u64,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    /// Unix seconds of the first failure of the current window.
+    since: u64,
+}
+
+/// Why a request is refused before any factor is checked (audit reason and
+/// Reply-Message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Audit reason: `rate_limited` or `locked_out`.
+    pub reason: &'static str,
+    /// Reply-Message for the user.
+    pub message: &'static str,
+}
+
+/// A decision replaced after the fact: the Reject to send instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// Audit reason.
+    pub reason: String,
+    /// Reply-Message.
+    pub message: String,
+}
+
+/// How an Access-Request's outcome counts towards lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A failed second factor.
+    Failure,
+    /// The user reported fraud.
+    Fraud,
+    /// Accepted.
+    Success,
+    /// Anything else (wrong password, gateway down, replayed code...).
+    Other,
+}
+
+/// Audit reasons that are a failed second factor.
+const FAILURE_REASONS: &[&str] = &[
+    "otp_mismatch",
+    "otp_malformed",
+    "sms_code_wrong",
+    "sms_code_wrong_retry",
+    "wrong_pin",
+    "denied_by_user",
+    "denied_or_wrong_pin",
+];
+
+fn classify(code: Code, reason: &str) -> Outcome {
+    if code == Code::ACCESS_ACCEPT {
+        Outcome::Success
+    } else if reason == "fraud_reported" {
+        Outcome::Fraud
+    } else if FAILURE_REASONS.contains(&reason) {
+        Outcome::Failure
+    } else {
+        Outcome::Other
+    }
+}
+
+/// The rate limiters, failure counts and in-memory locks of one node.
+pub struct Limits {
+    settings: LimitSettings,
+    counters: Arc<Counters>,
+    client: Option<KeyedLimit<String>>,
+    source: Option<KeyedLimit<IpAddr>>,
+    user: Option<KeyedLimit<String>>,
+    failures: Vec<Mutex<HashMap<String, Failures>>>,
+    locks: Mutex<HashMap<String, Lock>>,
+    /// `locks.len()`, read without the mutex on every request.
+    lock_count: AtomicUsize,
+    /// Whether "a lock is kept in memory only" was logged already.
+    warned_unpersisted: AtomicBool,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn shard_of(name: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    // Keyed with a fixed hasher: shards only spread the mutexes; each
+    // shard's HashMap has its own random keys against hash flooding.
+    (BuildHasherDefault::<DefaultHasher>::default().hash_one(name) as usize) % SHARDS
+}
+
+impl Limits {
+    /// Limits as configured; `counters` receives the decisions.
+    pub fn new(settings: LimitSettings, counters: Arc<Counters>) -> Limits {
+        let cap = settings.max_tracked_keys;
+        let per_second = |r: Rate| Quota::per_second(r.per_period).allow_burst(r.burst);
+        Limits {
+            client: settings.client.map(|r| KeyedLimit::new(per_second(r), cap)),
+            source: settings.source.map(|r| KeyedLimit::new(per_second(r), cap)),
+            user: settings.user.map(|r| {
+                KeyedLimit::new(Quota::per_minute(r.per_period).allow_burst(r.burst), cap)
+            }),
+            failures: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            locks: Mutex::new(HashMap::new()),
+            lock_count: AtomicUsize::new(0),
+            warned_unpersisted: AtomicBool::new(false),
+            settings,
+            counters,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    /// Per-client and per-source limits for one authentic datagram: false
+    /// means drop it silently (counted).
+    pub fn admit_datagram(&self, client: &String, source: IpAddr) -> bool {
+        if let Some(l) = &self.client {
+            let c = l.check(client);
+            if c != Check::Allowed {
+                self.count_limited(c, &self.counters.rate_limited_client);
+                debug!(client = %client, %source, "dropped: over the per-client rate limit");
+                return false;
+            }
+        }
+        if let Some(l) = &self.source {
+            let c = l.check(&source);
+            if c != Check::Allowed {
+                self.count_limited(c, &self.counters.rate_limited_source);
+                debug!(client = %client, %source, "dropped: over the per-source rate limit");
+                return false;
+            }
+        }
+        true
+    }
+
+    fn count_limited(&self, c: Check, counter: &AtomicU64) {
+        bump(counter);
+        if c == Check::Saturated {
+            bump(&self.counters.rate_limit_tables_full);
+        }
+    }
+
+    /// The check at the start of an Access-Request for `name`, before any
+    /// factor: a lock (in memory or in the user record), then the per-user
+    /// rate. `Some` is the Reject to send.
+    pub fn gate(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<Refusal> {
+        if let Some(reason) = self.locked(store, hot, name, now) {
+            bump(&self.counters.locked_rejects);
+            return Some(Refusal {
+                reason: "locked_out",
+                message: reason,
+            });
+        }
+        if let Some(l) = &self.user {
+            let c = l.check(&name.to_string());
+            if c != Check::Allowed {
+                self.count_limited(c, &self.counters.rate_limited_user);
+                return Some(Refusal {
+                    reason: "rate_limited",
+                    message: MSG_RATE_LIMITED,
+                });
+            }
+        }
+        None
+    }
+
+    /// The message for `name`'s lock when they are locked at `now`.
+    fn locked(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<&'static str> {
+        if self.lock_count.load(Ordering::Relaxed) > 0 {
+            if let Some(l) = lock(&self.locks).get(name) {
+                if l.until > now {
+                    return Some(lock_message(l.until, l.reason));
+                }
+            }
+        }
+        match hot.user(store, name) {
+            Ok(Some(c)) if c.user.locked_until > now => {
+                Some(lock_message(c.user.locked_until, &c.user.lock_reason))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                // The factor checks that follow read the same record and
+                // answer the store error themselves.
+                debug!(error = %e, "store read failed while checking the lock");
+                None
+            }
+        }
+    }
+
+    /// Looks at the decision made for an Access-Request: counts a failed
+    /// second factor (locking the user at the limit), locks on a fraud
+    /// report, resets the count on an Accept. `Some` replaces the decision
+    /// with a Reject: the one that started a lock (its reason followed by
+    /// `+locked_out`), or `locked_out` for anything but a Reject to a user
+    /// who is locked (a lock set meanwhile, or a name form the early check
+    /// did not know, e.g. `DOMAIN\user` with a directory first factor).
+    ///
+    /// `persist` writes a lock into the user record (`(user, until,
+    /// reason)`): on the primary directly, on a replica through the
+    /// primary. While it runs, and if it fails, the lock is held in this
+    /// node's memory; once written, the replicated record is what every
+    /// node checks, so an admin unlock on any node lifts it everywhere.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn after_decision<F, Fut>(
+        &self,
+        store: &Store,
+        hot: &HotState,
+        user: &str,
+        code: Code,
+        reason: &str,
+        message: &str,
+        now: u64,
+        persist: F,
+    ) -> Option<Override>
+    where
+        F: FnOnce(String, u64, &'static str) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        if user.is_empty() {
+            return None;
+        }
+        if code != Code::ACCESS_REJECT {
+            if let Some(msg) = self.locked(store, hot, user, now) {
+                bump(&self.counters.locked_rejects);
+                return Some(Override {
+                    reason: "locked_out".into(),
+                    message: msg.into(),
+                });
+            }
+        }
+        let started = match classify(code, reason) {
+            Outcome::Success => {
+                self.reset_failures(user);
+                return None;
+            }
+            Outcome::Other => return None,
+            Outcome::Fraud => Lock {
+                until: LOCKED_UNTIL_ADMIN,
+                reason: REASON_FRAUD,
+            },
+            Outcome::Failure => {
+                if self.settings.lockout_failures == 0
+                    || self.record_failure(user, now) < self.settings.lockout_failures
+                {
+                    return None;
+                }
+                self.reset_failures(user);
+                Lock {
+                    until: match self.settings.lockout_secs {
+                        0 => LOCKED_UNTIL_ADMIN,
+                        s => now.saturating_add(s),
+                    },
+                    reason: REASON_FAILURES,
+                }
+            }
+        };
+        bump(&self.counters.lockouts);
+        warn!(
+            user,
+            reason = started.reason,
+            until = started.until,
+            "user locked"
+        );
+        self.hold_lock(user, started.clone(), now);
+        match persist(user.to_string(), started.until, started.reason).await {
+            Ok(()) => {
+                self.drop_held_lock(user);
+                hot.forget_user(user);
+            }
+            Err(why) => {
+                if !self.warned_unpersisted.swap(true, Ordering::Relaxed) {
+                    warn!(reason = %why, "a lock could not be written to the user record (primary unreachable?): it is kept in this node's memory only (logged once)");
+                }
+            }
+        }
+        let message = if message.is_empty() {
+            lock_message(started.until, started.reason).to_string()
+        } else {
+            format!("{message} {}", lock_message(started.until, started.reason))
+        };
+        Some(Override {
+            reason: format!("{reason}+locked_out"),
+            message,
+        })
+    }
+
+    /// Counts one failure for `name`; returns the count in the window.
+    fn record_failure(&self, name: &str, now: u64) -> u32 {
+        let window = self.settings.lockout_window_secs;
+        let per_shard = (self.settings.max_tracked_keys / SHARDS).max(1);
+        let mut map = lock(&self.failures[shard_of(name)]);
+        if let Some(f) = map.get_mut(name) {
+            if now.saturating_sub(f.since) < window {
+                f.count = f.count.saturating_add(1);
+            } else {
+                *f = Failures {
+                    count: 1,
+                    since: now,
+                };
+            }
+            return f.count;
+        }
+        if map.len() >= per_shard {
+            map.retain(|_, f| now.saturating_sub(f.since) < window);
+            if map.len() >= per_shard {
+                // Full of live windows (a flood of failures for many users):
+                // the windows that began earliest make room, an eighth of
+                // the shard at once so a flood does not scan it per failure.
+                let mut starts: Vec<u64> = map.values().map(|f| f.since).collect();
+                let nth = starts.len() / 8;
+                let (_, cutoff, _) = starts.select_nth_unstable(nth);
+                let cutoff = *cutoff;
+                // Exactly nth + 1 go, ties at the cutoff included.
+                let below = starts.iter().filter(|s| **s < cutoff).count();
+                let mut ties = (nth + 1).saturating_sub(below);
+                map.retain(|_, f| {
+                    if f.since < cutoff {
+                        false
+                    } else if f.since == cutoff && ties > 0 {
+                        ties -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        map.insert(
+            name.to_string(),
+            Failures {
+                count: 1,
+                since: now,
+            },
+        );
+        1
+    }
+
+    fn reset_failures(&self, name: &str) {
+        lock(&self.failures[shard_of(name)]).remove(name);
+    }
+
+    /// Keeps a lock in memory (bounded: when full, expired locks go, then
+    /// the one ending soonest).
+    fn hold_lock(&self, name: &str, l: Lock, now: u64) {
+        let mut map = lock(&self.locks);
+        if !map.contains_key(name) && map.len() >= self.settings.max_tracked_keys {
+            map.retain(|_, l| l.until > now);
+            if map.len() >= self.settings.max_tracked_keys {
+                if let Some(soonest) = map
+                    .iter()
+                    .min_by_key(|(_, l)| l.until)
+                    .map(|(k, _)| k.clone())
+                {
+                    map.remove(&soonest);
+                }
+            }
+        }
+        map.insert(name.to_string(), l);
+        self.lock_count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Forgets `name`'s failure count and in-memory lock (an admin unlocked
+    /// the user; the record is cleared by the admin request itself).
+    pub fn unlock(&self, name: &str) {
+        self.reset_failures(name);
+        self.drop_held_lock(name);
+    }
+
+    /// Forgets `name`'s in-memory lock (written to the record, or lifted).
+    fn drop_held_lock(&self, name: &str) {
+        let mut map = lock(&self.locks);
+        map.remove(name);
+        self.lock_count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Failed second factors counted for `name` in the current window.
+    pub fn failures_of(&self, name: &str, now: u64) -> u32 {
+        lock(&self.failures[shard_of(name)])
+            .get(name)
+            .filter(|f| now.saturating_sub(f.since) < self.settings.lockout_window_secs)
+            .map_or(0, |f| f.count)
+    }
+
+    /// Drops stale entries from every table and returns their memory.
+    pub fn prune(&self, now: u64) {
+        for l in [&self.client, &self.user].into_iter().flatten() {
+            l.prune();
+        }
+        if let Some(l) = &self.source {
+            l.prune();
+        }
+        let window = self.settings.lockout_window_secs;
+        for shard in &self.failures {
+            let mut map = lock(shard);
+            map.retain(|_, f| now.saturating_sub(f.since) < window);
+            map.shrink_to_fit();
+        }
+        let mut map = lock(&self.locks);
+        map.retain(|_, l| l.until > now);
+        map.shrink_to_fit();
+        self.lock_count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Sizes of the tables (`radmfa stats`).
+    pub fn stats_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        let n = |l: Option<usize>| serde_json::Value::from(l.unwrap_or(0));
+        m.insert(
+            "limits_tracked_clients".into(),
+            n(self.client.as_ref().map(KeyedLimit::len)),
+        );
+        m.insert(
+            "limits_tracked_sources".into(),
+            n(self.source.as_ref().map(KeyedLimit::len)),
+        );
+        m.insert(
+            "limits_tracked_users".into(),
+            n(self.user.as_ref().map(KeyedLimit::len)),
+        );
+        let failures: usize = self.failures.iter().map(|s| lock(s).len()).sum();
+        m.insert("limits_tracked_failures".into(), failures.into());
+        m.insert(
+            "limits_locks_in_memory".into(),
+            self.lock_count.load(Ordering::Relaxed).into(),
+        );
+        m
+    }
+}
+
+/// Writes a lock into the user record (the one place locks are written;
+/// [`crate::pipeline::Node`] routes it to the primary from a replica).
+pub fn persist_lock(store: &Store, name: &str, until: u64, reason: &str) -> Result<(), StoreError> {
+    store.update_user(name, |u| {
+        u.locked_until = until;
+        u.lock_reason = reason.to_string();
+    })
+}
+
+/// The Reply-Message for a lock.
+fn lock_message(until: u64, reason: &str) -> &'static str {
+    if reason == REASON_FRAUD {
+        MSG_LOCKED_FRAUD
+    } else if until == LOCKED_UNTIL_ADMIN {
+        MSG_LOCKED_ADMIN
+    } else {
+        MSG_LOCKED_TIMED
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Prunes the node's tables every [`PRUNE_EVERY`] until `shutdown`.
+pub async fn prune_loop(
+    node: Arc<crate::pipeline::Node>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => node.limits().prune(unix_now()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! Rate limits and lockout end to end (`[limits]`, crates/server/src/limits.rs):
+//! ten wrong TOTP codes lock a user, the right code is then refused with
+//! `locked_out` until `radmfa user unlock`; the lock survives a restart; the
+//! per-user limit rejects with `rate_limited`; the per-source limit drops
+//! datagrams (counted, no reply); a fraud report from the gateway simulator
+//! locks the user until an admin unlocks. All through radclient.
+
+mod common;
+
+use common::sim::{env_with_gateway, Sim};
+use common::{
+    auth_input, expect, login, radclient_opts, totp_now, wrong_code, ConfigOptions, Env, SECRET,
+};
+
+/// An environment whose config ends with `limits` (a `[limits]` section).
+fn env_with_limits(limits: &str) -> Env {
+    Env::with_options(ConfigOptions {
+        extra: limits.to_string(),
+        ..ConfigOptions::default()
+    })
+}
+
+/// The audit reasons of `user`, oldest first, once `n` records exist.
+fn reasons(env: &Env, user: &str, n: usize) -> Vec<String> {
+    env.wait_report_len(&["--user", user], n)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn message(r: &common::RadReply) -> String {
+    r.text("Reply-Message").unwrap_or_default()
+}
+
+#[test]
+fn ten_wrong_codes_lock_until_an_admin_unlocks() {
+    let env = Env::new();
+    let secret = env.add_totp_user("lou", common::TOTP_SECRETS[0]);
+    env.add_totp_user("other", common::TOTP_SECRETS[1]);
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let wrong = wrong_code(&secret);
+    for i in 1..=10 {
+        let r = login(&addr, "lou", &format!("correct-horse{wrong}"), None);
+        expect(&r, "Access-Reject");
+        assert_eq!(
+            message(&r).contains("locked"),
+            i == 10,
+            "attempt {i}: {}",
+            r.output
+        );
+    }
+    // The right code (not consumed: no code is checked for a locked user).
+    let r = login(
+        &addr,
+        "lou",
+        &format!("correct-horse{}", totp_now(&secret)),
+        None,
+    );
+    expect(&r, "Access-Reject");
+    assert!(message(&r).contains("locked"), "{}", r.output);
+    // A challenge login is refused before the password is checked.
+    let r = login(&addr, "lou", "correct-horse", None);
+    expect(&r, "Access-Reject");
+
+    let got = reasons(&env, "lou", 12);
+    assert_eq!(got[..9], vec!["otp_mismatch".to_string(); 9][..], "{got:?}");
+    assert_eq!(got[9], "otp_mismatch+locked_out", "{got:?}");
+    assert_eq!(got[10..], ["locked_out", "locked_out"], "{got:?}");
+    let shown = env.radmfa(&["user", "show", "lou", "--json"]).json();
+    assert_eq!(shown["lock_reason"], "too_many_failures", "{shown}");
+    let until = shown["locked_until"].as_u64().expect("locked_until");
+    assert!(until > common::unix_now() + 1700, "{shown}");
+    env.wait_counter("lockouts", 1);
+    env.wait_counter("locked_rejects", 2);
+    // Other users are not affected.
+    let other = common::decode_secret(common::TOTP_SECRETS[1]);
+    expect(
+        &login(
+            &addr,
+            "other",
+            &format!("correct-horse{}", totp_now(&other)),
+            None,
+        ),
+        "Access-Accept",
+    );
+
+    let out = env.radmfa(&["user", "unlock", "lou"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("unlocked user lou"), "{}", out.stdout);
+    let shown = env.radmfa(&["user", "show", "lou", "--json"]).json();
+    assert_eq!(shown["locked_until"], 0, "{shown}");
+    assert_eq!(shown["lock_reason"], "", "{shown}");
+    let r = login(
+        &addr,
+        "lou",
+        &format!("correct-horse{}", totp_now(&secret)),
+        None,
+    );
+    expect(&r, "Access-Accept");
+    // Counting starts afresh: one more wrong code does not lock again.
+    let r = login(&addr, "lou", &format!("correct-horse{wrong}"), None);
+    expect(&r, "Access-Reject");
+    assert!(!message(&r).contains("locked"), "{}", r.output);
+}
+
+#[test]
+fn lock_survives_a_restart() {
+    let env = env_with_limits("[limits]\nlockout_failures = 3\nlockout_secs = 0\n");
+    let secret = env.add_totp_user("rex", common::TOTP_SECRETS[2]);
+    let server = env.start();
+    let addr = server.addr_string();
+    let wrong = wrong_code(&secret);
+    for _ in 0..3 {
+        expect(
+            &login(&addr, "rex", &format!("correct-horse{wrong}"), None),
+            "Access-Reject",
+        );
+    }
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    // Offline, the record shows the lock (lockout_secs = 0: until unlocked).
+    let shown = env.radmfa(&["user", "show", "rex", "--json"]).json();
+    assert_eq!(shown["locked_until"], u64::MAX, "{shown}");
+
+    let server = env.start();
+    let addr = server.addr_string();
+    let r = login(
+        &addr,
+        "rex",
+        &format!("correct-horse{}", totp_now(&secret)),
+        None,
+    );
+    expect(&r, "Access-Reject");
+    let got = reasons(&env, "rex", 4);
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("locked_out"),
+        "{got:?}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    // Unlocked with the server stopped (straight into the store).
+    env.radmfa(&["user", "unlock", "rex"]).assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+    let r = login(
+        &addr,
+        "rex",
+        &format!("correct-horse{}", totp_now(&secret)),
+        None,
+    );
+    expect(&r, "Access-Accept");
+}
+
+#[test]
+fn per_user_rate_limit_rejects_with_rate_limited() {
+    let env = env_with_limits("[limits]\nuser_per_minute = 1\nuser_burst = 3\n");
+    env.add_totp_user("ria", common::TOTP_SECRETS[3]);
+    env.add_totp_user("sam", common::TOTP_SECRETS[0]);
+    let server = env.start();
+    let addr = server.addr_string();
+    for _ in 0..3 {
+        let r = login(&addr, "ria", "correct-horse", None);
+        expect(&r, "Access-Challenge");
+    }
+    let r = login(&addr, "ria", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(
+        message(&r).contains("Too many sign-in attempts"),
+        "{}",
+        r.output
+    );
+    let got = reasons(&env, "ria", 4);
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("rate_limited"),
+        "{got:?}"
+    );
+    env.wait_counter("rate_limited_user", 1);
+    // Another user has a budget of their own.
+    expect(
+        &login(&addr, "sam", "correct-horse", None),
+        "Access-Challenge",
+    );
+    assert_eq!(env.counter("lockouts"), 0);
+}
+
+#[test]
+fn per_source_limit_drops_without_reply() {
+    let env = env_with_limits("[limits]\nsource_rps = 1\nsource_burst = 2\n");
+    env.add_user("tom", "correct-horse");
+    let server = env.start();
+    let addr = server.addr_string();
+    // Eight requests at once from 127.0.0.1: the burst (2) plus at most one
+    // per second get answers, the rest are dropped.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                radclient_opts(&addr, "auth", SECRET, &auth_input("tom", "wrong-pw"), 2)
+            })
+        })
+        .collect();
+    let replies: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("radclient thread"))
+        .collect();
+    let unanswered = replies.iter().filter(|r| r.code.is_none()).count();
+    let answered: Vec<_> = replies.iter().filter(|r| r.code.is_some()).collect();
+    assert!(unanswered >= 1, "nothing was dropped: {replies:#?}");
+    assert!(
+        !answered.is_empty(),
+        "the burst must be answered: {replies:#?}"
+    );
+    for r in &answered {
+        expect(r, "Access-Reject");
+    }
+    let dropped = env.counter("rate_limited_source");
+    assert!(
+        dropped >= unanswered as u64,
+        "{dropped} counted, {unanswered} unanswered"
+    );
+    assert_eq!(env.counter("rate_limited_client"), 0);
+    // Dropped datagrams leave no audit record.
+    assert_eq!(env.report(&["--user", "tom"]).len(), answered.len());
+}
+
+#[test]
+fn fraud_report_locks_until_an_admin_unlocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    let phone = "+15550107001";
+    env.radmfa_stdin(
+        &[
+            "user",
+            "add",
+            "fay",
+            "--password-stdin",
+            "--method",
+            "call",
+            "--phone",
+            phone,
+        ],
+        Some("correct-horse\n"),
+    )
+    .assert_ok();
+    sim.rule(phone, "fraud");
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let r = login(&addr, "fay", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(message(&r).contains("not yours"), "{}", r.output);
+    assert_eq!(sim.verifications(phone), 1);
+    let shown = env.radmfa(&["user", "show", "fay", "--json"]).json();
+    assert_eq!(shown["lock_reason"], "fraud_reported", "{shown}");
+    assert_eq!(shown["locked_until"], u64::MAX, "{shown}");
+
+    // Locked: no call is placed even though the phone would approve now.
+    sim.rule(phone, "approve");
+    let r = login(&addr, "fay", "correct-horse", None);
+    expect(&r, "Access-Reject");
+    assert!(message(&r).contains("locked"), "{}", r.output);
+    assert_eq!(sim.verifications(phone), 1, "no call for a locked user");
+    let got = reasons(&env, "fay", 2);
+    assert_eq!(got, ["fraud_reported+locked_out", "locked_out"], "{got:?}");
+    env.wait_counter("lockouts", 1);
+
+    env.radmfa(&["user", "unlock", "fay"]).assert_ok();
+    expect(&login(&addr, "fay", "correct-horse", None), "Access-Accept");
+    assert_eq!(sim.verifications(phone), 2);
+}
