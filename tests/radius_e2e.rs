@@ -634,14 +634,9 @@ fn accounting_request_answered() {
     let reply = req.send().reply();
     assert_eq!(code_name(&reply), "Accounting-Response", "{reply:#}");
     assert_eq!(reply["response_authenticator_valid"], true, "{reply:#}");
-    if py_attr(&reply, 80).is_some() {
-        // as FreeRADIUS and pyrad compute it: over the Accounting-Response
-        // with 16 zero octets in place of the authenticator
-        assert_eq!(
-            reply["message_authenticator_valid"], true,
-            "Message-Authenticator of the Accounting-Response does not verify: {reply:#}"
-        );
-    }
+    // No Message-Authenticator in an Accounting-Response: clients disagree
+    // on what it would cover (see crates/radius/src/auth.rs).
+    assert!(py_attr(&reply, 80).is_none(), "{reply:#}");
     assert_eq!(reply["pyrad_verify_reply"], true, "{reply:#}");
     env.wait_counter("accounting_responses", 2);
 
