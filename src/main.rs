@@ -1008,6 +1008,9 @@ fn print_status(v: &serde_json::Value) {
         println!("primary         {}", s("primary"));
         println!("unreachable     {}", s("primary_unreachable_since"));
         println!("synced          {}", s("synced"));
+        if v["installing_snapshot"] == true {
+            println!("installing      a snapshot from the primary");
+        }
     }
     if let Some(rs) = v["replicas"].as_array().filter(|r| !r.is_empty()) {
         println!("replicas:");

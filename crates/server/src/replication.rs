@@ -110,13 +110,14 @@ impl Replication {
     ) -> std::io::Result<Arc<Replication>> {
         let (role, epoch) = store.repl_state();
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
-        // A snapshot of a million users takes seconds to build, send and
-        // install; re-sending it every 10 s (the machine's default) to a
-        // replica that is still installing the first one only piles up
-        // copies. A lost snapshot is re-sent after a minute.
+        // Snapshots go in parts of about 2 MiB, each asked for by the
+        // replica as it installs the one before: neither side holds more
+        // than a part, and a replica that stops asking for 5 s (its first
+        // part was lost) gets a new snapshot when it pulls again.
         let timing = Timing {
-            snapshot_retry_ms: 60_000,
+            snapshot_retry_ms: 5_000,
             dead_after_ms: 5_000,
+            snapshot_part_bytes: 2 << 20,
             ..Timing::default()
         };
         let machine = Machine::with_timing(id, peer_ids.clone(), role, epoch, timing);
@@ -341,6 +342,7 @@ impl Replication {
             "primary": primary,
             "primary_unreachable_since": st.primary_unreachable_since.map(|t| self.wall_clock(t)),
             "synced": st.synced,
+            "installing_snapshot": st.installing,
             "replicas": replicas,
             "last_error": st.last_error,
         })
@@ -517,7 +519,21 @@ impl Driver {
     fn handle(&mut self, ev: Event) {
         let now = ms(self.origin);
         let mut log = self.store.repl_log();
+        let was_installing = self.machine.status().installing;
         let actions = self.machine.handle(now, ev, &mut log);
+        let st = self.machine.status();
+        if st.installing != was_installing {
+            if st.installing {
+                info!("installing a snapshot from the primary (in parts)");
+            } else {
+                info!(
+                    seq = st.last_seq,
+                    epoch = st.last_epoch,
+                    users = self.store.user_count(),
+                    "snapshot install ended"
+                );
+            }
+        }
         for a in actions {
             match a {
                 Action::Persist { role, epoch } => {

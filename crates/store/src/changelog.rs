@@ -21,10 +21,9 @@
 //!   unflushed tail must not have shipped it, or it would later write other
 //!   entries under the same `(seq, epoch)`.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use crate::repl::{ApplyError, Change, Entry, Op, ReplLog, Snapshot, Trimmed};
+use crate::repl::{ApplyError, Change, Cursor, Entry, Op, ReplLog, Snapshot, Trimmed};
 use crate::store::{
     decode_u64, AdminTree, ReplState, META_REPL_INSTALLING, META_REPL_LAST_EPOCH,
     META_REPL_LAST_SEQ, META_USER_COUNT,
@@ -218,26 +217,17 @@ impl Store {
         Ok(Snapshot {
             seq: st.last_seq,
             epoch: st.last_epoch,
+            after: None,
             entries,
+            next: None,
         })
     }
 
     /// Replaces the replicated trees by `entries` and the log position by
-    /// `(seq, epoch)`, discarding the changelog. The caller holds the write
-    /// lock and has checked the tree numbers. One exception to "replaces":
-    /// the OTP state of a user whose token record is byte-identical before
-    /// and after (same enrollment) keeps the higher of the two values, since
-    /// OTP advances are node-local.
-    ///
-    /// Crash-safe sequence (too big for one sled transaction in general):
-    /// 1. `meta`: set `repl_installing`, position `(0, 0)`; flush.
-    /// 2. Clear the changelog and the four trees; insert `entries` in batches.
-    /// 3. `meta` (one batch): position `(seq, epoch)`, user count, remove
-    ///    `repl_installing`; flush.
-    ///
-    /// A store opened with `repl_installing` set wipes the four trees and the
-    /// changelog and starts at `(0, 0)`: the replica then re-syncs (a
-    /// restore into it must be redone).
+    /// `(seq, epoch)`, discarding the changelog (a restore, or a snapshot
+    /// received whole): [`Store::install_begin`], one part, then
+    /// [`Store::install_finish`]. The caller holds the write lock and has
+    /// checked the tree numbers.
     pub(crate) fn install_entries(
         &self,
         st: &mut ReplState,
@@ -245,56 +235,57 @@ impl Store {
         epoch: u64,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
+        self.install_begin(st, seq)?;
+        self.install_part(entries)?;
+        self.install_finish(st, seq, epoch)
+    }
+
+    fn data_trees(&self) -> [&sled::Tree; 5] {
         let i = &*self.inner;
-        let result = self.install_steps(st, seq, epoch, entries);
-        // Whatever happened, the trees changed.
+        [
+            &i.users,
+            &i.tokens,
+            &i.otp_state,
+            &i.clients,
+            &i.admin_tokens,
+        ]
+    }
+
+    fn tree(&self, t: AdminTree) -> &sled::Tree {
+        let i = &*self.inner;
+        match t {
+            AdminTree::Users => &i.users,
+            AdminTree::Tokens => &i.tokens,
+            AdminTree::OtpState => &i.otp_state,
+            AdminTree::Clients => &i.clients,
+            AdminTree::AdminTokens => &i.admin_tokens,
+        }
+    }
+
+    /// After the trees changed outside the request path.
+    fn trees_changed(&self) {
+        let i = &*self.inner;
         i.data_generation.fetch_add(1, Ordering::SeqCst);
         i.clients_generation.fetch_add(1, Ordering::SeqCst);
         let users = i.users.len();
         i.user_count
             .store(i64::try_from(users).unwrap_or(i64::MAX), Ordering::SeqCst);
-        result
     }
 
-    fn install_steps(
-        &self,
-        st: &mut ReplState,
-        seq: u64,
-        epoch: u64,
-        entries: &[Entry],
-    ) -> Result<(), StoreError> {
+    /// Starts installing a snapshot (too big for one sled transaction in
+    /// general; crash-safe by a marker):
+    /// 1. `meta`: set `repl_installing`, position `(0, 0)`; flush.
+    /// 2. Keep this node's OTP states with their token records in
+    ///    `repl_install_otp` (OTP advances are node-local: an unchanged token
+    ///    keeps the higher of its local and the snapshot's state).
+    /// 3. Clear the changelog and the data trees.
+    ///
+    /// Then [`Store::install_part`] per part and [`Store::install_finish`].
+    /// A store opened with `repl_installing` set wipes the data trees and the
+    /// changelog and starts at `(0, 0)`: the replica then re-syncs (a
+    /// restore into it must be redone).
+    pub(crate) fn install_begin(&self, st: &mut ReplState, seq: u64) -> Result<(), StoreError> {
         let i = &*self.inner;
-        // Local OTP states to keep: same token (same sealed seed and nonce),
-        // higher value than the snapshot's.
-        let mut keep = Vec::new();
-        {
-            let tokens: HashMap<&[u8], &[u8]> = entries
-                .iter()
-                .filter(|e| e.tree == TREE_TOKENS)
-                .map(|e| (e.key.as_slice(), e.value.as_slice()))
-                .collect();
-            let otp: HashMap<&[u8], &[u8]> = entries
-                .iter()
-                .filter(|e| e.tree == TREE_OTP_STATE)
-                .map(|e| (e.key.as_slice(), e.value.as_slice()))
-                .collect();
-            for kv in i.otp_state.iter() {
-                let (k, local) = kv?;
-                let Ok(local_v) = decode_u64("otp state", &local) else {
-                    continue;
-                };
-                let same_token = match (tokens.get(k.as_ref()), i.tokens.get(&k)?) {
-                    (Some(new), Some(old)) => *new == old.as_ref(),
-                    _ => false,
-                };
-                let higher = otp
-                    .get(k.as_ref())
-                    .is_none_or(|v| decode_u64("otp state", v).is_ok_and(|v| v < local_v));
-                if same_token && higher {
-                    keep.push((k, local));
-                }
-            }
-        }
         let mut begin = sled::Batch::default();
         begin.insert(META_REPL_INSTALLING, &seq.to_be_bytes());
         begin.insert(META_REPL_LAST_SEQ, &0u64.to_be_bytes());
@@ -304,42 +295,111 @@ impl Store {
         i.durable_seq.store(0, Ordering::SeqCst);
         i.db.flush()?;
 
-        let trees = [
-            &i.users,
-            &i.tokens,
-            &i.otp_state,
-            &i.clients,
-            &i.admin_tokens,
-        ];
+        i.install_otp.clear()?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in i.otp_state.iter() {
+            let (k, local) = kv?;
+            let Some(token) = i.tokens.get(&k)? else {
+                continue;
+            };
+            let mut v = Vec::with_capacity(local.len() + token.len());
+            v.extend_from_slice(&local);
+            v.extend_from_slice(&token);
+            batch.insert(k, v);
+            n += 1;
+            if n == INSTALL_BATCH {
+                i.install_otp.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
+        }
+        i.install_otp.apply_batch(batch)?;
         i.changelog.clear()?;
-        for tree in trees {
+        for tree in self.data_trees() {
             tree.clear()?;
         }
-        for t in AdminTree::ALL {
-            let tree = match t {
-                AdminTree::Users => &i.users,
-                AdminTree::Tokens => &i.tokens,
-                AdminTree::OtpState => &i.otp_state,
-                AdminTree::Clients => &i.clients,
-                AdminTree::AdminTokens => &i.admin_tokens,
+        self.trees_changed();
+        Ok(())
+    }
+
+    /// Adds one part's entries (ascending `(tree, key)`, tree numbers
+    /// checked by the caller) in batches. An OTP state whose token record
+    /// is byte-identical to the one this node had keeps the higher value.
+    pub(crate) fn install_part(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let mut start = 0;
+        while start < entries.len() {
+            let t = entries[start].tree;
+            let end = entries[start..]
+                .iter()
+                .position(|e| e.tree != t)
+                .map_or(entries.len(), |n| start + n);
+            let Some(kind) = AdminTree::from_number(t) else {
+                return Err(StoreError::Corrupt(format!("unknown replicated tree {t}")));
             };
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for e in entries.iter().filter(|e| e.tree == t.number()) {
-                batch.insert(e.key.as_slice(), e.value.as_slice());
-                n += 1;
-                if n == INSTALL_BATCH {
-                    tree.apply_batch(std::mem::take(&mut batch))?;
-                    n = 0;
+            let tree = self.tree(kind);
+            for chunk in entries[start..end].chunks(INSTALL_BATCH) {
+                let mut batch = sled::Batch::default();
+                for e in chunk {
+                    if kind == AdminTree::OtpState {
+                        if let Some(local) = self.kept_otp_state(&e.key, &e.value)? {
+                            batch.insert(e.key.as_slice(), local);
+                            continue;
+                        }
+                    }
+                    batch.insert(e.key.as_slice(), e.value.as_slice());
+                }
+                tree.apply_batch(batch)?;
+            }
+            start = end;
+        }
+        self.trees_changed();
+        Ok(())
+    }
+
+    /// The local OTP state to keep instead of `incoming` for `key`: this
+    /// node's own, when it is higher and the token is the same enrollment.
+    /// Forgets the local state either way.
+    fn kept_otp_state(&self, key: &[u8], incoming: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let i = &*self.inner;
+        let Some(saved) = i.install_otp.remove(key)? else {
+            return Ok(None);
+        };
+        let Some((local, token)) = saved.split_at_checked(8) else {
+            return Ok(None);
+        };
+        let same_token = i.tokens.get(key)?.is_some_and(|t| t.as_ref() == token);
+        let higher = match (
+            decode_u64("otp state", local),
+            decode_u64("otp state", incoming),
+        ) {
+            (Ok(l), Ok(n)) => l > n,
+            (Ok(_), Err(_)) => true,
+            _ => false,
+        };
+        Ok((same_token && higher).then(|| local.to_vec()))
+    }
+
+    /// Ends an install: local OTP states the snapshot had none for are put
+    /// back when their token is unchanged, then `meta` (one batch): position
+    /// `(seq, epoch)`, user count, remove `repl_installing`; flush.
+    pub(crate) fn install_finish(
+        &self,
+        st: &mut ReplState,
+        seq: u64,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        let i = &*self.inner;
+        let mut batch = sled::Batch::default();
+        for kv in i.install_otp.iter() {
+            let (k, saved) = kv?;
+            if let Some((local, token)) = saved.split_at_checked(8) {
+                if i.tokens.get(&k)?.is_some_and(|t| t.as_ref() == token) {
+                    batch.insert(k, local);
                 }
             }
-            tree.apply_batch(batch)?;
-        }
-        let mut batch = sled::Batch::default();
-        for (k, v) in keep {
-            batch.insert(k, v);
         }
         i.otp_state.apply_batch(batch)?;
+        i.install_otp.clear()?;
 
         let users = u64::try_from(i.users.len()).unwrap_or(u64::MAX);
         let mut end = sled::Batch::default();
@@ -352,7 +412,69 @@ impl Store {
         i.db.flush()?;
         // Not `fetch_max`: the log may have been replaced by a shorter one.
         i.durable_seq.store(seq, Ordering::SeqCst);
+        self.trees_changed();
         Ok(())
+    }
+
+    /// Gives up an install (or empties a replica): no data, no changelog,
+    /// position `(0, 0)`.
+    pub(crate) fn install_abort(&self, st: &mut ReplState) -> Result<(), StoreError> {
+        let i = &*self.inner;
+        i.changelog.clear()?;
+        for tree in self.data_trees() {
+            tree.clear()?;
+        }
+        i.install_otp.clear()?;
+        let mut end = sled::Batch::default();
+        end.insert(META_REPL_LAST_SEQ, &0u64.to_be_bytes());
+        end.insert(META_REPL_LAST_EPOCH, &0u64.to_be_bytes());
+        end.insert(META_USER_COUNT, &0u64.to_be_bytes());
+        end.remove(META_REPL_INSTALLING);
+        i.meta.apply_batch(end)?;
+        (st.last_seq, st.last_epoch) = (0, 0);
+        i.db.flush()?;
+        i.durable_seq.store(0, Ordering::SeqCst);
+        self.trees_changed();
+        Ok(())
+    }
+
+    /// Entries of the live trees after `after`, about `max_bytes` of keys
+    /// and values (see [`ReplLog::snapshot_part`]).
+    pub(crate) fn read_part(
+        &self,
+        after: Option<&Cursor>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>), StoreError> {
+        use std::ops::Bound;
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        for t in AdminTree::ALL {
+            let n = t.number();
+            let range = match after {
+                Some(c) if c.tree > n => continue,
+                Some(c) if c.tree == n => self
+                    .tree(t)
+                    .range::<&[u8], _>((Bound::Excluded(c.key.as_slice()), Bound::Unbounded)),
+                _ => self.tree(t).iter(),
+            };
+            for kv in range {
+                let (k, v) = kv?;
+                size = size.saturating_add(k.len() + v.len());
+                out.push(Entry {
+                    tree: n,
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                });
+                if size >= max_bytes {
+                    let next = Cursor {
+                        tree: n,
+                        key: k.to_vec(),
+                    };
+                    return Ok((out, Some(next)));
+                }
+            }
+        }
+        Ok((out, None))
     }
 }
 
@@ -509,25 +631,71 @@ impl ReplLog for StoreLog {
         self.store.copy_trees(&st).unwrap_or(Snapshot {
             seq: 0,
             epoch: u64::MAX,
+            after: None,
             entries: Vec::new(),
+            next: None,
         })
     }
 
+    fn snapshot_part(
+        &self,
+        after: Option<&Cursor>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>), ApplyError> {
+        let part = self.store.read_part(after, max_bytes).map_err(storage)?;
+        // Whatever the part read was committed, so its changes are at or
+        // before the position now: make them durable before they leave
+        // (a primary that lost them in a crash must not have shipped them).
+        let st = self.store.lock_repl();
+        self.store.ensure_durable(st.last_seq).map_err(storage)?;
+        Ok(part)
+    }
+
+    fn install_begin(&mut self, seq: u64, _epoch: u64) -> Result<(), ApplyError> {
+        let mut st = self.store.lock_repl();
+        self.store.install_begin(&mut st, seq).map_err(storage)
+    }
+
+    fn install_part(&mut self, entries: &[Entry]) -> Result<(), ApplyError> {
+        check_trees(entries)?;
+        let _st = self.store.lock_repl();
+        self.store.install_part(entries).map_err(storage)
+    }
+
+    fn install_finish(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError> {
+        let mut st = self.store.lock_repl();
+        self.store
+            .install_finish(&mut st, seq, epoch)
+            .map_err(storage)
+    }
+
+    fn install_abort(&mut self) -> Result<(), ApplyError> {
+        let mut st = self.store.lock_repl();
+        self.store.install_abort(&mut st).map_err(storage)
+    }
+
+    /// Checks every tree number before anything changes, then installs
+    /// under one hold of the write lock.
     fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError> {
-        if let Some(e) = s
-            .entries
-            .iter()
-            .find(|e| AdminTree::from_number(e.tree).is_none())
-        {
-            return Err(ApplyError::Storage(format!(
-                "unknown replicated tree {}",
-                e.tree
-            )));
-        }
+        check_trees(&s.entries)?;
         let mut st = self.store.lock_repl();
         self.store
             .install_entries(&mut st, s.seq, s.epoch, &s.entries)
             .map_err(storage)
+    }
+}
+
+/// Every entry names a replicated tree.
+fn check_trees(entries: &[Entry]) -> Result<(), ApplyError> {
+    match entries
+        .iter()
+        .find(|e| AdminTree::from_number(e.tree).is_none())
+    {
+        Some(e) => Err(ApplyError::Storage(format!(
+            "unknown replicated tree {}",
+            e.tree
+        ))),
+        None => Ok(()),
     }
 }
 

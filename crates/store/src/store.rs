@@ -95,6 +95,11 @@ pub(crate) struct Inner {
     /// Replication changelog: key = seq (u64 big-endian), value =
     /// [`encode_entry`].
     pub(crate) changelog: sled::Tree,
+    /// While a snapshot is installed part by part: this node's OTP states
+    /// before it (key = token key, value = u64 BE state then the token
+    /// record it belonged to), so an unchanged token keeps a higher local
+    /// state (see `StoreLog::install_begin`).
+    pub(crate) install_otp: sled::Tree,
     /// The audit log: JSON-lines segments in `<db dir>.audit/`.
     pub(crate) journal: Arc<Journal>,
     pub(crate) cipher: SeedCipher,
@@ -518,6 +523,7 @@ impl Store {
         // log lives in the journal.
         let meta = db.open_tree("meta")?;
         let changelog = db.open_tree("changelog")?;
+        let install_otp = db.open_tree("repl_install_otp")?;
 
         match meta.get(META_SCHEMA_VERSION)? {
             Some(v) => {
@@ -545,6 +551,7 @@ impl Store {
                 &clients,
                 &admin_tokens,
                 &changelog,
+                &install_otp,
             ] {
                 tree.clear()?;
             }
@@ -612,6 +619,7 @@ impl Store {
                 journal,
                 cipher,
                 changelog,
+                install_otp,
                 clients_generation: AtomicU64::new(1),
                 user_count: AtomicI64::new(i64::try_from(count).unwrap_or(i64::MAX)),
                 durable_seq: AtomicU64::new(repl.last_seq),

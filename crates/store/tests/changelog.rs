@@ -812,3 +812,94 @@ fn otp_advance_cost() {
     println!("advance_otp_state: {per} ns/call");
     assert_eq!(store.repl_log().last(), (100, 1));
 }
+
+#[test]
+fn snapshot_in_parts_while_writing_then_replay_converges() {
+    let env = Env::new();
+    let primary = env.open("p");
+    for i in 0..200 {
+        let name = format!("user{i:03}");
+        primary.add_user(&User::new(&name)).unwrap();
+        if i % 2 == 0 {
+            primary
+                .put_token(&name, &token(format!("seed-of-{name}-0123").as_bytes()))
+                .unwrap();
+            assert!(primary.advance_otp_state(&name, 7).unwrap());
+        }
+    }
+    let p = primary.repl_log();
+    let replica = env.open("r");
+    replica.add_user(&User::new("stale")).unwrap();
+    replica
+        .set_repl_state(Role::Replica { primary: None }, 1)
+        .unwrap();
+    let mut r = replica.repl_log();
+    let (seq, epoch) = p.last();
+    r.install_begin(seq, epoch).unwrap();
+    assert_eq!(r.last(), (0, 0));
+    assert!(replica.get_user("stale").unwrap().is_none());
+    // Parts read from the live trees while the primary keeps writing.
+    let mut after = None;
+    let mut parts = 0;
+    loop {
+        let (entries, next) = p.snapshot_part(after.as_ref(), 2_000).unwrap();
+        assert!(!entries.is_empty() || next.is_none());
+        r.install_part(&entries).unwrap();
+        parts += 1;
+        // Some victims are gone already: NotFound is fine.
+        let _ = primary.delete_user(&format!("user{:03}", (parts * 7) % 200));
+        primary
+            .add_user(&User::new(&format!("new{parts:03}")))
+            .unwrap();
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert!(parts > 5, "{parts} parts");
+    r.install_finish(seq, epoch).unwrap();
+    assert_eq!(r.last(), (seq, epoch));
+    // Replaying the log from the snapshot's position makes it exact.
+    r.apply(&p.changes_since(seq, 100_000).unwrap()).unwrap();
+    assert_eq!(state(&r), state(&p));
+    assert_eq!(replica.user_count(), primary.user_count());
+    drop((r, replica));
+    let replica = env.open("r");
+    assert_eq!(state(&replica.repl_log()), state(&p));
+}
+
+#[test]
+fn an_interrupted_install_in_parts_starts_empty() {
+    let env = Env::new();
+    let primary = env.open("p");
+    for i in 0..50 {
+        primary
+            .add_user(&User::new(&format!("user{i:02}")))
+            .unwrap();
+    }
+    let p = primary.repl_log();
+    let replica = env.open("r");
+    replica
+        .set_repl_state(Role::Replica { primary: None }, 1)
+        .unwrap();
+    let mut r = replica.repl_log();
+    let (seq, epoch) = p.last();
+    r.install_begin(seq, epoch).unwrap();
+    let (entries, next) = p.snapshot_part(None, 200).unwrap();
+    assert!(next.is_some());
+    r.install_part(&entries).unwrap();
+    assert!(replica.user_count() > 0);
+    // The process dies here.
+    drop((r, replica));
+    let replica = env.open("r");
+    assert_eq!(replica.repl_log().last(), (0, 0));
+    assert_eq!(replica.user_count(), 0);
+    assert!(replica.list_users().unwrap().is_empty());
+    // Aborting an install also leaves an empty store at (0, 0).
+    let mut r = replica.repl_log();
+    r.install_begin(seq, epoch).unwrap();
+    r.install_part(&entries).unwrap();
+    r.install_abort().unwrap();
+    assert_eq!(r.last(), (0, 0));
+    assert_eq!(replica.user_count(), 0);
+}

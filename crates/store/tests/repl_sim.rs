@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use radmfa_store::repl::{Action, Event, Machine, MemLog, Msg, NodeId, Op, ReplLog, Role};
+use radmfa_store::repl::{Action, Event, Machine, MemLog, Msg, NodeId, Op, ReplLog, Role, Timing};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -80,6 +80,7 @@ struct Stats {
 
 struct Sim {
     rng: StdRng,
+    timing: Timing,
     now: u64,
     counter: u64,
     queue: BTreeMap<(u64, u64), SimEv>,
@@ -107,6 +108,12 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let n: NodeId = rng.random_range(3..=5);
+        // Half the seeds send snapshots in parts of a few entries, so parts
+        // meet loss, reordering, crashes and promotions too.
+        let timing = Timing {
+            snapshot_part_bytes: if seed % 2 == 1 { 24 } else { 1 << 20 },
+            ..Timing::default()
+        };
         let ids: Vec<NodeId> = (1..=n).collect();
         let mut nodes = BTreeMap::new();
         for &id in &ids {
@@ -118,7 +125,13 @@ impl Sim {
             nodes.insert(
                 id,
                 Node {
-                    machine: Some(Machine::new(id, ids.clone(), persisted.0, persisted.1)),
+                    machine: Some(Machine::with_timing(
+                        id,
+                        ids.clone(),
+                        persisted.0,
+                        persisted.1,
+                        timing,
+                    )),
                     log: MemLog::new(),
                     persisted,
                 },
@@ -130,6 +143,7 @@ impl Sim {
         let allow_promote = rng.random_bool(0.6);
         let mut sim = Sim {
             rng,
+            timing,
             now: 0,
             counter: 0,
             queue: BTreeMap::new(),
@@ -348,7 +362,14 @@ impl Sim {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         if let Some(n) = self.nodes.get_mut(&id) {
             if n.machine.is_none() {
-                n.machine = Some(Machine::new(id, ids, n.persisted.0, n.persisted.1));
+                n.log.reopen();
+                n.machine = Some(Machine::with_timing(
+                    id,
+                    ids,
+                    n.persisted.0,
+                    n.persisted.1,
+                    self.timing,
+                ));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The storage the replication machine reads and writes: implemented by the
 //! driver over sled, and in memory by [`MemLog`](super::MemLog) for tests.
 
-use super::msg::{Change, Op, Snapshot};
+use super::msg::{Change, Cursor, Entry, Op, Snapshot};
 
 /// The changelog no longer holds the entries asked for (trimmed, or replaced
 /// by an installed snapshot): the peer needs a snapshot.
@@ -62,10 +62,77 @@ pub trait ReplLog {
     fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError>;
 
     /// A consistent copy of all replicated data as of [`last`](Self::last).
-    fn snapshot(&self) -> Snapshot;
+    /// The default reads every part (consistent only while nothing writes:
+    /// tests and tools); the machine sends parts ([`snapshot_part`]).
+    ///
+    /// [`snapshot_part`]: Self::snapshot_part
+    fn snapshot(&self) -> Snapshot {
+        let (seq, epoch) = self.last();
+        let mut entries = Vec::new();
+        let mut after = None;
+        loop {
+            match self.snapshot_part(after.as_ref(), usize::MAX) {
+                Ok((mut part, next)) => {
+                    entries.append(&mut part);
+                    match next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+                Err(_) => {
+                    // Deliberately malformed: every replica refuses it.
+                    return Snapshot {
+                        seq: 0,
+                        epoch: u64::MAX,
+                        after: None,
+                        entries: Vec::new(),
+                        next: None,
+                    };
+                }
+            }
+        }
+        Snapshot {
+            seq,
+            epoch,
+            after: None,
+            entries,
+            next: None,
+        }
+    }
+
+    /// Entries of the live replicated trees following `after` (from the
+    /// start when `None`), in `(tree, key)` order, until about `max_bytes`
+    /// of keys and values (at least one entry); with the position to ask
+    /// for the rest from, `None` when these are the last.
+    fn snapshot_part(
+        &self,
+        after: Option<&Cursor>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>), ApplyError>;
+
+    /// Starts replacing all replicated data by a snapshot at `(seq, epoch)`:
+    /// empties the data and the changelog, position `(0, 0)` until
+    /// [`install_finish`](Self::install_finish). A store reopened before
+    /// that starts empty at `(0, 0)`.
+    fn install_begin(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError>;
+
+    /// Adds the entries of one snapshot part.
+    fn install_part(&mut self, entries: &[Entry]) -> Result<(), ApplyError>;
+
+    /// Ends an install: the log position becomes `(seq, epoch)` (the
+    /// changelog stays empty).
+    fn install_finish(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError>;
+
+    /// Gives up an install: empty data at `(0, 0)`, from which a later
+    /// snapshot (or the whole log) can start.
+    fn install_abort(&mut self) -> Result<(), ApplyError>;
 
     /// Replace all replicated data by `s` and the log position by
     /// `(s.seq, s.epoch)`, discarding every changelog entry (those after
     /// `s.seq` included: this is how a fenced tail disappears).
-    fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError>;
+    fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError> {
+        self.install_begin(s.seq, s.epoch)?;
+        self.install_part(&s.entries)?;
+        self.install_finish(s.seq, s.epoch)
+    }
 }

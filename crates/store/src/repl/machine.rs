@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::log::{ApplyError, ReplLog, Trimmed};
-use super::msg::{Change, Msg, NodeId, Op, Snapshot};
+use super::msg::{Change, Cursor, Entry, Msg, NodeId, Op, Snapshot};
 
 /// What a node is. Persisted by the driver (with the epoch) on
 /// [`Action::Persist`] and passed back to [`Machine::new`] after a restart.
@@ -37,11 +37,13 @@ pub struct Timing {
     pub probe_ms: u64,
     /// Minimum delay between two connection attempts to one peer.
     pub reconnect_ms: u64,
-    /// Minimum delay before the primary sends a replica the same snapshot
-    /// again.
+    /// A snapshot a replica has not asked the next part of for this long
+    /// is started again when the replica pulls (its first part was lost).
     pub snapshot_retry_ms: u64,
     /// Most changes in one [`Msg::Changes`].
     pub batch_max: usize,
+    /// About this many bytes of keys and values in one snapshot part.
+    pub snapshot_part_bytes: usize,
 }
 
 impl Default for Timing {
@@ -53,6 +55,7 @@ impl Default for Timing {
             reconnect_ms: 1_000,
             snapshot_retry_ms: 10_000,
             batch_max: 512,
+            snapshot_part_bytes: 1 << 20,
         }
     }
 }
@@ -181,6 +184,8 @@ pub struct Status {
     pub synced: bool,
     /// The last storage or protocol error, cleared by the next success.
     pub last_error: Option<String>,
+    /// Replica: a snapshot is being installed (part by part).
+    pub installing: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -193,6 +198,20 @@ struct ReplicaView {
     /// Position of that snapshot (to tell a re-synced replica after a
     /// same-epoch conflict).
     snapshot_pos: Option<(u64, u64)>,
+}
+
+/// A snapshot a replica is installing, part by part.
+#[derive(Clone, Debug)]
+struct Installing {
+    /// The primary sending it.
+    from: NodeId,
+    /// Its position.
+    seq: u64,
+    epoch: u64,
+    /// The position the next part follows.
+    next: Cursor,
+    /// When that part was asked for.
+    asked_at: u64,
 }
 
 /// The replication state machine of one node.
@@ -219,6 +238,7 @@ pub struct Machine {
     synced: bool,
     last_error: Option<String>,
     persisted: Option<(Role, u64)>,
+    installing: Option<Installing>,
 }
 
 /// Epoch of the entry at `seq`: `Ok(None)` past the end.
@@ -250,6 +270,24 @@ fn follows(changes: &[Change], (mut seq, mut epoch): (u64, u64), max_epoch: u64)
         (seq, epoch) = (c.seq, c.epoch);
     }
     true
+}
+
+/// A snapshot part's entries are strictly ascending, after `after`, and
+/// `next` (when more follow) is past `after` and not before the last entry.
+fn part_in_order(after: Option<&Cursor>, entries: &[Entry], next: Option<&Cursor>) -> bool {
+    let mut prev: Option<(u8, &[u8])> = after.map(|c| (c.tree, c.key.as_slice()));
+    for e in entries {
+        let here = (e.tree, e.key.as_slice());
+        if prev.is_some_and(|p| p >= here) {
+            return false;
+        }
+        prev = Some(here);
+    }
+    match (next, after) {
+        (Some(n), Some(a)) if n <= a => false,
+        (Some(n), _) => prev.is_none_or(|p| p <= (n.tree, n.key.as_slice())),
+        (None, _) => true,
+    }
 }
 
 impl Machine {
@@ -303,6 +341,7 @@ impl Machine {
             synced: false,
             last_error: None,
             persisted,
+            installing: None,
         }
     }
 
@@ -359,6 +398,20 @@ impl Machine {
             Event::Write(op) => self.on_write(now, op, log, &mut out),
             Event::Promote => self.on_promote(now, &mut out),
         }
+        if let Some(i) = &self.installing {
+            if self.role
+                != (Role::Replica {
+                    primary: Some(i.from),
+                })
+            {
+                // Following someone else now (or primary): the half-installed
+                // copy is worthless; start from empty.
+                self.installing = None;
+                if let Err(e) = log.install_abort() {
+                    self.last_error = Some(e.to_string());
+                }
+            }
+        }
         self.log_last = log.last();
         let state = (self.role, self.epoch);
         if self.persisted != Some(state) {
@@ -403,6 +456,7 @@ impl Machine {
             replicas,
             synced: self.synced,
             last_error: self.last_error.clone(),
+            installing: self.installing.is_some(),
         }
     }
 
@@ -452,8 +506,23 @@ impl Machine {
     }
 
     fn send_pull(&mut self, p: NodeId, now: u64, log: &dyn ReplLog, out: &mut Vec<Action>) {
-        let (last_seq, last_epoch) = log.last();
         self.pull_at = Some(now);
+        if let Some(i) = self.installing.as_mut().filter(|i| i.from == p) {
+            // Installing a snapshot from `p`: ask for the next part (a plain
+            // pull would start another snapshot).
+            i.asked_at = now;
+            out.push(Action::Send(
+                p,
+                Msg::SnapshotPull {
+                    epoch: self.epoch,
+                    seq: i.seq,
+                    snap_epoch: i.epoch,
+                    after: i.next.clone(),
+                },
+            ));
+            return;
+        }
+        let (last_seq, last_epoch) = log.last();
         out.push(Action::Send(
             p,
             Msg::Pull {
@@ -522,9 +591,13 @@ impl Machine {
                 self.unreachable_since.get_or_insert(heard);
             }
             if self.connected.contains(&p) {
-                let due = self
-                    .pull_at
-                    .is_none_or(|t| now.saturating_sub(t) >= self.timing.heartbeat_ms);
+                // While installing, a part is re-asked for only when late.
+                let every = if self.installing.is_some() {
+                    (self.timing.dead_after_ms / 2).max(self.timing.heartbeat_ms)
+                } else {
+                    self.timing.heartbeat_ms
+                };
+                let due = self.pull_at.is_none_or(|t| now.saturating_sub(t) >= every);
                 if due {
                     self.send_pull(p, now, log, out);
                 }
@@ -609,6 +682,18 @@ impl Machine {
                 } else {
                     self.follow(from, now, log, out);
                     self.on_snapshot(now, from, (for_seq, for_epoch), snapshot, log, out);
+                }
+            }
+            Msg::SnapshotPull {
+                seq,
+                snap_epoch,
+                after,
+                ..
+            } => {
+                if self.role == Role::Primary {
+                    self.serve_snapshot_part(now, from, (seq, snap_epoch), after, log, out);
+                } else {
+                    out.push(Action::Send(from, self.pong()));
                 }
             }
         }
@@ -715,17 +800,73 @@ impl Machine {
             ));
             return;
         }
-        let snapshot = log.snapshot();
+        // A fuzzy snapshot from the current position: the replica replays
+        // the log from `(my_seq, my_epoch)` once the last part is in.
+        let (entries, next) = match log.snapshot_part(None, self.timing.snapshot_part_bytes) {
+            Ok(part) => part,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                return;
+            }
+        };
         view.snapshot = Some((now, last_seq, last_epoch));
-        view.snapshot_pos = Some((snapshot.seq, snapshot.epoch));
-        view.sent = snapshot.seq;
+        view.snapshot_pos = Some((my_seq, my_epoch));
+        view.sent = my_seq;
         out.push(Action::Send(
             from,
             Msg::Snapshot {
                 epoch,
                 for_seq: last_seq,
                 for_epoch: last_epoch,
-                snapshot,
+                snapshot: Snapshot {
+                    seq: my_seq,
+                    epoch: my_epoch,
+                    after: None,
+                    entries,
+                    next,
+                },
+            },
+        ));
+    }
+
+    /// Primary: the part of snapshot `pos` after `after`, asked for by
+    /// replica `from`. Stateless: any position is served (a replica that
+    /// installs a stale one is set right by the pull that follows it).
+    fn serve_snapshot_part(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        pos: (u64, u64),
+        after: Cursor,
+        log: &dyn ReplLog,
+        out: &mut Vec<Action>,
+    ) {
+        let view = self.replicas.entry(from).or_default();
+        view.last_seen = now;
+        if let Some(s) = view.snapshot.as_mut() {
+            s.0 = now; // Still transferring.
+        }
+        let (entries, next) = match log.snapshot_part(Some(&after), self.timing.snapshot_part_bytes)
+        {
+            Ok(part) => part,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        out.push(Action::Send(
+            from,
+            Msg::Snapshot {
+                epoch: self.epoch,
+                for_seq: pos.0,
+                for_epoch: pos.1,
+                snapshot: Snapshot {
+                    seq: pos.0,
+                    epoch: pos.1,
+                    after: Some(after),
+                    entries,
+                    next,
+                },
             },
         ));
     }
@@ -797,6 +938,9 @@ impl Machine {
         log: &mut dyn ReplLog,
         out: &mut Vec<Action>,
     ) {
+        if self.installing.is_some() {
+            return; // Our data is a partial snapshot: nothing applies to it.
+        }
         let last = log.last();
         let start = if prev == last {
             Some(0)
@@ -838,20 +982,83 @@ impl Machine {
         log: &mut dyn ReplLog,
         out: &mut Vec<Action>,
     ) {
-        if log.last() != answers {
-            return; // Late or duplicate: our log has moved since we asked.
+        let Snapshot {
+            seq,
+            epoch,
+            after,
+            entries,
+            next,
+        } = snapshot;
+        match &after {
+            None => {
+                if log.last() != answers {
+                    return; // Late or duplicate: our log has moved since we asked.
+                }
+                if epoch > self.epoch || (seq == 0) != (epoch == 0) {
+                    self.last_error = Some(format!("node {from} sent a malformed snapshot"));
+                    return;
+                }
+                self.installing = None;
+                self.synced = false;
+                if let Err(e) = log.install_begin(seq, epoch) {
+                    self.last_error = Some(e.to_string());
+                    return;
+                }
+            }
+            Some(c) => {
+                let expected = self.installing.as_ref().is_some_and(|i| {
+                    i.from == from && (i.seq, i.epoch) == (seq, epoch) && i.next == *c
+                });
+                if !expected {
+                    return; // A duplicate, or a part of an abandoned install.
+                }
+            }
         }
-        if snapshot.epoch > self.epoch || (snapshot.seq == 0) != (snapshot.epoch == 0) {
-            self.last_error = Some(format!("node {from} sent a malformed snapshot"));
+        if !part_in_order(after.as_ref(), &entries, next.as_ref()) {
+            self.last_error = Some(format!("node {from} sent a malformed snapshot part"));
+            self.abort_install(log);
             return;
         }
-        match log.install_snapshot(snapshot) {
-            Ok(()) => {
-                self.synced = true;
-                self.last_error = None;
+        if let Err(e) = log.install_part(&entries) {
+            self.last_error = Some(e.to_string());
+            self.abort_install(log);
+            return;
+        }
+        match next {
+            Some(next) => {
+                self.installing = Some(Installing {
+                    from,
+                    seq,
+                    epoch,
+                    next,
+                    asked_at: now,
+                });
                 self.send_pull(from, now, log, out);
             }
-            Err(e) => self.last_error = Some(e.to_string()),
+            None => {
+                self.installing = None;
+                match log.install_finish(seq, epoch) {
+                    Ok(()) => {
+                        self.synced = true;
+                        self.last_error = None;
+                        // Replays what the fuzzy parts may have missed.
+                        self.send_pull(from, now, log, out);
+                    }
+                    Err(e) => {
+                        self.last_error = Some(e.to_string());
+                        self.abort_install(log);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops a half-installed snapshot: empty data at `(0, 0)`, from which
+    /// the next pull starts again.
+    fn abort_install(&mut self, log: &mut dyn ReplLog) {
+        self.installing = None;
+        if let Err(e) = log.install_abort() {
+            self.last_error = Some(e.to_string());
         }
     }
 
@@ -1084,6 +1291,146 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_in_parts_with_writes_meanwhile_converges() {
+        let timing = Timing {
+            snapshot_part_bytes: 8,
+            ..Timing::default()
+        };
+        let mut net = Net::new(2, timing);
+        net.cut.insert(2);
+        for i in 0..40 {
+            net.write(1, put(&format!("k{i:02}"), "v")).unwrap();
+        }
+        net.log_mut(1).trim(35);
+        net.cut.clear();
+        // Step the network by hand, writing (new keys, overwrites, removes)
+        // while parts are in flight: the parts are read from live data.
+        let mut writes = 0;
+        for _ in 0..100 {
+            net.now += 50;
+            net.deliver(1, Event::Tick);
+            net.deliver(2, Event::Tick);
+            while let Some((to, ev)) = net.queue.pop_front() {
+                net.deliver(to, ev);
+                if net.m(2).status().installing && writes < 30 {
+                    writes += 1;
+                    let op = match writes % 3 {
+                        0 => Op::Remove {
+                            tree: 1,
+                            key: format!("k{writes:02}").into_bytes(),
+                        },
+                        1 => put(&format!("k{:02}", 39 - writes), "new"),
+                        _ => put(&format!("n{writes:02}"), "x"),
+                    };
+                    net.deliver(1, Event::Write(op));
+                    assert!(net.acks.pop().unwrap().1.is_ok());
+                }
+            }
+        }
+        assert_eq!(writes, 30, "the install was too quick to interleave writes");
+        let parts = net
+            .sent
+            .iter()
+            .filter(|(_, _, m)| matches!(m, Msg::Snapshot { .. }))
+            .count();
+        assert!(parts > 20, "{parts} parts");
+        assert!(!net.m(2).status().installing);
+        assert!(net.same_data(1, 2));
+        assert_eq!(net.log(2).last(), (70, 1));
+    }
+
+    #[test]
+    fn snapshot_parts_out_of_place_are_ignored_or_refused() {
+        let mut log = MemLog::new();
+        let mut m = Machine::new(2, vec![1], Role::Replica { primary: Some(1) }, 1);
+        m.handle(0, Event::Connected(1), &mut log);
+        let cur = |k: &str| {
+            Some(Cursor {
+                tree: 1,
+                key: k.as_bytes().to_vec(),
+            })
+        };
+        let part = |after: Option<Cursor>, keys: &[&str], next: Option<Cursor>| {
+            Event::Received(
+                1,
+                Msg::Snapshot {
+                    epoch: 1,
+                    for_seq: 0,
+                    for_epoch: 0,
+                    snapshot: Snapshot {
+                        seq: 5,
+                        epoch: 1,
+                        after,
+                        entries: keys
+                            .iter()
+                            .map(|k| Entry {
+                                tree: 1,
+                                key: k.as_bytes().to_vec(),
+                                value: b"v".to_vec(),
+                            })
+                            .collect(),
+                        next,
+                    },
+                },
+            )
+        };
+        let out = m.handle(1, part(None, &["a", "b"], cur("b")), &mut log);
+        assert!(
+            out.iter().any(|a| matches!(a,
+                Action::Send(1, Msg::SnapshotPull { seq: 5, snap_epoch: 1, after, .. })
+                    if after.key == b"b")),
+            "{out:?}"
+        );
+        assert!(m.status().installing);
+        assert_eq!(log.data().len(), 2);
+        // While installing, a batch of changes does not apply to the partial
+        // copy, and a part after another position is ignored.
+        let changes = Event::Received(
+            1,
+            Msg::Changes {
+                epoch: 1,
+                prev_seq: 0,
+                prev_epoch: 0,
+                changes: vec![Change {
+                    seq: 1,
+                    epoch: 1,
+                    op: put("z", "z"),
+                }],
+                primary_last: 1,
+            },
+        );
+        m.handle(2, changes, &mut log);
+        assert_eq!(log.get(1, b"z"), None);
+        assert!(m
+            .handle(3, part(cur("x"), &["y"], None), &mut log)
+            .is_empty());
+        assert!(m.status().installing);
+        // Entries out of order: refused, and the partial copy dropped.
+        m.handle(4, part(cur("b"), &["d", "c"], None), &mut log);
+        let st = m.status();
+        assert!(st.last_error.is_some() && !st.installing, "{st:?}");
+        assert!(log.data().is_empty());
+        assert_eq!(log.last(), (0, 0));
+        // A complete install ends at the snapshot's position, then pulls.
+        m.handle(5, part(None, &["a"], cur("a")), &mut log);
+        let out = m.handle(6, part(cur("a"), &["b"], None), &mut log);
+        assert_eq!(log.last(), (5, 1));
+        assert_eq!(log.data().len(), 2);
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Send(
+                1,
+                Msg::Pull {
+                    last_seq: 5,
+                    last_epoch: 1,
+                    ..
+                }
+            )
+        )));
+        assert!(m.status().synced && !m.status().installing);
+    }
+
+    #[test]
     fn promotion_fences_the_old_primary() {
         let mut net = Net::new(3, Timing::default());
         net.tick_for(1_000);
@@ -1260,7 +1607,9 @@ mod tests {
                 snapshot: Snapshot {
                     seq: 1,
                     epoch: 1,
+                    after: None,
                     entries: Vec::new(),
+                    next: None,
                 },
             },
         );

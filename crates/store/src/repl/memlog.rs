@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::log::{ApplyError, ReplLog, Trimmed};
-use super::msg::{Change, Entry, Op, Snapshot};
+use super::msg::{Change, Cursor, Entry, Op};
 
 /// Replicated data and changelog, in memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -13,6 +13,9 @@ pub struct MemLog {
     /// Position the data held before the first kept entry (snapshot or trim).
     base: (u64, u64),
     entries: VecDeque<Change>,
+    /// A snapshot install began and has not finished (the sled store's
+    /// `repl_installing` marker).
+    installing: bool,
 }
 
 impl MemLog {
@@ -29,6 +32,14 @@ impl MemLog {
     /// The value of `key` in `tree`.
     pub fn get(&self, tree: u8, key: &[u8]) -> Option<&[u8]> {
         self.data.get(&(tree, key.to_vec())).map(Vec::as_slice)
+    }
+
+    /// What opening the store again after a crash does: an interrupted
+    /// snapshot install leaves empty data at `(0, 0)`.
+    pub fn reopen(&mut self) {
+        if self.installing {
+            let _ = self.install_abort();
+        }
     }
 
     /// Number of changelog entries kept.
@@ -121,31 +132,62 @@ impl ReplLog for MemLog {
         Ok(())
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let (seq, epoch) = self.last();
-        Snapshot {
-            seq,
-            epoch,
-            entries: self
-                .data
-                .iter()
-                .map(|((tree, key), value)| Entry {
+    fn snapshot_part(
+        &self,
+        after: Option<&Cursor>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>), ApplyError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(c) => Bound::Excluded((c.tree, c.key.clone())),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        let mut rest = self.data.range((start, Bound::Unbounded)).peekable();
+        while let Some(((tree, key), value)) = rest.next() {
+            size = size.saturating_add(key.len() + value.len());
+            out.push(Entry {
+                tree: *tree,
+                key: key.clone(),
+                value: value.clone(),
+            });
+            if size >= max_bytes && rest.peek().is_some() {
+                let next = Cursor {
                     tree: *tree,
                     key: key.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
+                };
+                return Ok((out, Some(next)));
+            }
         }
+        Ok((out, None))
     }
 
-    fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError> {
-        self.data = s
-            .entries
-            .into_iter()
-            .map(|e| ((e.tree, e.key), e.value))
-            .collect();
-        self.base = (s.seq, s.epoch);
+    fn install_begin(&mut self, _seq: u64, _epoch: u64) -> Result<(), ApplyError> {
+        self.install_abort()?;
+        self.installing = true;
+        Ok(())
+    }
+
+    fn install_part(&mut self, entries: &[Entry]) -> Result<(), ApplyError> {
+        for e in entries {
+            self.data.insert((e.tree, e.key.clone()), e.value.clone());
+        }
+        Ok(())
+    }
+
+    fn install_finish(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError> {
+        self.base = (seq, epoch);
         self.entries.clear();
+        self.installing = false;
+        Ok(())
+    }
+
+    fn install_abort(&mut self) -> Result<(), ApplyError> {
+        self.data.clear();
+        self.base = (0, 0);
+        self.entries.clear();
+        self.installing = false;
         Ok(())
     }
 }

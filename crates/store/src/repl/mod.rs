@@ -33,4 +33,4 @@ pub mod wire;
 pub use log::{ApplyError, ReplLog, Trimmed};
 pub use machine::{Action, Event, Machine, ReplicaStatus, Role, Status, Timing, WriteRefused};
 pub use memlog::MemLog;
-pub use msg::{Change, Entry, Msg, NodeId, Op, Snapshot};
+pub use msg::{Change, Cursor, Entry, Msg, NodeId, Op, Snapshot};

@@ -105,16 +105,41 @@ impl fmt::Debug for Entry {
     }
 }
 
-/// A consistent copy of every replicated tree as of log position
-/// `(seq, epoch)` (the last change it includes; `(0, 0)` for an empty log).
+/// A position in the replicated data: a tree and a key in it. Snapshot
+/// parts follow each other in `(tree, key)` order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The tree.
+    pub tree: u8,
+    /// The key.
+    pub key: Vec<u8>,
+}
+
+/// A copy of the replicated trees as of log position `(seq, epoch)`, or one
+/// part of it: the entries after `after` (from the start when `None`) up to
+/// `next` (to the end when `None`). A whole snapshot is one part with both
+/// `None`.
+///
+/// A snapshot sent in parts is *fuzzy*: each part is read from the live
+/// trees, so it may already hold changes made after `seq`. Replaying the
+/// changelog from `seq` on top of the installed parts (every change is a
+/// whole-value put or a remove) brings the copy to a consistent state; the
+/// replica does exactly that by pulling from `(seq, epoch)` when the last
+/// part is in.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// Sequence number of the last change included.
+    /// Sequence number of the last change included (at least).
     pub seq: u64,
     /// Epoch of that change.
     pub epoch: u64,
-    /// Every key of every replicated tree.
+    /// The entries follow this position (`None`: the first part).
+    #[serde(default)]
+    pub after: Option<Cursor>,
+    /// Entries, in `(tree, key)` order.
     pub entries: Vec<Entry>,
+    /// More entries follow this position (`None`: the last part).
+    #[serde(default)]
+    pub next: Option<Cursor>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -122,7 +147,9 @@ impl fmt::Debug for Snapshot {
         f.debug_struct("Snapshot")
             .field("seq", &self.seq)
             .field("epoch", &self.epoch)
+            .field("first", &self.after.is_none())
             .field("entries", &self.entries.len())
+            .field("last", &self.next.is_none())
             .finish()
     }
 }
@@ -173,19 +200,36 @@ pub enum Msg {
         /// The primary's last sequence number (the replica's lag).
         primary_last: u64,
     },
-    /// Primary to replica: replace everything by this snapshot, then pull
-    /// from its position. Sent when the replica is behind the trimmed part of
-    /// the log or holds entries the primary does not have (a fenced tail).
+    /// Primary to replica: one part of a snapshot. The first part (its
+    /// `after` is `None`) answers a [`Msg::Pull`] from a replica that is
+    /// behind the trimmed part of the log or holds entries the primary does
+    /// not have (a fenced tail): the replica then replaces everything by the
+    /// parts, asking for each next one with [`Msg::SnapshotPull`], and pulls
+    /// from the snapshot's position after the last.
     Snapshot {
         /// Sender's epoch.
         epoch: u64,
-        /// The replica position this answers: a replica whose log has moved
-        /// since ignores it (duplicate or late delivery).
+        /// First part: the replica position this answers (a replica whose
+        /// log has moved since ignores it: duplicate or late delivery).
+        /// Later parts: the snapshot's position.
         for_seq: u64,
         /// Epoch of the entry at `for_seq`.
         for_epoch: u64,
         /// The data.
         snapshot: Snapshot,
+    },
+    /// Replica to primary: "send the part of snapshot `(seq, snap_epoch)`
+    /// that follows `after`". Also the replica's heartbeat while it
+    /// installs a snapshot (re-sent when a part is late).
+    SnapshotPull {
+        /// Sender's epoch.
+        epoch: u64,
+        /// Position of the snapshot being installed.
+        seq: u64,
+        /// Its epoch.
+        snap_epoch: u64,
+        /// The last position the replica has.
+        after: Cursor,
     },
 }
 
@@ -197,7 +241,8 @@ impl Msg {
             | Msg::Pong { epoch, .. }
             | Msg::Pull { epoch, .. }
             | Msg::Changes { epoch, .. }
-            | Msg::Snapshot { epoch, .. } => *epoch,
+            | Msg::Snapshot { epoch, .. }
+            | Msg::SnapshotPull { epoch, .. } => *epoch,
         }
     }
 }
@@ -218,11 +263,13 @@ mod tests {
         let snap = Snapshot {
             seq: 3,
             epoch: 1,
+            after: None,
             entries: vec![Entry {
                 tree: 1,
                 key: b"alice".to_vec(),
                 value: b"secret-hash".to_vec(),
             }],
+            next: None,
         };
         let s = format!("{snap:?}");
         assert!(!s.contains("secret") && s.contains("entries: 1"), "{s}");
@@ -265,7 +312,21 @@ mod tests {
                 snapshot: Snapshot {
                     seq: 2,
                     epoch: 4,
+                    after: Some(Cursor {
+                        tree: 1,
+                        key: b"a".to_vec(),
+                    }),
                     entries: vec![],
+                    next: None,
+                },
+            },
+            Msg::SnapshotPull {
+                epoch: 6,
+                seq: 2,
+                snap_epoch: 4,
+                after: Cursor {
+                    tree: 2,
+                    key: b"b".to_vec(),
                 },
             },
         ];

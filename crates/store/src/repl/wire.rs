@@ -3,14 +3,18 @@
 //! so a snapshot of a million users costs its raw bytes plus a few per key.
 //!
 //! ```text
-//! u8  tag (1 Ping, 2 Pong, 3 Pull, 4 Changes, 5 Snapshot)
+//! u8  tag (1 Ping, 2 Pong, 3 Pull, 4 Changes, 5 Snapshot, 6 SnapshotPull)
 //! u64 epoch
 //! Ping / Pong: u8 has_primary (0/1), u16 primary (0 when absent)
 //! Pull:        u64 last_seq, u64 last_epoch
 //! Changes:     u64 prev_seq, u64 prev_epoch, u64 primary_last, u32 count,
 //!              count x (u64 seq, u64 epoch, op)
-//! Snapshot:    u64 for_seq, u64 for_epoch, u64 seq, u64 epoch, u64 count,
+//! Snapshot:    u64 for_seq, u64 for_epoch, u64 seq, u64 epoch,
+//!              cursor? after, cursor? next, u64 count,
 //!              count x (u8 tree, bytes key, bytes value)
+//! SnapshotPull: u64 seq, u64 snap_epoch, cursor after
+//! cursor?:     u8 present (0/1)[, cursor]
+//! cursor:      u8 tree, bytes key
 //! op:          u8 kind (0 put, 1 remove), u8 tree, bytes key[, bytes value]
 //! bytes:       u32 length, then the bytes
 //! ```
@@ -19,7 +23,7 @@
 //! capacity is reserved only for what the remaining bytes can hold, and
 //! trailing bytes are an error.
 
-use super::msg::{Change, Entry, Msg, Op, Snapshot};
+use super::msg::{Change, Cursor, Entry, Msg, Op, Snapshot};
 
 /// Why bytes are not a message.
 #[non_exhaustive]
@@ -44,6 +48,7 @@ const PONG: u8 = 2;
 const PULL: u8 = 3;
 const CHANGES: u8 = 4;
 const SNAPSHOT: u8 = 5;
+const SNAPSHOT_PULL: u8 = 6;
 
 /// Encodes `msg` (appended to `out`).
 pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
@@ -107,6 +112,12 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
             for v in [epoch, for_seq, for_epoch, &snapshot.seq, &snapshot.epoch] {
                 out.extend_from_slice(&v.to_be_bytes());
             }
+            for c in [&snapshot.after, &snapshot.next] {
+                out.push(u8::from(c.is_some()));
+                if let Some(c) = c {
+                    cursor(out, c)?;
+                }
+            }
             out.extend_from_slice(&(snapshot.entries.len() as u64).to_be_bytes());
             out.reserve(
                 snapshot
@@ -121,8 +132,25 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), WireError> {
                 bytes(out, &e.value)?;
             }
         }
+        Msg::SnapshotPull {
+            epoch,
+            seq,
+            snap_epoch,
+            after,
+        } => {
+            out.push(SNAPSHOT_PULL);
+            for v in [epoch, seq, snap_epoch] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            cursor(out, after)?;
+        }
     }
     Ok(())
+}
+
+fn cursor(out: &mut Vec<u8>, c: &Cursor) -> Result<(), WireError> {
+    out.push(c.tree);
+    bytes(out, &c.key)
 }
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), WireError> {
@@ -158,6 +186,19 @@ impl<'a> Reader<'a> {
         let n = u32::from_be_bytes(self.array()?);
         let n = usize::try_from(n).map_err(|_| WireError::Truncated)?;
         Ok(self.take(n)?.to_vec())
+    }
+    fn cursor(&mut self) -> Result<Cursor, WireError> {
+        Ok(Cursor {
+            tree: self.u8()?,
+            key: self.bytes()?,
+        })
+    }
+    fn opt_cursor(&mut self) -> Result<Option<Cursor>, WireError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.cursor()?)),
+            _ => Err(WireError::Invalid("cursor flag")),
+        }
     }
     /// Capacity for `count` items of at least `min` bytes each, bounded by
     /// what is left (a forged count cannot make us allocate).
@@ -229,6 +270,8 @@ pub fn decode(buf: &[u8]) -> Result<Msg, WireError> {
             let for_epoch = r.u64()?;
             let seq = r.u64()?;
             let snap_epoch = r.u64()?;
+            let after = r.opt_cursor()?;
+            let next = r.opt_cursor()?;
             let n = r.u64()?;
             let mut entries = Vec::with_capacity(r.capacity(n, 9));
             for _ in 0..n {
@@ -244,10 +287,18 @@ pub fn decode(buf: &[u8]) -> Result<Msg, WireError> {
                 snapshot: Snapshot {
                     seq,
                     epoch: snap_epoch,
+                    after,
                     entries,
+                    next,
                 },
             }
         }
+        SNAPSHOT_PULL => Msg::SnapshotPull {
+            epoch,
+            seq: r.u64()?,
+            snap_epoch: r.u64()?,
+            after: r.cursor()?,
+        },
         _ => return Err(WireError::Invalid("message tag")),
     };
     if !r.0.is_empty() {
@@ -325,6 +376,39 @@ mod tests {
                             value: vec![i; 3],
                         })
                         .collect(),
+                    after: None,
+                    next: Some(Cursor {
+                        tree: 4,
+                        key: vec![99; 99],
+                    }),
+                },
+            },
+            Msg::Snapshot {
+                epoch: 5,
+                for_seq: 2,
+                for_epoch: 4,
+                snapshot: Snapshot {
+                    seq: 2,
+                    epoch: 4,
+                    after: Some(Cursor {
+                        tree: 4,
+                        key: vec![99; 99],
+                    }),
+                    entries: vec![Entry {
+                        tree: 5,
+                        key: vec![],
+                        value: vec![1],
+                    }],
+                    next: None,
+                },
+            },
+            Msg::SnapshotPull {
+                epoch: 5,
+                seq: 2,
+                snap_epoch: 4,
+                after: Cursor {
+                    tree: 1,
+                    key: b"bob".to_vec(),
                 },
             },
         ]
@@ -353,12 +437,24 @@ mod tests {
     }
 
     #[test]
+    fn bad_cursor_flag_is_refused() {
+        let mut buf = vec![SNAPSHOT];
+        for _ in 0..5 {
+            buf.extend_from_slice(&1u64.to_be_bytes());
+        }
+        buf.extend_from_slice(&[2, 0]);
+        buf.extend_from_slice(&0u64.to_be_bytes());
+        assert_eq!(decode(&buf), Err(WireError::Invalid("cursor flag")));
+    }
+
+    #[test]
     fn forged_counts_do_not_allocate_or_panic() {
         // A snapshot claiming u64::MAX entries with none present.
         let mut buf = vec![SNAPSHOT];
         for _ in 0..5 {
             buf.extend_from_slice(&1u64.to_be_bytes());
         }
+        buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(decode(&buf), Err(WireError::Truncated));
         // A key length beyond the buffer.
