@@ -262,14 +262,16 @@ impl Store {
         }
     }
 
-    /// After the trees changed outside the request path.
-    fn trees_changed(&self) {
+    /// After the trees changed outside the request path. `users`: the user
+    /// count, when known (counting walks the whole tree: not per part).
+    fn trees_changed(&self, users: Option<u64>) {
         let i = &*self.inner;
         i.data_generation.fetch_add(1, Ordering::SeqCst);
         i.clients_generation.fetch_add(1, Ordering::SeqCst);
-        let users = i.users.len();
-        i.user_count
-            .store(i64::try_from(users).unwrap_or(i64::MAX), Ordering::SeqCst);
+        if let Some(users) = users {
+            i.user_count
+                .store(i64::try_from(users).unwrap_or(i64::MAX), Ordering::SeqCst);
+        }
     }
 
     /// Starts installing a snapshot (too big for one sled transaction in
@@ -318,7 +320,8 @@ impl Store {
         for tree in self.data_trees() {
             tree.clear()?;
         }
-        self.trees_changed();
+        i.install_users.store(0, Ordering::SeqCst);
+        self.trees_changed(Some(0));
         Ok(())
     }
 
@@ -337,6 +340,10 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("unknown replicated tree {t}")));
             };
             let tree = self.tree(kind);
+            if kind == AdminTree::Users {
+                let n = u64::try_from(end - start).unwrap_or(u64::MAX);
+                self.inner.install_users.fetch_add(n, Ordering::SeqCst);
+            }
             for chunk in entries[start..end].chunks(INSTALL_BATCH) {
                 let mut batch = sled::Batch::default();
                 for e in chunk {
@@ -352,7 +359,7 @@ impl Store {
             }
             start = end;
         }
-        self.trees_changed();
+        self.trees_changed(None);
         Ok(())
     }
 
@@ -401,7 +408,7 @@ impl Store {
         i.otp_state.apply_batch(batch)?;
         i.install_otp.clear()?;
 
-        let users = u64::try_from(i.users.len()).unwrap_or(u64::MAX);
+        let users = i.install_users.swap(0, Ordering::SeqCst);
         let mut end = sled::Batch::default();
         end.insert(META_REPL_LAST_SEQ, &seq.to_be_bytes());
         end.insert(META_REPL_LAST_EPOCH, &epoch.to_be_bytes());
@@ -412,7 +419,7 @@ impl Store {
         i.db.flush()?;
         // Not `fetch_max`: the log may have been replaced by a shorter one.
         i.durable_seq.store(seq, Ordering::SeqCst);
-        self.trees_changed();
+        self.trees_changed(Some(users));
         Ok(())
     }
 
@@ -434,7 +441,7 @@ impl Store {
         (st.last_seq, st.last_epoch) = (0, 0);
         i.db.flush()?;
         i.durable_seq.store(0, Ordering::SeqCst);
-        self.trees_changed();
+        self.trees_changed(Some(0));
         Ok(())
     }
 

@@ -100,6 +100,9 @@ pub(crate) struct Inner {
     /// record it belonged to), so an unchanged token keeps a higher local
     /// state (see `StoreLog::install_begin`).
     pub(crate) install_otp: sled::Tree,
+    /// Users added by the snapshot install in progress (parts never repeat
+    /// a key, so this is the user count when it ends).
+    pub(crate) install_users: AtomicU64,
     /// The audit log: JSON-lines segments in `<db dir>.audit/`.
     pub(crate) journal: Arc<Journal>,
     pub(crate) cipher: SeedCipher,
@@ -620,6 +623,7 @@ impl Store {
                 cipher,
                 changelog,
                 install_otp,
+                install_users: AtomicU64::new(0),
                 clients_generation: AtomicU64::new(1),
                 user_count: AtomicI64::new(i64::try_from(count).unwrap_or(i64::MAX)),
                 durable_seq: AtomicU64::new(repl.last_seq),

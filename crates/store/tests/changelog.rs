@@ -888,7 +888,7 @@ fn an_interrupted_install_in_parts_starts_empty() {
     let (entries, next) = p.snapshot_part(None, 200).unwrap();
     assert!(next.is_some());
     r.install_part(&entries).unwrap();
-    assert!(replica.user_count() > 0);
+    assert!(!replica.list_users().unwrap().is_empty());
     // The process dies here.
     drop((r, replica));
     let replica = env.open("r");
