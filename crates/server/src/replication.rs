@@ -74,6 +74,8 @@ pub struct Replication {
     started_unix: u64,
     origin: Instant,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The changelog trimmer: its stop channel and thread.
+    trimmer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     store: Store,
     rt: tokio::runtime::Handle,
     /// Consumed OTP steps could not reach the primary (said once).
@@ -148,11 +150,18 @@ impl Replication {
             status: status.clone(),
             origin,
             on_change,
-            changelog_keep,
         };
         let thread = std::thread::Builder::new()
             .name("radmfa-replication".into())
             .spawn(move || driver.run(rx))?;
+        // Trimming runs beside the driver: a store imported or restored in
+        // bulk may hold millions of entries, which take minutes to remove,
+        // and the driver must go on serving meanwhile.
+        let (trim_stop, trim_rx) = mpsc::channel::<()>();
+        let trim_store = store.clone();
+        let trimmer = std::thread::Builder::new()
+            .name("radmfa-trim".into())
+            .spawn(move || trim_loop(&trim_store, changelog_keep, &trim_rx))?;
         info!(
             node = id,
             ?role,
@@ -168,6 +177,7 @@ impl Replication {
             started_unix,
             origin,
             thread: Mutex::new(Some(thread)),
+            trimmer: Mutex::new(Some((trim_stop, trimmer))),
             store,
             rt,
             otp_local_only: Arc::new(AtomicBool::new(false)),
@@ -354,6 +364,26 @@ impl Replication {
         if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
+        if let Some((stop, t)) = lock(&self.trimmer).take() {
+            drop(stop);
+            let _ = t.join();
+        }
+    }
+}
+
+/// Trims the changelog to `keep` entries at start and every [`TRIM_EVERY`]
+/// until `stop` is dropped (checked between batches too).
+fn trim_loop(store: &Store, keep: u64, stop: &mpsc::Receiver<()>) {
+    loop {
+        let go_on = || matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty));
+        let removed = store.trim_changelog_while(keep, go_on);
+        if removed > 0 {
+            debug!(removed, "changelog trimmed");
+        }
+        match stop.recv_timeout(TRIM_EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
     }
 }
 
@@ -383,15 +413,11 @@ struct Driver {
     status: Arc<Mutex<Status>>,
     origin: Instant,
     on_change: Box<dyn Fn(Changed) + Send>,
-    changelog_keep: u64,
 }
 
 impl Driver {
     fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let mut next_tick = Instant::now();
-        // Trim once at start (a store restored or imported in bulk may hold
-        // millions of entries), then every TRIM_EVERY.
-        let mut next_trim = Instant::now();
         let mut generation = self.store.data_generation();
         let mut warned_role = None;
         loop {
@@ -461,13 +487,6 @@ impl Driver {
                 }
             }
             *lock(&self.status) = st;
-            if Instant::now() >= next_trim {
-                next_trim = Instant::now() + TRIM_EVERY;
-                let removed = self.store.trim_changelog(self.changelog_keep);
-                if removed > 0 {
-                    debug!(removed, "changelog trimmed");
-                }
-            }
         }
     }
 

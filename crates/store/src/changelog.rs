@@ -44,6 +44,9 @@ pub const TREE_ADMIN_TOKENS: u8 = 5;
 
 /// Entries inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 4096;
+/// A run of at least this many entries of one tree is inserted by two
+/// threads.
+const PARALLEL_INSTALL_MIN: usize = 512;
 /// Changelog entries removed per lock hold by [`Store::trim_changelog`].
 const TRIM_BATCH: usize = 4096;
 
@@ -159,8 +162,14 @@ impl Store {
     /// 4096 under the write lock; stops at the first storage error (the next
     /// call goes on from there).
     pub fn trim_changelog(&self, keep_last: u64) -> usize {
+        self.trim_changelog_while(keep_last, || true)
+    }
+
+    /// [`Store::trim_changelog`] that stops between two batches once
+    /// `go_on` says no (a node shutting down).
+    pub fn trim_changelog_while(&self, keep_last: u64, go_on: impl Fn() -> bool) -> usize {
         let mut removed = 0;
-        loop {
+        while go_on() {
             let st = self.lock_repl();
             let upto = st.last_seq.saturating_sub(keep_last);
             let mut batch = sled::Batch::default();
@@ -182,6 +191,7 @@ impl Store {
                 return removed;
             }
         }
+        removed
     }
 
     /// Flushes when changelog entries past the durable mark exist.
@@ -339,27 +349,48 @@ impl Store {
             let Some(kind) = AdminTree::from_number(t) else {
                 return Err(StoreError::Corrupt(format!("unknown replicated tree {t}")));
             };
-            let tree = self.tree(kind);
             if kind == AdminTree::Users {
                 let n = u64::try_from(end - start).unwrap_or(u64::MAX);
                 self.inner.install_users.fetch_add(n, Ordering::SeqCst);
             }
-            for chunk in entries[start..end].chunks(INSTALL_BATCH) {
-                let mut batch = sled::Batch::default();
-                for e in chunk {
-                    if kind == AdminTree::OtpState {
-                        if let Some(local) = self.kept_otp_state(&e.key, &e.value)? {
-                            batch.insert(e.key.as_slice(), local);
-                            continue;
-                        }
-                    }
-                    batch.insert(e.key.as_slice(), e.value.as_slice());
-                }
-                tree.apply_batch(batch)?;
+            let run = &entries[start..end];
+            if run.len() < PARALLEL_INSTALL_MIN {
+                self.insert_entries(kind, run)?;
+            } else {
+                // Two disjoint key ranges at once: sled's inserts run in
+                // parallel (a million-user install is CPU-bound in them).
+                let (a, b) = run.split_at(run.len() / 2);
+                std::thread::scope(|scope| {
+                    let other = scope.spawn(|| self.insert_entries(kind, b));
+                    let here = self.insert_entries(kind, a);
+                    let there = other.join().unwrap_or_else(|_| {
+                        Err(StoreError::Corrupt("install thread panicked".into()))
+                    });
+                    here.and(there)
+                })?;
             }
             start = end;
         }
         self.trees_changed(None);
+        Ok(())
+    }
+
+    /// Inserts `entries` of one tree in batches.
+    fn insert_entries(&self, kind: AdminTree, entries: &[Entry]) -> Result<(), StoreError> {
+        let tree = self.tree(kind);
+        for chunk in entries.chunks(INSTALL_BATCH) {
+            let mut batch = sled::Batch::default();
+            for e in chunk {
+                if kind == AdminTree::OtpState {
+                    if let Some(local) = self.kept_otp_state(&e.key, &e.value)? {
+                        batch.insert(e.key.as_slice(), local);
+                        continue;
+                    }
+                }
+                batch.insert(e.key.as_slice(), e.value.as_slice());
+            }
+            tree.apply_batch(batch)?;
+        }
         Ok(())
     }
 

@@ -903,3 +903,26 @@ fn an_interrupted_install_in_parts_starts_empty() {
     assert_eq!(r.last(), (0, 0));
     assert_eq!(replica.user_count(), 0);
 }
+
+#[test]
+fn a_large_part_installs_on_two_threads_identically() {
+    let env = Env::new();
+    let primary = env.open("p");
+    let mut p = primary.repl_log();
+    // More entries of one tree than one thread installs alone.
+    for i in 0..1500 {
+        p.append_local(
+            1,
+            put(TREE_USERS, &format!("user{i:04}"), b"{\"name\":\"x\"}"),
+        )
+        .unwrap();
+    }
+    let replica = env.open("r");
+    replica
+        .set_repl_state(Role::Replica { primary: None }, 1)
+        .unwrap();
+    let mut r = replica.repl_log();
+    r.install_snapshot(p.snapshot()).unwrap();
+    assert_eq!(state(&r), state(&p));
+    assert_eq!(replica.user_count(), 1500);
+}
