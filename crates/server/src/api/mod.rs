@@ -681,19 +681,7 @@ pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{name}: {s:?} is before 1970"))
 }
 
-/// The columns of a CSV report, in order.
-pub const REPORT_FIELDS: &[&str] = &[
-    "time_ms",
-    "user",
-    "mode",
-    "result",
-    "reason",
-    "server_name",
-    "server_ip",
-    "client_name",
-    "client_ip",
-    "calling_station",
-];
+pub use crate::admin::REPORT_FIELDS;
 
 /// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is
 /// prefixed with `'` so that spreadsheets do not run it as a formula).
