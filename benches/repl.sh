@@ -19,6 +19,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$root/benches/lib.sh"
 users=1000000 writes=2000 build=1 keep=0 load_users=10000
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -117,12 +118,8 @@ start() { # id -> pid; waits for the ready file
         > "$work/node$id.log" 2>&1 &
     local pid=$!
     echo "$pid" > "$work/pid$id"
-    for _ in $(seq 1 600); do
-        [[ -s $work/ready$id.json ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$work/node$id.log" >&2; echo "repl.sh: node $id exited" >&2; exit 1; }
-        sleep 0.005
-    done
-    [[ -s $work/ready$id.json ]] || { echo "repl.sh: node $id not ready" >&2; exit 1; }
+    wait_ready "$work/ready$id.json" "$pid" "$work/node$id.log" 600 0.005 \
+        "repl.sh: node $id exited" "repl.sh: node $id not ready"
     echo "$pid"
 }
 status() { "$radmfa" --config "$work/node$1.toml" status --json; }

@@ -45,6 +45,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/benches/lib.sh"
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
 radmfa=$target/release/radmfa
@@ -299,12 +300,8 @@ EOF
     taskset -c "$server_cpu" "$radmfa" --config "$work/radmfa.toml" serve --ready-file "$work/ready.json" \
         > "$work/radmfa.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 300); do
-        [[ -s $work/ready.json ]] && break
-        kill -0 "$server_pid" 2>/dev/null || { cat "$work/radmfa.log" >&2; echo "run.sh: radmfa exited" >&2; exit 1; }
-        sleep 0.1
-    done
-    [[ -s $work/ready.json ]] || { echo "run.sh: radmfa did not become ready" >&2; exit 1; }
+    wait_ready "$work/ready.json" "$server_pid" "$work/radmfa.log" 300 0.1 \
+        "run.sh: radmfa exited" "run.sh: radmfa did not become ready"
     addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$work/ready.json")
     echo "   listening on $addr (pid $server_pid)"
     echo "   warm-up pass: every user logs in once (inline) so radmfa's verified-credential cache"
@@ -439,12 +436,8 @@ start_sms_node() {
     taskset -c "$server_cpu" "$radmfa" --config "$dir/radmfa.toml" serve --ready-file "$dir/ready.json" \
         > "$dir/radmfa.log" 2>&1 &
     node_pid=$!
-    for _ in $(seq 1 300); do
-        [[ -s $dir/ready.json ]] && break
-        kill -0 "$node_pid" 2>/dev/null || { cat "$dir/radmfa.log" >&2; echo "run.sh: radmfa exited" >&2; exit 1; }
-        sleep 0.1
-    done
-    [[ -s $dir/ready.json ]] || { echo "run.sh: radmfa did not become ready" >&2; exit 1; }
+    wait_ready "$dir/ready.json" "$node_pid" "$dir/radmfa.log" 300 0.1 \
+        "run.sh: radmfa exited" "run.sh: radmfa did not become ready"
     node_addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$dir/ready.json")
 }
 

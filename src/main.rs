@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use radmfa_server::admin::{AdminError, AdminRequest, ImportRow};
+use radmfa_server::admin::{AdminError, AdminRequest, ImportRow, REPORT_FIELDS};
 use radmfa_server::config::LogFormat;
 use radmfa_server::{RuntimeConfig, ServerError};
 use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
@@ -1041,19 +1041,6 @@ fn print_status(v: &serde_json::Value) {
         println!("last error      {}", s("last_error"));
     }
 }
-
-const REPORT_FIELDS: &[&str] = &[
-    "time_ms",
-    "user",
-    "mode",
-    "result",
-    "reason",
-    "server_name",
-    "server_ip",
-    "client_name",
-    "client_ip",
-    "calling_station",
-];
 
 fn token_admin(cfg: &RuntimeConfig, cmd: TokenAdminCmd) -> anyhow::Result<()> {
     match cmd {

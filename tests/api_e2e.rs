@@ -105,6 +105,30 @@ impl Api {
         (status, resp.text().await.expect("body"))
     }
 
+    /// [`Api::json`] with `token` and no body.
+    async fn no_body(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        expected: StatusCode,
+    ) -> Value {
+        self.json(method, path, Some(token), None, expected).await
+    }
+
+    /// [`Api::json`] with `token` and `body`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+        expected: StatusCode,
+    ) -> Value {
+        self.json(method, path, Some(token), Some(body), expected)
+            .await
+    }
+
     async fn json(
         &self,
         method: Method,
@@ -236,42 +260,40 @@ async fn admin_api_end_to_end() {
         .await;
     assert_eq!(error_code(&v), "unauthorized");
     let v = api
-        .json(
+        .no_body(
             Method::GET,
             "/api/v1/users",
-            Some("radmfa_00000000"),
-            None,
+            "radmfa_00000000",
             StatusCode::UNAUTHORIZED,
         )
         .await;
     assert_eq!(error_code(&v), "unauthorized");
     let new_user = json!({"name": "alice", "display_name": "Alice", "password": "correct-horse"});
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users",
-            Some(&reader),
-            Some(new_user.clone()),
+            &reader,
+            new_user.clone(),
             StatusCode::FORBIDDEN,
         )
         .await;
     assert_eq!(error_code(&v), "forbidden");
-    api.json(
+    api.no_body(
         Method::GET,
         "/api/v1/clients",
-        Some(&reader),
-        None,
+        &reader,
         StatusCode::FORBIDDEN,
     )
     .await;
 
     // CRUD.
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users",
-            Some(&full),
-            Some(new_user.clone()),
+            &full,
+            new_user.clone(),
             StatusCode::CREATED,
         )
         .await;
@@ -279,137 +301,121 @@ async fn admin_api_end_to_end() {
     assert_eq!(v["has_password"], true);
     assert!(!v.to_string().contains("correct-horse"), "{v}");
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users",
-            Some(&full),
-            Some(new_user),
+            &full,
+            new_user,
             StatusCode::CONFLICT,
         )
         .await;
     assert_eq!(error_code(&v), "conflict");
-    api.json(
+    api.send(
         Method::POST,
         "/api/v1/users",
-        Some(&full),
-        Some(json!({"name": "bob", "method": "sms", "phone": "+31612345678"})),
+        &full,
+        json!({"name": "bob", "method": "sms", "phone": "+31612345678"}),
         StatusCode::CREATED,
     )
     .await;
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users",
-            Some(&full),
-            Some(json!({"name": "carol", "phone": "12"})),
+            &full,
+            json!({"name": "carol", "phone": "12"}),
             StatusCode::BAD_REQUEST,
         )
         .await;
     assert_eq!(error_code(&v), "invalid_request");
     let v = api
-        .json(
+        .no_body(
             Method::GET,
             "/api/v1/users?limit=1&offset=1",
-            Some(&reader),
-            None,
+            &reader,
             StatusCode::OK,
         )
         .await;
     assert_eq!(v["total"], 2);
     assert_eq!(v["items"][0]["name"], "bob");
     let v = api
-        .json(
+        .send(
             Method::PATCH,
             "/api/v1/users/alice",
-            Some(&full),
-            Some(json!({"display_name": "Alice Example", "groups": ["vpn"]})),
+            &full,
+            json!({"display_name": "Alice Example", "groups": ["vpn"]}),
             StatusCode::OK,
         )
         .await;
     assert_eq!(v["display_name"], "Alice Example");
     assert_eq!(v["groups"], json!(["vpn"]));
     let v = api
-        .json(
+        .no_body(
             Method::POST,
             "/api/v1/users/bob/disable",
-            Some(&full),
-            None,
+            &full,
             StatusCode::OK,
         )
         .await;
     assert_eq!(v["enabled"], false);
     let v = api
-        .json(
-            Method::GET,
-            "/api/v1/users/bob",
-            Some(&reader),
-            None,
-            StatusCode::OK,
-        )
+        .no_body(Method::GET, "/api/v1/users/bob", &reader, StatusCode::OK)
         .await;
     assert_eq!(v["enabled"], false);
-    api.json(
+    api.send(
         Method::PUT,
         "/api/v1/users/bob/pin",
-        Some(&full),
-        Some(json!({"pin": "4711"})),
+        &full,
+        json!({"pin": "4711"}),
         StatusCode::OK,
     )
     .await;
     let v = api
-        .json(
+        .no_body(
             Method::DELETE,
             "/api/v1/users/bob/pin",
-            Some(&full),
-            None,
+            &full,
             StatusCode::OK,
         )
         .await;
     assert_eq!(v["pin_mode"], "standard");
-    api.json(
-        Method::DELETE,
-        "/api/v1/users/bob",
-        Some(&full),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    api.no_body(Method::DELETE, "/api/v1/users/bob", &full, StatusCode::OK)
+        .await;
     let v = api
-        .json(
+        .no_body(
             Method::GET,
             "/api/v1/users/bob",
-            Some(&reader),
-            None,
+            &reader,
             StatusCode::NOT_FOUND,
         )
         .await;
     assert_eq!(error_code(&v), "not_found");
-    api.json(
+    api.send(
         Method::PUT,
         "/api/v1/users/alice/password",
-        Some(&full),
-        Some(json!({"password": "battery-staple"})),
+        &full,
+        json!({"password": "battery-staple"}),
         StatusCode::OK,
     )
     .await;
 
     // Enroll, then sign in with a code computed from the returned URI.
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users/nobody/token",
-            Some(&full),
-            Some(json!({})),
+            &full,
+            json!({}),
             StatusCode::NOT_FOUND,
         )
         .await;
     assert_eq!(error_code(&v), "not_found");
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/users/alice/token",
-            Some(&full),
-            Some(json!({"type": "totp"})),
+            &full,
+            json!({"type": "totp"}),
             StatusCode::CREATED,
         )
         .await;
@@ -428,42 +434,29 @@ async fn admin_api_end_to_end() {
 
     // Clients: created, listed without the secret, deleted.
     let v = api
-        .json(
+        .send(
             Method::POST,
             "/api/v1/clients",
-            Some(&full),
-            Some(json!({"name": "vpn1", "address": "10.0.0.5", "secret": "s3cret-shared-123"})),
+            &full,
+            json!({"name": "vpn1", "address": "10.0.0.5", "secret": "s3cret-shared-123"}),
             StatusCode::CREATED,
         )
         .await;
     assert_eq!(v["address"], "10.0.0.5/32");
     let v = api
-        .json(
-            Method::GET,
-            "/api/v1/clients",
-            Some(&full),
-            None,
-            StatusCode::OK,
-        )
+        .no_body(Method::GET, "/api/v1/clients", &full, StatusCode::OK)
         .await;
     assert!(!v.to_string().contains("s3cret"), "{v}");
     assert_eq!(v["items"][0]["name"], "vpn1");
-    api.json(
+    api.no_body(
         Method::DELETE,
         "/api/v1/clients/vpn1",
-        Some(&full),
-        None,
+        &full,
         StatusCode::OK,
     )
     .await;
     let v = api
-        .json(
-            Method::GET,
-            "/api/v1/policies",
-            Some(&full),
-            None,
-            StatusCode::OK,
-        )
+        .no_body(Method::GET, "/api/v1/policies", &full, StatusCode::OK)
         .await;
     assert_eq!(v["items"][0]["name"], "default");
 
@@ -490,11 +483,10 @@ async fn admin_api_end_to_end() {
         ("user=alice&from=2000-01-01T00:00:00Z&limit=1", 1),
     ] {
         let v = api
-            .json(
+            .no_body(
                 Method::GET,
                 &format!("/api/v1/reports?{q}"),
-                Some(&reports),
-                None,
+                &reports,
                 StatusCode::OK,
             )
             .await;
@@ -514,11 +506,10 @@ async fn admin_api_end_to_end() {
     assert!(lines[0].starts_with("time_ms,user,mode,result"), "{csv}");
     assert!(lines[1].contains(",alice,pap+totp-inline,accept,"), "{csv}");
     let v = api
-        .json(
+        .no_body(
             Method::GET,
             "/api/v1/reports?format=xml",
-            Some(&reports),
-            None,
+            &reports,
             StatusCode::BAD_REQUEST,
         )
         .await;
@@ -541,13 +532,7 @@ async fn admin_api_end_to_end() {
     assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
 
     let v = api
-        .json(
-            Method::GET,
-            "/api/v1/cluster",
-            Some(&reports),
-            None,
-            StatusCode::OK,
-        )
+        .no_body(Method::GET, "/api/v1/cluster", &reports, StatusCode::OK)
         .await;
     assert_eq!(v["role"], "primary");
     assert!(v["stats"]["access_accepts"].as_u64() >= Some(1), "{v}");
@@ -587,11 +572,10 @@ async fn admin_api_end_to_end() {
     api.env
         .radmfa(&["token-admin", "revoke", "helpdesk"])
         .assert_ok();
-    api.json(
+    api.no_body(
         Method::GET,
         "/api/v1/users",
-        Some(&reader),
-        None,
+        &reader,
         StatusCode::UNAUTHORIZED,
     )
     .await;

@@ -28,6 +28,28 @@ fn reasons(env: &Env, user: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Checks the last audit reason of `user`, once `n` records exist.
+fn assert_last_reason(env: &Env, user: &str, n: usize, want: &str) {
+    let got = reasons(env, user, n);
+    assert_eq!(got.last().map(String::as_str), Some(want), "{got:?}");
+}
+
+/// A sign-in of `user` with the password and the current code of `secret`.
+fn login_with_code(addr: &str, user: &str, secret: &[u8]) -> common::RadReply {
+    login(
+        addr,
+        user,
+        &format!("correct-horse{}", totp_now(secret)),
+        None,
+    )
+}
+
+/// Stops `server` and checks that it exited cleanly.
+fn stop(server: common::Server) {
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
 fn message(r: &common::RadReply) -> String {
     r.text("Reply-Message").unwrap_or_default()
 }
@@ -52,12 +74,7 @@ fn ten_wrong_codes_lock_until_an_admin_unlocks() {
         );
     }
     // The right code (not consumed: no code is checked for a locked user).
-    let r = login(
-        &addr,
-        "lou",
-        &format!("correct-horse{}", totp_now(&secret)),
-        None,
-    );
+    let r = login_with_code(&addr, "lou", &secret);
     expect(&r, "Access-Reject");
     assert!(message(&r).contains("locked"), "{}", r.output);
     // A challenge login is refused before the password is checked.
@@ -76,15 +93,7 @@ fn ten_wrong_codes_lock_until_an_admin_unlocks() {
     env.wait_counter("locked_rejects", 2);
     // Other users are not affected.
     let other = common::decode_secret(common::TOTP_SECRETS[1]);
-    expect(
-        &login(
-            &addr,
-            "other",
-            &format!("correct-horse{}", totp_now(&other)),
-            None,
-        ),
-        "Access-Accept",
-    );
+    expect(&login_with_code(&addr, "other", &other), "Access-Accept");
 
     let out = env.radmfa(&["user", "unlock", "lou"]);
     out.assert_ok();
@@ -92,12 +101,7 @@ fn ten_wrong_codes_lock_until_an_admin_unlocks() {
     let shown = env.radmfa(&["user", "show", "lou", "--json"]).json();
     assert_eq!(shown["locked_until"], 0, "{shown}");
     assert_eq!(shown["lock_reason"], "", "{shown}");
-    let r = login(
-        &addr,
-        "lou",
-        &format!("correct-horse{}", totp_now(&secret)),
-        None,
-    );
+    let r = login_with_code(&addr, "lou", &secret);
     expect(&r, "Access-Accept");
     // Counting starts afresh: one more wrong code does not lock again.
     let r = login(&addr, "lou", &format!("correct-horse{wrong}"), None);
@@ -118,8 +122,7 @@ fn lock_survives_a_restart() {
             "Access-Reject",
         );
     }
-    let (status, log) = server.terminate();
-    assert!(status.success(), "{log}");
+    stop(server);
 
     // Offline, the record shows the lock (lockout_secs = 0: until unlocked).
     let shown = env.radmfa(&["user", "show", "rex", "--json"]).json();
@@ -127,32 +130,16 @@ fn lock_survives_a_restart() {
 
     let server = env.start();
     let addr = server.addr_string();
-    let r = login(
-        &addr,
-        "rex",
-        &format!("correct-horse{}", totp_now(&secret)),
-        None,
-    );
+    let r = login_with_code(&addr, "rex", &secret);
     expect(&r, "Access-Reject");
-    let got = reasons(&env, "rex", 4);
-    assert_eq!(
-        got.last().map(String::as_str),
-        Some("locked_out"),
-        "{got:?}"
-    );
-    let (status, log) = server.terminate();
-    assert!(status.success(), "{log}");
+    assert_last_reason(&env, "rex", 4, "locked_out");
+    stop(server);
 
     // Unlocked with the server stopped (straight into the store).
     env.radmfa(&["user", "unlock", "rex"]).assert_ok();
     let server = env.start();
     let addr = server.addr_string();
-    let r = login(
-        &addr,
-        "rex",
-        &format!("correct-horse{}", totp_now(&secret)),
-        None,
-    );
+    let r = login_with_code(&addr, "rex", &secret);
     expect(&r, "Access-Accept");
 }
 
@@ -174,12 +161,7 @@ fn per_user_rate_limit_rejects_with_rate_limited() {
         "{}",
         r.output
     );
-    let got = reasons(&env, "ria", 4);
-    assert_eq!(
-        got.last().map(String::as_str),
-        Some("rate_limited"),
-        "{got:?}"
-    );
+    assert_last_reason(&env, "ria", 4, "rate_limited");
     env.wait_counter("rate_limited_user", 1);
     // Another user has a budget of their own.
     expect(

@@ -12,6 +12,21 @@ use radmfa_store::{
 
 use crate::config::{parse_cidr, RuntimeConfig};
 
+/// The fields of an audit record in a CSV report, in column order (admin
+/// API and CLI).
+pub const REPORT_FIELDS: &[&str] = &[
+    "time_ms",
+    "user",
+    "mode",
+    "result",
+    "reason",
+    "server_name",
+    "server_ip",
+    "client_name",
+    "client_ip",
+    "calling_station",
+];
+
 /// One admin request.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -24,6 +24,7 @@ pub mod replication;
 pub mod retention;
 pub mod secret;
 pub mod sync;
+mod tls_util;
 pub mod udp;
 pub mod upstream;
 

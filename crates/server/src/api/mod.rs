@@ -209,6 +209,39 @@ async fn write(
     res.map_err(|e| classify(&e))
 }
 
+/// Authorizes `scope`, takes the name from the path, builds the request
+/// for it (a body, if any, is read there, after the path) and runs it as
+/// the write `op` on that name; 200 with the result.
+async fn write_named(
+    st: &St,
+    headers: &HeaderMap,
+    scope: &str,
+    op: &'static str,
+    name: Result<Path<String>, PathRejection>,
+    req: impl FnOnce(String) -> Result<AdminRequest, ApiError>,
+) -> ApiResult {
+    let caller = authorize(st, headers, scope).await?;
+    let name = path(name)?;
+    let req = req(name.clone())?;
+    ok(write(st, &caller, op, &name, req).await?)
+}
+
+/// Authorizes `scope`, reads the body and runs the request `req` makes of
+/// it as the write `op` on the name `req` returns with it; 201 with the
+/// result.
+async fn create<T>(
+    st: &St,
+    headers: &HeaderMap,
+    scope: &str,
+    op: &'static str,
+    b: Result<Json<T>, JsonRejection>,
+    req: impl FnOnce(T) -> (String, AdminRequest),
+) -> ApiResult {
+    let caller = authorize(st, headers, scope).await?;
+    let (name, req) = req(body(b)?);
+    created(write(st, &caller, op, &name, req).await?)
+}
+
 fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
@@ -311,22 +344,34 @@ async fn user_create(
     headers: HeaderMap,
     b: Result<Json<NewUser>, JsonRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let u = body(b)?;
-    let name = u.name.clone();
-    let req = AdminRequest::UserAdd {
-        name: u.name,
-        display_name: u.display_name,
-        email: u.email,
-        phone: u.phone,
-        method: u.method,
-        groups: u.groups,
-        password: u.password,
-        device_token: u.device_token,
-        pin: u.pin,
-        enabled: u.enabled,
-    };
-    created(write(&st, &caller, "user_create", &name, req).await?)
+    create(
+        &st,
+        &headers,
+        "users:write",
+        "user_create",
+        b,
+        NewUser::into_request,
+    )
+    .await
+}
+
+impl NewUser {
+    /// The name to log and the request that creates it.
+    fn into_request(self) -> (String, AdminRequest) {
+        let req = AdminRequest::UserAdd {
+            name: self.name.clone(),
+            display_name: self.display_name,
+            email: self.email,
+            phone: self.phone,
+            method: self.method,
+            groups: self.groups,
+            password: self.password,
+            device_token: self.device_token,
+            pin: self.pin,
+            enabled: self.enabled,
+        };
+        (self.name, req)
+    }
 }
 
 #[derive(Deserialize)]
@@ -352,19 +397,19 @@ async fn user_patch(
     name: Result<Path<String>, PathRejection>,
     b: Result<Json<UserPatch>, JsonRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let p = body(b)?;
-    let req = AdminRequest::UserSet {
-        name: name.clone(),
-        display_name: p.display_name,
-        email: p.email,
-        phone: p.phone,
-        method: p.method,
-        device_token: p.device_token,
-        groups: p.groups,
-    };
-    ok(write(&st, &caller, "user_update", &name, req).await?)
+    write_named(&st, &headers, "users:write", "user_update", name, |name| {
+        let p = body(b)?;
+        Ok(AdminRequest::UserSet {
+            name,
+            display_name: p.display_name,
+            email: p.email,
+            phone: p.phone,
+            method: p.method,
+            device_token: p.device_token,
+            groups: p.groups,
+        })
+    })
+    .await
 }
 
 async fn user_delete(
@@ -372,24 +417,24 @@ async fn user_delete(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let req = AdminRequest::UserDelete { name: name.clone() };
-    ok(write(&st, &caller, "user_delete", &name, req).await?)
+    write_named(&st, &headers, "users:write", "user_delete", name, |name| {
+        Ok(AdminRequest::UserDelete { name })
+    })
+    .await
 }
 
+/// Enable and disable read the path before the token (as they always have),
+/// so the name comes here already taken from it.
 async fn set_enabled(st: St, headers: HeaderMap, name: String, enabled: bool) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
     let op = if enabled {
         "user_enable"
     } else {
         "user_disable"
     };
-    let req = AdminRequest::UserSetEnabled {
-        name: name.clone(),
-        enabled,
-    };
-    ok(write(&st, &caller, op, &name, req).await?)
+    write_named(&st, &headers, "users:write", op, Ok(Path(name)), |name| {
+        Ok(AdminRequest::UserSetEnabled { name, enabled })
+    })
+    .await
 }
 
 async fn user_enable(
@@ -413,10 +458,10 @@ async fn user_unlock(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let req = AdminRequest::UserUnlock { name: name.clone() };
-    ok(write(&st, &caller, "user_unlock", &name, req).await?)
+    write_named(&st, &headers, "users:write", "user_unlock", name, |name| {
+        Ok(AdminRequest::UserUnlock { name })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -431,14 +476,18 @@ async fn user_password(
     name: Result<Path<String>, PathRejection>,
     b: Result<Json<PasswordBody>, JsonRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let p = body(b)?;
-    let req = AdminRequest::UserPasswd {
-        name: name.clone(),
-        password: p.password,
-    };
-    ok(write(&st, &caller, "user_password", &name, req).await?)
+    write_named(
+        &st,
+        &headers,
+        "users:write",
+        "user_password",
+        name,
+        |name| {
+            let password = body(b)?.password;
+            Ok(AdminRequest::UserPasswd { name, password })
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -453,14 +502,11 @@ async fn user_pin_set(
     name: Result<Path<String>, PathRejection>,
     b: Result<Json<PinBody>, JsonRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let p = body(b)?;
-    let req = AdminRequest::UserPin {
-        name: name.clone(),
-        pin: Some(p.pin),
-    };
-    ok(write(&st, &caller, "user_pin_set", &name, req).await?)
+    write_named(&st, &headers, "users:write", "user_pin_set", name, |name| {
+        let pin = Some(body(b)?.pin);
+        Ok(AdminRequest::UserPin { name, pin })
+    })
+    .await
 }
 
 async fn user_pin_clear(
@@ -468,13 +514,15 @@ async fn user_pin_clear(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "users:write").await?;
-    let name = path(name)?;
-    let req = AdminRequest::UserPin {
-        name: name.clone(),
-        pin: None,
-    };
-    ok(write(&st, &caller, "user_pin_clear", &name, req).await?)
+    write_named(
+        &st,
+        &headers,
+        "users:write",
+        "user_pin_clear",
+        name,
+        |name| Ok(AdminRequest::UserPin { name, pin: None }),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -555,17 +603,29 @@ async fn client_create(
     headers: HeaderMap,
     b: Result<Json<NewClient>, JsonRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "clients:write").await?;
-    let c = body(b)?;
-    let name = c.name.clone();
-    let req = AdminRequest::ClientAdd {
-        name: c.name,
-        address: c.address,
-        secret: c.secret,
-        policy: c.policy,
-        require_message_authenticator: c.require_message_authenticator,
-    };
-    created(write(&st, &caller, "client_create", &name, req).await?)
+    create(
+        &st,
+        &headers,
+        "clients:write",
+        "client_create",
+        b,
+        NewClient::into_request,
+    )
+    .await
+}
+
+impl NewClient {
+    /// The name to log and the request that creates it.
+    fn into_request(self) -> (String, AdminRequest) {
+        let req = AdminRequest::ClientAdd {
+            name: self.name.clone(),
+            address: self.address,
+            secret: self.secret,
+            policy: self.policy,
+            require_message_authenticator: self.require_message_authenticator,
+        };
+        (self.name, req)
+    }
 }
 
 async fn client_delete(
@@ -573,10 +633,15 @@ async fn client_delete(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let caller = authorize(&st, &headers, "clients:write").await?;
-    let name = path(name)?;
-    let req = AdminRequest::ClientDelete { name: name.clone() };
-    ok(write(&st, &caller, "client_delete", &name, req).await?)
+    write_named(
+        &st,
+        &headers,
+        "clients:write",
+        "client_delete",
+        name,
+        |name| Ok(AdminRequest::ClientDelete { name }),
+    )
+    .await
 }
 
 // ---- reports, stats, policies, cluster ------------------------------------
@@ -616,19 +681,7 @@ pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{name}: {s:?} is before 1970"))
 }
 
-/// The columns of a CSV report, in order.
-pub const REPORT_FIELDS: &[&str] = &[
-    "time_ms",
-    "user",
-    "mode",
-    "result",
-    "reason",
-    "server_name",
-    "server_ip",
-    "client_name",
-    "client_ip",
-    "calling_station",
-];
+pub use crate::admin::REPORT_FIELDS;
 
 /// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is
 /// prefixed with `'` so that spreadsheets do not run it as a formula).

@@ -3,11 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -15,6 +13,7 @@ use tracing::{debug, info, warn};
 use super::frame::{read_frame, write_frames, Frame, ReplAssembler, MAX_REPLY_PACKET};
 use super::tls::{self, PeerTls};
 use super::{bump, ForwardHandler, PeerStats};
+use crate::tls_util::accept_connections;
 
 /// Connections (authenticated or still in their handshake) served at once.
 const MAX_CONNECTIONS: usize = 256;
@@ -38,42 +37,28 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config());
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let (tcp, addr) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors and the like: wait a little rather
-                    // than spin; a connection's own error never lands here.
-                    warn!(error = %e, "peer link accept failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    }
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            bump(&stats.peer_rejected);
-            warn!(%addr, "too many peer connections; refusing one");
-            continue;
-        };
+    let refused = |addr: SocketAddr| {
+        bump(&stats.peer_rejected);
+        warn!(%addr, "too many peer connections; refusing one");
+    };
+    let start = |tcp: TcpStream, addr: SocketAddr| {
         let conn = Connection {
             acceptor: acceptor.clone(),
             handler: handler.clone(),
             stats: stats.clone(),
             closed: shutdown.child_token(),
         };
-        connections.spawn(async move {
-            conn.run(tcp, addr).await;
-            drop(slot);
-        });
-    }
+        conn.run(tcp, addr)
+    };
+    let mut connections = accept_connections(
+        &listener,
+        MAX_CONNECTIONS,
+        "peer link",
+        &shutdown,
+        refused,
+        start,
+    )
+    .await;
     connections.shutdown().await;
     Ok(())
 }

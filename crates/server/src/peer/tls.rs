@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::Resumption;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::{NoServerSessionStorage, ParsedCertificate, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::AsyncWriteExt;
@@ -20,6 +19,8 @@ use zeroize::Zeroizing;
 
 use super::frame::{read_frame, Frame, PROTOCOL_VERSION};
 use super::{node_server_name, PeerError};
+pub(crate) use crate::tls_util::parse_certs;
+use crate::tls_util::{parse_key, provider};
 
 /// Time allowed for the server side of the TLS handshake, and then again for
 /// the Hello frame.
@@ -54,30 +55,6 @@ impl Part {
             Part::Cert => "node certificate",
             Part::Key => "private key",
         }
-    }
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// All certificates of a PEM text, in order.
-pub(crate) fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("invalid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no certificate found".into());
-    }
-    Ok(certs)
-}
-
-/// The first private key of a PEM text.
-fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, String> {
-    match rustls_pemfile::private_key(&mut pem.as_bytes()) {
-        Ok(Some(key)) => Ok(key),
-        Ok(None) => Err("no private key found".into()),
-        Err(e) => Err(format!("invalid PEM: {e}")),
     }
 }
 

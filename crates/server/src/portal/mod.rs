@@ -330,6 +330,40 @@ impl Portal {
         Ok(SignedIn { s, user })
     }
 
+    /// [`Portal::signed_in`] for a form post, whose Origin and CSRF token
+    /// must check out as well ([`Portal::post_ok`]; 403 otherwise).
+    fn signed_in_post(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+        pin_page: bool,
+        form: &HashMap<String, String>,
+    ) -> Result<SignedIn, Box<Response>> {
+        let si = self.signed_in(headers, now, pin_page)?;
+        if !self.post_ok(headers, &si.s, form) {
+            return Err(Box::new(forbidden(si.lang())));
+        }
+        Ok(si)
+    }
+
+    /// Runs an admin write for `user` through [`crate::control::dispatch`];
+    /// false (logged as "portal: cannot {what}") when it fails.
+    async fn write(&self, user: &str, what: &str, req: AdminRequest) -> bool {
+        match crate::control::dispatch(&self.node, req).await {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(user = %user, error = %e, "portal: cannot {what}");
+                false
+            }
+        }
+    }
+
+    /// To the home page, which shows `msg` once.
+    fn home_with(&self, mut s: Session, msg: Msg, now: u64) -> Response {
+        s.notice = Some(msg.id().to_string());
+        redirect("/home", self.cookie(&s, now))
+    }
+
     /// A POST's CSRF token and Origin: the form must come from this portal.
     fn post_ok(&self, headers: &HeaderMap, s: &Session, form: &HashMap<String, String>) -> bool {
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
@@ -977,14 +1011,11 @@ async fn enroll(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let Some(secret) = si.s.enroll.clone().map(Zeroizing::new) else {
         return redirect("/enroll", None);
     };
@@ -1021,8 +1052,7 @@ async fn enroll(
         digits: p.node.config().otp_digits,
         period: PERIOD,
     };
-    if let Err(e) = crate::control::dispatch(&p.node, req).await {
-        warn!(user = %name, error = %e, "portal: cannot enroll the token");
+    if !p.write(&name, "enroll the token", req).await {
         return enroll_response(
             &p,
             &mut si,
@@ -1036,8 +1066,7 @@ async fn enroll(
     p.node.portal_mark_step_used(&name, step);
     info!(user = %name, "authenticator app enrolled in the portal");
     si.s.enroll = None;
-    si.s.notice = Some(Msg::AppEnrolled.id().to_string());
-    redirect("/home", p.cookie(&si.s, now))
+    p.home_with(si.s, Msg::AppEnrolled, now)
 }
 
 // ---------------------------------------------------------------- phone
@@ -1115,14 +1144,11 @@ async fn phone_send(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let typed = field(&form, "phone").to_string();
     let Some(phone) = normalize_phone(&typed) else {
         si.s.phone = None;
@@ -1189,14 +1215,11 @@ async fn phone_verify(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let Some(mut sent) = si.s.phone.take() else {
         return redirect("/phone", None);
     };
@@ -1250,8 +1273,7 @@ async fn phone_verify(
         device_token: None,
         groups: None,
     };
-    if let Err(e) = crate::control::dispatch(&p.node, req).await {
-        warn!(user = %name, error = %e, "portal: cannot save the phone number");
+    if !p.write(&name, "save the phone number", req).await {
         let value = sent.phone.clone();
         return phone_response(
             &p,
@@ -1263,11 +1285,28 @@ async fn phone_verify(
         );
     }
     info!(user = %name, "phone number verified and saved in the portal");
-    si.s.notice = Some(Msg::PhoneSaved.id().to_string());
-    redirect("/home", p.cookie(&si.s, now))
+    p.home_with(si.s, Msg::PhoneSaved, now)
 }
 
 // ---------------------------------------------------------------- method
+
+/// A form page of the signed-in user with the pending notice on top, drawn
+/// by `render` (see [`Portal::signed_in`] for `pin_page`).
+fn notice_page(
+    p: &Portal,
+    headers: &HeaderMap,
+    pin_page: bool,
+    render: fn(&Portal, &SignedIn, &str, StatusCode, u64) -> Response,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(headers, now, pin_page) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let lang = si.lang();
+    let message = take_notice(&mut si.s, lang);
+    render(p, &si, &message, StatusCode::OK, now)
+}
 
 /// The methods this user can choose now.
 fn available_methods(p: &Portal, user: &CachedUser) -> Vec<Method> {
@@ -1320,14 +1359,7 @@ fn method_response(
 }
 
 async fn method_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
-        Ok(si) => si,
-        Err(r) => return *r,
-    };
-    let lang = si.lang();
-    let message = take_notice(&mut si.s, lang);
-    method_response(&p, &si, &message, StatusCode::OK, now)
+    notice_page(&p, &headers, false, method_response)
 }
 
 async fn method_set(
@@ -1336,14 +1368,11 @@ async fn method_set(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let chosen = field(&form, "method").parse::<Method>().ok();
     let Some(method) = chosen.filter(|m| available_methods(&p, &si.user).contains(m)) else {
         return method_response(
@@ -1364,8 +1393,7 @@ async fn method_set(
         device_token: None,
         groups: None,
     };
-    if let Err(e) = crate::control::dispatch(&p.node, req).await {
-        warn!(user = %name, error = %e, "portal: cannot change the method");
+    if !p.write(&name, "change the method", req).await {
         return method_response(
             &p,
             &si,
@@ -1375,8 +1403,7 @@ async fn method_set(
         );
     }
     info!(user = %name, method = %method, "method changed in the portal");
-    si.s.notice = Some(Msg::MethodSaved.id().to_string());
-    redirect("/home", p.cookie(&si.s, now))
+    p.home_with(si.s, Msg::MethodSaved, now)
 }
 
 // ---------------------------------------------------------------- PIN
@@ -1422,14 +1449,7 @@ fn pin_response(
 }
 
 async fn pin_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
-    let mut si = match p.signed_in(&headers, now, true) {
-        Ok(si) => si,
-        Err(r) => return *r,
-    };
-    let lang = si.lang();
-    let message = take_notice(&mut si.s, lang);
-    pin_response(&p, &si, &message, StatusCode::OK, now)
+    notice_page(&p, &headers, true, pin_response)
 }
 
 async fn pin_set(
@@ -1438,14 +1458,11 @@ async fn pin_set(
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let si = match p.signed_in(&headers, now, true) {
+    let si = match p.signed_in_post(&headers, now, true, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let u = &si.user.user;
     if u.pin.is_none() {
         return pin_response(&p, &si, "", StatusCode::UNPROCESSABLE_ENTITY, now);
@@ -1497,8 +1514,7 @@ async fn pin_set(
         name: name.clone(),
         pin: new.to_string(),
     };
-    if let Err(e) = crate::control::dispatch(&p.node, req).await {
-        warn!(user = %name, error = %e, "portal: cannot change the PIN");
+    if !p.write(&name, "change the PIN", req).await {
         return pin_response(
             &p,
             &si,
@@ -1508,9 +1524,7 @@ async fn pin_set(
         );
     }
     info!(user = %name, "PIN changed in the portal");
-    let mut s = si.s.clone();
-    s.notice = Some(Msg::PinChanged.id().to_string());
-    redirect("/home", p.cookie(&s, now))
+    p.home_with(si.s, Msg::PinChanged, now)
 }
 
 // ---------------------------------------------------------------- report, sign-out
@@ -1548,14 +1562,11 @@ async fn not_me(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = now_unix();
-    let si = match p.signed_in(&headers, now, true) {
+    let si = match p.signed_in_post(&headers, now, true, &form) {
         Ok(si) => si,
         Err(r) => return *r,
     };
     let lang = si.lang();
-    if !p.post_ok(&headers, &si.s, &form) {
-        return forbidden(lang);
-    }
     let reported = field(&form, "t").parse::<u64>().unwrap_or(0);
     if let Err(e) = report_not_me(&p.node, si.name(), reported, peer.0.ip()).await {
         warn!(user = %si.name(), error = %e, "portal: cannot disable the account after a report");

@@ -35,7 +35,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +43,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::clients::ClientEntry;
 use crate::counters::{bump, Counters};
 use crate::pipeline::Node;
+use crate::tls_util::accept_connections;
 
 pub(crate) use config::validate;
 pub use config::{RadsecClient, RadsecSection, RadsecSettings};
@@ -92,30 +92,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls.server_config());
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    let mut connections = JoinSet::new();
-    loop {
-        let (tcp, addr) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors and the like: wait a little rather
-                    // than spin.
-                    warn!(error = %e, "RadSec accept failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    }
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            warn!(peer = %addr, max_connections, "too many RadSec connections; refusing one");
-            continue;
-        };
+    let refused = |addr: SocketAddr| {
+        warn!(peer = %addr, max_connections, "too many RadSec connections; refusing one");
+    };
+    let start = |tcp: TcpStream, addr: SocketAddr| {
         let conn = Connection {
             acceptor: acceptor.clone(),
             tls: tls.clone(),
@@ -124,14 +104,17 @@ pub async fn serve(
             shutdown: shutdown.clone(),
         };
         let span = tracing::info_span!("radsec", peer = %addr);
-        connections.spawn(
-            async move {
-                conn.run(tcp, addr).await;
-                drop(slot);
-            }
-            .instrument(span),
-        );
-    }
+        async move { conn.run(tcp, addr).await }.instrument(span)
+    };
+    let mut connections = accept_connections(
+        &listener,
+        max_connections,
+        "RadSec",
+        &shutdown,
+        refused,
+        start,
+    )
+    .await;
     while connections.join_next().await.is_some() {}
 }
 

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{
@@ -24,6 +23,7 @@ use super::config::{RadsecClient, RadsecSettings};
 use crate::clients::ClientEntry;
 use crate::counters::{bump, Counters};
 use crate::secret::SharedSecret;
+use crate::tls_util::{parse_certs, parse_key, provider};
 
 /// The shared secret of every RADIUS/TLS client (RFC 6614 §2.3).
 pub const RADSEC_SECRET: &[u8] = b"radsec";
@@ -215,28 +215,6 @@ impl ClientCertVerifier for MappingVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("invalid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no certificate found".into());
-    }
-    Ok(certs)
-}
-
-fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, String> {
-    match rustls_pemfile::private_key(&mut pem.as_bytes()) {
-        Ok(Some(key)) => Ok(key),
-        Ok(None) => Err("no private key found".into()),
-        Err(e) => Err(format!("invalid PEM: {e}")),
     }
 }
 
