@@ -112,16 +112,31 @@ fn write_with_ma_placeholder(
     auth: &[u8; 16],
     attributes: &[Attribute],
 ) -> Result<(), Error> {
+    write_packet(out, code, identifier, auth, attributes, true)
+}
+
+/// Writes header, a zeroed Message-Authenticator first when `with_ma`, and
+/// `attributes` without any Message-Authenticator among them.
+fn write_packet(
+    out: &mut Vec<u8>,
+    code: Code,
+    identifier: u8,
+    auth: &[u8; 16],
+    attributes: &[Attribute],
+    with_ma: bool,
+) -> Result<(), Error> {
     out.clear();
     let others = || {
         attributes
             .iter()
             .filter(|a| a.typ != AttrType::MESSAGE_AUTHENTICATOR)
     };
-    let len = encoded_len(others(), MA_ATTR_LEN)?;
+    let len = encoded_len(others(), if with_ma { MA_ATTR_LEN } else { 0 })?;
     out.reserve(len);
     put_header(out, code, identifier, len, auth);
-    put_attribute(out, AttrType::MESSAGE_AUTHENTICATOR, &[0; 16]);
+    if with_ma {
+        put_attribute(out, AttrType::MESSAGE_AUTHENTICATOR, &[0; 16]);
+    }
     for a in others() {
         put_attribute(out, a.typ, &a.value);
     }
@@ -257,7 +272,14 @@ pub fn encode_reply_into(
     out.clear();
     check_secret(secret)?;
     if code == Code::ACCOUNTING_RESPONSE {
-        write_without_ma(out, code, identifier, request_authenticator, attributes)?;
+        write_packet(
+            out,
+            code,
+            identifier,
+            request_authenticator,
+            attributes,
+            false,
+        )?;
     } else {
         write_with_ma_placeholder(out, code, identifier, request_authenticator, attributes)?;
         let mut mac = hmac_md5(secret)?;
@@ -271,29 +293,6 @@ pub fn encode_reply_into(
         .chain_update(secret)
         .finalize();
     patch(out, 4, &response.into())
-}
-
-/// Writes header and `attributes` without any Message-Authenticator.
-fn write_without_ma(
-    out: &mut Vec<u8>,
-    code: Code,
-    identifier: u8,
-    auth: &[u8; 16],
-    attributes: &[Attribute],
-) -> Result<(), Error> {
-    out.clear();
-    let others = || {
-        attributes
-            .iter()
-            .filter(|a| a.typ != AttrType::MESSAGE_AUTHENTICATOR)
-    };
-    let len = encoded_len(others(), 0)?;
-    out.reserve(len);
-    put_header(out, code, identifier, len, auth);
-    for a in others() {
-        put_attribute(out, a.typ, &a.value);
-    }
-    Ok(())
 }
 
 /// The authenticator field a received reply's Message-Authenticator is
