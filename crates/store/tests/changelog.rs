@@ -466,19 +466,28 @@ fn append_local_writes_data_and_log() {
     assert_eq!(replay(&changes).data(), &state(&log).0);
 }
 
+/// Adds `n` users named `user` + the index in `width` digits; every other
+/// one gets a token (and the OTP state `otp`, when given).
+fn add_users_with_tokens(store: &Store, n: usize, width: usize, otp: Option<u64>) {
+    for i in 0..n {
+        let name = format!("user{i:0width$}");
+        store.add_user(&User::new(&name)).unwrap();
+        if i % 2 == 0 {
+            store
+                .put_token(&name, &token(format!("seed-of-{name}-0123").as_bytes()))
+                .unwrap();
+            if let Some(v) = otp {
+                assert!(store.advance_otp_state(&name, v).unwrap());
+            }
+        }
+    }
+}
+
 #[test]
 fn snapshot_install_gives_identical_trees() {
     let env = Env::new();
     let primary = env.open("p");
-    for i in 0..50 {
-        let name = format!("user{i:02}");
-        primary.add_user(&User::new(&name)).unwrap();
-        if i % 2 == 0 {
-            primary
-                .put_token(&name, &token(format!("seed-of-{name}-0123").as_bytes()))
-                .unwrap();
-        }
-    }
+    add_users_with_tokens(&primary, 50, 2, None);
     primary.add_client(&client("vpn")).unwrap();
     let snap = primary.repl_log().snapshot();
     assert_eq!(snap.seq, 76);
@@ -817,16 +826,7 @@ fn otp_advance_cost() {
 fn snapshot_in_parts_while_writing_then_replay_converges() {
     let env = Env::new();
     let primary = env.open("p");
-    for i in 0..200 {
-        let name = format!("user{i:03}");
-        primary.add_user(&User::new(&name)).unwrap();
-        if i % 2 == 0 {
-            primary
-                .put_token(&name, &token(format!("seed-of-{name}-0123").as_bytes()))
-                .unwrap();
-            assert!(primary.advance_otp_state(&name, 7).unwrap());
-        }
-    }
+    add_users_with_tokens(&primary, 200, 3, Some(7));
     let p = primary.repl_log();
     let replica = env.open("r");
     replica.add_user(&User::new("stale")).unwrap();
