@@ -538,13 +538,13 @@ impl Driver {
     fn handle(&mut self, ev: Event) {
         let now = ms(self.origin);
         let mut log = self.store.repl_log();
-        let was_installing = self.machine.status().installing;
+        let was_installing = self.machine.installing();
         let actions = self.machine.handle(now, ev, &mut log);
-        let st = self.machine.status();
-        if st.installing != was_installing {
-            if st.installing {
+        if self.machine.installing() != was_installing {
+            if !was_installing {
                 info!("installing a snapshot from the primary (in parts)");
             } else {
+                let st = self.machine.status();
                 info!(
                     seq = st.last_seq,
                     epoch = st.last_epoch,

@@ -360,6 +360,12 @@ impl Machine {
         self.epoch
     }
 
+    /// A snapshot is being installed (what [`Status::installing`] says,
+    /// without building the whole status).
+    pub fn installing(&self) -> bool {
+        self.installing.is_some()
+    }
+
     /// Feed one event; returns what the driver must do, in order.
     pub fn handle(&mut self, now: u64, ev: Event, log: &mut dyn ReplLog) -> Vec<Action> {
         let mut out = Vec::new();
