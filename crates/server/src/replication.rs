@@ -577,6 +577,11 @@ impl Driver {
                 Action::WriteDone(_) => {}
             }
         }
+        if self.machine.has_pending() {
+            // A snapshot part waits: install it now (the request for the
+            // next one went out above), not at the next tick.
+            self.handle(Event::Tick);
+        }
     }
 
     /// Opens (or reuses) the outgoing connection to `peer` and reports
