@@ -128,8 +128,11 @@ fn default_node_id() -> Spanned<u32> {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./radmfa-data")
 }
+/// 32 MiB keeps a node holding a million users under 256 MB resident
+/// (DESIGN.md §9; `benches/repl.sh`): sled's cache costs about 1.6 times
+/// its figure, and reads it misses come from the OS page cache.
 fn default_cache_mib() -> u64 {
-    64
+    32
 }
 fn default_user_cache() -> usize {
     100_000

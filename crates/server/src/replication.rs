@@ -40,6 +40,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 const OUTBOX: usize = 256;
 /// How often the changelog is trimmed.
 const TRIM_EVERY: Duration = Duration::from_secs(30);
+/// Trimming waits until no snapshot part was served for this long.
+const SNAPSHOT_QUIET: Duration = Duration::from_secs(2);
 
 /// What the driver thread is told.
 enum Cmd {
@@ -113,9 +115,10 @@ impl Replication {
         let (role, epoch) = store.repl_state();
         let peer_ids: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
         // Snapshots go in parts of about 2 MiB, each asked for by the
-        // replica as it installs the one before: neither side holds more
-        // than a part, and a replica that stops asking for 5 s (its first
-        // part was lost) gets a new snapshot when it pulls again.
+        // replica when the one before arrives (it installs that one while
+        // the primary reads the next): neither side holds more than two
+        // parts, and a replica that stops asking for 5 s (its first part
+        // was lost) gets a new snapshot when it pulls again.
         let timing = Timing {
             snapshot_retry_ms: 5_000,
             dead_after_ms: 5_000,
@@ -372,17 +375,27 @@ impl Replication {
 }
 
 /// Trims the changelog to `keep` entries at start and every [`TRIM_EVERY`]
-/// until `stop` is dropped (checked between batches too).
+/// until `stop` is dropped (checked between batches too). Waits while a
+/// replica installs a snapshot from this node (see
+/// [`Store::serving_snapshot`]).
 fn trim_loop(store: &Store, keep: u64, stop: &mpsc::Receiver<()>) {
+    let stopped =
+        |wait: Duration| !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
     loop {
-        let go_on = || matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty));
+        let go_on = || {
+            while store.serving_snapshot(SNAPSHOT_QUIET) {
+                if stopped(SNAPSHOT_QUIET / 4) {
+                    return false;
+                }
+            }
+            matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty))
+        };
         let removed = store.trim_changelog_while(keep, go_on);
         if removed > 0 {
             debug!(removed, "changelog trimmed");
         }
-        match stop.recv_timeout(TRIM_EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+        if stopped(TRIM_EVERY) {
+            return;
         }
     }
 }
@@ -577,6 +590,11 @@ impl Driver {
                 Action::WriteDone(_) => {}
             }
         }
+        if self.machine.has_pending() {
+            // A snapshot part waits: install it now (the request for the
+            // next one went out above), not at the next tick.
+            self.handle(Event::Tick);
+        }
     }
 
     /// Opens (or reuses) the outgoing connection to `peer` and reports
@@ -614,5 +632,57 @@ impl Driver {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radmfa_store::repl::ReplLog;
+    use radmfa_store::{StoreOptions, User};
+
+    /// The changelog's first sequence number still held (`changes_since`
+    /// from 0 answers `Trimmed` once entry 1 is gone).
+    fn trimmed(store: &Store) -> bool {
+        store.repl_log().changes_since(0, 1).is_err()
+    }
+
+    #[test]
+    fn trimming_waits_while_a_snapshot_is_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            &dir.path().join("db"),
+            &dir.path().join("seed.key"),
+            &StoreOptions {
+                flush_every_ms: None,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("open store");
+        for i in 0..20 {
+            store.add_user(&User::new(&format!("u{i}"))).expect("add");
+        }
+        // A replica is pulling parts: the trimmer must not start.
+        store.repl_log().snapshot_part(None, 100).expect("part");
+        let (stop, rx) = mpsc::channel::<()>();
+        let trimmer = {
+            let store = store.clone();
+            std::thread::spawn(move || trim_loop(&store, 5, &rx))
+        };
+        let served_until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < served_until {
+            store.repl_log().snapshot_part(None, 100).expect("part");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!trimmed(&store), "trimmed while a snapshot was served");
+        // Once no part was served for SNAPSHOT_QUIET, it trims.
+        let deadline = Instant::now() + SNAPSHOT_QUIET * 5;
+        while !trimmed(&store) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(trimmed(&store), "not trimmed after the snapshot ended");
+        assert!(store.repl_log().changes_since(15, 10).is_ok());
+        drop(stop);
+        trimmer.join().expect("trimmer");
     }
 }

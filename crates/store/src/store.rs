@@ -53,7 +53,7 @@ const READ_ONLY_REPLICA: &str = "read-only: this node is a replica";
 /// Options for [`Store::open`].
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// sled page cache size in bytes (default 64 MiB).
+    /// sled page cache size in bytes (default 32 MiB).
     pub cache_bytes: u64,
     /// Create the key file when it is missing (default true). Creation is refused
     /// anyway when the database already holds encrypted seeds.
@@ -68,7 +68,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
         StoreOptions {
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 32 * 1024 * 1024,
             create_key_if_missing: true,
             flush_every_ms: Some(200),
         }
@@ -120,6 +120,9 @@ pub(crate) struct Inner {
     /// Bumped by every replicated change applied from outside the request
     /// path (see [`Store::data_generation`]).
     pub(crate) data_generation: AtomicU64,
+    /// When this node last served a snapshot part (see
+    /// [`Store::serving_snapshot`]).
+    pub(crate) snapshot_served: Mutex<Option<std::time::Instant>>,
 }
 
 /// Replication state kept in memory under [`Inner::repl`], mirrored in `meta`.
@@ -629,6 +632,7 @@ impl Store {
                 durable_seq: AtomicU64::new(repl.last_seq),
                 repl: Mutex::new(repl),
                 data_generation: AtomicU64::new(1),
+                snapshot_served: Mutex::new(None),
             }),
         })
     }

@@ -277,6 +277,19 @@ fn trim_keeps_the_tail_and_the_position() {
 }
 
 #[test]
+fn serving_a_snapshot_part_is_remembered_for_a_while() {
+    let env = Env::new();
+    let store = env.open("db");
+    store.add_user(&User::new("u")).unwrap();
+    let within = std::time::Duration::from_secs(60);
+    assert!(!store.serving_snapshot(within));
+    store.repl_log().snapshot_part(None, 1_000).unwrap();
+    assert!(store.serving_snapshot(within));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(!store.serving_snapshot(std::time::Duration::from_millis(10)));
+}
+
+#[test]
 fn replica_refuses_admin_writes() {
     let env = Env::new();
     let store = env.open("db");
@@ -905,12 +918,12 @@ fn an_interrupted_install_in_parts_starts_empty() {
 }
 
 #[test]
-fn a_large_part_installs_on_two_threads_identically() {
+fn a_part_larger_than_an_insert_batch_installs_identically() {
     let env = Env::new();
     let primary = env.open("p");
     let mut p = primary.repl_log();
-    // More entries of one tree than one thread installs alone.
-    for i in 0..1500 {
+    // More entries of one tree than one sled batch of the install holds.
+    for i in 0..5000 {
         p.append_local(
             1,
             put(TREE_USERS, &format!("user{i:04}"), b"{\"name\":\"x\"}"),
@@ -924,5 +937,5 @@ fn a_large_part_installs_on_two_threads_identically() {
     let mut r = replica.repl_log();
     r.install_snapshot(p.snapshot()).unwrap();
     assert_eq!(state(&r), state(&p));
-    assert_eq!(replica.user_count(), 1500);
+    assert_eq!(replica.user_count(), 5000);
 }

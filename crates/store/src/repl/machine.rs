@@ -212,6 +212,16 @@ struct Installing {
     next: Cursor,
     /// When that part was asked for.
     asked_at: u64,
+    /// The last part has arrived (it may still be pending).
+    done: bool,
+}
+
+/// A received snapshot part not installed yet. It is installed at the start
+/// of the next event, so the request for the part after it goes out first:
+/// the primary reads and sends that part while this one is installed.
+#[derive(Clone, Debug)]
+struct PendingPart {
+    entries: Vec<Entry>,
 }
 
 /// The replication state machine of one node.
@@ -239,6 +249,7 @@ pub struct Machine {
     last_error: Option<String>,
     persisted: Option<(Role, u64)>,
     installing: Option<Installing>,
+    pending: Option<PendingPart>,
 }
 
 /// Epoch of the entry at `seq`: `Ok(None)` past the end.
@@ -342,6 +353,7 @@ impl Machine {
             last_error: None,
             persisted,
             installing: None,
+            pending: None,
         }
     }
 
@@ -366,6 +378,12 @@ impl Machine {
         self.installing.is_some()
     }
 
+    /// A received snapshot part waits to be installed: the driver should
+    /// feed an event (a [`Event::Tick`]) now rather than at the next tick.
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Feed one event; returns what the driver must do, in order.
     pub fn handle(&mut self, now: u64, ev: Event, log: &mut dyn ReplLog) -> Vec<Action> {
         let mut out = Vec::new();
@@ -381,6 +399,7 @@ impl Machine {
             // Our own log knows a later epoch than we persisted.
             self.adopt_epoch(self.log_last.1, now);
         }
+        self.install_pending(now, log, &mut out);
         match ev {
             Event::Tick => self.on_tick(now, log, &mut out),
             Event::Connected(p) if self.peers.contains(&p) => {
@@ -413,6 +432,7 @@ impl Machine {
                 // Following someone else now (or primary): the half-installed
                 // copy is worthless; start from empty.
                 self.installing = None;
+                self.pending = None;
                 if let Err(e) = log.install_abort() {
                     self.last_error = Some(e.to_string());
                 }
@@ -515,7 +535,11 @@ impl Machine {
         self.pull_at = Some(now);
         if let Some(i) = self.installing.as_mut().filter(|i| i.from == p) {
             // Installing a snapshot from `p`: ask for the next part (a plain
-            // pull would start another snapshot).
+            // pull would start another snapshot); after the last, nothing
+            // until it is installed.
+            if i.done {
+                return;
+            }
             i.asked_at = now;
             out.push(Action::Send(
                 p,
@@ -1005,6 +1029,7 @@ impl Machine {
                     return;
                 }
                 self.installing = None;
+                self.pending = None;
                 self.synced = false;
                 if let Err(e) = log.install_begin(seq, epoch) {
                     self.last_error = Some(e.to_string());
@@ -1013,7 +1038,7 @@ impl Machine {
             }
             Some(c) => {
                 let expected = self.installing.as_ref().is_some_and(|i| {
-                    i.from == from && (i.seq, i.epoch) == (seq, epoch) && i.next == *c
+                    i.from == from && (i.seq, i.epoch) == (seq, epoch) && i.next == *c && !i.done
                 });
                 if !expected {
                     return; // A duplicate, or a part of an abandoned install.
@@ -1025,36 +1050,53 @@ impl Machine {
             self.abort_install(log);
             return;
         }
-        if let Err(e) = log.install_part(&entries) {
+        let done = next.is_none();
+        let cursor = next.or(after).unwrap_or(Cursor {
+            tree: 0,
+            key: Vec::new(),
+        });
+        self.installing = Some(Installing {
+            from,
+            seq,
+            epoch,
+            next: cursor,
+            asked_at: now,
+            done,
+        });
+        self.pending = Some(PendingPart { entries });
+        // Ask for the next part first; this one is installed at the start of
+        // the next event (see `install_pending`).
+        self.send_pull(from, now, log, out);
+    }
+
+    /// Installs the pending snapshot part; after the last one, ends the
+    /// install and pulls from the snapshot's position (replaying what the
+    /// fuzzy parts may have missed).
+    fn install_pending(&mut self, now: u64, log: &mut dyn ReplLog, out: &mut Vec<Action>) {
+        let Some(part) = self.pending.take() else {
+            return;
+        };
+        let Some(i) = self.installing.clone() else {
+            return;
+        };
+        if let Err(e) = log.install_part(&part.entries) {
             self.last_error = Some(e.to_string());
             self.abort_install(log);
             return;
         }
-        match next {
-            Some(next) => {
-                self.installing = Some(Installing {
-                    from,
-                    seq,
-                    epoch,
-                    next,
-                    asked_at: now,
-                });
-                self.send_pull(from, now, log, out);
+        if !i.done {
+            return;
+        }
+        self.installing = None;
+        match log.install_finish(i.seq, i.epoch) {
+            Ok(()) => {
+                self.synced = true;
+                self.last_error = None;
+                self.send_pull(i.from, now, log, out);
             }
-            None => {
-                self.installing = None;
-                match log.install_finish(seq, epoch) {
-                    Ok(()) => {
-                        self.synced = true;
-                        self.last_error = None;
-                        // Replays what the fuzzy parts may have missed.
-                        self.send_pull(from, now, log, out);
-                    }
-                    Err(e) => {
-                        self.last_error = Some(e.to_string());
-                        self.abort_install(log);
-                    }
-                }
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                self.abort_install(log);
             }
         }
     }
@@ -1063,6 +1105,7 @@ impl Machine {
     /// the next pull starts again.
     fn abort_install(&mut self, log: &mut dyn ReplLog) {
         self.installing = None;
+        self.pending = None;
         if let Err(e) = log.install_abort() {
             self.last_error = Some(e.to_string());
         }
@@ -1387,8 +1430,10 @@ mod tests {
                     if after.key == b"b")),
             "{out:?}"
         );
-        assert!(m.status().installing);
-        assert_eq!(log.data().len(), 2);
+        assert!(m.status().installing && m.has_pending());
+        // The part is installed at the next event, after the request for
+        // the next one went out.
+        assert!(log.data().is_empty());
         // While installing, a batch of changes does not apply to the partial
         // copy, and a part after another position is ignored.
         let changes = Event::Received(
@@ -1406,6 +1451,7 @@ mod tests {
             },
         );
         m.handle(2, changes, &mut log);
+        assert_eq!(log.data().len(), 2);
         assert_eq!(log.get(1, b"z"), None);
         assert!(m
             .handle(3, part(cur("x"), &["y"], None), &mut log)
@@ -1420,6 +1466,13 @@ mod tests {
         // A complete install ends at the snapshot's position, then pulls.
         m.handle(5, part(None, &["a"], cur("a")), &mut log);
         let out = m.handle(6, part(cur("a"), &["b"], None), &mut log);
+        // After the last part nothing is asked for until it is installed.
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::Send(_, Msg::SnapshotPull { .. }))),
+            "{out:?}"
+        );
+        let out = m.handle(7, Event::Tick, &mut log);
         assert_eq!(log.last(), (5, 1));
         assert_eq!(log.data().len(), 2);
         assert!(out.iter().any(|a| matches!(
