@@ -28,7 +28,7 @@ while [[ $# -gt 0 ]]; do
         --writes) writes=$2; shift 2 ;;
         --skip-build) build=0; shift ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "repl.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
