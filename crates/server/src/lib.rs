@@ -24,6 +24,8 @@ pub mod replication;
 pub mod retention;
 pub mod secret;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 mod tls_util;
 pub mod udp;
 pub mod upstream;

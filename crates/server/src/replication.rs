@@ -639,7 +639,7 @@ impl Driver {
 mod tests {
     use super::*;
     use radmfa_store::repl::ReplLog;
-    use radmfa_store::{StoreOptions, User};
+    use radmfa_store::User;
 
     /// The changelog's first sequence number still held (`changes_since`
     /// from 0 answers `Trimmed` once entry 1 is gone).
@@ -649,16 +649,7 @@ mod tests {
 
     #[test]
     fn trimming_waits_while_a_snapshot_is_served() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            &dir.path().join("db"),
-            &dir.path().join("seed.key"),
-            &StoreOptions {
-                flush_every_ms: None,
-                ..StoreOptions::default()
-            },
-        )
-        .expect("open store");
+        let (_dir, store) = crate::testing::temp_store();
         for i in 0..20 {
             store.add_user(&User::new(&format!("u{i}"))).expect("add");
         }

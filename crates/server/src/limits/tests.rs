@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 
 use governor::clock::FakeRelativeClock;
-use radmfa_store::{StoreOptions, User};
+use radmfa_store::User;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
@@ -28,16 +28,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            &dir.path().join("db"),
-            &dir.path().join("seed.key"),
-            &StoreOptions {
-                flush_every_ms: None,
-                ..StoreOptions::default()
-            },
-        )
-        .expect("open store");
+        let (dir, store) = crate::testing::temp_store();
         store.add_user(&User::new("alice")).expect("add alice");
         store.add_user(&User::new("bob")).expect("add bob");
         let stop = CancellationToken::new();
