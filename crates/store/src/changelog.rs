@@ -217,20 +217,18 @@ impl Store {
     /// from the catch-up, and could trim the entries the replica replays
     /// after its last part.
     pub fn serving_snapshot(&self, within: std::time::Duration) -> bool {
-        let at = *self
-            .inner
-            .snapshot_served
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        at.is_some_and(|t| t.elapsed() < within)
+        self.snapshot_served().is_some_and(|t| t.elapsed() < within)
     }
 
     fn snapshot_part_served(&self) {
-        *self
-            .inner
-            .snapshot_served
+        *self.snapshot_served() = Some(std::time::Instant::now());
+    }
+
+    fn snapshot_served(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        let served = &self.inner.snapshot_served;
+        served
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Flushes when changelog entries past the durable mark exist.

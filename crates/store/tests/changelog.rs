@@ -43,6 +43,14 @@ impl Env {
     fn open(&self, name: &str) -> Store {
         open_retry(&self.db(name), &self.key())
     }
+    /// A fresh store that is a replica (epoch 1, no primary known yet).
+    fn open_replica(&self, name: &str) -> Store {
+        let store = self.open(name);
+        store
+            .set_repl_state(Role::Replica { primary: None }, 1)
+            .unwrap();
+        store
+    }
 }
 
 fn token(seed: &[u8]) -> Token {
@@ -362,10 +370,7 @@ fn replica_refuses_admin_writes() {
 fn apply_is_idempotent_ordered_and_refuses_gaps() {
     let env = Env::new();
     let primary = env.open("p");
-    let replica = env.open("r");
-    replica
-        .set_repl_state(Role::Replica { primary: None }, 1)
-        .unwrap();
+    let replica = env.open_replica("r");
     primary.add_user(&User::new("alice")).unwrap();
     primary
         .put_token("alice", &token(b"alice-seed-0123456789"))
@@ -559,10 +564,7 @@ fn replication_never_lowers_local_otp_state() {
     primary
         .put_token("alice", &token(b"alice-seed-0123456789"))
         .unwrap();
-    let replica = env.open("r");
-    replica
-        .set_repl_state(Role::Replica { primary: None }, 1)
-        .unwrap();
+    let replica = env.open_replica("r");
     let mut r = replica.repl_log();
     r.apply(&all_changes(&primary.repl_log())).unwrap();
     assert!(replica.advance_otp_state("alice", 100).unwrap());
@@ -891,10 +893,7 @@ fn an_interrupted_install_in_parts_starts_empty() {
             .unwrap();
     }
     let p = primary.repl_log();
-    let replica = env.open("r");
-    replica
-        .set_repl_state(Role::Replica { primary: None }, 1)
-        .unwrap();
+    let replica = env.open_replica("r");
     let mut r = replica.repl_log();
     let (seq, epoch) = p.last();
     r.install_begin(seq, epoch).unwrap();
@@ -930,10 +929,7 @@ fn a_part_larger_than_an_insert_batch_installs_identically() {
         )
         .unwrap();
     }
-    let replica = env.open("r");
-    replica
-        .set_repl_state(Role::Replica { primary: None }, 1)
-        .unwrap();
+    let replica = env.open_replica("r");
     let mut r = replica.repl_log();
     r.install_snapshot(p.snapshot()).unwrap();
     assert_eq!(state(&r), state(&p));
