@@ -775,3 +775,79 @@ fn systemd_unit_is_hardened_and_verifies() {
         show(&out)
     );
 }
+
+/// Ports named in `listen` lines (set or commented out) of a TOML text.
+fn listen_ports(text: &str) -> std::collections::BTreeSet<u16> {
+    let mut ports = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches(['#', ' ']);
+        let Some(rest) = line.strip_prefix("listen") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if !rest.starts_with('=') {
+            continue;
+        }
+        // Every "IP:PORT" string on the line.
+        for quoted in rest.split('"').skip(1).step_by(2) {
+            if let Ok(addr) = quoted.parse::<SocketAddr>() {
+                ports.insert(addr.port());
+            }
+        }
+    }
+    ports
+}
+
+/// The ports the image exposes and the deployment guide lists are exactly
+/// the ports the annotated default configuration can open (every listener's
+/// `listen` line, set or commented out), so neither can claim a port that
+/// nothing serves or miss one that a section opens.
+#[test]
+fn exposed_and_documented_ports_are_the_listeners_of_the_default_config() {
+    let config = read(&repo().join("config/radmfa.toml"));
+    let listeners = listen_ports(&config);
+    for port in [1812, 1813, 4443, 2083, 8443, 8444] {
+        assert!(
+            listeners.contains(&port),
+            "config/radmfa.toml has no listen line with port {port}: {listeners:?}"
+        );
+    }
+
+    let dockerfile = read(&repo().join("docker/Dockerfile"));
+    let exposed: std::collections::BTreeSet<u16> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("EXPOSE "))
+        .flat_map(|l| l.split_whitespace())
+        .map(|p| {
+            p.split('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("EXPOSE entry {p:?} is not PORT/PROTO"))
+        })
+        .collect();
+    assert_eq!(
+        exposed, listeners,
+        "docker/Dockerfile EXPOSE differs from the listeners of config/radmfa.toml"
+    );
+
+    let guide = read(&repo().join("docs/deployment.md"));
+    let mut documented = std::collections::BTreeSet::new();
+    for line in guide.lines() {
+        // Rows of the port table: "| 1812/udp | NAS -> radmfa ... |", inbound only.
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || cells[2].contains("outbound") || cells[1].contains("outbound") {
+            continue;
+        }
+        if let Some(port) = cells[1]
+            .split('/')
+            .next()
+            .and_then(|n| n.parse::<u16>().ok())
+        {
+            documented.insert(port);
+        }
+    }
+    assert_eq!(
+        documented, listeners,
+        "the port table of docs/deployment.md differs from the listeners of config/radmfa.toml"
+    );
+}
