@@ -385,8 +385,7 @@ impl Walk<'_> {
             // The newest message's code: six digits standing alone.
             let code = stdout
                 .split(|c: char| !c.is_ascii_digit())
-                .filter(|w| w.len() == 6)
-                .last()
+                .rfind(|w| w.len() == 6)
                 .expect("the simulator recorded a text message with a 6-digit code");
             self.sms_code = Some(code.to_string());
         }
