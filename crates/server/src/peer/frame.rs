@@ -313,9 +313,12 @@ impl Frame {
 /// connection by one piece at most.
 pub(crate) const REPL_PIECE: usize = 256 * 1024;
 
-/// Largest replication message reassembled (a snapshot of several million
-/// users fits; a peer cannot make us buffer more).
-pub(crate) const MAX_REPL_MESSAGE: usize = 4 * 1024 * 1024 * 1024;
+/// Largest replication message reassembled; a peer cannot make us buffer
+/// more. Snapshots travel in parts of about 2 MiB and change batches hold at
+/// most 512 entries (`Timing::batch_max`), so real messages stay in the low
+/// megabytes; the bound (it was 4 GiB when a snapshot was one message) keeps
+/// a broken or hostile peer from pushing a node past its memory budget.
+pub(crate) const MAX_REPL_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// Cuts an encoded replication message into encoded Repl frames.
 pub(crate) fn repl_frames(message: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
@@ -453,6 +456,22 @@ mod tests {
             }
             assert_eq!(out.unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn a_peer_cannot_make_us_buffer_more_than_256_mib() {
+        // 256 MiB of pieces, all saying "more": the next byte is refused and
+        // the buffer is dropped, so a new message can start.
+        let piece = vec![0u8; REPL_PIECE];
+        let mut asm = ReplAssembler::default();
+        for _ in 0..(256 * 1024 * 1024 / REPL_PIECE) {
+            assert_eq!(asm.push(true, &piece), Ok(None));
+        }
+        assert_eq!(
+            asm.push(true, &[0]),
+            Err(FrameError::TooLarge(MAX_REPL_MESSAGE))
+        );
+        assert_eq!(asm.push(false, b"next"), Ok(Some(b"next".to_vec())));
     }
 
     fn samples() -> Vec<Frame> {
