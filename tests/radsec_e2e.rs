@@ -435,7 +435,11 @@ fn radsec_drops_are_logged_with_the_radsec_remedy() {
         1,
         Duration::from_secs(5),
     );
-    node.wait_counter_at_least("dropped_bad_message_authenticator", 1, Duration::from_secs(5));
+    node.wait_counter_at_least(
+        "dropped_bad_message_authenticator",
+        1,
+        Duration::from_secs(5),
+    );
     let log = node.server.log();
     let warn = |needle: &str| {
         log.lines()
@@ -448,7 +452,8 @@ fn radsec_drops_are_logged_with_the_radsec_remedy() {
         line.contains("set require_message_authenticator = false in its [[radsec.client]]"),
         "{line}"
     );
-    let line = warn("RadSec client proxy (127.0.0.1): request dropped: wrong Message-Authenticator.");
+    let line =
+        warn("RadSec client proxy (127.0.0.1): request dropped: wrong Message-Authenticator.");
     assert!(line.contains("RFC 6614"), "{line}");
     assert!(!log.contains("not-radsec"), "{log}");
 }
