@@ -624,7 +624,7 @@ impl Node {
         };
         let now = Instant::now();
         match self.dedup.begin(key, now) {
-            Seen::New => {}
+            Seen::New => debug!("  -> within the rate limits; not a retransmission"),
             Seen::InFlight => {
                 bump(&self.counters.duplicates_in_flight_dropped);
                 debug!(client = %client.name, id = packet.identifier, "retransmission while the first copy is in flight: ignored");
@@ -644,7 +644,10 @@ impl Node {
         };
         let owner = (!stream).then(|| self.owner_elsewhere(&packet, forwarded_by));
         let reply = match owner.flatten() {
-            Some(owner) => self.forward(&client, &packet, buf, source, owner).await,
+            Some(owner) => {
+                debug!("  -> State names node {owner}: forwarding to it");
+                self.forward(&client, &packet, buf, source, owner).await
+            }
             None => self.process(&client, &packet, source, via).await,
         };
         if let Some(r) = &reply {
