@@ -42,6 +42,11 @@ enum Command {
         /// Write {"pid":..,"radius_udp":[..]} here once the listeners are bound.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Troubleshooting mode (like `radiusd -X`): log every request's
+        /// attributes (secrets masked), the client and policy, each step,
+        /// every drop and the reply. Adds `radmfa*=debug` to the log filter.
+        #[arg(long)]
+        debug: bool,
     },
     /// Validate the configuration and exit.
     CheckConfig,
@@ -444,7 +449,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { ready_file } => serve(cfg, ready_file.as_deref()),
+        Command::Serve { ready_file, debug } => serve(cfg, ready_file.as_deref(), debug),
         Command::CheckConfig => check_config(&cfg),
         Command::Cluster(c) => cluster(c),
         other => admin(&cfg, other),
@@ -607,9 +612,26 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(cfg: &RuntimeConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+/// Crates whose DEBUG lines `serve --debug` turns on (dependencies stay at
+/// the configured level).
+const DEBUG_DIRECTIVES: &str = "radmfa=debug,radmfa_server=debug,radmfa_radius=debug,\
+    radmfa_otp=debug,radmfa_store=debug,radmfa_gateway=debug,radmfa_directory=debug";
+
+fn init_logging(cfg: &RuntimeConfig, debug: bool) {
+    // RUST_LOG, when set, replaces [log] level; --debug adds its directives.
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| cfg.log_level.clone());
+    let directives = if debug {
+        format!("{base},{DEBUG_DIRECTIVES}")
+    } else {
+        base
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("warning: RUST_LOG {directives:?}: {e}; using [log] level");
+        tracing_subscriber::EnvFilter::new(&cfg.log_level)
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -619,8 +641,11 @@ fn init_logging(cfg: &RuntimeConfig) {
     }
 }
 
-fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>) -> anyhow::Result<()> {
-    init_logging(&cfg);
+fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::Result<()> {
+    init_logging(&cfg, debug);
+    if debug {
+        info!("troubleshooting mode (--debug): every request is logged with its attributes (passwords masked); not for production load");
+    }
     let workers = if cfg.workers > 0 {
         cfg.workers
     } else {

@@ -209,6 +209,19 @@ fn per_source_limit_drops_without_reply() {
     assert_eq!(env.counter("rate_limited_client"), 0);
     // Dropped datagrams leave no audit record.
     assert_eq!(env.report(&["--user", "tom"]).len(), answered.len());
+    // The log says why, once (not once per dropped datagram), with the remedy.
+    let log = server.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("over the per-source-address rate limit"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("client localhost (127.0.0.1): request dropped")
+            && lines[0].contains("[limits] source_rps / source_burst"),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]

@@ -781,3 +781,223 @@ fn proxy_state_copied_into_replies() {
         );
     }
 }
+
+/// Lines of the server log at WARN that contain `needle`.
+fn warn_lines(log: &str, needle: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the server log has a WARN line containing `needle`.
+#[track_caller]
+fn wait_warn(server: &Server, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(l) = warn_lines(&server.log(), needle).into_iter().next() {
+            return l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no WARN line with {needle:?}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn drops_logged_at_warn_once_a_minute_with_the_remedy() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let login =
+        || PyRequest::access(&server).login("alice", &format!("{PASSWORD}{}", totp_now(&alice)));
+
+    // No Message-Authenticator (pam_radius_auth 2.0, older NAS): one WARN
+    // line naming the client, the reason and the remedy.
+    let mut req = login();
+    req.message_authenticator = false;
+    req.timeout = 0.3;
+    assert!(req.send().reply().is_null());
+    env.wait_counter("dropped_missing_message_authenticator", 1);
+    let line = wait_warn(&server, "no Message-Authenticator");
+    assert!(
+        line.contains("client localhost (127.0.0.1): request dropped: no Message-Authenticator. The NAS does not send one; upgrade it or set require_message_authenticator = false for this client (BlastRADIUS risk)"),
+        "{line}"
+    );
+
+    // 100 more within the minute: counted, no further line.
+    req.sends = 100;
+    req.timeout = 0.01;
+    req.send();
+    env.wait_counter("dropped_missing_message_authenticator", 101);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = server.log();
+    assert_eq!(
+        warn_lines(&log, "no Message-Authenticator").len(),
+        1,
+        "one line a minute; log:\n{log}"
+    );
+
+    // Wrong shared secret: its own line, saying so.
+    let mut req = login();
+    req.secret = "not-the-secret".to_owned();
+    req.timeout = 0.3;
+    assert!(req.send().reply().is_null());
+    let line = wait_warn(&server, "wrong Message-Authenticator");
+    assert!(
+        line.contains("client localhost (127.0.0.1): request dropped: wrong Message-Authenticator. The shared secret on the NAS differs from this client's secret in radmfa"),
+        "{line}"
+    );
+
+    // Malformed.
+    let mut req = PyRequest::access(&server);
+    req.raw_hex = Some("0101001400112233".to_owned());
+    req.timeout = 0.3;
+    req.send();
+    wait_warn(&server, "request dropped: not a well-formed RADIUS packet");
+
+    // An unknown source address.
+    let mut req = login();
+    req.bind = "127.0.0.3".to_owned();
+    req.timeout = 0.3;
+    assert!(req.send().reply().is_null());
+    let line = wait_warn(&server, "unknown source 127.0.0.3");
+    assert!(
+        line.contains(
+            "request dropped: no client is configured for this address. Add a [[client]]"
+        ),
+        "{line}"
+    );
+
+    // A flood from many distinct addresses: 16 addresses named, then one
+    // summary line; the rest only counted.
+    let flood: Vec<u8> = (10..=250).collect();
+    for last in &flood {
+        let s = std::net::UdpSocket::bind(("127.0.0.".to_owned() + &last.to_string(), 0))
+            .expect("bind 127.0.0.x");
+        s.send_to(&[1u8; 20], server.addr).expect("send");
+    }
+    env.wait_counter("dropped_unknown_client", 1 + flood.len() as u64);
+    let summary = wait_warn(&server, "other sources: ");
+    assert!(summary.contains("dropped_unknown_client 1"), "{summary}");
+    let log = server.log();
+    assert_eq!(
+        warn_lines(&log, "unknown source 127.0.0.").len(),
+        16,
+        "named sources are bounded; log:\n{log}"
+    );
+    assert_eq!(warn_lines(&log, "other sources: ").len(), 1, "{log}");
+    assert!(!log.contains(SECRET), "the shared secret reached the log");
+    assert!(!log.contains(PASSWORD), "a password reached the log");
+
+    // The server still answers.
+    let reply = login().send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+}
+
+#[test]
+fn debug_mode_shows_each_request_masked_and_the_reply() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start_with(&["--debug"], &[]);
+    let addr = server.addr_string();
+    let nas = "NAS-IP-Address = 10.1.2.3\nNAS-Identifier = \"vpn-gw\"\nCalling-Station-Id = \"203.0.113.7\"\n";
+
+    let r = login_with(&addr, "alice", PASSWORD, None, nas);
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_owned();
+    let code = totp_now(&alice);
+    let r = login_with(&addr, "alice", &code, Some(&state), nas);
+    expect(&r, "Access-Accept");
+    env.wait_counter("access_accepts", 1);
+    // A drop shows too, each time.
+    let mut req = PyRequest::access(&server).login("alice", PASSWORD);
+    req.message_authenticator = false;
+    req.timeout = 0.3;
+    req.sends = 2;
+    req.send();
+    env.wait_counter("dropped_missing_message_authenticator", 2);
+
+    let (_, log) = server.terminate();
+    for expected in [
+        "received Access-Request id ",
+        "\n  User-Name = \"alice\"",
+        "\n  User-Password = <masked, 16 octets>",
+        "\n  NAS-IP-Address = 10.1.2.3",
+        "\n  NAS-Identifier = \"vpn-gw\"",
+        "-> client localhost (policy default: first factor Local",
+        "-> Message-Authenticator: Valid, accepted",
+        "-> decision",
+        "sending Access-Challenge id ",
+        &format!("\n  Reply-Message = \"{PROMPT}\""),
+        // State: the first 8 bytes, then its length.
+        &format!("\n  State = {}... (", &state[..18]),
+        "sending Access-Accept id ",
+        "\n  Message-Authenticator = 0x",
+        // The per-request line carries the NAS's identity.
+        "nas_ip=10.1.2.3",
+        "nas_id=\"vpn-gw\"",
+        "calling_station=\"203.0.113.7\"",
+        "source=127.0.0.1:",
+        "reason=\"dropped_missing_message_authenticator\"",
+    ] {
+        assert!(log.contains(expected), "missing {expected:?} in:\n{log}");
+    }
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(" DEBUG ") && l.contains("dropped: no Message-Authenticator"))
+            .count(),
+        2,
+        "every drop at debug:\n{log}"
+    );
+    assert!(
+        !log.contains(&state[2..]),
+        "the whole State was logged:\n{log}"
+    );
+    for secret in [SECRET, PASSWORD] {
+        assert!(!log.contains(secret), "{secret:?} reached the log:\n{log}");
+    }
+}
+
+#[test]
+fn concurrent_logins_each_log_in_their_own_span() {
+    let env = Env::new();
+    let users: Vec<(String, Vec<u8>)> = (1..=12)
+        .map(|i| {
+            let name = format!("u{i}");
+            let secret = env.add_totp_user(&name, TOTP_SECRETS[i % TOTP_SECRETS.len()]);
+            (name, secret)
+        })
+        .collect();
+    let server = env.start();
+    let addr = server.addr_string();
+    std::thread::scope(|s| {
+        for (name, secret) in &users {
+            let addr = &addr;
+            s.spawn(move || {
+                let pw = format!("{PASSWORD}{}", totp_now(secret));
+                expect(&login(addr, name, &pw, None), "Access-Accept");
+            });
+        }
+    });
+    env.wait_counter("access_accepts", 12);
+    let (_, log) = server.terminate();
+    let mut seen = Vec::new();
+    for line in log.lines() {
+        assert!(
+            line.matches("access{").count() <= 1,
+            "a log line nests another request's span:\n{line}\nlog:\n{log}"
+        );
+        if line.contains(": accept mode=") {
+            seen.extend(
+                users
+                    .iter()
+                    .filter(|(n, _)| line.contains(&format!("user=\"{n}\""))),
+            );
+        }
+    }
+    assert_eq!(seen.len(), 12, "one accept line per user:\n{log}");
+}

@@ -369,3 +369,91 @@ fn valid_but_unmapped_certificate_is_refused() {
     let log = node.server.log();
     assert!(log.contains("CN=stranger.radsec.test"), "{log}");
 }
+
+/// Sends raw RADIUS packets over TLS with Python's ssl module (a RadSec
+/// client that sends exactly what the test says): an Access-Request without
+/// Message-Authenticator, then one whose Message-Authenticator is computed
+/// with another secret. Prints the number of reply bytes received.
+const RAW_RADSEC_CLIENT: &str = r#"
+import hashlib, hmac, os, socket, ssl, struct, sys
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+ctx.load_cert_chain(cert, key)
+ctx.check_hostname = False
+def packet(ident, ma_secret):
+    attrs = bytes([1, 7]) + b"alice"
+    if ma_secret is not None:
+        attrs += bytes([80, 18]) + b"\0" * 16
+    auth = os.urandom(16)
+    head = struct.pack("!BBH", 1, ident, 20 + len(attrs))
+    if ma_secret is not None:
+        mac = hmac.new(ma_secret, head + auth + attrs, hashlib.md5).digest()
+        attrs = attrs[:-16] + mac
+    return head + auth + attrs
+with socket.create_connection(("127.0.0.1", port)) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(packet(1, None) + packet(2, b"not-radsec"))
+        tls.settimeout(1.5)
+        got = b""
+        try:
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except (socket.timeout, TimeoutError):
+            pass
+        print(len(got))
+"#;
+
+#[test]
+fn radsec_drops_are_logged_with_the_radsec_remedy() {
+    let node = Node::start();
+    let dir = node.env.path().to_path_buf();
+    let (cert, key) = node.ca.issue(&dir, "proxy", PROXY_NAME, &[PROXY_NAME]);
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            RAW_RADSEC_CLIENT,
+            &node.radsec_port.to_string(),
+            p(&node.ca_path),
+            p(&cert),
+            p(&key),
+        ])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        node.server.log()
+    );
+    assert_eq!(stdout.trim(), "0", "dropped requests got a reply");
+    node.wait_counter_at_least(
+        "dropped_missing_message_authenticator",
+        1,
+        Duration::from_secs(5),
+    );
+    node.wait_counter_at_least(
+        "dropped_bad_message_authenticator",
+        1,
+        Duration::from_secs(5),
+    );
+    let log = node.server.log();
+    let warn = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(" WARN ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no WARN line with {needle:?}:\n{log}"))
+            .to_owned()
+    };
+    let line = warn("RadSec client proxy (127.0.0.1): request dropped: no Message-Authenticator.");
+    assert!(
+        line.contains("set require_message_authenticator = false in its [[radsec.client]]"),
+        "{line}"
+    );
+    let line =
+        warn("RadSec client proxy (127.0.0.1): request dropped: wrong Message-Authenticator.");
+    assert!(line.contains("RFC 6614"), "{line}");
+    assert!(!log.contains("not-radsec"), "{log}");
+}

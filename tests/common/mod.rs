@@ -222,6 +222,12 @@ impl Env {
 
     /// Starts `radmfa serve --ready-file R` and waits until it is ready.
     pub fn start(&self) -> Server {
+        self.start_with(&[], &[])
+    }
+
+    /// [`Env::start`] with extra `serve` arguments (e.g. `--debug`) and
+    /// environment variables (e.g. `RUST_LOG`).
+    pub fn start_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let ready = self.path().join(format!(
             "ready-{}.json",
             std::time::SystemTime::now()
@@ -241,8 +247,11 @@ impl Env {
             .arg("serve")
             .arg("--ready-file")
             .arg(&ready)
+            .args(args)
             .current_dir(self.path())
             .env_remove("RADMFA_CONFIG")
+            .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

@@ -11,8 +11,10 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod credcache;
+mod debuglog;
 pub mod dedup;
 pub mod dictionary;
+pub mod droplog;
 pub mod hot;
 pub mod limits;
 pub mod mail;
@@ -409,6 +411,10 @@ pub async fn run(
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
     tasks.spawn(limits::prune_loop(node.clone(), shutdown.clone()));
+    tasks.spawn(droplog::flush_loop(
+        node.drop_log().clone(),
+        shutdown.clone(),
+    ));
     if let Some(listener) = control {
         tasks.spawn(control::serve(
             listener,

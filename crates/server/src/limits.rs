@@ -46,6 +46,7 @@ use tracing::{debug, warn};
 
 use crate::config::ConfigError;
 use crate::counters::{bump, Counters};
+use crate::droplog::DropReason;
 use crate::hot::HotState;
 
 /// `locked_until` of a lock that lasts until an admin unlocks the user.
@@ -523,23 +524,27 @@ impl Limits {
     /// Per-client and per-source limits for one authentic datagram: false
     /// means drop it silently (counted).
     pub fn admit_datagram(&self, client: &String, source: IpAddr) -> bool {
+        self.check_datagram(client, source).is_ok()
+    }
+
+    /// [`Limits::admit_datagram`], saying which limit refused it (the
+    /// pipeline logs the drop, [`crate::droplog`]).
+    pub fn check_datagram(&self, client: &String, source: IpAddr) -> Result<(), DropReason> {
         if let Some(l) = &self.client {
             let c = l.check(client);
             if c != Check::Allowed {
                 self.count_limited(c, &self.counters.rate_limited_client);
-                debug!(client = %client, %source, "dropped: over the per-client rate limit");
-                return false;
+                return Err(DropReason::RateLimitedClient);
             }
         }
         if let Some(l) = &self.source {
             let c = l.check(&source);
             if c != Check::Allowed {
                 self.count_limited(c, &self.counters.rate_limited_source);
-                debug!(client = %client, %source, "dropped: over the per-source rate limit");
-                return false;
+                return Err(DropReason::RateLimitedSource);
             }
         }
-        true
+        Ok(())
     }
 
     fn count_limited(&self, c: Check, counter: &AtomicU64) {

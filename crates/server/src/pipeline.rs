@@ -12,7 +12,7 @@ use radmfa_radius::{
     AttrType, Attribute, Code, MessageAuthenticator, Packet,
 };
 use radmfa_store::{AuditRecord, Method, Store, Token, TokenAlgorithm, TokenKind, User};
-use tracing::{debug, field, info, warn, Span};
+use tracing::{debug, field, info, warn, Instrument, Level, Span};
 use zeroize::Zeroizing;
 
 use crate::audit::AuditSink;
@@ -20,10 +20,75 @@ use crate::clients::{ClientEntry, Clients};
 use crate::config::{FailMode, FirstFactor, OtpMode, Policy, RuntimeConfig, Unenrolled};
 use crate::counters::{bump, Counters};
 use crate::credcache::CredentialCache;
+use crate::debuglog::{Received, Sending};
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
+use crate::droplog::{DropLog, DropReason, Who};
 use crate::hot::HotState;
 use crate::peer::{PeerClient, PeerStats};
 use crate::upstream::{Upstream, UpstreamAnswer};
+
+/// How a request reached the pipeline (logs only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A datagram from the NAS.
+    Udp,
+    /// A RadSec (RADIUS/TLS) connection.
+    RadSec,
+    /// Forwarded over the peer link by this node id (challenge forwarding).
+    Peer(u16),
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Udp => f.write_str("udp"),
+            Via::RadSec => f.write_str("radsec"),
+            Via::Peer(n) => write!(f, "peer node {n}"),
+        }
+    }
+}
+
+/// The span of one Access-Request: the fields every line about it carries
+/// (the per-request line in [`Node::finish`] adds `user` and `outcome`).
+fn access_span(client: &ClientEntry, packet: &Packet, source: SocketAddr, via: Via) -> Span {
+    let text = |t| packet.attr(t).and_then(|a| a.as_str().ok());
+    let span = tracing::info_span!(
+        "access",
+        client = %client.name,
+        id = packet.identifier,
+        source = %source,
+        via = field::Empty,
+        nas_ip = field::Empty,
+        nas_id = field::Empty,
+        calling_station = field::Empty,
+        user = field::Empty,
+        outcome = field::Empty
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if via != Via::Udp {
+        span.record("via", field::display(via));
+    }
+    if let Some(ip) = packet
+        .attr(AttrType::NAS_IP_ADDRESS)
+        .and_then(|a| a.as_ipv4().ok())
+    {
+        span.record("nas_ip", field::display(ip));
+    } else if let Some(ip) = packet
+        .attr(AttrType::NAS_IPV6_ADDRESS)
+        .and_then(|a| a.as_ipv6().ok())
+    {
+        span.record("nas_ip", field::display(ip));
+    }
+    if let Some(id) = text(AttrType::NAS_IDENTIFIER) {
+        span.record("nas_id", id);
+    }
+    if let Some(cs) = text(AttrType::CALLING_STATION_ID) {
+        span.record("calling_station", cs);
+    }
+    span
+}
 
 /// An Access-Challenge in progress, kept on this node until answered.
 #[derive(Debug, Clone)]
@@ -76,6 +141,8 @@ pub struct Node {
     replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     /// Rate limits and lockout.
     limits: crate::limits::Limits,
+    /// Dropped requests, logged at WARN at most once a minute per key.
+    drops: Arc<DropLog>,
 }
 
 impl std::fmt::Debug for Node {
@@ -243,6 +310,7 @@ impl Node {
             upstreams: cfg_upstreams,
             directory,
             replication: std::sync::OnceLock::new(),
+            drops: Arc::new(DropLog::default()),
         })
     }
 
@@ -340,6 +408,62 @@ impl Node {
         &self.limits
     }
 
+    /// The table that writes dropped requests to the log.
+    pub fn drop_log(&self) -> &Arc<DropLog> {
+        &self.drops
+    }
+
+    /// A datagram from `source` dropped because too many requests are in
+    /// progress (counted by the caller): logged like the other drops.
+    pub fn note_overload(&self, source: SocketAddr) {
+        debug!(%source, "dropped: too many requests in progress");
+        if let Some(line) =
+            self.drops
+                .record(Who::Server, DropReason::Overload, source, Instant::now())
+        {
+            line.emit();
+        }
+    }
+
+    /// Counts a request dropped without a reply and logs it: every drop at
+    /// DEBUG, at WARN at most once a minute per client (or source) and
+    /// reason, with the remedy (droplog.rs).
+    fn dropped(
+        &self,
+        reason: DropReason,
+        client: Option<&ClientEntry>,
+        source: SocketAddr,
+        via: Via,
+    ) {
+        let c = &self.counters;
+        match reason {
+            DropReason::UnknownClient => bump(&c.dropped_unknown_client),
+            DropReason::Malformed => bump(&c.dropped_malformed),
+            DropReason::MissingMessageAuthenticator
+            | DropReason::StatusServerWithoutMessageAuthenticator => {
+                bump(&c.dropped_missing_message_authenticator)
+            }
+            DropReason::BadMessageAuthenticator => bump(&c.dropped_bad_message_authenticator),
+            DropReason::BadAccountingAuthenticator => bump(&c.dropped_bad_accounting_authenticator),
+            DropReason::UnsupportedCode => bump(&c.dropped_unsupported_code),
+            DropReason::Overload => bump(&c.dropped_overload),
+            // Counted by the limiter itself (limits.rs).
+            DropReason::RateLimitedClient | DropReason::RateLimitedSource => {}
+        }
+        let name = client.map_or("", |c| c.name.as_str());
+        debug!(client = name, %source, %via, reason = reason.counter(), "dropped: {}", reason.what());
+        let who = match client {
+            Some(c) => Who::Client {
+                name: Arc::from(c.name.as_str()),
+                radsec: via == Via::RadSec,
+            },
+            None => Who::Source(source.ip()),
+        };
+        if let Some(line) = self.drops.record(who, reason, source, Instant::now()) {
+            line.emit();
+        }
+    }
+
     /// Called when an admin unlocks `user`: forgets the node's failure count
     /// and in-memory lock, and the cached record.
     pub fn after_unlock(&self, user: &str) {
@@ -421,36 +545,49 @@ impl Node {
             warn!(error = %e, "cannot reload clients from the store; using the previous table");
         }
         let stream = stream_client.is_some();
+        let via = match (forwarded_by, stream) {
+            (Some(n), _) => Via::Peer(n),
+            (None, true) => Via::RadSec,
+            (None, false) => Via::Udp,
+        };
         let Some(client) = stream_client.or_else(|| self.clients.lookup(source.ip())) else {
-            bump(&self.counters.dropped_unknown_client);
-            debug!(%source, "dropped: no client is configured for this address");
+            self.dropped(DropReason::UnknownClient, None, source, via);
             return None;
         };
+        if tracing::enabled!(Level::DEBUG) {
+            let policy = self.cfg.policy(&client.policy);
+            debug!(
+                "{}\n  -> client {} (policy {}: first factor {:?}, otp mode {:?}, require_message_authenticator = {})",
+                Received { buf, source, via: &via },
+                client.name,
+                client.policy,
+                policy.first_factor,
+                policy.otp_mode,
+                client.require_message_authenticator
+            );
+        }
         let secret = client.secret.expose();
+        let discard = |reason| {
+            self.dropped(reason, Some(&client), source, via);
+            None
+        };
 
         // Header fields without a full decode: the MA check validates structure.
         let code = Code(*buf.first()?);
         match code {
             Code::ACCESS_REQUEST | Code::STATUS_SERVER => {
                 match check_request_message_authenticator(buf, secret) {
-                    Err(_) => {
-                        bump(&self.counters.dropped_malformed);
-                        debug!(client = %client.name, "dropped: malformed packet");
-                        return None;
-                    }
+                    Err(_) => return discard(DropReason::Malformed),
                     Ok(MessageAuthenticator::Invalid) => {
-                        bump(&self.counters.dropped_bad_message_authenticator);
-                        debug!(client = %client.name, "dropped: wrong Message-Authenticator (wrong shared secret?)");
-                        return None;
+                        return discard(DropReason::BadMessageAuthenticator)
                     }
-                    Ok(MessageAuthenticator::Absent)
-                        if client.require_message_authenticator || code == Code::STATUS_SERVER =>
-                    {
-                        bump(&self.counters.dropped_missing_message_authenticator);
-                        debug!(client = %client.name, "dropped: Message-Authenticator missing (BlastRADIUS protection)");
-                        return None;
+                    Ok(MessageAuthenticator::Absent) if code == Code::STATUS_SERVER => {
+                        return discard(DropReason::StatusServerWithoutMessageAuthenticator)
                     }
-                    Ok(_) => {}
+                    Ok(MessageAuthenticator::Absent) if client.require_message_authenticator => {
+                        return discard(DropReason::MissingMessageAuthenticator)
+                    }
+                    Ok(ma) => debug!("  -> Message-Authenticator: {ma:?}, accepted"),
                 }
             }
             Code::ACCOUNTING_REQUEST => {
@@ -459,34 +596,24 @@ impl Node {
                     check_request_message_authenticator(buf, secret)
                         .map(|ma| ok && ma != MessageAuthenticator::Invalid)
                 }) {
-                    Err(_) => {
-                        bump(&self.counters.dropped_malformed);
-                        return None;
-                    }
-                    Ok(false) => {
-                        bump(&self.counters.dropped_bad_accounting_authenticator);
-                        debug!(client = %client.name, "dropped: Accounting-Request authenticator does not verify");
-                        return None;
-                    }
+                    Err(_) => return discard(DropReason::Malformed),
+                    Ok(false) => return discard(DropReason::BadAccountingAuthenticator),
                     Ok(true) => {}
                 }
             }
-            _ => {
-                bump(&self.counters.dropped_unsupported_code);
-                debug!(client = %client.name, %code, "dropped: not a request this server answers");
-                return None;
-            }
+            _ => return discard(DropReason::UnsupportedCode),
         }
         // Per-client and per-source rate limits (limits.rs): dropped, counted.
-        if forwarded_by.is_none() && !self.limits.admit_datagram(&client.name, source.ip()) {
-            return None;
+        if forwarded_by.is_none() {
+            if let Err(reason) = self.limits.check_datagram(&client.name, source.ip()) {
+                return discard(reason);
+            }
         }
         let packet = match Packet::decode(buf) {
             Ok(p) => p,
             Err(e) => {
-                bump(&self.counters.dropped_malformed);
-                debug!(client = %client.name, error = %e, "dropped: malformed packet");
-                return None;
+                debug!(client = %client.name, error = %e, "malformed packet");
+                return discard(DropReason::Malformed);
             }
         };
 
@@ -497,7 +624,7 @@ impl Node {
         };
         let now = Instant::now();
         match self.dedup.begin(key, now) {
-            Seen::New => {}
+            Seen::New => debug!("  -> within the rate limits; not a retransmission"),
             Seen::InFlight => {
                 bump(&self.counters.duplicates_in_flight_dropped);
                 debug!(client = %client.name, id = packet.identifier, "retransmission while the first copy is in flight: ignored");
@@ -517,9 +644,15 @@ impl Node {
         };
         let owner = (!stream).then(|| self.owner_elsewhere(&packet, forwarded_by));
         let reply = match owner.flatten() {
-            Some(owner) => self.forward(&client, &packet, buf, source, owner).await,
-            None => self.process(&client, &packet, source).await,
+            Some(owner) => {
+                debug!("  -> State names node {owner}: forwarding to it");
+                self.forward(&client, &packet, buf, source, owner).await
+            }
+            None => self.process(&client, &packet, source, via).await,
         };
+        if let Some(r) = &reply {
+            debug!("{}", Sending { buf: r, to: source });
+        }
         guard.complete(reply.clone());
         reply
     }
@@ -554,13 +687,19 @@ impl Node {
             .cluster
             .as_ref()
             .map_or(Duration::from_secs(3), |c| c.forward_timeout);
-        match peers.forward(owner, source, buf, timeout).await {
+        let span = access_span(client, packet, source, Via::Udp);
+        let forwarded = peers
+            .forward(owner, source, buf, timeout)
+            .instrument(span.clone())
+            .await;
+        let _e = span.enter(); // no .await below
+        match forwarded {
             Ok(reply) => {
-                info!(client = %client.name, id = packet.identifier, owner, "challenge answer forwarded to its owner");
+                info!(owner, "challenge answer forwarded to its owner");
                 reply.map(Arc::from)
             }
             Err(e) => {
-                warn!(client = %client.name, id = packet.identifier, owner, error = %e, "cannot forward the challenge answer to its owner");
+                warn!(owner, error = %e, "cannot forward the challenge answer to its owner");
                 let user = packet
                     .attr(AttrType::USER_NAME)
                     .and_then(|a| a.as_str().ok())
@@ -570,13 +709,6 @@ impl Node {
                     "challenge",
                     "owner_unreachable",
                     "The server that started your sign-in cannot be reached right now. Please sign in again.",
-                );
-                let span = tracing::info_span!(
-                    "access",
-                    client = %client.name,
-                    id = packet.identifier,
-                    user = field::Empty,
-                    outcome = field::Empty
                 );
                 let (code, attrs) = self.finish(client, packet, source, &decision, &span);
                 self.encode(client, packet, code, attrs)
@@ -589,6 +721,7 @@ impl Node {
         client: &ClientEntry,
         packet: &Packet,
         source: SocketAddr,
+        via: Via,
     ) -> Option<Arc<[u8]>> {
         let started = Instant::now();
         let (code, attrs) = match packet.code {
@@ -602,17 +735,23 @@ impl Node {
                 (Code::ACCOUNTING_RESPONSE, Vec::new())
             }
             _ => {
-                let span = tracing::info_span!(
-                    "access",
-                    client = %client.name,
-                    id = packet.identifier,
-                    user = field::Empty,
-                    outcome = field::Empty
-                );
-                let mut decision = {
-                    let _e = span.enter();
-                    self.access_request(client, packet).await
-                };
+                // The span is attached with .instrument: a guard held across
+                // .await would leave it entered on the worker thread while
+                // the request waits, and every other request's lines would
+                // nest inside it.
+                let span = access_span(client, packet, source, via);
+                let mut decision = self
+                    .access_request(client, packet)
+                    .instrument(span.clone())
+                    .await;
+                span.in_scope(|| {
+                    debug!(
+                        code = %decision.code,
+                        mode = %decision.mode,
+                        reason = %decision.reason,
+                        "  -> decision"
+                    )
+                });
                 // Lockout bookkeeping (limits.rs); may turn the decision into a Reject.
                 let (d, now) = (&decision, self.clock.now_unix());
                 let (store, hot) = (&self.store, &self.hot);
@@ -628,8 +767,12 @@ impl Node {
                         now,
                         |name, until, why| self.persist_lock(name, until, why),
                     )
+                    .instrument(span.clone())
                     .await
                 {
+                    span.in_scope(
+                        || debug!(reason = %o.reason, "  -> lockout turns it into a Reject"),
+                    );
                     decision =
                         Decision::reject(&decision.user, &decision.mode, &o.reason, &o.message);
                 }

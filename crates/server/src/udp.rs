@@ -48,6 +48,7 @@ pub async fn serve(
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             bump(&node.counters().requests_received);
             bump(&node.counters().dropped_overload);
+            node.note_overload(source);
             continue;
         };
         let datagram = buf.get(..n).unwrap_or_default().to_vec();

@@ -279,15 +279,19 @@ where
             },
         };
         let (handler, tx) = (handler.clone(), tx.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Some(reply) = handler.handle(packet).await {
-                // The stream may be gone; the reply is then lost.
-                if tx.send(reply).await.is_err() {
-                    debug!("reply for a closed RadSec connection dropped");
+        // In the connection's span, so each request's lines name the peer.
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                if let Some(reply) = handler.handle(packet).await {
+                    // The stream may be gone; the reply is then lost.
+                    if tx.send(reply).await.is_err() {
+                        debug!("reply for a closed RadSec connection dropped");
+                    }
                 }
             }
-        });
+            .in_current_span(),
+        );
     };
     if matches!(end, StreamEnd::Framing(_) | StreamEnd::Io(_)) {
         abort.cancel();
