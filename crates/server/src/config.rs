@@ -467,6 +467,8 @@ struct SyncSection {
     interval_secs: Spanned<u64>,
     #[serde(default)]
     send_enrollment_email: bool,
+    #[serde(default)]
+    fields: crate::sync::FieldModes,
 }
 
 fn default_sync_method() -> String {
@@ -541,6 +543,8 @@ pub struct SyncItem {
     pub interval: Option<std::time::Duration>,
     /// Mail new users their enrollment instructions.
     pub send_enrollment_email: bool,
+    /// Per attribute: whether a locally set value or the directory's wins.
+    pub fields: crate::sync::FieldModes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1203,6 +1207,7 @@ impl RuntimeConfig {
                 language: item.language,
                 interval: Some(std::time::Duration::from_secs(interval)),
                 send_enrollment_email: item.send_enrollment_email,
+                fields: item.fields,
             });
         }
         let mail = match file.mail {

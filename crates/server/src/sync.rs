@@ -4,10 +4,25 @@
 //! phone, groups) are updated, users that left the set are disabled. Tokens
 //! and PINs are never touched, users are never deleted, and records an admin
 //! created by hand (or another sync item manages) are left alone.
+//!
+//! Sync never undoes a local decision:
+//! * It re-enables only users it disabled itself (left the set, disabled in
+//!   the directory); a user an admin disabled, or who reported a sign-in as
+//!   fraud, stays disabled whatever the directory says.
+//! * Each attribute has an owner. A synced record keeps the directory's
+//!   values of its last sync ([`SyncedFields`]); a current value that differs
+//!   from them was set locally (portal, CLI, API) and is kept unless the
+//!   item's [`FieldModes`] say the directory wins. An empty directory value
+//!   never clears a locally set one.
+//! * The plan is made from one read of every user, but the writes re-decide
+//!   each record inside one store transaction from the record as it is then
+//!   ([`radmfa_store::Store::modify_users`]), so a PIN change, lock, unlock or
+//!   token change made while the directory was searched is not lost.
 
 use std::collections::{BTreeMap, HashMap};
 
-use radmfa_store::{Method, User};
+use radmfa_store::{DisabledReason, Method, SyncedFields, User};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// One user as the directory sees them.
@@ -27,7 +42,62 @@ pub struct DirectoryEntry {
     pub enabled: bool,
 }
 
-/// Defaults for users a sync item adds.
+impl DirectoryEntry {
+    /// The entry's attribute values as a sync writes them: phone normalised
+    /// to E.164 (or empty), groups sorted without duplicates.
+    fn values(&self) -> SyncedFields {
+        SyncedFields {
+            display_name: self.display_name.clone(),
+            email: self.email.clone(),
+            phone: normalise_phone(&self.phone),
+            groups: sorted(&self.groups),
+        }
+    }
+}
+
+fn sorted(groups: &[String]) -> Vec<String> {
+    let mut g = groups.to_vec();
+    g.sort();
+    g.dedup();
+    g
+}
+
+/// How a sync item treats one attribute of the users it manages (the
+/// `[sync.fields]` table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldMode {
+    /// The directory's value is written while the field still holds what
+    /// the last sync wrote (including an empty value, which clears it); a
+    /// value set locally since then is kept.
+    #[default]
+    KeepLocal,
+    /// A non-empty directory value replaces a locally set one too; an
+    /// empty directory value clears only a synced value, never a local one.
+    DirectoryWins,
+    /// Written when the sync adds the user, never changed afterwards.
+    AddOnly,
+}
+
+/// The [`FieldMode`] of each synced attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldModes {
+    /// Display name.
+    #[serde(default)]
+    pub display_name: FieldMode,
+    /// Email address.
+    #[serde(default)]
+    pub email: FieldMode,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: FieldMode,
+    /// Groups.
+    #[serde(default)]
+    pub groups: FieldMode,
+}
+
+/// Defaults for users a sync item adds, and how it treats their attributes.
 #[derive(Debug, Clone)]
 pub struct SyncDefaults {
     /// The item's name; records it manages carry `source = "ldap:NAME"`.
@@ -36,6 +106,8 @@ pub struct SyncDefaults {
     pub method: Method,
     /// Language of new users.
     pub language: String,
+    /// Per-attribute behaviour on users that exist.
+    pub fields: FieldModes,
 }
 
 impl SyncDefaults {
@@ -50,18 +122,30 @@ impl SyncDefaults {
 pub struct SyncPlan {
     /// Users to add.
     pub add: Vec<User>,
-    /// Existing users with new attribute values, and which fields changed.
+    /// Existing users with new attribute values, and which fields changed
+    /// (`enabled` when a user the sync had disabled is back in the set).
     pub update: Vec<(User, Vec<&'static str>)>,
-    /// Users that left the directory set (or whose account is disabled there).
-    pub disable: Vec<String>,
+    /// Users that left the directory set (or whose account is disabled
+    /// there), with the reason recorded.
+    pub disable: Vec<(String, DisabledReason)>,
     /// Users the directory lists but the store has from elsewhere (not managed).
     pub skipped: Vec<String>,
+    /// Users whose only change is the directory values recorded for them.
+    pub refresh: Vec<String>,
+    /// Attributes where the directory differs but a locally set value is kept.
+    pub kept_local: Vec<(String, Vec<&'static str>)>,
+    /// Users in the set and enabled in the directory who stay disabled
+    /// (an admin or a fraud report disabled them).
+    pub left_disabled: Vec<(String, String)>,
 }
 
 impl SyncPlan {
     /// True when nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.update.is_empty() && self.disable.is_empty()
+        self.add.is_empty()
+            && self.update.is_empty()
+            && self.disable.is_empty()
+            && self.refresh.is_empty()
     }
 
     /// The plan as JSON (the dry-run output and the command's answer).
@@ -75,9 +159,36 @@ impl SyncPlan {
             "update": self.update.iter().map(|(u, fields)| json!({
                 "name": u.name, "changed": fields,
             })).collect::<Vec<_>>(),
-            "disable": self.disable,
+            "disable": self.disable.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "disable_reasons": self.disable.iter()
+                .map(|(n, r)| (n.clone(), Value::from(r.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
             "skipped": self.skipped,
+            "refreshed": self.refresh,
+            "kept_local": self.kept_local.iter().map(|(n, fields)| json!({
+                "name": n, "fields": fields,
+            })).collect::<Vec<_>>(),
+            "left_disabled": self.left_disabled.iter().map(|(n, r)| json!({
+                "name": n, "disabled_reason": r,
+            })).collect::<Vec<_>>(),
         })
+    }
+
+    fn record(&mut self, name: &str, d: Decision) {
+        if !d.kept.is_empty() {
+            self.kept_local.push((name.to_string(), d.kept.clone()));
+        }
+        if let Some(why) = d.left_disabled {
+            self.left_disabled.push((name.to_string(), why));
+        }
+        match d.action {
+            Action::Nothing => {}
+            Action::Skip => self.skipped.push(name.to_string()),
+            Action::Add(u) => self.add.push(u),
+            Action::Update(u, changed) if changed.is_empty() => self.refresh.push(u.name),
+            Action::Update(u, changed) => self.update.push((u, changed)),
+            Action::Disable(_, why) => self.disable.push((name.to_string(), why)),
+        }
     }
 }
 
@@ -101,79 +212,236 @@ pub fn normalise_phone(raw: &str) -> String {
     }
 }
 
+/// What a sync does to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    /// Listed by the directory, but not managed by this item.
+    Skip,
+    Add(User),
+    /// The new record and the visible fields that changed (none: only the
+    /// recorded directory values did).
+    Update(User, Vec<&'static str>),
+    Disable(User, DisabledReason),
+}
+
+/// [`Action`] plus what the sync leaves alone on purpose (reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decision {
+    action: Action,
+    kept: Vec<&'static str>,
+    left_disabled: Option<String>,
+}
+
+impl From<Action> for Decision {
+    fn from(action: Action) -> Decision {
+        Decision {
+            action,
+            kept: Vec::new(),
+            left_disabled: None,
+        }
+    }
+}
+
+/// One attribute's new value, if it changes. `local`: the current value
+/// was set locally since the last sync (with no record of that sync: a
+/// non-empty value the directory does not have).
+fn merge_field<T: PartialEq + Clone>(
+    mode: FieldMode,
+    current: &T,
+    synced: Option<&T>,
+    dir: &T,
+    current_empty: bool,
+    dir_empty: bool,
+) -> Merge<T> {
+    if current == dir {
+        return Merge::Same;
+    }
+    let local = match synced {
+        Some(s) => current != s,
+        None => !current_empty,
+    };
+    let write = match mode {
+        FieldMode::AddOnly => return Merge::Same,
+        FieldMode::KeepLocal => !local,
+        FieldMode::DirectoryWins => !local || !dir_empty,
+    };
+    if write {
+        Merge::Set(dir.clone())
+    } else {
+        Merge::KeptLocal
+    }
+}
+
+enum Merge<T> {
+    Same,
+    Set(T),
+    KeptLocal,
+}
+
+/// Decides what a sync does to the record `current` (`None`: no such user)
+/// given the directory's `entry` for that login (`None`: not in the set).
+/// Pure, so the store can run it again inside its transaction.
+fn decide(current: Option<&User>, entry: Option<&DirectoryEntry>, d: &SyncDefaults) -> Decision {
+    let source = d.source();
+    let Some(u) = current else {
+        return match entry {
+            Some(e) if e.enabled => {
+                let v = e.values();
+                let mut u = User::new(&e.login);
+                u.display_name.clone_from(&v.display_name);
+                u.email.clone_from(&v.email);
+                u.phone.clone_from(&v.phone);
+                u.groups.clone_from(&v.groups);
+                u.method = d.method;
+                u.language.clone_from(&d.language);
+                u.source.clone_from(&source);
+                u.synced = Some(v);
+                Action::Add(u).into()
+            }
+            _ => Action::Nothing.into(),
+        };
+    };
+    if u.source != source {
+        return if entry.is_some() {
+            Action::Skip.into()
+        } else {
+            Action::Nothing.into()
+        };
+    }
+    let e = match entry {
+        None if u.enabled => return disable(u, DisabledReason::LeftDirectory),
+        None => return Action::Nothing.into(),
+        Some(e) if !e.enabled && u.enabled => {
+            return disable(u, DisabledReason::DirectoryDisabled)
+        }
+        Some(e) if !e.enabled => return Action::Nothing.into(),
+        Some(e) => e,
+    };
+    let v = e.values();
+    let old = u.synced.as_ref();
+    let mut n = u.clone();
+    let mut changed = Vec::new();
+    let mut kept = Vec::new();
+    let mut note = |name: &'static str, m: Merge<()>| match m {
+        Merge::Same => {}
+        Merge::Set(()) => changed.push(name),
+        Merge::KeptLocal => kept.push(name),
+    };
+    macro_rules! string_field {
+        ($f:ident) => {{
+            let m = merge_field(
+                d.fields.$f,
+                &u.$f,
+                old.map(|o| &o.$f),
+                &v.$f,
+                u.$f.is_empty(),
+                v.$f.is_empty(),
+            );
+            if let Merge::Set(x) = &m {
+                n.$f.clone_from(x);
+            }
+            note(stringify!($f), unit(m));
+        }};
+    }
+    string_field!(display_name);
+    string_field!(email);
+    string_field!(phone);
+    let current_groups = sorted(&u.groups);
+    let m = merge_field(
+        d.fields.groups,
+        &current_groups,
+        old.map(|o| &o.groups),
+        &v.groups,
+        current_groups.is_empty(),
+        v.groups.is_empty(),
+    );
+    if let Merge::Set(g) = &m {
+        n.groups.clone_from(g);
+    }
+    note("groups", unit(m));
+    let mut left_disabled = None;
+    if !n.enabled {
+        match n.disabled_reason {
+            Some(r) if r.by_sync() => {
+                // Back in the set: the sync's own disable is lifted.
+                n.enable();
+                changed.push("enabled");
+            }
+            r => {
+                left_disabled = Some(r.map_or("unknown", DisabledReason::as_str).to_string());
+            }
+        }
+    }
+    let refresh = u.synced.as_ref() != Some(&v);
+    n.synced = Some(v);
+    let action = if changed.is_empty() && !refresh {
+        Action::Nothing
+    } else {
+        Action::Update(n, changed)
+    };
+    Decision {
+        action,
+        kept,
+        left_disabled,
+    }
+}
+
+fn unit<T>(m: Merge<T>) -> Merge<()> {
+    match m {
+        Merge::Same => Merge::Same,
+        Merge::Set(_) => Merge::Set(()),
+        Merge::KeptLocal => Merge::KeptLocal,
+    }
+}
+
+fn disable(u: &User, why: DisabledReason) -> Decision {
+    let mut n = u.clone();
+    n.disable(why);
+    Action::Disable(n, why).into()
+}
+
+/// The entries by login, first one wins; entries without a login dropped.
+fn by_login(entries: &[DirectoryEntry]) -> BTreeMap<&str, &DirectoryEntry> {
+    let mut m = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.login.is_empty()) {
+        m.entry(e.login.as_str()).or_insert(e);
+    }
+    m
+}
+
 /// Plans a sync of `entries` (the complete set the item covers) over
 /// `existing` (every user in the store).
 pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> SyncPlan {
     let source = d.source();
     let by_name: HashMap<&str, &User> = existing.iter().map(|u| (u.name.as_str(), u)).collect();
-    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let entries = by_login(entries);
     let mut out = SyncPlan::default();
-    for e in entries {
-        if e.login.is_empty() || seen.insert(e.login.as_str(), ()).is_some() {
-            continue;
-        }
-        let mut groups = e.groups.clone();
-        groups.sort();
-        groups.dedup();
-        let phone = normalise_phone(&e.phone);
-        match by_name.get(e.login.as_str()) {
-            None if e.enabled => {
-                let mut u = User::new(&e.login);
-                u.display_name = e.display_name.clone();
-                u.email = e.email.clone();
-                u.phone = phone;
-                u.groups = groups;
-                u.method = d.method;
-                u.language = d.language.clone();
-                u.source = source.clone();
-                out.add.push(u);
-            }
-            None => {}
-            Some(u) if u.source != source => out.skipped.push(e.login.clone()),
-            Some(u) => {
-                if !e.enabled {
-                    if u.enabled {
-                        out.disable.push(u.name.clone());
-                    }
-                    continue;
-                }
-                let mut n = (*u).clone();
-                let mut changed = Vec::new();
-                if n.display_name != e.display_name {
-                    n.display_name = e.display_name.clone();
-                    changed.push("display_name");
-                }
-                if n.email != e.email {
-                    n.email = e.email.clone();
-                    changed.push("email");
-                }
-                if n.phone != phone {
-                    n.phone = phone;
-                    changed.push("phone");
-                }
-                if n.groups != groups {
-                    n.groups = groups;
-                    changed.push("groups");
-                }
-                if !n.enabled {
-                    // Back in the set: enabled again.
-                    n.enabled = true;
-                    changed.push("enabled");
-                }
-                if !changed.is_empty() {
-                    out.update.push((n, changed));
-                }
-            }
-        }
+    for (login, e) in &entries {
+        out.record(login, decide(by_name.get(login).copied(), Some(e), d));
     }
     for u in existing {
-        if u.source == source && u.enabled && !seen.contains_key(u.name.as_str()) {
-            out.disable.push(u.name.clone());
+        if u.source == source && !entries.contains_key(u.name.as_str()) {
+            out.record(&u.name, decide(Some(u), None, d));
         }
     }
-    out.disable.sort();
-    out.disable.dedup();
+    out.disable.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The users a plan writes, by name.
+fn touched_names(plan: &SyncPlan) -> Vec<String> {
+    let mut names: Vec<String> = plan
+        .add
+        .iter()
+        .map(|u| u.name.clone())
+        .chain(plan.update.iter().map(|(u, _)| u.name.clone()))
+        .chain(plan.disable.iter().map(|(n, _)| n.clone()))
+        .chain(plan.refresh.iter().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl From<radmfa_directory::DirUser> for DirectoryEntry {
@@ -221,6 +489,7 @@ pub async fn run(
         item: item.name.clone(),
         method: item.method,
         language: item.language.clone(),
+        fields: item.fields,
     };
     let st = store.clone();
     let existing = tokio::task::spawn_blocking(move || st.list_users())
@@ -228,16 +497,15 @@ pub async fn run(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let plan = plan(&existing, &entries, &defaults);
-    let mut out = plan.to_json(dry_run);
     if dry_run {
-        return Ok(out);
+        return Ok(plan.to_json(dry_run));
     }
     let st = store.clone();
-    let (ex, pl) = (existing, plan.clone());
-    tokio::task::spawn_blocking(move || apply(&st, &ex, &pl))
+    let plan = tokio::task::spawn_blocking(move || apply(&st, &entries, &defaults, plan))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot write the changes: {e}"))?;
+    let mut out = plan.to_json(dry_run);
     let mut mailed = 0u64;
     let mut errors = Vec::new();
     if let (true, Some(mailer)) = (item.send_enrollment_email, &mailer) {
@@ -268,27 +536,53 @@ pub async fn run(
     Ok(out)
 }
 
-/// Applies a plan in one store transaction (one flush). Disabled users keep
-/// their tokens and PINs. `existing` is the list the plan was made from.
+/// Applies `plan` (made from an earlier read of the store) in one store
+/// transaction (one flush): each user it touches is decided again from the
+/// record as stored at that moment, so concurrent writes to other fields
+/// (PIN, lock, token, a local edit) survive, and a change the record no
+/// longer needs is dropped. Disabled users keep their tokens and PINs.
+/// Returns the plan as carried out.
 pub fn apply(
     store: &radmfa_store::Store,
-    existing: &[User],
-    plan: &SyncPlan,
-) -> Result<(), radmfa_store::StoreError> {
-    let mut items: Vec<(User, Option<radmfa_store::Token>)> = Vec::new();
-    items.extend(plan.add.iter().cloned().map(|u| (u, None)));
-    items.extend(plan.update.iter().map(|(u, _)| (u.clone(), None)));
-    for name in &plan.disable {
-        if let Some(u) = existing.iter().find(|u| &u.name == name) {
-            let mut u = u.clone();
-            u.enabled = false;
-            items.push((u, None));
+    entries: &[DirectoryEntry],
+    d: &SyncDefaults,
+    plan: SyncPlan,
+) -> Result<SyncPlan, radmfa_store::StoreError> {
+    let names = touched_names(&plan);
+    let mut done = SyncPlan {
+        skipped: plan.skipped,
+        kept_local: plan.kept_local,
+        left_disabled: plan.left_disabled,
+        ..SyncPlan::default()
+    };
+    if names.is_empty() {
+        return Ok(done);
+    }
+    let entries = by_login(entries);
+    let written = store.modify_users(&names, |name, current| {
+        let action = decide(current, entries.get(name).copied(), d).action;
+        match &action {
+            Action::Add(u) | Action::Update(u, _) | Action::Disable(u, _) => {
+                Some((u.clone(), action))
+            }
+            Action::Nothing | Action::Skip => None,
         }
+    })?;
+    for action in written {
+        let name = match &action {
+            Action::Add(u) | Action::Update(u, _) | Action::Disable(u, _) => u.name.clone(),
+            Action::Nothing | Action::Skip => continue,
+        };
+        done.record(
+            &name,
+            Decision {
+                action,
+                kept: Vec::new(),
+                left_disabled: None,
+            },
+        );
     }
-    if !items.is_empty() {
-        store.put_users(&items)?;
-    }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
