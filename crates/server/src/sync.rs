@@ -588,6 +588,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use radmfa_store::{Secret, Token, TokenAlgorithm, TokenKind};
 
     fn entry(login: &str, phone: &str, groups: &[&str]) -> DirectoryEntry {
         DirectoryEntry {
@@ -605,7 +606,20 @@ mod tests {
             item: "corp".into(),
             method: Method::Sms,
             language: "nl".into(),
+            fields: FieldModes::default(),
         }
+    }
+
+    fn names(v: &[(String, DisabledReason)]) -> Vec<(&str, DisabledReason)> {
+        v.iter().map(|(n, r)| (n.as_str(), *r)).collect()
+    }
+
+    /// A record as a previous sync of `e` left it.
+    fn synced(e: &DirectoryEntry) -> User {
+        let p = plan(&[], std::slice::from_ref(e), &defaults());
+        let mut u = p.add[0].clone();
+        u.created = 1;
+        u
     }
 
     #[test]
@@ -641,7 +655,10 @@ mod tests {
             p.update[0].0.groups,
             vec!["staff".to_string(), "vpn".to_string()]
         );
-        assert_eq!(p.disable, vec!["carol".to_string()]);
+        assert_eq!(
+            names(&p.disable),
+            vec![("carol", DisabledReason::LeftDirectory)]
+        );
         assert_eq!(p.skipped, vec!["bob".to_string()]);
 
         // Nothing changed: an empty plan.
@@ -660,7 +677,190 @@ mod tests {
         dave.display_name = e.display_name.clone();
         dave.email = e.email.clone();
         let p = plan(&[dave], &[e], &d);
-        assert_eq!(p.disable, vec!["dave".to_string()]);
+        assert_eq!(
+            names(&p.disable),
+            vec![("dave", DisabledReason::DirectoryDisabled)]
+        );
+    }
+
+    #[test]
+    fn only_its_own_disables_are_lifted() {
+        let d = defaults();
+        let e = entry("erin", "+15550107005", &["vpn"]);
+        for (reason, lifted) in [
+            (Some(DisabledReason::LeftDirectory), true),
+            (Some(DisabledReason::DirectoryDisabled), true),
+            (Some(DisabledReason::Admin), false),
+            (Some(DisabledReason::Fraud), false),
+            (None, false),
+        ] {
+            let mut u = synced(&e);
+            u.enabled = false;
+            u.disabled_reason = reason;
+            let p = plan(&[u], std::slice::from_ref(&e), &d);
+            if lifted {
+                assert_eq!(p.update.len(), 1, "{reason:?}: {p:?}");
+                assert_eq!(p.update[0].1, vec!["enabled"]);
+                assert!(p.update[0].0.enabled);
+                assert_eq!(p.update[0].0.disabled_reason, None);
+            } else {
+                assert!(p.is_empty(), "{reason:?}: {p:?}");
+                let shown = reason.map_or("unknown", DisabledReason::as_str);
+                assert_eq!(p.left_disabled, vec![("erin".into(), shown.into())]);
+            }
+        }
+        // An admin's disable is never replaced by a sync's reason.
+        let mut u = synced(&e);
+        u.disable(DisabledReason::Admin);
+        assert!(plan(&[u.clone()], &[], &d).is_empty());
+        let mut off = e.clone();
+        off.enabled = false;
+        assert!(plan(&[u], &[off], &d).is_empty());
+    }
+
+    #[test]
+    fn local_values_are_kept_and_empty_never_clears_them() {
+        let d = defaults();
+        let e = entry("fay", "+15550107006", &["vpn"]);
+        let mut u = synced(&e);
+        // Set locally after that sync (portal, CLI): phone and groups.
+        u.phone = "+15550100000".into();
+        u.groups = vec!["admins".into()];
+        // The directory has no usable phone now and other groups.
+        let mut now = entry("fay", "0612345678", &["staff"]);
+        now.email = "fay@new.example.org".into();
+        let p = plan(std::slice::from_ref(&u), std::slice::from_ref(&now), &d);
+        assert_eq!(p.update.len(), 1, "{p:?}");
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email"]);
+        assert_eq!(n.phone, "+15550100000");
+        assert_eq!(n.groups, vec!["admins".to_string()]);
+        assert_eq!(p.kept_local, vec![("fay".into(), vec!["phone", "groups"])]);
+
+        // directory_wins: a non-empty directory value replaces the local
+        // one; an empty one still does not clear it.
+        let wins = SyncDefaults {
+            fields: FieldModes {
+                phone: FieldMode::DirectoryWins,
+                groups: FieldMode::DirectoryWins,
+                ..FieldModes::default()
+            },
+            ..defaults()
+        };
+        let p = plan(std::slice::from_ref(&u), std::slice::from_ref(&now), &wins);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email", "groups"]);
+        assert_eq!(n.phone, "+15550100000");
+        assert_eq!(n.groups, vec!["staff".to_string()]);
+
+        // add_only: never touched after the add.
+        let add_only = SyncDefaults {
+            fields: FieldModes {
+                email: FieldMode::AddOnly,
+                ..FieldModes::default()
+            },
+            ..defaults()
+        };
+        let s = synced(&e);
+        let p = plan(std::slice::from_ref(&s), std::slice::from_ref(&now), &add_only);
+        let (n, changed) = &p.update[0];
+        assert_eq!(n.email, "fay@example.org");
+        assert!(!changed.contains(&"email"), "{changed:?}");
+
+        // A value the sync wrote follows the directory, empty included.
+        let p = plan(&[s], &[now], &d);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email", "phone", "groups"]);
+        assert_eq!(n.phone, "");
+        assert_eq!(n.groups, vec!["staff".to_string()]);
+    }
+
+    #[test]
+    fn records_from_before_field_owners_are_migrated() {
+        let d = defaults();
+        let e = entry("gus", "+15550107007", &["vpn"]);
+        let mut u = synced(&e);
+        u.synced = None;
+        u.phone = String::new();
+        u.email = "gus@local.example.org".into();
+        // Empty fields are filled, differing non-empty ones kept, and the
+        // directory's values are recorded.
+        let p = plan(&[u], std::slice::from_ref(&e), &d);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["phone"]);
+        assert_eq!(n.email, "gus@local.example.org");
+        assert_eq!(n.synced, Some(e.values()));
+        // Only the recorded values differ: a refresh, not an update.
+        let mut r = synced(&e);
+        r.synced = None;
+        let p = plan(&[r], &[e], &d);
+        assert!(p.update.is_empty());
+        assert_eq!(p.refresh, vec!["gus".to_string()]);
+    }
+
+    fn totp() -> Token {
+        Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            secret: Secret::new(b"12345678901234567890".to_vec()),
+            created: 0,
+        }
+    }
+
+    /// A PIN change, lock and token change made between the plan and the
+    /// write survive; so does a local edit of a field the plan would change,
+    /// and a user an admin disabled meanwhile stays disabled.
+    #[test]
+    fn writes_made_between_plan_and_apply_are_not_lost() {
+        let (_dir, store) = crate::testing::temp_store();
+        let d = defaults();
+        let e_h = entry("hana", "+15550107008", &["vpn"]);
+        let e_i = entry("ivan", "+15550107009", &["vpn"]);
+        let first = plan(&[], &[e_h.clone(), e_i.clone()], &d);
+        apply(&store, &[e_h.clone(), e_i.clone()], &d, first).expect("first sync");
+
+        // The directory changes hana's phone and ivan's email.
+        let mut h2 = e_h.clone();
+        h2.phone = "+15550108888".into();
+        let mut i2 = e_i.clone();
+        i2.email = "ivan@new.example.org".into();
+        let entries = vec![h2, i2];
+        let existing = store.list_users().expect("list");
+        let p = plan(&existing, &entries, &d);
+        assert_eq!(p.update.len(), 2, "{p:?}");
+
+        // Meanwhile: PIN, lock and token for hana; ivan's email set locally
+        // and ivan disabled by an admin.
+        store.set_pin("hana", Some(b"4711")).expect("pin");
+        crate::limits::persist_lock(&store, "hana", u64::MAX, "fraud_reported").expect("lock");
+        store.put_token("hana", &totp()).expect("token");
+        store
+            .update_user("ivan", |u| u.email = "ivan@local.example.org".into())
+            .expect("local edit");
+        store.set_user_enabled("ivan", false).expect("disable");
+
+        let done = apply(&store, &entries, &d, p).expect("apply");
+        let hana = store.get_user("hana").expect("get").expect("hana");
+        assert_eq!(hana.phone, "+15550108888");
+        assert!(hana.pin.is_some(), "PIN lost");
+        assert_eq!(
+            store.open_pin(&hana).expect("open").map(|p| p.expose().to_vec()),
+            Some(b"4711".to_vec())
+        );
+        assert_eq!(hana.locked_until, u64::MAX, "lock lost");
+        assert_eq!(hana.lock_reason, "fraud_reported");
+        assert!(store.get_token("hana").expect("token").is_some());
+        let ivan = store.get_user("ivan").expect("get").expect("ivan");
+        assert_eq!(ivan.email, "ivan@local.example.org");
+        assert!(!ivan.enabled);
+        assert_eq!(ivan.disabled_reason, Some(DisabledReason::Admin));
+        // What was carried out: hana's phone; ivan only has the directory's
+        // new values recorded.
+        assert_eq!(done.update.len(), 1, "{done:?}");
+        assert_eq!(done.update[0].0.name, "hana");
+        assert_eq!(done.refresh, vec!["ivan".to_string()]);
     }
 
     #[test]
