@@ -374,9 +374,7 @@ pub async fn directory_sync(
         }
         _ => None,
     };
-    crate::sync::run(store, directory, item, dry_run, mailer)
-        .await
-        .map_err(AdminError::Invalid)
+    crate::sync::run(store, directory, item, dry_run, mailer).await
 }
 
 impl std::fmt::Debug for AdminRequest {

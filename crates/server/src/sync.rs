@@ -22,6 +22,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use radmfa_store::{DisabledReason, Method, SyncedFields, User};
+
+use crate::admin::AdminError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -468,14 +470,17 @@ fn mail_method(m: Method) -> Option<crate::mail::MailMethod> {
 
 /// Runs one sync item (or one-off import): search the directory, plan,
 /// apply unless `dry_run`, then mail the new users when the item says so.
-/// Returns the plan as JSON with `mailed` / `mail_errors`.
+/// Returns the plan as JSON with `mailed` / `mail_errors`. On a replica the
+/// write fails with [`radmfa_store::StoreError::ReadOnly`], which
+/// [`crate::control::dispatch`] answers by forwarding the whole request to
+/// the primary (which searches the directory itself).
 pub async fn run(
     store: radmfa_store::Store,
     directory: radmfa_directory::Directory,
     item: crate::config::SyncItem,
     dry_run: bool,
     mailer: Option<crate::mail::Mailer>,
-) -> Result<Value, String> {
+) -> Result<Value, AdminError> {
     let found = directory
         .search_users(
             item.base.as_deref(),
@@ -483,7 +488,7 @@ pub async fn run(
             item.group.as_deref(),
         )
         .await
-        .map_err(|e| format!("directory search failed: {e}"))?;
+        .map_err(|e| AdminError::Invalid(format!("directory search failed: {e}")))?;
     let entries: Vec<DirectoryEntry> = found.into_iter().map(DirectoryEntry::from).collect();
     let defaults = SyncDefaults {
         item: item.name.clone(),
@@ -494,8 +499,7 @@ pub async fn run(
     let st = store.clone();
     let existing = tokio::task::spawn_blocking(move || st.list_users())
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AdminError::Invalid(e.to_string()))??;
     let plan = plan(&existing, &entries, &defaults);
     if dry_run {
         return Ok(plan.to_json(dry_run));
@@ -503,8 +507,11 @@ pub async fn run(
     let st = store.clone();
     let plan = tokio::task::spawn_blocking(move || apply(&st, &entries, &defaults, plan))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot write the changes: {e}"))?;
+        .map_err(|e| AdminError::Invalid(e.to_string()))?
+        .map_err(|e| match e {
+            radmfa_store::StoreError::ReadOnly(_) => AdminError::Store(e),
+            e => AdminError::Invalid(format!("cannot write the changes: {e}")),
+        })?;
     let mut out = plan.to_json(dry_run);
     let mut mailed = 0u64;
     let mut errors = Vec::new();
