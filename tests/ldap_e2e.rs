@@ -519,11 +519,20 @@ fn sync_keeps_local_decisions_and_values() {
         run.stdout
     );
     assert_eq!(user_json(&env, "bob")["phone"], "+15550107002");
-    assert_eq!(user_json(&env, "bob")["disabled_reason"], serde_json::Value::Null);
+    assert_eq!(
+        user_json(&env, "bob")["disabled_reason"],
+        serde_json::Value::Null
+    );
     env.radmfa(&["user", "disable", "alice"]).assert_ok();
     assert_eq!(user_json(&env, "alice")["disabled_reason"], "admin");
     env.radmfa(&[
-        "user", "set", "bob", "--phone", "+15550100001", "--group", "local-admins",
+        "user",
+        "set",
+        "bob",
+        "--phone",
+        "+15550100001",
+        "--group",
+        "local-admins",
     ])
     .assert_ok();
 
@@ -604,7 +613,10 @@ fn sync_keeps_local_decisions_and_values() {
     assert_eq!(user_json(&env, "erin")["disabled_reason"], "fraud");
     assert_eq!(user_json(&env, "bob")["phone"], "+15550100001");
     let (_, log) = server.terminate();
-    assert!(!log.contains("erin-pw") && !log.contains("svc-secret"), "{log}");
+    assert!(
+        !log.contains("erin-pw") && !log.contains("svc-secret"),
+        "{log}"
+    );
 
     // The item says the directory wins for phone and groups.
     let mut text = std::fs::read_to_string(env.config_path()).expect("config");
@@ -616,7 +628,11 @@ fn sync_keeps_local_decisions_and_values() {
     env.radmfa(&["check-config"]).assert_ok();
     let run = env.radmfa(&["import-ldap", "--item", "staff"]);
     run.assert_ok();
-    assert!(run.stdout.contains("~ bob: phone, groups"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("~ bob: phone, groups"),
+        "{}",
+        run.stdout
+    );
     let bob = user_json(&env, "bob");
     assert_eq!(bob["phone"], "+15550109002", "{bob}");
     assert_eq!(

@@ -578,7 +578,14 @@ impl Slapd {
     fn modify(&self, ldif: &str) {
         use std::io::Write;
         let mut child = std::process::Command::new("ldapmodify")
-            .args(["-x", "-H", &self.url, "-D", "cn=admin,dc=example,dc=org", "-w"])
+            .args([
+                "-x",
+                "-H",
+                &self.url,
+                "-D",
+                "cn=admin,dc=example,dc=org",
+                "-w",
+            ])
             .arg("admin-secret")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
@@ -592,7 +599,11 @@ impl Slapd {
             .write_all(ldif.as_bytes())
             .expect("ldif");
         let out = child.wait_with_output().expect("ldapmodify");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -648,8 +659,7 @@ fn directory_sync_on_a_replica_is_forwarded_and_keeps_an_admin_disable() {
         loop {
             let alice = n.radmfa(&["user", "show", "alice", "--json"]).json();
             let carol = n.radmfa(&["user", "show", "carol", "--json"]).json();
-            if alice["disabled_reason"] == "admin" && carol["disabled_reason"] == "left_directory"
-            {
+            if alice["disabled_reason"] == "admin" && carol["disabled_reason"] == "left_directory" {
                 assert_eq!(alice["enabled"], false, "{alice}");
                 break;
             }

@@ -314,9 +314,7 @@ fn decide(current: Option<&User>, entry: Option<&DirectoryEntry>, d: &SyncDefaul
     let e = match entry {
         None if u.enabled => return disable(u, DisabledReason::LeftDirectory),
         None => return Action::Nothing.into(),
-        Some(e) if !e.enabled && u.enabled => {
-            return disable(u, DisabledReason::DirectoryDisabled)
-        }
+        Some(e) if !e.enabled && u.enabled => return disable(u, DisabledReason::DirectoryDisabled),
         Some(e) if !e.enabled => return Action::Nothing.into(),
         Some(e) => e,
     };
@@ -769,7 +767,11 @@ mod tests {
             ..defaults()
         };
         let s = synced(&e);
-        let p = plan(std::slice::from_ref(&s), std::slice::from_ref(&now), &add_only);
+        let p = plan(
+            std::slice::from_ref(&s),
+            std::slice::from_ref(&now),
+            &add_only,
+        );
         let (n, changed) = &p.update[0];
         assert_eq!(n.email, "fay@example.org");
         assert!(!changed.contains(&"email"), "{changed:?}");
@@ -853,7 +855,10 @@ mod tests {
         assert_eq!(hana.phone, "+15550108888");
         assert!(hana.pin.is_some(), "PIN lost");
         assert_eq!(
-            store.open_pin(&hana).expect("open").map(|p| p.expose().to_vec()),
+            store
+                .open_pin(&hana)
+                .expect("open")
+                .map(|p| p.expose().to_vec()),
             Some(b"4711".to_vec())
         );
         assert_eq!(hana.locked_until, u64::MAX, "lock lost");

@@ -951,7 +951,9 @@ fn disabled_reason_and_synced_values_replicate_and_restore() {
     primary.set_pin("bob", Some(b"13579")).unwrap();
     primary.set_user_enabled("alice", false).unwrap();
     // An admin's disable is kept when a fraud report follows.
-    primary.disable_user("alice", DisabledReason::Fraud).unwrap();
+    primary
+        .disable_user("alice", DisabledReason::Fraud)
+        .unwrap();
     let synced = SyncedFields {
         phone: "+15550107001".into(),
         groups: vec!["vpn".into()],

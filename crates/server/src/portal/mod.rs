@@ -571,8 +571,7 @@ async fn signin(
     let user = &cached.user;
     if !user.enabled {
         let reason = crate::pipeline::disabled_audit_reason(user);
-        p.node
-            .portal_audit(&login, "portal", "reject", reason, ip);
+        p.node.portal_audit(&login, "portal", "reject", reason, ip);
         return fail(Msg::AccountDisabled, StatusCode::FORBIDDEN);
     }
     let lang = Lang::parse(&user.language).unwrap_or(lang);
