@@ -565,6 +565,17 @@ fn sync_keeps_local_decisions_and_values() {
     let run = env.radmfa(&["import-ldap", "--item", "staff"]);
     run.assert_ok();
     assert!(run.stdout.contains("- carol (disabled)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("bob: phone, groups set locally, kept"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("alice (stays disabled: admin)")
+            && run.stdout.contains("erin (stays disabled: fraud)"),
+        "{}",
+        run.stdout
+    );
     for (user, reason) in [
         ("alice", "admin"),
         ("erin", "fraud"),
