@@ -521,6 +521,24 @@ fn print_sync(v: &Value) {
             u.as_str().unwrap_or_default()
         );
     }
+    for u in list("kept_local") {
+        let fields: Vec<&str> = u["fields"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "  {}: {} set locally, kept",
+            field(&u, "name"),
+            fields.join(", ")
+        );
+    }
+    for u in list("left_disabled") {
+        println!(
+            "  {} (stays disabled: {})",
+            field(&u, "name"),
+            field(&u, "disabled_reason")
+        );
+    }
     println!(
         "{} added, {} updated, {} disabled {verb}{}",
         list("add").len(),

@@ -352,3 +352,304 @@ policy = "corp"
         "{log}"
     );
 }
+
+/// Adds a [portal] section (certificate made by `radmfa cluster`, the
+/// directory policy signs users in) and the cluster key; returns its port.
+fn add_portal(env: &Env) -> u16 {
+    let port = free_tcp_port();
+    let pki = env.path().join("pki");
+    let pki_s = pki.to_str().expect("utf-8");
+    env.radmfa(&["cluster", "ca", "--dir", pki_s]).assert_ok();
+    env.radmfa(&["cluster", "cert", "--dir", pki_s, "--node-id", "3"])
+        .assert_ok();
+    let mut text = std::fs::read_to_string(env.config_path()).expect("config");
+    text.push_str(&format!(
+        "\n[portal]\nlisten = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\npolicy = \"corp\"\n",
+        pki.join("node-3.pem").display().to_string(),
+        pki.join("node-3.key").display().to_string(),
+    ));
+    std::fs::write(env.config_path(), text).expect("config");
+    std::fs::create_dir_all(env.data_dir()).expect("data dir");
+    std::fs::write(
+        env.data_dir().join("cluster.key"),
+        "4b1d0c9e7a2f5b8c3d6e1f4a7b0c3d6e9f2a5b8c1d4e7f0a3b6c9d2e5f8a1b4c\n",
+    )
+    .expect("cluster key");
+    port
+}
+
+/// The value of the first hidden `csrf` field of a portal page.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no csrf field in:\n{page}"));
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("end of csrf value")].to_string()
+}
+
+/// `name=value` of the session cookie a response sets, if any.
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+        .next()
+}
+
+/// Signs `user` in to the portal over plain HTTPS (first factor only: the
+/// user has no second factor yet) and presses "This was not me".
+async fn report_not_me(port: u16, user: &str, password: &str) {
+    let base = format!("https://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = http
+        .get(format!("{base}/signin"))
+        .send()
+        .await
+        .expect("GET /signin");
+    let mut cookie = session_cookie(&r).expect("session cookie");
+    let csrf = csrf_of(&r.text().await.expect("body"));
+    let r = http
+        .post(format!("{base}/signin"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("user", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .expect("POST /signin");
+    let status = r.status();
+    let next = session_cookie(&r);
+    assert!(
+        status.is_redirection(),
+        "sign-in: {status}: {}",
+        r.text().await.unwrap_or_default()
+    );
+    cookie = next.expect("signed-in cookie");
+    let r = http
+        .get(format!("{base}/home"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET /home");
+    assert!(r.status().is_success(), "home: {}", r.status());
+    let csrf = csrf_of(&r.text().await.expect("body"));
+    let r = http
+        .post(format!("{base}/not-me"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("t", "0")])
+        .send()
+        .await
+        .expect("POST /not-me");
+    assert!(r.status().is_success(), "not-me: {}", r.status());
+}
+
+fn sync_config(slapd: &Slapd, pw_file: &Path, fields: &str) -> String {
+    format!(
+        r#"[directory]
+kind = "ldap"
+servers = ["{url}"]
+bind_dn = "cn=radmfa-svc,ou=people,dc=example,dc=org"
+bind_password_file = {pw:?}
+base_dn = "dc=example,dc=org"
+timeout_ms = 2000
+
+[[sync]]
+name = "staff"
+group = "vpn-users"
+method = "totp"
+interval_secs = 86400
+{fields}
+
+[[policy]]
+name = "corp"
+first_factor = "ldap"
+otp_mode = "challenge"
+
+[[client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "corp"
+"#,
+        url = slapd.url(),
+        pw = pw_file.display().to_string(),
+    )
+}
+
+fn reasons(env: &Env, user: &str) -> Vec<String> {
+    env.report(&["--user", user])
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Sync never undoes a local decision (issue 15): a user disabled by an
+/// admin or after a fraud report stays disabled; a user who left the set is
+/// disabled with that reason and enabled again when back; a phone and
+/// groups set locally survive an empty or differing directory value, and
+/// are overwritten only when the item says the directory wins. The reason
+/// shows in `user show` and in the report of refused RADIUS sign-ins.
+#[test]
+fn sync_keeps_local_decisions_and_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start(dir.path());
+    let pw_file = dir.path().join("ldap.pw");
+    std::fs::write(&pw_file, "svc-secret\n").expect("pw");
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra: sync_config(&slapd, &pw_file, ""),
+        ..ConfigOptions::default()
+    });
+    let port = add_portal(&env);
+    env.radmfa(&["check-config"]).assert_ok();
+    let vpn = "dn: cn=vpn-users,ou=groups,dc=example,dc=org\nchangetype: modify\n";
+    slapd.modify(&format!(
+        "{vpn}add: member\nmember: uid=bob,ou=people,dc=example,dc=org\nmember: uid=erin,ou=people,dc=example,dc=org\n"
+    ));
+
+    // First import (no server: the CLI writes the store itself).
+    let run = env.radmfa(&["import-ldap", "--item", "staff"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("4 added, 0 updated, 0 disabled"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(user_json(&env, "bob")["phone"], "+15550107002");
+    assert_eq!(
+        user_json(&env, "bob")["disabled_reason"],
+        serde_json::Value::Null
+    );
+    env.radmfa(&["user", "disable", "alice"]).assert_ok();
+    assert_eq!(user_json(&env, "alice")["disabled_reason"], "admin");
+    env.radmfa(&[
+        "user",
+        "set",
+        "bob",
+        "--phone",
+        "+15550100001",
+        "--group",
+        "local-admins",
+    ])
+    .assert_ok();
+
+    // erin (no phone, no token: she signs in on her password alone)
+    // reports a sign-in as not hers in the portal.
+    let server = env.start();
+    let addr = server.addr_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "portal not up: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(report_not_me(port, "erin", "erin-pw"));
+    let erin = user_json(&env, "erin");
+    assert_eq!(erin["enabled"], false, "{erin}");
+    assert_eq!(erin["disabled_reason"], "fraud", "{erin}");
+
+    // The directory: carol leaves the set (engineers is no longer in
+    // vpn-users); bob loses his phone number. His directory groups
+    // (mfa-bypass, vpn-users) differ from the one set locally.
+    slapd.modify(&format!(
+        "{vpn}delete: member\nmember: cn=engineers,ou=groups,dc=example,dc=org\n\n\
+         dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\ndelete: telephoneNumber\n"
+    ));
+    // Through the running server's control socket this time.
+    let run = env.radmfa(&["import-ldap", "--item", "staff"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("- carol (disabled)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("bob: phone, groups set locally, kept"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("alice (stays disabled: admin)")
+            && run.stdout.contains("erin (stays disabled: fraud)"),
+        "{}",
+        run.stdout
+    );
+    for (user, reason) in [
+        ("alice", "admin"),
+        ("erin", "fraud"),
+        ("carol", "left_directory"),
+    ] {
+        let u = user_json(&env, user);
+        assert_eq!(u["enabled"], false, "{u}");
+        assert_eq!(u["disabled_reason"], reason, "{u}");
+    }
+    let bob = user_json(&env, "bob");
+    assert_eq!(bob["phone"], "+15550100001", "{bob}");
+    assert_eq!(bob["groups"], serde_json::json!(["local-admins"]), "{bob}");
+
+    // Refused RADIUS sign-ins say why in the report.
+    for (user, password, reason) in [
+        ("alice", "alice-pw", "user_disabled"),
+        ("erin", "erin-pw", "user_disabled_fraud"),
+        ("carol", "carol-pw", "user_disabled_left_directory"),
+    ] {
+        let r = login(&addr, user, password, None);
+        expect(&r, "Access-Reject");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = reasons(&env, user);
+            if got.iter().any(|r| r == reason) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{user}: {reason} not in {got:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // carol is back, bob's directory phone is a new number: carol is
+    // enabled again, alice and erin stay disabled, bob keeps his own number.
+    slapd.modify(&format!(
+        "{vpn}add: member\nmember: cn=engineers,ou=groups,dc=example,dc=org\n\n\
+         dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\nadd: telephoneNumber\ntelephoneNumber: +15550109002\n"
+    ));
+    let run = env.radmfa(&["import-ldap", "--item", "staff"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("~ carol: enabled"), "{}", run.stdout);
+    let carol = user_json(&env, "carol");
+    assert_eq!(carol["enabled"], true, "{carol}");
+    assert_eq!(carol["disabled_reason"], serde_json::Value::Null, "{carol}");
+    assert_eq!(user_json(&env, "alice")["disabled_reason"], "admin");
+    assert_eq!(user_json(&env, "erin")["disabled_reason"], "fraud");
+    assert_eq!(user_json(&env, "bob")["phone"], "+15550100001");
+    let (_, log) = server.terminate();
+    assert!(
+        !log.contains("erin-pw") && !log.contains("svc-secret"),
+        "{log}"
+    );
+
+    // The item says the directory wins for phone and groups.
+    let mut text = std::fs::read_to_string(env.config_path()).expect("config");
+    text = text.replace(
+        "interval_secs = 86400\n",
+        "interval_secs = 86400\nfields = { phone = \"directory_wins\", groups = \"directory_wins\" }\n",
+    );
+    std::fs::write(env.config_path(), text).expect("config");
+    env.radmfa(&["check-config"]).assert_ok();
+    let run = env.radmfa(&["import-ldap", "--item", "staff"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("~ bob: phone, groups"),
+        "{}",
+        run.stdout
+    );
+    let bob = user_json(&env, "bob");
+    assert_eq!(bob["phone"], "+15550109002", "{bob}");
+    assert_eq!(
+        bob["groups"],
+        serde_json::json!(["mfa-bypass", "vpn-users"]),
+        "{bob}"
+    );
+    assert_eq!(user_json(&env, "alice")["enabled"], false);
+}

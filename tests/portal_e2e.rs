@@ -205,6 +205,7 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     );
     let shown = a.radmfa(&["user", "show", REPORTER, "--json"]).json();
     assert_eq!(shown["enabled"], false, "{shown}");
+    assert_eq!(shown["disabled_reason"], "fraud", "{shown}");
     let r = login(&addr, REPORTER, PASSWORD, None);
     expect(&r, "Access-Reject");
 

@@ -545,3 +545,136 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
         &format!("{PASSWORD}{code}")
     ));
 }
+
+/// A throw-away slapd (tests/ldap/start-slapd.sh); stopped on drop.
+struct Slapd {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Slapd {
+    fn start(dir: &Path) -> Slapd {
+        let dir = dir.join("slapd");
+        let port = free_tcp_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ldap/start-slapd.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(&dir)
+            .arg(port.to_string())
+            .output()
+            .expect("bash start-slapd.sh");
+        assert!(
+            out.status.success(),
+            "start-slapd.sh (apt-get install slapd ldap-utils): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Slapd {
+            dir,
+            url: format!("ldap://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Applies an LDIF change as the directory admin.
+    fn modify(&self, ldif: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("ldapmodify")
+            .args([
+                "-x",
+                "-H",
+                &self.url,
+                "-D",
+                "cn=admin,dc=example,dc=org",
+                "-w",
+            ])
+            .arg("admin-secret")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ldapmodify");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(ldif.as_bytes())
+            .expect("ldif");
+        let out = child.wait_with_output().expect("ldapmodify");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("slapd.pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// A directory sync asked of a replica runs on the primary (the request is
+/// forwarded, as other writes are), and what it writes, the reason a user is
+/// disabled included, reaches the replica; an admin's disable made on the
+/// replica survives the sync.
+#[test]
+fn directory_sync_on_a_replica_is_forwarded_and_keeps_an_admin_disable() {
+    let cluster = Cluster::new(2);
+    let slapd = Slapd::start(cluster.path());
+    let pw = cluster.path().join("ldap.pw");
+    std::fs::write(&pw, "svc-secret\n").expect("pw");
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    for n in [&n1, &n2] {
+        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
+        text.push_str(&format!(
+            "\n[directory]\nkind = \"ldap\"\nservers = [\"{}\"]\nbind_dn = \"cn=radmfa-svc,ou=people,dc=example,dc=org\"\nbind_password_file = {:?}\nbase_dn = \"dc=example,dc=org\"\n\n[[sync]]\nname = \"staff\"\ngroup = \"vpn-users\"\ninterval_secs = 86400\n",
+            slapd.url,
+            pw.display().to_string(),
+        ));
+        std::fs::write(n.config_path(), text).expect("config");
+        n.radmfa(&["check-config"]).assert_ok();
+    }
+    n1.add_user("local", PASSWORD);
+    let s1 = n1.start();
+    let _s2 = n2.start();
+    wait_user(&n2, "local");
+    // On the replica (the primary's own scheduled run may come first).
+    n2.radmfa(&["import-ldap", "--item", "staff"]).assert_ok();
+    wait_user(&n2, "alice");
+    wait_user(&n2, "carol");
+    n2.radmfa(&["user", "disable", "alice"]).assert_ok();
+
+    // carol leaves the set; the sync asked of the replica disables her.
+    slapd.modify(
+        "dn: cn=vpn-users,ou=groups,dc=example,dc=org\nchangetype: modify\ndelete: member\nmember: cn=engineers,ou=groups,dc=example,dc=org\n",
+    );
+    let run = n2.radmfa(&["import-ldap", "--item", "staff"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("- carol (disabled)"), "{}", run.stdout);
+    for n in [&n2, &n1] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let alice = n.radmfa(&["user", "show", "alice", "--json"]).json();
+            let carol = n.radmfa(&["user", "show", "carol", "--json"]).json();
+            if alice["disabled_reason"] == "admin" && carol["disabled_reason"] == "left_directory" {
+                assert_eq!(alice["enabled"], false, "{alice}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {alice} {carol}",
+                n.config_path().display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let log = s1.log();
+    assert!(
+        log.contains("admin request forwarded by a replica")
+            && log.contains("AdminRequest(directory_sync)"),
+        "{log}"
+    );
+}

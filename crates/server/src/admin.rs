@@ -115,6 +115,12 @@ pub enum AdminRequest {
         /// New state.
         enabled: bool,
     },
+    /// Disables a user who reported a sign-in as not theirs (portal "This
+    /// was not me"): reason `fraud`, which no directory sync lifts.
+    UserDisableFraud {
+        /// Login name.
+        name: String,
+    },
     /// Deletes a user and their token.
     UserDelete {
         /// Login name.
@@ -312,6 +318,7 @@ impl AdminRequest {
             language: language.clone(),
             interval: None,
             send_enrollment_email: *send_email,
+            fields: crate::sync::FieldModes::default(),
         })
     }
 }
@@ -367,9 +374,7 @@ pub async fn directory_sync(
         }
         _ => None,
     };
-    crate::sync::run(store, directory, item, dry_run, mailer)
-        .await
-        .map_err(AdminError::Invalid)
+    crate::sync::run(store, directory, item, dry_run, mailer).await
 }
 
 impl std::fmt::Debug for AdminRequest {
@@ -446,6 +451,7 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "phone": u.phone,
         "method": u.method.to_string(),
         "enabled": u.enabled,
+        "disabled_reason": disabled_reason(u),
         "groups": u.groups,
         "has_password": u.password_hash.is_some(),
         "device_token": u.device_token,
@@ -462,6 +468,16 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         })),
         "created": u.created,
         "updated": u.updated,
+    })
+}
+
+/// Why `u` is disabled, as `user show` and the API say it: `null` while
+/// enabled, else [`radmfa_store::DisabledReason::as_str`], or "unknown" for
+/// a user disabled before reasons were recorded.
+pub fn disabled_reason(u: &User) -> Option<&'static str> {
+    (!u.enabled).then(|| {
+        u.disabled_reason
+            .map_or("unknown", radmfa_store::DisabledReason::as_str)
     })
 }
 
@@ -544,7 +560,9 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             u.method = method;
             u.groups = groups;
             u.device_token = device_token;
-            u.enabled = enabled;
+            if !enabled {
+                u.disable(radmfa_store::DisabledReason::Admin);
+            }
             check_contact(&u)?;
             let pin = pin.map(zeroize::Zeroizing::new);
             if let Some(pin) = &pin {
@@ -634,6 +652,10 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::UserSetEnabled { name, enabled } => {
             store.set_user_enabled(&name, enabled)?;
             Ok(json!({"name": name, "enabled": enabled}))
+        }
+        AdminRequest::UserDisableFraud { name } => {
+            store.disable_user(&name, radmfa_store::DisabledReason::Fraud)?;
+            Ok(json!({"name": name, "enabled": false, "disabled_reason": "fraud"}))
         }
         AdminRequest::UserDelete { name } => {
             store.delete_user(&name)?;

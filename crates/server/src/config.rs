@@ -467,6 +467,8 @@ struct SyncSection {
     interval_secs: Spanned<u64>,
     #[serde(default)]
     send_enrollment_email: bool,
+    #[serde(default)]
+    fields: crate::sync::FieldModes,
 }
 
 fn default_sync_method() -> String {
@@ -541,6 +543,8 @@ pub struct SyncItem {
     pub interval: Option<std::time::Duration>,
     /// Mail new users their enrollment instructions.
     pub send_enrollment_email: bool,
+    /// Per attribute: whether a locally set value or the directory's wins.
+    pub fields: crate::sync::FieldModes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1203,6 +1207,7 @@ impl RuntimeConfig {
                 language: item.language,
                 interval: Some(std::time::Duration::from_secs(interval)),
                 send_enrollment_email: item.send_enrollment_email,
+                fields: item.fields,
             });
         }
         let mail = match file.mail {
@@ -1775,5 +1780,27 @@ mod tests {
         );
         assert!(parse_cidr("::1").is_some());
         assert!(parse_cidr("nope").is_none());
+    }
+
+    #[test]
+    fn sync_fields_parse_and_bad_modes_are_located() {
+        let head = "[directory]\nkind = \"ldap\"\nservers = [\"ldap://127.0.0.1:389\"]\nbase_dn = \"dc=x\"\n\n[[sync]]\nname = \"staff\"\n";
+        let cfg = RuntimeConfig::parse(head, "x.toml").expect("defaults");
+        assert_eq!(cfg.sync[0].fields, crate::sync::FieldModes::default());
+        let text =
+            format!("{head}fields = {{ phone = \"directory_wins\", email = \"add_only\" }}\n");
+        let cfg = RuntimeConfig::parse(&text, "x.toml").expect("fields");
+        let f = cfg.sync[0].fields;
+        assert_eq!(f.phone, crate::sync::FieldMode::DirectoryWins);
+        assert_eq!(f.email, crate::sync::FieldMode::AddOnly);
+        assert_eq!(f.groups, crate::sync::FieldMode::KeepLocal);
+        let bad = format!("{head}fields = {{ phone = \"always\" }}\n");
+        let err = RuntimeConfig::parse(&bad, "x.toml").expect_err("bad mode");
+        assert_eq!(err.line, 8, "{err}");
+        assert!(err.reason.contains("keep_local"), "{err}");
+        let bad = format!("{head}fields = {{ mobile = \"keep_local\" }}\n");
+        let err = RuntimeConfig::parse(&bad, "x.toml").expect_err("bad field");
+        assert_eq!(err.line, 8, "{err}");
+        assert!(err.reason.contains("mobile"), "{err}");
     }
 }

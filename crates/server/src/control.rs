@@ -283,6 +283,7 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::AdminTokenRevoke { .. } => None,
         AdminRequest::UserAdd { name, .. }
         | AdminRequest::UserSetEnabled { name, .. }
+        | AdminRequest::UserDisableFraud { name }
         | AdminRequest::UserPasswd { name, .. }
         | AdminRequest::UserSet { name, .. }
         | AdminRequest::UserPin { name, .. }

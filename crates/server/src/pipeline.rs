@@ -11,7 +11,9 @@ use radmfa_radius::{
     check_request_message_authenticator, encode_reply, reply_messages, verify_accounting_request,
     AttrType, Attribute, Code, MessageAuthenticator, Packet,
 };
-use radmfa_store::{AuditRecord, Method, Store, Token, TokenAlgorithm, TokenKind, User};
+use radmfa_store::{
+    AuditRecord, DisabledReason, Method, Store, Token, TokenAlgorithm, TokenKind, User,
+};
 use tracing::{debug, field, info, warn, Instrument, Level, Span};
 use zeroize::Zeroizing;
 
@@ -1245,7 +1247,7 @@ impl Node {
         };
         let user = &cached.user;
         if !user.enabled {
-            return disabled(name, first);
+            return disabled(name, user, first);
         }
         let token = cached.token.as_ref();
         let decision = match user.method {
@@ -1375,7 +1377,7 @@ impl Node {
                 return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
             }
             if !user.enabled {
-                return disabled(name, first);
+                return disabled(name, user, first);
             }
             let reason = if bypass {
                 "mfa_not_required_for_group"
@@ -1404,7 +1406,7 @@ impl Node {
             let pin_len = pin.map_or(0, <[u8]>::len);
             if password.len() == pin_len + digits && password.iter().all(u8::is_ascii_digit) {
                 if !user.enabled {
-                    return disabled(name, &mode);
+                    return disabled(name, user, &mode);
                 }
                 let code = match pin {
                     Some(pin) => match strip_pin(pin, password) {
@@ -1425,7 +1427,7 @@ impl Node {
                 );
             }
             if !user.enabled {
-                return disabled(name, &mode);
+                return disabled(name, user, &mode);
             }
             return self.challenge(user, policy, format!("{kind}-challenge"));
         }
@@ -1441,7 +1443,7 @@ impl Node {
                 if self.verify_password(user, pw).await {
                     let mode = format!("pap+{kind}-inline");
                     if !user.enabled {
-                        return disabled(name, &mode);
+                        return disabled(name, user, &mode);
                     }
                     if !pin_ok {
                         return Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN);
@@ -1469,7 +1471,7 @@ impl Node {
             return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
         }
         if !user.enabled {
-            return disabled(name, &mode);
+            return disabled(name, user, &mode);
         }
         self.challenge(user, policy, mode)
     }
@@ -1611,7 +1613,7 @@ impl Node {
             return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS);
         };
         if !user.enabled {
-            return disabled(name, &pending.mode);
+            return disabled(name, user, &pending.mode);
         }
         let pin = match self.pin_of(user, &pending.mode) {
             Ok(p) => p,
@@ -1839,7 +1841,7 @@ impl Node {
                 MSG_WRONG_CREDENTIALS,
             ));
         }
-        (!user.enabled).then(|| disabled(&user.name, mode))
+        (!user.enabled).then(|| disabled(&user.name, user, mode))
     }
 
     fn user_fields(&self, user: &User) -> radmfa_gateway::UserFields {
@@ -1915,7 +1917,7 @@ impl Node {
             }
         };
         if !user.user.enabled {
-            return disabled(name, &mode);
+            return disabled(name, &user.user, &mode);
         }
         let pin = match self.pin_of(&user.user, &mode) {
             Ok(p) => p,
@@ -2054,13 +2056,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn disabled(name: &str, mode: &str) -> Decision {
+fn disabled(name: &str, user: &User, mode: &str) -> Decision {
     Decision::reject(
         name,
         mode,
-        "user_disabled",
+        disabled_audit_reason(user),
         "Your account is disabled. Contact your administrator.",
     )
+}
+
+/// The audit reason of a refusal to a disabled user, by why they are
+/// disabled (stable strings, listed in docs/operations.md):
+/// `user_disabled` (by an admin, or before reasons were recorded),
+/// `user_disabled_fraud`, `user_disabled_left_directory`,
+/// `user_disabled_in_directory`.
+pub(crate) fn disabled_audit_reason(user: &User) -> &'static str {
+    match user.disabled_reason {
+        None | Some(DisabledReason::Admin) => "user_disabled",
+        Some(DisabledReason::Fraud) => "user_disabled_fraud",
+        Some(DisabledReason::LeftDirectory) => "user_disabled_left_directory",
+        Some(DisabledReason::DirectoryDisabled) => "user_disabled_in_directory",
+    }
 }
 
 /// Splits "password123456" into ("password", "123456") when the last

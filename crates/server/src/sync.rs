@@ -4,10 +4,27 @@
 //! phone, groups) are updated, users that left the set are disabled. Tokens
 //! and PINs are never touched, users are never deleted, and records an admin
 //! created by hand (or another sync item manages) are left alone.
+//!
+//! Sync never undoes a local decision:
+//! * It re-enables only users it disabled itself (left the set, disabled in
+//!   the directory); a user an admin disabled, or who reported a sign-in as
+//!   fraud, stays disabled whatever the directory says.
+//! * Each attribute has an owner. A synced record keeps the directory's
+//!   values of its last sync ([`SyncedFields`]); a current value that differs
+//!   from them was set locally (portal, CLI, API) and is kept unless the
+//!   item's [`FieldModes`] say the directory wins. An empty directory value
+//!   never clears a locally set one.
+//! * The plan is made from one read of every user, but the writes re-decide
+//!   each record inside one store transaction from the record as it is then
+//!   ([`radmfa_store::Store::modify_users`]), so a PIN change, lock, unlock or
+//!   token change made while the directory was searched is not lost.
 
 use std::collections::{BTreeMap, HashMap};
 
-use radmfa_store::{Method, User};
+use radmfa_store::{DisabledReason, Method, SyncedFields, User};
+
+use crate::admin::AdminError;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// One user as the directory sees them.
@@ -27,7 +44,62 @@ pub struct DirectoryEntry {
     pub enabled: bool,
 }
 
-/// Defaults for users a sync item adds.
+impl DirectoryEntry {
+    /// The entry's attribute values as a sync writes them: phone normalised
+    /// to E.164 (or empty), groups sorted without duplicates.
+    fn values(&self) -> SyncedFields {
+        SyncedFields {
+            display_name: self.display_name.clone(),
+            email: self.email.clone(),
+            phone: normalise_phone(&self.phone),
+            groups: sorted(&self.groups),
+        }
+    }
+}
+
+fn sorted(groups: &[String]) -> Vec<String> {
+    let mut g = groups.to_vec();
+    g.sort();
+    g.dedup();
+    g
+}
+
+/// How a sync item treats one attribute of the users it manages (the
+/// `[sync.fields]` table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldMode {
+    /// The directory's value is written while the field still holds what
+    /// the last sync wrote (including an empty value, which clears it); a
+    /// value set locally since then is kept.
+    #[default]
+    KeepLocal,
+    /// A non-empty directory value replaces a locally set one too; an
+    /// empty directory value clears only a synced value, never a local one.
+    DirectoryWins,
+    /// Written when the sync adds the user, never changed afterwards.
+    AddOnly,
+}
+
+/// The [`FieldMode`] of each synced attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldModes {
+    /// Display name.
+    #[serde(default)]
+    pub display_name: FieldMode,
+    /// Email address.
+    #[serde(default)]
+    pub email: FieldMode,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: FieldMode,
+    /// Groups.
+    #[serde(default)]
+    pub groups: FieldMode,
+}
+
+/// Defaults for users a sync item adds, and how it treats their attributes.
 #[derive(Debug, Clone)]
 pub struct SyncDefaults {
     /// The item's name; records it manages carry `source = "ldap:NAME"`.
@@ -36,6 +108,8 @@ pub struct SyncDefaults {
     pub method: Method,
     /// Language of new users.
     pub language: String,
+    /// Per-attribute behaviour on users that exist.
+    pub fields: FieldModes,
 }
 
 impl SyncDefaults {
@@ -50,18 +124,30 @@ impl SyncDefaults {
 pub struct SyncPlan {
     /// Users to add.
     pub add: Vec<User>,
-    /// Existing users with new attribute values, and which fields changed.
+    /// Existing users with new attribute values, and which fields changed
+    /// (`enabled` when a user the sync had disabled is back in the set).
     pub update: Vec<(User, Vec<&'static str>)>,
-    /// Users that left the directory set (or whose account is disabled there).
-    pub disable: Vec<String>,
+    /// Users that left the directory set (or whose account is disabled
+    /// there), with the reason recorded.
+    pub disable: Vec<(String, DisabledReason)>,
     /// Users the directory lists but the store has from elsewhere (not managed).
     pub skipped: Vec<String>,
+    /// Users whose only change is the directory values recorded for them.
+    pub refresh: Vec<String>,
+    /// Attributes where the directory differs but a locally set value is kept.
+    pub kept_local: Vec<(String, Vec<&'static str>)>,
+    /// Users in the set and enabled in the directory who stay disabled
+    /// (an admin or a fraud report disabled them).
+    pub left_disabled: Vec<(String, String)>,
 }
 
 impl SyncPlan {
     /// True when nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.update.is_empty() && self.disable.is_empty()
+        self.add.is_empty()
+            && self.update.is_empty()
+            && self.disable.is_empty()
+            && self.refresh.is_empty()
     }
 
     /// The plan as JSON (the dry-run output and the command's answer).
@@ -75,9 +161,36 @@ impl SyncPlan {
             "update": self.update.iter().map(|(u, fields)| json!({
                 "name": u.name, "changed": fields,
             })).collect::<Vec<_>>(),
-            "disable": self.disable,
+            "disable": self.disable.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "disable_reasons": self.disable.iter()
+                .map(|(n, r)| (n.clone(), Value::from(r.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
             "skipped": self.skipped,
+            "refreshed": self.refresh,
+            "kept_local": self.kept_local.iter().map(|(n, fields)| json!({
+                "name": n, "fields": fields,
+            })).collect::<Vec<_>>(),
+            "left_disabled": self.left_disabled.iter().map(|(n, r)| json!({
+                "name": n, "disabled_reason": r,
+            })).collect::<Vec<_>>(),
         })
+    }
+
+    fn record(&mut self, name: &str, d: Decision) {
+        if !d.kept.is_empty() {
+            self.kept_local.push((name.to_string(), d.kept.clone()));
+        }
+        if let Some(why) = d.left_disabled {
+            self.left_disabled.push((name.to_string(), why));
+        }
+        match d.action {
+            Action::Nothing => {}
+            Action::Skip => self.skipped.push(name.to_string()),
+            Action::Add(u) => self.add.push(u),
+            Action::Update(u, changed) if changed.is_empty() => self.refresh.push(u.name),
+            Action::Update(u, changed) => self.update.push((u, changed)),
+            Action::Disable(_, why) => self.disable.push((name.to_string(), why)),
+        }
     }
 }
 
@@ -101,79 +214,234 @@ pub fn normalise_phone(raw: &str) -> String {
     }
 }
 
+/// What a sync does to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    /// Listed by the directory, but not managed by this item.
+    Skip,
+    Add(User),
+    /// The new record and the visible fields that changed (none: only the
+    /// recorded directory values did).
+    Update(User, Vec<&'static str>),
+    Disable(User, DisabledReason),
+}
+
+/// [`Action`] plus what the sync leaves alone on purpose (reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decision {
+    action: Action,
+    kept: Vec<&'static str>,
+    left_disabled: Option<String>,
+}
+
+impl From<Action> for Decision {
+    fn from(action: Action) -> Decision {
+        Decision {
+            action,
+            kept: Vec::new(),
+            left_disabled: None,
+        }
+    }
+}
+
+/// One attribute's new value, if it changes. `local`: the current value
+/// was set locally since the last sync (with no record of that sync: a
+/// non-empty value the directory does not have).
+fn merge_field<T: PartialEq + Clone>(
+    mode: FieldMode,
+    current: &T,
+    synced: Option<&T>,
+    dir: &T,
+    current_empty: bool,
+    dir_empty: bool,
+) -> Merge<T> {
+    if current == dir {
+        return Merge::Same;
+    }
+    let local = match synced {
+        Some(s) => current != s,
+        None => !current_empty,
+    };
+    let write = match mode {
+        FieldMode::AddOnly => return Merge::Same,
+        FieldMode::KeepLocal => !local,
+        FieldMode::DirectoryWins => !local || !dir_empty,
+    };
+    if write {
+        Merge::Set(dir.clone())
+    } else {
+        Merge::KeptLocal
+    }
+}
+
+enum Merge<T> {
+    Same,
+    Set(T),
+    KeptLocal,
+}
+
+/// Decides what a sync does to the record `current` (`None`: no such user)
+/// given the directory's `entry` for that login (`None`: not in the set).
+/// Pure, so the store can run it again inside its transaction.
+fn decide(current: Option<&User>, entry: Option<&DirectoryEntry>, d: &SyncDefaults) -> Decision {
+    let source = d.source();
+    let Some(u) = current else {
+        return match entry {
+            Some(e) if e.enabled => {
+                let v = e.values();
+                let mut u = User::new(&e.login);
+                u.display_name.clone_from(&v.display_name);
+                u.email.clone_from(&v.email);
+                u.phone.clone_from(&v.phone);
+                u.groups.clone_from(&v.groups);
+                u.method = d.method;
+                u.language.clone_from(&d.language);
+                u.source.clone_from(&source);
+                u.synced = Some(v);
+                Action::Add(u).into()
+            }
+            _ => Action::Nothing.into(),
+        };
+    };
+    if u.source != source {
+        return if entry.is_some() {
+            Action::Skip.into()
+        } else {
+            Action::Nothing.into()
+        };
+    }
+    let e = match entry {
+        None if u.enabled => return disable(u, DisabledReason::LeftDirectory),
+        None => return Action::Nothing.into(),
+        Some(e) if !e.enabled && u.enabled => return disable(u, DisabledReason::DirectoryDisabled),
+        Some(e) if !e.enabled => return Action::Nothing.into(),
+        Some(e) => e,
+    };
+    let v = e.values();
+    let old = u.synced.as_ref();
+    let mut n = u.clone();
+    let mut changed = Vec::new();
+    let mut kept = Vec::new();
+    let mut note = |name: &'static str, m: Merge<()>| match m {
+        Merge::Same => {}
+        Merge::Set(()) => changed.push(name),
+        Merge::KeptLocal => kept.push(name),
+    };
+    macro_rules! string_field {
+        ($f:ident) => {{
+            let m = merge_field(
+                d.fields.$f,
+                &u.$f,
+                old.map(|o| &o.$f),
+                &v.$f,
+                u.$f.is_empty(),
+                v.$f.is_empty(),
+            );
+            if let Merge::Set(x) = &m {
+                n.$f.clone_from(x);
+            }
+            note(stringify!($f), unit(m));
+        }};
+    }
+    string_field!(display_name);
+    string_field!(email);
+    string_field!(phone);
+    let current_groups = sorted(&u.groups);
+    let m = merge_field(
+        d.fields.groups,
+        &current_groups,
+        old.map(|o| &o.groups),
+        &v.groups,
+        current_groups.is_empty(),
+        v.groups.is_empty(),
+    );
+    if let Merge::Set(g) = &m {
+        n.groups.clone_from(g);
+    }
+    note("groups", unit(m));
+    let mut left_disabled = None;
+    if !n.enabled {
+        match n.disabled_reason {
+            Some(r) if r.by_sync() => {
+                // Back in the set: the sync's own disable is lifted.
+                n.enable();
+                changed.push("enabled");
+            }
+            r => {
+                left_disabled = Some(r.map_or("unknown", DisabledReason::as_str).to_string());
+            }
+        }
+    }
+    let refresh = u.synced.as_ref() != Some(&v);
+    n.synced = Some(v);
+    let action = if changed.is_empty() && !refresh {
+        Action::Nothing
+    } else {
+        Action::Update(n, changed)
+    };
+    Decision {
+        action,
+        kept,
+        left_disabled,
+    }
+}
+
+fn unit<T>(m: Merge<T>) -> Merge<()> {
+    match m {
+        Merge::Same => Merge::Same,
+        Merge::Set(_) => Merge::Set(()),
+        Merge::KeptLocal => Merge::KeptLocal,
+    }
+}
+
+fn disable(u: &User, why: DisabledReason) -> Decision {
+    let mut n = u.clone();
+    n.disable(why);
+    Action::Disable(n, why).into()
+}
+
+/// The entries by login, first one wins; entries without a login dropped.
+fn by_login(entries: &[DirectoryEntry]) -> BTreeMap<&str, &DirectoryEntry> {
+    let mut m = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.login.is_empty()) {
+        m.entry(e.login.as_str()).or_insert(e);
+    }
+    m
+}
+
 /// Plans a sync of `entries` (the complete set the item covers) over
 /// `existing` (every user in the store).
 pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> SyncPlan {
     let source = d.source();
     let by_name: HashMap<&str, &User> = existing.iter().map(|u| (u.name.as_str(), u)).collect();
-    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let entries = by_login(entries);
     let mut out = SyncPlan::default();
-    for e in entries {
-        if e.login.is_empty() || seen.insert(e.login.as_str(), ()).is_some() {
-            continue;
-        }
-        let mut groups = e.groups.clone();
-        groups.sort();
-        groups.dedup();
-        let phone = normalise_phone(&e.phone);
-        match by_name.get(e.login.as_str()) {
-            None if e.enabled => {
-                let mut u = User::new(&e.login);
-                u.display_name = e.display_name.clone();
-                u.email = e.email.clone();
-                u.phone = phone;
-                u.groups = groups;
-                u.method = d.method;
-                u.language = d.language.clone();
-                u.source = source.clone();
-                out.add.push(u);
-            }
-            None => {}
-            Some(u) if u.source != source => out.skipped.push(e.login.clone()),
-            Some(u) => {
-                if !e.enabled {
-                    if u.enabled {
-                        out.disable.push(u.name.clone());
-                    }
-                    continue;
-                }
-                let mut n = (*u).clone();
-                let mut changed = Vec::new();
-                if n.display_name != e.display_name {
-                    n.display_name = e.display_name.clone();
-                    changed.push("display_name");
-                }
-                if n.email != e.email {
-                    n.email = e.email.clone();
-                    changed.push("email");
-                }
-                if n.phone != phone {
-                    n.phone = phone;
-                    changed.push("phone");
-                }
-                if n.groups != groups {
-                    n.groups = groups;
-                    changed.push("groups");
-                }
-                if !n.enabled {
-                    // Back in the set: enabled again.
-                    n.enabled = true;
-                    changed.push("enabled");
-                }
-                if !changed.is_empty() {
-                    out.update.push((n, changed));
-                }
-            }
-        }
+    for (login, e) in &entries {
+        out.record(login, decide(by_name.get(login).copied(), Some(e), d));
     }
     for u in existing {
-        if u.source == source && u.enabled && !seen.contains_key(u.name.as_str()) {
-            out.disable.push(u.name.clone());
+        if u.source == source && !entries.contains_key(u.name.as_str()) {
+            out.record(&u.name, decide(Some(u), None, d));
         }
     }
-    out.disable.sort();
-    out.disable.dedup();
+    out.disable.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The users a plan writes, by name.
+fn touched_names(plan: &SyncPlan) -> Vec<String> {
+    let mut names: Vec<String> = plan
+        .add
+        .iter()
+        .map(|u| u.name.clone())
+        .chain(plan.update.iter().map(|(u, _)| u.name.clone()))
+        .chain(plan.disable.iter().map(|(n, _)| n.clone()))
+        .chain(plan.refresh.iter().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl From<radmfa_directory::DirUser> for DirectoryEntry {
@@ -200,14 +468,17 @@ fn mail_method(m: Method) -> Option<crate::mail::MailMethod> {
 
 /// Runs one sync item (or one-off import): search the directory, plan,
 /// apply unless `dry_run`, then mail the new users when the item says so.
-/// Returns the plan as JSON with `mailed` / `mail_errors`.
+/// Returns the plan as JSON with `mailed` / `mail_errors`. On a replica the
+/// write fails with [`radmfa_store::StoreError::ReadOnly`], which
+/// [`crate::control::dispatch`] answers by forwarding the whole request to
+/// the primary (which searches the directory itself).
 pub async fn run(
     store: radmfa_store::Store,
     directory: radmfa_directory::Directory,
     item: crate::config::SyncItem,
     dry_run: bool,
     mailer: Option<crate::mail::Mailer>,
-) -> Result<Value, String> {
+) -> Result<Value, AdminError> {
     let found = directory
         .search_users(
             item.base.as_deref(),
@@ -215,29 +486,31 @@ pub async fn run(
             item.group.as_deref(),
         )
         .await
-        .map_err(|e| format!("directory search failed: {e}"))?;
+        .map_err(|e| AdminError::Invalid(format!("directory search failed: {e}")))?;
     let entries: Vec<DirectoryEntry> = found.into_iter().map(DirectoryEntry::from).collect();
     let defaults = SyncDefaults {
         item: item.name.clone(),
         method: item.method,
         language: item.language.clone(),
+        fields: item.fields,
     };
     let st = store.clone();
     let existing = tokio::task::spawn_blocking(move || st.list_users())
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AdminError::Invalid(e.to_string()))??;
     let plan = plan(&existing, &entries, &defaults);
-    let mut out = plan.to_json(dry_run);
     if dry_run {
-        return Ok(out);
+        return Ok(plan.to_json(dry_run));
     }
     let st = store.clone();
-    let (ex, pl) = (existing, plan.clone());
-    tokio::task::spawn_blocking(move || apply(&st, &ex, &pl))
+    let plan = tokio::task::spawn_blocking(move || apply(&st, &entries, &defaults, plan))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot write the changes: {e}"))?;
+        .map_err(|e| AdminError::Invalid(e.to_string()))?
+        .map_err(|e| match e {
+            radmfa_store::StoreError::ReadOnly(_) => AdminError::Store(e),
+            e => AdminError::Invalid(format!("cannot write the changes: {e}")),
+        })?;
+    let mut out = plan.to_json(dry_run);
     let mut mailed = 0u64;
     let mut errors = Vec::new();
     if let (true, Some(mailer)) = (item.send_enrollment_email, &mailer) {
@@ -268,32 +541,59 @@ pub async fn run(
     Ok(out)
 }
 
-/// Applies a plan in one store transaction (one flush). Disabled users keep
-/// their tokens and PINs. `existing` is the list the plan was made from.
+/// Applies `plan` (made from an earlier read of the store) in one store
+/// transaction (one flush): each user it touches is decided again from the
+/// record as stored at that moment, so concurrent writes to other fields
+/// (PIN, lock, token, a local edit) survive, and a change the record no
+/// longer needs is dropped. Disabled users keep their tokens and PINs.
+/// Returns the plan as carried out.
 pub fn apply(
     store: &radmfa_store::Store,
-    existing: &[User],
-    plan: &SyncPlan,
-) -> Result<(), radmfa_store::StoreError> {
-    let mut items: Vec<(User, Option<radmfa_store::Token>)> = Vec::new();
-    items.extend(plan.add.iter().cloned().map(|u| (u, None)));
-    items.extend(plan.update.iter().map(|(u, _)| (u.clone(), None)));
-    for name in &plan.disable {
-        if let Some(u) = existing.iter().find(|u| &u.name == name) {
-            let mut u = u.clone();
-            u.enabled = false;
-            items.push((u, None));
+    entries: &[DirectoryEntry],
+    d: &SyncDefaults,
+    plan: SyncPlan,
+) -> Result<SyncPlan, radmfa_store::StoreError> {
+    let names = touched_names(&plan);
+    let mut done = SyncPlan {
+        skipped: plan.skipped,
+        kept_local: plan.kept_local,
+        left_disabled: plan.left_disabled,
+        ..SyncPlan::default()
+    };
+    if names.is_empty() {
+        return Ok(done);
+    }
+    let entries = by_login(entries);
+    let written = store.modify_users(&names, |name, current| {
+        let action = decide(current, entries.get(name).copied(), d).action;
+        match &action {
+            Action::Add(u) | Action::Update(u, _) | Action::Disable(u, _) => {
+                Some((u.clone(), action))
+            }
+            Action::Nothing | Action::Skip => None,
         }
+    })?;
+    for action in written {
+        let name = match &action {
+            Action::Add(u) | Action::Update(u, _) | Action::Disable(u, _) => u.name.clone(),
+            Action::Nothing | Action::Skip => continue,
+        };
+        done.record(
+            &name,
+            Decision {
+                action,
+                kept: Vec::new(),
+                left_disabled: None,
+            },
+        );
     }
-    if !items.is_empty() {
-        store.put_users(&items)?;
-    }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use radmfa_store::{Secret, Token, TokenAlgorithm, TokenKind};
 
     fn entry(login: &str, phone: &str, groups: &[&str]) -> DirectoryEntry {
         DirectoryEntry {
@@ -311,7 +611,20 @@ mod tests {
             item: "corp".into(),
             method: Method::Sms,
             language: "nl".into(),
+            fields: FieldModes::default(),
         }
+    }
+
+    fn names(v: &[(String, DisabledReason)]) -> Vec<(&str, DisabledReason)> {
+        v.iter().map(|(n, r)| (n.as_str(), *r)).collect()
+    }
+
+    /// A record as a previous sync of `e` left it.
+    fn synced(e: &DirectoryEntry) -> User {
+        let p = plan(&[], std::slice::from_ref(e), &defaults());
+        let mut u = p.add[0].clone();
+        u.created = 1;
+        u
     }
 
     #[test]
@@ -347,7 +660,10 @@ mod tests {
             p.update[0].0.groups,
             vec!["staff".to_string(), "vpn".to_string()]
         );
-        assert_eq!(p.disable, vec!["carol".to_string()]);
+        assert_eq!(
+            names(&p.disable),
+            vec![("carol", DisabledReason::LeftDirectory)]
+        );
         assert_eq!(p.skipped, vec!["bob".to_string()]);
 
         // Nothing changed: an empty plan.
@@ -366,7 +682,197 @@ mod tests {
         dave.display_name = e.display_name.clone();
         dave.email = e.email.clone();
         let p = plan(&[dave], &[e], &d);
-        assert_eq!(p.disable, vec!["dave".to_string()]);
+        assert_eq!(
+            names(&p.disable),
+            vec![("dave", DisabledReason::DirectoryDisabled)]
+        );
+    }
+
+    #[test]
+    fn only_its_own_disables_are_lifted() {
+        let d = defaults();
+        let e = entry("erin", "+15550107005", &["vpn"]);
+        for (reason, lifted) in [
+            (Some(DisabledReason::LeftDirectory), true),
+            (Some(DisabledReason::DirectoryDisabled), true),
+            (Some(DisabledReason::Admin), false),
+            (Some(DisabledReason::Fraud), false),
+            (None, false),
+        ] {
+            let mut u = synced(&e);
+            u.enabled = false;
+            u.disabled_reason = reason;
+            let p = plan(&[u], std::slice::from_ref(&e), &d);
+            if lifted {
+                assert_eq!(p.update.len(), 1, "{reason:?}: {p:?}");
+                assert_eq!(p.update[0].1, vec!["enabled"]);
+                assert!(p.update[0].0.enabled);
+                assert_eq!(p.update[0].0.disabled_reason, None);
+            } else {
+                assert!(p.is_empty(), "{reason:?}: {p:?}");
+                let shown = reason.map_or("unknown", DisabledReason::as_str);
+                assert_eq!(p.left_disabled, vec![("erin".into(), shown.into())]);
+            }
+        }
+        // An admin's disable is never replaced by a sync's reason.
+        let mut u = synced(&e);
+        u.disable(DisabledReason::Admin);
+        assert!(plan(&[u.clone()], &[], &d).is_empty());
+        let mut off = e.clone();
+        off.enabled = false;
+        assert!(plan(&[u], &[off], &d).is_empty());
+    }
+
+    #[test]
+    fn local_values_are_kept_and_empty_never_clears_them() {
+        let d = defaults();
+        let e = entry("fay", "+15550107006", &["vpn"]);
+        let mut u = synced(&e);
+        // Set locally after that sync (portal, CLI): phone and groups.
+        u.phone = "+15550100000".into();
+        u.groups = vec!["admins".into()];
+        // The directory has no usable phone now and other groups.
+        let mut now = entry("fay", "0612345678", &["staff"]);
+        now.email = "fay@new.example.org".into();
+        let p = plan(std::slice::from_ref(&u), std::slice::from_ref(&now), &d);
+        assert_eq!(p.update.len(), 1, "{p:?}");
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email"]);
+        assert_eq!(n.phone, "+15550100000");
+        assert_eq!(n.groups, vec!["admins".to_string()]);
+        assert_eq!(p.kept_local, vec![("fay".into(), vec!["phone", "groups"])]);
+
+        // directory_wins: a non-empty directory value replaces the local
+        // one; an empty one still does not clear it.
+        let wins = SyncDefaults {
+            fields: FieldModes {
+                phone: FieldMode::DirectoryWins,
+                groups: FieldMode::DirectoryWins,
+                ..FieldModes::default()
+            },
+            ..defaults()
+        };
+        let p = plan(std::slice::from_ref(&u), std::slice::from_ref(&now), &wins);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email", "groups"]);
+        assert_eq!(n.phone, "+15550100000");
+        assert_eq!(n.groups, vec!["staff".to_string()]);
+
+        // add_only: never touched after the add.
+        let add_only = SyncDefaults {
+            fields: FieldModes {
+                email: FieldMode::AddOnly,
+                ..FieldModes::default()
+            },
+            ..defaults()
+        };
+        let s = synced(&e);
+        let p = plan(
+            std::slice::from_ref(&s),
+            std::slice::from_ref(&now),
+            &add_only,
+        );
+        let (n, changed) = &p.update[0];
+        assert_eq!(n.email, "fay@example.org");
+        assert!(!changed.contains(&"email"), "{changed:?}");
+
+        // A value the sync wrote follows the directory, empty included.
+        let p = plan(&[s], &[now], &d);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["email", "phone", "groups"]);
+        assert_eq!(n.phone, "");
+        assert_eq!(n.groups, vec!["staff".to_string()]);
+    }
+
+    #[test]
+    fn records_from_before_field_owners_are_migrated() {
+        let d = defaults();
+        let e = entry("gus", "+15550107007", &["vpn"]);
+        let mut u = synced(&e);
+        u.synced = None;
+        u.phone = String::new();
+        u.email = "gus@local.example.org".into();
+        // Empty fields are filled, differing non-empty ones kept, and the
+        // directory's values are recorded.
+        let p = plan(&[u], std::slice::from_ref(&e), &d);
+        let (n, changed) = &p.update[0];
+        assert_eq!(changed, &vec!["phone"]);
+        assert_eq!(n.email, "gus@local.example.org");
+        assert_eq!(n.synced, Some(e.values()));
+        // Only the recorded values differ: a refresh, not an update.
+        let mut r = synced(&e);
+        r.synced = None;
+        let p = plan(&[r], &[e], &d);
+        assert!(p.update.is_empty());
+        assert_eq!(p.refresh, vec!["gus".to_string()]);
+    }
+
+    fn totp() -> Token {
+        Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            secret: Secret::new(b"12345678901234567890".to_vec()),
+            created: 0,
+        }
+    }
+
+    /// A PIN change, lock and token change made between the plan and the
+    /// write survive; so does a local edit of a field the plan would change,
+    /// and a user an admin disabled meanwhile stays disabled.
+    #[test]
+    fn writes_made_between_plan_and_apply_are_not_lost() {
+        let (_dir, store) = crate::testing::temp_store();
+        let d = defaults();
+        let e_h = entry("hana", "+15550107008", &["vpn"]);
+        let e_i = entry("ivan", "+15550107009", &["vpn"]);
+        let first = plan(&[], &[e_h.clone(), e_i.clone()], &d);
+        apply(&store, &[e_h.clone(), e_i.clone()], &d, first).expect("first sync");
+
+        // The directory changes hana's phone and ivan's email.
+        let mut h2 = e_h.clone();
+        h2.phone = "+15550108888".into();
+        let mut i2 = e_i.clone();
+        i2.email = "ivan@new.example.org".into();
+        let entries = vec![h2, i2];
+        let existing = store.list_users().expect("list");
+        let p = plan(&existing, &entries, &d);
+        assert_eq!(p.update.len(), 2, "{p:?}");
+
+        // Meanwhile: PIN, lock and token for hana; ivan's email set locally
+        // and ivan disabled by an admin.
+        store.set_pin("hana", Some(b"4711")).expect("pin");
+        crate::limits::persist_lock(&store, "hana", u64::MAX, "fraud_reported").expect("lock");
+        store.put_token("hana", &totp()).expect("token");
+        store
+            .update_user("ivan", |u| u.email = "ivan@local.example.org".into())
+            .expect("local edit");
+        store.set_user_enabled("ivan", false).expect("disable");
+
+        let done = apply(&store, &entries, &d, p).expect("apply");
+        let hana = store.get_user("hana").expect("get").expect("hana");
+        assert_eq!(hana.phone, "+15550108888");
+        assert!(hana.pin.is_some(), "PIN lost");
+        assert_eq!(
+            store
+                .open_pin(&hana)
+                .expect("open")
+                .map(|p| p.expose().to_vec()),
+            Some(b"4711".to_vec())
+        );
+        assert_eq!(hana.locked_until, u64::MAX, "lock lost");
+        assert_eq!(hana.lock_reason, "fraud_reported");
+        assert!(store.get_token("hana").expect("token").is_some());
+        let ivan = store.get_user("ivan").expect("get").expect("ivan");
+        assert_eq!(ivan.email, "ivan@local.example.org");
+        assert!(!ivan.enabled);
+        assert_eq!(ivan.disabled_reason, Some(DisabledReason::Admin));
+        // What was carried out: hana's phone; ivan only has the directory's
+        // new values recorded.
+        assert_eq!(done.update.len(), 1, "{done:?}");
+        assert_eq!(done.update[0].0.name, "hana");
+        assert_eq!(done.refresh, vec!["ivan".to_string()]);
     }
 
     #[test]

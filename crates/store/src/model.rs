@@ -90,6 +90,68 @@ impl FromStr for Method {
     }
 }
 
+/// Why a user is disabled. Sync re-enables only the users it disabled
+/// itself ([`DisabledReason::by_sync`]); a user disabled by an admin or
+/// after a fraud report stays disabled until an admin enables them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// An admin disabled the user (CLI, API), or added them disabled.
+    Admin,
+    /// The user reported a sign-in as not theirs (portal "This was not me").
+    Fraud,
+    /// A directory sync item: the user left the set it covers.
+    LeftDirectory,
+    /// A directory sync item: the account is disabled in the directory.
+    DirectoryDisabled,
+}
+
+impl DisabledReason {
+    /// The stable spelling (`user show`, the API): "admin", "fraud",
+    /// "left_directory", "directory_disabled".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Admin => "admin",
+            DisabledReason::Fraud => "fraud",
+            DisabledReason::LeftDirectory => "left_directory",
+            DisabledReason::DirectoryDisabled => "directory_disabled",
+        }
+    }
+
+    /// True for the reasons a directory sync sets (and may lift).
+    pub fn by_sync(self) -> bool {
+        matches!(
+            self,
+            DisabledReason::LeftDirectory | DisabledReason::DirectoryDisabled
+        )
+    }
+}
+
+impl fmt::Display for DisabledReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The directory's values of a synced user's attributes, as the last sync
+/// saw them (phone normalised, groups sorted). A current value that differs
+/// from its value here was set locally (portal, CLI, API) since that sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedFields {
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: String,
+    /// Phone number (E.164 or empty).
+    #[serde(default)]
+    pub phone: String,
+    /// Group names, sorted and without duplicates.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
 /// A user as stored.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -105,6 +167,10 @@ pub struct User {
     pub method: Method,
     /// Disabled users are rejected.
     pub enabled: bool,
+    /// Why the user is disabled; `None` while enabled (the store clears it
+    /// on enabling), and for users disabled before reasons were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<DisabledReason>,
     /// Groups, mapped to reply attributes.
     pub groups: Vec<String>,
     /// argon2id PHC string for the `local` first factor. Never printed by `Debug`.
@@ -120,6 +186,11 @@ pub struct User {
     /// directory sync item (`ldap:NAME`) that manages the record.
     #[serde(default)]
     pub source: String,
+    /// Directory-synced users: the directory's values at the last sync, to
+    /// tell locally set fields from synced ones. `None` for other users
+    /// (and for synced users before their first sync with this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<SyncedFields>,
     /// The user's PIN, sealed under the store key: set means PIN mode (the PIN
     /// is typed with the code, or asked for in the call / SMS / app). Written
     /// only by [`crate::Store::set_pin`], read by [`crate::Store::open_pin`].
@@ -153,11 +224,13 @@ impl User {
             phone: String::new(),
             method: Method::Totp,
             enabled: true,
+            disabled_reason: None,
             groups: Vec::new(),
             password_hash: None,
             device_token: String::new(),
             language: String::new(),
             source: String::new(),
+            synced: None,
             pin: None,
             pin_change_required: false,
             locked_until: 0,
@@ -165,6 +238,26 @@ impl User {
             created: 0,
             updated: 0,
         }
+    }
+}
+
+impl User {
+    /// Disables the user for `reason`. A user already disabled by an admin
+    /// or a fraud report keeps that reason; one disabled by a sync (or
+    /// before reasons were recorded) takes the new one, so an admin's
+    /// disable is never lifted by a later sync.
+    pub fn disable(&mut self, reason: DisabledReason) {
+        let keep = !self.enabled && self.disabled_reason.is_some_and(|r| !r.by_sync());
+        if !keep {
+            self.disabled_reason = Some(reason);
+        }
+        self.enabled = false;
+    }
+
+    /// Enables the user and forgets why they were disabled.
+    pub fn enable(&mut self) {
+        self.enabled = true;
+        self.disabled_reason = None;
     }
 }
 
@@ -177,6 +270,7 @@ impl fmt::Debug for User {
             .field("phone", &self.phone)
             .field("method", &self.method)
             .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
             .field("groups", &self.groups)
             .field(
                 "password_hash",
@@ -185,6 +279,7 @@ impl fmt::Debug for User {
             .field("device_token", &self.device_token)
             .field("language", &self.language)
             .field("source", &self.source)
+            .field("synced", &self.synced)
             .field("pin", &self.pin)
             .field("pin_change_required", &self.pin_change_required)
             .field("locked_until", &self.locked_until)

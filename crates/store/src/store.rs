@@ -20,8 +20,8 @@ use crate::model::validate_name;
 use crate::password::{hash_password, PasswordParams};
 use crate::repl::{Change, Op, Role};
 use crate::{
-    AuditFilter, AuditRecord, Client, SealedPin, Secret, StoreError, Token, TokenAlgorithm,
-    TokenKind, User,
+    AuditFilter, AuditRecord, Client, DisabledReason, SealedPin, Secret, StoreError, Token,
+    TokenAlgorithm, TokenKind, User,
 };
 
 /// Schema version written to the `meta` tree; a database with another version
@@ -350,6 +350,14 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// What every stored user record satisfies: an enabled user has no
+/// disabled reason.
+fn normalise(user: &mut User) {
+    if user.enabled {
+        user.disabled_reason = None;
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -791,6 +799,7 @@ impl Store {
         let mut stored = user.clone();
         stored.created = now;
         stored.updated = now;
+        normalise(&mut stored);
         let value = encode(&stored)?;
         let key = user.name.as_bytes();
         self.write(|tx| {
@@ -854,6 +863,7 @@ impl Store {
                 let mut stored = (*user).clone();
                 stored.created = created;
                 stored.updated = now;
+                normalise(&mut stored);
                 let value = match encode(&stored) {
                     Ok(v) => v,
                     Err(e) => return abort(e),
@@ -904,9 +914,69 @@ impl Store {
         usize::try_from(self.inner.user_count.load(Ordering::SeqCst).max(0)).unwrap_or(usize::MAX)
     }
 
-    /// Enables or disables a user; [`StoreError::NotFound`] if absent.
+    /// Enables or disables a user (an admin's decision: a disable records
+    /// [`DisabledReason::Admin`], see [`User::disable`]); [`StoreError::NotFound`]
+    /// if absent.
     pub fn set_user_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
-        self.update_user(name, |u| u.enabled = enabled)
+        if enabled {
+            self.update_user(name, User::enable)
+        } else {
+            self.disable_user(name, DisabledReason::Admin)
+        }
+    }
+
+    /// Disables a user for `reason` (see [`User::disable`] for a user who is
+    /// disabled already); [`StoreError::NotFound`] if absent.
+    pub fn disable_user(&self, name: &str, reason: DisabledReason) -> Result<(), StoreError> {
+        self.update_user(name, |u| u.disable(reason))
+    }
+
+    /// Field-level read-modify-write of many users in one transaction and
+    /// one flush: for each name, `change` gets the record as stored at that
+    /// moment (`None`: no such user) and returns the record to write with a
+    /// note for the caller, or `None` to leave it alone. Nothing written
+    /// between a caller's earlier read and this call is lost, because
+    /// `change` sees it. The closure may run again on a conflict. The name
+    /// and the PIN cannot be changed (a new record gets no PIN); `created`
+    /// and `updated` are set by the store. Returns the notes of the records
+    /// written, in order.
+    pub fn modify_users<R>(
+        &self,
+        names: &[String],
+        change: impl Fn(&str, Option<&User>) -> Option<(User, R)>,
+    ) -> Result<Vec<R>, StoreError> {
+        for name in names {
+            validate_name("user", name)?;
+        }
+        let now = now_secs();
+        self.write(|tx| {
+            let mut notes = Vec::new();
+            for name in names {
+                let key = name.as_bytes();
+                let old = match tx.get(AdminTree::Users, key)? {
+                    Some(v) => match decode::<User>("user", key, &v) {
+                        Ok(u) => Some(u),
+                        Err(e) => return abort(e),
+                    },
+                    None => None,
+                };
+                let Some((mut user, note)) = change(name, old.as_ref()) else {
+                    continue;
+                };
+                user.name.clone_from(name);
+                user.pin = old.as_ref().and_then(|o| o.pin.clone());
+                user.created = old.as_ref().map_or(now, |o| o.created);
+                user.updated = now;
+                normalise(&mut user);
+                let value = match encode(&user) {
+                    Ok(v) => v,
+                    Err(e) => return abort(e),
+                };
+                tx.put(AdminTree::Users, key, value)?;
+                notes.push(note);
+            }
+            Ok(notes)
+        })
     }
 
     /// Deletes a user with its token and OTP state, in one transaction;
@@ -1029,6 +1099,7 @@ impl Store {
             };
             change(&mut user);
             user.updated = now;
+            normalise(&mut user);
             match encode(&user) {
                 Ok(value) => tx.put(AdminTree::Users, key, value)?,
                 Err(e) => return abort(e),

@@ -935,3 +935,73 @@ fn a_part_larger_than_an_insert_batch_installs_identically() {
     assert_eq!(state(&r), state(&p));
     assert_eq!(replica.user_count(), 5000);
 }
+
+/// The disable reason and the synced directory values are part of the user
+/// record: written by `disable_user` / `modify_users`, logged, applied by a
+/// replica and kept by backup and restore; a record written before they
+/// existed still reads (no reason, no synced values).
+#[test]
+fn disabled_reason_and_synced_values_replicate_and_restore() {
+    use radmfa_store::{DisabledReason, SyncedFields};
+    let env = Env::new();
+    let primary = env.open("p");
+    let replica = env.open_replica("r");
+    primary.add_user(&User::new("alice")).unwrap();
+    primary.add_user(&User::new("bob")).unwrap();
+    primary.set_pin("bob", Some(b"13579")).unwrap();
+    primary.set_user_enabled("alice", false).unwrap();
+    // An admin's disable is kept when a fraud report follows.
+    primary
+        .disable_user("alice", DisabledReason::Fraud)
+        .unwrap();
+    let synced = SyncedFields {
+        phone: "+15550107001".into(),
+        groups: vec!["vpn".into()],
+        ..SyncedFields::default()
+    };
+    let notes = primary
+        .modify_users(&["bob".into(), "carol".into()], |name, cur| {
+            let mut u = cur.cloned().unwrap_or_else(|| User::new(name));
+            u.synced = Some(synced.clone());
+            u.disable(DisabledReason::LeftDirectory);
+            // The PIN cannot be changed this way.
+            u.pin = None;
+            Some((u, name.len()))
+        })
+        .unwrap();
+    assert_eq!(notes, vec![3, 5]);
+    let bob = primary.get_user("bob").unwrap().unwrap();
+    assert!(bob.pin.is_some(), "modify_users keeps the PIN");
+    let carol = primary.get_user("carol").unwrap().unwrap();
+    assert!(carol.created > 0 && carol.pin.is_none());
+    // Enabling forgets the reason.
+    primary.set_user_enabled("carol", true).unwrap();
+
+    replica
+        .repl_log()
+        .apply(&all_changes(&primary.repl_log()))
+        .unwrap();
+    for store in [&primary, &replica] {
+        let alice = store.get_user("alice").unwrap().unwrap();
+        assert_eq!(alice.disabled_reason, Some(DisabledReason::Admin));
+        let bob = store.get_user("bob").unwrap().unwrap();
+        assert_eq!(bob.disabled_reason, Some(DisabledReason::LeftDirectory));
+        assert_eq!(bob.synced.as_ref(), Some(&synced));
+        let carol = store.get_user("carol").unwrap().unwrap();
+        assert!(carol.enabled && carol.disabled_reason.is_none());
+    }
+    let file = env.db("backup.bak");
+    primary.backup(&file).unwrap();
+    Store::restore(&file, &env.db("restored"), &env.key()).unwrap();
+    let restored = env.open("restored");
+    let bob = restored.get_user("bob").unwrap().unwrap();
+    assert_eq!(bob.disabled_reason, Some(DisabledReason::LeftDirectory));
+    assert_eq!(bob.synced, Some(synced));
+
+    // A record as an older version wrote it.
+    let old = r#"{"name":"dave","display_name":"","email":"","phone":"","method":"totp",
+        "enabled":false,"groups":[],"password_hash":null,"created":1,"updated":1}"#;
+    let dave: User = serde_json::from_str(old).unwrap();
+    assert!(!dave.enabled);
+    assert_eq!((dave.disabled_reason, dave.synced), (None, None));
+}

@@ -570,8 +570,8 @@ async fn signin(
     };
     let user = &cached.user;
     if !user.enabled {
-        p.node
-            .portal_audit(&login, "portal", "reject", "disabled", ip);
+        let reason = crate::pipeline::disabled_audit_reason(user);
+        p.node.portal_audit(&login, "portal", "reject", reason, ip);
         return fail(Msg::AccountDisabled, StatusCode::FORBIDDEN);
     }
     let lang = Lang::parse(&user.language).unwrap_or(lang);
@@ -1546,9 +1546,8 @@ pub(crate) async fn report_not_me(
     );
     crate::control::dispatch(
         node,
-        AdminRequest::UserSetEnabled {
+        AdminRequest::UserDisableFraud {
             name: user.to_string(),
-            enabled: false,
         },
     )
     .await
