@@ -976,7 +976,7 @@ impl Change {
 /// enrollment) goes ahead on the signed-in session alone.
 fn needs_confirm(si: &SignedIn, now: u64) -> bool {
     let has_one = si.user.token.is_some() || !si.user.user.phone.is_empty();
-    has_one && !si.s.confirmed_until.is_some_and(|t| t > now)
+    has_one && si.s.confirmed_until.is_none_or(|t| t <= now)
 }
 
 #[derive(Debug, Deserialize)]
