@@ -1124,7 +1124,7 @@ async fn confirm(
         match p.answer_code(&sent, &code, pin_ok, now) {
             Verdict::Spent => {
                 p.node
-                    .portal_audit(&name, mode, "reject", "sms_code_expired", ip);
+                    .portal_audit(&name, mode, "reject", "sms_code_spent", ip);
                 return refuse(&si, Msg::CodeExpired, StatusCode::UNPROCESSABLE_ENTITY);
             }
             Verdict::Accepted => (mode, Ok(()), None),

@@ -64,7 +64,8 @@ pub(crate) struct SentCode {
     pub code: String,
     /// Valid until (unix seconds).
     pub until: u64,
-    /// Wrong answers allowed in all.
+    /// Wrong answers allowed in all (0 in a cookie from an older version).
+    #[serde(default)]
     pub max_attempts: u8,
 }
 
