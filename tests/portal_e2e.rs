@@ -225,3 +225,531 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     }
     drop(server_b);
 }
+
+// ------------------------------------------------------------ over HTTP
+//
+// The tests below drive the portal with plain HTTP requests (reqwest, no
+// redirects followed) and keep the session cookie themselves, so that they
+// can send an earlier copy of it again, as an attacker who saved it would.
+
+const PHONE_2: &str = "+15550102222";
+
+/// One session cookie with the CSRF token of its session.
+#[derive(Clone, Debug)]
+struct Saved {
+    cookie: Option<String>,
+    csrf: String,
+}
+
+/// A portal response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    location: String,
+    body: String,
+    /// After a redirect: the page it leads to, fetched as a browser would.
+    next: String,
+}
+
+impl Reply {
+    /// Asserts a redirect to `path`; returns the page it leads to.
+    #[track_caller]
+    fn redirects_to(&self, path: &str) -> &str {
+        assert_eq!(
+            (self.status, self.location.as_str()),
+            (303, path),
+            "{}",
+            self.body
+        );
+        &self.next
+    }
+}
+
+/// A client that keeps the portal's session cookie like a browser.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    jar: Saved,
+}
+
+impl Client {
+    fn new(port: u16) -> Client {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Client {
+            http,
+            base: format!("https://127.0.0.1:{port}"),
+            jar: Saved {
+                cookie: None,
+                csrf: String::new(),
+            },
+        }
+    }
+
+    /// The cookie and CSRF token now (to send again later).
+    fn save(&self) -> Saved {
+        self.jar.clone()
+    }
+
+    /// Goes back to a cookie saved earlier.
+    fn restore(&mut self, saved: &Saved) {
+        self.jar = saved.clone();
+    }
+
+    /// Sends `req` with the cookie; follows one redirect (to pick up the
+    /// next page's CSRF token, as a browser would).
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Reply {
+        let mut reply = self.send_once(req).await;
+        if reply.status == 303 && reply.location.starts_with('/') {
+            let req = self.http.get(format!("{}{}", self.base, reply.location));
+            reply.next = self.send_once(req).await.body;
+        }
+        reply
+    }
+
+    async fn send_once(&mut self, req: reqwest::RequestBuilder) -> Reply {
+        let req = match &self.jar.cookie {
+            Some(c) => req.header("Cookie", format!("__Host-radmfa-portal={c}")),
+            None => req,
+        };
+        let r = req.send().await.expect("portal request");
+        let status = r.status().as_u16();
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().expect("cookie");
+            let value = v
+                .strip_prefix("__Host-radmfa-portal=")
+                .and_then(|rest| rest.split(';').next())
+                .expect("the portal's cookie");
+            self.jar.cookie = (!value.is_empty()).then(|| value.to_string());
+        }
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().expect("location").to_string())
+            .unwrap_or_default();
+        let body = r.text().await.expect("body");
+        if let Some(csrf) = body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            self.jar.csrf = csrf.to_string();
+        }
+        Reply {
+            status,
+            location,
+            body,
+            next: String::new(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// A form post with the session's CSRF token.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        let csrf = self.jar.csrf.clone();
+        form.push(("csrf", &csrf));
+        let req = self.http.post(format!("{}{path}", self.base)).form(&form);
+        self.send(req).await
+    }
+
+    /// The sign-in page, then user name and password.
+    async fn sign_in(&mut self, user: &str, password: &str) -> Reply {
+        self.jar = Saved {
+            cookie: None,
+            csrf: String::new(),
+        };
+        let page = self.get("/signin").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        self.post("/signin", &[("user", user), ("password", password)])
+            .await
+    }
+}
+
+/// One node with the gateway simulator and the portal on a free port;
+/// `limits` is appended to the config (a `[limits]` section or nothing).
+fn portal_node(sim: &Sim, dir: &Path, limits: &str) -> (Env, u16) {
+    let env = env_with_gateway(sim, dir, "");
+    if !limits.is_empty() {
+        let mut text = std::fs::read_to_string(env.config_path()).expect("config");
+        text.push('\n');
+        text.push_str(limits);
+        std::fs::write(env.config_path(), text).expect("config");
+    }
+    let port = free_tcp_port();
+    add_portal(&env, port);
+    (env, port)
+}
+
+/// A user with a password, a phone on file and method `sms`.
+fn add_sms_user(env: &Env, name: &str, phone: &str) {
+    env.radmfa_stdin(
+        &[
+            "user",
+            "add",
+            name,
+            "--method",
+            "sms",
+            "--phone",
+            phone,
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .assert_ok();
+}
+
+/// The code in the newest text message to `to` after `before` messages.
+fn next_sms_code(sim: &Sim, to: &str, before: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = sim.messages(to);
+        if got.len() > before {
+            return common::sim::code_in(got.last().expect("a message"));
+        }
+        assert!(Instant::now() < deadline, "no text message reached {to}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A code of the same length that is not `code`.
+fn other_code(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect()
+}
+
+/// The audit records of `user` once at least `n` exist, oldest first.
+fn audit_of(env: &Env, user: &str, n: usize) -> Vec<serde_json::Value> {
+    env.wait_report_len(&["--user", user], n)
+}
+
+#[track_caller]
+fn has_record(recs: &[serde_json::Value], mode: &str, result: &str, reason: &str) {
+    assert!(
+        recs.iter()
+            .any(|r| r["mode"] == mode && r["result"] == result && r["reason"] == reason),
+        "no {mode}/{result}/{reason} record in {recs:#?}"
+    );
+}
+
+fn is_locked(env: &Env, user: &str) -> bool {
+    let shown = env.radmfa(&["user", "show", user, "--json"]).json();
+    shown["locked_until"].as_u64().unwrap_or(0) > common::unix_now()
+}
+
+/// Issue 15, finding 1: wrong codes typed at the portal count towards the
+/// lockout together with RADIUS ones, and a locked user is refused at the
+/// portal's sign-in and second-factor step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_counts_wrong_codes_towards_lockout_and_refuses_locked_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let (env, port) = portal_node(&sim, dir.path(), "[limits]\nlockout_failures = 3\n");
+    let tina = env.add_totp_user("tina", common::TOTP_SECRETS[0]);
+    let rita = env.add_totp_user("rita", common::TOTP_SECRETS[1]);
+    let uma = env.add_totp_user("uma", common::TOTP_SECRETS[2]);
+    let server = env.start();
+    wait_for_port(port);
+    let addr = server.addr_string();
+    let mut c = Client::new(port);
+
+    // Three wrong codes at the portal lock tina, as three at RADIUS would.
+    c.sign_in("tina", PASSWORD).await.redirects_to("/verify");
+    let wrong = common::wrong_code(&tina);
+    for i in 1..=2 {
+        let r = c.post("/verify", &[("code", &wrong)]).await;
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.body);
+        assert!(r.body.contains("not correct"), "{}", r.body);
+        assert!(!is_locked(&env, "tina"), "locked after {i}");
+    }
+    let r = c.post("/verify", &[("code", &wrong)]).await;
+    let page = r.redirects_to("/signin");
+    assert!(
+        page.contains("locked after too many failed sign-in attempts"),
+        "{page}"
+    );
+    assert!(is_locked(&env, "tina"), "the lock is in the user record");
+    let recs = audit_of(&env, "tina", 3);
+    has_record(&recs, "portal+totp", "reject", "otp_mismatch");
+    has_record(&recs, "portal+totp", "reject", "otp_mismatch+locked_out");
+    // The lock holds at RADIUS (the right code is refused)...
+    let r = login(
+        &addr,
+        "tina",
+        &format!("{PASSWORD}{}", common::totp_now(&tina)),
+        None,
+    );
+    expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("locked"),
+        "{}",
+        r.output
+    );
+    // ... and at the portal's sign-in, in words a user understands.
+    let r = c.sign_in("tina", PASSWORD).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Your account is locked"), "{}", r.body);
+    has_record(&audit_of(&env, "tina", 5), "portal", "reject", "locked_out");
+
+    // rita reaches the code step; RADIUS then locks her: the code step
+    // refuses even the right code, and so does a new sign-in.
+    c.sign_in("rita", PASSWORD).await.redirects_to("/verify");
+    let at_code_step = c.save();
+    let wrong = common::wrong_code(&rita);
+    for _ in 0..3 {
+        let r = login(&addr, "rita", &format!("{PASSWORD}{wrong}"), None);
+        expect(&r, "Access-Reject");
+    }
+    assert!(is_locked(&env, "rita"), "RADIUS locked rita");
+    let r = c
+        .post("/verify", &[("code", &common::totp_now(&rita))])
+        .await;
+    let page = r.redirects_to("/signin");
+    assert!(page.contains("Your account is locked"), "{page}");
+    let r = c.sign_in("rita", PASSWORD).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Your account is locked"), "{}", r.body);
+    let recs = audit_of(&env, "rita", 5);
+    has_record(&recs, "portal+totp", "reject", "locked_out");
+    has_record(&recs, "portal", "reject", "locked_out");
+    // The earlier copy of the code-step cookie does not help either.
+    c.restore(&at_code_step);
+    c.post("/verify", &[("code", &common::totp_now(&rita))])
+        .await
+        .redirects_to("/signin");
+
+    // uma: two wrong codes at RADIUS and one at the portal make three.
+    let wrong = common::wrong_code(&uma);
+    for _ in 0..2 {
+        expect(
+            &login(&addr, "uma", &format!("{PASSWORD}{wrong}"), None),
+            "Access-Reject",
+        );
+    }
+    assert!(!is_locked(&env, "uma"));
+    c.sign_in("uma", PASSWORD).await.redirects_to("/verify");
+    c.post("/verify", &[("code", &wrong)])
+        .await
+        .redirects_to("/signin");
+    assert!(
+        is_locked(&env, "uma"),
+        "portal and RADIUS failures count together"
+    );
+    has_record(
+        &audit_of(&env, "uma", 3),
+        "portal+totp",
+        "reject",
+        "otp_mismatch+locked_out",
+    );
+    drop(server);
+}
+
+/// Issue 15, finding 1 (second part): a signed-in session alone does not
+/// replace an authenticator app or a phone number; the current second
+/// factor is asked for first (a code of the current app, or a code sent to
+/// the current phone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_replacing_the_second_factor_needs_the_current_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let (env, port) = portal_node(&sim, dir.path(), "");
+    let vera = env.add_totp_user("vera", common::TOTP_SECRETS[0]);
+    add_sms_user(&env, "sam", PHONE);
+    let server = env.start();
+    wait_for_port(port);
+    let addr = server.addr_string();
+    let mut c = Client::new(port);
+
+    // vera signs in with her app.
+    c.sign_in("vera", PASSWORD).await.redirects_to("/verify");
+    let step = common::unix_now() / common::PERIOD;
+    let code = common::totp_at(&vera, step * common::PERIOD);
+    c.post("/verify", &[("code", &code)])
+        .await
+        .redirects_to("/home");
+    // The session alone shows no new key and sends no code to a new phone.
+    c.get("/enroll").await.redirects_to("/confirm?next=enroll");
+    c.post("/enroll", &[("code", "123456")])
+        .await
+        .redirects_to("/confirm?next=enroll");
+    c.get("/phone").await.redirects_to("/confirm?next=phone");
+    c.post("/phone", &[("phone", PHONE_2)])
+        .await
+        .redirects_to("/confirm?next=phone");
+    c.post("/phone/verify", &[("code", "123456")])
+        .await
+        .redirects_to("/confirm?next=phone");
+    assert!(
+        sim.messages(PHONE_2).is_empty(),
+        "no code sent to the new phone"
+    );
+    // A wrong code of the current app is refused (and audited).
+    let page = c.get("/confirm?next=enroll").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Confirm it is you"), "{}", page.body);
+    let r = c
+        .post(
+            "/confirm",
+            &[("next", "enroll"), ("code", &common::wrong_code(&vera))],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    has_record(
+        &audit_of(&env, "vera", 2),
+        "portal+totp",
+        "reject",
+        "otp_mismatch",
+    );
+    // The next code of the current app opens the enrollment page.
+    let next = common::totp_at(&vera, (step + 1) * common::PERIOD);
+    c.post("/confirm", &[("next", "enroll"), ("code", &next)])
+        .await
+        .redirects_to("/enroll");
+    let page = c.get("/enroll").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let secret_b32 = page
+        .body
+        .split("id=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the new key on the page")
+        .to_string();
+    let new_secret = common::decode_secret(&secret_b32);
+    let code = common::totp_at(
+        &new_secret,
+        common::unix_now() / common::PERIOD * common::PERIOD,
+    );
+    c.post("/enroll", &[("code", &code)])
+        .await
+        .redirects_to("/home");
+    // RADIUS now takes the new app's codes (the next step: the one above is used).
+    let later = common::totp_at(
+        &new_secret,
+        (common::unix_now() / common::PERIOD + 1) * common::PERIOD,
+    );
+    expect(
+        &login(&addr, "vera", &format!("{PASSWORD}{later}"), None),
+        "Access-Accept",
+    );
+
+    // sam has a phone only: the code goes to the phone on file first.
+    c.sign_in("sam", PASSWORD).await.redirects_to("/verify");
+    let code = next_sms_code(&sim, PHONE, 0);
+    c.post("/verify", &[("code", &code)])
+        .await
+        .redirects_to("/home");
+    c.get("/phone").await.redirects_to("/confirm?next=phone");
+    let page = c.get("/confirm?next=phone").await;
+    assert!(page.body.contains("ending in 1234"), "{}", page.body);
+    let before = sim.messages(PHONE).len();
+    let r = c
+        .post("/confirm", &[("next", "phone"), ("send", "1")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = next_sms_code(&sim, PHONE, before);
+    c.post("/confirm", &[("next", "phone"), ("code", &code)])
+        .await
+        .redirects_to("/phone");
+    let r = c.post("/phone", &[("phone", PHONE_2)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = next_sms_code(&sim, PHONE_2, 0);
+    c.post("/phone/verify", &[("code", &code)])
+        .await
+        .redirects_to("/home");
+    let shown = env.radmfa(&["user", "show", "sam", "--json"]).json();
+    assert_eq!(shown["phone"], PHONE_2, "{shown}");
+    has_record(
+        &audit_of(&env, "sam", 2),
+        "portal+sms",
+        "accept",
+        "second_factor_confirmed",
+    );
+    drop(server);
+}
+
+/// Issue 15, finding 2: the answers to a code sent by text message are
+/// counted on the server, so sending an earlier copy of the session cookie
+/// again gives no more tries (sign-in and phone verification).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_sms_answers_are_counted_on_the_server_not_in_the_cookie() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let (env, port) = portal_node(&sim, dir.path(), "");
+    add_sms_user(&env, "otto", PHONE);
+    env.add_user("nina", PASSWORD);
+    let server = env.start();
+    wait_for_port(port);
+    let mut c = Client::new(port);
+
+    // Sign-in: max_attempts = 3 (the default); each wrong answer is sent
+    // with the cookie as it was right after the code was sent.
+    c.sign_in("otto", PASSWORD).await.redirects_to("/verify");
+    let code = next_sms_code(&sim, PHONE, 0);
+    let wrong = other_code(&code);
+    let sent = c.save();
+    for i in 1..=5 {
+        c.restore(&sent);
+        let r = c.post("/verify", &[("code", &wrong)]).await;
+        if i < 3 {
+            assert_eq!(r.status, 401, "answer {i}: {}", r.body);
+        } else {
+            r.redirects_to("/signin");
+        }
+    }
+    c.restore(&sent);
+    let r = c.post("/verify", &[("code", &code)]).await;
+    let page = r.redirects_to("/signin");
+    assert!(
+        page.contains("tried too often"),
+        "the spent code is refused: {page}"
+    );
+    let recs = audit_of(&env, "otto", 6);
+    has_record(&recs, "portal+sms", "reject", "sms_code_wrong");
+    has_record(&recs, "portal+sms", "reject", "sms_code_spent");
+    assert!(
+        !recs.iter().any(|r| r["result"] == "accept"),
+        "no sign-in: {recs:#?}"
+    );
+
+    // Phone verification: nina has no second factor yet.
+    c.sign_in("nina", PASSWORD).await.redirects_to("/home");
+    assert_eq!(c.get("/phone").await.status, 200);
+    let r = c.post("/phone", &[("phone", PHONE_2)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = next_sms_code(&sim, PHONE_2, 0);
+    let wrong = other_code(&code);
+    let sent = c.save();
+    for i in 1..=5 {
+        c.restore(&sent);
+        let r = c.post("/phone/verify", &[("code", &wrong)]).await;
+        assert_eq!(r.status, 422, "answer {i}: {}", r.body);
+        assert_eq!(
+            r.body.contains("tried too often"),
+            i >= 3,
+            "answer {i}: {}",
+            r.body
+        );
+    }
+    c.restore(&sent);
+    let r = c.post("/phone/verify", &[("code", &code)]).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let shown = env.radmfa(&["user", "show", "nina", "--json"]).json();
+    assert_eq!(shown["phone"], "", "{shown}");
+    drop(server);
+}

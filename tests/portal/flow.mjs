@@ -273,6 +273,13 @@ try {
   check(rows.length >= 3, `recent sign-ins listed (${rows.length})`);
   check(rows[0].includes('portal+totp') && rows[0].includes('signed in'), `newest first: ${rows[0]}`);
   await screenshot(page, 'home');
+  // A new app (or phone) needs the current app's code first, not only the session.
+  await page.getByRole('link', { name: 'Authenticator app' }).first().click();
+  await page.waitForURL(`${A}/confirm?next=enroll`);
+  check((await page.title()).startsWith('Confirm it is you'), 'confirmation page');
+  check((await page.locator('#secret').count()) === 0, 'no new key before the confirmation');
+  check(await page.getByLabel('Code', { exact: true }).isVisible(), 'code asked for');
+  await screenshot(page, 'confirm-current-factor');
 
   // Node B (same cluster key) accepts node A's cookie: no sticky sessions needed.
   await page.goto(`${B}/home`);

@@ -580,16 +580,23 @@ impl Limits {
 
     /// The message for `name`'s lock when they are locked at `now`.
     fn locked(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<&'static str> {
+        self.lock_of(store, hot, name, now).map(LockKind::message)
+    }
+
+    /// `name`'s lock at `now` (in memory or in the user record), if any: the
+    /// check [`Limits::gate`] makes, for callers that word it themselves
+    /// (the portal).
+    pub fn lock_of(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<LockKind> {
         if self.lock_count.load(Ordering::Relaxed) > 0 {
             if let Some(l) = lock(&self.locks).get(name) {
                 if l.until > now {
-                    return Some(lock_message(l.until, l.reason));
+                    return Some(LockKind::of(l.until, l.reason));
                 }
             }
         }
         match hot.user(store, name) {
             Ok(Some(c)) if c.user.locked_until > now => {
-                Some(lock_message(c.user.locked_until, &c.user.lock_reason))
+                Some(LockKind::of(c.user.locked_until, &c.user.lock_reason))
             }
             Ok(_) => None,
             Err(e) => {
@@ -850,15 +857,41 @@ pub fn persist_lock(store: &Store, name: &str, until: u64, reason: &str) -> Resu
     })
 }
 
+/// What kind of lock a user is under (what the user is told).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// Too many failures; ends by itself.
+    Timed,
+    /// Until an admin unlocks the user.
+    Admin,
+    /// A fraud report; until an admin unlocks the user.
+    Fraud,
+}
+
+impl LockKind {
+    fn of(until: u64, reason: &str) -> LockKind {
+        if reason == REASON_FRAUD {
+            LockKind::Fraud
+        } else if until == LOCKED_UNTIL_ADMIN {
+            LockKind::Admin
+        } else {
+            LockKind::Timed
+        }
+    }
+
+    /// The Reply-Message.
+    fn message(self) -> &'static str {
+        match self {
+            LockKind::Timed => MSG_LOCKED_TIMED,
+            LockKind::Admin => MSG_LOCKED_ADMIN,
+            LockKind::Fraud => MSG_LOCKED_FRAUD,
+        }
+    }
+}
+
 /// The Reply-Message for a lock.
 fn lock_message(until: u64, reason: &str) -> &'static str {
-    if reason == REASON_FRAUD {
-        MSG_LOCKED_FRAUD
-    } else if until == LOCKED_UNTIL_ADMIN {
-        MSG_LOCKED_ADMIN
-    } else {
-        MSG_LOCKED_TIMED
-    }
+    LockKind::of(until, reason).message()
 }
 
 fn unix_now() -> u64 {

@@ -2273,6 +2273,45 @@ impl Node {
         })
     }
 
+    /// The user's lock now, if any: the check a RADIUS request meets first.
+    pub(crate) fn portal_lock(&self, name: &str) -> Option<crate::limits::LockKind> {
+        let now = self.clock.now_unix();
+        self.limits.lock_of(&self.store, &self.hot, name, now)
+    }
+
+    /// Counts the outcome of a second factor checked in the portal through
+    /// the same lockout bookkeeping as a RADIUS request
+    /// ([`crate::limits::Limits::after_decision`]): a failure (`reason` as
+    /// RADIUS words it: `otp_mismatch`, `sms_code_wrong`, `wrong_pin`...)
+    /// counts towards the lock, which is written through the primary like
+    /// any other; a success resets the count. `Some` when the user is locked
+    /// now: its `reason` is the audit reason to record instead.
+    pub(crate) async fn portal_second_factor_outcome(
+        &self,
+        user: &str,
+        accepted: bool,
+        reason: &str,
+    ) -> Option<crate::limits::Override> {
+        let code = if accepted {
+            Code::ACCESS_ACCEPT
+        } else {
+            Code::ACCESS_REJECT
+        };
+        let now = self.clock.now_unix();
+        self.limits
+            .after_decision(
+                &self.store,
+                &self.hot,
+                user,
+                code,
+                reason,
+                "",
+                now,
+                |name, until, why| self.persist_lock(name, until, why),
+            )
+            .await
+    }
+
     /// Queues an audit record for a portal event, as this node.
     pub(crate) fn portal_audit(
         &self,

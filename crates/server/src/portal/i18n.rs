@@ -169,6 +169,12 @@ messages! {
     NoPinMode => "Your account does not use a PIN. Your administrator decides this.", "Uw account gebruikt geen pincode. Uw beheerder bepaalt dit.";
     ReportedText => "Thank you. We disabled your account so nobody can use it, and recorded your report for your administrator. Contact your help desk to get access again.", "Dank u. We hebben uw account uitgeschakeld zodat niemand het kan gebruiken en uw melding vastgelegd voor uw beheerder. Neem contact op met uw helpdesk om weer toegang te krijgen.";
     NotFound => "This page does not exist.", "Deze pagina bestaat niet.";
+    LockedTimed => "Your account is locked after too many failed sign-in attempts. Try again later or contact your help desk.", "Uw account is geblokkeerd na te veel mislukte aanmeldpogingen. Probeer het later opnieuw of neem contact op met uw helpdesk.";
+    LockedAdmin => "Your account is locked. Contact your help desk to unlock it.", "Uw account is geblokkeerd. Neem contact op met uw helpdesk om het te deblokkeren.";
+    LockedFraud => "Your account is locked because a sign-in was reported as not yours. Contact your help desk.", "Uw account is geblokkeerd omdat een aanmelding is gemeld als niet van u. Neem contact op met uw helpdesk.";
+    ConfirmTitle => "Confirm it is you", "Bevestig dat u het bent";
+    ConfirmIntro => "Before you change your authenticator app or phone number, confirm with your current second factor.", "Bevestig met uw huidige tweede factor voordat u uw verificatie-app of telefoonnummer wijzigt.";
+    ConfirmSendTo => "We will send a code by text message to your phone ending in {tail}.", "We sturen een code per sms naar uw telefoon die eindigt op {tail}.";
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! forms, no JavaScript. Every write goes through
 //! [`crate::control::dispatch`], like any other admin request.
 
+mod codes;
 pub mod config;
 mod html;
 mod i18n;
@@ -35,12 +36,14 @@ use zeroize::Zeroizing;
 
 use crate::admin::{AdminError, AdminRequest};
 use crate::hot::CachedUser;
+use crate::limits::LockKind;
 use crate::pipeline::{Node, PortalFirstFactor};
 
 pub use config::{PortalSection, PortalSettings};
 pub use session::CookieKeys;
 pub use tls::load_tls;
 
+use codes::{CodeAttempts, Verdict};
 use html::{alert, csrf_field, esc, notice, page, Chrome};
 use i18n::{Lang, Msg};
 use session::{SentCode, Session, Stage};
@@ -52,6 +55,9 @@ const SECOND_FACTOR_SECS: u64 = 5 * 60;
 const PERIOD: u64 = 30;
 /// Largest request body (forms are small).
 const MAX_BODY: usize = 16 * 1024;
+/// How long after confirming the current second factor the user may
+/// replace their authenticator app or phone number.
+const CONFIRM_SECS: u64 = 10 * 60;
 
 type Keyed<K> = RateLimiter<
     K,
@@ -72,6 +78,8 @@ struct Portal {
     keys: CookieKeys,
     per_ip: Keyed<IpAddr>,
     per_user: Keyed<String>,
+    /// Answers to the codes sent by text message, counted on this node.
+    codes: CodeAttempts,
 }
 
 /// Checks the TLS files `[portal]` names (`radmfa check-config`).
@@ -106,6 +114,7 @@ pub async fn serve(
     let portal = Arc::new(Portal {
         per_ip: RateLimiter::keyed(quota(settings.signin_per_minute_per_ip)),
         per_user: RateLimiter::keyed(quota(settings.signin_per_minute_per_user)),
+        codes: CodeAttempts::new(node.limits().settings().max_tracked_keys),
         settings,
         keys,
         node,
@@ -132,6 +141,7 @@ pub async fn serve(
                 p.per_user.retain_recent();
                 p.per_ip.shrink_to_fit();
                 p.per_user.shrink_to_fit();
+                p.codes.prune(now_unix());
             }
         })
     };
@@ -158,6 +168,7 @@ fn router(portal: Arc<Portal>) -> Router {
         .route("/portal.css", get(css))
         .route("/signin", get(signin_page).post(signin))
         .route("/verify", get(verify_page).post(verify))
+        .route("/confirm", get(confirm_page).post(confirm))
         .route("/home", get(home))
         .route("/enroll", get(enroll_page).post(enroll))
         .route("/phone", get(phone_page).post(phone_send))
@@ -324,6 +335,9 @@ impl Portal {
         if !user.user.enabled {
             return Err(Box::new(self.to_signin(lang, Msg::AccountDisabled, now)));
         }
+        if let Some(k) = self.node.portal_lock(&name) {
+            return Err(Box::new(self.to_signin(lang, lock_msg(k), now)));
+        }
         if !pin_page && user.user.pin_change_required && user.user.pin.is_some() {
             return Err(Box::new(redirect("/pin", None)));
         }
@@ -392,12 +406,48 @@ impl Portal {
         ip_ok && user_ok
     }
 
+    /// A new code to send by text message to `phone`, valid from `now`.
+    fn new_code(&self, phone: &str, now: u64) -> SentCode {
+        let sms = &self.node.config().sms;
+        SentCode {
+            id: session::new_token(),
+            phone: phone.to_string(),
+            code: radmfa_otp::random_code(sms.code_length, &sms.alphabet),
+            until: now + sms.lifetime_secs,
+            max_attempts: sms.max_attempts,
+        }
+    }
+
+    /// Checks `given` against a code sent by text message (and `also_ok`,
+    /// e.g. the PIN), counting the answer on the server ([`codes`]).
+    fn answer_code(&self, sent: &SentCode, given: &str, also_ok: bool, now: u64) -> Verdict {
+        let right = radmfa_otp::codes_match(&sent.code, given) && also_ok;
+        self.codes
+            .answer(&sent.id, sent.until, sent.max_attempts, now, right)
+    }
+
+    /// The refusal shown to a locked user.
+    fn lock_refusal(&self, name: &str) -> Msg {
+        self.node
+            .portal_lock(name)
+            .map_or(Msg::LockedTimed, lock_msg)
+    }
+
     fn chrome<'a>(&self, si: &'a SignedIn) -> Chrome<'a> {
         Chrome {
             lang: si.lang(),
             signed_in_csrf: Some(&si.s.csrf),
             lang_switch: None,
         }
+    }
+}
+
+/// What a locked user is told (the portal's words for [`LockKind`]).
+fn lock_msg(k: LockKind) -> Msg {
+    match k {
+        LockKind::Timed => Msg::LockedTimed,
+        LockKind::Admin => Msg::LockedAdmin,
+        LockKind::Fraud => Msg::LockedFraud,
     }
 }
 
@@ -549,6 +599,12 @@ async fn signin(
         info!(user = %name, peer = %ip, "portal sign-in rate limited");
         return fail(Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
     }
+    // A locked user is refused before any factor is checked, as at RADIUS.
+    if let Some(k) = p.node.portal_lock(&name) {
+        p.node
+            .portal_audit(&name, "portal", "reject", "locked_out", ip);
+        return fail(lock_msg(k), StatusCode::FORBIDDEN);
+    }
     let policy = p.node.config().policy(&p.settings.policy).clone();
     let (login, cached) = match p
         .node
@@ -563,6 +619,12 @@ async fn signin(
         }
     };
     drop(password);
+    // Again under the canonical name the directory may have mapped to.
+    if let Some(k) = p.node.portal_lock(&login) {
+        p.node
+            .portal_audit(&login, "portal", "reject", "locked_out", ip);
+        return fail(lock_msg(k), StatusCode::FORBIDDEN);
+    }
     let Some(cached) = cached else {
         p.node
             .portal_audit(&login, "portal", "reject", "not_enrolled", ip);
@@ -587,8 +649,8 @@ async fn signin(
     if !user.phone.is_empty() {
         // One-way SMS code to the phone on file.
         let sms = &p.node.config().sms;
-        let code = radmfa_otp::random_code(sms.code_length, &sms.alphabet);
-        let body = sms.message.replace("{code}", &code);
+        let sent = p.new_code(&user.phone, now);
+        let body = sms.message.replace("{code}", &sent.code);
         if p.node
             .portal_send_sms(user, &user.phone, body, Some(ip))
             .await
@@ -601,12 +663,7 @@ async fn signin(
         next.exp = now + SECOND_FACTOR_SECS.max(sms.lifetime_secs);
         next.stage = Stage::SecondFactor {
             user: login,
-            sms: Some(SentCode {
-                phone: user.phone.clone(),
-                code,
-                until: now + sms.lifetime_secs,
-                attempts: sms.max_attempts,
-            }),
+            sms: Some(sent),
         };
         return redirect("/verify", p.cookie(&next, now));
     }
@@ -626,12 +683,16 @@ async fn signin(
 
 // ---------------------------------------------------------------- second factor
 
+/// The form that asks for the second factor, posted to `action` with the
+/// hidden fields `hidden` (HTML).
 fn verify_form(
     lang: Lang,
     csrf: &str,
     sms: Option<&SentCode>,
     with_pin: bool,
     message: &str,
+    action: &str,
+    hidden: &str,
 ) -> String {
     let t = |m: Msg| esc(m.text(lang));
     let intro = match sms {
@@ -652,7 +713,7 @@ fn verify_form(
         String::new()
     };
     format!(
-        "{message}<p>{intro}</p><form method=\"post\" action=\"/verify\">{csrf}{pin}\
+        "{message}<p>{intro}</p><form method=\"post\" action=\"{action}\">{csrf}{hidden}{pin}\
 <label for=\"code\">{lc}</label><input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
 <button type=\"submit\">{go}</button></form>",
         csrf = csrf_field(csrf),
@@ -681,7 +742,15 @@ fn verify_response(
             lang_switch: None,
         },
         Msg::VerifyTitle,
-        &verify_form(lang, &s.csrf, sms, user.user.pin.is_some(), message),
+        &verify_form(
+            lang,
+            &s.csrf,
+            sms,
+            user.user.pin.is_some(),
+            message,
+            "/verify",
+            "",
+        ),
     );
     html_response(status, body, p.cookie(s, now))
 }
@@ -728,7 +797,7 @@ async fn verify(
 ) -> Response {
     let now = now_unix();
     let ip = peer.0.ip();
-    let Some(mut s) = p.session(&headers, now) else {
+    let Some(s) = p.session(&headers, now) else {
         return p.to_signin(p.lang_of(&headers, None), Msg::SessionEnded, now);
     };
     let lang = p.lang_of(&headers, Some(&s));
@@ -752,6 +821,20 @@ async fn verify(
             now,
         );
     }
+    let Stage::SecondFactor { sms, .. } = &s.stage else {
+        return redirect("/signin", None);
+    };
+    let mode = match (sms, cached.token.as_ref().map(|t| t.kind)) {
+        (Some(_), _) => "portal+sms",
+        (None, Some(TokenKind::Totp)) => "portal+totp",
+        (None, Some(TokenKind::Hotp)) => "portal+hotp",
+        (None, None) => return p.to_signin(lang, Msg::SessionEnded, now),
+    };
+    // Locked meanwhile (at RADIUS, in the portal, by an admin): no code is checked.
+    if let Some(k) = p.node.portal_lock(&name) {
+        p.node.portal_audit(&name, mode, "reject", "locked_out", ip);
+        return p.to_signin(lang, lock_msg(k), now);
+    }
     let given_pin = Zeroizing::new(form.remove("pin").unwrap_or_default());
     let code = Zeroizing::new(field(&form, "code").to_string());
     let pin_ok = match p.node.portal_pin(user) {
@@ -759,79 +842,334 @@ async fn verify(
         Ok(None) => true,
         Err(_) => return message_page(lang, Msg::TryAgain, StatusCode::SERVICE_UNAVAILABLE),
     };
-    let Stage::SecondFactor { sms, .. } = &mut s.stage else {
-        return redirect("/signin", None);
-    };
-    let (mode, outcome) = match sms {
+    // Both parts are always checked: the answer does not say which was wrong.
+    let (outcome, sms_left) = match sms {
         Some(sent) => {
             if now >= sent.until {
                 p.node
-                    .portal_audit(&name, "portal+sms", "reject", "sms_code_expired", ip);
+                    .portal_audit(&name, mode, "reject", "sms_code_expired", ip);
                 return p.to_signin(lang, Msg::CodeExpired, now);
             }
-            let ok = radmfa_otp::codes_match(&sent.code, &code);
-            (
-                "portal+sms",
-                if ok {
+            let code_ok = radmfa_otp::codes_match(&sent.code, &code);
+            match p.answer_code(sent, &code, pin_ok, now) {
+                Verdict::Spent => {
+                    p.node
+                        .portal_audit(&name, mode, "reject", "sms_code_spent", ip);
+                    return p.to_signin(lang, Msg::CodeExpired, now);
+                }
+                Verdict::Accepted => (Ok(()), None),
+                Verdict::Wrong { left } => (
+                    if code_ok {
+                        Ok(())
+                    } else {
+                        Err("sms_code_wrong".to_string())
+                    },
+                    Some(left),
+                ),
+            }
+        }
+        None => match cached.token.as_ref() {
+            Some(token) => (p.node.portal_check_code(user, token, &code), None),
+            None => return p.to_signin(lang, Msg::SessionEnded, now),
+        },
+    };
+    let reason = match (&outcome, pin_ok) {
+        (Ok(()), true) => None,
+        (Err(r), _) => Some(r.clone()),
+        (Ok(()), false) => Some("wrong_pin".to_string()),
+    };
+    // The lockout bookkeeping RADIUS uses: a failure counts towards the lock.
+    let locked = p
+        .node
+        .portal_second_factor_outcome(&name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
+        .await;
+    if let Some(o) = locked {
+        p.node.portal_audit(&name, mode, "reject", &o.reason, ip);
+        return p.to_signin(lang, p.lock_refusal(&name), now);
+    }
+    let Some(reason) = reason else {
+        p.node.portal_audit(&name, mode, "accept", "ok", ip);
+        info!(user = %name, mode, "portal sign-in");
+        let mut next = Session::anonymous(now, lang.code());
+        next.exp = now + p.settings.session_minutes * 60;
+        next.stage = Stage::SignedIn { user: name };
+        return redirect("/home", p.cookie(&next, now));
+    };
+    p.node.portal_audit(&name, mode, "reject", &reason, ip);
+    if sms_left == Some(0) {
+        return p.to_signin(lang, Msg::CodeExpired, now);
+    }
+    let msg = code_refusal(user.pin.is_some(), &reason);
+    verify_response(
+        &p,
+        &s,
+        &cached,
+        lang,
+        &alert(msg.text(lang)),
+        StatusCode::UNAUTHORIZED,
+        now,
+    )
+}
+
+/// What the user is told when a second factor is refused for `reason`.
+fn code_refusal(with_pin: bool, reason: &str) -> Msg {
+    if with_pin {
+        Msg::PinOrCodeWrong
+    } else if reason == "otp_replayed" {
+        Msg::CodeReused
+    } else if reason == "store_error" {
+        Msg::TryAgain
+    } else {
+        Msg::WrongCode
+    }
+}
+
+// ---------------------------------------------------------------- confirm
+
+/// A change of second factor, made once the user has confirmed the current
+/// one (`/confirm`): a signed-in session alone is not enough to replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A new authenticator app (`/enroll`).
+    App,
+    /// A new phone number (`/phone`).
+    Phone,
+}
+
+impl Change {
+    fn parse(s: &str) -> Option<Change> {
+        match s {
+            "enroll" => Some(Change::App),
+            "phone" => Some(Change::Phone),
+            _ => None,
+        }
+    }
+
+    /// The `next` parameter.
+    fn key(self) -> &'static str {
+        match self {
+            Change::App => "enroll",
+            Change::Phone => "phone",
+        }
+    }
+
+    /// The page that makes the change.
+    fn page(self) -> &'static str {
+        match self {
+            Change::App => "/enroll",
+            Change::Phone => "/phone",
+        }
+    }
+
+    /// The confirmation page that leads to it.
+    fn confirm_url(self) -> &'static str {
+        match self {
+            Change::App => "/confirm?next=enroll",
+            Change::Phone => "/confirm?next=phone",
+        }
+    }
+}
+
+/// Whether replacing the second factor must wait for a confirmation of the
+/// current one: the user has one (an app or a phone) and has not confirmed
+/// it in this session within [`CONFIRM_SECS`]. A user without any (first
+/// enrollment) goes ahead on the signed-in session alone.
+fn needs_confirm(si: &SignedIn, now: u64) -> bool {
+    let has_one = si.user.token.is_some() || !si.user.user.phone.is_empty();
+    has_one && si.s.confirmed_until.is_none_or(|t| t <= now)
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn confirm_response(
+    p: &Portal,
+    si: &SignedIn,
+    change: Change,
+    message: &str,
+    status: StatusCode,
+    now: u64,
+) -> Response {
+    let lang = si.lang();
+    let t = |m: Msg| esc(m.text(lang));
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"next\" value=\"{}\">",
+        change.key()
+    );
+    let with_pin = si.user.user.pin.is_some();
+    let form = if si.user.token.is_some() || si.s.confirm_sms.is_some() {
+        verify_form(
+            lang,
+            &si.s.csrf,
+            si.s.confirm_sms
+                .as_ref()
+                .filter(|_| si.user.token.is_none()),
+            with_pin,
+            message,
+            "/confirm",
+            &hidden,
+        )
+    } else {
+        let digits: Vec<char> = si
+            .user
+            .user
+            .phone
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+        format!(
+            "{message}<p>{intro}</p><form method=\"post\" action=\"/confirm\">{csrf}{hidden}\
+<input type=\"hidden\" name=\"send\" value=\"1\"><button type=\"submit\">{go}</button></form>",
+            intro = esc(&Msg::ConfirmSendTo.text(lang).replace("{tail}", &tail)),
+            csrf = csrf_field(&si.s.csrf),
+            go = t(Msg::SendCode),
+        )
+    };
+    let body = format!("<p>{}</p>{form}", t(Msg::ConfirmIntro));
+    let html = page(&p.chrome(si), Msg::ConfirmTitle, &body);
+    html_response(status, html, p.cookie(&si.s, now))
+}
+
+async fn confirm_page(
+    State(p): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let now = now_unix();
+    let mut si = match p.signed_in(&headers, now, false) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let Some(change) = q.next.as_deref().and_then(Change::parse) else {
+        return redirect("/home", None);
+    };
+    if !needs_confirm(&si, now) {
+        return redirect(change.page(), None);
+    }
+    let lang = si.lang();
+    let message = take_notice(&mut si.s, lang);
+    confirm_response(&p, &si, change, &message, StatusCode::OK, now)
+}
+
+/// Confirms the current second factor: a code of the user's token, or of a
+/// text message sent to their phone on file (with the PIN in PIN mode),
+/// checked and counted exactly as at sign-in (replay state, lockout,
+/// answers counted on the server).
+async fn confirm(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = now_unix();
+    let ip = peer.0.ip();
+    let mut si = match p.signed_in_post(&headers, now, false, &form) {
+        Ok(si) => si,
+        Err(r) => return *r,
+    };
+    let Some(change) = Change::parse(field(&form, "next")) else {
+        return redirect("/home", None);
+    };
+    if !needs_confirm(&si, now) {
+        return redirect(change.page(), None);
+    }
+    let lang = si.lang();
+    let name = si.name().to_string();
+    let refuse = |si: &SignedIn, msg: Msg, status: StatusCode| {
+        confirm_response(&p, si, change, &alert(msg.text(lang)), status, now)
+    };
+    if !p.allow(ip, Some(&name)) {
+        return refuse(&si, Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let cached = si.user.clone();
+    let user = &cached.user;
+    let given_pin = Zeroizing::new(form.remove("pin").unwrap_or_default());
+    let code = Zeroizing::new(field(&form, "code").to_string());
+    let pin_ok = match p.node.portal_pin(user) {
+        Ok(Some(pin)) => ct_eq(pin.expose(), given_pin.trim().as_bytes()),
+        Ok(None) => true,
+        Err(_) => return refuse(&si, Msg::TryAgain, StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let (mode, outcome, sms_left) = if let Some(token) = cached.token.as_ref() {
+        let mode = match token.kind {
+            TokenKind::Totp => "portal+totp",
+            TokenKind::Hotp => "portal+hotp",
+        };
+        (mode, p.node.portal_check_code(user, token, &code), None)
+    } else {
+        let mode = "portal+sms";
+        let pending = si.s.confirm_sms.take();
+        let Some(sent) = pending.filter(|_| field(&form, "send") != "1") else {
+            // Send a code to the phone on file.
+            if !p.node.portal_can_send_sms() {
+                return refuse(&si, Msg::NoGateway, StatusCode::SERVICE_UNAVAILABLE);
+            }
+            let sent = p.new_code(&user.phone, now);
+            let body = p.node.config().sms.message.replace("{code}", &sent.code);
+            if p.node
+                .portal_send_sms(user, &user.phone, body, Some(ip))
+                .await
+                .is_err()
+            {
+                return refuse(&si, Msg::SmsFailed, StatusCode::SERVICE_UNAVAILABLE);
+            }
+            si.s.confirm_sms = Some(sent);
+            return confirm_response(&p, &si, change, "", StatusCode::OK, now);
+        };
+        let code_ok = radmfa_otp::codes_match(&sent.code, &code);
+        match p.answer_code(&sent, &code, pin_ok, now) {
+            Verdict::Spent => {
+                p.node
+                    .portal_audit(&name, mode, "reject", "sms_code_spent", ip);
+                return refuse(&si, Msg::CodeExpired, StatusCode::UNPROCESSABLE_ENTITY);
+            }
+            Verdict::Accepted => (mode, Ok(()), None),
+            Verdict::Wrong { left } => {
+                if left > 0 {
+                    si.s.confirm_sms = Some(sent);
+                }
+                let outcome = if code_ok {
                     Ok(())
                 } else {
                     Err("sms_code_wrong".to_string())
-                },
-            )
-        }
-        None => {
-            let Some(token) = cached.token.as_ref() else {
-                return p.to_signin(lang, Msg::SessionEnded, now);
-            };
-            let mode = match token.kind {
-                TokenKind::Totp => "portal+totp",
-                TokenKind::Hotp => "portal+hotp",
-            };
-            // Checked even when the PIN is wrong: the answer does not say which part was.
-            (mode, p.node.portal_check_code(user, token, &code))
+                };
+                (mode, outcome, Some(left))
+            }
         }
     };
-    match (pin_ok, outcome) {
-        (true, Ok(())) => {
-            p.node.portal_audit(&name, mode, "accept", "ok", ip);
-            info!(user = %name, mode, "portal sign-in");
-            let mut next = Session::anonymous(now, lang.code());
-            next.exp = now + p.settings.session_minutes * 60;
-            next.stage = Stage::SignedIn { user: name };
-            redirect("/home", p.cookie(&next, now))
-        }
-        (pin_ok, outcome) => {
-            let reason = match (&outcome, pin_ok) {
-                (Err(r), _) => r.clone(),
-                (Ok(()), _) => "wrong_pin".to_string(),
-            };
-            p.node.portal_audit(&name, mode, "reject", &reason, ip);
-            let msg = if user.pin.is_some() {
-                Msg::PinOrCodeWrong
-            } else if reason == "otp_replayed" {
-                Msg::CodeReused
-            } else if reason == "store_error" {
-                Msg::TryAgain
-            } else {
-                Msg::WrongCode
-            };
-            if let Some(sent) = sms {
-                sent.attempts = sent.attempts.saturating_sub(1);
-                if sent.attempts == 0 {
-                    return p.to_signin(lang, Msg::CodeExpired, now);
-                }
-            }
-            verify_response(
-                &p,
-                &s,
-                &cached,
-                lang,
-                &alert(msg.text(lang)),
-                StatusCode::UNAUTHORIZED,
-                now,
-            )
-        }
+    let reason = match (&outcome, pin_ok) {
+        (Ok(()), true) => None,
+        (Err(r), _) => Some(r.clone()),
+        (Ok(()), false) => Some("wrong_pin".to_string()),
+    };
+    // Counted towards the lockout like a failed sign-in.
+    let locked = p
+        .node
+        .portal_second_factor_outcome(&name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
+        .await;
+    if let Some(o) = locked {
+        p.node.portal_audit(&name, mode, "reject", &o.reason, ip);
+        return p.to_signin(lang, p.lock_refusal(&name), now);
     }
+    let Some(reason) = reason else {
+        p.node
+            .portal_audit(&name, mode, "accept", "second_factor_confirmed", ip);
+        info!(user = %name, mode, "current second factor confirmed in the portal");
+        si.s.confirmed_until = Some(now + CONFIRM_SECS);
+        si.s.confirm_sms = None;
+        return redirect(change.page(), p.cookie(&si.s, now));
+    };
+    p.node.portal_audit(&name, mode, "reject", &reason, ip);
+    let msg = if sms_left == Some(0) {
+        Msg::CodeExpired
+    } else {
+        code_refusal(user.pin.is_some(), &reason)
+    };
+    refuse(&si, msg, StatusCode::UNAUTHORIZED)
 }
 
 // ---------------------------------------------------------------- home
@@ -997,6 +1335,9 @@ async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
         Ok(si) => si,
         Err(r) => return *r,
     };
+    if needs_confirm(&si, now) {
+        return redirect(Change::App.confirm_url(), None);
+    }
     let seed = Zeroizing::new(radmfa_otp::generate_secret(20));
     let secret = Zeroizing::new(radmfa_otp::base32_encode(&seed));
     let lang = si.lang();
@@ -1015,6 +1356,9 @@ async fn enroll(
         Ok(si) => si,
         Err(r) => return *r,
     };
+    if needs_confirm(&si, now) {
+        return redirect(Change::App.confirm_url(), None);
+    }
     let lang = si.lang();
     let Some(secret) = si.s.enroll.clone().map(Zeroizing::new) else {
         return redirect("/enroll", None);
@@ -1066,6 +1410,8 @@ async fn enroll(
     p.node.portal_mark_step_used(&name, step);
     info!(user = %name, "authenticator app enrolled in the portal");
     si.s.enroll = None;
+    // The code just typed proved the (new) current second factor.
+    si.s.confirmed_until.get_or_insert(now + CONFIRM_SECS);
     p.home_with(si.s, Msg::AppEnrolled, now)
 }
 
@@ -1125,6 +1471,9 @@ async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
         Ok(si) => si,
         Err(r) => return *r,
     };
+    if needs_confirm(&si, now) {
+        return redirect(Change::Phone.confirm_url(), None);
+    }
     let lang = si.lang();
     let mut message = take_notice(&mut si.s, lang);
     if !p.node.portal_can_send_sms() {
@@ -1148,6 +1497,9 @@ async fn phone_send(
         Ok(si) => si,
         Err(r) => return *r,
     };
+    if needs_confirm(&si, now) {
+        return redirect(Change::Phone.confirm_url(), None);
+    }
     let lang = si.lang();
     let typed = field(&form, "phone").to_string();
     let Some(phone) = normalize_phone(&typed) else {
@@ -1182,9 +1534,8 @@ async fn phone_send(
             now,
         );
     }
-    let sms = &p.node.config().sms;
-    let code = radmfa_otp::random_code(sms.code_length, &sms.alphabet);
-    let body = sms.message.replace("{code}", &code);
+    let sent = p.new_code(&phone, now);
+    let body = p.node.config().sms.message.replace("{code}", &sent.code);
     if p.node
         .portal_send_sms(&si.user.user, &phone, body, Some(peer.0.ip()))
         .await
@@ -1199,12 +1550,7 @@ async fn phone_send(
             now,
         );
     }
-    si.s.phone = Some(SentCode {
-        phone: phone.clone(),
-        code,
-        until: now + sms.lifetime_secs,
-        attempts: sms.max_attempts,
-    });
+    si.s.phone = Some(sent);
     phone_response(&p, &si, &phone, "", StatusCode::OK, now)
 }
 
@@ -1219,8 +1565,11 @@ async fn phone_verify(
         Ok(si) => si,
         Err(r) => return *r,
     };
+    if needs_confirm(&si, now) {
+        return redirect(Change::Phone.confirm_url(), None);
+    }
     let lang = si.lang();
-    let Some(mut sent) = si.s.phone.take() else {
+    let Some(sent) = si.s.phone.take() else {
         return redirect("/phone", None);
     };
     if !p.allow(peer.0.ip(), Some(si.name())) {
@@ -1245,14 +1594,16 @@ async fn phone_verify(
             now,
         );
     }
-    if !radmfa_otp::codes_match(&sent.code, field(&form, "code")) {
-        sent.attempts = sent.attempts.saturating_sub(1);
+    // Counted on the server: a copy of the cookie does not get more tries.
+    let verdict = p.answer_code(&sent, field(&form, "code"), true, now);
+    if verdict != Verdict::Accepted {
         let value = sent.phone.clone();
-        let msg = if sent.attempts == 0 {
-            Msg::CodeExpired
-        } else {
-            si.s.phone = Some(sent);
-            Msg::WrongCode
+        let msg = match verdict {
+            Verdict::Wrong { left } if left > 0 => {
+                si.s.phone = Some(sent);
+                Msg::WrongCode
+            }
+            _ => Msg::CodeExpired,
         };
         return phone_response(
             &p,
@@ -1285,6 +1636,8 @@ async fn phone_verify(
         );
     }
     info!(user = %name, "phone number verified and saved in the portal");
+    // The code just typed proved the (new) current second factor.
+    si.s.confirmed_until.get_or_insert(now + CONFIRM_SECS);
     p.home_with(si.s, Msg::PhoneSaved, now)
 }
 

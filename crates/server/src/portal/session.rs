@@ -49,17 +49,24 @@ pub(crate) enum Stage {
     },
 }
 
-/// A code sent by SMS and not yet typed back.
+/// A code sent by SMS and not yet typed back. The answers to it are counted
+/// on the server under `id` (see `codes.rs`), never in the cookie, which
+/// can be replayed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SentCode {
+    /// Random id (hex) under which the server counts the answers; empty in
+    /// a cookie from an older version (then the code is refused).
+    #[serde(default)]
+    pub id: String,
     /// Where it went.
     pub phone: String,
     /// The code.
     pub code: String,
     /// Valid until (unix seconds).
     pub until: u64,
-    /// Wrong answers still allowed.
-    pub attempts: u8,
+    /// Wrong answers allowed in all (0 in a cookie from an older version).
+    #[serde(default)]
+    pub max_attempts: u8,
 }
 
 impl std::fmt::Debug for SentCode {
@@ -96,6 +103,14 @@ pub(crate) struct Session {
     /// A one-shot notice (message id) shown on the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// Until when (unix seconds) the user may change their second factor:
+    /// set when they confirmed the current one in this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_until: Option<u64>,
+    /// A code sent to the current phone to confirm the current second
+    /// factor, not typed back yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_sms: Option<SentCode>,
 }
 
 impl std::fmt::Debug for Session {
@@ -127,6 +142,8 @@ impl Session {
             enroll: None,
             phone: None,
             notice: None,
+            confirmed_until: None,
+            confirm_sms: None,
         }
     }
 
