@@ -24,6 +24,7 @@ pub mod replication;
 pub mod retention;
 pub mod secret;
 pub mod sync;
+pub mod text;
 #[cfg(test)]
 mod testing;
 mod tls_util;

@@ -112,6 +112,11 @@ pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> 
         if e.login.is_empty() || seen.insert(e.login.as_str(), ()).is_some() {
             continue;
         }
+        if refused(e).is_some() {
+            // Left alone, neither written nor disabled (logged by `run`).
+            out.skipped.push(crate::text::escape(&e.login).into_owned());
+            continue;
+        }
         let mut groups = e.groups.clone();
         groups.sort();
         groups.dedup();
@@ -176,6 +181,19 @@ pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> 
     out
 }
 
+/// Why the store would refuse an entry's text (control characters in the
+/// login, display name, email or a group: see
+/// [`radmfa_store::check_user_text`]), if it would.
+fn refused(e: &DirectoryEntry) -> Option<String> {
+    let mut u = User::new(&e.login);
+    u.display_name.clone_from(&e.display_name);
+    u.email.clone_from(&e.email);
+    u.groups.clone_from(&e.groups);
+    radmfa_store::check_user_text(None, &u)
+        .err()
+        .map(|e| e.to_string())
+}
+
 impl From<radmfa_directory::DirUser> for DirectoryEntry {
     fn from(u: radmfa_directory::DirUser) -> DirectoryEntry {
         DirectoryEntry {
@@ -227,6 +245,9 @@ pub async fn run(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    for why in entries.iter().filter_map(refused) {
+        tracing::warn!(sync = %item.name, reason = %why, "directory entry left alone: fix it in the directory");
+    }
     let plan = plan(&existing, &entries, &defaults);
     let mut out = plan.to_json(dry_run);
     if dry_run {
@@ -367,6 +388,24 @@ mod tests {
         dave.email = e.email.clone();
         let p = plan(&[dave], &[e], &d);
         assert_eq!(p.disable, vec!["dave".to_string()]);
+    }
+
+    #[test]
+    fn entries_with_control_characters_are_left_alone() {
+        let d = defaults();
+        let mut forged = entry("mallory", "", &[]);
+        forged.display_name = "Mallory\r\nsign-in user=admin".into();
+        let mut bad_group = entry("trudy", "", &["vpn\u{1b}[2J"]);
+        let p = plan(&[], &[forged.clone(), bad_group.clone()], &d);
+        assert!(p.add.is_empty(), "{p:?}");
+        assert_eq!(p.skipped, vec!["mallory".to_string(), "trudy".to_string()]);
+        // A managed user whose entry turns bad is neither updated nor disabled.
+        let mut trudy = User::new("trudy");
+        trudy.source = d.source();
+        bad_group.groups = vec!["ok".into(), "bad\n".into()];
+        let p = plan(&[trudy], &[bad_group], &d);
+        assert!(p.update.is_empty() && p.disable.is_empty(), "{p:?}");
+        assert!(refused(&forged).is_some_and(|r| r.contains("display name")));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub use changelog::{
 };
 pub use crypto::Secret;
 pub use model::{
-    validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,
+    check_user_text, is_unsafe_char, validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,
     TokenKind, User, PIN_LEN,
 };
 pub use password::{hash_password, verify_password, PasswordParams};
