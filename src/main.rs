@@ -529,6 +529,9 @@ fn print_sync(v: &Value) {
     for e in list("mail_errors") {
         eprintln!("mail not sent: {}", e.as_str().unwrap_or_default());
     }
+    for e in list("refused") {
+        eprintln!("left alone: {}", e.as_str().unwrap_or_default());
+    }
 }
 
 fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {

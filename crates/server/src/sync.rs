@@ -113,8 +113,7 @@ pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> 
             continue;
         }
         if refused(e).is_some() {
-            // Left alone, neither written nor disabled (logged by `run`).
-            out.skipped.push(crate::text::escape(&e.login).into_owned());
+            // Left alone: neither written nor disabled (`run` says why).
             continue;
         }
         let mut groups = e.groups.clone();
@@ -245,11 +244,15 @@ pub async fn run(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    for why in entries.iter().filter_map(refused) {
+    let refused: Vec<String> = entries.iter().filter_map(refused).collect();
+    for why in &refused {
         tracing::warn!(sync = %item.name, reason = %why, "directory entry left alone: fix it in the directory");
     }
     let plan = plan(&existing, &entries, &defaults);
     let mut out = plan.to_json(dry_run);
+    if let Some(m) = out.as_object_mut() {
+        m.insert("refused".into(), refused.into());
+    }
     if dry_run {
         return Ok(out);
     }
@@ -397,8 +400,7 @@ mod tests {
         forged.display_name = "Mallory\r\nsign-in user=admin".into();
         let mut bad_group = entry("trudy", "", &["vpn\u{1b}[2J"]);
         let p = plan(&[], &[forged.clone(), bad_group.clone()], &d);
-        assert!(p.add.is_empty(), "{p:?}");
-        assert_eq!(p.skipped, vec!["mallory".to_string(), "trudy".to_string()]);
+        assert!(p.is_empty(), "{p:?}");
         // A managed user whose entry turns bad is neither updated nor disabled.
         let mut trudy = User::new("trudy");
         trudy.source = d.source();
