@@ -680,14 +680,6 @@ async fn api_headers_device_token_metrics_and_user_text() {
             api.http
                 .post(format!("{}/api/v1/users", api.base))
                 .bearer_auth(&writer)
-                .json(&json!({"name": "big", "display_name": big})),
-            // 413, mapped to 400 invalid_request by the handler
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            api.http
-                .post(format!("{}/api/v1/users", api.base))
-                .bearer_auth(&writer)
                 .header("content-type", "text/plain")
                 .body("{\"name\":\"plain\"}"),
             // 415, mapped to 400 invalid_request by the handler
@@ -696,6 +688,14 @@ async fn api_headers_device_token_metrics_and_user_text() {
         (
             api.http.get(format!("{}/healthz", api.base)),
             StatusCode::OK,
+        ),
+        (
+            api.http
+                .post(format!("{}/api/v1/users", api.base))
+                .bearer_auth(&writer)
+                .json(&json!({"name": "big", "display_name": big})),
+            // last (the server may close the connection); 413, mapped to 400 invalid_request by the handler
+            StatusCode::BAD_REQUEST,
         ),
     ];
     for (req, expected) in cases {

@@ -382,9 +382,9 @@ timeout_ms = 2000
         "dn: uid=erin,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: displayName\ndisplayName:: {}\n",
         data_encoding::BASE64.encode(forged.as_bytes())
     ));
-    let out = env.radmfa(&["import-ldap", "--filter", "(|(uid=erin)(uid=dave))"]);
+    let out = env.radmfa(&["import-ldap", "--filter", "(|(uid=erin)(uid=bob))"]);
     out.assert_ok();
-    assert!(out.stdout.contains("+ dave"), "{}", out.stdout);
+    assert!(out.stdout.contains("+ bob"), "{}", out.stdout);
     assert!(!out.stdout.contains("erin"), "{}", out.stdout);
     assert!(
         out.stderr.contains("left alone") && out.stderr.contains(r"Erin\r\n2026-12-07"),
@@ -395,6 +395,6 @@ timeout_ms = 2000
         !out.stderr.contains('\u{1b}') && !out.stdout.contains('\u{1b}'),
         "{out:?}"
     );
-    assert_eq!(user_json(&env, "dave")["display_name"], "Dave Dalton");
+    assert_eq!(user_json(&env, "bob")["display_name"], "Bob Baker");
     assert_ne!(env.radmfa(&["user", "show", "erin"]).code(), 0);
 }
