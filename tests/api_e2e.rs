@@ -727,7 +727,10 @@ async fn api_headers_device_token_metrics_and_user_text() {
     for path in ["/api/v1/users/pat", "/api/v1/users"] {
         let (status, text) = api.call(Method::GET, path, Some(&reader), None).await;
         assert_eq!(status, StatusCode::OK, "{text}");
-        assert!(!text.contains(DEVICE), "{path} shows the device token: {text}");
+        assert!(
+            !text.contains(DEVICE),
+            "{path} shows the device token: {text}"
+        );
         assert!(text.contains("\"has_device_token\":true"), "{text}");
     }
     let shown = api.env.radmfa(&["user", "show", "pat", "--json"]).json();
@@ -757,8 +760,13 @@ async fn api_headers_device_token_metrics_and_user_text() {
             .await;
         assert_eq!(error_code(&v), "invalid_request", "{body}: {v}");
     }
-    api.no_body(Method::GET, "/api/v1/users/eve", &reader, StatusCode::NOT_FOUND)
-        .await;
+    api.no_body(
+        Method::GET,
+        "/api/v1/users/eve",
+        &reader,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let v = api
         .send(
             Method::PATCH,

@@ -734,7 +734,13 @@ fn config_from_environment_variable() {
 #[track_caller]
 fn refused(env: &Env, args: &[&str], why: &str) -> String {
     let out = env.radmfa(args);
-    assert_ne!(out.code(), 0, "`{}` was accepted:\n{}", out.cmdline, out.stdout);
+    assert_ne!(
+        out.code(),
+        0,
+        "`{}` was accepted:\n{}",
+        out.cmdline,
+        out.stdout
+    );
     assert!(
         out.stderr.contains(why),
         "`{}`: stderr should say {why:?}:\n{}",
@@ -783,11 +789,25 @@ fn control_characters_in_user_text_are_refused() {
         "a refused user was written"
     );
 
-    env.radmfa(&["user", "add", "eve", "--display-name", "Eve", "--group", "vpn"])
-        .assert_ok();
+    env.radmfa(&[
+        "user",
+        "add",
+        "eve",
+        "--display-name",
+        "Eve",
+        "--group",
+        "vpn",
+    ])
+    .assert_ok();
     refused(
         &env,
-        &["user", "set", "eve", "--display-name", "x\u{1b}]0;pwned\u{7}"],
+        &[
+            "user",
+            "set",
+            "eve",
+            "--display-name",
+            "x\u{1b}]0;pwned\u{7}",
+        ],
         CTRL,
     );
     refused(
@@ -821,7 +841,11 @@ fn control_characters_in_user_text_are_refused() {
         &["user", "set", "eve", "--email", "e\r\nve@example.org"],
         CTRL,
     );
-    refused(&env, &["user", "add", "mallory", "--display-name", "M\u{85}"], CTRL);
+    refused(
+        &env,
+        &["user", "add", "mallory", "--display-name", "M\u{85}"],
+        CTRL,
+    );
     let shown = env.radmfa(&["user", "show", "eve", "--json"]).json();
     assert_eq!(shown["display_name"], "Eve", "{shown}");
     assert_eq!(shown["email"], "", "{shown}");

@@ -272,7 +272,11 @@ async fn portal_signin_name_is_logged_escaped_and_errors_carry_headers() {
     let resp = http
         .post(format!("{base}/signin"))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("user", forged), ("password", PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user", forged),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .expect("POST /signin");
@@ -322,7 +326,8 @@ async fn portal_signin_name_is_logged_escaped_and_errors_carry_headers() {
         "raw control characters in the log:\n{log:?}"
     );
     assert!(
-        !log.lines().any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
         "a forged line in the log:\n{log}"
     );
     assert!(

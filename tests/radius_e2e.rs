@@ -815,7 +815,8 @@ fn user_name_with_control_characters_refused_and_recorded_escaped() {
         "raw control characters in the log:\n{log:?}"
     );
     assert!(
-        !log.lines().any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
         "a forged line in the log:\n{log}"
     );
 }
@@ -879,7 +880,10 @@ fn second_server_on_the_same_port_refuses_to_start() {
     // The first still answers every request (none went to the second).
     for step in 0..3 {
         let r = PyRequest::access(&server)
-            .login("alice", &format!("{PASSWORD}{}", totp_step(&alice, step - 1)))
+            .login(
+                "alice",
+                &format!("{PASSWORD}{}", totp_step(&alice, step - 1)),
+            )
             .send()
             .reply();
         assert_eq!(code_name(&r), "Access-Accept", "step {step}");

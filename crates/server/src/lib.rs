@@ -24,9 +24,9 @@ pub mod replication;
 pub mod retention;
 pub mod secret;
 pub mod sync;
-pub mod text;
 #[cfg(test)]
 mod testing;
+pub mod text;
 mod tls_util;
 pub mod udp;
 pub mod upstream;

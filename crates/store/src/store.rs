@@ -844,7 +844,9 @@ impl Store {
             for (user, token) in &prepared {
                 let key = user.name.as_bytes();
                 let old = tx.get(AdminTree::Users, key)?;
-                let old_user = old.as_ref().and_then(|o| decode::<User>("user", key, o).ok());
+                let old_user = old
+                    .as_ref()
+                    .and_then(|o| decode::<User>("user", key, o).ok());
                 if let Err(e) = check_user_text(old_user.as_ref(), user) {
                     return abort(e);
                 }

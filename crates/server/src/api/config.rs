@@ -89,13 +89,11 @@ pub(crate) fn validate(
         None => None,
     };
     let metrics_loopback = match sec.metrics_loopback {
-        Some(l) if *l.get_ref() && metrics_token.is_some() => {
-            return Err(locate(
-                at(l.span()),
-                "api.metrics_loopback = true has no effect with api.metrics_token: remove one of them"
-                    .to_string(),
-            ))
-        }
+        Some(l) if *l.get_ref() && metrics_token.is_some() => return Err(locate(
+            at(l.span()),
+            "api.metrics_loopback = true has no effect with api.metrics_token: remove one of them"
+                .to_string(),
+        )),
         Some(l) => l.into_inner(),
         None => false,
     };
@@ -131,7 +129,10 @@ mod tests {
         let e = RuntimeConfig::parse(&both, "t.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("t.toml:8:") && e.contains("metrics_loopback"), "{e}");
+        assert!(
+            e.starts_with("t.toml:8:") && e.contains("metrics_loopback"),
+            "{e}"
+        );
 
         let bad =
             format!("{POLICY}[api]\nlisten = \"nowhere\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
