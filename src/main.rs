@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use radmfa_server::admin::{AdminError, AdminRequest, ImportRow, REPORT_FIELDS};
+use radmfa_server::admin::{AdminError, AdminRequest, ImportRow};
 use radmfa_server::config::LogFormat;
 use radmfa_server::{RuntimeConfig, ServerError};
 use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
@@ -552,6 +552,9 @@ fn print_sync(v: &Value) {
     for e in list("mail_errors") {
         eprintln!("mail not sent: {}", e.as_str().unwrap_or_default());
     }
+    for e in list("refused") {
+        eprintln!("left alone: {}", e.as_str().unwrap_or_default());
+    }
 }
 
 fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
@@ -750,8 +753,28 @@ async fn wait_for_signal() {
 
 /// Binds `count` sockets sharing one address with SO_REUSEPORT, so the kernel
 /// spreads datagrams over the workers. Port 0 picks a port once for all.
+///
+/// SO_REUSEPORT would also let another process of the same user join the
+/// group: a second radmfa (another data directory, same port) would take
+/// half the NAS traffic and answer it from its own database. So a plain
+/// bind, which fails while anyone holds the address, comes first.
 fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, SocketAddr)> {
     use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() != 0 {
+        match UdpSocket::bind(addr) {
+            Ok(probe) => drop(probe),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(anyhow!(
+                    "UDP port {} is already in use by another process (another radmfa server? \
+                     `ss -ulpn sport = :{}` shows which); refusing to share it: stop that \
+                     process or listen on another port",
+                    addr.port(),
+                    addr.port()
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut out = Vec::new();
     let mut target = addr;
     for _ in 0..count.max(1) {
@@ -952,12 +975,8 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if csv {
-                let mut w = csv::Writer::from_writer(std::io::stdout());
-                w.write_record(REPORT_FIELDS)?;
-                for r in &recs {
-                    w.write_record(REPORT_FIELDS.iter().map(|f| field(r, f)))?;
-                }
-                w.flush()?;
+                // The admin API's CSV writer: RFC 4180, formulas defused.
+                print!("{}", radmfa_server::api::records_csv(&recs));
             } else {
                 let rows: Vec<Vec<String>> = recs
                     .iter()
@@ -1271,7 +1290,7 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                         Value::Null => "-".into(),
                         other => other.to_string(),
                     };
-                    println!("{k:<14} {shown}");
+                    println!("{k:<14} {}", radmfa_server::text::Escaped(&shown));
                 }
             }
         }
@@ -1524,9 +1543,11 @@ fn format_time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// A field of a JSON answer as printed for people: control characters
+/// escaped (radmfa_server::text), so stored text cannot drive the terminal.
 fn field(v: &Value, name: &str) -> String {
     match &v[name] {
-        Value::String(s) => s.clone(),
+        Value::String(s) => radmfa_server::text::escape(s).into_owned(),
         Value::Null => String::new(),
         other => other.to_string(),
     }
@@ -1537,6 +1558,16 @@ fn yes_no(b: bool) -> String {
 }
 
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    // Stored text never drives the terminal: control characters escaped.
+    let escaped: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| radmfa_server::text::escape(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = escaped.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -223,7 +223,7 @@ fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_end_to_end() {
-    let api = api_env("");
+    let api = api_env("metrics_loopback = true\n");
     let full = api.token("automation", "admin");
     let reader = api.token("helpdesk", "users:read");
     let reports = api.token("siem", "reports:read,cluster:read");
@@ -537,7 +537,7 @@ async fn admin_api_end_to_end() {
     assert_eq!(v["role"], "primary");
     assert!(v["stats"]["access_accepts"].as_u64() >= Some(1), "{v}");
 
-    // Metrics: open on loopback (no metrics_token), parsed.
+    // Metrics: open on loopback (no metrics_token, metrics_loopback), parsed.
     let (status, text) = api.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let samples = parse_exposition(&text);
@@ -644,4 +644,143 @@ async fn schemathesis_finds_no_server_errors_or_schema_mismatches() {
         out.status,
         server.log()
     );
+}
+
+/// The security headers every API and portal response must carry.
+const SECURITY_HEADERS: [&str; 4] = [
+    "content-security-policy",
+    "strict-transport-security",
+    "x-frame-options",
+    "x-content-type-options",
+];
+
+/// Issue 15 findings 5 and 11 through the API: security headers on every
+/// response, errors included (405, body too large, wrong type); the push device token is
+/// never shown (a reader sees only whether there is one); /metrics is
+/// closed without a metrics_token unless metrics_loopback says otherwise;
+/// control characters in user text are refused with 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_headers_device_token_metrics_and_user_text() {
+    let api = api_env("max_body_bytes = 1024\n");
+    let writer = api.token("writer", "users:write");
+    let reader = api.token("reader", "users:read");
+    let server = api.env.start();
+    api.wait_up(&server).await;
+
+    // Errors answered by axum itself carry the headers too.
+    let big = "x".repeat(4096);
+    let cases = [
+        (
+            api.http
+                .delete(format!("{}/api/v1/users", api.base))
+                .bearer_auth(&writer),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            api.http
+                .post(format!("{}/api/v1/users", api.base))
+                .bearer_auth(&writer)
+                .header("content-type", "text/plain")
+                .body("{\"name\":\"plain\"}"),
+            // 415, mapped to 400 invalid_request by the handler
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            api.http.get(format!("{}/healthz", api.base)),
+            StatusCode::OK,
+        ),
+        (
+            api.http
+                .post(format!("{}/api/v1/users", api.base))
+                .bearer_auth(&writer)
+                .json(&json!({"name": "big", "display_name": big})),
+            // last (the server may close the connection); 413, mapped to 400 invalid_request by the handler
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (req, expected) in cases {
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), expected, "{:?}", resp.url().path());
+        for h in SECURITY_HEADERS {
+            assert!(
+                resp.headers().contains_key(h),
+                "{expected}: no {h}: {:?}",
+                resp.headers()
+            );
+        }
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    }
+
+    // The device token is write-only.
+    const DEVICE: &str = "dev-token-Secret-0123456789";
+    let created = api
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            &writer,
+            json!({"name": "pat", "method": "push", "device_token": DEVICE}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(created["has_device_token"], true, "{created}");
+    for path in ["/api/v1/users/pat", "/api/v1/users"] {
+        let (status, text) = api.call(Method::GET, path, Some(&reader), None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(
+            !text.contains(DEVICE),
+            "{path} shows the device token: {text}"
+        );
+        assert!(text.contains("\"has_device_token\":true"), "{text}");
+    }
+    let shown = api.env.radmfa(&["user", "show", "pat", "--json"]).json();
+    assert!(!shown.to_string().contains(DEVICE), "{shown}");
+
+    // /metrics: closed without a token unless metrics_loopback = true.
+    let (status, text) = api.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("metrics_token"), "{text}");
+
+    // Control characters in user text: 400, nothing written.
+    for body in [
+        json!({"name": "eve\r\nINFO forged"}),
+        json!({"name": "eve", "display_name": "Eve\u{1b}[2J"}),
+        json!({"name": "eve", "email": "eve@example.org\n"}),
+        json!({"name": "eve", "groups": ["vpn", "adm\u{85}"]}),
+        json!({"name": "eve "}),
+    ] {
+        let v = api
+            .send(
+                Method::POST,
+                "/api/v1/users",
+                &writer,
+                body.clone(),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        assert_eq!(error_code(&v), "invalid_request", "{body}: {v}");
+    }
+    api.no_body(
+        Method::GET,
+        "/api/v1/users/eve",
+        &reader,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let v = api
+        .send(
+            Method::PATCH,
+            "/api/v1/users/pat",
+            &writer,
+            json!({"groups": ["ok", "bad\u{7}"]}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("control characters")),
+        "{v}"
+    );
+    drop(server);
 }

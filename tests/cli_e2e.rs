@@ -729,3 +729,301 @@ fn config_from_environment_variable() {
         "{stderr}"
     );
 }
+
+/// Runs `args` and asserts it is refused, naming `why`; returns stderr.
+#[track_caller]
+fn refused(env: &Env, args: &[&str], why: &str) -> String {
+    let out = env.radmfa(args);
+    assert_ne!(
+        out.code(),
+        0,
+        "`{}` was accepted:\n{}",
+        out.cmdline,
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(why),
+        "`{}`: stderr should say {why:?}:\n{}",
+        out.cmdline,
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}') && !out.stderr.contains('\r'),
+        "raw control characters in the error: {:?}",
+        out.stderr
+    );
+    out.stderr
+}
+
+/// Issue 15 finding 5: control characters in user names, display names,
+/// emails and groups are refused by every CLI path (offline, import, and
+/// through the running server's control socket), and nothing is written.
+#[test]
+fn control_characters_in_user_text_are_refused() {
+    let env = Env::new();
+    const CTRL: &str = "control characters";
+    refused(&env, &["user", "add", "eve\nINFO sign-in user=admin"], CTRL);
+    refused(&env, &["user", "add", "eve\u{202e}nimda"], CTRL);
+    refused(&env, &["user", "add", " eve"], "white space");
+    refused(&env, &["user", "add", "eve "], "white space");
+    refused(
+        &env,
+        &[
+            "user",
+            "add",
+            "eve",
+            "--display-name",
+            "Eve\r\n2026-12-07T10:00:00Z INFO sign-in user=admin",
+        ],
+        CTRL,
+    );
+    refused(
+        &env,
+        &["user", "add", "eve", "--email", "eve@example.org\u{1b}[2J"],
+        CTRL,
+    );
+    refused(&env, &["user", "add", "eve", "--group", "vpn\u{7}"], CTRL);
+    assert_eq!(
+        env.radmfa(&["user", "list", "--json"]).json(),
+        serde_json::json!([]),
+        "a refused user was written"
+    );
+
+    env.radmfa(&[
+        "user",
+        "add",
+        "eve",
+        "--display-name",
+        "Eve",
+        "--group",
+        "vpn",
+    ])
+    .assert_ok();
+    refused(
+        &env,
+        &[
+            "user",
+            "set",
+            "eve",
+            "--display-name",
+            "x\u{1b}]0;pwned\u{7}",
+        ],
+        CTRL,
+    );
+    refused(
+        &env,
+        &["user", "set", "eve", "--group", "ok", "--group", "a\nb"],
+        CTRL,
+    );
+
+    // Import: one bad row refuses the whole file.
+    let csv = env.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "name,display_name\nimp1,Imported One\nimp2,\"Two\u{1b}[31m red\"\n",
+    )
+    .expect("write csv");
+    refused(
+        &env,
+        &["user", "import", "--csv", csv.to_str().expect("utf-8")],
+        CTRL,
+    );
+    assert_eq!(
+        env.radmfa(&["user", "show", "imp1", "--json"]).code(),
+        1,
+        "imp1 was imported although the file was refused"
+    );
+
+    // The same through the running server's control socket.
+    let server = env.start();
+    refused(
+        &env,
+        &["user", "set", "eve", "--email", "e\r\nve@example.org"],
+        CTRL,
+    );
+    refused(
+        &env,
+        &["user", "add", "mallory", "--display-name", "M\u{85}"],
+        CTRL,
+    );
+    let shown = env.radmfa(&["user", "show", "eve", "--json"]).json();
+    assert_eq!(shown["display_name"], "Eve", "{shown}");
+    assert_eq!(shown["email"], "", "{shown}");
+    assert_eq!(shown["groups"], serde_json::json!(["vpn"]), "{shown}");
+    // Names are matched exactly; spaces inside a name are fine.
+    env.radmfa(&["user", "add", "Eve Example"]).assert_ok();
+    drop(server);
+}
+
+/// Rewrites a backup file with python3 (hashlib, independent of the code
+/// under test): `old` replaced by `new` in exactly one record, the record
+/// length and the trailing SHA-256 recomputed.
+fn tamper_backup(src: &std::path::Path, dst: &std::path::Path, old: &str, new: &str) {
+    const SCRIPT: &str = r#"
+import hashlib, struct, sys
+src, dst, old, new = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
+data = open(src, "rb").read()
+magic = b"RADMFA-BACKUP 1\n"
+assert data.startswith(magic)
+body, pos, out, hits = data[len(magic):-32], 0, bytearray(magic), 0
+while pos < len(body):
+    (n,) = struct.unpack(">I", body[pos:pos + 4])
+    rec = body[pos + 4:pos + 4 + n]
+    pos += 4 + n
+    if old in rec:
+        rec, hits = rec.replace(old, new), hits + 1
+    out += struct.pack(">I", len(rec)) + rec
+assert hits == 1, hits
+out += hashlib.sha256(bytes(out)).digest()
+open(dst, "wb").write(out)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(src)
+        .arg(dst)
+        .args([old, new])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 15 finding 5: records written before names were checked (a
+/// restored backup, an audit journal) are printed by `user list`, `user
+/// show` and `report` with control characters escaped, so they cannot forge
+/// lines or drive the terminal.
+#[test]
+fn stored_control_characters_are_printed_escaped() {
+    let a = Env::new();
+    a.radmfa(&[
+        "user",
+        "add",
+        "carol",
+        "--display-name",
+        "Carol Example",
+        "--email",
+        "carol@example.org",
+    ])
+    .assert_ok();
+    let file = a.path().join("radmfa.backup");
+    a.radmfa(&["backup", file.to_str().expect("utf-8")])
+        .assert_ok();
+    let forged = a.path().join("forged.backup");
+    // JSON escapes: the restored record holds a raw ESC, CR and LF.
+    tamper_backup(
+        &file,
+        &forged,
+        r#""display_name":"Carol Example""#,
+        r#""display_name":"Carol\u001b[2J\r\nINFO forged line""#,
+    );
+    let b = Env::new();
+    std::fs::create_dir_all(b.data_dir()).expect("data dir");
+    for key in ["seed.key", "cluster.key"] {
+        let from = a.data_dir().join(key);
+        if from.exists() {
+            std::fs::copy(&from, b.data_dir().join(key)).expect("copy key");
+        }
+    }
+    b.radmfa(&["restore", forged.to_str().expect("utf-8")])
+        .assert_ok();
+    let raw = b.radmfa(&["user", "show", "carol", "--json"]).json();
+    assert_eq!(
+        raw["display_name"], "Carol\u{1b}[2J\r\nINFO forged line",
+        "the tampered record did not restore: {raw}"
+    );
+
+    // An audit record an older version wrote, in the journal.
+    let now_ms = unix_now() * 1000;
+    let rec = serde_json::json!({
+        "time_ms": now_ms, "user": "mallory\u{1b}[31m\r\nINFO forged record",
+        "mode": "pap", "result": "reject", "reason": "unknown_user",
+        "server_name": "e2e-node", "server_ip": "127.0.0.1",
+        "client_name": "localhost", "client_ip": "127.0.0.1",
+        "calling_station": "\u{1b}]0;owned\u{7}",
+    });
+    let journal = b.data_dir().join("db.audit");
+    std::fs::create_dir_all(&journal).expect("journal dir");
+    std::fs::write(
+        journal.join(format!("{now_ms:020}-000999.jsonl")),
+        format!("{rec}\n"),
+    )
+    .expect("write segment");
+
+    for args in [
+        &["user", "list"][..],
+        &["user", "show", "carol"],
+        &["report"],
+    ] {
+        let out = b.radmfa(args);
+        out.assert_ok();
+        let text = &out.stdout;
+        assert!(
+            !text.contains(['\u{1b}', '\r', '\u{7}']),
+            "`{}` printed raw control characters: {text:?}",
+            out.cmdline
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("INFO forged")),
+            "`{}` printed a forged line: {text}",
+            out.cmdline
+        );
+    }
+    let list = b.radmfa(&["user", "list"]).stdout;
+    assert!(
+        list.contains(r"Carol\u{1b}[2J\r\nINFO forged line"),
+        "{list}"
+    );
+    let report = b.radmfa(&["report"]).stdout;
+    assert!(
+        report.contains(r"mallory\u{1b}[31m\r\nINFO forged record"),
+        "{report}"
+    );
+    assert!(report.contains(r"\u{1b}]0;owned\u{7}"), "{report}");
+}
+
+/// Issue 15 finding 7: `radmfa report --csv` defuses spreadsheet formulas
+/// like the admin API (one writer). Parsed with the csv crate's reader.
+#[test]
+fn report_csv_defuses_formulas() {
+    let env = Env::new();
+    let server = env.start();
+    let formulas = [
+        "=HYPERLINK(\"http://evil.example/\",\"open\")",
+        "+1+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+    ];
+    for user in formulas {
+        let mut req = PyRequest::access(&server).login(user, PASSWORD);
+        req.attrs = vec!["Calling-Station-Id=-2+3".into()];
+        assert_eq!(code_name(&req.send().reply()), "Access-Reject");
+    }
+    env.wait_report_len(&[], formulas.len());
+    let out = env.radmfa(&["report", "--csv"]);
+    out.assert_ok();
+    let mut r = csv::Reader::from_reader(out.stdout.as_bytes());
+    let header = r.headers().expect("CSV header").clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {header:?}"))
+    };
+    let (user, station) = (col("user"), col("calling_station"));
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("CSV row")).collect();
+    assert_eq!(rows.len(), formulas.len(), "{}", out.stdout);
+    for (row, f) in rows.iter().zip(formulas) {
+        assert_eq!(&row[user], format!("'{f}"), "{}", out.stdout);
+        assert_eq!(&row[station], "'-2+3", "{}", out.stdout);
+        for field in row.iter() {
+            assert!(
+                !field.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "formula let through: {field:?}\n{}",
+                out.stdout
+            );
+        }
+    }
+    drop(server);
+}

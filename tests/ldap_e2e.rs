@@ -653,3 +653,49 @@ fn sync_keeps_local_decisions_and_values() {
     );
     assert_eq!(user_json(&env, "alice")["enabled"], false);
 }
+
+/// Issue 15 finding 5 at the directory sync: an entry whose display name
+/// holds CR/LF and an escape sequence is left alone (not written, not
+/// disabled) and the import says so, escaped; the other entries are imported.
+#[test]
+fn import_leaves_entries_with_control_characters_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start(dir.path());
+    let pw_file = dir.path().join("ldap.pw");
+    std::fs::write(&pw_file, "svc-secret\n").expect("pw");
+    let env = Env::with_options(ConfigOptions {
+        extra: format!(
+            r#"[directory]
+kind = "ldap"
+servers = ["{url}"]
+bind_dn = "cn=radmfa-svc,ou=people,dc=example,dc=org"
+bind_password_file = {pw:?}
+base_dn = "dc=example,dc=org"
+timeout_ms = 2000
+"#,
+            url = slapd.url(),
+            pw = pw_file.display().to_string(),
+        ),
+        ..ConfigOptions::default()
+    });
+    let forged = "Erin\r\n2026-12-07T10:00:00Z INFO sign-in user=admin\u{1b}[2J";
+    slapd.modify(&format!(
+        "dn: uid=erin,ou=people,dc=example,dc=org\nchangetype: modify\nreplace: displayName\ndisplayName:: {}\n",
+        data_encoding::BASE64.encode(forged.as_bytes())
+    ));
+    let out = env.radmfa(&["import-ldap", "--filter", "(|(uid=erin)(uid=bob))"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("+ bob"), "{}", out.stdout);
+    assert!(!out.stdout.contains("erin"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("left alone") && out.stderr.contains(r"Erin\r\n2026-12-07"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}') && !out.stdout.contains('\u{1b}'),
+        "{out:?}"
+    );
+    assert_eq!(user_json(&env, "bob")["display_name"], "Bob Baker");
+    assert_ne!(env.radmfa(&["user", "show", "erin"]).code(), 0);
+}

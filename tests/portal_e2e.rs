@@ -753,3 +753,114 @@ async fn portal_sms_answers_are_counted_on_the_server_not_in_the_cookie() {
     assert_eq!(shown["phone"], "", "{shown}");
     drop(server);
 }
+
+/// Issue 15 findings 5 and 11 at the portal, over HTTPS with reqwest: a
+/// user name with CR/LF and an escape sequence typed at the sign-in is
+/// refused and logged escaped (no forged "sign-in" line); the security
+/// headers are on the errors axum answers by itself (405, 413, 415).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_signin_name_is_logged_escaped_and_errors_carry_headers() {
+    let env = Env::new();
+    env.add_user("alice", PASSWORD);
+    let port = free_tcp_port();
+    add_portal(&env, port);
+    let server = env.start();
+    wait_for_port(port);
+    let base = format!("https://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
+
+    let page = http
+        .get(format!("{base}/signin"))
+        .send()
+        .await
+        .expect("GET /signin");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let cookie: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next().map(str::to_string))
+        .collect();
+    let cookie = cookie.join("; ");
+    let html = page.text().await.expect("body");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field: {html}"))
+        .to_string();
+
+    let forged = "mallory\r\n2026-12-07T10:00:00.000000Z  INFO portal sign-in user=admin mode=\"portal+totp\"\u{1b}[2K";
+    let resp = http
+        .post(format!("{base}/signin"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user", forged),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST /signin");
+    assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // Errors axum answers itself. The body just over the portal's 16 KiB
+    // limit fits the socket buffers (the server answers before reading it),
+    // and each request has its own connection (no reuse after a 413).
+    let big = "x".repeat(17 * 1024);
+    let cases = [
+        (
+            http.put(format!("{base}/signin")),
+            reqwest::StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            http.post(format!("{base}/signin"))
+                .header("content-type", "application/json")
+                .body("{}"),
+            reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            http.post(format!("{base}/signin"))
+                .header("cookie", &cookie)
+                .form(&[("csrf", csrf.as_str()), ("user", big.as_str())]),
+            reqwest::StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (req, expected) in cases {
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), expected);
+        let h = resp.headers();
+        for name in [
+            "content-security-policy",
+            "strict-transport-security",
+            "x-frame-options",
+            "x-content-type-options",
+        ] {
+            assert!(h.contains_key(name), "{expected}: no {name}: {h:?}");
+        }
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+
+    let (_, log) = server.terminate();
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\r'),
+        "raw control characters in the log:\n{log:?}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
+        "a forged line in the log:\n{log}"
+    );
+    assert!(
+        log.contains(r"mallory\r\n2026-12-07T10:00:00.000000Z  INFO portal sign-in user=admin"),
+        "the refusal is not logged (escaped):\n{log}"
+    );
+}

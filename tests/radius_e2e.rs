@@ -1001,3 +1001,111 @@ fn concurrent_logins_each_log_in_their_own_span() {
     }
     assert_eq!(seen.len(), 12, "one accept line per user:\n{log}");
 }
+
+/// Issue 15 finding 5: a User-Name with control characters is refused
+/// (`invalid_user_name`) and reaches neither the audit record nor the log
+/// raw: both hold it escaped, so no line can be forged. The same for a
+/// Calling-Station-Id in the record.
+#[test]
+fn user_name_with_control_characters_refused_and_recorded_escaped() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    let forged = "alice\r\n2026-12-07T10:00:00.000000Z  INFO access{user=admin}: accept\u{1b}[2K";
+    let mut req =
+        PyRequest::access(&server).login(forged, &format!("{PASSWORD}{}", totp_now(&alice)));
+    req.attrs = vec!["Calling-Station-Id=02-00\u{1b}[8m".into()];
+    let reply = req.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject");
+    assert_signed(&reply);
+    assert_eq!(
+        reply_message(&reply).as_deref(),
+        Some("The user name contains control characters.")
+    );
+
+    let recs = env.wait_report_len(&["--result", "reject"], 1);
+    let escaped = r"alice\r\n2026-12-07T10:00:00.000000Z  INFO access{user=admin}: accept\u{1b}[2K";
+    assert_eq!(recs[0]["user"], escaped, "{recs:?}");
+    assert_eq!(recs[0]["reason"], "invalid_user_name", "{recs:?}");
+    assert_eq!(recs[0]["calling_station"], r"02-00\u{1b}[8m", "{recs:?}");
+
+    let (_, log) = server.terminate();
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\r'),
+        "raw control characters in the log:\n{log:?}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-07T10:00:00.000000Z")),
+        "a forged line in the log:\n{log}"
+    );
+}
+
+/// Issue 15 finding 12: a second server (another data directory) on the
+/// port a running one holds refuses to start, naming the port, instead of
+/// taking half the traffic through SO_REUSEPORT; the first keeps answering.
+#[test]
+fn second_server_on_the_same_port_refuses_to_start() {
+    let first = Env::new();
+    let alice = first.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = first.start();
+    let port = server.addr.port();
+
+    let second = Env::new();
+    let config = std::fs::read_to_string(second.config_path()).expect("config");
+    assert!(config.contains("\"127.0.0.1:0\""), "{config}");
+    std::fs::write(
+        second.config_path(),
+        config.replace("\"127.0.0.1:0\"", &format!("\"127.0.0.1:{port}\"")),
+    )
+    .expect("config");
+    let ready = second.path().join("ready.json");
+    let mut child = std::process::Command::new(radmfa_bin())
+        .arg("--config")
+        .arg(second.config_path())
+        .args(["serve", "--ready-file"])
+        .arg(&ready)
+        .current_dir(second.path())
+        .env_remove("RADMFA_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the second server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the second server on port {port} kept running (ready file: {}); stderr:\n{}",
+                ready.exists(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "{status:?}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("UDP port {port} is already in use")),
+        "{stderr}"
+    );
+    assert!(!ready.exists(), "the second server wrote its ready file");
+
+    // The first still answers every request (none went to the second).
+    for step in 0..3 {
+        let r = PyRequest::access(&server)
+            .login(
+                "alice",
+                &format!("{PASSWORD}{}", totp_step(&alice, step - 1)),
+            )
+            .send()
+            .reply();
+        assert_eq!(code_name(&r), "Access-Accept", "step {step}");
+    }
+}

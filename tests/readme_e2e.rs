@@ -127,9 +127,15 @@ impl Netns {
             .expect("unshare (util-linux)");
         let ns = Netns { holder };
         let deadline = Instant::now() + Duration::from_secs(10);
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our network namespace");
         loop {
+            // `unshare` may not have made the new namespace yet: until the
+            // holder's namespace differs from ours, nsenter would bring up lo
+            // here instead.
+            let theirs = std::fs::read_link(format!("/proc/{}/ns/net", ns.holder.id()));
+            let separate = theirs.is_ok_and(|t| t != ours);
             let out = ns.command("ip link set lo up").output().expect("nsenter");
-            if out.status.success() {
+            if separate && out.status.success() {
                 break;
             }
             assert!(

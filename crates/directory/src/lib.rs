@@ -865,7 +865,7 @@ impl Directory {
                 }
                 Ok((rc, text)) => {
                     let failure = self.bind_failure(rc, &text, entry);
-                    tracing::debug!(dn = %entry.dn, rc, reason = failure.reason(), "user bind refused");
+                    tracing::debug!(dn = ?entry.dn, rc, reason = failure.reason(), "user bind refused");
                     return Err(failure);
                 }
                 Err(e) if e.failover() => {
@@ -1027,7 +1027,7 @@ impl Directory {
                 0 => continue,
                 1 => return Ok(entries.pop()),
                 n => {
-                    tracing::warn!(user = %name, matches = n, "login matches several directory entries");
+                    tracing::warn!(user = ?name, matches = n, "login matches several directory entries");
                     return Err(OpError::Data(format!(
                         "login {name:?} matches several entries"
                     )));

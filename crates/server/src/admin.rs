@@ -442,7 +442,9 @@ pub enum AdminError {
     ReadOnly(String),
 }
 
-/// A user as admins see it (never the password hash).
+/// A user as admins see it: never the password hash, and never the push
+/// device token (a credential of the user's app: it is written, not read
+/// back; `has_device_token` says whether there is one).
 pub fn user_view(u: &User, token: Option<&Token>) -> Value {
     json!({
         "name": u.name,
@@ -454,7 +456,7 @@ pub fn user_view(u: &User, token: Option<&Token>) -> Value {
         "disabled_reason": disabled_reason(u),
         "groups": u.groups,
         "has_password": u.password_hash.is_some(),
-        "device_token": u.device_token,
+        "has_device_token": !u.device_token.is_empty(),
         "pin_mode": if u.pin.is_some() { "pin" } else { "standard" },
         "pin_change_required": u.pin_change_required,
         "locked_until": u.locked_until,
@@ -564,6 +566,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                 u.disable(radmfa_store::DisabledReason::Admin);
             }
             check_contact(&u)?;
+            radmfa_store::check_user_text(None, &u)?;
             let pin = pin.map(zeroize::Zeroizing::new);
             if let Some(pin) = &pin {
                 radmfa_store::validate_pin(pin.as_bytes())?;
@@ -882,7 +885,7 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         let seed = match r.totp_secret.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => Some(radmfa_otp::base32_decode(s).map_err(|_| {
                 AdminError::Invalid(format!(
-                    "row {} ({}): totp_secret is not base32",
+                    "row {} ({:?}): totp_secret is not base32",
                     i + 1,
                     r.name
                 ))
@@ -924,11 +927,10 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut items = Vec::with_capacity(rows.len());
-    for ((r, hash), seed) in rows.iter().zip(hashes).zip(seeds) {
+    for (i, ((r, hash), seed)) in rows.iter().zip(hashes).zip(seeds).enumerate() {
         let hash = hash?;
-        let mut u = store
-            .get_user(&r.name)?
-            .unwrap_or_else(|| User::new(&r.name));
+        let old = store.get_user(&r.name)?;
+        let mut u = old.clone().unwrap_or_else(|| User::new(&r.name));
         if !r.display_name.is_empty() {
             u.display_name = r.display_name.clone();
         }
@@ -944,7 +946,9 @@ fn import(store: &Store, cfg: &RuntimeConfig, rows: Vec<ImportRow>) -> Result<Va
         if !r.device_token.is_empty() {
             u.device_token = r.device_token.clone();
         }
-        check_contact(&u).map_err(|e| AdminError::Invalid(format!("user {}: {e}", u.name)))?;
+        radmfa_store::check_user_text(old.as_ref(), &u)
+            .map_err(|e| AdminError::Invalid(format!("row {}: {e}", i + 1)))?;
+        check_contact(&u).map_err(|e| AdminError::Invalid(format!("user {:?}: {e}", u.name)))?;
         if hash.is_some() {
             u.password_hash = hash;
         }

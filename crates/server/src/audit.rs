@@ -22,7 +22,14 @@ pub struct AuditSink {
 impl AuditSink {
     /// Queues a record without blocking the caller; when the queue is full a
     /// task waits for room, so the record is late rather than lost.
-    pub fn record(&self, rec: AuditRecord) {
+    pub fn record(&self, mut rec: AuditRecord) {
+        // Request text (User-Name, Calling-Station-Id, a name typed at the
+        // portal) is recorded with control characters escaped (text.rs).
+        for field in [&mut rec.user, &mut rec.calling_station] {
+            if let std::borrow::Cow::Owned(escaped) = crate::text::escape(field) {
+                *field = escaped;
+            }
+        }
         match self.tx.try_send(rec) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(rec)) => {

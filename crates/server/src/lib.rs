@@ -28,6 +28,7 @@ pub mod secret;
 pub mod sync;
 #[cfg(test)]
 mod testing;
+pub mod text;
 mod tls_util;
 pub mod udp;
 pub mod upstream;

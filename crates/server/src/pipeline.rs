@@ -884,6 +884,16 @@ impl Node {
                 )
             }
         };
+        if name.chars().any(radmfa_store::is_unsafe_char) {
+            // No user can have such a name (the store refuses it); what is
+            // logged and recorded is the escaped form (text.rs).
+            return Decision::reject(
+                &crate::text::escape(&name),
+                "",
+                "invalid_user_name",
+                "The user name contains control characters.",
+            );
+        }
         // Lock and per-user rate limit (limits.rs), before any factor is checked.
         let now = self.clock.now_unix();
         if let Some(r) = self.limits.gate(&self.store, &self.hot, &name, now) {

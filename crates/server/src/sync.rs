@@ -418,6 +418,10 @@ pub fn plan(existing: &[User], entries: &[DirectoryEntry], d: &SyncDefaults) -> 
     let entries = by_login(entries);
     let mut out = SyncPlan::default();
     for (login, e) in &entries {
+        if refused(e).is_some() {
+            // Left alone: neither written nor disabled (`run` says why).
+            continue;
+        }
         out.record(login, decide(by_name.get(login).copied(), Some(e), d));
     }
     for u in existing {
@@ -442,6 +446,19 @@ fn touched_names(plan: &SyncPlan) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// Why the store would refuse an entry's text (control characters in the
+/// login, display name, email or a group: see
+/// [`radmfa_store::check_user_text`]), if it would.
+fn refused(e: &DirectoryEntry) -> Option<String> {
+    let mut u = User::new(&e.login);
+    u.display_name.clone_from(&e.display_name);
+    u.email.clone_from(&e.email);
+    u.groups.clone_from(&e.groups);
+    radmfa_store::check_user_text(None, &u)
+        .err()
+        .map(|e| e.to_string())
 }
 
 impl From<radmfa_directory::DirUser> for DirectoryEntry {
@@ -498,9 +515,17 @@ pub async fn run(
     let existing = tokio::task::spawn_blocking(move || st.list_users())
         .await
         .map_err(|e| AdminError::Invalid(e.to_string()))??;
+    let refused: Vec<String> = entries.iter().filter_map(refused).collect();
+    for why in &refused {
+        tracing::warn!(sync = %item.name, reason = %why, "directory entry left alone: fix it in the directory");
+    }
     let plan = plan(&existing, &entries, &defaults);
     if dry_run {
-        return Ok(plan.to_json(dry_run));
+        let mut out = plan.to_json(dry_run);
+        if let Some(m) = out.as_object_mut() {
+            m.insert("refused".into(), refused.into());
+        }
+        return Ok(out);
     }
     let st = store.clone();
     let plan = tokio::task::spawn_blocking(move || apply(&st, &entries, &defaults, plan))
@@ -535,6 +560,7 @@ pub async fn run(
         }
     }
     if let Some(m) = out.as_object_mut() {
+        m.insert("refused".into(), refused.into());
         m.insert("mailed".into(), mailed.into());
         m.insert("mail_errors".into(), errors.into());
     }
@@ -873,6 +899,23 @@ mod tests {
         assert_eq!(done.update.len(), 1, "{done:?}");
         assert_eq!(done.update[0].0.name, "hana");
         assert_eq!(done.refresh, vec!["ivan".to_string()]);
+    }
+
+    #[test]
+    fn entries_with_control_characters_are_left_alone() {
+        let d = defaults();
+        let mut forged = entry("mallory", "", &[]);
+        forged.display_name = "Mallory\r\nsign-in user=admin".into();
+        let mut bad_group = entry("trudy", "", &["vpn\u{1b}[2J"]);
+        let p = plan(&[], &[forged.clone(), bad_group.clone()], &d);
+        assert!(p.is_empty(), "{p:?}");
+        // A managed user whose entry turns bad is neither updated nor disabled.
+        let mut trudy = User::new("trudy");
+        trudy.source = d.source();
+        bad_group.groups = vec!["ok".into(), "bad\n".into()];
+        let p = plan(&[trudy], &[bad_group], &d);
+        assert!(p.update.is_empty() && p.disable.is_empty(), "{p:?}");
+        assert!(refused(&forged).is_some_and(|r| r.contains("display name")));
     }
 
     #[test]

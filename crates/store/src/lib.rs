@@ -49,8 +49,9 @@ pub use changelog::{
 };
 pub use crypto::Secret;
 pub use model::{
-    validate_pin, AuditFilter, AuditRecord, Client, DisabledReason, Method, SealedPin,
-    SyncedFields, Token, TokenAlgorithm, TokenKind, User, PIN_LEN,
+    check_user_text, is_unsafe_char, validate_pin, AuditFilter, AuditRecord, Client,
+    DisabledReason, Method, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User,
+    PIN_LEN,
 };
 pub use password::{hash_password, verify_password, PasswordParams};
 pub use store::{Store, StoreOptions};

@@ -12,7 +12,40 @@ pub(crate) const MAX_NAME_LEN: usize = 253;
 /// Longest accepted token seed, in bytes.
 pub(crate) const MAX_SEED_LEN: usize = 1024;
 
-/// Checks a user or client name: 1..=253 bytes of UTF-8, no control characters.
+/// Longest accepted display name, in characters (AD's `displayName` limit).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+/// Longest accepted e-mail address, in bytes (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest accepted group name, in characters (AD's `cn` limit is 64; LDAP
+/// groups elsewhere may be longer).
+pub const MAX_GROUP_CHARS: usize = 256;
+/// Most groups one user may have.
+pub const MAX_GROUPS: usize = 1024;
+
+/// Characters refused in names, display names, e-mail addresses and groups,
+/// and shown escaped wherever text is logged or printed: control characters
+/// (C0, DEL, C1: CR and LF forge log lines, ESC drives the terminal), the
+/// Unicode line and paragraph separators (new lines to some viewers), and the
+/// bidirectional marks and overrides (text that reads differently from what
+/// it is).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Checks a user or client name: 1..=253 bytes of UTF-8, no control
+/// characters (see [`is_unsafe_char`]). Used by every lookup as well, so it
+/// accepts whatever older versions let in; new users also pass
+/// [`check_user_text`].
 pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(StoreError::Invalid(format!(
@@ -20,10 +53,86 @@ pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
             name.len()
         )));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(is_unsafe_char) {
         return Err(StoreError::Invalid(format!(
             "{what} name must not contain control characters: {name:?}"
         )));
+    }
+    Ok(())
+}
+
+/// One free-text field of a user: at most `max` (bytes or characters, as
+/// `len` counts), no [`is_unsafe_char`].
+fn check_field(
+    user: &str,
+    what: &str,
+    value: &str,
+    max: usize,
+    len: fn(&str) -> usize,
+) -> Result<(), StoreError> {
+    if len(value) > max {
+        return Err(StoreError::Invalid(format!(
+            "{what} of user {user:?} is too long (at most {max})"
+        )));
+    }
+    if value.chars().any(is_unsafe_char) {
+        return Err(StoreError::Invalid(format!(
+            "{what} of user {user:?} must not contain control characters: {value:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The one check of the text a user record carries, run by the store on
+/// every write (CLI, admin API, portal, import, directory sync all write
+/// through it). `old` is the record being replaced, `None` for a new user:
+/// only fields that change are checked, so a record written by an older
+/// version stays writable (a lock, a PIN change) until its text is edited.
+///
+/// Rules: the name is 1..=253 bytes without control characters and, for a
+/// new user, without white space at either end (`"alice "` would look like
+/// `"alice"` in every list); names are matched exactly and case-sensitively.
+/// Display name (at most [`MAX_DISPLAY_NAME_CHARS`]), e-mail (at most
+/// [`MAX_EMAIL_LEN`] bytes) and groups (at most [`MAX_GROUPS`], each 1 to
+/// [`MAX_GROUP_CHARS`] characters) must not contain control characters.
+pub fn check_user_text(old: Option<&User>, new: &User) -> Result<(), StoreError> {
+    let chars = |s: &str| s.chars().count();
+    if old.is_none() {
+        validate_name("user", &new.name)?;
+        if new.name.trim() != new.name {
+            return Err(StoreError::Invalid(format!(
+                "user name must not begin or end with white space: {:?}",
+                new.name
+            )));
+        }
+    }
+    let name = new.name.as_str();
+    if old.is_none_or(|o| o.display_name != new.display_name) {
+        check_field(
+            name,
+            "display name",
+            &new.display_name,
+            MAX_DISPLAY_NAME_CHARS,
+            chars,
+        )?;
+    }
+    if old.is_none_or(|o| o.email != new.email) {
+        check_field(name, "email", &new.email, MAX_EMAIL_LEN, str::len)?;
+    }
+    if old.is_none_or(|o| o.groups != new.groups) {
+        if new.groups.len() > MAX_GROUPS {
+            return Err(StoreError::Invalid(format!(
+                "user {name:?} has too many groups (at most {MAX_GROUPS})"
+            )));
+        }
+        for g in &new.groups {
+            if g.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "user {name:?}: a group name must not be empty"
+                )));
+            }
+            check_field(name, "group", g, MAX_GROUP_CHARS, chars)?;
+        }
     }
     Ok(())
 }
@@ -593,6 +702,48 @@ mod tests {
         assert!(validate_name("user", "a\nb").is_err());
         assert!(validate_name("user", "a\u{0}").is_err());
         assert!(validate_name("user", "a\u{7f}").is_err());
+        assert!(validate_name("user", "a\u{1b}[2J").is_err());
+        assert!(validate_name("user", "a\u{85}b").is_err());
+        assert!(validate_name("user", "a\u{2028}b").is_err());
+        assert!(validate_name("user", "\u{202e}nimda").is_err());
+    }
+
+    #[test]
+    fn user_text_is_checked_where_it_changes() {
+        let ok = User::new("alice");
+        assert!(check_user_text(None, &ok).is_ok());
+        for name in [" alice", "alice ", "alice\t"] {
+            assert!(check_user_text(None, &User::new(name)).is_err(), "{name:?}");
+        }
+        // Inside a name, spaces are fine (AD common names have them).
+        assert!(check_user_text(None, &User::new("Alice Example")).is_ok());
+        let mut bad = ok.clone();
+        bad.display_name = "Alice\r\nsign-in user=admin".into();
+        let e = check_user_text(None, &bad).unwrap_err().to_string();
+        assert!(e.contains("display name") && e.contains("\\r\\n"), "{e}");
+        let mut bad = ok.clone();
+        bad.email = "a@example.org\u{1b}[2J".into();
+        assert!(check_user_text(Some(&ok), &bad).is_err());
+        let mut bad = ok.clone();
+        bad.groups = vec!["vpn".into(), "adm\nins".into()];
+        assert!(check_user_text(Some(&ok), &bad).is_err());
+        bad.groups = vec![String::new()];
+        assert!(check_user_text(Some(&ok), &bad).is_err());
+        bad.groups = vec!["g".repeat(MAX_GROUP_CHARS + 1)];
+        assert!(check_user_text(Some(&ok), &bad).is_err());
+        let mut long = ok.clone();
+        long.display_name = "é".repeat(MAX_DISPLAY_NAME_CHARS);
+        assert!(check_user_text(None, &long).is_ok());
+        long.display_name.push('é');
+        assert!(check_user_text(None, &long).is_err());
+        // A record an older version stored keeps working until that field
+        // is edited: only changed fields are checked.
+        let mut legacy = ok.clone();
+        legacy.display_name = "old\u{7}".into();
+        let mut locked = legacy.clone();
+        locked.locked_until = 1;
+        assert!(check_user_text(Some(&legacy), &locked).is_ok());
+        assert!(check_user_text(None, &legacy).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sled::{IVec, Transactional};
 use crate::changelog::{encode_entry, EntryKind};
 use crate::crypto::{hex_decode, hex_encode, load_or_create_key, SeedCipher};
 use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
-use crate::model::validate_name;
+use crate::model::{check_user_text, validate_name};
 use crate::password::{hash_password, PasswordParams};
 use crate::repl::{Change, Op, Role};
 use crate::{
@@ -794,7 +794,7 @@ impl Store {
     /// Adds a new user; [`StoreError::AlreadyExists`] if the name is taken. Sets
     /// `created` and `updated` to now.
     pub fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        validate_name("user", &user.name)?;
+        check_user_text(None, user)?;
         let now = now_secs();
         let mut stored = user.clone();
         stored.created = now;
@@ -853,8 +853,14 @@ impl Store {
             for (user, token) in &prepared {
                 let key = user.name.as_bytes();
                 let old = tx.get(AdminTree::Users, key)?;
+                let old_user = old
+                    .as_ref()
+                    .and_then(|o| decode::<User>("user", key, o).ok());
+                if let Err(e) = check_user_text(old_user.as_ref(), user) {
+                    return abort(e);
+                }
                 let created = match &old {
-                    Some(old) => decode::<User>("user", key, old).map_or(now, |o| o.created),
+                    Some(_) => old_user.as_ref().map_or(now, |o| o.created),
                     None => {
                         added += 1;
                         now
@@ -1097,7 +1103,11 @@ impl Store {
                 Ok(u) => u,
                 Err(e) => return abort(e),
             };
+            let before = user.clone();
             change(&mut user);
+            if let Err(e) = check_user_text(Some(&before), &user) {
+                return abort(e);
+            }
             user.updated = now;
             normalise(&mut user);
             match encode(&user) {

@@ -22,6 +22,8 @@ pub struct ApiSection {
     max_body_bytes: Spanned<usize>,
     #[serde(default)]
     metrics_token: Option<Spanned<String>>,
+    #[serde(default)]
+    metrics_loopback: Option<Spanned<bool>>,
 }
 
 fn default_listen() -> Spanned<String> {
@@ -43,9 +45,11 @@ pub struct ApiSettings {
     pub key: PathBuf,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// When set, `/metrics` needs `Authorization: Bearer <this>`; when not,
-    /// `/metrics` answers loopback clients only.
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
     pub metrics_token: Option<SharedSecret>,
+    /// Without a token: `/metrics` answers loopback clients (true) or no
+    /// one (false, the default: any local user could read it otherwise).
+    pub metrics_loopback: bool,
 }
 
 /// Validates `[api]`; `locate` turns a span and a reason into the error.
@@ -84,12 +88,22 @@ pub(crate) fn validate(
         Some(t) => Some(SharedSecret::new(t.into_inner().into_bytes())),
         None => None,
     };
+    let metrics_loopback = match sec.metrics_loopback {
+        Some(l) if *l.get_ref() && metrics_token.is_some() => return Err(locate(
+            at(l.span()),
+            "api.metrics_loopback = true has no effect with api.metrics_token: remove one of them"
+                .to_string(),
+        )),
+        Some(l) => l.into_inner(),
+        None => false,
+    };
     Ok(Some(ApiSettings {
         listen,
         cert: sec.cert,
         key: sec.key,
         max_body_bytes,
         metrics_token,
+        metrics_loopback,
     }))
 }
 
@@ -107,6 +121,18 @@ mod tests {
         assert_eq!(api.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(api.max_body_bytes, 1024 * 1024);
         assert!(api.metrics_token.is_none());
+        assert!(!api.metrics_loopback, "/metrics is closed by default");
+
+        let both = format!(
+            "{POLICY}[api]\ncert = \"c.pem\"\nkey = \"k.pem\"\nmetrics_token = \"0123456789abcdef\"\nmetrics_loopback = true\n"
+        );
+        let e = RuntimeConfig::parse(&both, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.toml:8:") && e.contains("metrics_loopback"),
+            "{e}"
+        );
 
         let bad =
             format!("{POLICY}[api]\nlisten = \"nowhere\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n");

@@ -13,7 +13,12 @@
 //!   `invalid_request` 400, `unauthorized` 401, `forbidden` 403,
 //!   `not_found` 404, `conflict` 409, `read_only` 503, `internal` 500.
 //! * `/metrics` needs `Authorization: Bearer <api.metrics_token>` when that
-//!   is configured; without it, only loopback clients may scrape.
+//!   is configured; without it, it is closed (403) unless
+//!   `api.metrics_loopback = true` lets loopback clients scrape without a
+//!   token (any local user can then read it).
+//! * Every response, errors axum answers by itself included, carries the
+//!   security headers ([`security_headers`]).
+//! * User views never show a user's push device token (write-only).
 //! * The routes and methods are listed in `docs/openapi.yaml`; a test keeps
 //!   the two equal.
 
@@ -66,6 +71,7 @@ const SIZES_TTL: Duration = Duration::from_secs(60);
 pub struct ApiState {
     node: Arc<Node>,
     metrics_token: Option<crate::secret::SharedSecret>,
+    metrics_loopback: bool,
     sizes: Mutex<Option<(Instant, metrics::StoreSizes)>>,
 }
 
@@ -683,10 +689,10 @@ pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
 
 pub use crate::admin::REPORT_FIELDS;
 
-/// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so that spreadsheets do not run it as a formula).
+/// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-`, `@`, tab or
+/// CR is prefixed with `'` so that spreadsheets do not run it as a formula).
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -698,7 +704,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Audit records as CSV with a header row.
+/// Audit records as CSV with a header row: the one CSV writer, for the
+/// API's `format=csv` and `radmfa report --csv`.
 pub fn records_csv(recs: &[Value]) -> String {
     let mut out = REPORT_FIELDS.join(",");
     out.push_str("\r\n");
@@ -891,11 +898,11 @@ async fn metrics_handler(
         }
         None => {
             let loopback = peer.is_some_and(|Extension(Peer(a))| a.ip().is_loopback());
-            if !loopback {
+            if !(st.metrics_loopback && loopback) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "forbidden",
-                    "/metrics answers loopback clients only unless api.metrics_token is set",
+                    "/metrics is closed: set api.metrics_token (or api.metrics_loopback = true to let loopback clients scrape without a token)",
                 ));
             }
         }
@@ -1005,6 +1012,7 @@ pub fn router(node: Arc<Node>, settings: &ApiSettings) -> Router {
     let state = Arc::new(ApiState {
         node,
         metrics_token: settings.metrics_token.clone(),
+        metrics_loopback: settings.metrics_loopback,
         sizes: Mutex::new(None),
     });
     routes()
@@ -1012,7 +1020,34 @@ pub fn router(node: Arc<Node>, settings: &ApiSettings) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers every API response carries, including the ones axum's extractors
+/// answer by themselves (405, 413, 415): nothing here is to be sniffed,
+/// framed, cached, or fetched again over plain HTTP.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    for (k, v) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(k, header::HeaderValue::from_static(v));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    r
 }
 
 /// Binds the API's TCP listener and loads its TLS material.

@@ -179,6 +179,10 @@ fn router(portal: Arc<Portal>) -> Router {
         .route("/signout", post(signout))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Also on what axum answers by itself (405, 413, 415).
+        .layer(axum::middleware::map_response(|r: Response| async move {
+            secure(r, None)
+        }))
         .with_state(portal)
 }
 
@@ -366,7 +370,7 @@ impl Portal {
         match crate::control::dispatch(&self.node, req).await {
             Ok(_) => true,
             Err(e) => {
-                warn!(user = %user, error = %e, "portal: cannot {what}");
+                warn!(user = %crate::text::Escaped(user), error = %e, "portal: cannot {what}");
                 false
             }
         }
@@ -595,8 +599,13 @@ async fn signin(
     if name.is_empty() || password.is_empty() || name.len() > 253 {
         return fail(Msg::WrongCredentials, StatusCode::UNAUTHORIZED);
     }
+    if name.chars().any(radmfa_store::is_unsafe_char) {
+        // No user can have such a name (the store refuses it).
+        info!(user = %crate::text::Escaped(&name), reason = "invalid_user_name", "portal sign-in refused");
+        return fail(Msg::WrongCredentials, StatusCode::UNAUTHORIZED);
+    }
     if !p.allow(ip, Some(&name)) {
-        info!(user = %name, peer = %ip, "portal sign-in rate limited");
+        info!(user = %crate::text::Escaped(&name), peer = %ip, "portal sign-in rate limited");
         return fail(Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
     }
     // A locked user is refused before any factor is checked, as at RADIUS.
@@ -614,7 +623,7 @@ async fn signin(
         PortalFirstFactor::Passed(login, cached) => (login, cached),
         PortalFirstFactor::Failed(reason) => {
             p.node.portal_audit(&name, "portal", "reject", reason, ip);
-            info!(user = %name, reason, "portal sign-in refused");
+            info!(user = %crate::text::Escaped(&name), reason, "portal sign-in refused");
             return fail(first_factor_message(reason), StatusCode::UNAUTHORIZED);
         }
     };
@@ -675,7 +684,7 @@ async fn signin(
         "first_factor_only_not_enrolled",
         ip,
     );
-    info!(user = %login, "portal sign-in without a second factor (enrollment)");
+    info!(user = %crate::text::Escaped(&login), "portal sign-in without a second factor (enrollment)");
     next.exp = now + p.settings.session_minutes * 60;
     next.stage = Stage::SignedIn { user: login };
     redirect("/home", p.cookie(&next, now))
@@ -889,7 +898,7 @@ async fn verify(
     }
     let Some(reason) = reason else {
         p.node.portal_audit(&name, mode, "accept", "ok", ip);
-        info!(user = %name, mode, "portal sign-in");
+        info!(user = %crate::text::Escaped(&name), mode, "portal sign-in");
         let mut next = Session::anonymous(now, lang.code());
         next.exp = now + p.settings.session_minutes * 60;
         next.stage = Stage::SignedIn { user: name };
@@ -1158,7 +1167,7 @@ async fn confirm(
     let Some(reason) = reason else {
         p.node
             .portal_audit(&name, mode, "accept", "second_factor_confirmed", ip);
-        info!(user = %name, mode, "current second factor confirmed in the portal");
+        info!(user = %crate::text::Escaped(&name), mode, "current second factor confirmed in the portal");
         si.s.confirmed_until = Some(now + CONFIRM_SECS);
         si.s.confirm_sms = None;
         return redirect(change.page(), p.cookie(&si.s, now));
@@ -1408,7 +1417,7 @@ async fn enroll(
     }
     // The confirmation code cannot be used again for a sign-in.
     p.node.portal_mark_step_used(&name, step);
-    info!(user = %name, "authenticator app enrolled in the portal");
+    info!(user = %crate::text::Escaped(&name), "authenticator app enrolled in the portal");
     si.s.enroll = None;
     // The code just typed proved the (new) current second factor.
     si.s.confirmed_until.get_or_insert(now + CONFIRM_SECS);
@@ -1635,7 +1644,7 @@ async fn phone_verify(
             now,
         );
     }
-    info!(user = %name, "phone number verified and saved in the portal");
+    info!(user = %crate::text::Escaped(&name), "phone number verified and saved in the portal");
     // The code just typed proved the (new) current second factor.
     si.s.confirmed_until.get_or_insert(now + CONFIRM_SECS);
     p.home_with(si.s, Msg::PhoneSaved, now)
@@ -1755,7 +1764,7 @@ async fn method_set(
             now,
         );
     }
-    info!(user = %name, method = %method, "method changed in the portal");
+    info!(user = %crate::text::Escaped(&name), method = %method, "method changed in the portal");
     p.home_with(si.s, Msg::MethodSaved, now)
 }
 
@@ -1876,7 +1885,7 @@ async fn pin_set(
             now,
         );
     }
-    info!(user = %name, "PIN changed in the portal");
+    info!(user = %crate::text::Escaped(&name), "PIN changed in the portal");
     p.home_with(si.s, Msg::PinChanged, now)
 }
 
@@ -1921,7 +1930,7 @@ async fn not_me(
     let lang = si.lang();
     let reported = field(&form, "t").parse::<u64>().unwrap_or(0);
     if let Err(e) = report_not_me(&p.node, si.name(), reported, peer.0.ip()).await {
-        warn!(user = %si.name(), error = %e, "portal: cannot disable the account after a report");
+        warn!(user = %crate::text::Escaped(si.name()), error = %e, "portal: cannot disable the account after a report");
         return message_page(lang, Msg::TryAgain, StatusCode::SERVICE_UNAVAILABLE);
     }
     let body = page(
