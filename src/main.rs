@@ -39,7 +39,9 @@ struct Cli {
 enum Command {
     /// Run the RADIUS server.
     Serve {
-        /// Write {"pid":..,"radius_udp":[..]} here once the listeners are bound.
+        /// Write {"pid":..,"radius_udp":[..]} here once every listener is bound,
+        /// with "radsec", "api", "portal", "peer" (IP:PORT) and "control" (a
+        /// path) for those configured; a failed start-up writes nothing.
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
