@@ -844,6 +844,25 @@ fn catch_all_client_without_message_authenticator_is_warned() {
         "{log}"
     );
 
+    // The same for a client added with the CLI (kept in the store).
+    let env = Env::new();
+    env.radmfa_stdin(
+        &[
+            "client",
+            "add",
+            "anywhere",
+            "--address",
+            "::/0",
+            "--secret-stdin",
+            "--no-require-message-authenticator",
+        ],
+        Some("a-long-shared-secret\n"),
+    )
+    .assert_ok();
+    let (_, log) = env.start().terminate();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(log.contains("\"anywhere\""), "{log}");
+
     // Signed requests required, or a narrow address: no warning.
     for (address, require_ma) in [("0.0.0.0/0", true), ("10.0.0.0/8", false)] {
         let env = Env::with_options(ConfigOptions {
