@@ -171,6 +171,24 @@ pub fn load_cluster_key(path: &Path) -> Result<StateKey, ServerError> {
     }
 }
 
+/// Logs an error when the seed key does not open the sealed seeds the store
+/// holds. Start-up already refused a key other than the store's own (its key
+/// check value); this catches a replica whose key is not the primary's: the
+/// seeds it received cannot be opened, so every TOTP sign-in on it would fail.
+/// Returns what it found (`None`: no seed stored yet).
+fn check_seed_key(store: &Store) -> Result<Option<bool>, radmfa_store::StoreError> {
+    let found = store.seed_key_opens_seeds();
+    if let Ok(Some(false)) = found {
+        tracing::error!(
+            "the seed key does not open the token seeds in this store: they were sealed \
+             under another key (on a replica: the primary's); copy the primary's seed key \
+             file ([server] key_file) to this node and restart it; until then TOTP and \
+             HOTP sign-ins on this node fail"
+        );
+    }
+    found
+}
+
 /// Warns, once per client at start-up, about a client that admits every
 /// source address (`0.0.0.0/0`, `::/0`) without requiring
 /// Message-Authenticator: anyone who can reach the port and learns or
@@ -439,6 +457,7 @@ async fn start(
     }
     warn_open_dirs(&cfg, &store);
     warn_catch_all_clients(&cfg, &store);
+    let _ = check_seed_key(&store);
     let state_key = load_cluster_key(&cfg.cluster_key_file)?;
     let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
     let audit_stop = CancellationToken::new();
@@ -522,8 +541,15 @@ async fn start(
     let replication = match (&cfg.cluster, repl_client) {
         (Some(c), Some(client)) if c.replication => {
             let weak = Arc::downgrade(&node);
+            let seeds_checked = std::sync::atomic::AtomicBool::new(false);
             let on_change = Box::new(move |changed: replication::Changed| {
                 if let Some(node) = weak.upgrade() {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    if !seeds_checked.load(Relaxed) {
+                        // Once, at the first replicated seed.
+                        let found = check_seed_key(node.store());
+                        seeds_checked.store(!matches!(found, Ok(None)), Relaxed);
+                    }
                     match changed {
                         replication::Changed::All => node.after_admin_write(None, true),
                         replication::Changed::Keys { users, otp } => {

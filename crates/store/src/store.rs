@@ -502,21 +502,29 @@ fn verify_key_check(
             Err(wrong.to_string())
         };
     }
-    if let Some((key, value)) = tokens.first().map_err(db)? {
-        let rec: TokenRecord = decode("token", &key, &value).map_err(|e| e.to_string())?;
-        let opened = hex_decode(rec.nonce.as_bytes())
-            .zip(hex_decode(rec.sealed.as_bytes()))
-            .is_some_and(|(nonce, sealed)| cipher.open(&nonce, &sealed, &key).is_ok());
-        if !opened {
-            return Err("does not decrypt the token seeds in this database: \
-                        restore the original key file"
-                .to_string());
-        }
+    if first_seed_opens(tokens, cipher).map_err(|e| e.to_string())? == Some(false) {
+        return Err("does not decrypt the token seeds in this database: \
+                    restore the original key file"
+            .to_string());
     }
     let value = seal_key_check(cipher).map_err(|e| e.to_string())?;
     meta.insert(META_KEY_CHECK, value)
         .map_err(|e| format!("cannot write the key check value: {e}"))?;
     Ok(())
+}
+
+/// Whether `cipher` opens the first sealed seed of `tokens`; `None` when no
+/// seed is stored.
+fn first_seed_opens(tokens: &sled::Tree, cipher: &SeedCipher) -> Result<Option<bool>, StoreError> {
+    let Some((key, value)) = tokens.first()? else {
+        return Ok(None);
+    };
+    let rec: TokenRecord = decode("token", &key, &value)?;
+    Ok(Some(
+        hex_decode(rec.nonce.as_bytes())
+            .zip(hex_decode(rec.sealed.as_bytes()))
+            .is_some_and(|(nonce, sealed)| cipher.open(&nonce, &sealed, &key).is_ok()),
+    ))
 }
 
 /// Refuses a key file inside the database directory: a copy of the directory
@@ -1106,6 +1114,15 @@ impl Store {
             tx.remove(AdminTree::OtpState, key)?;
             Ok(())
         })
+    }
+
+    /// Whether this store's seed key opens the first sealed seed it holds
+    /// (`None`: no seed stored). The key check value proves the key is the
+    /// one this store was created with; a replica also needs the primary's
+    /// key, since it receives the primary's sealed seeds: `Some(false)` on a
+    /// replica means its key file is not the primary's.
+    pub fn seed_key_opens_seeds(&self) -> Result<Option<bool>, StoreError> {
+        first_seed_opens(&self.inner.tokens, &self.inner.cipher)
     }
 
     /// The user's token with its seed decrypted; `None` if there is none.
