@@ -387,7 +387,7 @@ struct Started {
 ///
 /// `on_ready` is called once every listener is bound (the binary writes its
 /// ready file there); an error from it stops the node. A `shutdown` during
-/// start-up (SIGTERM while argon2 calibrates, a slow TLS load...) returns at
+/// start-up (SIGTERM during the argon2 decoy hash, a slow TLS load...) returns at
 /// once: start-up work still running on a blocking thread is abandoned, and
 /// nothing was served yet.
 pub async fn run(
