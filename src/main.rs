@@ -39,7 +39,9 @@ struct Cli {
 enum Command {
     /// Run the RADIUS server.
     Serve {
-        /// Write {"pid":..,"radius_udp":[..]} here once the listeners are bound.
+        /// Write {"pid":..,"radius_udp":[..]} here once every listener is bound,
+        /// with "radsec", "api", "portal", "peer" (IP:PORT) and "control" (a
+        /// path) for those configured; a failed start-up writes nothing.
         #[arg(long)]
         ready_file: Option<PathBuf>,
         /// Troubleshooting mode (like `radiusd -X`): log every request's
@@ -436,6 +438,12 @@ enum ClientCmd {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything radmfa creates (data directory, sled files, audit journal,
+    // backups, key files, ready file) holds or leads to argon2 hashes, seeds
+    // and shared secrets: owner-only, whatever umask the caller had (the
+    // systemd unit sets UMask=0077; a shell, cron or container may not).
+    // Files meant for others (certificates) are chmod-ed explicitly.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let cfg = match &cli.config {
         Some(path) => RuntimeConfig::load(path),
@@ -562,12 +570,16 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
     fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::PermissionsExt;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(path)
             .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+        // The umask (0077, see main) would make a certificate owner-only.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .with_context(|| format!("cannot write {}", path.display()))
@@ -695,7 +707,7 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
         .build()
         .context("cannot start the runtime")?;
     let cfg = Arc::new(cfg);
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let control = radmfa_server::control::bind(&control_path).with_context(|| {
             format!(
                 "cannot create the control socket {}",
@@ -711,13 +723,6 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
             "listening radius_udp={}",
             listening.join(",")
         );
-        if let Some(path) = ready_file {
-            let body = serde_json::json!({"pid": std::process::id(), "radius_udp": listening});
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, body.to_string())
-                .and_then(|_| std::fs::rename(&tmp, path))
-                .with_context(|| format!("cannot write the ready file {}", path.display()))?;
-        }
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
@@ -725,11 +730,39 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
             info!("shutting down: finishing requests in flight");
             signals.cancel();
         });
-        let counters =
-            radmfa_server::run(cfg.clone(), store, sockets, Some(control), shutdown).await?;
+        // Written last, once every listener is bound, so whoever waits for
+        // it can use every address in it at once.
+        let on_ready = |bound: &radmfa_server::Bound| {
+            let Some(path) = ready_file else {
+                return Ok(());
+            };
+            let body = bound.to_json(std::process::id());
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, body.to_string())
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .map_err(|e| {
+                    ServerError::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot write the ready file {}: {e}", path.display()),
+                    ))
+                })
+        };
+        let counters = radmfa_server::run(
+            cfg.clone(),
+            store,
+            sockets,
+            Some(control),
+            shutdown,
+            on_ready,
+        )
+        .await?;
         info!("stopped; final counters {}", counters.to_json());
         Ok::<(), anyhow::Error>(())
-    })
+    });
+    // Start-up work abandoned after a SIGTERM (an argon2 hash on a blocking
+    // thread) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 async fn wait_for_signal() {
@@ -820,7 +853,7 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { file, role } => {
-            std::fs::create_dir_all(&cfg.data_dir)
+            radmfa_server::create_data_dir(&cfg.data_dir)
                 .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
             let info = radmfa_store::Store::restore(&file, &cfg.db_dir(), &cfg.key_file)
                 .map_err(|e| anyhow!("cannot restore {}: {e}", file.display()))?;

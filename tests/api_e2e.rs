@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{expect, free_tcp_port, login, totp_now, ConfigOptions, Env, Server};
+use common::{expect, login, totp_now, ConfigOptions, Env, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -42,7 +42,8 @@ struct Api {
     env: Env,
     _certs: tempfile::TempDir,
     ca: PathBuf,
-    base: String,
+    /// `https://ADDR` from the ready file, once started ([`Api::wait_up`]).
+    base: std::sync::OnceLock<String>,
     http: Client,
 }
 
@@ -51,11 +52,8 @@ struct Api {
 fn api_env(extra: &str) -> Api {
     let certs = tempfile::tempdir().expect("cert dir");
     let (ca, cert, key) = make_certs(certs.path());
-    let port = free_tcp_port();
     let env = Env::with_options(ConfigOptions {
-        extra: format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\ncert = {cert:?}\nkey = {key:?}\n{extra}"
-        ),
+        extra: format!("[api]\nlisten = \"127.0.0.1:0\"\ncert = {cert:?}\nkey = {key:?}\n{extra}"),
         ..ConfigOptions::default()
     });
     let ca_pem = std::fs::read(&ca).expect("read CA");
@@ -69,7 +67,7 @@ fn api_env(extra: &str) -> Api {
         env,
         _certs: certs,
         ca,
-        base: format!("https://127.0.0.1:{port}"),
+        base: std::sync::OnceLock::new(),
         http,
     }
 }
@@ -93,7 +91,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, String) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self.http.request(method, format!("{}{path}", self.base()));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -142,21 +140,30 @@ impl Api {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
     }
 
-    /// Waits until /healthz answers (the API binds after the ready file).
+    /// The API's base URL (after [`Api::wait_up`]).
+    fn base(&self) -> &str {
+        self.base
+            .get()
+            .expect("the server is started (Api::wait_up)")
+    }
+
+    /// Takes the API's bound address from the ready file (written once
+    /// every listener is up, so /healthz answers at once).
     async fn wait_up(&self, server: &Server) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await {
-                assert_eq!(r.status(), StatusCode::OK);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "admin api not up; log:\n{}",
+        let addr = server.ready.api.unwrap_or_else(|| {
+            panic!(
+                "the ready file names no api address; log:\n{}",
                 server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        });
+        let _ = self.base.set(format!("https://{addr}"));
+        let r = self
+            .http
+            .get(format!("{}/healthz", self.base()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("/healthz right after the ready file: {e}"));
+        assert_eq!(r.status(), StatusCode::OK);
     }
 }
 
@@ -621,7 +628,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_mismatches() {
     let out = std::process::Command::new("schemathesis")
         .arg("run")
         .arg(&spec)
-        .args(["--url", &api.base])
+        .args(["--url", api.base()])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .arg("--tls-verify")
         .arg(&api.ca)
@@ -672,13 +679,13 @@ async fn api_headers_device_token_metrics_and_user_text() {
     let cases = [
         (
             api.http
-                .delete(format!("{}/api/v1/users", api.base))
+                .delete(format!("{}/api/v1/users", api.base()))
                 .bearer_auth(&writer),
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             api.http
-                .post(format!("{}/api/v1/users", api.base))
+                .post(format!("{}/api/v1/users", api.base()))
                 .bearer_auth(&writer)
                 .header("content-type", "text/plain")
                 .body("{\"name\":\"plain\"}"),
@@ -686,12 +693,12 @@ async fn api_headers_device_token_metrics_and_user_text() {
             StatusCode::BAD_REQUEST,
         ),
         (
-            api.http.get(format!("{}/healthz", api.base)),
+            api.http.get(format!("{}/healthz", api.base())),
             StatusCode::OK,
         ),
         (
             api.http
-                .post(format!("{}/api/v1/users", api.base))
+                .post(format!("{}/api/v1/users", api.base()))
                 .bearer_auth(&writer)
                 .json(&json!({"name": "big", "display_name": big})),
             // last (the server may close the connection); 413, mapped to 400 invalid_request by the handler

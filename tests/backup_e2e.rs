@@ -74,6 +74,18 @@ fn backup_while_serving_restore_on_a_fresh_node() {
         .assert_ok();
     assert_eq!(b.radmfa(&["user", "list", "--json"]).json(), users_a);
     assert_eq!(b.radmfa(&["client", "list", "--json"]).json(), clients_a);
+    // The backup and everything restored are owner-only (issue 15 #6),
+    // whatever the test's own umask.
+    assert_eq!(mode_of(&file), 0o600, "backup file");
+    assert_eq!(mode_of(&a.path().join("radmfa.backup.audit")), 0o700);
+    for dir in [b.data_dir().join("db"), b.data_dir().join("db.audit")] {
+        assert_eq!(mode_of(&dir), 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).expect("list") {
+            let path = entry.expect("entry").path();
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode_of(&path), want, "{}", path.display());
+        }
+    }
     // Restoring over an existing database is refused.
     assert_ne!(
         b.radmfa(&["restore", file.to_str().expect("utf-8")]).code(),
@@ -87,4 +99,14 @@ fn backup_while_serving_restore_on_a_fresh_node() {
         None,
     );
     expect(&r, "Access-Accept");
+}
+
+/// Permission bits of `path`.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }

@@ -1027,3 +1027,320 @@ fn report_csv_defuses_formulas() {
     }
     drop(server);
 }
+
+// ------------------------------------------------------- hardening (issue 15)
+
+/// Mode bits (permissions only) of `path`.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Sets the mode of `path`.
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Every directory and file under `dir` (not `dir` itself).
+fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, bool)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        let is_dir = entry.file_type().expect("type").is_dir();
+        if is_dir {
+            out.extend(walk(&path));
+        }
+        out.push((path, is_dir));
+    }
+    out
+}
+
+/// `radmfa serve` that must fail before it is ready: its exit code and log.
+fn serve_fails(env: &Env) -> (i32, String) {
+    let mut server = env.spawn_serve(None);
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("serve kept running; log:\n{}", server.log()));
+    assert!(
+        !server.ready_path().exists(),
+        "a server that failed to start wrote its ready file; log:\n{}",
+        server.log()
+    );
+    (status.code().unwrap_or(-1), server.log())
+}
+
+#[test]
+fn out_of_range_numbers_and_short_secrets_stop_start_up() {
+    let env = Env::new();
+    let good = std::fs::read_to_string(env.config_path()).expect("read config");
+
+    // Unbounded before: start-up hashed the argon2 decoy for ever.
+    let text = good.replacen("iterations = 1", "iterations = 4000000000", 1);
+    let line = line_of(&text, "iterations");
+    assert_config_error(
+        &text,
+        line,
+        &["password.iterations must be between 1 and 16"],
+    );
+    // Overflowed into a sled panic before.
+    let text = good.replacen(
+        "[server]\n",
+        "[server]\nstore_cache_mib = 100000000000\n",
+        1,
+    );
+    let line = line_of(&text, "store_cache_mib");
+    assert_config_error(
+        &text,
+        line,
+        &["server.store_cache_mib must be between 1 and 65536"],
+    );
+    // Clamped silently before.
+    let text = good.replacen(
+        "duplicate_window_secs = 30",
+        "duplicate_window_secs = 3600",
+        1,
+    );
+    let line = line_of(&text, "duplicate_window_secs");
+    assert_config_error(&text, line, &["between 1 and 600, not 3600"]);
+
+    // A one-character client secret was accepted (the CLI and API ask 8).
+    let text = good.replacen("secret = \"testing123\"", "secret = \"x\"", 1);
+    let line = line_of(&text, "secret = \"x\"");
+    assert_config_error(&text, line, &["shared secret is too short", "at least 8"]);
+    let text = good.replacen("secret = \"testing123\"", "secret = \"1234567\"", 1);
+    assert_config_error(&text, line, &["at least 8"]);
+    // Eight characters are enough.
+    let text = good.replacen("secret = \"testing123\"", "secret = \"12345678\"", 1);
+    let path = env.path().join("eight.toml");
+    std::fs::write(&path, text).expect("write");
+    run_radmfa(
+        &["--config", path.to_str().expect("utf-8"), "check-config"],
+        None,
+        env.path(),
+    )
+    .assert_ok();
+}
+
+#[test]
+fn catch_all_client_without_message_authenticator_is_warned() {
+    let warning = "accepts requests from any address";
+    let open = Env::with_options(ConfigOptions {
+        client_address: "0.0.0.0/0".to_owned(),
+        require_message_authenticator: false,
+        ..ConfigOptions::default()
+    });
+    let (_, log) = open.start().terminate();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(
+        log.contains("require_message_authenticator = true"),
+        "{log}"
+    );
+
+    // The same for a client added with the CLI (kept in the store).
+    let env = Env::new();
+    env.radmfa_stdin(
+        &[
+            "client",
+            "add",
+            "anywhere",
+            "--address",
+            "::/0",
+            "--secret-stdin",
+            "--no-require-message-authenticator",
+        ],
+        Some("a-long-shared-secret\n"),
+    )
+    .assert_ok();
+    let (_, log) = env.start().terminate();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(log.contains("\"anywhere\""), "{log}");
+
+    // Signed requests required, or a narrow address: no warning.
+    for (address, require_ma) in [("0.0.0.0/0", true), ("10.0.0.0/8", false)] {
+        let env = Env::with_options(ConfigOptions {
+            client_address: address.to_owned(),
+            require_message_authenticator: require_ma,
+            ..ConfigOptions::default()
+        });
+        let (_, log) = env.start().terminate();
+        assert!(!log.contains(warning), "{address} {require_ma}: {log}");
+    }
+}
+
+#[test]
+fn data_files_are_owner_only_under_a_permissive_umask() {
+    let env = Env::new();
+    // umask 000: without our own umask everything would be 0777/0666.
+    let mut server = env.spawn_serve(Some(0o000));
+    server.wait_ready();
+    env.add_user("alice", PASSWORD);
+    assert_eq!(login(&server, "alice", "wrong-password"), "Access-Reject");
+    let backup = env.path().join("b.backup");
+    env.radmfa(&["backup", backup.to_str().expect("utf-8")])
+        .assert_ok();
+    env.radmfa(&["stats", "--json"]).assert_ok();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let data = env.data_dir();
+    assert_eq!(mode_of(data), 0o700, "data dir");
+    for key in ["seed.key", "cluster.key"] {
+        assert_eq!(mode_of(&data.join(key)), 0o600, "{key}");
+    }
+    let entries = walk(data);
+    assert!(
+        entries
+            .iter()
+            .any(|(p, _)| p.extension().is_some_and(|e| e == "jsonl")),
+        "no audit segment under {}: {entries:?}",
+        data.display()
+    );
+    for (path, is_dir) in entries
+        .iter()
+        .chain(&walk(&env.path().join("b.backup.audit")))
+    {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        // The control socket is removed at exit; anything else must be
+        // owner-only (sled's own files included).
+        assert_eq!(mode_of(path), want, "{}", path.display());
+    }
+    assert_eq!(mode_of(&backup), 0o600, "backup file");
+    assert_eq!(mode_of(&env.path().join("b.backup.audit")), 0o700);
+
+    // An existing data directory open to others is reported at start-up,
+    // once, with the remedy.
+    chmod(data, 0o755);
+    let (_, log) = env.start().terminate();
+    let line = format!("{} is open to other users (mode 0755)", data.display());
+    assert_eq!(log.matches(&line).count(), 1, "{log}");
+    assert!(
+        log.contains(&format!("chmod 700 {}", data.display())),
+        "{log}"
+    );
+}
+
+#[test]
+fn key_files_open_to_others_or_trivial_stop_start_up() {
+    let env = Env::new();
+    drop(env.start()); // creates both key files, 0600
+    let data = env.data_dir();
+    let cluster_key = data.join("cluster.key");
+    let seed_key = data.join("seed.key");
+
+    chmod(&cluster_key, 0o666);
+    let (code, log) = serve_fails(&env);
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        log.contains(&format!("{}: mode 0666", cluster_key.display()))
+            && log.contains(&format!("chmod 600 {}", cluster_key.display())),
+        "{log}"
+    );
+    chmod(&cluster_key, 0o600);
+
+    chmod(&seed_key, 0o644);
+    let (_, log) = serve_fails(&env);
+    assert!(
+        log.contains(&format!("chmod 600 {}", seed_key.display())),
+        "{log}"
+    );
+    // The offline CLI refuses it too.
+    let out = env.radmfa(&["user", "list"]);
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    chmod(&seed_key, 0o600);
+
+    // An all-zero cluster key (owner-only) is trivial.
+    let good = std::fs::read(&cluster_key).expect("key");
+    std::fs::write(&cluster_key, format!("{}\n", "00".repeat(32))).expect("write");
+    let (_, log) = serve_fails(&env);
+    assert!(log.contains("trivial"), "{log}");
+    std::fs::write(&cluster_key, good).expect("write");
+    env.start().terminate();
+}
+
+#[test]
+fn wrong_seed_key_stops_start_up() {
+    let env = Env::new();
+    let secret = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let seed_key = env.data_dir().join("seed.key");
+    let right = std::fs::read(&seed_key).expect("key");
+    // Another well-formed, owner-only key: before, the node started and
+    // every TOTP login failed to decrypt its seed.
+    let other: String = (0u8..32)
+        .map(|i| format!("{:02x}", i.wrapping_mul(37) ^ 0x5a))
+        .collect();
+    std::fs::write(&seed_key, format!("{other}\n")).expect("write");
+    let (code, log) = serve_fails(&env);
+    assert_ne!(code, 0);
+    assert!(
+        log.contains(&format!("{}", seed_key.display()))
+            && log.contains("is not the key this database was created with"),
+        "{log}"
+    );
+    let out = env.radmfa(&["user", "list"]);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains("not the key this database"),
+        "{}",
+        out.stderr
+    );
+
+    // The right key: alice signs in.
+    std::fs::write(&seed_key, right).expect("write");
+    let server = env.start();
+    let code = format!("{PASSWORD}{}", totp_now(&secret));
+    assert_eq!(login(&server, "alice", &code), "Access-Accept");
+}
+
+#[test]
+fn sigterm_during_a_slow_start_up_stops_the_node() {
+    // The largest argon2 cost the bounds allow at 256 MiB: the start-up
+    // decoy hash takes seconds (minutes in a debug build).
+    let env = Env::with_options(ConfigOptions::default());
+    let text = std::fs::read_to_string(env.config_path())
+        .expect("config")
+        .replacen("memory_kib = 1024", "memory_kib = 262144", 1)
+        .replacen("iterations = 1", "iterations = 16", 1);
+    std::fs::write(env.config_path(), text).expect("config");
+    let mut server = env.spawn_serve(None);
+    // The UDP sockets are bound (logged) before the slow part begins.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.log().contains("listening radius_udp=") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        server.wait_exit(std::time::Duration::ZERO).is_none(),
+        "{}",
+        server.log()
+    );
+    server.signal("TERM");
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("SIGTERM ignored during start-up; log:\n{}", server.log()));
+    assert!(status.success(), "{status:?}: {}", server.log());
+    let log = server.log();
+    assert!(log.contains("stopped during start-up"), "{log}");
+    assert!(!server.ready_path().exists(), "ready file written: {log}");
+}
+
+#[test]
+fn ready_file_is_written_only_after_every_listener_is_up() {
+    // Start-up fails late (the API certificate cannot be loaded): before,
+    // the ready file was already written by then.
+    let env = Env::with_options(ConfigOptions {
+        extra: "[api]\nlisten = \"127.0.0.1:0\"\ncert = \"missing.pem\"\nkey = \"missing.key\"\n"
+            .to_owned(),
+        ..ConfigOptions::default()
+    });
+    let (code, log) = serve_fails(&env);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("[api]"), "{log}");
+}

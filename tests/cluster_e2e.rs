@@ -22,6 +22,15 @@ fn phone(i: usize) -> String {
 
 /// A node of the cluster: its own data directory and config, the shared
 /// cluster key, its certificate, the other node as its peer.
+/// Writes the shared cluster key, owner-only (radmfa refuses a key file
+/// other users may read).
+fn write_cluster_key(dir: &Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("cluster.key");
+    std::fs::write(&path, format!("{hex}\n")).expect("cluster key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 fn node(sim: &Sim, dir: &Path, id: u16, listen: u16, peer_id: u16, peer_port: u16) -> Env {
     node_with_certs(sim, dir, &dir.join("certs"), id, listen, peer_id, peer_port)
 }
@@ -183,11 +192,10 @@ fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "node key mode {mode:o}");
-    std::fs::write(
-        dir.path().join("cluster.key"),
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .expect("cluster key");
+    write_cluster_key(
+        dir.path(),
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    );
 
     let sim = Sim::start(dir.path());
     let (p1, p2) = (free_tcp_port(), free_tcp_port());
@@ -342,11 +350,10 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
 
     let sim = Sim::start(dir.path());
     let (p1, p2) = (free_tcp_port(), free_tcp_port());
-    std::fs::write(
-        dir.path().join("cluster.key"),
-        "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n",
-    )
-    .expect("cluster key");
+    write_cluster_key(
+        dir.path(),
+        "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+    );
     // Node 2 belongs to another cluster CA (same cluster key: only TLS keeps it out).
     let a = node_with_certs(&sim, dir.path(), &dir.path().join("good"), 1, p1, 2, p2);
     let b = node_with_certs(&sim, dir.path(), &dir.path().join("rogue"), 2, p2, 1, p1);

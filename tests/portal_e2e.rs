@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::sim::{env_with_gateway, Sim, API_KEY, PHONE};
-use common::{expect, free_tcp_port, login, Env, PASSWORD};
+use common::{expect, login, Env, Server, PASSWORD};
 
 const USER: &str = "paula";
 const REPORTER: &str = "nora";
@@ -47,9 +47,9 @@ fn ensure_playwright() {
     assert!(status.success(), "npm ci in {} failed", dir.display());
 }
 
-/// Appends a [portal] section (listening on `port`, with a certificate made
+/// Appends a [portal] section (listening on port 0, with a certificate made
 /// by `radmfa cluster`) and writes the shared cluster key.
-fn add_portal(env: &Env, port: u16) {
+fn add_portal(env: &Env) {
     let pki = env.path().join("pki");
     env.radmfa(&["cluster", "ca", "--dir", pki.to_str().expect("utf-8")])
         .assert_ok();
@@ -64,28 +64,29 @@ fn add_portal(env: &Env, port: u16) {
     .assert_ok();
     let mut text = std::fs::read_to_string(env.config_path()).expect("config");
     text.push_str(&format!(
-        "\n[portal]\nlisten = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\nsession_minutes = 10\n",
+        "\n[portal]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\nsession_minutes = 10\n",
         pki.join("node-7.pem").display().to_string(),
         pki.join("node-7.key").display().to_string(),
     ));
     std::fs::write(env.config_path(), text).expect("config");
     std::fs::create_dir_all(env.data_dir()).expect("data dir");
-    std::fs::write(
-        env.data_dir().join("cluster.key"),
-        format!("{CLUSTER_KEY}\n"),
-    )
-    .expect("cluster key");
+    let key = env.data_dir().join("cluster.key");
+    std::fs::write(&key, format!("{CLUSTER_KEY}\n")).expect("cluster key");
+    // Key files must be owner-only.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod cluster key");
     env.radmfa(&["check-config"]).assert_ok();
 }
 
-/// Waits until the portal accepts TCP connections (it starts just after
-/// the ready file is written).
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "portal on port {port} not up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The portal's `https://ADDR` from the ready file (written once it listens).
+fn portal_url(server: &Server) -> String {
+    let addr = server.ready.portal.unwrap_or_else(|| {
+        panic!(
+            "no portal address in the ready file; log:\n{}",
+            server.log()
+        )
+    });
+    format!("https://{addr}")
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -116,18 +117,14 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     let shown = a.radmfa(&["user", "show", USER, "--json"]).json();
     assert_eq!(shown["pin_change_required"], true, "{shown}");
     a.add_user(REPORTER, PASSWORD);
-    let port_a = free_tcp_port();
-    add_portal(&a, port_a);
+    add_portal(&a);
     // Node B: another process with the same cluster key (its own store).
     let b = env_with_gateway(&sim, dir.path(), "");
     b.add_user(USER, PASSWORD);
-    let port_b = free_tcp_port();
-    add_portal(&b, port_b);
+    add_portal(&b);
 
     let server_a = a.start();
     let server_b = b.start();
-    wait_for_port(port_a);
-    wait_for_port(port_b);
     let addr = server_a.addr_string();
 
     // A RADIUS sign-in the reporter will say was not theirs (refused: no token).
@@ -140,8 +137,8 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     let out = Command::new("node")
         .arg(portal_dir().join("flow.mjs"))
         .current_dir(portal_dir())
-        .env("PORTAL_A", format!("https://127.0.0.1:{port_a}"))
-        .env("PORTAL_B", format!("https://127.0.0.1:{port_b}"))
+        .env("PORTAL_A", portal_url(&server_a))
+        .env("PORTAL_B", portal_url(&server_b))
         .env("PORTAL_USER", USER)
         .env("PORTAL_PASSWORD", PASSWORD)
         .env("PORTAL_NEW_PIN", NEW_PIN)
@@ -375,7 +372,7 @@ impl Client {
 
 /// One node with the gateway simulator and the portal on a free port;
 /// `limits` is appended to the config (a `[limits]` section or nothing).
-fn portal_node(sim: &Sim, dir: &Path, limits: &str) -> (Env, u16) {
+fn portal_node(sim: &Sim, dir: &Path, limits: &str) -> Env {
     let env = env_with_gateway(sim, dir, "");
     if !limits.is_empty() {
         let mut text = std::fs::read_to_string(env.config_path()).expect("config");
@@ -383,9 +380,17 @@ fn portal_node(sim: &Sim, dir: &Path, limits: &str) -> (Env, u16) {
         text.push_str(limits);
         std::fs::write(env.config_path(), text).expect("config");
     }
-    let port = free_tcp_port();
-    add_portal(&env, port);
-    (env, port)
+    add_portal(&env);
+    env
+}
+
+/// The portal's port from the ready file.
+fn portal_port(server: &Server) -> u16 {
+    server
+        .ready
+        .portal
+        .unwrap_or_else(|| panic!("no portal address in the ready file; log:\n{}", server.log()))
+        .port()
 }
 
 /// A user with a password, a phone on file and method `sms`.
@@ -458,13 +463,13 @@ fn is_locked(env: &Env, user: &str) -> bool {
 async fn portal_counts_wrong_codes_towards_lockout_and_refuses_locked_users() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
-    let (env, port) = portal_node(&sim, dir.path(), "[limits]\nlockout_failures = 3\n");
+    let env = portal_node(&sim, dir.path(), "[limits]\nlockout_failures = 3\n");
     let tina = env.add_totp_user("tina", common::TOTP_SECRETS[0]);
     let rita = env.add_totp_user("rita", common::TOTP_SECRETS[1]);
     let uma = env.add_totp_user("uma", common::TOTP_SECRETS[2]);
     let server = env.start();
-    wait_for_port(port);
     let addr = server.addr_string();
+    let port = portal_port(&server);
     let mut c = Client::new(port);
 
     // Three wrong codes at the portal lock tina, as three at RADIUS would.
@@ -568,12 +573,12 @@ async fn portal_counts_wrong_codes_towards_lockout_and_refuses_locked_users() {
 async fn portal_replacing_the_second_factor_needs_the_current_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
-    let (env, port) = portal_node(&sim, dir.path(), "");
+    let env = portal_node(&sim, dir.path(), "");
     let vera = env.add_totp_user("vera", common::TOTP_SECRETS[0]);
     add_sms_user(&env, "sam", PHONE);
     let server = env.start();
-    wait_for_port(port);
     let addr = server.addr_string();
+    let port = portal_port(&server);
     let mut c = Client::new(port);
 
     // vera signs in with her app.
@@ -690,11 +695,11 @@ async fn portal_replacing_the_second_factor_needs_the_current_one() {
 async fn portal_sms_answers_are_counted_on_the_server_not_in_the_cookie() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
-    let (env, port) = portal_node(&sim, dir.path(), "");
+    let env = portal_node(&sim, dir.path(), "");
     add_sms_user(&env, "otto", PHONE);
     env.add_user("nina", PASSWORD);
     let server = env.start();
-    wait_for_port(port);
+    let port = portal_port(&server);
     let mut c = Client::new(port);
 
     // Sign-in: max_attempts = 3 (the default); each wrong answer is sent
@@ -762,10 +767,9 @@ async fn portal_sms_answers_are_counted_on_the_server_not_in_the_cookie() {
 async fn portal_signin_name_is_logged_escaped_and_errors_carry_headers() {
     let env = Env::new();
     env.add_user("alice", PASSWORD);
-    let port = free_tcp_port();
-    add_portal(&env, port);
+    add_portal(&env);
     let server = env.start();
-    wait_for_port(port);
+    let port = portal_port(&server);
     let base = format!("https://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)

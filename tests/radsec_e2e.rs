@@ -80,7 +80,6 @@ struct Node {
 impl Node {
     fn start() -> Node {
         let ca = Ca::new("radsec e2e CA");
-        let radsec_port = common::free_tcp_port();
         let env = Env::with_options(ConfigOptions::default());
         let dir = env.path().to_path_buf();
         let ca_path = ca.write(&dir, "ca");
@@ -93,7 +92,7 @@ impl Node {
             &["localhost", "127.0.0.1"],
         );
         let extra = format!(
-            "[radsec]\nlisten = \"127.0.0.1:{radsec_port}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+            "[radsec]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n\
              ca = \"{}\"\nidle_timeout_secs = 120\n\n[[radsec.client]]\nname = \"proxy\"\n\
              cert_cn = \"{PROXY_NAME}\"\ncert_san_dns = \"{PROXY_NAME}\"\n",
             p(&cert),
@@ -106,15 +105,17 @@ impl Node {
         std::fs::write(env.config_path(), text).expect("write config");
         env.radmfa(&["check-config"]).assert_ok();
         let server = env.start();
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !server.log().contains("radsec listening") {
-            assert!(
-                Instant::now() < deadline,
-                "no RadSec listener; log:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        // The ready file is written once the RadSec listener is bound.
+        let radsec_port = server
+            .ready
+            .radsec
+            .unwrap_or_else(|| {
+                panic!(
+                    "no radsec address in the ready file; log:\n{}",
+                    server.log()
+                )
+            })
+            .port();
         Node {
             env,
             server,

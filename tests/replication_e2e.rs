@@ -678,3 +678,46 @@ fn directory_sync_on_a_replica_is_forwarded_and_keeps_an_admin_disable() {
         "{log}"
     );
 }
+
+#[test]
+fn a_replica_whose_seed_key_is_not_the_primarys_says_so() {
+    let cluster = Cluster::new(2);
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    // Node 2 gets a seed key of its own: well-formed and owner-only, so its
+    // own store accepts it, but the primary's seeds do not open under it.
+    let own_key = cluster.path().join("node2-seed.key");
+    let hex: String = (0u8..32)
+        .map(|i| format!("{:02x}", i.wrapping_mul(37) ^ 0x5a))
+        .collect();
+    std::fs::write(&own_key, format!("{hex}\n")).expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&own_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let text = std::fs::read_to_string(n2.config_path())
+        .expect("config")
+        .replace(
+            &format!(
+                "{:?}",
+                cluster.path().join("seed.key").display().to_string()
+            ),
+            &format!("{:?}", own_key.display().to_string()),
+        );
+    std::fs::write(n2.config_path(), text).expect("config");
+    n1.add_totp_user("alice", SEED_B32);
+
+    let _s1 = n1.start();
+    let s2 = n2.start();
+    let said = "the seed key does not open the token seeds in this store";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s2.log().contains(said) {
+        assert!(Instant::now() < deadline, "node 2 log:\n{}", s2.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, log) = s2.terminate();
+    assert_eq!(log.matches(said).count(), 1, "once: {log}");
+    // After a restart, at start-up.
+    let s2 = n2.start();
+    assert_eq!(s2.log().matches(said).count(), 1, "{}", s2.log());
+}

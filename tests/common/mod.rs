@@ -228,6 +228,24 @@ impl Env {
     /// [`Env::start`] with extra `serve` arguments (e.g. `--debug`) and
     /// environment variables (e.g. `RUST_LOG`).
     pub fn start_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut server = self.spawn_serve_with(None, args, envs);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts `radmfa serve --ready-file R` without waiting for it; with
+    /// `umask`, through `sh -c 'umask U; exec radmfa ...'`.
+    pub fn spawn_serve(&self, umask: Option<u32>) -> Server {
+        self.spawn_serve_with(umask, &[], &[])
+    }
+
+    /// [`Env::spawn_serve`] with extra `serve` arguments and environment.
+    pub fn spawn_serve_with(
+        &self,
+        umask: Option<u32>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let ready = self.path().join(format!(
             "ready-{}.json",
             std::time::SystemTime::now()
@@ -241,7 +259,17 @@ impl Env {
         ));
         let log = std::fs::File::create(&log_path).expect("create server log");
         let log2 = log.try_clone().expect("clone log handle");
-        let child = Command::new(radmfa_bin())
+        let mut cmd = match umask {
+            Some(mask) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {mask:03o}; exec \"$0\" \"$@\""))
+                    .arg(radmfa_bin());
+                c
+            }
+            None => Command::new(radmfa_bin()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -257,33 +285,14 @@ impl Env {
             .stderr(log2)
             .spawn()
             .expect("spawn radmfa serve");
-        let mut server = Server {
+        Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ready: Ready::default(),
+            ready_path: ready,
             log_path,
             stopped: false,
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                server.stopped = true;
-                panic!(
-                    "radmfa serve exited before it was ready ({status:?}); log:\n{}",
-                    server.log()
-                );
-            }
-            if let Some(addr) = read_ready_file(&ready, server.child.id()) {
-                server.addr = addr;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "radmfa serve not ready after {READY_TIMEOUT:?}; log:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
         }
-        server
     }
 
     /// `radmfa stats --json` (through the running server's control socket).
@@ -485,7 +494,22 @@ fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
     }
 }
 
-fn read_ready_file(path: &Path, pid: u32) -> Option<SocketAddr> {
+/// Every address in the ready file (written once all listeners are bound).
+#[derive(Debug, Clone, Default)]
+pub struct Ready {
+    /// RADIUS UDP listeners.
+    pub radius_udp: Vec<SocketAddr>,
+    /// RadSec listener, when configured.
+    pub radsec: Option<SocketAddr>,
+    /// Admin API, when configured.
+    pub api: Option<SocketAddr>,
+    /// User portal, when configured.
+    pub portal: Option<SocketAddr>,
+    /// Peer link, when configured.
+    pub peer: Option<SocketAddr>,
+}
+
+fn read_ready_file(path: &Path, pid: u32) -> Option<Ready> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     assert_eq!(
@@ -493,12 +517,29 @@ fn read_ready_file(path: &Path, pid: u32) -> Option<SocketAddr> {
         Some(u64::from(pid)),
         "ready file pid: {text}"
     );
-    let first = v.get("radius_udp")?.as_array()?.first()?.as_str()?;
-    let addr: SocketAddr = first
-        .parse()
-        .unwrap_or_else(|e| panic!("ready file radius_udp {first:?}: {e}"));
-    assert_ne!(addr.port(), 0, "ready file names port 0: {text}");
-    Some(addr)
+    let addr = |s: &str| -> SocketAddr {
+        let a: SocketAddr = s
+            .parse()
+            .unwrap_or_else(|e| panic!("ready file address {s:?}: {e}"));
+        assert_ne!(a.port(), 0, "ready file names port 0: {text}");
+        a
+    };
+    let radius_udp: Vec<SocketAddr> = v
+        .get("radius_udp")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(addr)
+        .collect();
+    radius_udp.first()?;
+    let opt = |key: &str| v.get(key).and_then(Value::as_str).map(addr);
+    Some(Ready {
+        radius_udp,
+        radsec: opt("radsec"),
+        api: opt("api"),
+        portal: opt("portal"),
+        peer: opt("peer"),
+    })
 }
 
 /// A running `radmfa serve`; stopped (SIGTERM, then SIGKILL) on drop.
@@ -507,11 +548,60 @@ pub struct Server {
     child: Child,
     /// Bound RADIUS UDP address from the ready file.
     pub addr: SocketAddr,
+    /// Every bound address from the ready file.
+    pub ready: Ready,
+    ready_path: PathBuf,
     log_path: PathBuf,
     stopped: bool,
 }
 
 impl Server {
+    /// Waits until the ready file appears (panics if the server exits or
+    /// takes longer than the ready timeout).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.stopped = true;
+                panic!(
+                    "radmfa serve exited before it was ready ({status:?}); log:\n{}",
+                    self.log()
+                );
+            }
+            if let Some(ready) = read_ready_file(&self.ready_path, self.child.id()) {
+                self.addr = ready.radius_udp[0];
+                self.ready = ready;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "radmfa serve not ready after {READY_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The ready file's path (it exists once the server is ready).
+    pub fn ready_path(&self) -> &Path {
+        &self.ready_path
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.stopped = true;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `127.0.0.1:PORT` of the RADIUS listener.
     pub fn addr_string(&self) -> String {
         self.addr.to_string()

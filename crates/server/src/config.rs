@@ -13,6 +13,12 @@ use toml::Spanned;
 
 use crate::secret::SharedSecret;
 
+mod bounds;
+
+/// Shortest shared secret accepted for a RADIUS client or upstream (the
+/// admin CLI and API ask the same).
+pub const MIN_SECRET_LEN: usize = 8;
+
 /// A configuration error, located in its source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -959,6 +965,7 @@ impl RuntimeConfig {
         };
         let file: FileConfig =
             toml::from_str(text).map_err(|e| locate(e.span(), e.message().to_string()))?;
+        bounds::check(text).map_err(|(span, reason)| locate(Some(span), reason))?;
         let at = |s: &std::ops::Range<usize>| if s.end == 0 { None } else { Some(s.clone()) };
 
         let node_id = *file.server.node_id.get_ref();
@@ -1010,13 +1017,8 @@ impl RuntimeConfig {
                 format!("password.memory_kib must be between 8 and 4194304, not {memory}"),
             ));
         }
+        // Range: `bounds::BOUNDS`.
         let iterations = *file.password.iterations.get_ref();
-        if iterations == 0 {
-            return Err(locate(
-                at(&file.password.iterations.span()),
-                "password.iterations must be at least 1".to_string(),
-            ));
-        }
         let lifetime = *file.challenge.lifetime_secs.get_ref();
         if !(10..=3600).contains(&lifetime) {
             return Err(locate(
@@ -1063,10 +1065,13 @@ impl RuntimeConfig {
                     ))
                 }
             };
-            if secret.is_empty() {
+            if secret.len() < MIN_SECRET_LEN {
                 return Err(locate(
-                    at(&u.name.span()),
-                    format!("upstream {name:?}: the shared secret must not be empty"),
+                    u.secret.as_ref().and_then(|s| at(&s.span())).or_else(|| at(&u.name.span())),
+                    format!(
+                        "upstream {name:?}: the shared secret is too short: use at least {MIN_SECRET_LEN} characters \
+                         (set the same longer secret on the upstream server)"
+                    ),
                 ));
             }
             let cfg = crate::upstream::UpstreamConfig {
@@ -1353,10 +1358,14 @@ impl RuntimeConfig {
                     ),
                 )
             })?;
-            if c.secret.get_ref().is_empty() {
+            if c.secret.get_ref().len() < MIN_SECRET_LEN {
                 return Err(locate(
                     at(&c.secret.span()),
-                    format!("client {:?}: the shared secret must not be empty", c.name),
+                    format!(
+                        "client {:?}: the shared secret is too short: use at least {MIN_SECRET_LEN} characters (16+ recommended); \
+                         it keys the User-Password hiding and the Message-Authenticator, so a short one is guessed offline from one captured request",
+                        c.name
+                    ),
                 ));
             }
             if !policies.contains_key(c.policy.get_ref()) {
@@ -1699,12 +1708,13 @@ mod tests {
 
     #[test]
     fn validation_errors_are_located() {
-        let text = "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.300/24\"\nsecret = \"s\"\n";
+        let text =
+            "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.300/24\"\nsecret = \"testing123\"\n";
         let err = RuntimeConfig::parse(text, "c.toml").expect_err("must fail");
         assert_eq!((err.line, err.origin.as_str()), (3, "c.toml"), "{err}");
         assert!(err.reason.contains("not an IP address"), "{err}");
 
-        let text = "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.0/24\"\nsecret = \"s\"\npolicy = \"strict\"\n";
+        let text = "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.0/24\"\nsecret = \"testing123\"\npolicy = \"strict\"\n";
         let err = RuntimeConfig::parse(text, "c.toml").expect_err("must fail");
         assert_eq!(err.line, 5, "{err}");
 

@@ -82,9 +82,48 @@ pub enum ServerError {
     Radsec(String),
 }
 
+/// Creates the data directory (and missing parents) owner-only (0700),
+/// whatever the umask: it holds the database, the audit journal and, by
+/// default, the key files.
+pub fn create_data_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Warns, at start-up, about an existing data, database or audit directory
+/// that other users can enter or list (made by hand, by an older version or
+/// under a loose umask): they could read argon2 hashes, client shared secrets
+/// and the audit log. Not changed silently: the admin may share it on purpose.
+fn warn_open_dirs(cfg: &RuntimeConfig, store: &Store) {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        cfg.data_dir.clone(),
+        cfg.db_dir(),
+        store.audit_dir().to_path_buf(),
+    ] {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = %format!("{mode:04o}"),
+                "{} is open to other users (mode {mode:04o}): it holds password hashes, \
+                 client shared secrets or the audit log; run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
 /// Opens the store of a configuration (creating the data directory).
 pub fn open_store(cfg: &RuntimeConfig) -> Result<Store, ServerError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    create_data_dir(&cfg.data_dir)?;
     Ok(Store::open(
         &cfg.db_dir(),
         &cfg.key_file,
@@ -108,8 +147,13 @@ pub fn load_cluster_key(path: &Path) -> Result<StateKey, ServerError> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let hex = String::from_utf8(bytes).map_err(|_| err("not a hex key".into()))?;
-            let key = data_decode_hex(hex.trim()).ok_or_else(|| err("not a hex key".into()))?;
-            StateKey::new(&key).map_err(|_| err("the key must have at least 16 bytes".into()))
+            let key = zeroize::Zeroizing::new(
+                data_decode_hex(hex.trim()).ok_or_else(|| err("not a hex key".into()))?,
+            );
+            let state_key = StateKey::new(&key)
+                .map_err(|_| err("the key must have at least 16 bytes".into()))?;
+            radmfa_store::check_key_file(path, &key).map_err(err)?;
+            Ok(state_key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = StateKey::generate();
@@ -127,6 +171,57 @@ pub fn load_cluster_key(path: &Path) -> Result<StateKey, ServerError> {
             Ok(key)
         }
         Err(e) => Err(err(format!("cannot read: {e}"))),
+    }
+}
+
+/// Logs an error when the seed key does not open the sealed seeds the store
+/// holds. Start-up already refused a key other than the store's own (its key
+/// check value); this catches a replica whose key is not the primary's: the
+/// seeds it received cannot be opened, so every TOTP sign-in on it would fail.
+/// Returns what it found (`None`: no seed stored yet).
+fn check_seed_key(store: &Store) -> Result<Option<bool>, radmfa_store::StoreError> {
+    let found = store.seed_key_opens_seeds();
+    if let Ok(Some(false)) = found {
+        tracing::error!(
+            "the seed key does not open the token seeds in this store: they were sealed \
+             under another key (on a replica: the primary's); copy the primary's seed key \
+             file ([server] key_file) to this node and restart it; until then TOTP and \
+             HOTP sign-ins on this node fail"
+        );
+    }
+    found
+}
+
+/// Warns, once per client at start-up, about a client that admits every
+/// source address (`0.0.0.0/0`, `::/0`) without requiring
+/// Message-Authenticator: anyone who can reach the port and learns or
+/// guesses the secret can forge requests, and BlastRADIUS (CVE-2024-3596)
+/// needs no secret at all against an unsigned Access-Request.
+fn warn_catch_all_clients(cfg: &RuntimeConfig, store: &Store) {
+    let from_config = cfg.clients.iter().map(|c| {
+        (
+            c.name.clone(),
+            c.address,
+            c.require_message_authenticator,
+            "config",
+        )
+    });
+    let from_store = store
+        .list_clients()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.name, c.address, c.require_message_authenticator, "store"));
+    for (name, address, require_ma, source) in from_config.chain(from_store) {
+        if address.prefix_len() == 0 && !require_ma {
+            tracing::warn!(
+                client = %name,
+                %address,
+                source,
+                "client {name:?} accepts requests from any address ({address}) without \
+                 Message-Authenticator: forged Access-Requests (BlastRADIUS) are possible; \
+                 narrow its address or set require_message_authenticator = true"
+            );
+        }
     }
 }
 
@@ -236,18 +331,138 @@ impl peer::ForwardHandler for PeerHandler {
     }
 }
 
+/// Every address a started node listens on, for the ready file: tests and
+/// scripts configure port 0 and read the bound ports from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bound {
+    /// RADIUS UDP listeners (`[radius] listen`), in configuration order.
+    pub radius_udp: Vec<std::net::SocketAddr>,
+    /// The RadSec (RADIUS/TLS) listener.
+    pub radsec: Option<std::net::SocketAddr>,
+    /// The admin HTTPS API.
+    pub api: Option<std::net::SocketAddr>,
+    /// The user self-service portal.
+    pub portal: Option<std::net::SocketAddr>,
+    /// The peer link (`[cluster] listen`).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The control socket.
+    pub control: Option<std::path::PathBuf>,
+}
+
+impl Bound {
+    /// The ready file's JSON: `pid`, `radius_udp` (a list) and, for each other
+    /// listener that is configured, its bound `IP:PORT` (`control`: a path).
+    pub fn to_json(&self, pid: u32) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "pid": pid,
+            "radius_udp": self.radius_udp.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        });
+        for (key, addr) in [
+            ("radsec", self.radsec),
+            ("api", self.api),
+            ("portal", self.portal),
+            ("peer", self.peer),
+        ] {
+            if let Some(a) = addr {
+                v[key] = serde_json::Value::String(a.to_string());
+            }
+        }
+        if let Some(p) = &self.control {
+            v["control"] = serde_json::Value::String(p.display().to_string());
+        }
+        v
+    }
+}
+
+/// A node whose listeners are all bound and whose tasks are running.
+struct Started {
+    tasks: tokio::task::JoinSet<()>,
+    node: Arc<Node>,
+    replication: Option<Arc<replication::Replication>>,
+    audit_stop: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+    otp_writer: std::thread::JoinHandle<()>,
+    bound: Bound,
+}
+
 /// Runs a node on already-bound sockets until `shutdown` is cancelled, then
 /// finishes in-flight requests, writes the audit queue and flushes the store.
+///
+/// `on_ready` is called once every listener is bound (the binary writes its
+/// ready file there); an error from it stops the node. A `shutdown` during
+/// start-up (SIGTERM during the argon2 decoy hash, a slow TLS load...) returns at
+/// once: start-up work still running on a blocking thread is abandoned, and
+/// nothing was served yet.
 pub async fn run(
     cfg: Arc<RuntimeConfig>,
     store: Store,
     sockets: Vec<std::net::UdpSocket>,
     control: Option<tokio::net::UnixListener>,
     shutdown: CancellationToken,
+    on_ready: impl FnOnce(&Bound) -> Result<(), ServerError>,
 ) -> Result<Arc<counters::Counters>, ServerError> {
+    let counters = Arc::new(counters::Counters::default());
+    let started = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {
+            info!("stopped during start-up");
+            return Ok(counters);
+        }
+        s = start(cfg, store.clone(), sockets, control, shutdown.clone(), counters.clone()) => s?,
+    };
+    let Started {
+        mut tasks,
+        node,
+        replication,
+        audit_stop,
+        writer,
+        otp_writer,
+        bound,
+    } = started;
+    let ready = on_ready(&bound);
+    if ready.is_err() {
+        shutdown.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+    if let Some(r) = replication {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
+    drop(node);
+    audit_stop.cancel();
+    let _ = writer.await;
+    let _ = tokio::task::spawn_blocking(move || otp_writer.join()).await;
+    store.flush()?;
+    ready?;
+    Ok(counters)
+}
+
+/// Start-up: loads keys and TLS material, binds every listener, builds the
+/// node (its argon2 decoy hash on a blocking thread, so `run` can give up on
+/// it) and spawns the serving tasks.
+async fn start(
+    cfg: Arc<RuntimeConfig>,
+    store: Store,
+    sockets: Vec<std::net::UdpSocket>,
+    control: Option<tokio::net::UnixListener>,
+    shutdown: CancellationToken,
+    counters: Arc<counters::Counters>,
+) -> Result<Started, ServerError> {
+    let mut bound = Bound {
+        radius_udp: Vec::new(),
+        control: control.as_ref().map(|_| cfg.control_socket()),
+        ..Bound::default()
+    };
+    for s in &sockets {
+        let a = s.local_addr()?;
+        if !bound.radius_udp.contains(&a) {
+            bound.radius_udp.push(a);
+        }
+    }
+    warn_open_dirs(&cfg, &store);
+    warn_catch_all_clients(&cfg, &store);
+    let _ = check_seed_key(&store);
     let state_key = load_cluster_key(&cfg.cluster_key_file)?;
     let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
-    let counters = Arc::new(counters::Counters::default());
     let audit_stop = CancellationToken::new();
     let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -271,7 +486,9 @@ pub async fn run(
                     cfg.origin, c.listen
                 ))
             })?;
-            info!(listen = %c.listen, peers = c.peers.len(), "peer link listening");
+            let local = listener.local_addr()?;
+            bound.peer = Some(local);
+            info!(listen = %local, peers = c.peers.len(), "peer link listening");
             let client = peer::PeerClient::new(
                 &tls,
                 cfg.node_id,
@@ -298,31 +515,44 @@ pub async fn run(
                 ))
             })?;
             let local = listener.local_addr()?;
+            bound.radsec = Some(local);
             info!(listen = %local, clients = r.clients.len(), "radsec listening on {local}");
             Some((listener, tls, r.idle_timeout, r.max_connections))
         }
         None => None,
     };
-    let node = Arc::new(Node::new(
-        cfg.clone(),
-        pipeline::NodeParts {
-            store: store.clone(),
-            state_key,
-            hot,
-            gateway,
-            counters: counters.clone(),
-            audit: sink,
-            clock,
-            peers,
-            peer_stats: peer_stats.clone(),
-        },
-    )?);
+    // Node::new hashes the argon2 decoy password: seconds with a large
+    // [password] setting, so off the runtime where `run` can abandon it.
+    let parts = pipeline::NodeParts {
+        store: store.clone(),
+        state_key,
+        hot,
+        gateway,
+        counters: counters.clone(),
+        audit: sink,
+        clock,
+        peers,
+        peer_stats: peer_stats.clone(),
+    };
+    let node_cfg = cfg.clone();
+    let node = Arc::new(
+        tokio::task::spawn_blocking(move || Node::new(node_cfg, parts))
+            .await
+            .map_err(|e| ServerError::Io(std::io::Error::other(e)))??,
+    );
 
     let replication = match (&cfg.cluster, repl_client) {
         (Some(c), Some(client)) if c.replication => {
             let weak = Arc::downgrade(&node);
+            let seeds_checked = std::sync::atomic::AtomicBool::new(false);
             let on_change = Box::new(move |changed: replication::Changed| {
                 if let Some(node) = weak.upgrade() {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    if !seeds_checked.load(Relaxed) {
+                        // Once, at the first replicated seed.
+                        let found = check_seed_key(node.store());
+                        seeds_checked.store(!matches!(found, Ok(None)), Relaxed);
+                    }
                     match changed {
                         replication::Changed::All => node.after_admin_write(None, true),
                         replication::Changed::Keys { users, otp } => {
@@ -377,6 +607,7 @@ pub async fn run(
         let (listener, tls) = portal::bind(p)
             .await
             .map_err(|e| ServerError::Portal(format!("{}: [portal]: {e}", cfg.origin)))?;
+        bound.portal = Some(listener.local_addr()?);
         tasks.spawn(portal::serve(
             listener,
             tls,
@@ -404,7 +635,9 @@ pub async fn run(
         let (listener, tls) = api::bind(api)
             .await
             .map_err(|e| ServerError::Api(format!("{}: [api]: {e}", cfg.origin)))?;
-        info!(listen = %listener.local_addr()?, "admin api listening (https)");
+        let local = listener.local_addr()?;
+        bound.api = Some(local);
+        info!(listen = %local, "admin api listening (https)");
         let router = api::router(node.clone(), api);
         tasks.spawn(api::serve(listener, tls, router, shutdown.clone()));
     }
@@ -424,14 +657,13 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    while tasks.join_next().await.is_some() {}
-    if let Some(r) = replication {
-        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
-    }
-    drop(node);
-    audit_stop.cancel();
-    let _ = writer.await;
-    let _ = tokio::task::spawn_blocking(move || otp_writer.join()).await;
-    store.flush()?;
-    Ok(counters)
+    Ok(Started {
+        tasks,
+        node,
+        replication,
+        audit_stop,
+        writer,
+        otp_writer,
+        bound,
+    })
 }

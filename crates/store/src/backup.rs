@@ -122,7 +122,7 @@ fn write_file(
     epoch: u64,
     entries: &[Entry],
 ) -> io::Result<()> {
-    let file = File::create(tmp)?;
+    let file = crate::private::create_file(tmp)?;
     let mut w = Hashing {
         out: BufWriter::with_capacity(256 * 1024, file),
         hash: Sha256::new(),
@@ -288,7 +288,7 @@ fn check_key(cipher: &SeedCipher, entries: &[Entry]) -> Result<(), String> {
 /// when the journal is opened; `segments.idx` is a cache and is rebuilt).
 /// Segments trimmed meanwhile are skipped. Returns the number copied.
 fn copy_audit(src: &Path, dest: &Path) -> io::Result<usize> {
-    fs::create_dir(dest)?;
+    crate::private::create_dir(dest)?;
     let mut copied = 0;
     let listing = match fs::read_dir(src) {
         Ok(l) => l,
@@ -307,7 +307,7 @@ fn copy_audit(src: &Path, dest: &Path) -> io::Result<usize> {
             Err(e) => return Err(e),
         };
         let len = from.metadata()?.len();
-        let mut to = File::create(dest.join(&name))?;
+        let mut to = crate::private::create_file(&dest.join(&name))?;
         io::copy(&mut (&mut from).take(len), &mut to)?;
         to.sync_all()?;
         copied += 1;
@@ -435,7 +435,7 @@ impl Store {
         })?;
 
         let created = !exists(dir);
-        fs::create_dir_all(dir)?;
+        crate::private::create_dir_all(dir)?;
         if let Err(e) = check_key_outside(dir, key_file) {
             if created {
                 let _ = fs::remove_dir(dir);

@@ -132,6 +132,74 @@ fn parse_key(contents: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, String> {
     ))
 }
 
+/// Fewest distinct byte values a key may have: 32 (or 16) random bytes have
+/// far more (fewer than 8 happens with probability below 2^-100), while an
+/// all-zero, repeated or hand-typed key has a handful.
+const MIN_DISTINCT_KEY_BYTES: usize = 8;
+
+/// Refuses a key file others may read or write, and a trivial key.
+///
+/// Why: anyone who can read the seed key decrypts every TOTP seed in a
+/// stolen database or backup; anyone who can write it (or the cluster key)
+/// swaps it for one they know. Group read is allowed (a key kept by root for
+/// a service group); group write and any access by others are not. The mode
+/// is checked on the file the path resolves to.
+pub fn check_key_file(path: &Path, key: &[u8]) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|e| format!("cannot read its permissions: {e}"))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o027 != 0 {
+            return Err(format!(
+                "mode {mode:04o} lets other users read or change it: run `chmod 600 {}`",
+                path.display()
+            ));
+        }
+    }
+    let mut seen = [false; 256];
+    for b in key {
+        seen[usize::from(*b)] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    if distinct < MIN_DISTINCT_KEY_BYTES {
+        return Err(format!(
+            "the key is trivial ({distinct} distinct byte values, e.g. all zeros): \
+             use a random one, e.g. `openssl rand -hex 32`"
+        ));
+    }
+    Ok(())
+}
+
+/// Fixed text sealed under the seed key into the store's `meta` tree at its
+/// first open ([`seal_key_check`]): a later open with another key fails to
+/// open it and stops with a clear error, instead of every seed failing to
+/// decrypt at sign-in time.
+const KEY_CHECK_TEXT: &[u8] = b"radmfa seed key check v1";
+const KEY_CHECK_AAD: &[u8] = b"radmfa key check";
+
+/// The key check value: nonce then ciphertext.
+pub(crate) fn seal_key_check(cipher: &SeedCipher) -> Result<Vec<u8>, StoreError> {
+    let (nonce, ct) = cipher.seal(KEY_CHECK_TEXT, KEY_CHECK_AAD)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Whether `value` (from [`seal_key_check`]) opens under `cipher` to the
+/// fixed text.
+pub(crate) fn key_check_matches(cipher: &SeedCipher, value: &[u8]) -> bool {
+    let Some((nonce, ct)) = value.split_at_checked(NONCE_LEN) else {
+        return false;
+    };
+    cipher
+        .open(nonce, ct, KEY_CHECK_AAD)
+        .is_ok_and(|plain| plain.expose().ct_eq(KEY_CHECK_TEXT).into())
+}
+
 /// Loads the key file, or creates it (32 random bytes written as 64 hex digits and
 /// a newline, mode 0600) when it is missing and `create` is true.
 /// `may_create` is called before creating, to veto it (e.g. when the database
@@ -148,7 +216,9 @@ pub(crate) fn load_or_create_key(
     match fs::read(path) {
         Ok(contents) => {
             let contents = Zeroizing::new(contents);
-            return parse_key(&contents).map_err(key_err);
+            let key = parse_key(&contents).map_err(key_err)?;
+            check_key_file(path, key.as_slice()).map_err(key_err)?;
+            return Ok(key);
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(key_err(format!("cannot read: {e}"))),
@@ -176,7 +246,9 @@ pub(crate) fn load_or_create_key(
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let contents =
                 Zeroizing::new(fs::read(path).map_err(|e| key_err(format!("cannot read: {e}")))?);
-            return parse_key(&contents).map_err(key_err);
+            let key = parse_key(&contents).map_err(key_err)?;
+            check_key_file(path, key.as_slice()).map_err(key_err)?;
+            return Ok(key);
         }
         Err(e) => return Err(key_err(format!("cannot create: {e}"))),
     };

@@ -314,7 +314,7 @@ fn append_index(dir: &Path, entries: &[Stats]) -> io::Result<()> {
         serde_json::to_writer(&mut text, s)?;
         text.push(b'\n');
     }
-    OpenOptions::new()
+    crate::private::open_options()
         .append(true)
         .create(true)
         .open(dir.join(INDEX_FILE))?
@@ -329,7 +329,7 @@ fn rewrite_index(dir: &Path, entries: &[Stats]) -> io::Result<()> {
         serde_json::to_writer(&mut text, s)?;
         text.push(b'\n');
     }
-    fs::write(&tmp, &text)?;
+    crate::private::create_file(&tmp)?.write_all(&text)?;
     fs::rename(&tmp, dir.join(INDEX_FILE))
 }
 
@@ -387,7 +387,7 @@ impl Journal {
     /// Opens (creating) the journal in `dir`, repairs torn last lines and
     /// starts the background flusher if configured.
     pub(crate) fn open(dir: &Path, cfg: JournalConfig) -> Result<Arc<Journal>, StoreError> {
-        fs::create_dir_all(dir)?;
+        crate::private::create_dir_all(dir)?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -474,7 +474,7 @@ impl Journal {
             seq: st.next_seq,
             start_ms: st.next_start(time_ms),
         };
-        let file = OpenOptions::new()
+        let file = crate::private::open_options()
             .append(true)
             .create_new(true)
             .open(self.dir.join(seg.file_name()))?;

@@ -36,6 +36,7 @@ mod crypto;
 mod journal;
 mod model;
 mod password;
+mod private;
 mod store;
 
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ pub use backup::{BackupInfo, BACKUP_MAGIC};
 pub use changelog::{
     StoreLog, TREE_ADMIN_TOKENS, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS,
 };
-pub use crypto::Secret;
+pub use crypto::{check_key_file, Secret};
 pub use model::{
     check_user_text, is_unsafe_char, validate_pin, AuditFilter, AuditRecord, Client,
     DisabledReason, Method, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User,

@@ -14,7 +14,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Transactional};
 
 use crate::changelog::{encode_entry, EntryKind};
-use crate::crypto::{hex_decode, hex_encode, load_or_create_key, SeedCipher};
+use crate::crypto::{
+    hex_decode, hex_encode, key_check_matches, load_or_create_key, seal_key_check, SeedCipher,
+};
 use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
 use crate::model::{check_user_text, validate_name};
 use crate::password::{hash_password, PasswordParams};
@@ -47,6 +49,9 @@ const META_REPL_EPOCH: &[u8] = b"repl_epoch";
 /// Present while a snapshot is being installed: a store opened with it
 /// finishes the wipe (see [`Store::install_entries`]).
 pub(crate) const META_REPL_INSTALLING: &[u8] = b"repl_installing";
+/// The seed key check value (`crypto::seal_key_check`): nonce and
+/// ciphertext of a fixed text under the seed key.
+const META_KEY_CHECK: &[u8] = b"seed_key_check";
 /// The message of [`StoreError::ReadOnly`] on a replica.
 const READ_ONLY_REPLICA: &str = "read-only: this node is a replica";
 
@@ -483,6 +488,53 @@ fn load_repl_state(
     })
 }
 
+/// Compares the seed key with the key check value in `meta`, writing one at
+/// the first open. A database from before key check values holds none: the
+/// key must then open its first sealed seed before the value is written (so
+/// a wrong key is never recorded as the right one). The value is per node
+/// and never replicated; replicas share the primary's key and so write the
+/// same kind of value under the same key.
+fn verify_key_check(
+    meta: &sled::Tree,
+    tokens: &sled::Tree,
+    cipher: &SeedCipher,
+) -> Result<(), String> {
+    let wrong = "is not the key this database was created with (its key check value \
+                 does not decrypt): restore the original key file; every TOTP seed and PIN \
+                 in the database is sealed under it";
+    let db = |e: sled::Error| format!("cannot read the key check value: {e}");
+    if let Some(value) = meta.get(META_KEY_CHECK).map_err(db)? {
+        return if key_check_matches(cipher, &value) {
+            Ok(())
+        } else {
+            Err(wrong.to_string())
+        };
+    }
+    if first_seed_opens(tokens, cipher).map_err(|e| e.to_string())? == Some(false) {
+        return Err("does not decrypt the token seeds in this database: \
+                    restore the original key file"
+            .to_string());
+    }
+    let value = seal_key_check(cipher).map_err(|e| e.to_string())?;
+    meta.insert(META_KEY_CHECK, value)
+        .map_err(|e| format!("cannot write the key check value: {e}"))?;
+    Ok(())
+}
+
+/// Whether `cipher` opens the first sealed seed of `tokens`; `None` when no
+/// seed is stored.
+fn first_seed_opens(tokens: &sled::Tree, cipher: &SeedCipher) -> Result<Option<bool>, StoreError> {
+    let Some((key, value)) = tokens.first()? else {
+        return Ok(None);
+    };
+    let rec: TokenRecord = decode("token", &key, &value)?;
+    Ok(Some(
+        hex_decode(rec.nonce.as_bytes())
+            .zip(hex_decode(rec.sealed.as_bytes()))
+            .is_some_and(|(nonce, sealed)| cipher.open(&nonce, &sealed, &key).is_ok()),
+    ))
+}
+
 /// Refuses a key file inside the database directory: a copy of the directory
 /// (backup, snapshot) must not carry the key along.
 pub(crate) fn check_key_outside(dir: &Path, key_file: &Path) -> Result<(), StoreError> {
@@ -522,6 +574,9 @@ impl Store {
     /// unreadable or wrongly sized key; [`StoreError::Corrupt`] for an unknown
     /// schema version.
     pub fn open(dir: &Path, key_file: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        // Owner-only before sled puts anything in it (sled's own files get
+        // the umask's mode; this directory keeps them from other users).
+        crate::private::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
@@ -596,6 +651,10 @@ impl Store {
         })?;
         let cipher = SeedCipher::new(&key);
         drop(key);
+        verify_key_check(&meta, &tokens, &cipher).map_err(|reason| StoreError::KeyFile {
+            path: key_file.to_path_buf(),
+            reason,
+        })?;
 
         let count = match meta.get(META_USER_COUNT)? {
             Some(v) => decode_u64("user count", &v)?,
@@ -1136,6 +1195,15 @@ impl Store {
             tx.remove(AdminTree::OtpState, key)?;
             Ok(())
         })
+    }
+
+    /// Whether this store's seed key opens the first sealed seed it holds
+    /// (`None`: no seed stored). The key check value proves the key is the
+    /// one this store was created with; a replica also needs the primary's
+    /// key, since it receives the primary's sealed seeds: `Some(false)` on a
+    /// replica means its key file is not the primary's.
+    pub fn seed_key_opens_seeds(&self) -> Result<Option<bool>, StoreError> {
+        first_seed_opens(&self.inner.tokens, &self.inner.cipher)
     }
 
     /// The user's token with its seed decrypted; `None` if there is none.

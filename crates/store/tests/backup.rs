@@ -262,7 +262,10 @@ fn restore_refuses_a_database_in_place_and_a_wrong_key() {
 
     // Another key file: refused before anything is written.
     let wrong = env.path("other.key");
-    fs::write(&wrong, [7u8; 32]).unwrap();
+    // Well-formed and owner-only, just not the right one.
+    let other_key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    fs::write(&wrong, other_key).unwrap();
+    fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let target = env.path("target");
     match Store::restore(&file, &target, &wrong) {
         Err(StoreError::KeyFile { path, reason }) => {

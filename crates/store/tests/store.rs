@@ -340,8 +340,31 @@ fn token_seed_is_encrypted_at_rest() {
     assert!(!dir_contains(&db, key_text.trim_ascii()));
 }
 
+/// Writes `key` to `path` with `mode`.
+fn write_key(path: &Path, key: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, key).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A well-formed key (32 distinct bytes) that is not the store's.
+fn other_key() -> Vec<u8> {
+    (0u8..32).map(|i| i.wrapping_mul(37) ^ 0x5a).collect()
+}
+
+fn expect_key_error(result: Result<Store, StoreError>, path: &Path, words: &str) {
+    match result {
+        Err(StoreError::KeyFile { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(reason.contains(words), "{reason}");
+        }
+        Err(other) => panic!("expected a key file error with {words:?}, got {other}"),
+        Ok(_) => panic!("expected a key file error with {words:?}, the store opened"),
+    }
+}
+
 #[test]
-fn wrong_key_file_fails_to_decrypt() {
+fn wrong_key_file_is_refused_at_open() {
     let env = Env::new();
     {
         let store = env.open();
@@ -350,12 +373,126 @@ fn wrong_key_file_fails_to_decrypt() {
             .put_token("alice", &token(b"0123456789abcdef0123"))
             .unwrap();
     }
-    let other_key = env.dir.path().join("other.key");
-    std::fs::write(&other_key, [0x55u8; 32]).unwrap();
-    let store = Store::open(&env.db(), &other_key, &StoreOptions::default()).unwrap();
-    assert!(matches!(store.get_token("alice"), Err(StoreError::Crypto)));
-    // Users are still readable.
-    assert!(store.get_user("alice").unwrap().is_some());
+    let wrong = env.dir.path().join("other.key");
+    write_key(&wrong, &other_key(), 0o600);
+    expect_key_error(
+        Store::open(&env.db(), &wrong, &StoreOptions::default()),
+        &wrong,
+        "not the key this database was created with",
+    );
+    // The right key still opens it, seeds intact.
+    let store = env.open();
+    assert!(store.get_token("alice").unwrap().is_some());
+}
+
+#[test]
+fn wrong_key_is_refused_even_before_any_seed_is_stored() {
+    let env = Env::new();
+    drop(env.open());
+    let wrong = env.dir.path().join("other.key");
+    write_key(&wrong, &other_key(), 0o600);
+    expect_key_error(
+        Store::open(&env.db(), &wrong, &StoreOptions::default()),
+        &wrong,
+        "not the key this database was created with",
+    );
+}
+
+#[test]
+fn database_without_key_check_value_is_checked_against_a_seed() {
+    // A database written before key check values existed: the first open
+    // checks the key on a sealed seed before recording it.
+    let env = Env::new();
+    {
+        let store = env.open();
+        store.add_user(&User::new("alice")).unwrap();
+        store
+            .put_token("alice", &token(b"0123456789abcdef0123"))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let strip = || {
+        let db = loop {
+            match sled::open(env.db()) {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let meta = db.open_tree("meta").unwrap();
+        assert!(meta.remove("seed_key_check").unwrap().is_some());
+        db.flush().unwrap();
+    };
+    strip();
+    let wrong = env.dir.path().join("other.key");
+    write_key(&wrong, &other_key(), 0o600);
+    expect_key_error(
+        Store::open(&env.db(), &wrong, &StoreOptions::default()),
+        &wrong,
+        "does not decrypt the token seeds",
+    );
+    // The right key passes and records the check value: a wrong key is then
+    // refused by it.
+    drop(env.open());
+    expect_key_error(
+        Store::open(&env.db(), &wrong, &StoreOptions::default()),
+        &wrong,
+        "not the key this database was created with",
+    );
+}
+
+#[test]
+fn key_file_open_to_others_or_trivial_is_refused() {
+    let env = Env::new();
+    let key = env.dir.path().join("k.key");
+    for mode in [0o644, 0o604, 0o620, 0o666] {
+        write_key(&key, &other_key(), mode);
+        expect_key_error(
+            Store::open(&env.db(), &key, &StoreOptions::default()),
+            &key,
+            "chmod 600",
+        );
+    }
+    for trivial in [[0u8; 32], [0x55u8; 32]] {
+        write_key(&key, &trivial, 0o600);
+        expect_key_error(
+            Store::open(&env.db(), &key, &StoreOptions::default()),
+            &key,
+            "trivial",
+        );
+    }
+    // Group read (a key kept by root for a service group) is allowed.
+    write_key(&key, &other_key(), 0o640);
+    drop(Store::open(&env.db(), &key, &StoreOptions::default()).unwrap());
+}
+
+#[test]
+fn new_files_and_directories_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // The test process keeps its umask (usually 022): the store must not
+    // depend on it.
+    let env = Env::new();
+    let store = env.open();
+    store.add_user(&User::new("alice")).unwrap();
+    store
+        .append_audit(&audit(1_700_000_000_000, "alice", "accept"))
+        .unwrap();
+    store.flush().unwrap();
+    let backup = env.dir.path().join("b.bak");
+    store.backup(&backup).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.db()), 0o700, "db dir");
+    assert_eq!(mode(store.audit_dir()), 0o700, "audit dir");
+    let mut files = 0;
+    for entry in std::fs::read_dir(store.audit_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(files > 0);
+    assert_eq!(mode(&backup), 0o600, "backup");
+    let copy = env.dir.path().join("b.bak.audit");
+    assert_eq!(mode(&copy), 0o700, "backup audit dir");
+    assert_eq!(mode(&env.key()), 0o600, "seed key");
 }
 
 #[test]
@@ -1075,8 +1212,8 @@ fn key_file_errors() {
         Err(StoreError::KeyFile { .. })
     ));
     assert!(!inside.exists());
-    // Raw 32-byte key accepted.
-    std::fs::write(env.key(), [9u8; 32]).unwrap();
+    // Raw 32-byte key accepted (owner-only, not trivial).
+    write_key(&env.key(), &other_key(), 0o600);
     let store = env.open();
     store.add_user(&User::new("alice")).unwrap();
     store
