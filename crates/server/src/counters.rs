@@ -72,6 +72,9 @@ counters! {
     lockouts,
     /// Access-Rejects `locked_out`: requests of locked users.
     locked_rejects,
+    /// argon2id password verifications run, decoys included (a rejected
+    /// local login costs a fixed number, see `pipeline::argon2_per_reject`).
+    argon2_verifications,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

@@ -268,6 +268,12 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
             "Access-Rejects sent because the user is locked.",
         ),
         (
+            "radmfa_argon2_verifications_total",
+            "argon2_verifications",
+            "counter",
+            "argon2id password verifications run (decoys included; cached credentials run none).",
+        ),
+        (
             "radmfa_locks_in_memory",
             "limits_locks_in_memory",
             "gauge",
