@@ -920,21 +920,21 @@ require_message_authenticator = true
         .to_owned(),
         ..ConfigOptions::default()
     });
-    env.add_totp_user("alice", TOTP_SECRETS[0]);
     // A user whose hash was made with other argon2 parameters than the
-    // server runs with (the config below is changed after this).
+    // server runs with (the config is changed after this one is added).
     env.add_totp_user("old", TOTP_SECRETS[1]);
-    env.radmfa(&["user", "add", "nohash", "--method", "none"])
-        .assert_ok();
-    env.add_user("plain", PASSWORD);
-    env.radmfa(&["user", "set", "plain", "--method", "none"])
-        .assert_ok();
     let text = std::fs::read_to_string(env.config_path()).expect("config");
     let text = text.replace(
         "memory_kib = 1024\niterations = 1",
         "memory_kib = 2048\niterations = 2",
     );
     std::fs::write(env.config_path(), text).expect("config");
+    env.add_totp_user("alice", TOTP_SECRETS[0]);
+    env.radmfa(&["user", "add", "nohash", "--method", "none"])
+        .assert_ok();
+    env.add_user("plain", PASSWORD);
+    env.radmfa(&["user", "set", "plain", "--method", "none"])
+        .assert_ok();
     let server = env.start();
 
     let cases = [
@@ -967,4 +967,34 @@ require_message_authenticator = true
             );
         }
     }
+    assert_eq!(
+        env.counter("argon2_rehashes"),
+        0,
+        "a rejected login rehashed"
+    );
+
+    // A successful sign-in replaces the old-parameter hash (once); a hash
+    // already made with the configured parameters is left alone.
+    for user in ["old", "alice", "old"] {
+        let reply = PyRequest::access(&server)
+            .login(user, PASSWORD)
+            .send()
+            .reply();
+        assert_eq!(code_name(&reply), "Access-Challenge", "{user}: {reply:#}");
+    }
+    assert_eq!(env.counter("argon2_rehashes"), 1);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = env.start();
+    let reply = PyRequest::access(&server)
+        .login("old", PASSWORD)
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    assert_eq!(env.counter("argon2_verifications"), 1);
+    assert_eq!(
+        env.counter("argon2_rehashes"),
+        0,
+        "the upgraded hash was not stored"
+    );
 }

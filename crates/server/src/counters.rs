@@ -75,6 +75,9 @@ counters! {
     /// argon2id password verifications run, decoys included (a rejected
     /// local login costs a fixed number, see `pipeline::argon2_per_reject`).
     argon2_verifications,
+    /// Password hashes made with other argon2 parameters than the configured
+    /// ones, replaced after a successful sign-in (one argon2 run each).
+    argon2_rehashes,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

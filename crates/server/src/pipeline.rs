@@ -2050,8 +2050,52 @@ impl Node {
         let ok = self.verify_argon2(hash.to_string(), password).await;
         if ok {
             self.creds.insert(&user.name, hash, password, now);
+            self.rehash(&user.name, hash, password).await;
         }
         ok
+    }
+
+    /// After a password verified against a hash made with other argon2
+    /// parameters than the configured ones: replaces it by one made with
+    /// them, so that user's verifications cost what everyone else's (and the
+    /// decoy's) do. One more argon2 run, counted as `argon2_rehashes`, on
+    /// success only. Written where the store is writable (primary or
+    /// standalone); a replica leaves it to a sign-in at the primary. Only
+    /// the hash that was verified is replaced: a password changed meanwhile
+    /// stays.
+    async fn rehash(&self, name: &str, old: &str, password: &[u8]) {
+        let params = self.cfg.password_params();
+        if !radmfa_store::needs_rehash(old, &params)
+            || self.store.repl_state().0 != radmfa_store::repl::Role::Primary
+        {
+            return;
+        }
+        let Ok(_permit) = self.argon2_slots.acquire().await else {
+            return;
+        };
+        bump(&self.counters.argon2_rehashes);
+        let (store, user, old) = (self.store.clone(), name.to_string(), old.to_string());
+        let password = Zeroizing::new(password.to_vec());
+        let written = tokio::task::spawn_blocking(move || {
+            let new = radmfa_store::hash_password(&password, &params)?;
+            store.update_user(&user, |u| {
+                if u.password_hash.as_deref() == Some(old.as_str()) {
+                    u.password_hash = Some(new.clone());
+                }
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                self.hot.forget_user(name);
+                self.creds.forget(name);
+                debug!("password hash upgraded to the configured argon2 parameters");
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot upgrade the password hash to the configured argon2 parameters; it is tried again at the next sign-in")
+            }
+            Err(e) => warn!(error = %e, "password rehash task failed"),
+        }
     }
 
     async fn verify_argon2(&self, hash: String, password: &[u8]) -> bool {

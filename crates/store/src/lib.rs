@@ -52,7 +52,7 @@ pub use model::{
     validate_pin, AuditFilter, AuditRecord, Client, Method, SealedPin, Token, TokenAlgorithm,
     TokenKind, User, PIN_LEN,
 };
-pub use password::{hash_password, verify_password, PasswordParams};
+pub use password::{hash_password, needs_rehash, verify_password, PasswordParams};
 pub use store::{Store, StoreOptions};
 
 /// Everything that can go wrong in the store.
