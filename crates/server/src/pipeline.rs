@@ -102,8 +102,9 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     /// Bounds concurrent argon2 verifications (one per core).
     argon2_slots: tokio::sync::Semaphore,
-    /// A hash to verify against when the user does not exist, so that an
-    /// unknown user costs the same time as a wrong password.
+    /// A hash made with the configured parameters, verified to pad a
+    /// rejected local login to its fixed argon2 cost (unknown user, no
+    /// password hash, no candidate checked; see `local_first_leg`).
     decoy_hash: String,
     /// The peer link to the other nodes, when clustered.
     peers: Option<PeerClient>,
