@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sim::{code_in, env_with_gateway, Sim, API_KEY};
-use common::{free_tcp_port, free_udp_port, login, Env, SECRET};
+use common::{free_tcp_port, free_udp_port, login, Env, PyRequest, SECRET};
 
 const USERS: usize = 20;
 const LOGINS: usize = 200;
@@ -374,4 +374,76 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
         a.stats(),
         b.stats()
     );
+}
+
+/// Issue 15 finding 3 across the peer link: an answer that reaches the
+/// other node from another client is forwarded to the owner, which compares
+/// the client the NAS address maps to with the one the challenge was issued
+/// to: `bad_state`, and the challenge stays for its own client.
+#[test]
+fn a_forwarded_answer_from_another_client_is_bad_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let cwd = dir.path();
+    common::run_radmfa(
+        &["cluster", "ca", "--dir", certs.to_str().expect("utf-8")],
+        None,
+        cwd,
+    )
+    .assert_ok();
+    for id in ["1", "2"] {
+        common::run_radmfa(
+            &[
+                "cluster",
+                "cert",
+                "--dir",
+                certs.to_str().expect("utf-8"),
+                "--node-id",
+                id,
+            ],
+            None,
+            cwd,
+        )
+        .assert_ok();
+    }
+    std::fs::write(
+        dir.path().join("cluster.key"),
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .expect("cluster key");
+    let sim = Sim::start(dir.path());
+    let (p1, p2) = (free_tcp_port(), free_tcp_port());
+    let a = node(&sim, dir.path(), 1, p1, 2, p2);
+    let b = node(&sim, dir.path(), 2, p2, 1, p1);
+    let server_a = a.start();
+    let server_b = b.start();
+
+    // Client "vpn" (127.0.0.1, policy "sms") starts the login on node 1.
+    let r = login(&server_a.addr_string(), "user3", "correct-horse", None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    let state = r.attr("State").expect("State").to_string();
+    let code = code_in(sim.messages(&phone(3)).last().expect("sms"));
+    let state_hex = state.trim_start_matches("0x").to_string();
+
+    // Client "localhost" (127.0.0.2, policy "default") answers on node 2.
+    let mut other = PyRequest::access(&server_b).login("user3", &code);
+    other.bind = "127.0.0.2".to_owned();
+    other.state_hex = Some(state_hex);
+    let reply = other.send().reply();
+    assert_eq!(
+        common::code_name(&reply),
+        "Access-Reject",
+        "answer from another client accepted: {reply:#}"
+    );
+    assert!(b.counter("forwarded_out") >= 1, "{}", b.stats());
+    let reasons: Vec<String> = a
+        .wait_report_len(&["--user", "user3"], 2)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(reasons.iter().any(|r| r == "bad_state"), "{reasons:?}");
+
+    // Its own client's answer, through node 2 as well, is still accepted.
+    let r = login(&server_b.addr_string(), "user3", &code, Some(&state));
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
 }

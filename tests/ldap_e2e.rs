@@ -699,3 +699,129 @@ timeout_ms = 2000
     assert_eq!(user_json(&env, "bob")["display_name"], "Bob Baker");
     assert_ne!(env.radmfa(&["user", "show", "erin"]).code(), 0);
 }
+
+/// Issue 15 (directory sync): with `first_factor = "ldap"`, every path to
+/// an Accept (inline code, Access-Challenge, one-way SMS) applies the
+/// user's live directory groups to `[[group_attributes]]`, not only the
+/// groups stored in the local record (here: none).
+#[test]
+fn live_directory_groups_apply_on_every_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start(dir.path());
+    let sim = common::sim::Sim::start(dir.path());
+    let pw_file = dir.path().join("ldap.pw");
+    std::fs::write(&pw_file, "svc-secret\n").expect("pw");
+    let key_file = dir.path().join("gateway.key");
+    std::fs::write(&key_file, common::sim::API_KEY).expect("key file");
+    let extra = format!(
+        r#"[directory]
+kind = "ldap"
+servers = ["{url}"]
+bind_dn = "cn=radmfa-svc,ou=people,dc=example,dc=org"
+bind_password_file = {pw:?}
+base_dn = "dc=example,dc=org"
+timeout_ms = 2000
+
+[gateway]
+url = "https://{sim}"
+api_key_file = {key:?}
+ca_file = {ca:?}
+timeout_ms = 2000
+retries = 0
+
+[[policy]]
+name = "corp"
+first_factor = "ldap"
+otp_mode = "auto"
+
+[[policy]]
+name = "corp-inline"
+first_factor = "ldap"
+otp_mode = "inline"
+
+[[group_attributes]]
+group = "vpn-users"
+attributes = ["Filter-Id=vpn-acl"]
+
+[[client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "corp"
+
+[[client]]
+name = "vpn-inline"
+address = "127.0.0.2/32"
+secret = "{SECRET}"
+policy = "corp-inline"
+"#,
+        url = slapd.url(),
+        pw = pw_file.display().to_string(),
+        sim = sim.addr,
+        key = key_file.display().to_string(),
+        ca = sim.cert.display().to_string(),
+    );
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.3/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    });
+    // Local records without groups: only the directory says vpn-users
+    // (carol through the nested engineers group).
+    env.radmfa(&["user", "add", "alice"]).assert_ok();
+    env.enroll("alice", common::TOTP_SECRETS[1]);
+    env.radmfa(&[
+        "user",
+        "add",
+        "carol",
+        "--method",
+        "sms",
+        "--phone",
+        "+15550107003",
+    ])
+    .assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+    let secret = common::decode_secret(common::TOTP_SECRETS[1]);
+    let has_acl = |r: &common::RadReply| {
+        assert_eq!(
+            r.text("Filter-Id").as_deref(),
+            Some("vpn-acl"),
+            "{}",
+            r.output
+        );
+    };
+
+    // Inline: password + code, through the inline client.
+    let mut inline = common::PyRequest::access(&server).login(
+        "alice",
+        &format!("alice-pw{}", common::totp_step(&secret, -1)),
+    );
+    inline.bind = "127.0.0.2".to_owned();
+    let reply = inline.send().reply();
+    assert_eq!(common::code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_eq!(
+        common::py_attr(&reply, 11)
+            .and_then(|(_, text)| text)
+            .as_deref(),
+        Some("vpn-acl"),
+        "{reply:#}"
+    );
+
+    // Access-Challenge, answered with the next code.
+    let r = login(&addr, "alice", "alice-pw", None);
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_string();
+    let r = login(&addr, "alice", &totp_now(&secret), Some(&state));
+    expect(&r, "Access-Accept");
+    has_acl(&r);
+
+    // One-way SMS.
+    let r = login(&addr, "carol", "carol-pw", None);
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_string();
+    let code = common::sim::code_in(sim.messages("+15550107003").last().expect("sms"));
+    let r = login(&addr, "carol", &code, Some(&state));
+    expect(&r, "Access-Accept");
+    has_acl(&r);
+}

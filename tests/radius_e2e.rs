@@ -1109,3 +1109,220 @@ fn second_server_on_the_same_port_refuses_to_start() {
         assert_eq!(code_name(&r), "Access-Accept", "step {step}");
     }
 }
+
+/// The audit reasons of `user` once `n` records exist (any order).
+fn audit_reasons(env: &Env, user: &str, n: usize) -> Vec<String> {
+    let mut got: Vec<String> = env
+        .wait_report_len(&["--user", user], n)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    got.sort_unstable();
+    got
+}
+
+/// A second client, 127.0.0.2 ("kiosk"), whose policy asks for the code
+/// only (`first_factor = "none"`), beside the default password policy.
+fn env_with_code_only_kiosk() -> Env {
+    Env::with_options(ConfigOptions {
+        extra: r#"[[policy]]
+name = "code-only"
+first_factor = "none"
+otp_mode = "challenge"
+unenrolled = "reject"
+challenge_prompt = "Enter the code from your authenticator app"
+
+[[client]]
+name = "kiosk"
+address = "127.0.0.2/32"
+secret = "kiosk-secret"
+policy = "code-only"
+require_message_authenticator = true
+"#
+        .to_owned(),
+        ..ConfigOptions::default()
+    })
+}
+
+fn from_kiosk(server: &Server, user: &str, password: &str) -> PyRequest {
+    let mut req = PyRequest::access(server).login(user, password);
+    req.bind = "127.0.0.2".to_owned();
+    req.secret = "kiosk-secret".to_owned();
+    req
+}
+
+/// Issue 15 finding 3: a challenge started on a code-only client cannot be
+/// finished through a client whose policy needs a password, and that
+/// refused answer leaves the challenge to its own client.
+#[test]
+fn challenge_answer_through_another_client_is_bad_state() {
+    let env = env_with_code_only_kiosk();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+
+    // The kiosk asks alice for her code: no password involved.
+    let reply = from_kiosk(&server, "alice", "x").send().reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+
+    // The answer through the password client (127.0.0.1) is refused.
+    let mut elsewhere = PyRequest::access(&server).login("alice", &totp_now(&alice));
+    elsewhere.state_hex = Some(state.clone());
+    let reply = elsewhere.send().reply();
+    assert_eq!(
+        code_name(&reply),
+        "Access-Reject",
+        "a code-only challenge was finished through a password client: {reply:#}"
+    );
+    assert_signed(&reply);
+    assert_eq!(
+        audit_reasons(&env, "alice", 2),
+        ["bad_state", "code_requested"]
+    );
+
+    // The kiosk's own answer still works: the refused one did not end it.
+    let mut own = from_kiosk(&server, "alice", &totp_now(&alice));
+    own.state_hex = Some(state);
+    let reply = own.send().reply();
+    assert_eq!(code_name(&reply), "Access-Accept", "{reply:#}");
+    assert_eq!(
+        audit_reasons(&env, "alice", 3),
+        ["bad_state", "code_requested", "ok"]
+    );
+}
+
+/// Issue 15 finding 3: sending another user's State does not destroy that
+/// user's pending challenge.
+#[test]
+fn another_users_state_leaves_their_challenge_alone() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let bob = env.add_totp_user("bob", TOTP_SECRETS[1]);
+    let server = env.start();
+
+    let reply = PyRequest::access(&server)
+        .login("alice", PASSWORD)
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    let (state, _) = py_attr(&reply, 24).unwrap_or_else(|| panic!("no State: {reply:#}"));
+
+    let mut bobs = PyRequest::access(&server).login("bob", &totp_now(&bob));
+    bobs.state_hex = Some(state.clone());
+    let reply = bobs.send().reply();
+    assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+    assert_eq!(audit_reasons(&env, "bob", 1), ["state_user_mismatch"]);
+
+    let mut own = PyRequest::access(&server).login("alice", &totp_now(&alice));
+    own.state_hex = Some(state);
+    let reply = own.send().reply();
+    assert_eq!(
+        code_name(&reply),
+        "Access-Accept",
+        "alice's challenge was destroyed by bob's answer: {reply:#}"
+    );
+}
+
+/// Issue 15 finding 4: a rejected login costs the same number of argon2
+/// verifications whoever the user is and whatever the password looks like:
+/// two under `otp_mode = "auto"` (both readings of a password ending in
+/// digits are checked, everything else is padded with the decoy), one under
+/// `inline`. Measured with the server's own counter, not with a clock.
+#[test]
+fn rejected_logins_cost_a_fixed_number_of_argon2_runs() {
+    let env = Env::with_options(ConfigOptions {
+        extra: r#"[[policy]]
+name = "inline"
+first_factor = "local"
+otp_mode = "inline"
+unenrolled = "reject"
+challenge_prompt = "Enter the code from your authenticator app"
+
+[[client]]
+name = "inline-nas"
+address = "127.0.0.2/32"
+secret = "inline-secret"
+policy = "inline"
+require_message_authenticator = true
+"#
+        .to_owned(),
+        ..ConfigOptions::default()
+    });
+    // A user whose hash was made with other argon2 parameters than the
+    // server runs with (the config is changed after this one is added).
+    env.add_totp_user("old", TOTP_SECRETS[1]);
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let text = text.replace(
+        "memory_kib = 1024\niterations = 1",
+        "memory_kib = 2048\niterations = 2",
+    );
+    std::fs::write(env.config_path(), text).expect("config");
+    env.add_totp_user("alice", TOTP_SECRETS[0]);
+    env.radmfa(&["user", "add", "nohash", "--method", "none"])
+        .assert_ok();
+    env.add_user("plain", PASSWORD);
+    env.radmfa(&["user", "set", "plain", "--method", "none"])
+        .assert_ok();
+    let server = env.start();
+
+    let cases = [
+        ("alice", "wrong-password"),
+        ("alice", "wrong-pass123456"),
+        ("alice", "123456"),
+        ("alice", ""),
+        ("old", "wrong-password"),
+        ("old", "wrong-pass123456"),
+        ("plain", "wrong-password"),
+        ("plain", "wrong-pass123456"),
+        ("nohash", "wrong-password"),
+        ("nohash", "wrong-pass123456"),
+        ("nobody", "wrong-password"),
+        ("nobody", "wrong-pass123456"),
+    ];
+    for (bind, secret, per_request) in [("127.0.0.1", SECRET, 2), ("127.0.0.2", "inline-secret", 1)]
+    {
+        for (user, password) in cases {
+            let before = env.counter("argon2_verifications");
+            let mut req = PyRequest::access(&server).login(user, password);
+            req.bind = bind.to_owned();
+            req.secret = secret.to_owned();
+            let reply = req.send().reply();
+            assert_eq!(code_name(&reply), "Access-Reject", "{user}: {reply:#}");
+            assert_eq!(
+                env.counter("argon2_verifications") - before,
+                per_request,
+                "argon2 runs for {user} / {password:?} from {bind}"
+            );
+        }
+    }
+    assert_eq!(
+        env.counter("argon2_rehashes"),
+        0,
+        "a rejected login rehashed"
+    );
+
+    // A successful sign-in replaces the old-parameter hash (once); a hash
+    // already made with the configured parameters is left alone.
+    for user in ["old", "alice", "old"] {
+        let reply = PyRequest::access(&server)
+            .login(user, PASSWORD)
+            .send()
+            .reply();
+        assert_eq!(code_name(&reply), "Access-Challenge", "{user}: {reply:#}");
+    }
+    assert_eq!(env.counter("argon2_rehashes"), 1);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = env.start();
+    let reply = PyRequest::access(&server)
+        .login("old", PASSWORD)
+        .send()
+        .reply();
+    assert_eq!(code_name(&reply), "Access-Challenge", "{reply:#}");
+    assert_eq!(env.counter("argon2_verifications"), 1);
+    assert_eq!(
+        env.counter("argon2_rehashes"),
+        0,
+        "the upgraded hash was not stored"
+    );
+}

@@ -458,3 +458,41 @@ fn radsec_drops_are_logged_with_the_radsec_remedy() {
     assert!(line.contains("RFC 6614"), "{line}");
     assert!(!log.contains("not-radsec"), "{log}");
 }
+
+/// Issue 15 finding 3 over RadSec: a challenge issued on a connection with
+/// one certificate is answered only under that certificate, even when
+/// another certificate maps to the same client entry, and not over UDP;
+/// the refused answers leave the challenge to its own connection.
+#[test]
+fn challenge_is_bound_to_the_radsec_certificate() {
+    let node = Node::start();
+    let secret = node.env.add_totp_user("alice", common::TOTP_SECRETS[0]);
+    let dir = node.env.path().to_path_buf();
+    let (cert1, key1) = node.ca.issue(&dir, "proxy1", PROXY_NAME, &[PROXY_NAME]);
+    let (cert2, key2) = node.ca.issue(&dir, "proxy2", PROXY_NAME, &[PROXY_NAME]);
+    let one = RadsecProxy::start(node.radsec_port, &node.ca_path, &cert1, &key1, false);
+    let two = RadsecProxy::start(node.radsec_port, &node.ca_path, &cert2, &key2, false);
+
+    let r = login(&one.addr(), "alice", common::PASSWORD, None);
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_string();
+    let code = totp_now(&secret);
+
+    // Same client entry ("proxy"), other certificate.
+    let r = login(&two.addr(), "alice", &code, Some(&state));
+    expect(&r, "Access-Reject");
+    // The UDP client on 127.0.0.1.
+    let r = login(&node.server.addr_string(), "alice", &code, Some(&state));
+    expect(&r, "Access-Reject");
+    let mut reasons: Vec<String> = node
+        .env
+        .wait_report_len(&["--user", "alice"], 3)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["bad_state", "bad_state", "code_requested"]);
+
+    let r = login(&one.addr(), "alice", &code, Some(&state));
+    expect(&r, "Access-Accept");
+}

@@ -328,3 +328,85 @@ policy = "rdg"
         "{r}"
     );
 }
+
+/// Issue 15 (directory sync section): when the gateway cannot send the SMS
+/// and `fail_mode = "totp_only"` falls back to the authenticator app, the
+/// final Accept still carries the upstream server's Accept attributes.
+#[test]
+fn totp_only_fallback_keeps_upstream_attributes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let _fr = start_freeradius(dir.path(), port);
+    let extra = format!(
+        r#"[[upstream]]
+name = "corp"
+servers = ["127.0.0.1:{port}"]
+secret = "{UP_SECRET}"
+timeout_ms = 500
+retries = 1
+
+[[policy]]
+name = "proxy"
+first_factor = "radius"
+upstream = "corp"
+otp_mode = "challenge"
+fail_mode = "totp_only"
+
+[[client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "proxy"
+"#
+    );
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    });
+    // One-way SMS user who also has an authenticator app; no gateway is
+    // configured, so the SMS cannot be sent.
+    env.radmfa(&["user", "add", "ursula"]).assert_ok();
+    env.enroll("ursula", common::TOTP_SECRETS[2]).assert_ok();
+    env.radmfa(&[
+        "user",
+        "set",
+        "ursula",
+        "--method",
+        "sms",
+        "--phone",
+        "+15550107009",
+    ])
+    .assert_ok();
+    let secret = common::decode_secret(common::TOTP_SECRETS[2]);
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let r = login(&addr, "ursula", "ursula-pw", None);
+    expect(&r, "Access-Challenge");
+    let state = r.attr("State").expect("State").to_string();
+    let r = login(&addr, "ursula", &totp_now(&secret), Some(&state));
+    expect(&r, "Access-Accept");
+    assert_eq!(
+        r.text("Filter-Id").as_deref(),
+        Some("upstream-acl"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("Class = 0x636f72702d7374616666"),
+        "{}",
+        r.output
+    );
+    let reasons: Vec<String> = env
+        .wait_report_len(&["--user", "ursula"], 2)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "gateway_not_configured_totp_fallback"),
+        "{reasons:?}"
+    );
+}

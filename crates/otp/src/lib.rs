@@ -30,5 +30,5 @@ pub use otp::{
 pub use secret::{
     base32_decode, base32_encode, generate_secret, otpauth_uri, OtpKind, OtpauthParams,
 };
-pub use sessions::{SessionId, Sessions};
+pub use sessions::{SessionId, Sessions, Take};
 pub use state::{StateKey, StateToken, MIN_STATE_KEY_LEN, STATE_LEN, STATE_VERSION};

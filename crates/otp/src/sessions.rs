@@ -54,6 +54,17 @@ impl<T> Shard<T> {
     }
 }
 
+/// What [`Sessions::take_entry_if`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Take<T> {
+    /// The session was removed: its payload and deadline.
+    Taken(T, u64),
+    /// The session exists but the caller may not take it; it stays stored.
+    Refused,
+    /// No such live session (unknown id, or expired and now removed).
+    Missing,
+}
+
 /// Challenge sessions held in memory on the node that issued them.
 ///
 /// Each session has a random 128-bit id and a deadline (`insert` time +
@@ -169,6 +180,39 @@ impl<T> Sessions<T> {
             return None;
         }
         Some((payload, deadline))
+    }
+
+    /// Removes the session only if `accept` says its payload may be taken
+    /// (the answer comes from the user and place the challenge was issued
+    /// to); otherwise leaves it in place, untouched, so a stranger holding
+    /// someone else's id cannot destroy their pending session. The check runs
+    /// under the shard lock: no other caller sees the session missing
+    /// meanwhile. An expired entry is removed and reported as [`Take::Missing`].
+    pub fn take_entry_if(
+        &self,
+        id: &SessionId,
+        now: u64,
+        accept: impl FnOnce(&T) -> bool,
+    ) -> Take<T> {
+        let mut shard = self.shard(id);
+        let Some((deadline, payload)) = shard.entries.get(id) else {
+            return Take::Missing;
+        };
+        let (deadline, live) = (*deadline, now < *deadline);
+        if live && !accept(payload) {
+            return Take::Refused;
+        }
+        let removed = shard.remove(id);
+        drop(shard);
+        let Some((_, payload)) = removed else {
+            return Take::Missing;
+        };
+        self.release(1);
+        if live {
+            Take::Taken(payload, deadline)
+        } else {
+            Take::Missing
+        }
     }
 
     /// Removes the session and returns its payload; `None` if the id is
@@ -302,6 +346,28 @@ mod tests {
         s.insert(1000, "b").unwrap();
         assert_eq!(s.put_back([7; 16], 2000, "c"), Err(OtpError::SessionsFull));
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn take_if_refused_leaves_the_session() {
+        let s = Sessions::new(60, 10);
+        let id = s.insert(1000, "alice").unwrap();
+        assert_eq!(
+            s.take_entry_if(&id, 1010, |p| *p == "mallory"),
+            Take::Refused
+        );
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s.take_entry_if(&id, 1010, |p| *p == "alice"),
+            Take::Taken("alice", 1060)
+        );
+        assert_eq!(s.take_entry_if(&id, 1010, |_| true), Take::Missing);
+        assert!(s.is_empty());
+        // Expired: removed whatever the check says, and never handed out.
+        let id = s.insert(1000, "bob").unwrap();
+        assert_eq!(s.take_entry_if(&id, 1060, |_| false), Take::Missing);
+        assert!(s.is_empty());
+        assert_eq!(s.take_entry_if(&[0; 16], 1000, |_| true), Take::Missing);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub struct ClientEntry {
     pub policy: String,
     /// Drop requests without a valid Message-Authenticator.
     pub require_message_authenticator: bool,
+    /// RadSec: SHA-256 of the certificate the connection presented (several
+    /// certificates may map to one client entry); `None` for UDP clients. A
+    /// challenge is answered only under the same name and certificate.
+    pub cert_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +107,7 @@ impl Clients {
                     secret: SharedSecret::new(c.secret.as_bytes().to_vec()),
                     policy: c.policy.clone(),
                     require_message_authenticator: c.require_message_authenticator,
+                    cert_sha256: None,
                 }),
             );
         }
@@ -114,6 +119,7 @@ impl Clients {
                     secret: c.secret.clone(),
                     policy: c.policy.clone(),
                     require_message_authenticator: c.require_message_authenticator,
+                    cert_sha256: None,
                 }),
             );
         }
@@ -142,6 +148,7 @@ mod tests {
             secret: SharedSecret::new(b"s".to_vec()),
             policy: "default".into(),
             require_message_authenticator: true,
+            cert_sha256: None,
         })
     }
 

@@ -72,6 +72,12 @@ counters! {
     lockouts,
     /// Access-Rejects `locked_out`: requests of locked users.
     locked_rejects,
+    /// argon2id password verifications run, decoys included (a rejected
+    /// local login costs a fixed number, see `pipeline::argon2_per_reject`).
+    argon2_verifications,
+    /// Password hashes made with other argon2 parameters than the configured
+    /// ones, replaced after a successful sign-in (one argon2 run each).
+    argon2_rehashes,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

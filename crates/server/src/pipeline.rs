@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use radmfa_otp::{Clock, Hotp, OtpError, Sessions, StateKey, Totp};
+use radmfa_otp::{Clock, Hotp, OtpError, Sessions, StateKey, Take, Totp};
 use radmfa_radius::{
     check_request_message_authenticator, encode_reply, reply_messages, verify_accounting_request,
     AttrType, Attribute, Code, MessageAuthenticator, Packet,
@@ -97,18 +97,59 @@ fn access_span(client: &ClientEntry, packet: &Packet, source: SocketAddr, via: V
 pub struct PendingChallenge {
     /// The user who passed the first factor.
     pub user: String,
+    /// Where the challenge was issued; only an answer from there counts.
+    pub origin: ChallengeOrigin,
     /// How the first leg was authenticated (audit "mode").
     pub mode: String,
     /// For one-way SMS: the code that was sent.
     pub sms_code: Option<Zeroizing<String>>,
     /// For one-way SMS: wrong answers still allowed.
     pub attempts_left: u8,
-    /// Attributes for the final Accept (from the upstream RADIUS server or
-    /// the user's directory groups), kept until the code is checked.
-    pub attrs: Vec<Attribute>,
+    /// What the final Accept carries (the upstream RADIUS server's
+    /// attributes, the user's live directory groups), kept until the code is
+    /// checked.
+    pub on_accept: OnAccept,
     /// A chained challenge: the upstream server's State to send back with
     /// the user's answer.
     pub upstream_state: Option<Vec<u8>>,
+}
+
+/// The client and policy a challenge was issued under. The answer must come
+/// through the same configured client entry (by name; for RadSec also the
+/// same certificate) under the same policy, else it is `bad_state`: a
+/// challenge started where the first factor is `none` cannot be finished
+/// where a password is required. A forwarded answer is checked by the owner
+/// against the client its own table maps the NAS address (carried in the
+/// Forward frame) to, and against that datagram's Message-Authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeOrigin {
+    client: String,
+    cert_sha256: Option<[u8; 32]>,
+    policy: String,
+}
+
+impl ChallengeOrigin {
+    /// The origin of a request from `client`.
+    pub fn of(client: &ClientEntry) -> ChallengeOrigin {
+        ChallengeOrigin {
+            client: client.name.clone(),
+            cert_sha256: client.cert_sha256,
+            policy: client.policy.clone(),
+        }
+    }
+}
+
+/// What an Accept carries besides the reply message and the user's stored
+/// groups: the upstream RADIUS server's Accept attributes (first factor
+/// `radius`) and the user's live directory groups (first factor `ldap`).
+/// Every path to an Accept (inline, Access-Challenge, one-way SMS, out of
+/// band, gateway fallbacks) applies the same one.
+#[derive(Debug, Clone, Default)]
+pub struct OnAccept {
+    /// Attributes copied into the Accept.
+    pub attrs: Vec<Attribute>,
+    /// Groups whose `[[group_attributes]]` go into the Accept.
+    pub groups: Vec<String>,
 }
 
 /// Everything the pipeline needs; shared by all listeners.
@@ -128,8 +169,9 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     /// Bounds concurrent argon2 verifications (one per core).
     argon2_slots: tokio::sync::Semaphore,
-    /// A hash to verify against when the user does not exist, so that an
-    /// unknown user costs the same time as a wrong password.
+    /// A hash made with the configured parameters, verified to pad a
+    /// rejected local login to its fixed argon2 cost (unknown user, no
+    /// password hash, no candidate checked; see `local_first_leg`).
     decoy_hash: String,
     /// The peer link to the other nodes, when clustered.
     peers: Option<PeerClient>,
@@ -234,11 +276,11 @@ impl Decision {
         }
     }
 
-    /// This decision with `extra` attributes (and groups) when it is an Accept.
-    fn with_on_accept(mut self, extra: &[Attribute], groups: &[String]) -> Decision {
+    /// This decision with `extra` attributes and groups when it is an Accept.
+    fn with_on_accept(mut self, extra: &OnAccept) -> Decision {
         if self.code == Code::ACCESS_ACCEPT {
-            self.attrs.extend_from_slice(extra);
-            self.groups.extend_from_slice(groups);
+            self.attrs.extend_from_slice(&extra.attrs);
+            self.groups.extend_from_slice(&extra.groups);
         }
         self
     }
@@ -976,10 +1018,13 @@ impl Node {
                 .await
             }
             None if policy.first_factor == FirstFactor::Ldap => {
-                self.ldap_first_leg(&name, &password, policy, end_user)
+                self.ldap_first_leg(&name, &password, policy, end_user, client)
                     .await
             }
-            None => self.first_leg(&name, &password, policy, end_user).await,
+            None => {
+                self.local_first_leg(&name, &password, policy, end_user, client)
+                    .await
+            }
         }
     }
 
@@ -1070,10 +1115,11 @@ impl Node {
                 let now = self.clock.now_unix();
                 let pending = PendingChallenge {
                     user: name.to_string(),
+                    origin: ChallengeOrigin::of(client),
                     mode: "radius-challenge".to_string(),
                     sms_code: None,
                     attempts_left: 1,
-                    attrs: Vec::new(),
+                    on_accept: OnAccept::default(),
                     upstream_state: Some(state.value.clone()),
                 };
                 match self.sessions.insert(now, pending) {
@@ -1128,6 +1174,10 @@ impl Node {
                         );
                     }
                 }
+                let on_accept = OnAccept {
+                    attrs: carry,
+                    groups: Vec::new(),
+                };
                 self.second_factor_after(
                     name,
                     cached,
@@ -1135,8 +1185,8 @@ impl Node {
                     first,
                     end_user,
                     inline.map(|(_, c)| c),
-                    carry,
-                    &[],
+                    on_accept,
+                    client,
                 )
                 .await
             }
@@ -1153,6 +1203,7 @@ impl Node {
         password: &[u8],
         policy: &Policy,
         end_user: Option<std::net::IpAddr>,
+        client: &ClientEntry,
     ) -> Decision {
         let mode = "ldap";
         let Some(directory) = &self.directory else {
@@ -1207,6 +1258,10 @@ impl Node {
                 }
             }
         };
+        let on_accept = OnAccept {
+            attrs: Vec::new(),
+            groups: dir_user.groups,
+        };
         self.second_factor_after(
             &login,
             cached,
@@ -1214,14 +1269,15 @@ impl Node {
             mode,
             end_user,
             inline.map(|(_, c)| c),
-            Vec::new(),
-            &dir_user.groups,
+            on_accept,
+            client,
         )
         .await
     }
 
     /// The second factor once an external first factor (upstream RADIUS,
-    /// directory) has passed. `carry` and `dir_groups` go into the Accept.
+    /// directory) has passed. `on_accept` goes into the Accept, whichever
+    /// path leads there.
     #[allow(clippy::too_many_arguments)]
     async fn second_factor_after(
         &self,
@@ -1231,10 +1287,10 @@ impl Node {
         first: &str,
         end_user: Option<std::net::IpAddr>,
         inline_code: Option<&str>,
-        carry: Vec<Attribute>,
-        dir_groups: &[String],
+        on_accept: OnAccept,
+        client: &ClientEntry,
     ) -> Decision {
-        let mut groups: Vec<String> = dir_groups.to_vec();
+        let mut groups: Vec<String> = on_accept.groups.clone();
         if let Some(c) = &cached {
             groups.extend(c.user.groups.iter().cloned());
         }
@@ -1243,7 +1299,7 @@ impl Node {
             d.code = Code::ACCESS_ACCEPT;
             d.message = "Welcome.".to_string();
             d.reason = "mfa_not_required_for_group".to_string();
-            d.attrs = carry;
+            d.attrs = on_accept.attrs;
             d.groups = groups;
             return d;
         }
@@ -1264,18 +1320,21 @@ impl Node {
             Method::None => Decision::accept(user, first, "ok"),
             Method::Sms => {
                 return self
-                    .sms_first_leg(user, token, b"", policy, first, end_user, carry)
+                    .sms_first_leg(user, token, b"", policy, first, end_user, on_accept, client)
                     .await
             }
             Method::SmsTwoWay | Method::Call | Method::Push => {
-                self.out_of_band(user, token, b"", policy, first, end_user)
+                return self
+                    .out_of_band(
+                        user, token, b"", policy, first, end_user, &on_accept, client,
+                    )
                     .await
             }
             Method::Totp | Method::Hotp => {
                 let Some(token) = token else {
                     if policy.unenrolled == Unenrolled::Accept {
                         return Decision::accept(user, first, "not_enrolled_allowed")
-                            .with_on_accept(&carry, dir_groups);
+                            .with_on_accept(&on_accept);
                     }
                     return Decision::reject(
                         name,
@@ -1298,13 +1357,44 @@ impl Node {
                             policy,
                             format!("{first}+{kind}-challenge"),
                             "code_requested",
-                            carry,
+                            on_accept,
+                            client,
                         )
                     }
                 }
             }
         };
-        decision.with_on_accept(&carry, dir_groups)
+        decision.with_on_accept(&on_accept)
+    }
+
+    /// First factor `local` (or `none`), at a fixed argon2 cost: a
+    /// rejected request costs exactly [`argon2_per_reject`] verifications
+    /// whoever the user is (unknown, without a password hash, hashed with
+    /// other parameters) and whatever the password's shape, padded with
+    /// verifications of the decoy hash. What passes the first factor is not
+    /// padded: only someone who knows the password gets there.
+    async fn local_first_leg(
+        &self,
+        name: &str,
+        password: &[u8],
+        policy: &Policy,
+        end_user: Option<std::net::IpAddr>,
+        client: &ClientEntry,
+    ) -> Decision {
+        let (decision, spent) = ARGON2_RUNS
+            .scope(std::cell::Cell::new(0), async {
+                let d = self
+                    .first_leg(name, password, policy, end_user, client)
+                    .await;
+                (d, ARGON2_RUNS.with(std::cell::Cell::get))
+            })
+            .await;
+        if decision.code == Code::ACCESS_REJECT {
+            for _ in spent..argon2_per_reject(policy) {
+                self.verify_argon2(self.decoy_hash.clone(), password).await;
+            }
+        }
+        decision
     }
 
     async fn first_leg(
@@ -1313,6 +1403,7 @@ impl Node {
         password: &[u8],
         policy: &Policy,
         end_user: Option<std::net::IpAddr>,
+        client: &ClientEntry,
     ) -> Decision {
         let cached = match self.hot.user(&self.store, name) {
             Ok(u) => u,
@@ -1326,10 +1417,7 @@ impl Node {
             FirstFactor::None => "otp",
         };
         let Some(cached) = cached else {
-            if policy.first_factor == FirstFactor::Local {
-                // Same cost as a wrong password, so user names cannot be probed by timing.
-                self.verify_argon2(self.decoy_hash.clone(), password).await;
-            }
+            // local_first_leg pads this to the cost of a wrong password.
             return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
         };
         let user = &cached.user;
@@ -1343,12 +1431,30 @@ impl Node {
             Method::None => false,
             Method::Sms => {
                 return self
-                    .sms_first_leg(user, token, password, policy, first, end_user, Vec::new())
+                    .sms_first_leg(
+                        user,
+                        token,
+                        password,
+                        policy,
+                        first,
+                        end_user,
+                        OnAccept::default(),
+                        client,
+                    )
                     .await
             }
             Method::SmsTwoWay | Method::Call | Method::Push => {
                 return self
-                    .out_of_band(user, token, password, policy, first, end_user)
+                    .out_of_band(
+                        user,
+                        token,
+                        password,
+                        policy,
+                        first,
+                        end_user,
+                        &OnAccept::default(),
+                        client,
+                    )
                     .await
             }
         };
@@ -1439,7 +1545,7 @@ impl Node {
             if !user.enabled {
                 return disabled(name, user, &mode);
             }
-            return self.challenge(user, policy, format!("{kind}-challenge"));
+            return self.challenge(user, policy, format!("{kind}-challenge"), client);
         }
 
         // Inline: password immediately followed by the code (PIN mode: the
@@ -1483,7 +1589,7 @@ impl Node {
         if !user.enabled {
             return disabled(name, user, &mode);
         }
-        self.challenge(user, policy, mode)
+        self.challenge(user, policy, mode, client)
     }
 
     /// The user's PIN in PIN mode (`Ok(None)` in standard mode); a PIN that
@@ -1504,27 +1610,42 @@ impl Node {
         })
     }
 
-    fn challenge(&self, user: &User, policy: &Policy, mode: String) -> Decision {
-        self.challenge_because(user, policy, mode, "code_requested", Vec::new())
+    fn challenge(
+        &self,
+        user: &User,
+        policy: &Policy,
+        mode: String,
+        client: &ClientEntry,
+    ) -> Decision {
+        self.challenge_because(
+            user,
+            policy,
+            mode,
+            "code_requested",
+            OnAccept::default(),
+            client,
+        )
     }
 
-    /// An Access-Challenge for the user's one-time code; `carry` goes into
-    /// the final Accept.
+    /// An Access-Challenge for the user's one-time code, answerable only
+    /// through `client`; `on_accept` goes into the final Accept.
     fn challenge_because(
         &self,
         user: &User,
         policy: &Policy,
         mode: String,
         reason: &str,
-        carry: Vec<Attribute>,
+        on_accept: OnAccept,
+        client: &ClientEntry,
     ) -> Decision {
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
             user: user.name.clone(),
+            origin: ChallengeOrigin::of(client),
             mode: mode.clone(),
             sms_code: None,
             attempts_left: 1,
-            attrs: carry,
+            on_accept,
             upstream_state: None,
         };
         match self.sessions.insert(now, pending) {
@@ -1580,16 +1701,40 @@ impl Node {
             );
         }
         let now = self.clock.now_unix();
-        let Some((pending, deadline)) = self
-            .sessions
-            .take_entry(&token.session_id, now)
-            .or_else(|| self.sms_sessions.take_entry(&token.session_id, now))
-        else {
-            return Decision::reject(name, "challenge", "challenge_expired", MSG_SESSION_GONE);
+        // Taken only by its own user through the client and policy that
+        // started it; any other answer leaves it in place for its owner.
+        let origin = ChallengeOrigin::of(client);
+        let mut refusal = None;
+        let mut take = |sessions: &Sessions<PendingChallenge>| {
+            let taken = sessions.take_entry_if(&token.session_id, now, |p| {
+                let why = if p.user != name {
+                    Some("state_user_mismatch")
+                } else if p.origin != origin {
+                    Some("bad_state")
+                } else {
+                    None
+                };
+                refusal = why.map(|why| (why, p.mode.clone()));
+                why.is_none()
+            });
+            match taken {
+                Take::Taken(pending, deadline) => Some((pending, deadline)),
+                Take::Refused | Take::Missing => None,
+            }
         };
-        if pending.user != name {
-            return Decision::reject(name, &pending.mode, "state_user_mismatch", MSG_SESSION_GONE);
-        }
+        let found = take(&self.sessions).or_else(|| take(&self.sms_sessions));
+        let Some((pending, deadline)) = found else {
+            return match refusal {
+                Some((why, mode)) => {
+                    debug!(
+                        reason = why,
+                        "challenge answer refused; the session stays for its owner"
+                    );
+                    Decision::reject(name, &mode, why, MSG_SESSION_GONE)
+                }
+                None => Decision::reject(name, "challenge", "challenge_expired", MSG_SESSION_GONE),
+            };
+        };
         if let Some(upstream_state) = &pending.upstream_state {
             return self
                 .radius_first_leg(
@@ -1641,7 +1786,7 @@ impl Node {
             return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
         };
         self.check_code(user, token, code, &pending.mode)
-            .with_on_accept(&pending.attrs, &[])
+            .with_on_accept(&pending.on_accept)
     }
 
     /// One-way SMS, first leg: first factor, then a random code sent through
@@ -1655,7 +1800,8 @@ impl Node {
         policy: &Policy,
         first: &str,
         end_user: Option<std::net::IpAddr>,
-        carry: Vec<Attribute>,
+        on_accept: OnAccept,
+        client: &ClientEntry,
     ) -> Decision {
         let name = user.name.as_str();
         let mode = format!("{first}+sms");
@@ -1666,17 +1812,26 @@ impl Node {
             return refused;
         }
         let Some(gateway) = &self.gateway else {
-            return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
+            return self.gateway_down(
+                user,
+                token,
+                policy,
+                &mode,
+                "gateway_not_configured",
+                on_accept,
+                client,
+            );
         };
         let sms = &self.cfg.sms;
         let code = Zeroizing::new(radmfa_otp::random_code(sms.code_length, &sms.alphabet));
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
             user: name.to_string(),
+            origin: ChallengeOrigin::of(client),
             mode: mode.clone(),
             sms_code: Some(code.clone()),
             attempts_left: sms.max_attempts,
-            attrs: carry,
+            on_accept: on_accept.clone(),
             upstream_state: None,
         };
         let id = match self.sms_sessions.insert(now, pending) {
@@ -1727,7 +1882,15 @@ impl Node {
             Err(e) => {
                 self.sms_sessions.take(&id, now);
                 warn!(error = %e, "cannot send the SMS code");
-                self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
+                self.gateway_down(
+                    user,
+                    token,
+                    policy,
+                    &mode,
+                    "gateway_unreachable",
+                    on_accept,
+                    client,
+                )
             }
         }
     }
@@ -1736,6 +1899,7 @@ impl Node {
     /// answer through the gateway (no Access-Challenge: RD Gateway/NPS cannot
     /// show one). NAS retransmissions meanwhile are absorbed by the duplicate
     /// cache, so one login is one SMS, call or push.
+    #[allow(clippy::too_many_arguments)]
     async fn out_of_band(
         &self,
         user: &User,
@@ -1744,6 +1908,8 @@ impl Node {
         policy: &Policy,
         first: &str,
         end_user: Option<std::net::IpAddr>,
+        on_accept: &OnAccept,
+        client: &ClientEntry,
     ) -> Decision {
         use radmfa_gateway::{Verdict, VerificationMode};
         let name = user.name.as_str();
@@ -1776,8 +1942,10 @@ impl Node {
             Ok(None) => radmfa_gateway::PinMode::Standard,
             Err(d) => return *d,
         };
+        let down =
+            |why| self.gateway_down(user, token, policy, &mode, why, on_accept.clone(), client);
         let Some(gateway) = &self.gateway else {
-            return self.gateway_down(user, token, policy, &mode, "gateway_not_configured");
+            return down("gateway_not_configured");
         };
         let mut id = [0u8; 16];
         rand::fill(&mut id[..]);
@@ -1795,13 +1963,13 @@ impl Node {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "cannot start the verification");
-                return self.gateway_down(user, token, policy, &mode, "gateway_unreachable");
+                return down("gateway_unreachable");
             }
         };
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.verdict_timeout_secs);
         match gateway.wait_verdict(&started, deadline).await {
-            Ok(Verdict::Approved) => Decision::accept(user, &mode, "ok"),
+            Ok(Verdict::Approved) => Decision::accept(user, &mode, "ok").with_on_accept(on_accept),
             Ok(Verdict::Denied) if pin_mode_used => Decision::reject(
                 name,
                 &mode,
@@ -1828,7 +1996,7 @@ impl Node {
             ),
             Err(e) => {
                 warn!(error = %e, "no verdict from the gateway");
-                self.gateway_down(user, token, policy, &mode, "gateway_unreachable")
+                down("gateway_unreachable")
             }
         }
     }
@@ -1879,6 +2047,8 @@ impl Node {
     }
 
     /// The gateway could not be used: the policy's `fail_mode` decides.
+    /// `on_accept` goes into the Accept, now or after the TOTP fallback.
+    #[allow(clippy::too_many_arguments)]
     fn gateway_down(
         &self,
         user: &User,
@@ -1886,16 +2056,21 @@ impl Node {
         policy: &Policy,
         mode: &str,
         why: &str,
+        on_accept: OnAccept,
+        client: &ClientEntry,
     ) -> Decision {
         let name = user.name.as_str();
         match (policy.fail_mode, token) {
-            (FailMode::Open, _) => Decision::accept(user, mode, &format!("{why}_fail_open")),
+            (FailMode::Open, _) => {
+                Decision::accept(user, mode, &format!("{why}_fail_open")).with_on_accept(&on_accept)
+            }
             (FailMode::TotpOnly, Some(_)) => self.challenge_because(
                 user,
                 policy,
                 format!("{mode}>totp-challenge"),
                 &format!("{why}_totp_fallback"),
-                Vec::new(),
+                on_accept,
+                client,
             ),
             _ => Decision::reject(
                 name,
@@ -1946,7 +2121,7 @@ impl Node {
         // Both checks always run: the answer does not tell which part was wrong.
         let code_ok = radmfa_otp::codes_match(&expected, code);
         if pin_ok && code_ok {
-            return Decision::accept(&user.user, &mode, "ok").with_on_accept(&pending.attrs, &[]);
+            return Decision::accept(&user.user, &mode, "ok").with_on_accept(&pending.on_accept);
         }
         pending.attempts_left = pending.attempts_left.saturating_sub(1);
         if pending.attempts_left > 0 && self.sms_sessions.put_back(id, deadline, pending).is_ok() {
@@ -2031,11 +2206,58 @@ impl Node {
         let ok = self.verify_argon2(hash.to_string(), password).await;
         if ok {
             self.creds.insert(&user.name, hash, password, now);
+            self.rehash(&user.name, hash, password).await;
         }
         ok
     }
 
+    /// After a password verified against a hash made with other argon2
+    /// parameters than the configured ones: replaces it by one made with
+    /// them, so that user's verifications cost what everyone else's (and the
+    /// decoy's) do. One more argon2 run, counted as `argon2_rehashes`, on
+    /// success only. Written where the store is writable (primary or
+    /// standalone); a replica leaves it to a sign-in at the primary. Only
+    /// the hash that was verified is replaced: a password changed meanwhile
+    /// stays.
+    async fn rehash(&self, name: &str, old: &str, password: &[u8]) {
+        let params = self.cfg.password_params();
+        if !radmfa_store::needs_rehash(old, &params)
+            || self.store.repl_state().0 != radmfa_store::repl::Role::Primary
+        {
+            return;
+        }
+        let Ok(_permit) = self.argon2_slots.acquire().await else {
+            return;
+        };
+        bump(&self.counters.argon2_rehashes);
+        let (store, user, old) = (self.store.clone(), name.to_string(), old.to_string());
+        let password = Zeroizing::new(password.to_vec());
+        let written = tokio::task::spawn_blocking(move || {
+            let new = radmfa_store::hash_password(&password, &params)?;
+            store.update_user(&user, |u| {
+                if u.password_hash.as_deref() == Some(old.as_str()) {
+                    u.password_hash = Some(new.clone());
+                }
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                self.hot.forget_user(name);
+                self.creds.forget(name);
+                debug!("password hash upgraded to the configured argon2 parameters");
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot upgrade the password hash to the configured argon2 parameters; it is tried again at the next sign-in")
+            }
+            Err(e) => warn!(error = %e, "password rehash task failed"),
+        }
+    }
+
     async fn verify_argon2(&self, hash: String, password: &[u8]) -> bool {
+        bump(&self.counters.argon2_verifications);
+        // Counted per request too, so local_first_leg can pad to a fixed cost.
+        let _ = ARGON2_RUNS.try_with(|n| n.set(n.get().saturating_add(1)));
         // Each verification holds `memory_kib` of RAM for milliseconds: bound
         // how many run at once, so a burst of cold logins queues here instead
         // of growing the blocking pool and the heap without limit.
@@ -2059,6 +2281,25 @@ fn phone_missing(user: &User, mode: &str) -> Option<Decision> {
             "No phone number is on file for your account. Contact your administrator.",
         )
     })
+}
+
+tokio::task_local! {
+    /// argon2 verifications run so far by the request this task serves
+    /// (set by `local_first_leg`; other callers are not counted).
+    static ARGON2_RUNS: std::cell::Cell<u32>;
+}
+
+/// How many argon2 verifications a rejected request costs under `policy`:
+/// one for a `local` first factor, two when `otp_mode = "auto"` (a
+/// User-Password ending in digits is checked both as password + code and as
+/// the whole password, so every other rejected request is padded to two);
+/// none for the other first factors (no local password is checked).
+pub(crate) fn argon2_per_reject(policy: &Policy) -> u32 {
+    match (policy.first_factor, policy.otp_mode) {
+        (FirstFactor::Local, OtpMode::Auto) => 2,
+        (FirstFactor::Local, _) => 1,
+        _ => 0,
+    }
 }
 
 /// Lower-case hex of a gateway request id.

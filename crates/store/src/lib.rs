@@ -54,7 +54,7 @@ pub use model::{
     DisabledReason, Method, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User,
     PIN_LEN,
 };
-pub use password::{hash_password, verify_password, PasswordParams};
+pub use password::{hash_password, needs_rehash, verify_password, PasswordParams};
 pub use store::{Store, StoreOptions};
 
 /// Everything that can go wrong in the store.

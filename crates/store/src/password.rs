@@ -58,6 +58,24 @@ pub fn verify_password(phc: &str, password: &[u8]) -> bool {
     }
 }
 
+/// True when `phc` is not an argon2id v1.3 hash with exactly `params` (or
+/// does not parse): verifying it costs something else than a verification
+/// under the configured parameters, so it should be replaced by a hash
+/// made with them at the next successful sign-in.
+pub fn needs_rehash(phc: &str, params: &PasswordParams) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let Ok(stored) = Params::try_from(&hash) else {
+        return true;
+    };
+    hash.algorithm != Algorithm::Argon2id.ident()
+        || hash.version != Some(Version::V0x13.into())
+        || stored.m_cost() != params.memory_kib
+        || stored.t_cost() != params.iterations
+        || stored.p_cost() != params.parallelism
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +106,32 @@ mod tests {
         let phc = hash_password(b"pw", &p).unwrap();
         assert!(phc.contains("m=19456,t=2,p=1"), "{phc}");
         assert!(verify_password(&phc, b"pw"));
+    }
+
+    #[test]
+    fn needs_rehash_compares_the_stored_parameters() {
+        let phc = hash_password(b"pw", &cheap()).unwrap();
+        assert!(!needs_rehash(&phc, &cheap()));
+        let more = PasswordParams {
+            memory_kib: 128,
+            ..cheap()
+        };
+        assert!(needs_rehash(&phc, &more));
+        let passes = PasswordParams {
+            iterations: 2,
+            ..cheap()
+        };
+        assert!(needs_rehash(&phc, &passes));
+        // Written by hand, as another implementation would store it.
+        assert!(!needs_rehash(
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            &cheap()
+        ));
+        assert!(needs_rehash(
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            &cheap()
+        ));
+        assert!(needs_rehash("not a hash", &cheap()));
     }
 
     #[test]

@@ -268,6 +268,18 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
             "Access-Rejects sent because the user is locked.",
         ),
         (
+            "radmfa_argon2_verifications_total",
+            "argon2_verifications",
+            "counter",
+            "argon2id password verifications run (decoys included; cached credentials run none).",
+        ),
+        (
+            "radmfa_argon2_rehashes_total",
+            "argon2_rehashes",
+            "counter",
+            "Password hashes upgraded to the configured argon2 parameters after a successful sign-in.",
+        ),
+        (
             "radmfa_locks_in_memory",
             "limits_locks_in_memory",
             "gauge",

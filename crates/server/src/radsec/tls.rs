@@ -120,6 +120,7 @@ impl ClientMap {
                         secret: SharedSecret::new(RADSEC_SECRET.to_vec()),
                         policy: c.policy.clone(),
                         require_message_authenticator: c.require_message_authenticator,
+                        cert_sha256: None,
                     };
                     (c.clone(), Arc::new(entry))
                 })
@@ -291,10 +292,19 @@ impl RadsecTls {
         self.config.clone()
     }
 
-    /// The client a verified peer certificate maps to.
+    /// The client a verified peer certificate maps to, marked with the
+    /// certificate's fingerprint (a challenge issued on this connection is
+    /// answered only under the same certificate).
     pub fn client_for(&self, cert: &CertificateDer<'_>) -> Option<Arc<ClientEntry>> {
         let id = CertIdentity::parse(cert).ok()?;
-        self.map.find(&id)
+        let entry = self.map.find(&id)?;
+        Some(Arc::new(ClientEntry {
+            name: entry.name.clone(),
+            secret: entry.secret.clone(),
+            policy: entry.policy.clone(),
+            require_message_authenticator: entry.require_message_authenticator,
+            cert_sha256: Some(id.sha256),
+        }))
     }
 }
 
