@@ -570,6 +570,7 @@ async fn user_enroll(
         algorithm: e.algorithm,
         digits: e.digits.unwrap_or(st.node.config().otp_digits),
         period: e.period,
+        replace: true,
     };
     created(write(&st, &caller, "token_enroll", &name, req).await?)
 }
@@ -623,6 +624,7 @@ impl NewClient {
             secret: self.secret,
             policy: self.policy,
             require_message_authenticator: self.require_message_authenticator,
+            force: false,
         };
         (self.name, req)
     }
