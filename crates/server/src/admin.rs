@@ -510,7 +510,13 @@ fn user_add_warnings(store: &Store, cfg: &RuntimeConfig, u: &User) -> Vec<String
     }
     if u.password_hash.is_none() {
         let mut used: Vec<String> = cfg.clients.iter().map(|c| c.policy.clone()).collect();
-        used.extend(store.list_clients().unwrap_or_default().into_iter().map(|c| c.policy));
+        used.extend(
+            store
+                .list_clients()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.policy),
+        );
         if let Some(r) = &cfg.radsec {
             used.extend(r.clients.iter().map(|c| c.policy.clone()));
         }
@@ -848,10 +854,12 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             if store.get_user(&user)?.is_none() {
                 return Err(user_not_found(&user));
             }
-            let t = store.get_token(&user)?.ok_or_else(|| StoreError::NotFound {
-                what: "token",
-                name: user.clone(),
-            })?;
+            let t = store
+                .get_token(&user)?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "token",
+                    name: user.clone(),
+                })?;
             Ok(token_view(&user, &t, store.otp_state(&user)?))
         }
         AdminRequest::TokenDelete { user } => {
@@ -869,10 +877,12 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             if store.get_user(&user)?.is_none() {
                 return Err(user_not_found(&user));
             }
-            let t = store.get_token(&user)?.ok_or_else(|| StoreError::NotFound {
-                what: "token",
-                name: user.clone(),
-            })?;
+            let t = store
+                .get_token(&user)?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "token",
+                    name: user.clone(),
+                })?;
             if t.kind != TokenKind::Hotp {
                 return Err(AdminError::Invalid(format!(
                     "user {user} has a TOTP token: only HOTP counters are resynchronised (a TOTP token follows the clock)"

@@ -1351,7 +1351,10 @@ impl RuntimeConfig {
             if c.secret.get_ref().is_empty() {
                 return Err(locate(
                     at(&c.secret.span()),
-                    format!("client {:?}: the shared secret must not be empty", c.name.get_ref()),
+                    format!(
+                        "client {:?}: the shared secret must not be empty",
+                        c.name.get_ref()
+                    ),
                 ));
             }
             if !policies.contains_key(c.policy.get_ref()) {
@@ -1971,18 +1974,37 @@ mod tests {
     #[test]
     fn duplicate_clients_are_refused() {
         let client = |name: &str, addr: &str| {
-            format!("[[client]]\nname = \"{name}\"\naddress = \"{addr}\"\nsecret = \"s3cret-s3cret\"\n")
+            format!(
+                "[[client]]\nname = \"{name}\"\naddress = \"{addr}\"\nsecret = \"s3cret-s3cret\"\n"
+            )
         };
-        let ok = format!("{}{}", client("a", "10.0.0.0/8"), client("b", "10.1.0.0/16"));
-        assert_eq!(RuntimeConfig::parse(&ok, "c.toml").expect("overlap allowed").clients.len(), 2);
+        let ok = format!(
+            "{}{}",
+            client("a", "10.0.0.0/8"),
+            client("b", "10.1.0.0/16")
+        );
+        assert_eq!(
+            RuntimeConfig::parse(&ok, "c.toml")
+                .expect("overlap allowed")
+                .clients
+                .len(),
+            2
+        );
         let twice = format!("{}{}", client("a", "10.0.0.1"), client("a", "10.0.0.2"));
         let err = RuntimeConfig::parse(&twice, "c.toml").expect_err("same name");
         assert_eq!(err.line, 6, "{err}");
         assert!(err.reason.contains("defined twice"), "{err}");
-        let same = format!("{}{}", client("a", "10.0.0.0/24"), client("b", "10.0.0.7/24"));
+        let same = format!(
+            "{}{}",
+            client("a", "10.0.0.0/24"),
+            client("b", "10.0.0.7/24")
+        );
         let err = RuntimeConfig::parse(&same, "c.toml").expect_err("same address");
         assert_eq!(err.line, 7, "{err}");
-        assert!(err.reason.contains("already the address of client \"a\""), "{err}");
+        assert!(
+            err.reason.contains("already the address of client \"a\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,7 +74,12 @@ impl DuplicateCache {
         let (base, extra) = (max_entries / SHARDS, max_entries % SHARDS);
         DuplicateCache {
             shards: (0..SHARDS)
-                .map(|i| (Mutex::new(Shard::default()), (base + usize::from(i < extra)).max(1)))
+                .map(|i| {
+                    (
+                        Mutex::new(Shard::default()),
+                        (base + usize::from(i < extra)).max(1),
+                    )
+                })
                 .collect(),
             window,
         }

@@ -360,13 +360,21 @@ async fn duplicate_cache_entries_is_honoured() {
         encode_request(Code::STATUS_SERVER, id, &auth, &[], SECRET).expect("enc")
     };
     // Distinct source addresses, so the per-source rate limit stays out of it.
-    let from = |n: u32| -> SocketAddr {
-        SocketAddr::from(([127, 1, (n >> 8) as u8, n as u8], 40000))
-    };
+    let from =
+        |n: u32| -> SocketAddr { SocketAddr::from(([127, 1, (n >> 8) as u8, n as u8], 40000)) };
     let first = status(0, 0);
-    h.node.handle_datagram(&first, from(0)).await.expect("reply");
-    h.node.handle_datagram(&first, from(0)).await.expect("cached");
-    assert_eq!(h.node.counters().to_json()["duplicates_answered_from_cache"], 1);
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("reply");
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("cached");
+    assert_eq!(
+        h.node.counters().to_json()["duplicates_answered_from_cache"],
+        1
+    );
     for n in 1..3000u32 {
         h.node
             .handle_datagram(&status(n as u8, n), from(n))
@@ -374,7 +382,10 @@ async fn duplicate_cache_entries_is_honoured() {
             .expect("reply");
     }
     // 3000 replies against a bound of 1024: the first one is forgotten.
-    h.node.handle_datagram(&first, from(0)).await.expect("reply");
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("reply");
     let c = h.node.counters().to_json();
     assert_eq!(c["duplicates_answered_from_cache"], 1, "{c}");
     assert_eq!(c["status_server_replies"], 3001, "{c}");
