@@ -1771,10 +1771,12 @@ fn prompt_no_echo(prompt: &str) -> anyhow::Result<String> {
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
-    eprint!("{prompt}");
-    let _ = std::io::stderr().flush();
+    // Echo off before the prompt shows: what is typed (or pasted) at once
+    // must not appear.
     tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
     let restore = Restore(saved);
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
     let mut line = String::new();
     stdin
         .read_line(&mut line)
@@ -1996,7 +1998,9 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        let _ = writeln!(out, "{}", s.join("  ").trim_end());
+        if let Err(e) = writeln!(out, "{}", s.join("  ").trim_end()) {
+            stdout_failed(&e);
+        }
     };
     line(headers.to_vec(), &mut out);
     for r in rows {
