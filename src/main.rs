@@ -1212,7 +1212,7 @@ fn peer_row(
                 id.to_string(),
                 addr.to_string(),
                 dash(),
-                "unreachable (never connected since start)".into(),
+                "unreachable (no contact since start)".into(),
                 dash(),
                 dash(),
                 "never".into(),

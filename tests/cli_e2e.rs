@@ -1393,3 +1393,148 @@ fn first_serve_says_what_it_serves_and_the_next_step() {
     assert!(log.contains("serving 1 users"), "{log}");
     assert!(!log.contains("no users yet"), "{log}");
 }
+
+/// A cluster node for the peer checks: node `id` listening on `listen` with
+/// `peers`, the certificates, cluster key and seed key of `shared`.
+fn cluster_node(shared: &std::path::Path, id: u16, listen: u16, peers: &[(u16, u16)]) -> Env {
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let path = |name: &str| shared.join(name).display().to_string();
+    let text = text
+        .replace(
+            "node_id = 7\n",
+            &format!("node_id = {id}\nkey_file = {:?}\n", path("seed.key")),
+        )
+        .replace(
+            "[challenge]\n",
+            &format!(
+                "[challenge]\ncluster_key_file = {:?}\n",
+                path("certs/cluster.key")
+            ),
+        );
+    let role = if id == 1 { "primary" } else { "replica" };
+    let mut text = format!(
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\nrole = \"{role}\"\n",
+        path("certs/ca.pem"),
+        path(&format!("certs/node-{id}.pem")),
+        path(&format!("certs/node-{id}.key")),
+    );
+    for (peer, port) in peers {
+        text.push_str(&format!(
+            "\n[[cluster.peer]]\nnode_id = {peer}\naddress = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    std::fs::write(env.config_path(), text).expect("config");
+    env
+}
+
+#[test]
+fn status_and_check_config_connect_show_unreachable_peers() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let certs = shared.path().join("certs");
+    run_radmfa(
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            certs.to_str().expect("utf-8"),
+            "--nodes",
+            "3",
+        ],
+        None,
+        shared.path(),
+    )
+    .assert_ok();
+    let (p1, p2, p3) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let primary = cluster_node(shared.path(), 1, p1, &[(2, p2), (3, p3)]);
+    let replica = cluster_node(shared.path(), 2, p2, &[(1, p1)]);
+    primary.add_user("ann", PASSWORD);
+
+    let _b = replica.start();
+    let a = primary.start();
+
+    // Node 2 answers on the peer link, node 3 (never started) does not.
+    let out = primary.radmfa(&["check-config", "--connect"]);
+    out.assert_code(1);
+    let ok2 = format!("ok      peer 2 127.0.0.1:{p2}");
+    let failed3 = format!("FAILED  peer 3 127.0.0.1:{p3}");
+    assert!(
+        out.stdout.contains(&ok2) && out.stdout.contains(&failed3),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("1 of 2 connection checks failed"),
+        "{}",
+        out.stderr
+    );
+    // The same checks at start-up, in the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !a.log().contains("start-up check failed: peer 3") {
+        assert!(std::time::Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // status: one aligned row per peer, the unreachable one included.
+    // Cells of the peer row `id` by column, cut at the header's column starts.
+    fn cells(table: &str, id: &str) -> Option<Vec<String>> {
+        let lines: Vec<&str> = table.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("PEER"))?;
+        let starts: Vec<usize> = [
+            "PEER",
+            "ADDRESS",
+            "ROLE",
+            "STATE",
+            "ACKED SEQ",
+            "LAG",
+            "LAST SEEN",
+        ]
+        .iter()
+        .map(|h| lines[header].find(h))
+        .collect::<Option<_>>()?;
+        let row = lines[header + 1..]
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(id))?;
+        Some(
+            starts
+                .iter()
+                .enumerate()
+                .map(|(i, &from)| {
+                    let to = starts
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(row.len())
+                        .min(row.len());
+                    row.get(from.min(to)..to).unwrap_or("").trim().to_owned()
+                })
+                .collect(),
+        )
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let table = loop {
+        let out = primary.radmfa(&["status"]);
+        out.assert_ok();
+        if cells(&out.stdout, "2").is_some_and(|c| c[3] == "connected") {
+            break out.stdout;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", out.stdout);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let two = cells(&table, "2").expect("row 2");
+    assert_eq!(two[1], format!("127.0.0.1:{p2}"), "{table}");
+    assert_eq!(two[2], "replica", "{table}");
+    let three = cells(&table, "3").unwrap_or_else(|| panic!("no row for peer 3:\n{table}"));
+    assert_eq!(three[1], format!("127.0.0.1:{p3}"), "{table}");
+    assert!(three[3].starts_with("unreachable"), "{table}");
+    let replica_status = replica.radmfa(&["status"]);
+    replica_status.assert_ok();
+    assert!(
+        replica_status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with('1') && l.contains("primary") && l.contains("connected")),
+        "{}",
+        replica_status.stdout
+    );
+}
