@@ -209,8 +209,9 @@ pub async fn status_server(
             Err(_) => {
                 return Err(format!(
                     "no answer to Status-Server within {} ms: is the server up, does it list this \
-                     host as a client, and does it answer Status-Server (FreeRADIUS: \
-                     status_server = yes; NPS does not answer it)?",
+                     host as a client with this shared secret (a request signed with another \
+                     secret is dropped without an answer), and does it answer Status-Server \
+                     (FreeRADIUS: status_server = yes; NPS does not answer it)?",
                     timeout.as_millis()
                 ))
             }
