@@ -325,7 +325,7 @@ enum UserCmd {
         /// The PIN, 4 to 10 digits (visible in the process list; prefer --pin-stdin).
         #[arg(long, group = "pin_source")]
         pin: Option<String>,
-        /// Read the PIN from standard input.
+        /// Read the PIN from standard input (on a terminal: typed twice, not shown).
         #[arg(long, group = "pin_source")]
         pin_stdin: bool,
         /// Remove the PIN: back to standard mode.
@@ -371,7 +371,7 @@ struct PasswordArgs {
     /// The password (visible in the process list; prefer --password-stdin).
     #[arg(long)]
     password: Option<String>,
-    /// Read the password from standard input.
+    /// Read the password from standard input (on a terminal: typed twice, not shown).
     #[arg(long)]
     password_stdin: bool,
 }
@@ -478,7 +478,7 @@ enum ClientCmd {
         /// Shared secret (visible in the process list; prefer --secret-stdin).
         #[arg(long, required_unless_present = "secret_stdin")]
         secret: Option<String>,
-        /// Read the shared secret from standard input.
+        /// Read the shared secret from standard input (on a terminal: typed twice, not shown).
         #[arg(long, conflicts_with = "secret")]
         secret_stdin: bool,
         #[arg(long, default_value = "default")]
