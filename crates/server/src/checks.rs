@@ -239,8 +239,6 @@ async fn gateway(g: &radmfa_gateway::GatewayConfig) -> Check {
     let target = match &g.provider {
         radmfa_gateway::Provider::Radmfa { base_url, .. } => format!("gateway {base_url}"),
         radmfa_gateway::Provider::Twilio { base_url, .. } => format!("gateway twilio {base_url}"),
-        #[allow(unreachable_patterns)]
-        _ => "gateway".to_string(),
     };
     let result = match radmfa_gateway::Gateway::new(g.clone()) {
         Err(e) => Err(e.to_string()),
