@@ -18,6 +18,42 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+/// `println!` that ends the process quietly when standard output is a closed
+/// pipe (`radmfa report | head`) instead of panicking, with the status a
+/// process killed by SIGPIPE has (141), as other Unix tools do.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(&e);
+        }
+    }};
+}
+
+/// Exit status of a command whose output pipe was closed (128 + SIGPIPE).
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(BROKEN_PIPE_STATUS.into());
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1)
+}
+
+/// Whether `e` is a write to a closed pipe (the CSV writer's included).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            c.downcast_ref::<csv::Error>().and_then(|c| match c.kind() {
+                csv::ErrorKind::Io(io) => Some(io),
+                _ => None,
+            })
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 const DEFAULT_CONFIG: &str = include_str!("../config/radmfa.toml");
 const DEFAULT_ORIGIN: &str = "<embedded default config/radmfa.toml>";
 
@@ -50,8 +86,18 @@ enum Command {
         #[arg(long)]
         debug: bool,
     },
-    /// Validate the configuration and exit.
-    CheckConfig,
+    /// Validate the configuration and exit; with --connect, also reach every
+    /// peer it names (directory, upstream RADIUS, gateway, cluster peers).
+    CheckConfig {
+        /// Bind to the directory with the service account (and look up
+        /// --user), send Status-Server to each upstream server, call the
+        /// gateway's health endpoint, connect to each cluster peer.
+        #[arg(long)]
+        connect: bool,
+        /// The directory user to look up with --connect.
+        #[arg(long, requires = "connect")]
+        user: Option<String>,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
@@ -69,13 +115,14 @@ enum Command {
         /// Only this result.
         #[arg(long, value_parser = ["accept", "reject", "challenge"])]
         result: Option<String>,
-        /// Only records since this time (RFC 3339 or unix seconds).
+        /// Only records since this time: a duration ago (30m, 1h, 2d),
+        /// today, yesterday, a date (2026-12-07, UTC), RFC 3339 or unix seconds.
         #[arg(long)]
         since: Option<String>,
         /// Only the last N matching records.
         #[arg(long)]
         limit: Option<usize>,
-        /// Only records before this time (RFC 3339 or unix seconds).
+        /// Only records before this time (the same forms as --since).
         #[arg(long)]
         until: Option<String>,
         /// Only this second-factor method (totp, hotp, sms, sms_two_way, call, push, none).
@@ -285,7 +332,7 @@ enum UserCmd {
         /// The PIN, 4 to 10 digits (visible in the process list; prefer --pin-stdin).
         #[arg(long, group = "pin_source")]
         pin: Option<String>,
-        /// Read the PIN from standard input.
+        /// Read the PIN from standard input (on a terminal: typed twice, not shown).
         #[arg(long, group = "pin_source")]
         pin_stdin: bool,
         /// Remove the PIN: back to standard mode.
@@ -331,7 +378,7 @@ struct PasswordArgs {
     /// The password (visible in the process list; prefer --password-stdin).
     #[arg(long)]
     password: Option<String>,
-    /// Read the password from standard input.
+    /// Read the password from standard input (on a terminal: typed twice, not shown).
     #[arg(long)]
     password_stdin: bool,
 }
@@ -368,7 +415,7 @@ impl MethodArg {
 
 #[derive(Subcommand)]
 enum TokenCmd {
-    /// Enroll (or replace) a user's authenticator: prints the otpauth:// URI and a QR code.
+    /// Enroll a user's authenticator: prints the otpauth:// URI and a QR code.
     Enroll {
         user: String,
         /// Import an existing base32 seed instead of generating one.
@@ -378,13 +425,39 @@ enum TokenCmd {
         kind: KindArg,
         #[arg(long, value_enum, default_value = "sha1")]
         algorithm: AlgArg,
-        #[arg(long, default_value_t = 6)]
-        digits: u8,
+        /// Code length, 6 to 8 (default: [otp] digits of the configuration).
+        #[arg(long)]
+        digits: Option<u8>,
         #[arg(long, default_value_t = 30)]
         period: u64,
         /// Do not print the QR code.
         #[arg(long)]
         no_qr: bool,
+        /// Replace the user's existing token (it stops working at once).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List enrolled tokens (never their seeds).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user's token (never its seed) and the last code step or counter used.
+    Show {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user's token (the user stays; enroll a new one).
+    Delete { user: String },
+    /// Resynchronise an HOTP token whose counter ran ahead (RFC 4226 §7.4):
+    /// give two consecutive codes from it.
+    Resync {
+        user: String,
+        /// A code from the token.
+        first: String,
+        /// The next code it shows.
+        second: String,
     },
 }
 
@@ -412,7 +485,7 @@ enum ClientCmd {
         /// Shared secret (visible in the process list; prefer --secret-stdin).
         #[arg(long, required_unless_present = "secret_stdin")]
         secret: Option<String>,
-        /// Read the shared secret from standard input.
+        /// Read the shared secret from standard input (on a terminal: typed twice, not shown).
         #[arg(long, conflicts_with = "secret")]
         secret_stdin: bool,
         #[arg(long, default_value = "default")]
@@ -420,8 +493,12 @@ enum ClientCmd {
         /// Accept requests without Message-Authenticator (unsafe: BlastRADIUS, CVE-2024-3596).
         #[arg(long)]
         no_require_message_authenticator: bool,
+        /// Add it even if its address overlaps another client's network (the
+        /// most specific prefix answers); names and exact addresses stay unique.
+        #[arg(long)]
+        force: bool,
     },
-    /// List stored clients.
+    /// List clients: those of the configuration file and those added here.
     List {
         #[arg(long)]
         json: bool,
@@ -458,12 +535,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { ready_file, debug } => serve(cfg, ready_file.as_deref(), debug),
-        Command::CheckConfig => check_config(&cfg),
+        Command::CheckConfig { connect, user } => check_config(&cfg, connect, user.as_deref()),
         Command::Cluster(c) => cluster(c),
         other => admin(&cfg, other),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -471,8 +549,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Beyond parsing: the files the configuration names must be usable.
-fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+/// Beyond parsing: the files the configuration names must be usable; with
+/// `connect`, the peers it names must answer.
+fn check_config(cfg: &RuntimeConfig, connect: bool, user: Option<&str>) -> anyhow::Result<()> {
     if let Some(c) = &cfg.cluster {
         radmfa_server::peer::PeerTls::load(&c.ca, &c.cert, &c.key)
             .map_err(|e| anyhow!("{}: [cluster]: {e}", cfg.origin))?;
@@ -489,6 +568,31 @@ fn check_config(cfg: &RuntimeConfig) -> anyhow::Result<()> {
             .map_err(|e| anyhow!("{}: [radsec]: {e}", cfg.origin))?;
     }
     println!("{}: ok", cfg.origin);
+    if !connect {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let checks = rt.block_on(radmfa_server::checks::run(cfg, user));
+    if checks.is_empty() {
+        println!(
+            "nothing to connect to: no [directory], [[upstream]], [gateway] or [[cluster.peer]]"
+        );
+    }
+    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    for c in &checks {
+        match &c.result {
+            Ok(detail) => println!("ok      {}: {detail}", c.target),
+            Err(reason) => println!("FAILED  {}: {reason}", c.target),
+        }
+    }
+    if failed > 0 {
+        return Err(anyhow!(
+            "{failed} of {} connection checks failed",
+            checks.len()
+        ));
+    }
     Ok(())
 }
 
@@ -723,6 +827,7 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
             "listening radius_udp={}",
             listening.join(",")
         );
+        first_steps(&cfg, &store);
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
@@ -763,6 +868,36 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
     // thread) must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     result
+}
+
+/// What this node serves, once at start-up, and the next step when
+/// something is missing (no user, no client).
+fn first_steps(cfg: &RuntimeConfig, store: &radmfa_store::Store) {
+    let users = store.user_count();
+    let stored = store.list_clients().map(|c| c.len()).unwrap_or(0);
+    let clients = cfg.clients.len() + stored;
+    info!(
+        users,
+        clients,
+        config_clients = cfg.clients.len(),
+        stored_clients = stored,
+        "serving {users} users for {clients} RADIUS clients ({} in {}, {stored} added with `radmfa client add`)",
+        cfg.clients.len(),
+        cfg.origin
+    );
+    if users == 0 {
+        info!(
+            "no users yet: add one with `radmfa user add NAME --password-stdin`, then \
+             `radmfa token enroll NAME` and scan the QR code (`radmfa --help` lists the commands)"
+        );
+    }
+    if clients == 0 {
+        tracing::warn!(
+            "no RADIUS clients: every request is dropped until one is added with \
+             `radmfa client add NAME --address CIDR --secret-stdin` or a [[client]] in {}",
+            cfg.origin
+        );
+    }
 }
 
 async fn wait_for_signal() {
@@ -935,48 +1070,7 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Token(TokenCmd::Enroll {
-            user,
-            secret,
-            kind,
-            algorithm,
-            digits,
-            period,
-            no_qr,
-        }) => {
-            let v = call(
-                cfg,
-                AdminRequest::TokenEnroll {
-                    user,
-                    secret,
-                    kind: match kind {
-                        KindArg::Totp => TokenKind::Totp,
-                        KindArg::Hotp => TokenKind::Hotp,
-                    },
-                    algorithm: match algorithm {
-                        AlgArg::Sha1 => TokenAlgorithm::Sha1,
-                        AlgArg::Sha256 => TokenAlgorithm::Sha256,
-                        AlgArg::Sha512 => TokenAlgorithm::Sha512,
-                    },
-                    digits,
-                    period,
-                },
-            )?;
-            let uri = v["uri"].as_str().unwrap_or_default();
-            println!("{uri}");
-            if !no_qr {
-                let code =
-                    qrcode::QrCode::new(uri.as_bytes()).context("cannot build the QR code")?;
-                let qr = code
-                    .render::<qrcode::render::unicode::Dense1x2>()
-                    .quiet_zone(true)
-                    .build();
-                println!("{qr}");
-            }
-            println!("secret: {}", v["secret"].as_str().unwrap_or_default());
-            println!("Scan the QR code (or type the secret) in an authenticator app.");
-            Ok(())
-        }
+        Command::Token(t) => token(cfg, t),
         Command::Client(c) => client(cfg, c),
         Command::Report {
             user,
@@ -988,8 +1082,14 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             client,
             format,
         } => {
-            let since_ms = since.as_deref().map(parse_since).transpose()?;
-            let until_ms = until.as_deref().map(parse_since).transpose()?;
+            let since_ms = since
+                .as_deref()
+                .map(|s| parse_since(s).context("--since"))
+                .transpose()?;
+            let until_ms = until
+                .as_deref()
+                .map(|s| parse_since(s).context("--until"))
+                .transpose()?;
             let v = call(
                 cfg,
                 AdminRequest::Report {
@@ -1008,8 +1108,15 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if csv {
-                // The admin API's CSV writer: RFC 4180, formulas defused.
-                print!("{}", radmfa_server::api::records_csv(&recs));
+                // The admin API's CSV writer: RFC 4180, formulas defused,
+                // `time` (ISO 8601 UTC) first.
+                {
+                    use std::io::Write as _;
+                    let csv = radmfa_server::api::records_csv(&recs);
+                    if let Err(e) = std::io::stdout().write_all(csv.as_bytes()) {
+                        stdout_failed(&e);
+                    }
+                }
             } else {
                 let rows: Vec<Vec<String>> = recs
                     .iter()
@@ -1066,7 +1173,7 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             if json {
                 println!("{v}");
             } else {
-                print_status(&v);
+                print_status(&v, cfg);
             }
             Ok(())
         }
@@ -1082,59 +1189,158 @@ fn admin(cfg: &RuntimeConfig, cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::TokenAdmin(t) => token_admin(cfg, t),
-        Command::Serve { .. } | Command::CheckConfig | Command::Cluster(_) => {
+        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Cluster(_) => {
             unreachable!("handled in main")
         }
     }
 }
 
-/// `radmfa status` for people.
-fn print_status(v: &serde_json::Value) {
+/// `radmfa status` for people: this node, then one aligned row per peer of
+/// `[cluster]`, the unreachable ones included (a replica the primary has not
+/// heard from, or a primary the replica cannot reach).
+fn print_status(v: &Value, cfg: &RuntimeConfig) {
     let s = |k: &str| match &v[k] {
-        serde_json::Value::String(x) => x.clone(),
-        serde_json::Value::Null => "-".to_string(),
+        Value::String(x) => x.clone(),
+        Value::Null => "-".to_string(),
         other => other.to_string(),
     };
-    println!("node            {}", s("node_id"));
-    println!("role            {}", s("role"));
-    if v["role"] == "standalone" {
-        return;
+    let mut rows = vec![
+        vec!["node".to_string(), s("node_id")],
+        vec!["role".into(), s("role")],
+    ];
+    if v["role"] != "standalone" {
+        rows.push(vec!["epoch".into(), s("epoch")]);
+        rows.push(vec![
+            "last applied".into(),
+            format!("seq {} (epoch {})", s("last_seq"), s("last_epoch")),
+        ]);
     }
-    println!("epoch           {}", s("epoch"));
-    println!(
-        "last applied    seq {} (epoch {})",
-        s("last_seq"),
-        s("last_epoch")
-    );
     if v["role"] == "replica" {
-        println!("primary         {}", s("primary"));
-        println!("unreachable     {}", s("primary_unreachable_since"));
-        println!("synced          {}", s("synced"));
+        rows.push(vec!["synced".into(), s("synced")]);
         if v["installing_snapshot"] == true {
-            println!("installing      a snapshot from the primary");
-        }
-    }
-    if let Some(rs) = v["replicas"].as_array().filter(|r| !r.is_empty()) {
-        println!("replicas:");
-        println!(
-            "  {:<6} {:<22} {:>12} {:>10} {:>12} CONNECTED",
-            "NODE", "ADDRESS", "ACKED SEQ", "LAG", "SEEN MS AGO"
-        );
-        for r in rs {
-            println!(
-                "  {:<6} {:<22} {:>12} {:>10} {:>12} {}",
-                r["node_id"],
-                r["address"].as_str().unwrap_or("-"),
-                r["acked_seq"],
-                r["lag_entries"],
-                r["last_seen_ms_ago"],
-                r["connected"]
-            );
+            rows.push(vec![
+                "installing".into(),
+                "a snapshot from the primary".into(),
+            ]);
         }
     }
     if v["last_error"].is_string() {
-        println!("last error      {}", s("last_error"));
+        rows.push(vec!["last error".into(), s("last_error")]);
     }
+    for r in &rows {
+        println!("{:<14} {}", r[0], r[1]);
+    }
+    let Some(cluster) = &cfg.cluster else {
+        return;
+    };
+    let replicas = v["replicas"].as_array().cloned().unwrap_or_default();
+    let primary = v["primary"].as_u64();
+    let mut peers: Vec<(u64, String)> = cluster
+        .peers
+        .iter()
+        .map(|(id, addr)| (u64::from(*id), addr.to_string()))
+        .collect();
+    // A replica the primary knows that this file does not list.
+    for r in &replicas {
+        let id = r["node_id"].as_u64().unwrap_or(0);
+        if !peers.iter().any(|(p, _)| *p == id) {
+            peers.push((id, field(r, "address")));
+        }
+    }
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|(id, addr)| peer_row(v, &replicas, primary, *id, addr))
+        .collect();
+    println!();
+    print_table(
+        &[
+            "PEER",
+            "ADDRESS",
+            "ROLE",
+            "STATE",
+            "ACKED SEQ",
+            "LAG",
+            "LAST SEEN",
+        ],
+        &rows,
+    );
+}
+
+/// One peer's row of `radmfa status`.
+fn peer_row(
+    v: &Value,
+    replicas: &[Value],
+    primary: Option<u64>,
+    id: u64,
+    addr: &str,
+) -> Vec<String> {
+    let dash = || "-".to_string();
+    if v["role"] == "standalone" {
+        let state = "peer link only (replication off)".to_string();
+        return vec![
+            id.to_string(),
+            addr.to_string(),
+            dash(),
+            state,
+            dash(),
+            dash(),
+            dash(),
+        ];
+    }
+    if v["role"] == "primary" {
+        return match replicas.iter().find(|r| r["node_id"].as_u64() == Some(id)) {
+            Some(r) => {
+                let seen = r["last_seen_ms_ago"].as_u64().unwrap_or(0);
+                vec![
+                    id.to_string(),
+                    addr.to_string(),
+                    "replica".into(),
+                    if r["connected"] == true {
+                        "connected".into()
+                    } else {
+                        "unreachable".into()
+                    },
+                    field(r, "acked_seq"),
+                    field(r, "lag_entries"),
+                    format!("{:.1} s ago", seen as f64 / 1000.0),
+                ]
+            }
+            None => vec![
+                id.to_string(),
+                addr.to_string(),
+                dash(),
+                "unreachable (no contact since start)".into(),
+                dash(),
+                dash(),
+                "never".into(),
+            ],
+        };
+    }
+    if v["role"] == "replica" && primary == Some(id) {
+        let state = match v["primary_unreachable_since"].as_str() {
+            Some(since) => format!("unreachable since {since}"),
+            None => "connected".into(),
+        };
+        return vec![
+            id.to_string(),
+            addr.to_string(),
+            "primary".into(),
+            state,
+            dash(),
+            dash(),
+            dash(),
+        ];
+    }
+    // Replicas do not link to each other; the primary's status shows them.
+    vec![
+        id.to_string(),
+        addr.to_string(),
+        dash(),
+        "not linked from this node".into(),
+        dash(),
+        dash(),
+        dash(),
+    ]
 }
 
 fn token_admin(cfg: &RuntimeConfig, cmd: TokenAdminCmd) -> anyhow::Result<()> {
@@ -1219,6 +1425,7 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                 },
             )?;
             println!("added user {}", v["name"].as_str().unwrap_or_default());
+            print_warnings(&v);
         }
         UserCmd::Set {
             name,
@@ -1251,7 +1458,7 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let pin = match (pin, pin_stdin, clear) {
                 (Some(p), _, _) => Some(p),
-                (None, true, _) => Some(read_stdin_line()?),
+                (None, true, _) => Some(read_secret_stdin("PIN")?),
                 (None, false, true) => None,
                 (None, false, false) => {
                     return Err(anyhow!("give --pin, --pin-stdin or --clear"));
@@ -1321,6 +1528,8 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     let shown = match val {
                         Value::String(s) => s.clone(),
                         Value::Null => "-".into(),
+                        _ if is_time_field(k) => show_time(val),
+                        Value::Object(t) if k == "token" => show_token(t),
                         other => other.to_string(),
                     };
                     println!("{k:<14} {}", radmfa_server::text::Escaped(&shown));
@@ -1388,6 +1597,151 @@ fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Enroll {
+            user,
+            secret,
+            kind,
+            algorithm,
+            digits,
+            period,
+            no_qr,
+            replace,
+        } => {
+            let v = call(
+                cfg,
+                AdminRequest::TokenEnroll {
+                    user,
+                    secret,
+                    kind: match kind {
+                        KindArg::Totp => TokenKind::Totp,
+                        KindArg::Hotp => TokenKind::Hotp,
+                    },
+                    algorithm: match algorithm {
+                        AlgArg::Sha1 => TokenAlgorithm::Sha1,
+                        AlgArg::Sha256 => TokenAlgorithm::Sha256,
+                        AlgArg::Sha512 => TokenAlgorithm::Sha512,
+                    },
+                    digits: digits.unwrap_or(cfg.otp_digits),
+                    period,
+                    replace,
+                },
+            )?;
+            let uri = v["uri"].as_str().unwrap_or_default();
+            println!("{uri}");
+            if !no_qr {
+                let code =
+                    qrcode::QrCode::new(uri.as_bytes()).context("cannot build the QR code")?;
+                let qr = code
+                    .render::<qrcode::render::unicode::Dense1x2>()
+                    .quiet_zone(true)
+                    .build();
+                println!("{qr}");
+            }
+            println!("secret: {}", v["secret"].as_str().unwrap_or_default());
+            println!("Scan the QR code (or type the secret) in an authenticator app.");
+        }
+        TokenCmd::List { json } => {
+            let v = call(cfg, AdminRequest::TokenList)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|t| {
+                    vec![
+                        field(t, "user"),
+                        field(t, "kind"),
+                        field(t, "algorithm"),
+                        field(t, "digits"),
+                        if t["kind"] == "totp" {
+                            format!("{} s", field(t, "period"))
+                        } else {
+                            "-".into()
+                        },
+                        show_time(&t["created"]),
+                        last_used(t),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "USER",
+                    "TYPE",
+                    "ALGORITHM",
+                    "DIGITS",
+                    "PERIOD",
+                    "ENROLLED (UTC)",
+                    "LAST USED",
+                ],
+                &rows,
+            );
+        }
+        TokenCmd::Show { user, json } => {
+            let t = call(cfg, AdminRequest::TokenShow { user })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+                return Ok(());
+            }
+            println!("{:<14} {}", "user", field(&t, "user"));
+            println!("{:<14} {}", "type", field(&t, "kind"));
+            println!("{:<14} {}", "algorithm", field(&t, "algorithm"));
+            println!("{:<14} {}", "digits", field(&t, "digits"));
+            if t["kind"] == "totp" {
+                println!("{:<14} {} s", "period", field(&t, "period"));
+            }
+            println!("{:<14} {}", "enrolled", show_time(&t["created"]));
+            println!("{:<14} {}", "last used", last_used(&t));
+        }
+        TokenCmd::Delete { user } => {
+            call(cfg, AdminRequest::TokenDelete { user: user.clone() })?;
+            println!(
+                "deleted the token of {user}; enroll a new one with `radmfa token enroll {user}`"
+            );
+        }
+        TokenCmd::Resync {
+            user,
+            first,
+            second,
+        } => {
+            let v = call(
+                cfg,
+                AdminRequest::TokenResync {
+                    user: user.clone(),
+                    first,
+                    second,
+                },
+            )?;
+            println!(
+                "resynchronised the HOTP token of {user}: counter {} was the last used; the next code is accepted",
+                v["last_used"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The last used step or counter of a token, for people: a TOTP step as
+/// the time it began.
+fn last_used(t: &Value) -> String {
+    match (t["last_used"].as_u64(), t["kind"].as_str()) {
+        (None, _) => "never".into(),
+        (Some(step), Some("totp")) => {
+            let period = t["period"].as_u64().unwrap_or(30).max(1);
+            format!(
+                "step {step} ({})",
+                format_time(step.saturating_mul(period).saturating_mul(1000))
+            )
+        }
+        (Some(counter), _) => format!("counter {counter}"),
+    }
+}
+
 fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
     match cmd {
         ClientCmd::Add {
@@ -1397,10 +1751,11 @@ fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
             secret_stdin,
             policy,
             no_require_message_authenticator,
+            force,
         } => {
             let secret = match (secret, secret_stdin) {
                 (Some(s), _) => s,
-                (None, true) => read_stdin_line()?,
+                (None, true) => read_secret_stdin("Shared secret")?,
                 (None, false) => return Err(anyhow!("give --secret or --secret-stdin")),
             };
             let v = call(
@@ -1411,6 +1766,7 @@ fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
                     secret,
                     policy,
                     require_message_authenticator: !no_require_message_authenticator,
+                    force,
                 },
             )?;
             println!(
@@ -1418,37 +1774,36 @@ fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
                 v["name"].as_str().unwrap_or_default(),
                 v["address"].as_str().unwrap_or_default()
             );
+            print_warnings(&v);
             if no_require_message_authenticator {
                 eprintln!("warning: this client may send requests without Message-Authenticator; that exposes it to BlastRADIUS (CVE-2024-3596)");
             }
         }
         ClientCmd::List { json } => {
-            let v = call(cfg, AdminRequest::ClientList)?;
+            let stored = call(cfg, AdminRequest::ClientList)?;
+            // One list, the configuration file's clients first: the JSON and
+            // the table show the same clients.
+            let all: Vec<Value> = cfg
+                .clients
+                .iter()
+                .map(radmfa_server::admin::static_client_view)
+                .chain(stored.as_array().cloned().unwrap_or_default())
+                .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                let mut rows: Vec<Vec<String>> = cfg
-                    .clients
+                let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|c| {
                         vec![
-                            c.name.clone(),
-                            c.address.to_string(),
-                            c.policy.clone(),
-                            yes_no(c.require_message_authenticator),
-                            "config".into(),
+                            field(c, "name"),
+                            field(c, "address"),
+                            field(c, "policy"),
+                            yes_no(c["require_message_authenticator"] == Value::Bool(true)),
+                            field(c, "source"),
                         ]
                     })
                     .collect();
-                for c in v.as_array().map(|a| a.as_slice()).unwrap_or_default() {
-                    rows.push(vec![
-                        field(c, "name"),
-                        field(c, "address"),
-                        field(c, "policy"),
-                        yes_no(c["require_message_authenticator"] == Value::Bool(true)),
-                        "store".into(),
-                    ]);
-                }
                 print_table(
                     &[
                         "NAME",
@@ -1472,10 +1827,108 @@ fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
 impl PasswordArgs {
     fn read(&self) -> anyhow::Result<Option<String>> {
         if self.password_stdin {
-            return read_stdin_line().map(Some);
+            return read_secret_stdin("Password").map(Some);
         }
         Ok(self.password.clone())
     }
+}
+
+/// A secret from standard input: the first line when it is piped; typed
+/// twice at a prompt without echo when it is a terminal.
+fn read_secret_stdin(what: &str) -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        return read_stdin_line();
+    }
+    let first = zeroize::Zeroizing::new(prompt_no_echo(&format!("{what}: "))?);
+    if first.is_empty() {
+        return Err(anyhow!("no {} given; nothing changed", what.to_lowercase()));
+    }
+    let again = zeroize::Zeroizing::new(prompt_no_echo(&format!("{what} (again): "))?);
+    if *first != *again {
+        return Err(anyhow!(
+            "the two {} entries differ; nothing changed",
+            what.to_lowercase()
+        ));
+    }
+    Ok(first.to_string())
+}
+
+/// Reads one line from the terminal on standard input with echo off (the
+/// newline still echoes), restoring the terminal afterwards.
+fn prompt_no_echo(prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions, Termios};
+    struct Restore(Termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &self.0);
+        }
+    }
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    // Echo off before the prompt shows: what is typed (or pasted) at once
+    // must not appear.
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
+    let restore = Restore(saved);
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .context("cannot read standard input")?;
+    drop(restore);
+    let trimmed = line.trim_end_matches(['\r', '\n']).to_string();
+    zeroize::Zeroize::zeroize(&mut line);
+    Ok(trimmed)
+}
+
+/// The `warnings` of an admin answer, on standard error.
+fn print_warnings(v: &Value) {
+    for w in v["warnings"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+    {
+        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+    }
+}
+
+/// Fields of `user show` that hold unix seconds.
+fn is_time_field(k: &str) -> bool {
+    matches!(k, "created" | "updated" | "locked_until")
+}
+
+/// Unix seconds for people: ISO 8601 UTC; 0 is "-" (never), `u64::MAX`
+/// (a lock an admin must lift) says so.
+fn show_time(v: &Value) -> String {
+    match v.as_u64() {
+        None | Some(0) => "-".into(),
+        Some(u64::MAX) => "until an admin unlocks (radmfa user unlock)".into(),
+        Some(secs) => format_time(secs.saturating_mul(1000)),
+    }
+}
+
+/// A token object of `user show` on one line.
+fn show_token(t: &serde_json::Map<String, Value>) -> String {
+    let f = |k: &str| match &t.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    };
+    let period = if f("kind") == "totp" {
+        format!(", {} s", f("period"))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {} {} digits{period}, enrolled {}",
+        f("kind"),
+        f("algorithm"),
+        f("digits"),
+        t.get("created").map(show_time).unwrap_or_default()
+    )
 }
 
 fn read_stdin_line() -> anyhow::Result<String> {
@@ -1560,17 +2013,49 @@ fn tokio_block<F: std::future::Future<Output = Result<Value, AdminError>>>(
     rt.block_on(f).map_err(|e| anyhow!(e))
 }
 
+/// A `--since`/`--until` time in unix ms: unix seconds, a duration ago
+/// (`30m`, `1h`, `2d`), `today` or `yesterday` (midnight UTC), a date
+/// (`2026-12-07`, midnight UTC) or RFC 3339.
 fn parse_since(s: &str) -> anyhow::Result<u64> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(secs * 1000);
-    }
-    humantime::parse_rfc3339_weak(s)
-        .map_err(|e| anyhow!("--since {s:?}: {e} (use RFC 3339 or unix seconds)"))?
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .map_err(|_| anyhow!("--since is before 1970"))
+        .unwrap_or(0);
+    parse_time_at(s, now)
 }
 
+fn parse_time_at(s: &str, now_ms: u64) -> anyhow::Result<u64> {
+    const DAY_MS: u64 = 86_400_000;
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    match s {
+        "today" => return Ok(now_ms - now_ms % DAY_MS),
+        "yesterday" => return Ok((now_ms - now_ms % DAY_MS).saturating_sub(DAY_MS)),
+        _ => {}
+    }
+    if let Ok(ago) = humantime::parse_duration(s) {
+        return Ok(now_ms.saturating_sub(ago.as_millis() as u64));
+    }
+    let full = if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|_| {
+            anyhow!(
+                "{s:?} is not a time: use a duration ago (30m, 1h, 2d), today, yesterday, \
+                 a date (2026-12-07, UTC), RFC 3339 (2026-12-07T08:00:00Z) or unix seconds"
+            )
+        })?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|_| anyhow!("{s:?} is before 1970"))
+}
+
+/// Unix ms as ISO 8601 UTC to the second.
 fn format_time(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
@@ -1616,7 +2101,9 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        let _ = writeln!(out, "{}", s.join("  ").trim_end());
+        if let Err(e) = writeln!(out, "{}", s.join("  ").trim_end()) {
+            stdout_failed(&e);
+        }
     };
     line(headers.to_vec(), &mut out);
     for r in rows {

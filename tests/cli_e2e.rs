@@ -1344,3 +1344,812 @@ fn ready_file_is_written_only_after_every_listener_is_up() {
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("[api]"), "{log}");
 }
+
+// ------------------------------------------------ issue 16: a CLI an admin can trust
+
+/// The audit reasons of `user`'s records, oldest first.
+fn reasons_of(env: &Env, user: &str, n: usize) -> Vec<String> {
+    env.wait_report_len(&["--user", user], n)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn token_enroll_needs_replace_and_token_list_show_delete() {
+    let env = Env::new();
+    let old = env.add_totp_user("tom", TOTP_SECRETS[0]);
+    let new = decode_secret(TOTP_SECRETS[1]);
+
+    // A second enroll would silently replace a working token: refused.
+    let out = env.radmfa(&[
+        "token",
+        "enroll",
+        "tom",
+        "--secret",
+        TOTP_SECRETS[1],
+        "--no-qr",
+    ]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("already has a totp token") && out.stderr.contains("--replace"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("otpauth://"), "{}", out.stdout);
+
+    let list = env.radmfa(&["token", "list", "--json"]);
+    list.assert_ok();
+    let listed = list.json();
+    let tom = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["user"] == "tom"))
+        .unwrap_or_else(|| panic!("token list lacks tom: {listed}"));
+    assert_eq!(
+        (
+            &tom["kind"],
+            &tom["digits"],
+            &tom["period"],
+            &tom["algorithm"]
+        ),
+        (
+            &json_str("totp"),
+            &Value::from(6),
+            &Value::from(30),
+            &json_str("SHA1")
+        ),
+        "{tom}"
+    );
+    assert!(tom["last_used"].is_null(), "{tom}");
+    assert!(
+        !list.stdout.contains(TOTP_SECRETS[0]),
+        "token list shows the seed"
+    );
+    let table = env.radmfa(&["token", "list"]);
+    table.assert_ok();
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("tom") && l.contains("totp")),
+        "{}",
+        table.stdout
+    );
+
+    let server = env.start();
+    // The refused enroll left the working token alone.
+    assert_eq!(
+        login(
+            &server,
+            "tom",
+            &format!("{PASSWORD}{}", totp_step(&old, -1))
+        ),
+        "Access-Accept"
+    );
+    let shown = env.radmfa(&["token", "show", "tom", "--json"]).json();
+    let step = (unix_now() / PERIOD) - 1;
+    assert!(
+        shown["last_used"]
+            .as_u64()
+            .is_some_and(|s| s + 1 >= step && s <= step + 1),
+        "last_used should be the step just used (~{step}): {shown}"
+    );
+
+    // --replace, through the running server: the old token stops at once.
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "tom",
+        "--secret",
+        TOTP_SECRETS[1],
+        "--no-qr",
+        "--replace",
+    ])
+    .assert_ok();
+    assert_eq!(
+        login(&server, "tom", &format!("{PASSWORD}{}", totp_now(&old))),
+        "Access-Reject",
+        "the replaced token still works"
+    );
+    assert_eq!(
+        login(&server, "tom", &format!("{PASSWORD}{}", totp_now(&new))),
+        "Access-Accept"
+    );
+
+    // delete: the user stays, without a token.
+    env.radmfa(&["token", "delete", "tom"]).assert_ok();
+    assert_eq!(login(&server, "tom", PASSWORD), "Access-Reject");
+    assert_eq!(
+        reasons_of(&env, "tom", 4).last().map(String::as_str),
+        Some("not_enrolled")
+    );
+    env.radmfa(&["user", "show", "tom"]).assert_ok();
+    let out = env.radmfa(&["token", "show", "tom"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("token not found: tom"),
+        "{}",
+        out.stderr
+    );
+
+    // One wording for a missing user, whatever the command.
+    for args in [
+        vec!["user", "show", "nobody"],
+        vec!["user", "set", "nobody", "--email", "x@example.com"],
+        vec!["user", "unlock", "nobody"],
+        vec!["token", "show", "nobody"],
+        vec!["token", "delete", "nobody"],
+        vec!["token", "enroll", "nobody", "--no-qr"],
+    ] {
+        let out = env.radmfa(&args);
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains("user not found: nobody"),
+            "`{}`: {}",
+            out.cmdline,
+            out.stderr
+        );
+    }
+    drop(server);
+}
+
+fn json_str(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+#[test]
+fn token_enroll_digits_default_from_config() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config_path()).expect("read config");
+    std::fs::write(
+        env.config_path(),
+        text.replacen("digits = 6", "digits = 8", 1),
+    )
+    .expect("write config");
+    env.add_user("dora", PASSWORD);
+    let out = env.radmfa(&["token", "enroll", "dora", "--no-qr"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("digits=8"), "{}", out.stdout);
+    let shown = env.radmfa(&["token", "show", "dora", "--json"]).json();
+    assert_eq!(shown["digits"], 8, "{shown}");
+    // --digits still wins.
+    env.add_user("dave", PASSWORD);
+    let out = env.radmfa(&["token", "enroll", "dave", "--no-qr", "--digits", "6"]);
+    assert!(out.stdout.contains("digits=6"), "{}", out.stdout);
+}
+
+/// RFC 4226 Appendix D: the HOTP values of the secret "12345678901234567890"
+/// for counters 0 to 9.
+const RFC4226_CODES: [&str; 10] = [
+    "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+    "520489",
+];
+/// Base32 of "12345678901234567890".
+const RFC4226_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+#[test]
+fn hotp_resync_with_two_consecutive_codes() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config_path()).expect("read config");
+    std::fs::write(
+        env.config_path(),
+        text.replacen("digits = 6", "digits = 6\nhotp_look_ahead = 2", 1),
+    )
+    .expect("write config");
+    env.add_user("hugo", PASSWORD);
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "hugo",
+        "--type",
+        "hotp",
+        "--secret",
+        RFC4226_SECRET,
+        "--no-qr",
+    ])
+    .assert_ok();
+    env.add_totp_user("tina", TOTP_SECRETS[2]);
+    let server = env.start();
+    // The token was pressed five times unused: counter 5 is beyond the look-ahead.
+    assert_eq!(
+        login(&server, "hugo", &format!("{PASSWORD}{}", RFC4226_CODES[5])),
+        "Access-Reject"
+    );
+    // Codes out of order, or not consecutive: refused, nothing changes.
+    for (a, b) in [(6, 5), (5, 7)] {
+        let out = env.radmfa(&[
+            "token",
+            "resync",
+            "hugo",
+            RFC4226_CODES[a],
+            RFC4226_CODES[b],
+        ]);
+        out.assert_code(1);
+        assert!(out.stderr.contains("not consecutive"), "{}", out.stderr);
+    }
+    let out = env.radmfa(&["token", "resync", "tina", "123456", "654321"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("TOTP"), "{}", out.stderr);
+
+    // Two consecutive codes (counters 5 and 6): the next one (7) is accepted.
+    let out = env.radmfa(&[
+        "token",
+        "resync",
+        "hugo",
+        RFC4226_CODES[5],
+        RFC4226_CODES[6],
+    ]);
+    out.assert_ok();
+    let shown = env.radmfa(&["token", "show", "hugo", "--json"]).json();
+    assert_eq!(shown["last_used"], 6, "{shown}");
+    assert_eq!(
+        login(&server, "hugo", &format!("{PASSWORD}{}", RFC4226_CODES[6])),
+        "Access-Reject",
+        "a code given to resync must not log in"
+    );
+    assert_eq!(
+        login(&server, "hugo", &format!("{PASSWORD}{}", RFC4226_CODES[7])),
+        "Access-Accept"
+    );
+    assert_eq!(
+        login(&server, "hugo", &format!("{PASSWORD}{}", RFC4226_CODES[9])),
+        "Access-Accept",
+        "the normal look-ahead works again"
+    );
+}
+
+#[test]
+fn client_list_json_shows_config_clients_and_clashes_are_refused() {
+    let env = Env::new();
+    let add = |name: &str, address: &str, force: bool| {
+        let mut args = vec![
+            "client",
+            "add",
+            name,
+            "--address",
+            address,
+            "--secret",
+            "vpn-secret-123",
+        ];
+        if force {
+            args.push("--force");
+        }
+        env.radmfa(&args)
+    };
+    add("vpn", "10.1.0.0/16", false).assert_ok();
+
+    let list = env.radmfa(&["client", "list", "--json"]);
+    list.assert_ok();
+    let listed = list.json();
+    let names: Vec<(&str, &str)> = listed
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default(),
+                c["source"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [("localhost", "config"), ("vpn", "store")],
+        "{listed}"
+    );
+    assert!(!list.stdout.contains(SECRET), "client list shows a secret");
+
+    // The name of a config-file client, an exact address: refused.
+    let out = add("localhost", "10.9.9.9", false);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("already exists: localhost"),
+        "{}",
+        out.stderr
+    );
+    let out = add("vpn2", "10.1.7.7/16", false);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("already the address of client \"vpn\""),
+        "{}",
+        out.stderr
+    );
+    // An overlap: refused, or added with --force and a warning.
+    let out = add("branch", "10.1.2.0/24", false);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("overlaps client \"vpn\"") && out.stderr.contains("--force"),
+        "{}",
+        out.stderr
+    );
+    let out = add("branch", "10.1.2.0/24", true);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("warning: ")
+            && out.stderr.contains("\"branch\" answers for 10.1.2.0/24"),
+        "{}",
+        out.stderr
+    );
+    let listed = env.radmfa(&["client", "list", "--json"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let table = env.radmfa(&["client", "list"]);
+    for name in ["localhost", "vpn", "branch"] {
+        assert!(table.stdout.contains(name), "{}", table.stdout);
+    }
+}
+
+#[test]
+fn duplicate_clients_in_the_config_file_stop_start_up() {
+    let env = Env::new();
+    let good = std::fs::read_to_string(env.config_path()).expect("read config");
+    let twice = format!(
+        "{good}\n[[client]]\nname = \"localhost\"\naddress = \"10.0.0.1\"\nsecret = \"other-secret-1\"\n"
+    );
+    let line = twice
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("name = \"localhost\""))
+        .map(|(i, _)| i + 1)
+        .last()
+        .expect("second client");
+    assert_config_error(&twice, line, &["defined twice"]);
+    let alphabet = good.replacen("[otp]\n", "[sms]\nalphabet = \"012345678\"\n\n[otp]\n", 1);
+    assert_config_error(
+        &alphabet,
+        line_of(&alphabet, "alphabet"),
+        &["at least 10 distinct"],
+    );
+}
+
+#[test]
+fn user_add_warns_and_the_audit_reason_says_why() {
+    let env = Env::new();
+    let out = env.radmfa(&[
+        "user",
+        "add",
+        "sam",
+        "--method",
+        "sms",
+        "--password",
+        PASSWORD,
+    ]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("warning: ") && out.stderr.contains("phone_missing"),
+        "{}",
+        out.stderr
+    );
+    let out = env.radmfa(&["user", "add", "nina"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("warning: ") && out.stderr.contains("no_password"),
+        "{}",
+        out.stderr
+    );
+    let out = env.radmfa(&["user", "add", "olga", "--password", PASSWORD]);
+    out.assert_ok();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+
+    let server = env.start();
+    assert_eq!(login(&server, "sam", PASSWORD), "Access-Reject");
+    assert_eq!(login(&server, "nina", "anything123456"), "Access-Reject");
+    assert_eq!(reasons_of(&env, "sam", 1), ["phone_missing"]);
+    assert_eq!(reasons_of(&env, "nina", 1), ["no_password"]);
+}
+
+/// Runs `radmfa ARGS` on a pseudo-terminal, typing each of `typed` after the
+/// prompt it waits for; returns (exit status, everything the terminal showed).
+fn on_terminal(args: &[&str], typed: &[(&str, &str)]) -> (i32, String) {
+    let script = r#"
+import json, os, pty, select, sys, time
+argv, typed = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen = b""
+def read_until(token, timeout=30):
+    global seen
+    end = time.time() + timeout
+    while token.encode() not in seen and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen += chunk
+for prompt, text in typed:
+    read_until(prompt)
+    os.write(fd, text.encode() + b"\n")
+read_until("\x00", timeout=20)
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"status": os.waitstatus_to_exitcode(status), "seen": seen.decode(errors="replace")}))
+"#;
+    let mut argv = vec![radmfa_bin().to_owned()];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let typed: Vec<(String, String)> = typed
+        .iter()
+        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+        .collect();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &serde_json::to_string(&argv).expect("json"),
+            &serde_json::to_string(&typed).expect("json"),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    (
+        v["status"].as_i64().unwrap_or(-1) as i32,
+        v["seen"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn stdin_secrets_on_a_terminal_are_prompted_without_echo() {
+    let env = Env::new();
+    let config = env.config_path().to_str().expect("utf-8").to_owned();
+    let typed = "s3cret-horse-typed";
+    let (status, seen) = on_terminal(
+        &[
+            "--config",
+            &config,
+            "user",
+            "add",
+            "pat",
+            "--password-stdin",
+        ],
+        &[("Password: ", typed), ("Password (again): ", typed)],
+    );
+    assert_eq!(status, 0, "{seen}");
+    assert!(seen.contains("Password: "), "no prompt: {seen:?}");
+    assert!(seen.contains("added user pat"), "{seen:?}");
+    assert!(!seen.contains(typed), "the password was echoed: {seen:?}");
+
+    // Two entries that differ: nothing is changed.
+    let (status, seen) = on_terminal(
+        &[
+            "--config",
+            &config,
+            "user",
+            "passwd",
+            "pat",
+            "--password-stdin",
+        ],
+        &[
+            ("Password: ", "first-try-1"),
+            ("Password (again): ", "second-try-2"),
+        ],
+    );
+    assert_eq!(status, 1, "{seen}");
+    assert!(seen.contains("differ"), "{seen:?}");
+
+    // A shared secret the same way.
+    let (status, seen) = on_terminal(
+        &[
+            "--config",
+            &config,
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "10.3.0.0/16",
+            "--secret-stdin",
+        ],
+        &[
+            ("Shared secret: ", "typed-shared-secret-1"),
+            ("Shared secret (again): ", "typed-shared-secret-1"),
+        ],
+    );
+    assert_eq!(status, 0, "{seen}");
+    assert!(!seen.contains("typed-shared-secret-1"), "echoed: {seen:?}");
+
+    // The typed password is the one stored.
+    env.enroll("pat", TOTP_SECRETS[3]);
+    let server = env.start();
+    let pat = decode_secret(TOTP_SECRETS[3]);
+    assert_eq!(
+        login(&server, "pat", &format!("{typed}{}", totp_now(&pat))),
+        "Access-Accept"
+    );
+}
+
+#[test]
+fn readable_times_and_report_since_forms() {
+    let env = Env::new();
+    let alice = env.add_totp_user("alice", TOTP_SECRETS[0]);
+    let server = env.start();
+    assert_eq!(
+        login(&server, "alice", &format!("{PASSWORD}{}", totp_now(&alice))),
+        "Access-Accept"
+    );
+    env.wait_report_len(&["--user", "alice"], 1);
+
+    let day = 86_400;
+    let date = |unix: u64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix),
+        )
+        .to_string()[..10]
+            .to_owned()
+    };
+    let now = unix_now();
+    for (since, n) in [
+        ("1h", 1),
+        ("90s", 1),
+        ("today", 1),
+        ("yesterday", 1),
+        (date(now).as_str(), 1),
+        (date(now + day).as_str(), 0),
+        ("2000-01-01", 1),
+    ] {
+        assert_eq!(env.report(&["--since", since]).len(), n, "--since {since}");
+    }
+    assert_eq!(env.report(&["--until", "1h"]).len(), 0, "--until 1h");
+    let out = env.radmfa(&["report", "--since", "last tuesday"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("--since") && out.stderr.contains("not a time"),
+        "{}",
+        out.stderr
+    );
+
+    // CSV: an ISO 8601 `time` column, the same instant as time_ms.
+    let csv = env.radmfa(&["report", "--csv"]);
+    csv.assert_ok();
+    let mut lines = csv.stdout.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(header.first(), Some(&"time"), "{header:?}");
+    let ms_col = header
+        .iter()
+        .position(|h| *h == "time_ms")
+        .expect("time_ms");
+    let row: Vec<&str> = lines.next().expect("a row").split(',').collect();
+    let iso = row[0];
+    assert!(
+        iso.len() == 24 && iso.ends_with('Z') && iso.as_bytes()[10] == b'T',
+        "not ISO 8601 UTC with ms: {iso}"
+    );
+    let parsed = humantime::parse_rfc3339(iso)
+        .expect("RFC 3339")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    assert_eq!(parsed.to_string(), row[ms_col], "{iso} vs {}", row[ms_col]);
+
+    // user show: ISO 8601, not unix seconds.
+    let show = env.radmfa(&["user", "show", "alice"]);
+    show.assert_ok();
+    let created = show
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("created"))
+        .expect("created line")
+        .trim();
+    assert!(
+        created.starts_with(&date(now)[..4]) && created.ends_with('Z'),
+        "{created}"
+    );
+    let token = show
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token"))
+        .expect("token line");
+    assert!(
+        token.contains("totp") && token.contains("enrolled 20"),
+        "{token}"
+    );
+    drop(server);
+}
+
+#[test]
+fn output_into_a_closed_pipe_is_quiet() {
+    let env = Env::new();
+    let csv = env.path().join("many.csv");
+    let mut text = String::from("name,display_name\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "user{i:05},Someone With A Long Display Name {i}\n"
+        ));
+    }
+    std::fs::write(&csv, text).expect("csv");
+    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")])
+        .assert_ok();
+    for args in ["user list", "user list --json"] {
+        let script = format!(
+            "{:?} --config {:?} {args} 2>{:?} | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            radmfa_bin(),
+            env.config_path(),
+            env.path().join("err.txt")
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .expect("bash");
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let err = std::fs::read_to_string(env.path().join("err.txt")).unwrap_or_default();
+        assert!(!err.contains("panicked"), "`{args}` panicked: {err}");
+        assert!(err.trim().is_empty(), "`{args}` wrote to stderr: {err}");
+        assert_eq!(status, "141", "`{args}` | head: exit status");
+    }
+}
+
+#[test]
+fn first_serve_says_what_it_serves_and_the_next_step() {
+    let env = Env::new();
+    let server = env.start();
+    let log = server.log();
+    assert!(
+        log.contains("serving 0 users for 1 RADIUS clients"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no users yet") && log.contains("radmfa user add"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("cluster key"),
+        "a cluster-key line without a cluster: {log}"
+    );
+    drop(server);
+    env.add_user("uma", PASSWORD);
+    let server = env.start();
+    let log = server.log();
+    assert!(log.contains("serving 1 users"), "{log}");
+    assert!(!log.contains("no users yet"), "{log}");
+}
+
+/// A cluster node for the peer checks: node `id` listening on `listen` with
+/// `peers`, the certificates, cluster key and seed key of `shared`.
+fn cluster_node(shared: &std::path::Path, id: u16, listen: u16, peers: &[(u16, u16)]) -> Env {
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let path = |name: &str| shared.join(name).display().to_string();
+    let text = text
+        .replace(
+            "node_id = 7\n",
+            &format!("node_id = {id}\nkey_file = {:?}\n", path("seed.key")),
+        )
+        .replace(
+            "[challenge]\n",
+            &format!(
+                "[challenge]\ncluster_key_file = {:?}\n",
+                path("certs/cluster.key")
+            ),
+        );
+    let role = if id == 1 { "primary" } else { "replica" };
+    let mut text = format!(
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\nrole = \"{role}\"\n",
+        path("certs/ca.pem"),
+        path(&format!("certs/node-{id}.pem")),
+        path(&format!("certs/node-{id}.key")),
+    );
+    for (peer, port) in peers {
+        text.push_str(&format!(
+            "\n[[cluster.peer]]\nnode_id = {peer}\naddress = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    std::fs::write(env.config_path(), text).expect("config");
+    env
+}
+
+#[test]
+fn status_and_check_config_connect_show_unreachable_peers() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let certs = shared.path().join("certs");
+    run_radmfa(
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            certs.to_str().expect("utf-8"),
+            "--nodes",
+            "3",
+        ],
+        None,
+        shared.path(),
+    )
+    .assert_ok();
+    let (p1, p2, p3) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let primary = cluster_node(shared.path(), 1, p1, &[(2, p2), (3, p3)]);
+    let replica = cluster_node(shared.path(), 2, p2, &[(1, p1)]);
+    primary.add_user("ann", PASSWORD);
+
+    let _b = replica.start();
+    let a = primary.start();
+
+    // Node 2 answers on the peer link, node 3 (never started) does not.
+    let out = primary.radmfa(&["check-config", "--connect"]);
+    out.assert_code(1);
+    let ok2 = format!("ok      peer 2 127.0.0.1:{p2}");
+    let failed3 = format!("FAILED  peer 3 127.0.0.1:{p3}");
+    assert!(
+        out.stdout.contains(&ok2) && out.stdout.contains(&failed3),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("1 of 2 connection checks failed"),
+        "{}",
+        out.stderr
+    );
+    // The same checks at start-up, in the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !a.log().contains("start-up check failed: peer 3") {
+        assert!(std::time::Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // status: one aligned row per peer, the unreachable one included.
+    // Cells of the peer row `id` by column, cut at the header's column starts.
+    fn cells(table: &str, id: &str) -> Option<Vec<String>> {
+        let lines: Vec<&str> = table.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("PEER"))?;
+        let starts: Vec<usize> = [
+            "PEER",
+            "ADDRESS",
+            "ROLE",
+            "STATE",
+            "ACKED SEQ",
+            "LAG",
+            "LAST SEEN",
+        ]
+        .iter()
+        .map(|h| lines[header].find(h))
+        .collect::<Option<_>>()?;
+        let row = lines[header + 1..]
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(id))?;
+        Some(
+            starts
+                .iter()
+                .enumerate()
+                .map(|(i, &from)| {
+                    let to = starts
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(row.len())
+                        .min(row.len());
+                    row.get(from.min(to)..to).unwrap_or("").trim().to_owned()
+                })
+                .collect(),
+        )
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let table = loop {
+        let out = primary.radmfa(&["status"]);
+        out.assert_ok();
+        if cells(&out.stdout, "2").is_some_and(|c| c[3] == "connected") {
+            break out.stdout;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", out.stdout);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let two = cells(&table, "2").expect("row 2");
+    assert_eq!(two[1], format!("127.0.0.1:{p2}"), "{table}");
+    assert_eq!(two[2], "replica", "{table}");
+    let three = cells(&table, "3").unwrap_or_else(|| panic!("no row for peer 3:\n{table}"));
+    assert_eq!(three[1], format!("127.0.0.1:{p3}"), "{table}");
+    assert!(three[3].starts_with("unreachable"), "{table}");
+    let replica_status = replica.radmfa(&["status"]);
+    replica_status.assert_ok();
+    assert!(
+        replica_status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with('1') && l.contains("primary") && l.contains("connected")),
+        "{}",
+        replica_status.stdout
+    );
+}

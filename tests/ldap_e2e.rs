@@ -825,3 +825,60 @@ policy = "corp-inline"
     expect(&r, "Access-Accept");
     has_acl(&r);
 }
+
+/// `check-config --connect`: each directory server is bound with the service
+/// account and a user looked up; a wrong password, a dead server and a user
+/// that is not there each fail with their own reason.
+#[test]
+fn check_config_connect_binds_and_looks_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start(dir.path());
+    let pw_file = dir.path().join("ldap.pw");
+    std::fs::write(&pw_file, "svc-secret\n").expect("pw");
+    let dead = format!("ldap://127.0.0.1:{}", free_tcp_port());
+    let extra = format!(
+        r#"[directory]
+kind = "ldap"
+servers = ["{url}", "{dead}"]
+bind_dn = "cn=radmfa-svc,ou=people,dc=example,dc=org"
+bind_password_file = {pw:?}
+base_dn = "dc=example,dc=org"
+timeout_ms = 2000
+"#,
+        url = slapd.url(),
+        pw = pw_file.display().to_string(),
+    );
+    let env = Env::with_options(ConfigOptions {
+        extra,
+        ..ConfigOptions::default()
+    });
+    let ok = format!("ok      directory {}", slapd.url());
+    let failed = format!("FAILED  directory {}", slapd.url());
+    let line = |out: &common::CmdOutput, prefix: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{}{}", out.stdout, out.stderr))
+            .to_owned()
+    };
+
+    let out = env.radmfa(&["check-config", "--connect", "--user", "alice"]);
+    out.assert_code(1);
+    assert!(line(&out, &ok).contains("found alice"), "{}", out.stdout);
+    line(&out, &format!("FAILED  directory {dead}"));
+
+    let out = env.radmfa(&["check-config", "--connect", "--user", "nobody-here"]);
+    assert!(line(&out, &failed).contains("no user"), "{}", out.stdout);
+
+    let out = env.radmfa(&["check-config", "--connect"]);
+    assert!(line(&out, &ok).contains("bound as"), "{}", out.stdout);
+
+    std::fs::write(&pw_file, "not-the-password\n").expect("pw");
+    let out = env.radmfa(&["check-config", "--connect", "--user", "alice"]);
+    out.assert_code(1);
+    assert!(
+        line(&out, &failed).contains("bind_password_file"),
+        "{}",
+        out.stdout
+    );
+}

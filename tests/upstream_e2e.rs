@@ -410,3 +410,119 @@ policy = "proxy"
         "{reasons:?}"
     );
 }
+
+/// `check-config --connect`: Status-Server to each upstream server (a reply
+/// that verifies proves the address and the shared secret), the gateway's
+/// health endpoint; the same checks are logged once at start-up.
+#[test]
+fn check_config_connect_upstreams_and_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let dead = free_udp_port();
+    let _fr = start_freeradius(dir.path(), port);
+    let sim = common::sim::Sim::start(dir.path());
+    let key_file = dir.path().join("gateway.key");
+    let config = |api_key: &str| {
+        std::fs::write(&key_file, api_key).expect("key file");
+        format!(
+            r#"[gateway]
+url = "https://{sim}"
+api_key_file = {key:?}
+ca_file = {ca:?}
+timeout_ms = 2000
+
+[[upstream]]
+name = "corp"
+servers = ["127.0.0.1:{port}"]
+secret = "{UP_SECRET}"
+timeout_ms = 1000
+
+[[upstream]]
+name = "typo"
+servers = ["127.0.0.1:{port}"]
+secret = "not-the-upstream-secret"
+timeout_ms = 1000
+
+[[upstream]]
+name = "gone"
+servers = ["127.0.0.1:{dead}"]
+secret = "{UP_SECRET}"
+timeout_ms = 300
+"#,
+            sim = sim.addr,
+            key = key_file.display().to_string(),
+            ca = sim.cert.display().to_string(),
+        )
+    };
+    let env = Env::with_options(ConfigOptions {
+        extra: config(common::sim::API_KEY),
+        ..ConfigOptions::default()
+    });
+    let out = env.radmfa(&["check-config", "--connect"]);
+    out.assert_code(1);
+    let line = |prefix: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{}", out.stdout))
+            .to_owned()
+    };
+    assert!(
+        line(&format!("ok      upstream corp 127.0.0.1:{port}")).contains("Status-Server"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        // The upstream drops a request signed with another secret unanswered.
+        line(&format!("FAILED  upstream typo 127.0.0.1:{port}")).contains("shared secret"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        line(&format!("FAILED  upstream gone 127.0.0.1:{dead}")).contains("no answer"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        line(&format!("ok      gateway https://{}", sim.addr)).contains("health"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("2 of 4 connection checks failed"),
+        "{}",
+        out.stderr
+    );
+
+    // The same at start-up, in the log.
+    let server = env.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = server.log();
+        if log.contains("start-up check failed: upstream gone") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for needle in [
+        "start-up check ok: upstream corp",
+        "start-up check failed: upstream typo",
+        "start-up check ok: gateway",
+    ] {
+        assert!(log.contains(needle), "{needle}: {log}");
+    }
+    drop(server);
+
+    // A wrong gateway key.
+    std::fs::write(&key_file, "wrong-key").expect("key file");
+    let out = env.radmfa(&["check-config", "--connect"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("FAILED  gateway") && l.contains("401")),
+        "{}",
+        out.stdout
+    );
+}

@@ -12,7 +12,7 @@
 #   mona / mona-pw       for MS-CHAPv2 (mschap module, MPPE keys in the Accept)
 #   chris  / (none)      Access-Challenge "Upstream question: what is 6 times 7?" with a
 #                        State; the answer "42" with that State is accepted (Class "chained")
-# Replies always carry a Message-Authenticator.
+# Replies always carry a Message-Authenticator. Status-Server is answered.
 set -euo pipefail
 dir=$1 port=$2 secret=$3
 mkdir -p "$dir/log" "$dir/run"
@@ -57,7 +57,7 @@ security {
     allow_core_dumps = no
     max_attributes = 200
     reject_delay = 0
-    status_server = no
+    status_server = yes
 }
 thread pool {
     start_servers = 2
@@ -106,6 +106,11 @@ server upstream {
         port = $port
     }
     authorize {
+        # Status-Server (RFC 5997): radmfa check-config --connect and its
+        # start-up checks ask whether the upstream is there.
+        Autz-Type Status-Server {
+            ok
+        }
         if (&User-Name == "chris") {
             if (&State) {
                 if ((&session-state:Tmp-String-2 == "asked") && (&User-Password == "42")) {

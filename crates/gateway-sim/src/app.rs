@@ -619,6 +619,29 @@ async fn sim_latency(State(sim): State<Shared>, headers: HeaderMap, body: Bytes)
     }
 }
 
+/// `GET /v1/health`: the gateway is up and the key is right.
+async fn health(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+    sim.delay().await;
+    if !sim.bearer_ok(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "bad API key");
+    }
+    Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Twilio's account resource: `GET /2010-04-01/Accounts/{sid}.json`.
+async fn twilio_account(
+    State(sim): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    sim.delay().await;
+    let sid = file.strip_suffix(".json").unwrap_or_default();
+    if !sim.basic_ok(&headers, sid) {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    Json(serde_json::json!({"sid": sid, "status": "active"})).into_response()
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -629,6 +652,8 @@ pub fn router(sim: Shared) -> Router {
         .route("/v1/sms", post(post_sms))
         .route("/v1/verifications", post(post_verification))
         .route("/v1/verifications/{id}", get(get_verification))
+        .route("/v1/health", get(health))
+        .route("/2010-04-01/Accounts/{file}", get(twilio_account))
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",
             post(twilio_messages),

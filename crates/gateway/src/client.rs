@@ -464,6 +464,33 @@ impl Gateway {
         }
     }
 
+    /// Checks that the gateway answers and accepts the credentials: radmfa
+    /// `GET /v1/health` (bearer key), Twilio `GET /2010-04-01/Accounts/{sid}.json`
+    /// (the account resource, basic auth). One attempt, outside the circuit
+    /// breaker and the counters: for `radmfa check-config --connect` and the
+    /// start-up checks.
+    pub async fn health(&self) -> Result<(), GatewayError> {
+        let req = match &self.cfg.provider {
+            Provider::Radmfa { api_key, .. } => self
+                .http
+                .get(format!("{}/v1/health", self.base))
+                .bearer_auth(api_key.expose()),
+            Provider::Twilio {
+                account_sid,
+                auth_token,
+                ..
+            } => self
+                .http
+                .get(format!(
+                    "{}/2010-04-01/Accounts/{account_sid}.json",
+                    self.base
+                ))
+                .basic_auth(account_sid, Some(auth_token.expose())),
+        };
+        let _: serde::de::IgnoredAny = self.attempt(req.timeout(self.cfg.timeout)).await?;
+        Ok(())
+    }
+
     fn optional_fields(
         &self,
         user: &UserFields,

@@ -155,7 +155,7 @@ pub enum AdminRequest {
         /// Rows to add; existing users are updated.
         rows: Vec<ImportRow>,
     },
-    /// Enrolls (or replaces) a user's token.
+    /// Enrolls a user's token; replaces one only with `replace`.
     TokenEnroll {
         /// Login name.
         user: String,
@@ -170,6 +170,32 @@ pub enum AdminRequest {
         digits: u8,
         /// TOTP period in seconds.
         period: u64,
+        /// Replace an existing token (without it, a user who has one is
+        /// refused). Requests from before this field replace, as they did.
+        #[serde(default = "yes")]
+        replace: bool,
+    },
+    /// Lists the enrolled tokens (never their seeds).
+    TokenList,
+    /// Shows one user's token (never its seed) and its replay state.
+    TokenShow {
+        /// Login name.
+        user: String,
+    },
+    /// Deletes a user's token (the user stays).
+    TokenDelete {
+        /// Login name.
+        user: String,
+    },
+    /// Resynchronises an HOTP token whose counter ran beyond the look-ahead
+    /// (RFC 4226 §7.4): two consecutive codes from the token.
+    TokenResync {
+        /// Login name.
+        user: String,
+        /// A code from the token.
+        first: String,
+        /// The code the token shows next.
+        second: String,
     },
     /// Adds a RADIUS client.
     ClientAdd {
@@ -183,6 +209,10 @@ pub enum AdminRequest {
         policy: String,
         /// BlastRADIUS protection.
         require_message_authenticator: bool,
+        /// Add it even when its address overlaps another client's (the most
+        /// specific prefix wins); the answer lists the overlaps as warnings.
+        #[serde(default)]
+        force: bool,
     },
     /// Lists stored RADIUS clients.
     ClientList,
@@ -279,6 +309,14 @@ pub enum AdminRequest {
         send_email: bool,
     },
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// How far beyond the last used counter [`AdminRequest::TokenResync`]
+/// searches for the two codes.
+pub const HOTP_RESYNC_SEARCH: u64 = radmfa_otp::MAX_HOTP_RESYNC;
 
 impl AdminRequest {
     /// The sync item a [`AdminRequest::DirectorySync`] describes.
@@ -442,6 +480,73 @@ pub enum AdminError {
     ReadOnly(String),
 }
 
+/// The one wording of a missing user, everywhere: "user not found: NAME".
+fn user_not_found(name: &str) -> AdminError {
+    AdminError::Store(StoreError::NotFound {
+        what: "user",
+        name: name.to_string(),
+    })
+}
+
+/// A token as admins see it (never the seed); `last` is the last accepted
+/// TOTP step or HOTP counter.
+fn token_view(user: &str, t: &Token, last: Option<u64>) -> Value {
+    json!({
+        "user": user,
+        "kind": match t.kind { TokenKind::Totp => "totp", TokenKind::Hotp => "hotp" },
+        "algorithm": algorithm_name(t.algorithm),
+        "digits": t.digits,
+        "period": t.period,
+        "created": t.created,
+        "last_used": last,
+    })
+}
+
+/// Why a new user cannot log in yet, in words an admin acts on: a method
+/// that needs a phone without one, or no password while a policy in use
+/// checks a local password. The login's audit reason says the same.
+fn user_add_warnings(store: &Store, cfg: &RuntimeConfig, u: &User) -> Vec<String> {
+    let mut out = Vec::new();
+    if matches!(u.method, Method::Sms | Method::SmsTwoWay | Method::Call) && u.phone.is_empty() {
+        out.push(format!(
+            "user {} has method {} but no phone number: logins are rejected (audit reason phone_missing) until `radmfa user set {} --phone +E164`",
+            u.name, u.method, u.name
+        ));
+    }
+    if u.password_hash.is_none() {
+        let mut used: Vec<String> = cfg.clients.iter().map(|c| c.policy.clone()).collect();
+        used.extend(
+            store
+                .list_clients()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.policy),
+        );
+        if let Some(r) = &cfg.radsec {
+            used.extend(r.clients.iter().map(|c| c.policy.clone()));
+        }
+        if used.is_empty() {
+            used.push("default".to_string());
+        }
+        used.sort();
+        used.dedup();
+        let local: Vec<String> = used
+            .into_iter()
+            .filter(|p| cfg.policy(p).first_factor == crate::config::FirstFactor::Local)
+            .map(|p| format!("{p:?}"))
+            .collect();
+        if !local.is_empty() {
+            out.push(format!(
+                "user {} has no password, and policy {} checks a local password (first_factor = \"local\"): those logins are rejected (audit reason no_password) until `radmfa user passwd {} --password-stdin`",
+                u.name,
+                local.join(", "),
+                u.name
+            ));
+        }
+    }
+    out
+}
+
 /// A user as admins see it: never the password hash, and never the push
 /// device token (a credential of the user's app: it is written, not read
 /// back; `has_device_token` says whether there is one).
@@ -578,12 +683,15 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                     &cfg.password_params(),
                 )?);
             }
+            let warnings = user_add_warnings(store, cfg, &u);
             store.add_user(&u)?;
             if let Some(pin) = &pin {
                 store.set_pin_required(&name, Some(pin.as_bytes()), true)?;
             }
             let u = store.get_user(&name)?.unwrap_or(u);
-            Ok(user_view(&u, None))
+            let mut v = user_view(&u, None);
+            v["warnings"] = json!(warnings);
+            Ok(v)
         }
         AdminRequest::UserSet {
             name,
@@ -596,7 +704,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         } => {
             let mut probe = store
                 .get_user(&name)?
-                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+                .ok_or_else(|| user_not_found(&name))?;
             let change = |u: &mut User| {
                 if let Some(v) = &display_name {
                     u.display_name.clone_from(v);
@@ -622,7 +730,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             store.update_user(&name, change)?;
             let u = store
                 .get_user(&name)?
-                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+                .ok_or_else(|| user_not_found(&name))?;
             let t = store.get_token(&name)?;
             Ok(user_view(&u, t.as_ref()))
         }
@@ -648,7 +756,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::UserShow { name } => {
             let u = store
                 .get_user(&name)?
-                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+                .ok_or_else(|| user_not_found(&name))?;
             let t = store.get_token(&name)?;
             Ok(user_view(&u, t.as_ref()))
         }
@@ -667,7 +775,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
         AdminRequest::UserUnlock { name } => {
             let was = store
                 .get_user(&name)?
-                .ok_or_else(|| AdminError::Invalid(format!("no user named {name:?}")))?;
+                .ok_or_else(|| user_not_found(&name))?;
             crate::limits::persist_lock(store, &name, 0, "")?;
             Ok(
                 json!({"name": name, "was_locked_until": was.locked_until, "was_lock_reason": was.lock_reason}),
@@ -694,6 +802,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             algorithm,
             digits,
             period,
+            replace,
         } => {
             if !(6..=8).contains(&digits) {
                 return Err(AdminError::Invalid(format!(
@@ -720,6 +829,20 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                     "the secret is too short: at least 80 bits (16 base32 characters)".to_string(),
                 ));
             }
+            if store.get_user(&user)?.is_none() {
+                return Err(user_not_found(&user));
+            }
+            if !replace {
+                if let Some(old) = store.get_token(&user)? {
+                    return Err(AdminError::Invalid(format!(
+                        "user {user} already has a {} token (enrolled {}); give --replace to replace it (the old one stops working)",
+                        token_view(&user, &old, None)["kind"].as_str().unwrap_or_default(),
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(old.created)
+                        )
+                    )));
+                }
+            }
             let token = Token {
                 kind,
                 algorithm,
@@ -743,12 +866,76 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
             let secret_b32 = radmfa_otp::base32_encode(&seed);
             Ok(json!({"user": user, "uri": uri, "secret": secret_b32}))
         }
+        AdminRequest::TokenList => {
+            let mut out = Vec::new();
+            for u in store.list_users()? {
+                if let Some(t) = store.get_token(&u.name)? {
+                    out.push(token_view(&u.name, &t, store.otp_state(&u.name)?));
+                }
+            }
+            Ok(Value::Array(out))
+        }
+        AdminRequest::TokenShow { user } => {
+            if store.get_user(&user)?.is_none() {
+                return Err(user_not_found(&user));
+            }
+            let t = store
+                .get_token(&user)?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "token",
+                    name: user.clone(),
+                })?;
+            Ok(token_view(&user, &t, store.otp_state(&user)?))
+        }
+        AdminRequest::TokenDelete { user } => {
+            if store.get_user(&user)?.is_none() {
+                return Err(user_not_found(&user));
+            }
+            store.delete_token(&user)?;
+            Ok(json!({"user": user, "token": "deleted"}))
+        }
+        AdminRequest::TokenResync {
+            user,
+            first,
+            second,
+        } => {
+            if store.get_user(&user)?.is_none() {
+                return Err(user_not_found(&user));
+            }
+            let t = store
+                .get_token(&user)?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "token",
+                    name: user.clone(),
+                })?;
+            if t.kind != TokenKind::Hotp {
+                return Err(AdminError::Invalid(format!(
+                    "user {user} has a TOTP token: only HOTP counters are resynchronised (a TOTP token follows the clock)"
+                )));
+            }
+            let next = store.otp_state(&user)?.map_or(0, |c| c.saturating_add(1));
+            let hotp = radmfa_otp::Hotp {
+                algorithm: otp_algorithm(t.algorithm),
+                digits: t.digits,
+                look_ahead: 0,
+            };
+            let used = hotp
+                .resync(t.secret.expose(), &first, &second, next, HOTP_RESYNC_SEARCH)
+                .map_err(|_| {
+                    AdminError::Invalid(format!(
+                        "the two codes are not consecutive codes of {user}'s token within {HOTP_RESYNC_SEARCH} counters of the last one used; press the button twice and give both codes in order"
+                    ))
+                })?;
+            store.advance_otp_states_logged(&[(user.clone(), used)])?;
+            Ok(json!({"user": user, "last_used": used}))
+        }
         AdminRequest::ClientAdd {
             name,
             address,
             secret,
             policy,
             require_message_authenticator,
+            force,
         } => {
             let address = parse_cidr(&address).ok_or_else(|| {
                 AdminError::Invalid(format!(
@@ -767,6 +954,7 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                         .to_string(),
                 ));
             }
+            let warnings = check_client_clash(store, cfg, &name, address, force)?;
             let c = Client {
                 name: name.clone(),
                 address,
@@ -775,10 +963,16 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
                 require_message_authenticator,
             };
             store.add_client(&c)?;
-            Ok(client_view(&c))
+            let mut v = client_view(&c, "store");
+            v["warnings"] = json!(warnings);
+            Ok(v)
         }
         AdminRequest::ClientList => Ok(Value::Array(
-            store.list_clients()?.iter().map(client_view).collect(),
+            store
+                .list_clients()?
+                .iter()
+                .map(|c| client_view(c, "store"))
+                .collect(),
         )),
         AdminRequest::ClientDelete { name } => {
             store.delete_client(&name)?;
@@ -857,13 +1051,81 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
     }
 }
 
-fn client_view(c: &Client) -> Value {
+/// A client as admins see it (never the secret); `source` is `config` for
+/// a `[[client]]` of the configuration file, `store` for one added at run time.
+pub fn client_view(c: &Client, source: &str) -> Value {
     json!({
         "name": c.name,
         "address": c.address.to_string(),
         "policy": c.policy,
         "require_message_authenticator": c.require_message_authenticator,
+        "source": source,
     })
+}
+
+/// A `[[client]]` of the configuration file as admins see it.
+pub fn static_client_view(c: &crate::config::StaticClient) -> Value {
+    json!({
+        "name": c.name,
+        "address": c.address.to_string(),
+        "policy": c.policy,
+        "require_message_authenticator": c.require_message_authenticator,
+        "source": "config",
+    })
+}
+
+/// A new client must not take the name or the exact address of another
+/// (configuration file or store); an address that overlaps another's
+/// network is refused unless `force` (then the most specific prefix wins,
+/// and the overlaps come back as warnings).
+fn check_client_clash(
+    store: &Store,
+    cfg: &RuntimeConfig,
+    name: &str,
+    address: ipnet::IpNet,
+    force: bool,
+) -> Result<Vec<String>, AdminError> {
+    let mut others: Vec<(String, ipnet::IpNet, &str)> = cfg
+        .clients
+        .iter()
+        .map(|c| (c.name.clone(), c.address, "the configuration file"))
+        .collect();
+    others.extend(
+        store
+            .list_clients()?
+            .into_iter()
+            .map(|c| (c.name, c.address, "the store")),
+    );
+    if let Some((n, _, from)) = others.iter().find(|(n, _, _)| n == name) {
+        return Err(AdminError::Store(StoreError::AlreadyExists {
+            what: "client",
+            name: format!("{n} (in {from})"),
+        }));
+    }
+    if let Some((n, _, from)) = others.iter().find(|(_, a, _)| *a == address) {
+        return Err(AdminError::Invalid(format!(
+            "address {address} is already the address of client {n:?} (in {from})"
+        )));
+    }
+    let overlaps: Vec<String> = others
+        .iter()
+        .filter(|(_, a, _)| a.contains(&address) || address.contains(a))
+        .map(|(n, a, from)| {
+            let wins = if a.prefix_len() > address.prefix_len() {
+                format!("{n:?} answers for {a}")
+            } else {
+                format!("{name:?} answers for {address}")
+            };
+            format!("address {address} overlaps client {n:?} ({a}, in {from}); the most specific prefix wins: {wins}")
+        })
+        .collect();
+    if !overlaps.is_empty() && !force {
+        return Err(AdminError::Invalid(format!(
+            "{}; give --force to add it anyway",
+            overlaps.join("; ")
+        )));
+    }
+    Ok(overlaps)
 }
 
 fn check_password(pw: &str) -> Result<(), AdminError> {

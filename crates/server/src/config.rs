@@ -616,7 +616,7 @@ struct SmsSection {
     #[serde(default = "default_sms_length")]
     code_length: Spanned<usize>,
     #[serde(default = "default_sms_alphabet")]
-    alphabet: String,
+    alphabet: Spanned<String>,
     #[serde(default = "default_sms_lifetime")]
     lifetime_secs: Spanned<u64>,
     #[serde(default = "default_sms_attempts")]
@@ -640,8 +640,8 @@ impl Default for SmsSection {
 fn default_sms_length() -> Spanned<usize> {
     Spanned::new(0..0, 6)
 }
-fn default_sms_alphabet() -> String {
-    "0123456789".to_string()
+fn default_sms_alphabet() -> Spanned<String> {
+    Spanned::new(0..0, "0123456789".to_string())
 }
 fn default_sms_lifetime() -> Spanned<u64> {
     Spanned::new(0..0, 300)
@@ -695,7 +695,7 @@ fn default_prompt() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientSection {
-    name: String,
+    name: Spanned<String>,
     address: Spanned<String>,
     secret: Spanned<String>,
     #[serde(default = "default_policy_name")]
@@ -1346,14 +1346,14 @@ impl RuntimeConfig {
             None => None,
         };
 
-        let mut clients = Vec::new();
+        let mut clients: Vec<StaticClient> = Vec::new();
         for c in file.client {
             let address = parse_cidr(c.address.get_ref()).ok_or_else(|| {
                 locate(
                     at(&c.address.span()),
                     format!(
                         "client {:?}: address {:?} is not an IP address or CIDR (for example \"10.0.0.0/24\")",
-                        c.name,
+                        c.name.get_ref(),
                         c.address.get_ref()
                     ),
                 )
@@ -1364,7 +1364,7 @@ impl RuntimeConfig {
                     format!(
                         "client {:?}: the shared secret is too short: use at least {MIN_SECRET_LEN} characters (16+ recommended); \
                          it keys the User-Password hiding and the Message-Authenticator, so a short one is guessed offline from one captured request",
-                        c.name
+                        c.name.get_ref()
                     ),
                 ));
             }
@@ -1373,13 +1373,29 @@ impl RuntimeConfig {
                     at(&c.policy.span()),
                     format!(
                         "client {:?}: policy {:?} is not defined (add a [[policy]] with that name)",
-                        c.name,
+                        c.name.get_ref(),
                         c.policy.get_ref()
                     ),
                 ));
             }
+            if let Some(other) = clients.iter().find(|o| o.name == *c.name.get_ref()) {
+                return Err(locate(
+                    at(&c.name.span()),
+                    format!("client {:?} is defined twice", other.name),
+                ));
+            }
+            if let Some(other) = clients.iter().find(|o| o.address == address) {
+                return Err(locate(
+                    at(&c.address.span()),
+                    format!(
+                        "client {:?}: address {address} is already the address of client {:?}",
+                        c.name.get_ref(),
+                        other.name
+                    ),
+                ));
+            }
             clients.push(StaticClient {
-                name: c.name,
+                name: c.name.into_inner(),
                 address,
                 secret: SharedSecret::new(c.secret.into_inner().into_bytes()),
                 policy: c.policy.into_inner(),
@@ -1407,9 +1423,11 @@ impl RuntimeConfig {
                 format!("sms.lifetime_secs must be between 10 and 3600, not {sms_lifetime}"),
             ));
         }
+        check_sms_alphabet(file.sms.alphabet.get_ref())
+            .map_err(|reason| locate(at(&file.sms.alphabet.span()), reason))?;
         let sms = SmsSettings {
             code_length: sms_len,
-            alphabet: file.sms.alphabet,
+            alphabet: file.sms.alphabet.into_inner(),
             lifetime_secs: sms_lifetime,
             max_attempts: file.sms.max_attempts.max(1),
             message: file.sms.message.into_inner(),
@@ -1648,6 +1666,33 @@ impl RuntimeConfig {
     }
 }
 
+/// An SMS code alphabet must have at least 10 symbols, each once (a repeated
+/// one would be drawn twice as often, and a short alphabet makes codes
+/// guessable), and only printable, non-space characters a user can type.
+fn check_sms_alphabet(alphabet: &str) -> Result<(), String> {
+    let mut seen: Vec<char> = Vec::new();
+    for c in alphabet.chars() {
+        if c.is_whitespace() || c.is_control() {
+            return Err(format!(
+                "sms.alphabet must hold printable characters without spaces, not {c:?}"
+            ));
+        }
+        if seen.contains(&c) {
+            return Err(format!(
+                "sms.alphabet repeats {c:?}: every symbol must appear once"
+            ));
+        }
+        seen.push(c);
+    }
+    if seen.len() < 10 {
+        return Err(format!(
+            "sms.alphabet needs at least 10 distinct symbols, not {} ({alphabet:?})",
+            seen.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Parses "10.0.0.0/24", "10.0.0.1" or "::1" into a network.
 pub fn parse_cidr(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
@@ -1776,6 +1821,202 @@ mod tests {
         assert_eq!(err.line, 2, "{err}");
         let err = RuntimeConfig::parse("[limits]\nclient_rsp = 5\n", "l.toml").expect_err("typo");
         assert_eq!(err.line, 2, "{err}");
+    }
+
+    /// A table path from the top: each table's name and whether it is an
+    /// array of tables (`[[name]]`).
+    type TablePath = [(String, bool)];
+
+    /// The keys `FileConfig` accepts directly in the table at `path`, asked
+    /// from the schema itself: with `deny_unknown_fields`, serde lists every
+    /// accepted field when it meets an unknown one. `None` when `path` is not
+    /// a table of that shape. The probe is written inline
+    /// (`a = {b = [{probe = 1}]}`), which reaches nested tables without
+    /// their required keys.
+    fn schema_keys(path: &TablePath) -> Option<Vec<String>> {
+        let probe = "zz_probe_key";
+        let mut text = format!("{{{probe} = 1}}");
+        for (i, (name, array)) in path.iter().enumerate().rev() {
+            if *array {
+                text = format!("[{text}]");
+            }
+            text = if i == 0 {
+                format!("{name} = {text}")
+            } else {
+                format!("{{{name} = {text}}}")
+            };
+        }
+        if path.is_empty() {
+            text = format!("{probe} = 1");
+        }
+        let err = toml::from_str::<FileConfig>(&text).err()?;
+        let msg = err.message();
+        let rest = msg.split_once(&format!("unknown field `{probe}`"))?.1;
+        let expected = rest.split_once("expected").map_or("", |(_, e)| e);
+        Some(
+            expected
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    /// Every (table, key) the schema accepts, tables included as (table, "").
+    fn all_schema_keys() -> Vec<(String, String)> {
+        fn walk(path: &mut Vec<(String, bool)>, out: &mut Vec<(String, String)>) {
+            let keys = schema_keys(path).expect("a table");
+            let name: Vec<&str> = path.iter().map(|(n, _)| n.as_str()).collect();
+            let name = name.join(".");
+            if !path.is_empty() {
+                out.push((name.clone(), String::new()));
+            }
+            for k in keys {
+                let mut nested = None;
+                for array in [false, true] {
+                    path.push((k.clone(), array));
+                    if schema_keys(path).is_some() {
+                        nested = Some(array);
+                    }
+                    path.pop();
+                    if nested.is_some() {
+                        break;
+                    }
+                }
+                match nested {
+                    Some(array) => {
+                        path.push((k.clone(), array));
+                        walk(path, out);
+                        path.pop();
+                    }
+                    None => out.push((name.clone(), k)),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&mut Vec::new(), &mut out);
+        out
+    }
+
+    /// The (table, key) pairs written in an annotated file, commented out or
+    /// not: `[t]`, `[[t]]`, `# [t]`, `key = ...`, `# key = ...`.
+    fn documented_keys(text: &str) -> std::collections::HashSet<(String, String)> {
+        let mut out = std::collections::HashSet::new();
+        let mut table = String::new();
+        let is_name = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+        };
+        for line in text.lines() {
+            let l = line.trim().trim_start_matches('#').trim();
+            let l = l.split(" #").next().unwrap_or("").trim();
+            let header = l
+                .strip_prefix("[[")
+                .and_then(|h| h.strip_suffix("]]"))
+                .or_else(|| l.strip_prefix('[').and_then(|h| h.strip_suffix(']')));
+            if let Some(h) = header.filter(|h| is_name(h)) {
+                table = h.to_string();
+                out.insert((table.clone(), String::new()));
+            } else if let Some((k, _)) = l.split_once('=') {
+                if is_name(k.trim()) {
+                    out.insert((table.clone(), k.trim().to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_accepted_key_is_in_the_annotated_default_file() {
+        let keys = all_schema_keys();
+        // The probe itself must see the schema: a few known keys and tables.
+        for known in [
+            ("server", "node_name"),
+            ("directory", "login_attr"),
+            ("cluster.peer", "address"),
+            ("radsec.client", "cert_cn"),
+            ("limits", "client_rps"),
+            ("gateway", ""),
+        ] {
+            assert!(
+                keys.contains(&(known.0.to_string(), known.1.to_string())),
+                "schema probe missed {known:?}: {keys:?}"
+            );
+        }
+        let text = include_str!("../../../config/radmfa.toml");
+        let documented = documented_keys(text);
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|k| !documented.contains(*k))
+            .map(|(t, k)| {
+                if k.is_empty() {
+                    format!("[{t}]")
+                } else {
+                    format!("[{t}] {k}")
+                }
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "accepted by the schema but not in config/radmfa.toml: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn sms_alphabet_is_checked() {
+        let cfg = RuntimeConfig::parse("[sms]\nalphabet = \"ABCDEFGHJKLMNPQR\"\n", "s.toml")
+            .expect("16 symbols");
+        assert_eq!(cfg.sms.alphabet, "ABCDEFGHJKLMNPQR");
+        for (alphabet, needle) in [
+            ("012345678", "at least 10 distinct"),
+            ("01234567899", "repeats '9'"),
+            ("0123456789ABCDEFA", "repeats 'A'"),
+            ("0123 456789", "without spaces"),
+            ("", "at least 10 distinct"),
+        ] {
+            let text = format!("[sms]\ncode_length = 6\nalphabet = {alphabet:?}\n");
+            let err = RuntimeConfig::parse(&text, "s.toml").expect_err(alphabet);
+            assert_eq!((err.line, err.origin.as_str()), (3, "s.toml"), "{err}");
+            assert!(err.reason.contains(needle), "{alphabet:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_clients_are_refused() {
+        let client = |name: &str, addr: &str| {
+            format!(
+                "[[client]]\nname = \"{name}\"\naddress = \"{addr}\"\nsecret = \"s3cret-s3cret\"\n"
+            )
+        };
+        let ok = format!(
+            "{}{}",
+            client("a", "10.0.0.0/8"),
+            client("b", "10.1.0.0/16")
+        );
+        assert_eq!(
+            RuntimeConfig::parse(&ok, "c.toml")
+                .expect("overlap allowed")
+                .clients
+                .len(),
+            2
+        );
+        let twice = format!("{}{}", client("a", "10.0.0.1"), client("a", "10.0.0.2"));
+        let err = RuntimeConfig::parse(&twice, "c.toml").expect_err("same name");
+        assert_eq!(err.line, 6, "{err}");
+        assert!(err.reason.contains("defined twice"), "{err}");
+        let same = format!(
+            "{}{}",
+            client("a", "10.0.0.0/24"),
+            client("b", "10.0.0.7/24")
+        );
+        let err = RuntimeConfig::parse(&same, "c.toml").expect_err("same address");
+        assert_eq!(err.line, 7, "{err}");
+        assert!(
+            err.reason.contains("already the address of client \"a\""),
+            "{err}"
+        );
     }
 
     #[test]

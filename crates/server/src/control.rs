@@ -272,6 +272,8 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         | AdminRequest::Promote { .. }
         | AdminRequest::UserShow { .. }
         | AdminRequest::ClientList
+        | AdminRequest::TokenList
+        | AdminRequest::TokenShow { .. }
         | AdminRequest::Report { .. }
         | AdminRequest::Stats
         | AdminRequest::Backup { .. }
@@ -292,7 +294,9 @@ fn touched(req: &AdminRequest) -> Option<(Option<String>, bool)> {
         AdminRequest::UserUnlock { name } | AdminRequest::UserLock { name, .. } => {
             Some((Some(name.clone()), false))
         }
-        AdminRequest::TokenEnroll { user, .. } => Some((Some(user.clone()), true)),
+        AdminRequest::TokenEnroll { user, .. }
+        | AdminRequest::TokenDelete { user }
+        | AdminRequest::TokenResync { user, .. } => Some((Some(user.clone()), true)),
         AdminRequest::UserImport { .. } => Some((None, true)),
     }
 }

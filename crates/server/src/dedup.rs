@@ -2,6 +2,11 @@
 //! address and port, Identifier and Request Authenticator - is answered with
 //! the cached reply, or ignored while the first copy is still being processed.
 //! It never runs the pipeline twice.
+//!
+//! Memory is bounded by `[radius] duplicate_cache_entries`: at most that many
+//! answered replies are held (each shard holds its share and forgets its
+//! oldest beyond it), plus the requests in flight, which `max_in_flight`
+//! bounds.
 
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, VecDeque};
@@ -57,31 +62,41 @@ struct Shard {
 /// A bounded, sharded duplicate-detection cache.
 #[derive(Debug)]
 pub struct DuplicateCache {
-    shards: Vec<Mutex<Shard>>,
+    /// Each shard with its share of the bound on answered entries.
+    shards: Vec<(Mutex<Shard>, usize)>,
     window: Duration,
-    per_shard_cap: usize,
 }
 
 impl DuplicateCache {
-    /// Replies are kept for `window`; at most about `max_entries` are kept.
+    /// Replies are kept for `window`; at most `max_entries` answered replies
+    /// are kept in all (at least one per shard).
     pub fn new(window: Duration, max_entries: usize) -> DuplicateCache {
+        let (base, extra) = (max_entries / SHARDS, max_entries % SHARDS);
         DuplicateCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|i| {
+                    (
+                        Mutex::new(Shard::default()),
+                        (base + usize::from(i < extra)).max(1),
+                    )
+                })
+                .collect(),
             window,
-            per_shard_cap: (max_entries / SHARDS).max(16),
         }
     }
 
-    fn shard(&self, key: &RequestKey) -> &Mutex<Shard> {
+    fn shard(&self, key: &RequestKey) -> (&Mutex<Shard>, usize) {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        let (shard, cap) = &self.shards[(h.finish() as usize) % SHARDS];
+        (shard, *cap)
     }
 
     /// Registers a request. Returns [`Seen::New`] when the caller must process it.
     pub fn begin(&self, key: RequestKey, now: Instant) -> Seen {
-        let mut shard = lock(self.shard(&key));
-        shard.expire(now, self.per_shard_cap);
+        let (shard, cap) = self.shard(&key);
+        let mut shard = lock(shard);
+        shard.expire(now, cap);
         match shard.map.entry(key) {
             Entry::Occupied(mut e) => match &e.get().state {
                 State::InFlight => Seen::InFlight,
@@ -107,7 +122,8 @@ impl DuplicateCache {
     /// Records the reply sent for `key` (or `None` when the request was
     /// dropped, so a retransmission is processed afresh).
     pub fn complete(&self, key: &RequestKey, reply: Option<Arc<[u8]>>, now: Instant) {
-        let mut shard = lock(self.shard(key));
+        let (shard, cap) = self.shard(key);
+        let mut shard = lock(shard);
         match reply {
             Some(reply) => {
                 let expires = now + self.window;
@@ -119,6 +135,8 @@ impl DuplicateCache {
                     },
                 );
                 shard.order.push_back((expires, *key));
+                // Keep the bound now, not only at the next request.
+                shard.expire(now, cap);
             }
             None => {
                 shard.map.remove(key);
@@ -128,7 +146,7 @@ impl DuplicateCache {
 
     /// Entries held (in flight and answered).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.shards.iter().map(|(s, _)| lock(s).map.len()).sum()
     }
 
     /// True when nothing is held.
@@ -206,14 +224,18 @@ mod tests {
 
     #[test]
     fn size_is_bounded() {
-        let c = DuplicateCache::new(Duration::from_secs(3600), 64 * 16);
-        let t = Instant::now();
-        for i in 0..20_000u32 {
-            let mut k = key(0);
-            k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(c.begin(k, t), Seen::New);
-            c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+        for max in [1000, 1024, 5000] {
+            let c = DuplicateCache::new(Duration::from_secs(3600), max);
+            let t = Instant::now();
+            for i in 0..20_000u32 {
+                let mut k = key(0);
+                k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
+                assert_eq!(c.begin(k, t), Seen::New);
+                c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+                assert!(c.len() <= max, "{max}: {} after {i}", c.len());
+            }
+            // Full, not merely bounded: every shard holds its share.
+            assert!(c.len() >= max * 9 / 10, "{max}: only {}", c.len());
         }
-        assert!(c.len() <= 64 * 17, "{}", c.len());
     }
 }

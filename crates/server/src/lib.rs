@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod checks;
 pub mod clients;
 pub mod config;
 pub mod control;
@@ -167,7 +168,9 @@ pub fn load_cluster_key(path: &Path) -> Result<StateKey, ServerError> {
             f.write_all(format!("{hex}\n").as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(|e| err(format!("cannot write: {e}")))?;
-            info!(path = %path.display(), "created a new cluster key; copy it to every node of the cluster");
+            // `run` says so at info level when a cluster is configured
+            // (only then does anyone need to copy it).
+            tracing::debug!(path = %path.display(), "created a new cluster key");
             Ok(key)
         }
         Err(e) => Err(err(format!("cannot read: {e}"))),
@@ -461,7 +464,14 @@ async fn start(
     warn_open_dirs(&cfg, &store);
     warn_catch_all_clients(&cfg, &store);
     let _ = check_seed_key(&store);
+    let new_cluster_key = !cfg.cluster_key_file.exists();
     let state_key = load_cluster_key(&cfg.cluster_key_file)?;
+    if new_cluster_key && cfg.cluster.is_some() {
+        info!(
+            path = %cfg.cluster_key_file.display(),
+            "created a new cluster key; copy it to every node of the cluster ([challenge] cluster_key_file)"
+        );
+    }
     let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
     let audit_stop = CancellationToken::new();
     let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
@@ -649,6 +659,17 @@ async fn start(
         node.drop_log().clone(),
         shutdown.clone(),
     ));
+    {
+        // The peers this configuration names, checked once in the background.
+        let cfg = cfg.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = checks::log_startup(&cfg) => {}
+            }
+        });
+    }
     if let Some(listener) = control {
         tasks.spawn(control::serve(
             listener,

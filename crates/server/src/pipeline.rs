@@ -329,7 +329,10 @@ impl Node {
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
             limits: crate::limits::Limits::new(cfg.limits.clone(), counters.clone()),
-            dedup: DuplicateCache::new(Duration::from_secs(cfg.duplicate_window_secs), 2_000_000),
+            dedup: DuplicateCache::new(
+                Duration::from_secs(cfg.duplicate_window_secs),
+                cfg.duplicate_cache_entries,
+            ),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
             gateway,
@@ -1421,6 +1424,11 @@ impl Node {
             return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
         };
         let user = &cached.user;
+        if policy.first_factor == FirstFactor::Local && user.password_hash.is_none() {
+            // Same cost as a wrong password; the audit log says why.
+            self.verify_argon2(self.decoy_hash.clone(), password).await;
+            return Decision::reject(name, first, "no_password", MSG_WRONG_CREDENTIALS);
+        }
         // Members of the policy's bypass groups (or outside its MFA groups)
         // sign in with the password alone.
         let bypass = !policy.needs_mfa(&user.groups) && policy.first_factor == FirstFactor::Local;
@@ -2277,7 +2285,7 @@ fn phone_missing(user: &User, mode: &str) -> Option<Decision> {
         Decision::reject(
             &user.name,
             mode,
-            "no_phone",
+            "phone_missing",
             "No phone number is on file for your account. Contact your administrator.",
         )
     })

@@ -29,7 +29,7 @@ struct Harness {
     next_id: u8,
 }
 
-fn config(dir: &std::path::Path, extra: &str) -> RuntimeConfig {
+fn config(dir: &std::path::Path, radius: &str, extra: &str) -> RuntimeConfig {
     let text = format!(
         r#"
 [server]
@@ -37,6 +37,7 @@ data_dir = "{}"
 node_id = 7
 [radius]
 listen = ["127.0.0.1:0"]
+{radius}
 [password]
 memory_kib = 64
 iterations = 1
@@ -52,8 +53,13 @@ secret = "testing123"
 }
 
 async fn harness(extra: &str) -> Harness {
+    harness_with("", extra).await
+}
+
+/// [`harness`] with more keys in `[radius]`.
+async fn harness_with(radius: &str, extra: &str) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = Arc::new(config(dir.path(), extra));
+    let cfg = Arc::new(config(dir.path(), radius, extra));
     let store = open_store(&cfg).expect("store");
     for (name, method) in [("alice", Method::Totp), ("nomfa", Method::None)] {
         execute(
@@ -84,6 +90,7 @@ async fn harness(extra: &str) -> Harness {
             algorithm: TokenAlgorithm::Sha1,
             digits: 6,
             period: 30,
+            replace: false,
         },
     )
     .expect("enroll");
@@ -340,6 +347,48 @@ async fn duplicates_missing_ma_and_unknown_clients() {
     assert_eq!(c["dropped_bad_message_authenticator"], 1);
     assert_eq!(c["dropped_malformed"], 1);
     assert_eq!(c["dropped_unknown_client"], 1);
+}
+
+/// `[radius] duplicate_cache_entries` bounds the replies kept: beyond it the
+/// oldest are forgotten, so their retransmission is processed afresh.
+#[tokio::test]
+async fn duplicate_cache_entries_is_honoured() {
+    let h = harness_with("duplicate_cache_entries = 1024", "").await;
+    let status = |id: u8, n: u32| {
+        let mut auth = [5u8; 16];
+        auth[..4].copy_from_slice(&n.to_be_bytes());
+        encode_request(Code::STATUS_SERVER, id, &auth, &[], SECRET).expect("enc")
+    };
+    // Distinct source addresses, so the per-source rate limit stays out of it.
+    let from =
+        |n: u32| -> SocketAddr { SocketAddr::from(([127, 1, (n >> 8) as u8, n as u8], 40000)) };
+    let first = status(0, 0);
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("reply");
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("cached");
+    assert_eq!(
+        h.node.counters().to_json()["duplicates_answered_from_cache"],
+        1
+    );
+    for n in 1..3000u32 {
+        h.node
+            .handle_datagram(&status(n as u8, n), from(n))
+            .await
+            .expect("reply");
+    }
+    // 3000 replies against a bound of 1024: the first one is forgotten.
+    h.node
+        .handle_datagram(&first, from(0))
+        .await
+        .expect("reply");
+    let c = h.node.counters().to_json();
+    assert_eq!(c["duplicates_answered_from_cache"], 1, "{c}");
+    assert_eq!(c["status_server_replies"], 3001, "{c}");
 }
 
 #[tokio::test]

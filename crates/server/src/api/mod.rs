@@ -576,6 +576,7 @@ async fn user_enroll(
         algorithm: e.algorithm,
         digits: e.digits.unwrap_or(st.node.config().otp_digits),
         period: e.period,
+        replace: true,
     };
     created(write(&st, &caller, "token_enroll", &name, req).await?)
 }
@@ -629,6 +630,7 @@ impl NewClient {
             secret: self.secret,
             policy: self.policy,
             require_message_authenticator: self.require_message_authenticator,
+            force: false,
         };
         (self.name, req)
     }
@@ -707,16 +709,23 @@ fn csv_field(s: &str) -> String {
 /// Audit records as CSV with a header row: the one CSV writer, for the
 /// API's `format=csv` and `radmfa report --csv`.
 pub fn records_csv(recs: &[Value]) -> String {
-    let mut out = REPORT_FIELDS.join(",");
+    // `time` first (ISO 8601 UTC, for people and spreadsheets); `time_ms`
+    // stays for scripts.
+    let mut out = String::from("time,");
+    out.push_str(&REPORT_FIELDS.join(","));
     out.push_str("\r\n");
     for r in recs {
-        let row: Vec<String> = REPORT_FIELDS
-            .iter()
-            .map(|f| match &r[*f] {
+        let ms = r["time_ms"].as_u64().unwrap_or(0);
+        let time = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string();
+        let row: Vec<String> = std::iter::once(time)
+            .chain(REPORT_FIELDS.iter().map(|f| match &r[*f] {
                 Value::String(s) => csv_field(s),
                 Value::Null => String::new(),
                 v => csv_field(&v.to_string()),
-            })
+            }))
             .collect();
         out.push_str(&row.join(","));
         out.push_str("\r\n");

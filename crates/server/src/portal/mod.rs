@@ -1404,6 +1404,7 @@ async fn enroll(
         algorithm: TokenAlgorithm::Sha1,
         digits: p.node.config().otp_digits,
         period: PERIOD,
+        replace: true,
     };
     if !p.write(&name, "enroll the token", req).await {
         return enroll_response(
