@@ -346,3 +346,72 @@ fn fail_open_accepts_on_the_first_factor_when_the_gateway_is_down() {
         "{got:?}"
     );
 }
+
+#[test]
+fn totp_sha256_8_digits_60s_and_hotp_sign_in() {
+    let env = Env::new();
+    add_user(&env, "tess", &[]);
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "tess",
+        "--secret",
+        common::TOTP_SECRETS[2],
+        "--algorithm",
+        "sha256",
+        "--digits",
+        "8",
+        "--period",
+        "60",
+        "--no-qr",
+    ])
+    .assert_ok();
+    add_user(&env, "hans", &["--method", "hotp"]);
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "hans",
+        "--secret",
+        common::TOTP_SECRETS[3],
+        "--type",
+        "hotp",
+        "--no-qr",
+    ])
+    .assert_ok();
+    let tess = common::decode_secret(common::TOTP_SECRETS[2]);
+    let hans = common::decode_secret(common::TOTP_SECRETS[3]);
+    let server = env.start();
+    let addr = server.addr_string();
+    let pw = |code: &str| format!("correct-horse{code}");
+
+    // TOTP, SHA-256, 8 digits, 60 s steps (codes from Python's hmac): the
+    // SHA-1 code of the same step is refused, the SHA-256 one accepted once.
+    let now = common::unix_now();
+    let sha1 = common::totp_with(&tess, now, "sha1", 8, 60);
+    let sha256 = common::totp_with(&tess, now, "sha256", 8, 60);
+    assert_ne!(sha1, sha256);
+    expect(&login(&addr, "tess", &pw(&sha1), None), "Access-Reject");
+    expect(&login(&addr, "tess", &pw(&sha256), None), "Access-Accept");
+    expect(&login(&addr, "tess", &pw(&sha256), None), "Access-Reject");
+    assert_eq!(
+        reasons(&env, "tess", 3),
+        ["otp_mismatch", "ok", "otp_replayed"],
+        "{}",
+        server.log()
+    );
+
+    // HOTP (RFC 4226): counter 0 signs in once; a counter ahead within the
+    // look-ahead signs in; one behind the last used is refused.
+    let hotp = |c: u64| common::hotp_at(&hans, c, "sha1", 6);
+    expect(&login(&addr, "hans", &pw(&hotp(0)), None), "Access-Accept");
+    expect(&login(&addr, "hans", &pw(&hotp(0)), None), "Access-Reject");
+    expect(&login(&addr, "hans", &pw(&hotp(4)), None), "Access-Accept");
+    expect(&login(&addr, "hans", &pw(&hotp(2)), None), "Access-Reject");
+    expect(&login(&addr, "hans", &pw(&hotp(5)), None), "Access-Accept");
+    let got = reasons(&env, "hans", 5);
+    assert_eq!(got[0], "ok", "{got:?}");
+    assert_eq!(got[2], "ok", "{got:?}");
+    assert_eq!(got[4], "ok", "{got:?}");
+    assert_ne!(got[1], "ok", "{got:?}");
+    assert_ne!(got[3], "ok", "{got:?}");
+}
