@@ -9,6 +9,7 @@
 pub mod sim;
 pub mod tools;
 
+#[allow(unused_imports)] // each test binary uses some of them
 pub use tools::{require, require_file, require_python_module, require_tool};
 
 use std::fmt::Write as _;
