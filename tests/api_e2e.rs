@@ -624,21 +624,21 @@ async fn schemathesis_finds_no_server_errors_or_schema_mismatches() {
     // --max-time bounds the fuzzing phase only; the deadline bounds the process.
     let out = common::tools::output_within(
         std::process::Command::new("schemathesis")
-        .arg("run")
-        .arg(&spec)
-        .args(["--url", &api.base])
-        .args(["--header", &format!("Authorization: Bearer {token}")])
-        .arg("--tls-verify")
-        .arg(&api.ca)
-        .args(["--max-examples", "10"])
-        .args(["--phases", "examples,coverage,fuzzing"])
-        .args([
-            "--checks",
-            "not_a_server_error,response_schema_conformance,content_type_conformance",
-        ])
-        .args(["--workers", "1", "--max-time", "40", "--seed", "1"])
-        .current_dir(api.env.path())
-        .env("NO_COLOR", "1"),
+            .arg("run")
+            .arg(&spec)
+            .args(["--url", &api.base])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .arg("--tls-verify")
+            .arg(&api.ca)
+            .args(["--max-examples", "10"])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args([
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance",
+            ])
+            .args(["--workers", "1", "--max-time", "40", "--seed", "1"])
+            .current_dir(api.env.path())
+            .env("NO_COLOR", "1"),
         std::time::Duration::from_secs(240),
         "schemathesis",
     );

@@ -308,8 +308,14 @@ fn every_second_factor_method_counts_towards_lockout() {
     // A call in PIN mode: a denial may be a wrong PIN typed on the phone.
     env.radmfa_stdin(&["user", "pin", "lcall", "--pin-stdin"], Some("97531\n"))
         .assert_ok();
-    add("ltwo", &["--method", "sms_two_way", "--phone", "+15550108003"]);
-    add("lpush", &["--method", "push", "--device-token", "dev-lpush-01"]);
+    add(
+        "ltwo",
+        &["--method", "sms_two_way", "--phone", "+15550108003"],
+    );
+    add(
+        "lpush",
+        &["--method", "push", "--device-token", "dev-lpush-01"],
+    );
     for key in ["+15550108002", "+15550108003", "dev-lpush-01"] {
         sim.rule(key, "deny");
     }
@@ -320,7 +326,9 @@ fn every_second_factor_method_counts_towards_lockout() {
     let hotp = common::decode_secret(common::TOTP_SECRETS[1]);
     let pin = common::decode_secret(common::TOTP_SECRETS[2]);
     // A 6-digit code no HOTP counter the server may look at produces.
-    let near: Vec<String> = (0..=12).map(|c| common::hotp_at(&hotp, c, "sha1", 6)).collect();
+    let near: Vec<String> = (0..=12)
+        .map(|c| common::hotp_at(&hotp, c, "sha1", 6))
+        .collect();
     let wrong_hotp = (0..10u8)
         .map(|d| char::from(b'0' + d).to_string().repeat(6))
         .find(|c| !near.contains(c))
@@ -332,8 +340,16 @@ fn every_second_factor_method_counts_towards_lockout() {
         ("ltotp", Failing::Inline(&wrong_totp), "otp_mismatch"),
         ("lhotp", Failing::Inline(&wrong_hotp), "otp_mismatch"),
         ("lpin", Failing::Inline(&wrong_pin), "wrong_pin"),
-        ("lsms", Failing::SmsWrongCode("+15550108001"), "sms_code_wrong_retry"),
-        ("lcall", Failing::Denied("+15550108002"), "denied_or_wrong_pin"),
+        (
+            "lsms",
+            Failing::SmsWrongCode("+15550108001"),
+            "sms_code_wrong_retry",
+        ),
+        (
+            "lcall",
+            Failing::Denied("+15550108002"),
+            "denied_or_wrong_pin",
+        ),
         ("ltwo", Failing::Denied("+15550108003"), "denied_by_user"),
         ("lpush", Failing::Denied("dev-lpush-01"), "denied_by_user"),
     ];
@@ -356,7 +372,12 @@ fn every_second_factor_method_counts_towards_lockout() {
                     r
                 }
             };
-            assert_ne!(r.code.as_deref(), Some("Access-Accept"), "{user}: {}", r.output);
+            assert_ne!(
+                r.code.as_deref(),
+                Some("Access-Accept"),
+                "{user}: {}",
+                r.output
+            );
             assert_eq!(
                 message(&r).contains("locked"),
                 attempt == 2,
@@ -365,7 +386,11 @@ fn every_second_factor_method_counts_towards_lockout() {
             );
         }
         // One-way SMS also records the challenge (`sms_sent`) of each attempt.
-        let per_attempt = if matches!(how, Failing::SmsWrongCode(_)) { 2 } else { 1 };
+        let per_attempt = if matches!(how, Failing::SmsWrongCode(_)) {
+            2
+        } else {
+            1
+        };
         let mut got = reasons(&env, user, 2 * per_attempt);
         got.retain(|r| r != "sms_sent");
         assert_eq!(
@@ -390,11 +415,27 @@ fn every_second_factor_method_counts_towards_lockout() {
     for user in ["lsms", "lcall", "ltwo", "lpush"] {
         expect(&login(&addr, user, "correct-horse", None), "Access-Reject");
     }
-    assert_eq!(sim.messages("+15550108001").len(), sms_sent, "SMS to a locked user");
-    assert_eq!(sim.verifications("+15550108002"), 2, "call to a locked user");
-    assert_eq!(sim.verifications("dev-lpush-01"), 2, "push to a locked user");
+    assert_eq!(
+        sim.messages("+15550108001").len(),
+        sms_sent,
+        "SMS to a locked user"
+    );
+    assert_eq!(
+        sim.verifications("+15550108002"),
+        2,
+        "call to a locked user"
+    );
+    assert_eq!(
+        sim.verifications("dev-lpush-01"),
+        2,
+        "push to a locked user"
+    );
     for (user, how, _) in &cases {
-        let n = if matches!(how, Failing::SmsWrongCode(_)) { 5 } else { 3 };
+        let n = if matches!(how, Failing::SmsWrongCode(_)) {
+            5
+        } else {
+            3
+        };
         assert_last_reason(&env, user, n, "locked_out");
     }
     env.wait_counter("lockouts", cases.len() as u64);

@@ -324,7 +324,10 @@ fn one_way_sms_through_pyrad_with_expiry_and_attempts() {
     // Two wrong codes use up the attempts; the right one is then too late.
     let (state, code, _) = first("yara", "+15550104001", 2);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    assert_eq!(code_name(&answer("yara", &state, wrong)), "Access-Challenge");
+    assert_eq!(
+        code_name(&answer("yara", &state, wrong)),
+        "Access-Challenge"
+    );
     assert_eq!(code_name(&answer("yara", &state, wrong)), "Access-Reject");
     assert_eq!(code_name(&answer("yara", &state, &code)), "Access-Reject");
 

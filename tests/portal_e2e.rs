@@ -99,7 +99,8 @@ fn screenshots_dir() -> PathBuf {
 fn portal_in_chromium_enroll_pin_phone_and_report() {
     if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
         && common::require_tool("node", "apt-get install nodejs npm")
-        && common::require_tool("npm", "apt-get install nodejs npm")) {
+        && common::require_tool("npm", "apt-get install nodejs npm"))
+    {
         return;
     }
     ensure_playwright();
@@ -142,19 +143,19 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     // test instead of hanging the suite.
     let out = common::tools::output_within(
         Command::new("node")
-        .arg(portal_dir().join("flow.mjs"))
-        .current_dir(portal_dir())
-        .env("PORTAL_A", format!("https://127.0.0.1:{port_a}"))
-        .env("PORTAL_B", format!("https://127.0.0.1:{port_b}"))
-        .env("PORTAL_USER", USER)
-        .env("PORTAL_PASSWORD", PASSWORD)
-        .env("PORTAL_NEW_PIN", NEW_PIN)
-        .env("PORTAL_PHONE", PHONE)
-        .env("PORTAL_REPORTER", REPORTER)
-        .env("PORTAL_SHOTS", &shots)
-        .env("SIM_ADDR", &sim.addr)
-        .env("SIM_CERT", &sim.cert)
-        .env("SIM_KEY", API_KEY),
+            .arg(portal_dir().join("flow.mjs"))
+            .current_dir(portal_dir())
+            .env("PORTAL_A", format!("https://127.0.0.1:{port_a}"))
+            .env("PORTAL_B", format!("https://127.0.0.1:{port_b}"))
+            .env("PORTAL_USER", USER)
+            .env("PORTAL_PASSWORD", PASSWORD)
+            .env("PORTAL_NEW_PIN", NEW_PIN)
+            .env("PORTAL_PHONE", PHONE)
+            .env("PORTAL_REPORTER", REPORTER)
+            .env("PORTAL_SHOTS", &shots)
+            .env("SIM_ADDR", &sim.addr)
+            .env("SIM_CERT", &sim.cert)
+            .env("SIM_KEY", API_KEY),
         Duration::from_secs(300),
         "node tests/portal/flow.mjs",
     );

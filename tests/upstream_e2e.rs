@@ -246,7 +246,8 @@ fn mschapv2(
 #[test]
 fn mschapv2_goes_upstream_then_out_of_band_with_mppe_keys_for_the_nas() {
     if !(common::require_tool("freeradius", "apt-get install freeradius")
-        && common::require_python_module("Crypto", "pip install pycryptodome==3.21.0")) {
+        && common::require_python_module("Crypto", "pip install pycryptodome==3.21.0"))
+    {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

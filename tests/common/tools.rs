@@ -7,6 +7,8 @@
 //! not optional: nearly every end-to-end test speaks RADIUS through them.
 //!
 //! Also included by crates/server/tests (`#[path]`), so it uses std only.
+// Each including test binary uses some of these.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -130,8 +130,15 @@ impl Harness {
             .args([script, "totp", SEED_B32, &t.to_string()])
             .output()
             .expect("python3 (tests/py/otp.py computes the expected codes)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
     }
 
     fn request(&mut self, user: &str, password: &str, state: Option<&[u8]>) -> (Vec<u8>, [u8; 16]) {

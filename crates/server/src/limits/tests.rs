@@ -175,11 +175,7 @@ fn flood_of_failing_users_stays_under_the_cap() {
         tracked > 500,
         "eviction takes the oldest eighth only: {tracked}"
     );
-    assert_eq!(
-        l.failures_of("user-99999", NOW + 999),
-        1,
-        "the newest stay"
-    );
+    assert_eq!(l.failures_of("user-99999", NOW + 999), 1, "the newest stay");
     assert_eq!(l.stats_json()["limits_tracked_failures"], tracked);
 }
 
