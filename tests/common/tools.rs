@@ -48,7 +48,11 @@ pub fn require(what: &str, present: bool, install: &str) -> bool {
         .name()
         .map(str::to_string)
         .unwrap_or_else(|| std::panic::Location::caller().to_string());
-    eprintln!(
+    // Straight to stderr: the test harness captures `eprintln!` of passing
+    // tests, and this line must be seen.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "SKIPPED {test}: needs {what}, not installed ({install}; bash .ci/run installs every test peer)"
     );
     false
