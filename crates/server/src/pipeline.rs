@@ -1208,6 +1208,11 @@ impl Node {
                 {
                     return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
                 }
+                // A disabled account is refused as disabled, enrolled or not
+                // (the audit reason tells the admin why).
+                if !user.enabled {
+                    return disabled(name, first);
+                }
                 return Decision::reject(
                     name,
                     first,
