@@ -55,7 +55,12 @@ async fn harness(extra: &str) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = Arc::new(config(dir.path(), extra));
     let store = open_store(&cfg).expect("store");
-    for (name, method) in [("alice", Method::Totp), ("nomfa", Method::None)] {
+    // bare: TOTP method, never enrolled.
+    for (name, method) in [
+        ("alice", Method::Totp),
+        ("nomfa", Method::None),
+        ("bare", Method::Totp),
+    ] {
         execute(
             &store,
             &cfg,
@@ -278,6 +283,12 @@ async fn method_none_and_disabled_users() {
     let p = h.send("alice", &format!("pw{}", h.code(0)), None).await;
     assert_eq!(p.code, Code::ACCESS_REJECT);
     assert!(message(&p).contains("disabled"));
+    // Disabled and never enrolled: refused as disabled, not "not enrolled".
+    h.store.set_user_enabled("bare", false).expect("disable");
+    h.node.after_admin_write(Some("bare"), false);
+    let p = h.send("bare", "pw", None).await;
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    assert!(message(&p).contains("disabled"), "{}", message(&p));
 }
 
 #[tokio::test]
