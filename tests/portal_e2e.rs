@@ -39,12 +39,19 @@ fn ensure_playwright() {
     {
         return;
     }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm (install nodejs and npm)");
-    assert!(status.success(), "npm ci in {} failed", dir.display());
+    let out = common::tools::output_within(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+        Duration::from_secs(600),
+        "npm ci in tests/portal",
+    );
+    assert!(
+        out.status.success(),
+        "npm ci in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Appends a [portal] section (listening on `port`, with a certificate made
