@@ -771,8 +771,9 @@ fn run(seed: u64) -> Result<Stats, String> {
 /// Seed 37 (found when the simulator moved to [`SimRng`]): after quiescence
 /// every node is at log (64, 2) following node 3, but node 2 holds three
 /// keys (k62, k63, k64) no other node has. Node 2 installed node 1's
-/// snapshot "at seq 58" in 24-byte parts while node 1 went on writing; the
-/// later parts carried keys written after seq 58. Node 3 was then promoted
+/// snapshot "at seq 58" in 24-byte parts while node 1 went on writing (up to
+/// seq 67); the later parts apparently carried keys written after seq 58
+/// (a diagnosis from the trace, `REPL_SIM_SEED=37 REPL_SIM_TRACE=1`). Node 3 was then promoted
 /// without those writes (fenced), and node 2 replayed node 3's 59..64 on
 /// top of data that already held them: a snapshot served in parts is not a
 /// point-in-time copy, so a replica can keep writes its log position says
