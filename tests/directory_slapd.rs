@@ -11,6 +11,16 @@ use radmfa_directory::{
     TlsMode,
 };
 
+#[path = "common/tools.rs"]
+mod tools;
+
+/// slapd and ldap-utils are there, or the test skips (fails under CI=true).
+fn have_slapd() -> bool {
+    let slapd = tools::on_path("slapd").is_some() || Path::new("/usr/sbin/slapd").exists();
+    tools::require("slapd", slapd, "apt-get install slapd")
+        && tools::require_tool("ldapadd", "apt-get install ldap-utils")
+}
+
 const BASE: &str = "dc=example,dc=org";
 const SVC: &str = "cn=radmfa-svc,ou=people,dc=example,dc=org";
 
@@ -126,6 +136,9 @@ fn logins(users: &[DirUser]) -> Vec<&str> {
 
 #[tokio::test]
 async fn authenticate_ok_with_attributes_and_groups() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     let d = directory(vec![s.url.clone()]);
 
@@ -173,6 +186,9 @@ async fn authenticate_ok_with_attributes_and_groups() {
 
 #[tokio::test]
 async fn authentication_failures_have_distinct_reasons() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     let d = directory(vec![s.url.clone()]);
     assert_eq!(
@@ -237,6 +253,9 @@ async fn authentication_failures_have_distinct_reasons() {
 
 #[tokio::test]
 async fn lookup_without_password() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     let d = directory(vec![s.url.clone()]);
     let carol = d.lookup("carol").await.expect("lookup").expect("carol");
@@ -251,6 +270,9 @@ async fn lookup_without_password() {
 
 #[tokio::test]
 async fn failover_and_unreachable() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     // First server down: the second answers.
     let d = directory(vec![dead_url(), s.url.clone()]);
@@ -304,18 +326,27 @@ async fn failover_and_unreachable() {
     cfg.timeout = Duration::from_millis(300);
     let d = Directory::new(cfg).expect("dir");
     assert!(d.authenticate("alice", b"alice-pw").await.is_ok());
-    // The failed server is now tried last: the next call does not wait for it.
-    let t = Instant::now();
+    // The failed server is now tried last: the next call does not even
+    // connect to it (a state check: no new connection on the hole, instead
+    // of a wall-clock limit that flakes on a busy machine).
+    hole.set_nonblocking(true).expect("nonblocking");
+    let drain = || {
+        let mut n = 0;
+        while hole.accept().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    assert!(drain() >= 1, "the first call never tried the hung server");
     assert!(d.authenticate("bob", b"bob-pw").await.is_ok());
-    assert!(
-        t.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_eq!(drain(), 0, "the hung server was tried again first");
 }
 
 #[tokio::test]
 async fn pooled_connections_survive_a_server_restart() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     let port = s.port;
     let mut cfg = config(vec![s.url.clone()]);
@@ -361,6 +392,9 @@ async fn pooled_connections_survive_a_server_restart() {
 
 #[tokio::test]
 async fn search_users_by_filter_and_group() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     // A page size of 2 forces several RFC 2696 pages for the 5 users.
     let d = directory(vec![s.url.clone()]).with_page_size(2);
@@ -422,6 +456,9 @@ async fn search_users_by_filter_and_group() {
 
 #[tokio::test]
 async fn starttls_and_ldaps_verify_the_server() {
+    if !have_slapd() {
+        return;
+    }
     let s = Slapd::start();
     let ca_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ldap/tls/ca.pem");
     let ca = std::fs::read_to_string(ca_path).expect("tests/ldap/tls/ca.pem");

@@ -270,3 +270,186 @@ fn fraud_report_locks_until_an_admin_unlocks() {
     expect(&login(&addr, "fay", "correct-horse", None), "Access-Accept");
     assert_eq!(sim.verifications(phone), 2);
 }
+
+/// One way a second factor can fail, driven through radclient.
+enum Failing<'a> {
+    /// Inline `password + code` with a wrong code.
+    Inline(&'a str),
+    /// One-way SMS: the challenge is answered with a wrong code.
+    SmsWrongCode(&'static str),
+    /// Out of band (call, two-way SMS, push): the simulator denies.
+    Denied(&'static str),
+}
+
+/// Every method that can fail a second factor counts towards lockout
+/// (`lockout_failures = 2`): TOTP and HOTP (wrong code), a wrong PIN, one-way
+/// SMS (wrong code), a call denied or answered with a wrong PIN, and a
+/// two-way SMS and a push denied on the phone. The failure that reaches the limit locks; then the right answer is
+/// refused with `locked_out` (no SMS sent, no call placed).
+#[test]
+fn every_second_factor_method_counts_towards_lockout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(dir.path());
+    let env = env_with_gateway(&sim, dir.path(), "");
+    let cfg = std::fs::read_to_string(env.config_path()).expect("config");
+    std::fs::write(
+        env.config_path(),
+        format!("{cfg}\n[limits]\nlockout_failures = 2\nlockout_secs = 0\nuser_per_minute = 0\n"),
+    )
+    .expect("config");
+    let add = |name: &str, args: &[&str]| {
+        let mut all = vec!["user", "add", name, "--password-stdin"];
+        all.extend_from_slice(args);
+        env.radmfa_stdin(&all, Some("correct-horse\n")).assert_ok();
+    };
+    let enroll = |name: &str, b32: &str, kind: &str| {
+        env.radmfa(&[
+            "token", "enroll", name, "--secret", b32, "--type", kind, "--no-qr",
+        ])
+        .assert_ok();
+    };
+    add("ltotp", &[]);
+    enroll("ltotp", common::TOTP_SECRETS[0], "totp");
+    add("lhotp", &["--method", "hotp"]);
+    enroll("lhotp", common::TOTP_SECRETS[1], "hotp");
+    add("lpin", &[]);
+    enroll("lpin", common::TOTP_SECRETS[2], "totp");
+    env.radmfa_stdin(&["user", "pin", "lpin", "--pin-stdin"], Some("4711\n"))
+        .assert_ok();
+    add("lsms", &["--method", "sms", "--phone", "+15550108001"]);
+    add("lcall", &["--method", "call", "--phone", "+15550108002"]);
+    // A call in PIN mode: a denial may be a wrong PIN typed on the phone.
+    env.radmfa_stdin(&["user", "pin", "lcall", "--pin-stdin"], Some("97531\n"))
+        .assert_ok();
+    add(
+        "ltwo",
+        &["--method", "sms_two_way", "--phone", "+15550108003"],
+    );
+    add(
+        "lpush",
+        &["--method", "push", "--device-token", "dev-lpush-01"],
+    );
+    for key in ["+15550108002", "+15550108003", "dev-lpush-01"] {
+        sim.rule(key, "deny");
+    }
+    let server = env.start();
+    let addr = server.addr_string();
+
+    let totp = common::decode_secret(common::TOTP_SECRETS[0]);
+    let hotp = common::decode_secret(common::TOTP_SECRETS[1]);
+    let pin = common::decode_secret(common::TOTP_SECRETS[2]);
+    // A 6-digit code no HOTP counter the server may look at produces.
+    let near: Vec<String> = (0..=12)
+        .map(|c| common::hotp_at(&hotp, c, "sha1", 6))
+        .collect();
+    let wrong_hotp = (0..10u8)
+        .map(|d| char::from(b'0' + d).to_string().repeat(6))
+        .find(|c| !near.contains(c))
+        .expect("a code outside the look-ahead");
+    let wrong_totp = format!("correct-horse{}", wrong_code(&totp));
+    let wrong_hotp = format!("correct-horse{wrong_hotp}");
+    let wrong_pin = format!("correct-horse1234{}", totp_now(&pin));
+    let cases = [
+        ("ltotp", Failing::Inline(&wrong_totp), "otp_mismatch"),
+        ("lhotp", Failing::Inline(&wrong_hotp), "otp_mismatch"),
+        ("lpin", Failing::Inline(&wrong_pin), "wrong_pin"),
+        (
+            "lsms",
+            Failing::SmsWrongCode("+15550108001"),
+            "sms_code_wrong_retry",
+        ),
+        (
+            "lcall",
+            Failing::Denied("+15550108002"),
+            "denied_or_wrong_pin",
+        ),
+        ("ltwo", Failing::Denied("+15550108003"), "denied_by_user"),
+        ("lpush", Failing::Denied("dev-lpush-01"), "denied_by_user"),
+    ];
+    for (user, how, reason) in &cases {
+        for attempt in 1..=2 {
+            let r = match how {
+                Failing::Inline(pw) => login(&addr, user, pw, None),
+                Failing::SmsWrongCode(phone) => {
+                    let r = login(&addr, user, "correct-horse", None);
+                    expect(&r, "Access-Challenge");
+                    let state = r.attr("State").expect("State").to_string();
+                    let sent = sim.messages(phone);
+                    let code = common::sim::code_in(sent.last().expect("an SMS"));
+                    let wrong = if code == "000000" { "111111" } else { "000000" };
+                    login(&addr, user, wrong, Some(&state))
+                }
+                Failing::Denied(key) => {
+                    let r = login(&addr, user, "correct-horse", None);
+                    assert_eq!(sim.verifications(key), attempt, "{user}");
+                    r
+                }
+            };
+            assert_ne!(
+                r.code.as_deref(),
+                Some("Access-Accept"),
+                "{user}: {}",
+                r.output
+            );
+            assert_eq!(
+                message(&r).contains("locked"),
+                attempt == 2,
+                "{user} attempt {attempt}: {}",
+                r.output
+            );
+        }
+        // One-way SMS also records the challenge (`sms_sent`) of each attempt.
+        let per_attempt = if matches!(how, Failing::SmsWrongCode(_)) {
+            2
+        } else {
+            1
+        };
+        let mut got = reasons(&env, user, 2 * per_attempt);
+        got.retain(|r| r != "sms_sent");
+        assert_eq!(
+            got,
+            [reason.to_string(), format!("{reason}+locked_out")],
+            "{user}"
+        );
+        let shown = env.radmfa(&["user", "show", user, "--json"]).json();
+        assert_eq!(shown["lock_reason"], "too_many_failures", "{user}: {shown}");
+    }
+
+    // Locked: the right answer is refused, and nothing reaches the phone.
+    expect(&login_with_code(&addr, "ltotp", &totp), "Access-Reject");
+    let right_hotp = format!("correct-horse{}", common::hotp_at(&hotp, 0, "sha1", 6));
+    expect(&login(&addr, "lhotp", &right_hotp, None), "Access-Reject");
+    let right_pin = format!("correct-horse4711{}", totp_now(&pin));
+    expect(&login(&addr, "lpin", &right_pin, None), "Access-Reject");
+    let sms_sent = sim.messages("+15550108001").len();
+    for key in ["+15550108002", "+15550108003", "dev-lpush-01"] {
+        sim.rule(key, "approve");
+    }
+    for user in ["lsms", "lcall", "ltwo", "lpush"] {
+        expect(&login(&addr, user, "correct-horse", None), "Access-Reject");
+    }
+    assert_eq!(
+        sim.messages("+15550108001").len(),
+        sms_sent,
+        "SMS to a locked user"
+    );
+    assert_eq!(
+        sim.verifications("+15550108002"),
+        2,
+        "call to a locked user"
+    );
+    assert_eq!(
+        sim.verifications("dev-lpush-01"),
+        2,
+        "push to a locked user"
+    );
+    for (user, how, _) in &cases {
+        let n = if matches!(how, Failing::SmsWrongCode(_)) {
+            5
+        } else {
+            3
+        };
+        assert_last_reason(&env, user, n, "locked_out");
+    }
+    env.wait_counter("lockouts", cases.len() as u64);
+}

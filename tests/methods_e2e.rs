@@ -278,45 +278,64 @@ fn one_way_sms_through_pyrad_with_expiry_and_attempts() {
         "yara",
         &["--method", "sms", "--phone", "+15550104001"],
     );
+    add_user(
+        &env,
+        "yves",
+        &["--method", "sms", "--phone", "+15550104002"],
+    );
     let server = env.start();
 
-    let first = |n: usize| -> (String, String) {
+    // The challenge for `user`; `n` SMS were sent to `phone` so far. Returns
+    // the State, the code and the Session-Timeout (seconds to expiry).
+    let first = |user: &str, phone: &str, n: usize| -> (String, String, u64) {
         let r = PyRequest::access(&server)
-            .login("yara", "correct-horse")
+            .login(user, "correct-horse")
             .send()
             .reply();
         assert_eq!(code_name(&r), "Access-Challenge", "{r}");
         assert_signed(&r);
         let (state, _) = py_attr(&r, 24).expect("State");
-        let sent = sim.messages("+15550104001");
+        let (timeout, _) = py_attr(&r, 27).expect("Session-Timeout");
+        let timeout = u64::from_str_radix(&timeout, 16).expect("Session-Timeout hex");
+        let sent = sim.messages(phone);
         assert_eq!(sent.len(), n, "{sent:?}");
-        (state, code_in(&sent[n - 1]))
+        (state, code_in(&sent[n - 1]), timeout)
     };
-    let answer = |state: &str, code: &str| {
-        let mut q = PyRequest::access(&server).login("yara", code);
+    let answer = |user: &str, state: &str, code: &str| {
+        let mut q = PyRequest::access(&server).login(user, code);
         q.state_hex = Some(state.to_string());
         q.send().reply()
     };
 
+    // yves's code is left to expire while yara's cases run; the server's
+    // Session-Timeout says when (no fixed sleep).
+    let started = std::time::Instant::now();
+    let (expiring_state, expiring_code, timeout) = first("yves", "+15550104002", 1);
+    assert_eq!(timeout, 10, "Session-Timeout is sms.lifetime_secs");
+
     // The right code signs in.
-    let (state, code) = first(1);
-    let r = answer(&state, &code);
+    let (state, code, _) = first("yara", "+15550104001", 1);
+    let r = answer("yara", &state, &code);
     assert_eq!(code_name(&r), "Access-Accept", "{r}");
     assert_signed(&r);
     // Reused State: rejected.
-    assert_eq!(code_name(&answer(&state, &code)), "Access-Reject");
+    assert_eq!(code_name(&answer("yara", &state, &code)), "Access-Reject");
 
     // Two wrong codes use up the attempts; the right one is then too late.
-    let (state, code) = first(2);
+    let (state, code, _) = first("yara", "+15550104001", 2);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    assert_eq!(code_name(&answer(&state, wrong)), "Access-Challenge");
-    assert_eq!(code_name(&answer(&state, wrong)), "Access-Reject");
-    assert_eq!(code_name(&answer(&state, &code)), "Access-Reject");
+    assert_eq!(
+        code_name(&answer("yara", &state, wrong)),
+        "Access-Challenge"
+    );
+    assert_eq!(code_name(&answer("yara", &state, wrong)), "Access-Reject");
+    assert_eq!(code_name(&answer("yara", &state, &code)), "Access-Reject");
 
-    // An expired code is rejected.
-    let (state, code) = first(3);
-    std::thread::sleep(std::time::Duration::from_secs(12));
-    let r = answer(&state, &code);
+    // An expired code is rejected: answered once the lifetime the server
+    // announced has passed (plus one second: it counts whole seconds).
+    let expiry = std::time::Duration::from_secs(timeout + 1);
+    std::thread::sleep(expiry.saturating_sub(started.elapsed()));
+    let r = answer("yves", &expiring_state, &expiring_code);
     assert_eq!(code_name(&r), "Access-Reject", "{r}");
     let (_, text) = py_attr(&r, 18).expect("Reply-Message");
     assert!(text.unwrap_or_default().contains("expired"), "{r}");
@@ -345,4 +364,73 @@ fn fail_open_accepts_on_the_first_factor_when_the_gateway_is_down() {
         got.iter().any(|r| r == "gateway_unreachable_fail_open"),
         "{got:?}"
     );
+}
+
+#[test]
+fn totp_sha256_8_digits_60s_and_hotp_sign_in() {
+    let env = Env::new();
+    add_user(&env, "tess", &[]);
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "tess",
+        "--secret",
+        common::TOTP_SECRETS[2],
+        "--algorithm",
+        "sha256",
+        "--digits",
+        "8",
+        "--period",
+        "60",
+        "--no-qr",
+    ])
+    .assert_ok();
+    add_user(&env, "hans", &["--method", "hotp"]);
+    env.radmfa(&[
+        "token",
+        "enroll",
+        "hans",
+        "--secret",
+        common::TOTP_SECRETS[3],
+        "--type",
+        "hotp",
+        "--no-qr",
+    ])
+    .assert_ok();
+    let tess = common::decode_secret(common::TOTP_SECRETS[2]);
+    let hans = common::decode_secret(common::TOTP_SECRETS[3]);
+    let server = env.start();
+    let addr = server.addr_string();
+    let pw = |code: &str| format!("correct-horse{code}");
+
+    // TOTP, SHA-256, 8 digits, 60 s steps (codes from Python's hmac): the
+    // SHA-1 code of the same step is refused, the SHA-256 one accepted once.
+    let now = common::unix_now();
+    let sha1 = common::totp_with(&tess, now, "sha1", 8, 60);
+    let sha256 = common::totp_with(&tess, now, "sha256", 8, 60);
+    assert_ne!(sha1, sha256);
+    expect(&login(&addr, "tess", &pw(&sha1), None), "Access-Reject");
+    expect(&login(&addr, "tess", &pw(&sha256), None), "Access-Accept");
+    expect(&login(&addr, "tess", &pw(&sha256), None), "Access-Reject");
+    assert_eq!(
+        reasons(&env, "tess", 3),
+        ["otp_mismatch", "ok", "otp_replayed"],
+        "{}",
+        server.log()
+    );
+
+    // HOTP (RFC 4226): counter 0 signs in once; a counter ahead within the
+    // look-ahead signs in; one behind the last used is refused.
+    let hotp = |c: u64| common::hotp_at(&hans, c, "sha1", 6);
+    expect(&login(&addr, "hans", &pw(&hotp(0)), None), "Access-Accept");
+    expect(&login(&addr, "hans", &pw(&hotp(0)), None), "Access-Reject");
+    expect(&login(&addr, "hans", &pw(&hotp(4)), None), "Access-Accept");
+    expect(&login(&addr, "hans", &pw(&hotp(2)), None), "Access-Reject");
+    expect(&login(&addr, "hans", &pw(&hotp(5)), None), "Access-Accept");
+    let got = reasons(&env, "hans", 5);
+    assert_eq!(got[0], "ok", "{got:?}");
+    assert_eq!(got[2], "ok", "{got:?}");
+    assert_eq!(got[4], "ok", "{got:?}");
+    assert_ne!(got[1], "ok", "{got:?}");
+    assert_ne!(got[3], "ok", "{got:?}");
 }

@@ -39,12 +39,19 @@ fn ensure_playwright() {
     {
         return;
     }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm (install nodejs and npm)");
-    assert!(status.success(), "npm ci in {} failed", dir.display());
+    let out = common::tools::output_within(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+        Duration::from_secs(600),
+        "npm ci in tests/portal",
+    );
+    assert!(
+        out.status.success(),
+        "npm ci in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Appends a [portal] section (listening on port 0, with a certificate made
@@ -98,10 +105,12 @@ fn screenshots_dir() -> PathBuf {
 
 #[test]
 fn portal_in_chromium_enroll_pin_phone_and_report() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "the portal test needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-    );
+    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
+        && common::require_tool("node", "apt-get install nodejs npm")
+        && common::require_tool("npm", "apt-get install nodejs npm"))
+    {
+        return;
+    }
     ensure_playwright();
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
@@ -134,22 +143,26 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
 
     let shots = screenshots_dir();
     let _ = std::fs::remove_dir_all(&shots);
-    let out = Command::new("node")
-        .arg(portal_dir().join("flow.mjs"))
-        .current_dir(portal_dir())
-        .env("PORTAL_A", portal_url(&server_a))
-        .env("PORTAL_B", portal_url(&server_b))
-        .env("PORTAL_USER", USER)
-        .env("PORTAL_PASSWORD", PASSWORD)
-        .env("PORTAL_NEW_PIN", NEW_PIN)
-        .env("PORTAL_PHONE", PHONE)
-        .env("PORTAL_REPORTER", REPORTER)
-        .env("PORTAL_SHOTS", &shots)
-        .env("SIM_ADDR", &sim.addr)
-        .env("SIM_CERT", &sim.cert)
-        .env("SIM_KEY", API_KEY)
-        .output()
-        .expect("node (install nodejs)");
+    // Chromium under Playwright: a deadline, so a hung browser fails the
+    // test instead of hanging the suite.
+    let out = common::tools::output_within(
+        Command::new("node")
+            .arg(portal_dir().join("flow.mjs"))
+            .current_dir(portal_dir())
+            .env("PORTAL_A", portal_url(&server_a))
+            .env("PORTAL_B", portal_url(&server_b))
+            .env("PORTAL_USER", USER)
+            .env("PORTAL_PASSWORD", PASSWORD)
+            .env("PORTAL_NEW_PIN", NEW_PIN)
+            .env("PORTAL_PHONE", PHONE)
+            .env("PORTAL_REPORTER", REPORTER)
+            .env("PORTAL_SHOTS", &shots)
+            .env("SIM_ADDR", &sim.addr)
+            .env("SIM_CERT", &sim.cert)
+            .env("SIM_KEY", API_KEY),
+        Duration::from_secs(300),
+        "node tests/portal/flow.mjs",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -202,9 +215,20 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
     );
     let shown = a.radmfa(&["user", "show", REPORTER, "--json"]).json();
     assert_eq!(shown["enabled"], false, "{shown}");
+    // The reporter has no token, so a reject alone proves nothing: the
+    // refusal must be for the disabled account.
     assert_eq!(shown["disabled_reason"], "fraud", "{shown}");
     let r = login(&addr, REPORTER, PASSWORD, None);
     expect(&r, "Access-Reject");
+    assert!(
+        r.text("Reply-Message")
+            .unwrap_or_default()
+            .contains("account is disabled"),
+        "{}",
+        r.output
+    );
+    let after = a.wait_report_len(&["--user", REPORTER], recs.len() + 1);
+    assert_eq!(after[recs.len()]["reason"], "user_disabled_fraud", "{after:?}");
 
     // Portal sign-ins are in the audit log; no secret reached the logs.
     let recs = a.report(&["--user", USER]);

@@ -199,8 +199,12 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
         ])
         .assert_ok();
     }
-    // A replica's store refuses writes even offline, with the reason.
-    n2.radmfa(&["user", "list"]).assert_ok();
+    // A replica's store refuses writes even offline, with the reason, and
+    // keeps nothing of them.
+    let refused = n2.radmfa(&["user", "add", "early", "--password", PASSWORD]);
+    assert_ne!(refused.code(), 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
+    assert!(!user_names(&n2).contains(&"early".to_string()));
 
     let s1 = n1.start();
     let s2 = n2.start();
@@ -223,19 +227,30 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     // The replicated user signs in on both replicas (second factor from the
     // replicated, sealed seed). A code used on one replica is refused on the
     // other: consumed steps go to the primary, which logs them for all.
-    let earlier = common::totp_step(&secret, -1);
+    // The current step and the next one (both inside the drift window for
+    // the rest of this block, whenever a 30 s boundary falls).
+    let step = common::unix_now() / common::PERIOD;
+    let code = common::totp_at(&secret, step * common::PERIOD);
+    let next = common::totp_at(&secret, (step + 1) * common::PERIOD);
+    let logged = status(&n1)["last_seq"].as_u64().expect("last_seq");
     assert!(accepted(
         &s2.addr_string(),
         "alice",
-        &format!("{PASSWORD}{earlier}")
+        &format!("{PASSWORD}{code}")
     ));
-    // The step travels node 2 -> primary (logged) -> node 3 in tens of
-    // milliseconds; allow a generous margin on a busy machine.
-    std::thread::sleep(Duration::from_millis(1000));
+    // The step travels node 2 -> primary (logged) -> node 3: wait for the
+    // primary's log to grow and node 3 to apply it, not for a time.
+    let st1 = wait_status(&n1, "the used step logged on the primary", |s| {
+        s["last_seq"].as_u64() > Some(logged)
+    });
+    let want = st1["last_seq"].as_u64().expect("last_seq");
+    wait_status(&n3, "node 3 applied the used step", |s| {
+        s["last_seq"].as_u64() >= Some(want)
+    });
     let r = login(
         &s3.addr_string(),
         "alice",
-        &format!("{PASSWORD}{earlier}"),
+        &format!("{PASSWORD}{code}"),
         None,
     );
     assert_eq!(
@@ -245,11 +260,10 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
         r.output
     );
     assert!(s3.log().contains("reason=otp_replayed"), "{}", s3.log());
-    let code = common::totp_now(&secret);
     assert!(accepted(
         &s3.addr_string(),
         "alice",
-        &format!("{PASSWORD}{code}")
+        &format!("{PASSWORD}{next}")
     ));
 
     // A write on the primary while serving reaches the replicas.
@@ -365,14 +379,14 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The returned node authenticates from its re-synced copy.
-    assert!(
-        accepted(&s1.addr_string(), "dave", PASSWORD) || {
-            // dave has no second factor and is not in the bypass group: reject
-            // is the right answer; check a bypass user instead.
-            accepted(&s1.addr_string(), "load3", PASSWORD)
-        }
-    );
+    // The returned node authenticates from its re-synced copy: a bypass user
+    // signs in; dave (replicated, no second factor, not in the bypass
+    // group) is refused as not enrolled, not accepted on his password alone.
+    assert!(accepted(&s1.addr_string(), "load3", PASSWORD));
+    let r = login(&s1.addr_string(), "dave", PASSWORD, None);
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    let recs = n1.wait_report_len(&["--user", "dave"], 1);
+    assert_eq!(recs[0]["reason"], "not_enrolled", "{recs:?}");
     let st2 = status(&n2);
     assert_eq!(st2["role"], "primary");
     assert_eq!(st2["replicas"].as_array().map(Vec::len), Some(2), "{st2}");

@@ -81,6 +81,9 @@ fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadRepl
 
 #[test]
 fn upstream_radius_first_factor_then_totp() {
+    if !common::require_tool("freeradius", "apt-get install freeradius") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
     let mut fr = Some(start_freeradius(dir.path(), port));
@@ -242,6 +245,11 @@ fn mschapv2(
 
 #[test]
 fn mschapv2_goes_upstream_then_out_of_band_with_mppe_keys_for_the_nas() {
+    if !(common::require_tool("freeradius", "apt-get install freeradius")
+        && common::require_python_module("Crypto", "pip install pycryptodome==3.21.0"))
+    {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
     let _fr = start_freeradius(dir.path(), port);

@@ -7,6 +7,10 @@
 #![allow(dead_code)]
 
 pub mod sim;
+pub mod tools;
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use tools::{require, require_file, require_python_module, require_tool};
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -678,10 +682,44 @@ impl Drop for Server {
 }
 
 // ---------------------------------------------------------------- TOTP
+//
+// Expected codes come from `tests/py/otp.py` (Python's hmac, hashlib and
+// base64), never from the radmfa-otp crate under test.
 
-/// Raw bytes of a base32 TOTP secret.
+/// Runs `tests/py/otp.py` with `args` and returns its output lines.
+fn py_otp(args: &[String]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(py_dir().join("otp.py"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 tests/py/otp.py: {e} (install python3)"));
+    assert!(
+        out.status.success(),
+        "otp.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn hex_key(secret: &[u8]) -> String {
+    let mut s = String::from("hex:");
+    for b in secret {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Raw bytes of a base32 TOTP secret (decoded by Python's base64).
 pub fn decode_secret(b32: &str) -> Vec<u8> {
-    radmfa_otp::base32_decode(b32).expect("valid base32 secret")
+    let hex = py_otp(&["key".to_string(), b32.to_string()]);
+    let hex = hex.first().expect("otp.py key prints the key");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex from otp.py"))
+        .collect()
 }
 
 /// Seconds since the Unix epoch.
@@ -692,9 +730,41 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// The TOTP code of `secret` at `unix_time` with `algorithm` (`sha1`,
+/// `sha256`, `sha512`), `digits` and `period`, from Python.
+pub fn totp_with(
+    secret: &[u8],
+    unix_time: u64,
+    algorithm: &str,
+    digits: u32,
+    period: u64,
+) -> String {
+    py_otp(&[
+        "totp".to_string(),
+        hex_key(secret),
+        unix_time.to_string(),
+        format!("--algorithm={algorithm}"),
+        format!("--digits={digits}"),
+        format!("--period={period}"),
+    ])
+    .remove(0)
+}
+
+/// The HOTP code of `secret` at `counter` (RFC 4226), from Python.
+pub fn hotp_at(secret: &[u8], counter: u64, algorithm: &str, digits: u32) -> String {
+    py_otp(&[
+        "hotp".to_string(),
+        hex_key(secret),
+        counter.to_string(),
+        format!("--algorithm={algorithm}"),
+        format!("--digits={digits}"),
+    ])
+    .remove(0)
+}
+
 /// The default (SHA-1, 6 digits, 30 s) TOTP code at `unix_time`.
 pub fn totp_at(secret: &[u8], unix_time: u64) -> String {
-    radmfa_otp::Totp::default().generate(secret, unix_time)
+    totp_with(secret, unix_time, "sha1", 6, PERIOD)
 }
 
 /// The code of the current time step shifted by `steps`.
@@ -710,7 +780,10 @@ pub fn totp_now(secret: &[u8]) -> String {
 
 /// A 6-digit code that is not valid for any step near now.
 pub fn wrong_code(secret: &[u8]) -> String {
-    let near: Vec<String> = (-3..=3).map(|s| totp_step(secret, s)).collect();
+    let now = unix_now();
+    let mut args = vec!["totp".to_string(), hex_key(secret)];
+    args.extend((-3..=3).map(|s: i64| now.saturating_add_signed(s * PERIOD as i64).to_string()));
+    let near = py_otp(&args);
     (0..10)
         .map(|d| std::iter::repeat_n(char::from(b'0' + d), 6).collect::<String>())
         .find(|c| !near.contains(c))

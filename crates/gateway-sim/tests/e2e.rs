@@ -385,7 +385,9 @@ async fn breaker_opens_when_the_gateway_is_down_and_fails_fast() {
     assert_eq!(m.breaker_opened, 1);
     assert_eq!(m.breaker_state, BreakerState::Open);
 
-    let started = std::time::Instant::now();
+    // Fails fast: refused by the open breaker before any attempt (no request
+    // counted, so no connect was tried or waited for). A state check, not a
+    // wall-clock limit, which flakes on a busy machine.
     let err = gw
         .start_verification(&verification(
             "b2",
@@ -395,7 +397,6 @@ async fn breaker_opens_when_the_gateway_is_down_and_fails_fast() {
         .await
         .unwrap_err();
     assert!(matches!(err, GatewayError::Unavailable), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(50));
     let m = gw.metrics();
     assert_eq!(m.start_verification.breaker_open, 1);
     assert_eq!(m.start_verification.requests, 0);

@@ -122,10 +122,11 @@ fn warn_open_dirs(cfg: &RuntimeConfig, store: &Store) {
     }
 }
 
-/// Opens the store of a configuration (creating the data directory).
+/// Opens the store of a configuration (creating the data directory); a
+/// fresh store of a node configured as a replica becomes a (read-only) replica.
 pub fn open_store(cfg: &RuntimeConfig) -> Result<Store, ServerError> {
     create_data_dir(&cfg.data_dir)?;
-    Ok(Store::open(
+    let store = Store::open(
         &cfg.db_dir(),
         &cfg.key_file,
         &StoreOptions {
@@ -133,7 +134,14 @@ pub fn open_store(cfg: &RuntimeConfig) -> Result<Store, ServerError> {
             create_key_if_missing: true,
             flush_every_ms: Some(200),
         },
-    )?)
+    )?;
+    // Here, not only in `run`: an offline CLI write to a replica that never
+    // started must be refused, or it would make the store non-fresh and the
+    // node would then start as a second primary.
+    if let Some(c) = cfg.cluster.as_ref().filter(|c| c.replication) {
+        init_role(&store, c.role)?;
+    }
+    Ok(store)
 }
 
 /// Reads the cluster key (State MAC), creating a random one (mode 0600) when

@@ -1477,6 +1477,11 @@ impl Node {
                 {
                     return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
                 }
+                // A disabled account is refused as disabled, enrolled or not
+                // (the audit reason tells the admin why).
+                if !user.enabled {
+                    return disabled(name, user, first);
+                }
                 return Decision::reject(
                     name,
                     first,
@@ -2325,7 +2330,7 @@ fn disabled(name: &str, user: &User, mode: &str) -> Decision {
 }
 
 /// The audit reason of a refusal to a disabled user, by why they are
-/// disabled (stable strings, listed in docs/operations.md):
+/// disabled (stable strings, listed in the README):
 /// `user_disabled` (by an admin, or before reasons were recorded),
 /// `user_disabled_fraud`, `user_disabled_left_directory`,
 /// `user_disabled_in_directory`.

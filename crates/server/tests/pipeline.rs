@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use radmfa_otp::{Clock, ManualClock, StateKey, Totp};
+use radmfa_otp::{Clock, ManualClock, StateKey};
 use radmfa_radius::{
     encode_request, hide_password, verify_response, AttrType, Attribute, Code, Packet,
 };
@@ -61,7 +61,12 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = Arc::new(config(dir.path(), radius, extra));
     let store = open_store(&cfg).expect("store");
-    for (name, method) in [("alice", Method::Totp), ("nomfa", Method::None)] {
+    // bare: TOTP method, never enrolled.
+    for (name, method) in [
+        ("alice", Method::Totp),
+        ("nomfa", Method::None),
+        ("bare", Method::Totp),
+    ] {
         execute(
             &store,
             &cfg,
@@ -130,9 +135,22 @@ fn source() -> SocketAddr {
 
 impl Harness {
     fn code(&self, offset_steps: i64) -> String {
-        let seed = radmfa_otp::base32_decode(SEED_B32).expect("seed");
+        // From Python's hmac/hashlib (tests/py/otp.py), not radmfa-otp.
         let t = (self.clock.now_unix() as i64 + offset_steps * 30) as u64;
-        Totp::default().generate(&seed, t)
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/otp.py");
+        let out = std::process::Command::new("python3")
+            .args([script, "totp", SEED_B32, &t.to_string()])
+            .output()
+            .expect("python3 (tests/py/otp.py computes the expected codes)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
     }
 
     fn request(&mut self, user: &str, password: &str, state: Option<&[u8]>) -> (Vec<u8>, [u8; 16]) {
@@ -272,6 +290,12 @@ async fn method_none_and_disabled_users() {
     let p = h.send("alice", &format!("pw{}", h.code(0)), None).await;
     assert_eq!(p.code, Code::ACCESS_REJECT);
     assert!(message(&p).contains("disabled"));
+    // Disabled and never enrolled: refused as disabled, not "not enrolled".
+    h.store.set_user_enabled("bare", false).expect("disable");
+    h.node.after_admin_write(Some("bare"), false);
+    let p = h.send("bare", "pw", None).await;
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    assert!(message(&p).contains("disabled"), "{}", message(&p));
 }
 
 #[tokio::test]

@@ -112,9 +112,13 @@ fn keyed_limit_burst_then_refill() {
     assert_eq!(l.check(&k), Check::Limited);
 }
 
+/// A flood of 10x the cap in distinct keys (100,000: the behaviour depends
+/// on the ratio to the cap and on time, not on the absolute count, and a
+/// million iterations took seconds of the unit suite).
 #[test]
-fn million_user_keys_stay_under_the_cap() {
-    const CAP: usize = 100_000;
+fn flood_of_user_keys_stays_under_the_cap() {
+    const CAP: usize = 10_000;
+    const KEYS: u32 = 100_000;
     let clock = FakeRelativeClock::default();
     let l: KeyedLimit<String, _> = KeyedLimit::with_clock(
         Quota::per_minute(nz(30)).allow_burst(nz(15)),
@@ -123,7 +127,7 @@ fn million_user_keys_stay_under_the_cap() {
     );
     let mut saturated = 0usize;
     let mut max_seen = 0usize;
-    for i in 0..1_000_000u32 {
+    for i in 0..KEYS {
         match l.check(&format!("user-{i}")) {
             Check::Allowed => {}
             Check::Limited => panic!("a fresh key is never over its own limit"),
@@ -132,8 +136,8 @@ fn million_user_keys_stay_under_the_cap() {
         if i % 1000 == 0 {
             max_seen = max_seen.max(l.len());
         }
-        // Time passes as in a flood of 100,000 distinct names per second.
-        if i % 100 == 99 {
+        // Time passes as in a flood of 10,000 distinct names per second.
+        if i % 10 == 9 {
             clock.advance(Duration::from_millis(1));
         }
     }
@@ -144,7 +148,7 @@ fn million_user_keys_stay_under_the_cap() {
         "a flood beyond the cap must hit the fail-closed path"
     );
     assert!(
-        saturated < 1_000_000 - CAP,
+        saturated < KEYS as usize - CAP,
         "pruning must free room as keys age out ({saturated} refused)"
     );
     // After a quiet period every key is stale: pruning empties the table and
@@ -155,25 +159,23 @@ fn million_user_keys_stay_under_the_cap() {
     assert_eq!(l.check(&"user-1".to_string()), Check::Allowed);
 }
 
+/// 100x the cap in failing users (a million took seconds; the ratio is
+/// what matters).
 #[test]
-fn million_failing_users_stay_under_the_cap() {
+fn flood_of_failing_users_stays_under_the_cap() {
     let mut s = settings();
-    s.max_tracked_keys = 10_000;
+    s.max_tracked_keys = 1_000;
     let l = Limits::new(s, Arc::new(Counters::default()));
-    for i in 0..1_000_000u64 {
-        l.record_failure(&format!("user-{i}"), NOW + i / 1000);
+    for i in 0..100_000u64 {
+        l.record_failure(&format!("user-{i}"), NOW + i / 100);
     }
     let tracked: usize = l.failures.iter().map(|m| lock(m).len()).sum();
-    assert!(tracked <= 10_000, "tracked {tracked}");
+    assert!(tracked <= 1_000, "tracked {tracked}");
     assert!(
-        tracked > 5_000,
+        tracked > 500,
         "eviction takes the oldest eighth only: {tracked}"
     );
-    assert_eq!(
-        l.failures_of("user-999999", NOW + 999),
-        1,
-        "the newest stay"
-    );
+    assert_eq!(l.failures_of("user-99999", NOW + 999), 1, "the newest stay");
     assert_eq!(l.stats_json()["limits_tracked_failures"], tracked);
 }
 

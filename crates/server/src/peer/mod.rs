@@ -180,3 +180,6 @@ pub trait ForwardHandler: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
