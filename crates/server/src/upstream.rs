@@ -2,13 +2,23 @@
 //! server (NPS, FreeRADIUS) with that server's own shared secret. The
 //! upstream's Accept attributes are kept for our final Accept, its Reject
 //! passes through, its Access-Challenge is relayed (chained challenge).
+//!
+//! A reply that fails verification (Response Authenticator or
+//! Message-Authenticator: almost always a shared secret that differs between
+//! the two sides, or an upstream that does not sign its replies) is
+//! discarded, as RFC 2865 requires. The request then times out, which alone
+//! would tell an admin nothing, so the first discard of a group is logged at
+//! WARN with the remedy, then at most one line per [`crate::droplog::INTERVAL`]
+//! with the number discarded meanwhile (every discard is still at DEBUG).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use radmfa_radius::{
-    encode_request, hide_password, verify_response, AttrType, Attribute, Code, Packet,
+    encode_request, hide_password, verify_response, AttrType, Attribute, Code, Error as WireError,
+    Packet,
 };
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
@@ -59,6 +69,45 @@ pub struct Upstream {
     cfg: UpstreamConfig,
     /// Index of the server to try first (the last one that answered).
     preferred: AtomicUsize,
+    /// Rate limit of the WARN for discarded (unverifiable) replies.
+    discards: DiscardLog,
+}
+
+/// When the last discard WARN of a group was written, and how many discards
+/// were not logged since. Takes `now` so tests need not sleep.
+#[derive(Debug, Default)]
+struct DiscardLog(Mutex<(Option<Instant>, u64)>);
+
+impl DiscardLog {
+    /// `Some(n)` when a line is due (`n` discards were not logged since the
+    /// previous one); `None` inside the interval (the discard is counted).
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, skipped) = &mut *st;
+        match last {
+            Some(t) if now.saturating_duration_since(*t) < crate::droplog::INTERVAL => {
+                *skipped += 1;
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(skipped))
+            }
+        }
+    }
+}
+
+/// What to do about a reply that does not verify.
+fn discard_remedy(e: &WireError) -> &'static str {
+    match e {
+        WireError::MissingMessageAuthenticator => {
+            "the upstream does not sign its replies: make it send Message-Authenticator (BlastRADIUS fix), or set require_message_authenticator = false in this [[upstream]]"
+        }
+        WireError::BadAuthenticator | WireError::BadMessageAuthenticator => {
+            "the shared secret differs: make secret/secret_file of this [[upstream]] equal to the secret the upstream has for this server"
+        }
+        _ => "the upstream sent a malformed reply: check what answers on this address",
+    }
 }
 
 /// Attributes of the NAS request that are not copied upstream: they are
@@ -74,6 +123,7 @@ impl Upstream {
         Upstream {
             cfg,
             preferred: AtomicUsize::new(0),
+            discards: DiscardLog::default(),
         }
     }
 
@@ -239,6 +289,16 @@ impl Upstream {
                     self.cfg.require_message_authenticator,
                 ) {
                     debug!(upstream = %self.cfg.name, %server, error = %e, "reply discarded");
+                    if let Some(not_logged) = self.discards.admit(Instant::now()) {
+                        warn!(
+                            upstream = %self.cfg.name,
+                            %server,
+                            error = %e,
+                            not_logged,
+                            remedy = discard_remedy(&e),
+                            "upstream RADIUS reply discarded: it does not verify"
+                        );
+                    }
                     continue;
                 }
                 let Ok(packet) = Packet::decode(reply) else {
@@ -362,6 +422,63 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(answer, UpstreamAnswer::Reject(_)), "{answer:?}");
+    }
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_upstream_secret_is_logged_at_warn_once_a_minute_with_the_remedy() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test runtime is single-threaded: the default stays in place.
+        let _default = tracing::subscriber::set_default(subscriber);
+        // Two servers answering with another secret: two discards, one line.
+        let (bad1, _h1) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
+        let (bad2, _h2) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
+        let mut up = upstream(vec![bad1, bad2]);
+        up.cfg.retries = 0;
+        assert!(up
+            .forward(&nas_request(), Some(b"pw"), None, None)
+            .await
+            .is_err());
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("reply discarded"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("WARN"), "{log}");
+        assert!(lines[0].contains("upstream=nps"), "{log}");
+        assert!(lines[0].contains("shared secret differs"), "{log}");
+        assert!(!log.contains("wrong-secret") && !log.contains("upstream-secret"));
+    }
+
+    #[test]
+    fn discard_lines_are_one_per_interval_with_the_count_in_between() {
+        let log = DiscardLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.admit(t0), Some(0));
+        assert_eq!(log.admit(t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.admit(t0 + Duration::from_secs(59)), None);
+        assert_eq!(log.admit(t0 + Duration::from_secs(60)), Some(2));
+        assert_eq!(log.admit(t0 + Duration::from_secs(61)), None);
     }
 
     #[tokio::test]
