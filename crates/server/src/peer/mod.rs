@@ -15,7 +15,10 @@
 //! client verifies that the server's chain leads to the cluster CA and names
 //! the node it wants; the server requires a client certificate chained to
 //! the cluster CA and, after the client's Hello, that the certificate names
-//! the node id the Hello claims. TLS 1.3 only, no session resumption.
+//! the node id the Hello claims and that this id is one of its configured
+//! `[[cluster.peer]]` entries (certificates cannot be revoked: removing a
+//! node from the peers' configuration shuts it out). TLS 1.3 only, no
+//! session resumption.
 //!
 //! # Frames
 //! Every frame on the TLS stream is

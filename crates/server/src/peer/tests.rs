@@ -95,13 +95,23 @@ impl Server {
             handler,
         )
     }
+    /// A server whose configured peers are nodes 2 and 3 (the clients below).
     fn start_on(listener: TcpListener, tls: PeerTls, handler: Arc<dyn ForwardHandler>) -> Server {
+        Self::start_knowing(listener, tls, &[2, 3], handler)
+    }
+    fn start_knowing(
+        listener: TcpListener,
+        tls: PeerTls,
+        peers: &[u16],
+        handler: Arc<dyn ForwardHandler>,
+    ) -> Server {
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(PeerStats::default());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(
             listener,
             tls,
+            peers.iter().copied().collect(),
             handler,
             stats.clone(),
             shutdown.clone(),
@@ -307,6 +317,43 @@ async fn hello_must_match_the_certificate() {
         .await;
     assert_eq!(r, Ok(Some(b"re:x".to_vec())));
     assert_eq!(h.calls.lock().unwrap().first().map(|c| c.0), Some(3));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_a_configured_peer_is_refused_despite_its_certificate() {
+    // Node 3 was removed from the configuration (its certificate, signed by
+    // the cluster CA, cannot be revoked): it can neither forward requests
+    // nor send admin requests or replication messages.
+    let cluster = Cluster::new();
+    let h = echo();
+    let server = Server::start_knowing(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        cluster.node(1),
+        &[2],
+        h.clone(),
+    );
+    let (c, _) = client(&cluster.node(3), 3, vec![(1, server.addr)]);
+    let r = c
+        .forward(1, "10.0.0.1:1".parse().unwrap(), b"x", LONG)
+        .await;
+    assert!(
+        matches!(r, Err(ForwardError::Closed | ForwardError::Unreachable(_))),
+        "{r:?}"
+    );
+    server.rejected(1).await;
+    let (c, _) = client(&cluster.node(3), 3, vec![(1, server.addr)]);
+    let answer = c.admin(1, b"{}".to_vec(), LONG).await;
+    assert!(answer.is_err(), "{answer:?}");
+    server.rejected(2).await;
+    assert!(h.calls.lock().unwrap().is_empty());
+
+    // A configured peer gets through.
+    let (c, _) = client(&cluster.node(2), 2, vec![(1, server.addr)]);
+    let r = c
+        .forward(1, "10.0.0.1:1".parse().unwrap(), b"x", LONG)
+        .await;
+    assert_eq!(r, Ok(Some(b"re:x".to_vec())));
     server.stop().await;
 }
 
