@@ -42,6 +42,9 @@ pub struct UpstreamConfig {
     pub require_message_authenticator: bool,
 }
 
+/// Tunnel-Password (69, RFC 2868), encrypted under the shared secret.
+const TUNNEL_PASSWORD: AttrType = AttrType(69);
+
 /// What the upstream answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAnswer {
@@ -214,8 +217,9 @@ impl Upstream {
         Err(fail(last_reason))
     }
 
-    /// MS-MPPE-Send/Recv-Key: decrypted with our secret and Request
-    /// Authenticator, encrypted again for the NAS; dropped if that fails.
+    /// MS-MPPE-Send/Recv-Key and Tunnel-Password: decrypted with our secret
+    /// and Request Authenticator, encrypted again for the NAS; dropped if
+    /// that fails (relayed as they are, the NAS would decrypt garbage).
     fn rekey(
         &self,
         attrs: Vec<Attribute>,
@@ -228,6 +232,19 @@ impl Upstream {
         attrs
             .into_iter()
             .filter_map(|a| {
+                if a.typ == TUNNEL_PASSWORD {
+                    // RFC 2868 §3.5: a tag, then the same salted layout as
+                    // MS-MPPE keys (RFC 2548 §2.4.2).
+                    let (nas_secret, nas_auth) = nas?;
+                    let (&tag, hidden) = a.value.split_first()?;
+                    let password = zeroize::Zeroizing::new(
+                        mppe_decrypt(hidden, self.cfg.secret.expose(), ours).ok()?,
+                    );
+                    let salt: [u8; 2] = rand::random();
+                    let mut value = vec![tag];
+                    value.extend(mppe_encrypt(&password, nas_secret, nas_auth, salt).ok()?);
+                    return Some(Attribute::new(TUNNEL_PASSWORD, value));
+                }
                 if a.typ != AttrType::VENDOR_SPECIFIC {
                     return Some(a);
                 }
