@@ -10,6 +10,8 @@
 //! would tell an admin nothing, so the first discard of a group is logged at
 //! WARN with the remedy, then at most one line per [`crate::droplog::INTERVAL`]
 //! with the number discarded meanwhile (every discard is still at DEBUG).
+//! A server that does not answer at all (down, unreachable, or dropping
+//! requests signed with another secret) is logged the same way.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,10 +76,13 @@ pub struct Upstream {
     preferred: AtomicUsize,
     /// Rate limit of the WARN for discarded (unverifiable) replies.
     discards: DiscardLog,
+    /// Rate limit of the WARN for servers that did not answer.
+    silences: DiscardLog,
 }
 
-/// When the last discard WARN of a group was written, and how many discards
-/// were not logged since. Takes `now` so tests need not sleep.
+/// When the last WARN of one kind (discarded reply, no answer) of a group
+/// was written, and how many were not logged since. Takes `now` so tests
+/// need not sleep.
 #[derive(Debug, Default)]
 struct DiscardLog(Mutex<(Option<Instant>, u64)>);
 
@@ -127,6 +132,7 @@ impl Upstream {
             cfg,
             preferred: AtomicUsize::new(0),
             discards: DiscardLog::default(),
+            silences: DiscardLog::default(),
         }
     }
 
@@ -209,7 +215,17 @@ impl Upstream {
                     });
                 }
                 Err(reason) => {
-                    warn!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
+                    debug!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
+                    if let Some(not_logged) = self.silences.admit(Instant::now()) {
+                        warn!(
+                            upstream = %self.cfg.name,
+                            %server,
+                            %reason,
+                            not_logged,
+                            remedy = "check that the upstream runs and is reachable at this address, that it has this server as a client, and that both sides use the same shared secret (an upstream silently drops requests signed with another one)",
+                            "upstream RADIUS server did not answer"
+                        );
+                    }
                     last_reason = format!("{server}: {reason}");
                 }
             }
@@ -485,6 +501,35 @@ mod tests {
         assert!(lines[0].contains("upstream=nps"), "{log}");
         assert!(lines[0].contains("shared secret differs"), "{log}");
         assert!(!log.contains("wrong-secret") && !log.contains("upstream-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_is_logged_at_warn_once_a_minute_with_the_remedy() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut up = upstream(vec![silent.local_addr().unwrap()]);
+        up.cfg.retries = 0;
+        for _ in 0..3 {
+            assert!(up
+                .forward(&nas_request(), Some(b"pw"), None, None)
+                .await
+                .is_err());
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("did not answer"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("upstream=nps"));
+        assert!(lines[0].contains("same shared secret"), "{log}");
     }
 
     #[test]
