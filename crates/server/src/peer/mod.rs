@@ -39,7 +39,8 @@
 //! | 5    | Admin   | client -> server | an admin request (JSON) a replica forwards to the primary   |
 //! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
 //!
-//! The Hello is the client's first frame and is sent once. A Reply carries
+//! The Hello is the client's first frame and is sent once; a first frame
+//! whose length prefix exceeds a Hello's is refused before its body is read. A Reply carries
 //! the request id of its Forward; replies come back in completion order, not
 //! request order. Any malformed frame, trailing byte, oversized length or
 //! unknown kind closes the connection (other kinds are reserved for later

@@ -551,6 +551,34 @@ async fn server_closes_on_bad_frames() {
 }
 
 #[tokio::test]
+async fn a_first_frame_longer_than_a_hello_is_refused_before_its_body() {
+    // A valid certificate, then a length prefix of 16 MiB as the first
+    // frame: refused at once (it used to be buffered until the 5 s Hello
+    // deadline), so connections that have not said who they are hold no
+    // large buffers.
+    let cluster = Cluster::new();
+    let server = Server::start(cluster.node(1), echo()).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = TlsConnector::from(cluster.node(2).client_config());
+    let name = rustls::pki_types::ServerName::try_from(node_server_name(1)).unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    let len = u32::try_from(frame::MAX_FRAME).unwrap();
+    s.write_all(&len.to_be_bytes()).await.unwrap();
+    s.write_all(&[kind::HELLO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(read_to_close(&mut s).await.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.rejected(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_open_connections() {
     let cluster = Cluster::new();
     let server = Server::start(cluster.node(1), echo()).await;
