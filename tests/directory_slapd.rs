@@ -513,3 +513,65 @@ async fn starttls_and_ldaps_verify_the_server() {
         Err(DirectoryError::Unreachable(_))
     ));
 }
+
+/// Adds `ldif` as the directory admin with ManageDsaIT (`-M`), so that a
+/// referral object is stored as such.
+fn ldapadd_manage(s: &Slapd, ldif: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ldapadd")
+        .args([
+            "-x",
+            "-M",
+            "-H",
+            &s.url,
+            "-D",
+            "cn=admin,dc=example,dc=org",
+            "-w",
+        ])
+        .arg("admin-secret")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldapadd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ldif.as_bytes())
+        .expect("write ldif");
+    let out = child.wait_with_output().expect("ldapadd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A subtree search that meets a referral object gets a search result
+/// reference (Active Directory sends them for its DNS and configuration
+/// partitions when searched from the domain root). It is skipped, not
+/// followed (a referral could send the service account's searches anywhere)
+/// and not an error: the users below the base are still found.
+#[tokio::test]
+async fn search_result_references_are_skipped_not_followed() {
+    let s = Slapd::start();
+    // Nothing listens on the referred-to server: following it would fail.
+    ldapadd_manage(
+        &s,
+        &format!(
+            "dn: ou=elsewhere,{BASE}\nobjectClass: referral\nobjectClass: extensibleObject\nou: elsewhere\nref: {}/ou=elsewhere,{BASE}\n",
+            dead_url()
+        ),
+    );
+    let d = directory(vec![s.url.clone()]).with_page_size(2);
+    let alice = d.authenticate("alice", b"alice-pw").await.expect("alice");
+    assert_eq!(alice.groups, vec!["vpn-users"]);
+    assert_eq!(
+        reason(d.authenticate("alice", b"wrong").await),
+        "wrong_password"
+    );
+    assert!(d.lookup("nobody").await.expect("lookup").is_none());
+    let all = d.search_users(None, None, None).await.expect("all");
+    assert_eq!(logins(&all), vec!["alice", "bob", "carol", "dave", "erin"]);
+}

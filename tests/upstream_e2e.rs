@@ -128,6 +128,8 @@ policy = "proxy"
     env.enroll("chris", common::TOTP_SECRETS[3]).assert_ok();
     env.radmfa(&["user", "add", "victor", "--group", "service-accounts"])
         .assert_ok();
+    env.radmfa(&["user", "add", "tina", "--group", "service-accounts"])
+        .assert_ok();
     let server = env.start();
     let addr = server.addr_string();
 
@@ -169,6 +171,17 @@ policy = "proxy"
     // A bypass-group member needs no second factor.
     let r = login(&addr, "victor", "victor-pw", None);
     expect(&r, "Access-Accept");
+
+    // The upstream's Tunnel-Password is encrypted under the upstream secret
+    // and our request: it reaches the NAS re-encrypted under the NAS's
+    // secret and request (radclient decrypts it with SECRET).
+    let r = login(&addr, "tina", "tina-pw", None);
+    expect(&r, "Access-Accept");
+    assert!(
+        r.output.contains("Tunnel-Password:0 = \"tunnel-pw-7\""),
+        "{}",
+        r.output
+    );
 
     // Chained challenge: the upstream asks its own question first.
     let r = login(&addr, "chris", "anything", None);

@@ -9,6 +9,7 @@
 # Users:
 #   ursula / ursula-pw   Accept with Filter-Id "upstream-acl" and Class "corp-staff"
 #   victor / victor-pw   Accept, no attributes
+#   tina / tina-pw       Accept with a VLAN and a Tunnel-Password (encrypted under SECRET)
 #   mona / mona-pw       for MS-CHAPv2 (mschap module, MPPE keys in the Accept)
 #   chris  / (none)      Access-Challenge "Upstream question: what is 6 times 7?" with a
 #                        State; the answer "42" with that State is accepted (Class "chained")
@@ -24,6 +25,12 @@ cat > "$dir/users" <<EOF
 	Class = "corp-staff"
 
 "victor" Cleartext-Password := "victor-pw"
+
+"tina" Cleartext-Password := "tina-pw"
+	Tunnel-Type = VLAN,
+	Tunnel-Medium-Type = IEEE-802,
+	Tunnel-Private-Group-Id = "42",
+	Tunnel-Password = "tunnel-pw-7"
 
 "mona" Cleartext-Password := "mona-pw"
 EOF

@@ -405,6 +405,20 @@ fn check_url(url: &str, tls: TlsMode) -> Result<(String, TlsMode), String> {
     Ok((format!("{scheme}://{host_port}"), mode))
 }
 
+/// Whether a normalised `scheme://host[:port]` URL names this machine
+/// (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_url(url: &str) -> bool {
+    let host_port = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn valid_port(p: &str) -> bool {
     p.parse::<u16>().is_ok_and(|n| n > 0)
 }
@@ -480,6 +494,20 @@ impl Directory {
             }),
             page_size: DEFAULT_PAGE_SIZE,
         })
+    }
+
+    /// The servers reached without TLS on another machine: the service
+    /// account's password, every user's password (first factor `ldap`) and
+    /// the directory's answers (phone numbers, groups) would cross the
+    /// network in clear and unauthenticated. The server refuses such a
+    /// configuration; plain LDAP is for a directory on the same host.
+    pub fn cleartext_servers(&self) -> Vec<&str> {
+        self.inner
+            .servers
+            .iter()
+            .filter(|s| s.mode == TlsMode::None && !is_loopback_url(&s.url))
+            .map(|s| s.url.as_str())
+            .collect()
     }
 
     /// The same directory with another page size for paged searches (minimum 1).

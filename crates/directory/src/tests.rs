@@ -366,3 +366,33 @@ fn futures_are_send() {
     spawnable(async move { b.lookup("alice").await.is_ok() });
     spawnable(async move { c.search_users(None, None, Some("g")).await.is_ok() });
 }
+
+#[test]
+fn plain_ldap_is_cleartext_unless_the_server_is_this_machine() {
+    let mut c = cfg(
+        DirectoryKind::Ldap,
+        &[
+            "ldap://dc1.corp:389",
+            "ldap://127.0.0.1:389",
+            "ldap://localhost",
+            "ldap://[::1]:389",
+            "ldap://10.0.0.5",
+            "ldaps://dc2.corp",
+            "ldap://[2001:db8::1]",
+        ],
+    );
+    let d = Directory::new(c.clone()).expect("dir");
+    assert_eq!(
+        d.cleartext_servers(),
+        vec![
+            "ldap://dc1.corp:389",
+            "ldap://10.0.0.5",
+            "ldap://[2001:db8::1]"
+        ]
+    );
+    c.tls = TlsMode::StartTls;
+    assert!(Directory::new(c)
+        .expect("dir")
+        .cleartext_servers()
+        .is_empty());
+}

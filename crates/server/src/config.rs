@@ -1170,7 +1170,13 @@ impl RuntimeConfig {
                 dc.pool_size = d.pool_size.min(64);
                 dc.max_group_depth = d.max_group_depth.clamp(1, 32);
                 // Builds the client (no I/O) so a bad setting stops start-up here.
-                radmfa_directory::Directory::new(dc.clone()).map_err(|e| fail(e.to_string()))?;
+                let built = radmfa_directory::Directory::new(dc.clone())
+                    .map_err(|e| fail(e.to_string()))?;
+                if let Some(url) = built.cleartext_servers().first() {
+                    return Err(fail(format!(
+                        "server {url:?} without TLS would carry the service account's and the users' passwords in clear: set tls = \"starttls\" or \"ldaps\" (plain LDAP is only allowed to a server on this host)"
+                    )));
+                }
                 Some(dc)
             }
         };
@@ -1768,6 +1774,28 @@ mod tests {
 
         let err = RuntimeConfig::parse("[otp]\ndigits = 5\n", "o.toml").expect_err("digits");
         assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn plain_ldap_to_another_host_is_refused_with_the_remedy() {
+        let section = |servers: &str, tls: &str| {
+            format!("[server]\nnode_id = 1\n\n[directory]\nkind = \"ldap\"\nservers = [{servers}]\n{tls}base_dn = \"dc=example,dc=org\"\n")
+        };
+        // The default is tls = "none": a remote server is refused.
+        let err = RuntimeConfig::parse(&section(r#""ldap://dc1.corp.example""#, ""), "d.toml")
+            .expect_err("cleartext LDAP");
+        assert_eq!(err.line, 4, "{err}");
+        assert!(err.reason.contains("ldap://dc1.corp.example"), "{err}");
+        assert!(err.reason.contains("tls = \"starttls\""), "{err}");
+        // Also when only one of the servers is remote.
+        let both = r#""ldap://127.0.0.1:389", "ldap://10.0.0.5""#;
+        assert!(RuntimeConfig::parse(&section(both, "tls = \"none\"\n"), "d.toml").is_err());
+        // On this host, or with TLS, it is fine.
+        RuntimeConfig::parse(&section(r#""ldap://127.0.0.1:389""#, ""), "d.toml")
+            .expect("loopback");
+        RuntimeConfig::parse(&section(both, "tls = \"starttls\"\n"), "d.toml").expect("starttls");
+        RuntimeConfig::parse(&section(r#""ldaps://dc1.corp.example""#, ""), "d.toml")
+            .expect("ldaps");
     }
 
     #[test]

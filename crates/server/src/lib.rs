@@ -612,11 +612,16 @@ async fn start(
         ));
     }
     if let Some((listener, tls)) = peer_listener {
+        let known = cfg
+            .cluster
+            .as_ref()
+            .map(|c| c.peers.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default();
         let handler: Arc<dyn peer::ForwardHandler> = Arc::new(PeerHandler(node.clone()));
         let stats = peer_stats.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = peer::serve(listener, tls, handler, stats, stop).await {
+            if let Err(e) = peer::serve(listener, tls, known, handler, stats, stop).await {
                 tracing::error!(error = %e, "the peer link stopped");
             }
         });

@@ -1079,7 +1079,8 @@ impl Node {
         {
             Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, "upstream RADIUS unreachable");
+                // upstream.rs says why at WARN, once a minute per group.
+                debug!(error = %e, "upstream RADIUS unreachable");
                 return Decision::reject(
                     name,
                     mode,

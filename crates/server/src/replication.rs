@@ -42,6 +42,32 @@ const OUTBOX: usize = 256;
 const TRIM_EVERY: Duration = Duration::from_secs(30);
 /// Trimming waits until no snapshot part was served for this long.
 const SNAPSHOT_QUIET: Duration = Duration::from_secs(2);
+/// Bytes of received messages waiting for the driver, at most. Real traffic
+/// is one change batch or one snapshot part in flight per peer (a few MiB);
+/// a peer sending faster than the driver applies (broken or hostile) must
+/// not fill the memory. Beyond it messages are dropped: the machine asks
+/// again for what it misses.
+const MAX_INBOUND_BYTES: usize = 512 << 20;
+
+/// Bytes queued for the driver (see [`MAX_INBOUND_BYTES`]).
+#[derive(Debug, Default)]
+struct Inbound(std::sync::atomic::AtomicUsize);
+
+impl Inbound {
+    /// Counts `len` more bytes unless that would exceed `max`.
+    fn admit(&self, len: usize, max: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                q.checked_add(len).filter(|n| *n <= max)
+            })
+            .is_ok()
+    }
+
+    /// The driver took a message of `len` bytes.
+    fn done(&self, len: usize) {
+        self.0.fetch_sub(len, Ordering::SeqCst);
+    }
+}
 
 /// What the driver thread is told.
 enum Cmd {
@@ -82,6 +108,10 @@ pub struct Replication {
     rt: tokio::runtime::Handle,
     /// Consumed OTP steps could not reach the primary (said once).
     otp_local_only: Arc<AtomicBool>,
+    /// Received messages not yet taken by the driver.
+    inbound: Arc<Inbound>,
+    /// A message was dropped over [`MAX_INBOUND_BYTES`] (said once).
+    inbound_full: AtomicBool,
 }
 
 impl std::fmt::Debug for Replication {
@@ -133,6 +163,7 @@ impl Replication {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let inbound = Arc::new(Inbound::default());
         let mut outboxes = HashMap::new();
         for &p in &peer_ids {
             let (otx, orx) = tmpsc::channel::<Vec<u8>>(OUTBOX);
@@ -153,6 +184,7 @@ impl Replication {
             status: status.clone(),
             origin,
             on_change,
+            inbound: inbound.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("radmfa-replication".into())
@@ -184,6 +216,8 @@ impl Replication {
             store,
             rt,
             otp_local_only: Arc::new(AtomicBool::new(false)),
+            inbound,
+            inbound_full: AtomicBool::new(false),
         }))
     }
 
@@ -230,8 +264,20 @@ impl Replication {
     }
 
     /// Hands a message received from `from` to the machine.
+    /// Dropped when [`MAX_INBOUND_BYTES`] are already waiting.
     pub fn received(&self, from: NodeId, message: Vec<u8>) {
-        let _ = self.tx.send(Cmd::Received(from, message));
+        let len = message.len();
+        if !self.inbound.admit(len, MAX_INBOUND_BYTES) {
+            if self.inbound_full.swap(true, Ordering::Relaxed) {
+                debug!(from, len, "replication message dropped: the queue is full");
+            } else {
+                warn!(from, len, "replication messages from peers arrive faster than this node applies them; dropping them until the queue drains (the nodes ask again). If this repeats, check node {from}'s version and this node's disk");
+            }
+            return;
+        }
+        if self.tx.send(Cmd::Received(from, message)).is_err() {
+            self.inbound.done(len);
+        }
     }
 
     /// The machine's latest status.
@@ -426,6 +472,8 @@ struct Driver {
     status: Arc<Mutex<Status>>,
     origin: Instant,
     on_change: Box<dyn Fn(Changed) + Send>,
+    /// Shared with [`Replication::received`].
+    inbound: Arc<Inbound>,
 }
 
 impl Driver {
@@ -446,6 +494,7 @@ impl Driver {
                 Some(Cmd::Stop) => return,
                 Some(Cmd::Event(ev)) => self.handle(ev),
                 Some(Cmd::Received(from, bytes)) => {
+                    self.inbound.done(bytes.len());
                     self.received(from, bytes, &mut changed_users, &mut snapshot)
                 }
                 Some(Cmd::Promote(reply)) => self.promote(reply),
@@ -461,6 +510,7 @@ impl Driver {
                         Ok(Cmd::Stop) => return,
                         Ok(Cmd::Event(ev)) => self.handle(ev),
                         Ok(Cmd::Received(from, bytes)) => {
+                            self.inbound.done(bytes.len());
                             self.received(from, bytes, &mut changed_users, &mut snapshot)
                         }
                         Ok(Cmd::Promote(reply)) => self.promote(reply),
@@ -645,6 +695,19 @@ mod tests {
     /// from 0 answers `Trimmed` once entry 1 is gone).
     fn trimmed(store: &Store) -> bool {
         store.repl_log().changes_since(0, 1).is_err()
+    }
+
+    #[test]
+    fn inbound_bytes_are_bounded_and_freed_as_the_driver_takes_them() {
+        let q = Inbound::default();
+        assert!(q.admit(600, 1000));
+        assert!(q.admit(400, 1000));
+        assert!(!q.admit(1, 1000), "full");
+        assert!(!q.admit(usize::MAX, 1000), "no overflow");
+        q.done(600);
+        assert!(q.admit(600, 1000));
+        assert!(!q.admit(1, 1000));
+        assert_eq!(q.0.load(Ordering::SeqCst), 1000);
     }
 
     #[test]

@@ -2,13 +2,25 @@
 //! server (NPS, FreeRADIUS) with that server's own shared secret. The
 //! upstream's Accept attributes are kept for our final Accept, its Reject
 //! passes through, its Access-Challenge is relayed (chained challenge).
+//!
+//! A reply that fails verification (Response Authenticator or
+//! Message-Authenticator: almost always a shared secret that differs between
+//! the two sides, or an upstream that does not sign its replies) is
+//! discarded, as RFC 2865 requires. The request then times out, which alone
+//! would tell an admin nothing, so the first discard of a group is logged at
+//! WARN with the remedy, then at most one line per [`crate::droplog::INTERVAL`]
+//! with the number discarded meanwhile (every discard is still at DEBUG).
+//! A server that does not answer at all (down, unreachable, or dropping
+//! requests signed with another secret) is logged the same way.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use radmfa_radius::{
-    encode_request, hide_password, verify_response, AttrType, Attribute, Code, Packet,
+    encode_request, hide_password, verify_response, AttrType, Attribute, Code, Error as WireError,
+    Packet,
 };
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
@@ -31,6 +43,9 @@ pub struct UpstreamConfig {
     /// Replies without a valid Message-Authenticator are discarded (BlastRADIUS).
     pub require_message_authenticator: bool,
 }
+
+/// Tunnel-Password (69, RFC 2868), encrypted under the shared secret.
+const TUNNEL_PASSWORD: AttrType = AttrType(69);
 
 /// What the upstream answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +74,48 @@ pub struct Upstream {
     cfg: UpstreamConfig,
     /// Index of the server to try first (the last one that answered).
     preferred: AtomicUsize,
+    /// Rate limit of the WARN for discarded (unverifiable) replies.
+    discards: DiscardLog,
+    /// Rate limit of the WARN for servers that did not answer.
+    silences: DiscardLog,
+}
+
+/// When the last WARN of one kind (discarded reply, no answer) of a group
+/// was written, and how many were not logged since. Takes `now` so tests
+/// need not sleep.
+#[derive(Debug, Default)]
+struct DiscardLog(Mutex<(Option<Instant>, u64)>);
+
+impl DiscardLog {
+    /// `Some(n)` when a line is due (`n` discards were not logged since the
+    /// previous one); `None` inside the interval (the discard is counted).
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, skipped) = &mut *st;
+        match last {
+            Some(t) if now.saturating_duration_since(*t) < crate::droplog::INTERVAL => {
+                *skipped += 1;
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(skipped))
+            }
+        }
+    }
+}
+
+/// What to do about a reply that does not verify.
+fn discard_remedy(e: &WireError) -> &'static str {
+    match e {
+        WireError::MissingMessageAuthenticator => {
+            "the upstream does not sign its replies: make it send Message-Authenticator (BlastRADIUS fix), or set require_message_authenticator = false in this [[upstream]]"
+        }
+        WireError::BadAuthenticator | WireError::BadMessageAuthenticator => {
+            "the shared secret differs: make secret/secret_file of this [[upstream]] equal to the secret the upstream has for this server"
+        }
+        _ => "the upstream sent a malformed reply: check what answers on this address",
+    }
 }
 
 /// Attributes of the NAS request that are not copied upstream: they are
@@ -74,6 +131,8 @@ impl Upstream {
         Upstream {
             cfg,
             preferred: AtomicUsize::new(0),
+            discards: DiscardLog::default(),
+            silences: DiscardLog::default(),
         }
     }
 
@@ -156,7 +215,17 @@ impl Upstream {
                     });
                 }
                 Err(reason) => {
-                    warn!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
+                    debug!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
+                    if let Some(not_logged) = self.silences.admit(Instant::now()) {
+                        warn!(
+                            upstream = %self.cfg.name,
+                            %server,
+                            %reason,
+                            not_logged,
+                            remedy = "check that the upstream runs and is reachable at this address, that it has this server as a client, and that both sides use the same shared secret (an upstream silently drops requests signed with another one)",
+                            "upstream RADIUS server did not answer"
+                        );
+                    }
                     last_reason = format!("{server}: {reason}");
                 }
             }
@@ -164,8 +233,9 @@ impl Upstream {
         Err(fail(last_reason))
     }
 
-    /// MS-MPPE-Send/Recv-Key: decrypted with our secret and Request
-    /// Authenticator, encrypted again for the NAS; dropped if that fails.
+    /// MS-MPPE-Send/Recv-Key and Tunnel-Password: decrypted with our secret
+    /// and Request Authenticator, encrypted again for the NAS; dropped if
+    /// that fails (relayed as they are, the NAS would decrypt garbage).
     fn rekey(
         &self,
         attrs: Vec<Attribute>,
@@ -178,6 +248,19 @@ impl Upstream {
         attrs
             .into_iter()
             .filter_map(|a| {
+                if a.typ == TUNNEL_PASSWORD {
+                    // RFC 2868 §3.5: a tag, then the same salted layout as
+                    // MS-MPPE keys (RFC 2548 §2.4.2).
+                    let (nas_secret, nas_auth) = nas?;
+                    let (&tag, hidden) = a.value.split_first()?;
+                    let password = zeroize::Zeroizing::new(
+                        mppe_decrypt(hidden, self.cfg.secret.expose(), ours).ok()?,
+                    );
+                    let salt: [u8; 2] = rand::random();
+                    let mut value = vec![tag];
+                    value.extend(mppe_encrypt(&password, nas_secret, nas_auth, salt).ok()?);
+                    return Some(Attribute::new(TUNNEL_PASSWORD, value));
+                }
                 if a.typ != AttrType::VENDOR_SPECIFIC {
                     return Some(a);
                 }
@@ -239,6 +322,16 @@ impl Upstream {
                     self.cfg.require_message_authenticator,
                 ) {
                     debug!(upstream = %self.cfg.name, %server, error = %e, "reply discarded");
+                    if let Some(not_logged) = self.discards.admit(Instant::now()) {
+                        warn!(
+                            upstream = %self.cfg.name,
+                            %server,
+                            error = %e,
+                            not_logged,
+                            remedy = discard_remedy(&e),
+                            "upstream RADIUS reply discarded: it does not verify"
+                        );
+                    }
                     continue;
                 }
                 let Ok(packet) = Packet::decode(reply) else {
@@ -362,6 +455,92 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(answer, UpstreamAnswer::Reject(_)), "{answer:?}");
+    }
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_upstream_secret_is_logged_at_warn_once_a_minute_with_the_remedy() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test runtime is single-threaded: the default stays in place.
+        let _default = tracing::subscriber::set_default(subscriber);
+        // Two servers answering with another secret: two discards, one line.
+        let (bad1, _h1) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
+        let (bad2, _h2) = fake(Code::ACCESS_ACCEPT, b"wrong-secret").await;
+        let mut up = upstream(vec![bad1, bad2]);
+        up.cfg.retries = 0;
+        assert!(up
+            .forward(&nas_request(), Some(b"pw"), None, None)
+            .await
+            .is_err());
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("reply discarded"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("WARN"), "{log}");
+        assert!(lines[0].contains("upstream=nps"), "{log}");
+        assert!(lines[0].contains("shared secret differs"), "{log}");
+        assert!(!log.contains("wrong-secret") && !log.contains("upstream-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_is_logged_at_warn_once_a_minute_with_the_remedy() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut up = upstream(vec![silent.local_addr().unwrap()]);
+        up.cfg.retries = 0;
+        for _ in 0..3 {
+            assert!(up
+                .forward(&nas_request(), Some(b"pw"), None, None)
+                .await
+                .is_err());
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("did not answer"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("upstream=nps"));
+        assert!(lines[0].contains("same shared secret"), "{log}");
+    }
+
+    #[test]
+    fn discard_lines_are_one_per_interval_with_the_count_in_between() {
+        let log = DiscardLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.admit(t0), Some(0));
+        assert_eq!(log.admit(t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.admit(t0 + Duration::from_secs(59)), None);
+        assert_eq!(log.admit(t0 + Duration::from_secs(60)), Some(2));
+        assert_eq!(log.admit(t0 + Duration::from_secs(61)), None);
     }
 
     #[tokio::test]

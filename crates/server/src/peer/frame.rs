@@ -371,6 +371,20 @@ impl ReplAssembler {
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<Option<Frame>, FrameError> {
+    read_frame_within(r, MAX_FRAME).await
+}
+
+/// Largest length prefix of a Hello frame (kind, request id, node id,
+/// version): what a connection may send before it has said who it is.
+pub(crate) const MAX_HELLO: usize = HEADER + 2 + 1;
+
+/// [`read_frame`] refusing a length prefix above `max` before reading the
+/// body (the Hello is read with [`MAX_HELLO`], so an unidentified
+/// connection cannot make the server buffer 16 MiB).
+pub(crate) async fn read_frame_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Frame>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < prefix.len() {
@@ -383,6 +397,9 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         }
     }
     let len = check_length(u32::from_be_bytes(prefix))?;
+    if len > max {
+        return Err(FrameError::BadLength(len));
+    }
     let mut body = vec![0u8; len];
     match r.read_exact(&mut body).await {
         Ok(_) => Frame::decode_body(&body).map(Some),

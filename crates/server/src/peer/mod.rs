@@ -15,7 +15,10 @@
 //! client verifies that the server's chain leads to the cluster CA and names
 //! the node it wants; the server requires a client certificate chained to
 //! the cluster CA and, after the client's Hello, that the certificate names
-//! the node id the Hello claims. TLS 1.3 only, no session resumption.
+//! the node id the Hello claims and that this id is one of its configured
+//! `[[cluster.peer]]` entries (certificates cannot be revoked: removing a
+//! node from the peers' configuration shuts it out). TLS 1.3 only, no
+//! session resumption.
 //!
 //! # Frames
 //! Every frame on the TLS stream is
@@ -36,7 +39,8 @@
 //! | 5    | Admin   | client -> server | an admin request (JSON) a replica forwards to the primary   |
 //! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
 //!
-//! The Hello is the client's first frame and is sent once. A Reply carries
+//! The Hello is the client's first frame and is sent once; a first frame
+//! whose length prefix exceeds a Hello's is refused before its body is read. A Reply carries
 //! the request id of its Forward; replies come back in completion order, not
 //! request order. Any malformed frame, trailing byte, oversized length or
 //! unknown kind closes the connection (other kinds are reserved for later

@@ -1,6 +1,7 @@
 //! Server side of the peer link: accepts authenticated peers and runs their
 //! forwarded requests through a [`ForwardHandler`].
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,16 +28,21 @@ const WRITE_QUEUE: usize = 1024;
 ///
 /// Each connection must complete the TLS handshake (client certificate from
 /// the cluster CA) within 5 s and then send a Hello whose node id its
-/// certificate names. Its Forward requests are handled concurrently (at most
-/// 1024 at a time) and answered as they complete.
+/// certificate names and which is one of `peers` (the configured
+/// `[[cluster.peer]]` ids): a certificate cannot be revoked, so removing a
+/// node from the configuration is what shuts it out. Its Forward requests
+/// are handled concurrently (at most 1024 at a time) and answered as they
+/// complete.
 pub async fn serve(
     listener: TcpListener,
     tls: PeerTls,
+    peers: HashSet<u16>,
     handler: Arc<dyn ForwardHandler>,
     stats: Arc<PeerStats>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config());
+    let peers = Arc::new(peers);
     let refused = |addr: SocketAddr| {
         bump(&stats.peer_rejected);
         warn!(%addr, "too many peer connections; refusing one");
@@ -44,6 +50,7 @@ pub async fn serve(
     let start = |tcp: TcpStream, addr: SocketAddr| {
         let conn = Connection {
             acceptor: acceptor.clone(),
+            peers: peers.clone(),
             handler: handler.clone(),
             stats: stats.clone(),
             closed: shutdown.child_token(),
@@ -66,6 +73,8 @@ pub async fn serve(
 /// What one connection needs.
 struct Connection {
     acceptor: TlsAcceptor,
+    /// The node ids allowed to connect.
+    peers: Arc<HashSet<u16>>,
     handler: Arc<dyn ForwardHandler>,
     stats: Arc<PeerStats>,
     /// Cancelled at shutdown and when this connection ends.
@@ -84,6 +93,11 @@ impl Connection {
                 return;
             }
         };
+        if !self.peers.contains(&node) {
+            bump(&self.stats.peer_rejected);
+            warn!(%addr, node, "peer connection refused: node {node} is not a [[cluster.peer]] of this node (its certificate is valid; add the peer to the configuration, or it stays shut out)");
+            return;
+        }
         info!(%addr, node, "peer connected");
         let (mut rd, wr) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);

@@ -99,13 +99,23 @@ impl Server {
             handler,
         )
     }
+    /// A server whose configured peers are nodes 2 and 3 (the clients below).
     fn start_on(listener: TcpListener, tls: PeerTls, handler: Arc<dyn ForwardHandler>) -> Server {
+        Self::start_knowing(listener, tls, &[2, 3], handler)
+    }
+    fn start_knowing(
+        listener: TcpListener,
+        tls: PeerTls,
+        peers: &[u16],
+        handler: Arc<dyn ForwardHandler>,
+    ) -> Server {
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(PeerStats::default());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(
             listener,
             tls,
+            peers.iter().copied().collect(),
             handler,
             stats.clone(),
             shutdown.clone(),
@@ -315,6 +325,43 @@ async fn hello_must_match_the_certificate() {
 }
 
 #[tokio::test]
+async fn a_node_that_is_not_a_configured_peer_is_refused_despite_its_certificate() {
+    // Node 3 was removed from the configuration (its certificate, signed by
+    // the cluster CA, cannot be revoked): it can neither forward requests
+    // nor send admin requests or replication messages.
+    let cluster = Cluster::new();
+    let h = echo();
+    let server = Server::start_knowing(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        cluster.node(1),
+        &[2],
+        h.clone(),
+    );
+    let (c, _) = client(&cluster.node(3), 3, vec![(1, server.addr)]);
+    let r = c
+        .forward(1, "10.0.0.1:1".parse().unwrap(), b"x", LONG)
+        .await;
+    assert!(
+        matches!(r, Err(ForwardError::Closed | ForwardError::Unreachable(_))),
+        "{r:?}"
+    );
+    server.rejected(1).await;
+    let (c, _) = client(&cluster.node(3), 3, vec![(1, server.addr)]);
+    let answer = c.admin(1, b"{}".to_vec(), LONG).await;
+    assert!(answer.is_err(), "{answer:?}");
+    server.rejected(2).await;
+    assert!(h.calls.lock().unwrap().is_empty());
+
+    // A configured peer gets through.
+    let (c, _) = client(&cluster.node(2), 2, vec![(1, server.addr)]);
+    let r = c
+        .forward(1, "10.0.0.1:1".parse().unwrap(), b"x", LONG)
+        .await;
+    assert_eq!(r, Ok(Some(b"re:x".to_vec())));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unreachable_fast_then_reconnects() {
     let cluster = Cluster::new();
     let (server_tls, h) = (cluster.node(1), echo());
@@ -505,6 +552,34 @@ async fn server_closes_on_bad_frames() {
     assert_eq!(hello.get(4), Some(&kind::HELLO));
     s.write_all(&hello).await.unwrap();
     assert!(read_to_close(&mut s).await.is_empty());
+    server.rejected(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_frame_longer_than_a_hello_is_refused_before_its_body() {
+    // A valid certificate, then a length prefix of 16 MiB as the first
+    // frame: refused at once (it used to be buffered until the 5 s Hello
+    // deadline), so connections that have not said who they are hold no
+    // large buffers.
+    let cluster = Cluster::new();
+    let server = Server::start(cluster.node(1), echo()).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = TlsConnector::from(cluster.node(2).client_config());
+    let name = rustls::pki_types::ServerName::try_from(node_server_name(1)).unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    let len = u32::try_from(frame::MAX_FRAME).unwrap();
+    s.write_all(&len.to_be_bytes()).await.unwrap();
+    s.write_all(&[kind::HELLO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(read_to_close(&mut s).await.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     server.rejected(1).await;
     server.stop().await;
 }

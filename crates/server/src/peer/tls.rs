@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use zeroize::Zeroizing;
 
-use super::frame::{read_frame, Frame, PROTOCOL_VERSION};
+use super::frame::{read_frame_within, Frame, MAX_HELLO, PROTOCOL_VERSION};
 use super::{node_server_name, PeerError};
 pub(crate) use crate::tls_util::parse_certs;
 use crate::tls_util::{parse_key, provider};
@@ -244,12 +244,14 @@ pub(crate) async fn accept(
         Ok(Err(e)) => return Err(format!("TLS: {e}")),
         Err(_) => return Err("TLS handshake timed out".into()),
     };
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut tls)).await {
-        Ok(Ok(Some(frame))) => frame,
-        Ok(Ok(None)) => return Err("closed before the Hello".into()),
-        Ok(Err(e)) => return Err(format!("bad Hello: {e}")),
-        Err(_) => return Err("no Hello in time".into()),
-    };
+    let hello =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame_within(&mut tls, MAX_HELLO)).await
+        {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return Err("closed before the Hello".into()),
+            Ok(Err(e)) => return Err(format!("bad Hello: {e}")),
+            Err(_) => return Err("no Hello in time".into()),
+        };
     let Frame::Hello { node_id, version } = hello else {
         return Err("first frame is not a Hello".into());
     };
