@@ -510,7 +510,10 @@ async fn admin_api_end_to_end() {
     assert_eq!(status, StatusCode::OK);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[0].starts_with("time,time_ms,user,mode,result"), "{csv}");
+    assert!(
+        lines[0].starts_with("time,time_ms,user,mode,result"),
+        "{csv}"
+    );
     assert!(lines[1].contains(",alice,pap+totp-inline,accept,"), "{csv}");
     let v = api
         .no_body(

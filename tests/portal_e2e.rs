@@ -228,7 +228,11 @@ fn portal_in_chromium_enroll_pin_phone_and_report() {
         r.output
     );
     let after = a.wait_report_len(&["--user", REPORTER], recs.len() + 1);
-    assert_eq!(after[recs.len()]["reason"], "user_disabled_fraud", "{after:?}");
+    assert_eq!(
+        after[recs.len()]["reason"],
+        "user_disabled_fraud",
+        "{after:?}"
+    );
 
     // Portal sign-ins are in the audit log; no secret reached the logs.
     let recs = a.report(&["--user", USER]);
@@ -413,7 +417,12 @@ fn portal_port(server: &Server) -> u16 {
     server
         .ready
         .portal
-        .unwrap_or_else(|| panic!("no portal address in the ready file; log:\n{}", server.log()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no portal address in the ready file; log:\n{}",
+                server.log()
+            )
+        })
         .port()
 }
 
