@@ -415,11 +415,10 @@ fn a_forwarded_answer_from_another_client_is_bad_state() {
         )
         .assert_ok();
     }
-    std::fs::write(
-        dir.path().join("cluster.key"),
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
-    )
-    .expect("cluster key");
+    write_cluster_key(
+        dir.path(),
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
     let sim = Sim::start(dir.path());
     let (p1, p2) = (free_tcp_port(), free_tcp_port());
     let a = node(&sim, dir.path(), 1, p1, 2, p2);

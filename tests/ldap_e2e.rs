@@ -379,11 +379,15 @@ fn add_portal(env: &Env) -> u16 {
     ));
     std::fs::write(env.config_path(), text).expect("config");
     std::fs::create_dir_all(env.data_dir()).expect("data dir");
+    let key = env.data_dir().join("cluster.key");
     std::fs::write(
-        env.data_dir().join("cluster.key"),
+        &key,
         "4b1d0c9e7a2f5b8c3d6e1f4a7b0c3d6e9f2a5b8c1d4e7f0a3b6c9d2e5f8a1b4c\n",
     )
     .expect("cluster key");
+    // Key files must be owner-only.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod cluster key");
     port
 }
 
