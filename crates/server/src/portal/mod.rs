@@ -430,6 +430,35 @@ impl Portal {
             .answer(&sent.id, sent.until, sent.max_attempts, now, right)
     }
 
+    /// A second factor typed at the portal (`outcome` of the code, and
+    /// whether the PIN was right), counted towards the lockout as RADIUS
+    /// counts it: `Ok(None)` when it passed, `Ok(Some(reason))` when it
+    /// failed, `Err` with the message for the sign-in page when this
+    /// failure locked the user (audited).
+    async fn second_factor_outcome(
+        &self,
+        name: &str,
+        mode: &str,
+        ip: std::net::IpAddr,
+        outcome: &Result<(), String>,
+        pin_ok: bool,
+    ) -> Result<Option<String>, Msg> {
+        let reason = match (outcome, pin_ok) {
+            (Ok(()), true) => None,
+            (Err(r), _) => Some(r.clone()),
+            (Ok(()), false) => Some("wrong_pin".to_string()),
+        };
+        let locked = self
+            .node
+            .portal_second_factor_outcome(name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
+            .await;
+        if let Some(o) = locked {
+            self.node.portal_audit(name, mode, "reject", &o.reason, ip);
+            return Err(self.lock_refusal(name));
+        }
+        Ok(reason)
+    }
+
     /// The refusal shown to a locked user.
     fn lock_refusal(&self, name: &str) -> Msg {
         self.node
@@ -882,20 +911,13 @@ async fn verify(
             None => return p.to_signin(lang, Msg::SessionEnded, now),
         },
     };
-    let reason = match (&outcome, pin_ok) {
-        (Ok(()), true) => None,
-        (Err(r), _) => Some(r.clone()),
-        (Ok(()), false) => Some("wrong_pin".to_string()),
+    let reason = match p
+        .second_factor_outcome(&name, mode, ip, &outcome, pin_ok)
+        .await
+    {
+        Ok(reason) => reason,
+        Err(locked) => return p.to_signin(lang, locked, now),
     };
-    // The lockout bookkeeping RADIUS uses: a failure counts towards the lock.
-    let locked = p
-        .node
-        .portal_second_factor_outcome(&name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
-        .await;
-    if let Some(o) = locked {
-        p.node.portal_audit(&name, mode, "reject", &o.reason, ip);
-        return p.to_signin(lang, p.lock_refusal(&name), now);
-    }
     let Some(reason) = reason else {
         p.node.portal_audit(&name, mode, "accept", "ok", ip);
         info!(user = %crate::text::Escaped(&name), mode, "portal sign-in");
@@ -1150,20 +1172,13 @@ async fn confirm(
             }
         }
     };
-    let reason = match (&outcome, pin_ok) {
-        (Ok(()), true) => None,
-        (Err(r), _) => Some(r.clone()),
-        (Ok(()), false) => Some("wrong_pin".to_string()),
+    let reason = match p
+        .second_factor_outcome(&name, mode, ip, &outcome, pin_ok)
+        .await
+    {
+        Ok(reason) => reason,
+        Err(locked) => return p.to_signin(lang, locked, now),
     };
-    // Counted towards the lockout like a failed sign-in.
-    let locked = p
-        .node
-        .portal_second_factor_outcome(&name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
-        .await;
-    if let Some(o) = locked {
-        p.node.portal_audit(&name, mode, "reject", &o.reason, ip);
-        return p.to_signin(lang, p.lock_refusal(&name), now);
-    }
     let Some(reason) = reason else {
         p.node
             .portal_audit(&name, mode, "accept", "second_factor_confirmed", ip);
