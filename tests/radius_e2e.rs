@@ -1325,4 +1325,22 @@ require_message_authenticator = true
         0,
         "the upgraded hash was not stored"
     );
+
+    // The password passed (from the verified-credential cache) and the code
+    // is wrong: no padding, no argon2 at all. Its Reply-Message already says
+    // the code was wrong; padding it made every wrong or replayed code cost
+    // two argon2 runs (the benchmark's inline rate fell from ~40k to ~1k/s).
+    for (bind, secret) in [("127.0.0.1", SECRET), ("127.0.0.2", "inline-secret")] {
+        let before = env.counter("argon2_verifications");
+        let mut req = PyRequest::access(&server).login("old", &format!("{PASSWORD}000000"));
+        req.bind = bind.to_owned();
+        req.secret = secret.to_owned();
+        let reply = req.send().reply();
+        assert_eq!(code_name(&reply), "Access-Reject", "{reply:#}");
+        assert_eq!(
+            env.counter("argon2_verifications") - before,
+            0,
+            "a wrong code after the right password ran argon2 (from {bind})"
+        );
+    }
 }

@@ -1385,15 +1385,25 @@ impl Node {
         end_user: Option<std::net::IpAddr>,
         client: &ClientEntry,
     ) -> Decision {
-        let (decision, spent) = ARGON2_RUNS
-            .scope(std::cell::Cell::new(0), async {
-                let d = self
-                    .first_leg(name, password, policy, end_user, client)
-                    .await;
-                (d, ARGON2_RUNS.with(std::cell::Cell::get))
-            })
+        let (decision, spent, passed) = ARGON2_RUNS
+            .scope(
+                std::cell::Cell::new(0),
+                PASSWORD_PASSED.scope(std::cell::Cell::new(false), async {
+                    let d = self
+                        .first_leg(name, password, policy, end_user, client)
+                        .await;
+                    (
+                        d,
+                        ARGON2_RUNS.with(std::cell::Cell::get),
+                        PASSWORD_PASSED.with(std::cell::Cell::get),
+                    )
+                }),
+            )
             .await;
-        if decision.code == Code::ACCESS_REJECT {
+        // A reject after the password passed (a wrong or replayed code) is
+        // not padded: its answer already says the password was right, and
+        // padding it would cost every wrong code two argon2 runs.
+        if decision.code == Code::ACCESS_REJECT && !passed {
             for _ in spent..argon2_per_reject(policy) {
                 self.verify_argon2(self.decoy_hash.clone(), password).await;
             }
@@ -2215,10 +2225,12 @@ impl Node {
         };
         let now = Instant::now();
         if self.creds.check(&user.name, hash, password, now) {
+            let _ = PASSWORD_PASSED.try_with(|p| p.set(true));
             return true;
         }
         let ok = self.verify_argon2(hash.to_string(), password).await;
         if ok {
+            let _ = PASSWORD_PASSED.try_with(|p| p.set(true));
             self.creds.insert(&user.name, hash, password, now);
             self.rehash(&user.name, hash, password).await;
         }
@@ -2301,6 +2313,9 @@ tokio::task_local! {
     /// argon2 verifications run so far by the request this task serves
     /// (set by `local_first_leg`; other callers are not counted).
     static ARGON2_RUNS: std::cell::Cell<u32>;
+    /// Whether the request this task serves got its password right (set by
+    /// `verify_password` within `local_first_leg`).
+    static PASSWORD_PASSED: std::cell::Cell<bool>;
 }
 
 /// How many argon2 verifications a rejected request costs under `policy`:
