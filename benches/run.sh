@@ -673,7 +673,7 @@ def totp_tables():
             for base, how in (("freeradius", "FreeRADIUS with replay check"), ("freeradius-stock", "stock FreeRADIUS")):
                 a, b = find(mine, sc, "saturation"), find(base, sc, "saturation")
                 if a and b and b["tps"] > 0:
-                    print("%-10s ratio radmfa (%s) / %s: %.2fx throughput (target >= 3x warm)" %
+                    print("%-10s ratio radmfa (%s) / %s: %.3gx throughput (target >= 3x warm)" %
                           (sc, what, how, a["tps"] / b["tps"]))
     for e in extra:
         if e["label"] == "radmfa-full-speed":
