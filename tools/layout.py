@@ -12,7 +12,7 @@ How it reads the code (no rust-analyzer, so say what it sees):
   module's `pub use` re-exports to the file that defines the item;
 - a circle is a strongly connected component of more than one file.
 
-`python3 tools/layout.py` prints the report; `--check` exits 1 on a circle,
+`python3 tools/layout.py [--root DIR]` prints the report; `--check` exits 1 on a circle,
 a production file over 1,200 lines before its test part, `src/main.rs` over
 600 lines, or a function over 150 lines (test parts excluded).
 """
@@ -21,6 +21,8 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if "--root" in sys.argv:
+    ROOT = os.path.abspath(sys.argv[sys.argv.index("--root") + 1])
 MAX_FILE = 1200
 MAX_MAIN = 600
 MAX_FN = 150
@@ -266,9 +268,9 @@ def long_functions(text):
 def main():
     check = "--check" in sys.argv
     problems = []
-    srcs = [os.path.join(ROOT, "src")]
+    srcs = [os.path.join(ROOT, "src")] if os.path.isdir(os.path.join(ROOT, "src")) else []
     cdir = os.path.join(ROOT, "crates")
-    for c in sorted(os.listdir(cdir)):
+    for c in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
         if os.path.isdir(os.path.join(cdir, c, "src")):
             srcs.append(os.path.join(cdir, c, "src"))
     for src in srcs:
