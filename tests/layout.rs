@@ -105,15 +105,27 @@ fn the_checker_counts_file_and_function_lengths() {
         ("crates/a/src/x.rs", long_fn),
         (
             "crates/a/src/y.rs",
-            format!("{long_file}#[cfg(test)]\nmod tests {{\n{}}}\n", "\n".repeat(2000)),
+            format!(
+                "{long_file}#[cfg(test)]\nmod tests {{\n{}}}\n",
+                "\n".repeat(2000)
+            ),
         ),
         ("src/main.rs", "fn main() {}\n".repeat(601)),
     ]);
     let (ok, out) = layout(t.path());
     assert!(!ok, "{out}");
-    assert!(out.contains("crates/a/src/x.rs:1: fn f is 152 lines"), "{out}");
-    assert!(out.contains("crates/a/src/y.rs: 1201 lines before its test part"), "{out}");
-    assert!(out.contains("src/main.rs: 601 lines before its test part (limit 600)"), "{out}");
+    assert!(
+        out.contains("crates/a/src/x.rs:1: fn f is 152 lines"),
+        "{out}"
+    );
+    assert!(
+        out.contains("crates/a/src/y.rs: 1201 lines before its test part"),
+        "{out}"
+    );
+    assert!(
+        out.contains("src/main.rs: 601 lines before its test part (limit 600)"),
+        "{out}"
+    );
 }
 
 #[test]
