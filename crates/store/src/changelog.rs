@@ -284,7 +284,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.install_begin(st, seq)?;
         self.install_part(entries)?;
-        self.install_finish(st, seq, epoch)
+        self.install_finish(st, seq, epoch)?;
+        // A whole snapshot in one piece (restore, tools): nothing to replay.
+        self.install_settled()
     }
 
     fn data_trees(&self) -> [&sled::Tree; 5] {
@@ -441,7 +443,10 @@ impl Store {
 
     /// Ends an install: local OTP states the snapshot had none for are put
     /// back when their token is unchanged, then `meta` (one batch): position
-    /// `(seq, epoch)`, user count, remove `repl_installing`; flush.
+    /// `(seq, epoch)`, user count; flush. `repl_installing` stays until
+    /// [`Store::install_settled`]: the parts were read from live trees, so
+    /// the data may hold changes past `seq` until the replica has replayed
+    /// the changelog far enough, and a store reopened before that wipes.
     pub(crate) fn install_finish(
         &self,
         st: &mut ReplState,
@@ -466,13 +471,19 @@ impl Store {
         end.insert(META_REPL_LAST_SEQ, &seq.to_be_bytes());
         end.insert(META_REPL_LAST_EPOCH, &epoch.to_be_bytes());
         end.insert(META_USER_COUNT, &users.to_be_bytes());
-        end.remove(META_REPL_INSTALLING);
         i.meta.apply_batch(end)?;
         (st.last_seq, st.last_epoch) = (seq, epoch);
         i.db.flush()?;
         // Not `fetch_max`: the log may have been replaced by a shorter one.
         i.durable_seq.store(seq, Ordering::SeqCst);
         self.trees_changed(Some(users));
+        Ok(())
+    }
+
+    /// The installed copy is consistent: remove `repl_installing`; flush.
+    pub(crate) fn install_settled(&self) -> Result<(), StoreError> {
+        self.inner.meta.remove(META_REPL_INSTALLING)?;
+        self.inner.db.flush()?;
         Ok(())
     }
 
@@ -732,6 +743,11 @@ impl ReplLog for StoreLog {
         self.store
             .install_finish(&mut st, seq, epoch)
             .map_err(storage)
+    }
+
+    fn install_settled(&mut self) -> Result<(), ApplyError> {
+        let _st = self.store.lock_repl();
+        self.store.install_settled().map_err(storage)
     }
 
     fn install_abort(&mut self) -> Result<(), ApplyError> {

@@ -120,8 +120,15 @@ pub trait ReplLog {
     fn install_part(&mut self, entries: &[Entry]) -> Result<(), ApplyError>;
 
     /// Ends an install: the log position becomes `(seq, epoch)` (the
-    /// changelog stays empty).
+    /// changelog stays empty). The data may still hold changes after that
+    /// position (parts are read from live trees): a store reopened before
+    /// [`install_settled`](Self::install_settled) starts empty at `(0, 0)`.
     fn install_finish(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError>;
+
+    /// The installed data is consistent with the log position: the replica
+    /// has replayed the changelog past every change the snapshot's parts
+    /// can hold. From here a reopened store keeps its data.
+    fn install_settled(&mut self) -> Result<(), ApplyError>;
 
     /// Gives up an install: empty data at `(0, 0)`, from which a later
     /// snapshot (or the whole log) can start.
@@ -133,6 +140,8 @@ pub trait ReplLog {
     fn install_snapshot(&mut self, s: Snapshot) -> Result<(), ApplyError> {
         self.install_begin(s.seq, s.epoch)?;
         self.install_part(&s.entries)?;
-        self.install_finish(s.seq, s.epoch)
+        self.install_finish(s.seq, s.epoch)?;
+        // One part read at once: nothing follows that the copy could hold.
+        self.install_settled()
     }
 }

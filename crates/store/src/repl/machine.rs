@@ -216,6 +216,31 @@ struct Installing {
     done: bool,
 }
 
+/// A snapshot installed in parts and not yet consistent: its parts were
+/// read from the live trees of `from` while it went on writing, so the data
+/// may hold changes after the log position the install ended at. Replaying
+/// `from`'s changelog up to `until` (what `from` had written when it
+/// answered the first pull after the install, which is at or after the time
+/// it read the last part) makes it a copy of `from`'s data at that point.
+/// Until then the copy is only good for following `from` in this epoch: a
+/// promotion elsewhere may fence some of those extra changes, so the copy is
+/// dropped and installed again from the new primary.
+#[derive(Clone, Debug)]
+struct Fuzzy {
+    from: NodeId,
+    epoch: u64,
+    until: Option<u64>,
+}
+
+/// A [`Msg::Changes`] as the replica reads it.
+struct Batch<'a> {
+    /// Position the changes follow.
+    prev: (u64, u64),
+    changes: &'a [Change],
+    /// The primary's last sequence number when it sent them.
+    primary_last: u64,
+}
+
 /// A received snapshot part not installed yet. It is installed at the start
 /// of the next event, so the request for the part after it goes out first:
 /// the primary reads and sends that part while this one is installed.
@@ -250,6 +275,7 @@ pub struct Machine {
     persisted: Option<(Role, u64)>,
     installing: Option<Installing>,
     pending: Option<PendingPart>,
+    fuzzy: Option<Fuzzy>,
 }
 
 /// Epoch of the entry at `seq`: `Ok(None)` past the end.
@@ -354,6 +380,7 @@ impl Machine {
             persisted,
             installing: None,
             pending: None,
+            fuzzy: None,
         }
     }
 
@@ -438,6 +465,7 @@ impl Machine {
                 }
             }
         }
+        self.drop_fuzzy_copy(now, log, &mut out);
         self.log_last = log.last();
         let state = (self.role, self.epoch);
         if self.persisted != Some(state) {
@@ -692,13 +720,19 @@ impl Machine {
                 prev_seq,
                 prev_epoch,
                 changes,
+                primary_last,
                 ..
             } => {
                 if self.role == Role::Primary {
                     self.on_conflict(now, from, out);
                 } else {
                     self.follow(from, now, log, out);
-                    self.on_changes(now, from, (prev_seq, prev_epoch), &changes, log, out);
+                    let batch = Batch {
+                        prev: (prev_seq, prev_epoch),
+                        changes: &changes,
+                        primary_last,
+                    };
+                    self.on_changes(now, from, batch, log, out);
                 }
             }
             Msg::Snapshot {
@@ -963,11 +997,15 @@ impl Machine {
         &mut self,
         now: u64,
         from: NodeId,
-        prev: (u64, u64),
-        changes: &[Change],
+        batch: Batch<'_>,
         log: &mut dyn ReplLog,
         out: &mut Vec<Action>,
     ) {
+        let Batch {
+            prev,
+            changes,
+            primary_last,
+        } = batch;
         if self.installing.is_some() {
             return; // Our data is a partial snapshot: nothing applies to it.
         }
@@ -985,8 +1023,13 @@ impl Machine {
         let Some(fresh) = start.and_then(|i| changes.get(i..)) else {
             return; // Does not follow our log: the next pull sorts it out.
         };
-        // The primary sent what follows our last entry: our log is its prefix.
-        self.synced = true;
+        // The primary sent what follows our last entry: our log is its prefix
+        // (and our data too, once a fuzzy snapshot copy has caught up).
+        if let Some(f) = self.fuzzy.as_mut().filter(|f| f.from == from) {
+            f.until.get_or_insert(primary_last);
+        }
+        self.settle_fuzzy_copy(log);
+        self.synced = self.fuzzy.is_none();
         if fresh.is_empty() {
             return;
         }
@@ -997,9 +1040,62 @@ impl Machine {
         match log.apply(fresh) {
             Ok(()) => {
                 self.last_error = None;
+                self.settle_fuzzy_copy(log);
+                self.synced = self.fuzzy.is_none();
                 self.send_pull(from, now, log, out);
             }
             Err(e) => self.last_error = Some(e.to_string()),
+        }
+    }
+
+    /// A fuzzy snapshot copy whose log has reached the position it needed
+    /// is consistent: tell the log (a store reopened before this point
+    /// starts empty) and count as synced from now on.
+    fn settle_fuzzy_copy(&mut self, log: &mut dyn ReplLog) {
+        let Some(until) = self.fuzzy.as_ref().and_then(|f| f.until) else {
+            return;
+        };
+        if log.last().0 < until {
+            return;
+        }
+        match log.install_settled() {
+            Ok(()) => self.fuzzy = None,
+            Err(e) => self.last_error = Some(e.to_string()),
+        }
+    }
+
+    /// Drops a fuzzy snapshot copy once it can no longer be completed from
+    /// the node that sent it: this node follows another one, or a promotion
+    /// raised the epoch (the writes it may hold past its log position can
+    /// have been fenced). The next pull installs a snapshot again. A node
+    /// that was promoted keeps its data: an operator chose it (forcing past
+    /// `synced = false`), and emptying a primary would lose everything.
+    fn drop_fuzzy_copy(&mut self, now: u64, log: &mut dyn ReplLog, out: &mut Vec<Action>) {
+        let Some(f) = &self.fuzzy else {
+            return;
+        };
+        let following = match self.role {
+            Role::Primary => {
+                self.fuzzy = None;
+                if let Err(e) = log.install_settled() {
+                    self.last_error = Some(e.to_string());
+                }
+                return;
+            }
+            Role::Replica { primary } => primary,
+        };
+        let moved = self.epoch != f.epoch || following.is_some_and(|p| p != f.from);
+        if !moved {
+            return;
+        }
+        self.fuzzy = None;
+        self.synced = false;
+        if let Err(e) = log.install_abort() {
+            self.last_error = Some(e.to_string());
+            return;
+        }
+        if let Some(p) = following {
+            self.send_pull(p, now, log, out);
         }
     }
 
@@ -1090,7 +1186,14 @@ impl Machine {
         self.installing = None;
         match log.install_finish(i.seq, i.epoch) {
             Ok(()) => {
-                self.synced = true;
+                // Not synced yet: the copy is fuzzy until the replay below
+                // reaches what the primary had written by then.
+                self.synced = false;
+                self.fuzzy = Some(Fuzzy {
+                    from: i.from,
+                    epoch: self.epoch,
+                    until: None,
+                });
                 self.last_error = None;
                 self.send_pull(i.from, now, log, out);
             }
@@ -1106,6 +1209,7 @@ impl Machine {
     fn abort_install(&mut self, log: &mut dyn ReplLog) {
         self.installing = None;
         self.pending = None;
+        self.fuzzy = None;
         if let Err(e) = log.install_abort() {
             self.last_error = Some(e.to_string());
         }
@@ -1486,7 +1590,120 @@ mod tests {
                 }
             )
         )));
-        assert!(m.status().synced && !m.status().installing);
+        // Fuzzy until the replay reaches what the primary had written when
+        // it answered that pull: not synced (not a candidate for promotion).
+        assert!(!m.status().synced && !m.status().installing);
+        let changes = |prev: u64, seqs: std::ops::RangeInclusive<u64>, primary_last| {
+            Event::Received(
+                1,
+                Msg::Changes {
+                    epoch: 1,
+                    prev_seq: prev,
+                    prev_epoch: 1,
+                    changes: seqs
+                        .map(|seq| Change {
+                            seq,
+                            epoch: 1,
+                            op: put("c", "v"),
+                        })
+                        .collect(),
+                    primary_last,
+                },
+            )
+        };
+        m.handle(8, changes(5, 6..=6, 7), &mut log);
+        assert!(!m.status().synced, "at 6 of 7");
+        let mut reopened = log.clone();
+        reopened.reopen();
+        assert_eq!(reopened.last(), (0, 0), "a crash now starts empty");
+        m.handle(9, changes(6, 7..=7, 9), &mut log);
+        assert!(m.status().synced, "at 7, the first mark");
+        let mut reopened = log.clone();
+        reopened.reopen();
+        assert_eq!(reopened.last(), (7, 1), "settled: a crash keeps the copy");
+    }
+
+    #[test]
+    fn a_fuzzy_copy_is_dropped_when_the_epoch_changes_before_it_settled() {
+        // Seed 37 of the simulator: the parts held writes past the snapshot's
+        // position; the sender was then fenced by a promotion that did not
+        // have them. Replaying the new primary's log on top would keep them.
+        let mut m = Machine::new(2, vec![1, 3], Role::Replica { primary: None }, 1);
+        let mut log = MemLog::new();
+        m.handle(0, Event::Connected(1), &mut log);
+        m.handle(
+            1,
+            Event::Received(
+                1,
+                Msg::Ping {
+                    epoch: 1,
+                    primary: Some(1),
+                },
+            ),
+            &mut log,
+        );
+        let snap = |after: Option<&str>, keys: &[&str], next: Option<&str>| {
+            let cur = |k: &str| Cursor {
+                tree: 1,
+                key: k.as_bytes().to_vec(),
+            };
+            Event::Received(
+                1,
+                Msg::Snapshot {
+                    epoch: 1,
+                    for_seq: if after.is_none() { 0 } else { 5 },
+                    for_epoch: if after.is_none() { 0 } else { 1 },
+                    snapshot: Snapshot {
+                        seq: 5,
+                        epoch: 1,
+                        after: after.map(cur),
+                        entries: keys
+                            .iter()
+                            .map(|k| Entry {
+                                tree: 1,
+                                key: k.as_bytes().to_vec(),
+                                value: b"v".to_vec(),
+                            })
+                            .collect(),
+                        next: next.map(cur),
+                    },
+                },
+            )
+        };
+        m.handle(2, snap(None, &["a"], Some("a")), &mut log);
+        // "z" was written at seq 6, after the snapshot's position.
+        m.handle(3, snap(Some("a"), &["z"], None), &mut log);
+        m.handle(4, Event::Tick, &mut log);
+        assert_eq!(log.last(), (5, 1));
+        assert!(log.get(1, b"z").is_some());
+        // Node 3 is promoted (epoch 2) without seq 6 and claims the cluster.
+        let out = m.handle(
+            5,
+            Event::Received(
+                3,
+                Msg::Ping {
+                    epoch: 2,
+                    primary: Some(3),
+                },
+            ),
+            &mut log,
+        );
+        assert_eq!(log.last(), (0, 0), "the fuzzy copy is dropped");
+        assert!(log.get(1, b"z").is_none());
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                Action::Send(
+                    3,
+                    Msg::Pull {
+                        last_seq: 0,
+                        last_epoch: 0,
+                        ..
+                    }
+                )
+            )),
+            "and pulled again from the new primary: {out:?}"
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub struct MemLog {
     /// Position the data held before the first kept entry (snapshot or trim).
     base: (u64, u64),
     entries: VecDeque<Change>,
-    /// A snapshot install began and has not finished (the sled store's
-    /// `repl_installing` marker).
+    /// A snapshot install began and its copy is not consistent yet (the
+    /// sled store's `repl_installing` marker).
     installing: bool,
 }
 
@@ -179,6 +179,10 @@ impl ReplLog for MemLog {
     fn install_finish(&mut self, seq: u64, epoch: u64) -> Result<(), ApplyError> {
         self.base = (seq, epoch);
         self.entries.clear();
+        Ok(())
+    }
+
+    fn install_settled(&mut self) -> Result<(), ApplyError> {
         self.installing = false;
         Ok(())
     }
