@@ -8,12 +8,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional};
 
-use crate::changelog::{encode_entry, EntryKind};
 use crate::crypto::{
     hex_decode, hex_encode, key_check_matches, load_or_create_key, seal_key_check, SeedCipher,
 };
@@ -21,37 +18,19 @@ use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
 use crate::model::{check_user_text, validate_name};
 use crate::password::{hash_password, PasswordParams};
 use crate::repl::{Change, Op, Role};
+use crate::schema::{
+    decode, decode_u64, encode, encode_entry, AdminTree, EntryKind, TokenRecord, META_KEY_CHECK,
+    META_REPL_EPOCH, META_REPL_INSTALLING, META_REPL_LAST_EPOCH, META_REPL_LAST_SEQ,
+    META_REPL_ROLE, META_SCHEMA_VERSION, META_USER_COUNT, SCHEMA_VERSION,
+};
 use crate::{
-    AuditFilter, AuditRecord, Client, DisabledReason, SealedPin, Secret, StoreError, Token,
-    TokenAlgorithm, TokenKind, User,
+    AuditFilter, AuditRecord, Client, DisabledReason, SealedPin, Secret, StoreError, Token, User,
 };
 
-/// Schema version written to the `meta` tree; a database with another version
-/// is refused.
-const SCHEMA_VERSION: u32 = 1;
-const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// Number of users (u64 big-endian), kept in the same transaction as the users
-/// tree so [`Store::user_count`] needs no scan.
-pub(crate) const META_USER_COUNT: &[u8] = b"user_count";
 /// How long appended audit records may stay in memory when
 /// `StoreOptions::flush_every_ms` is `None` (they are then written by the
 /// next append after this interval, or by [`Store::flush`]).
 const DEFAULT_AUDIT_INTERVAL_MS: u64 = 200;
-/// Sequence number of the last changelog entry (u64 big-endian), or of the
-/// installed snapshot when no entry follows it.
-pub(crate) const META_REPL_LAST_SEQ: &[u8] = b"repl_last_seq";
-/// Epoch of that entry (u64 big-endian).
-pub(crate) const META_REPL_LAST_EPOCH: &[u8] = b"repl_last_epoch";
-/// `primary` or `replica`.
-const META_REPL_ROLE: &[u8] = b"repl_role";
-/// The node's epoch (u64 big-endian).
-const META_REPL_EPOCH: &[u8] = b"repl_epoch";
-/// Present while a snapshot is being installed: a store opened with it
-/// finishes the wipe (see [`Store::install_entries`]).
-pub(crate) const META_REPL_INSTALLING: &[u8] = b"repl_installing";
-/// The seed key check value (`crypto::seal_key_check`): nonce and
-/// ciphertext of a fixed text under the seed key.
-const META_KEY_CHECK: &[u8] = b"seed_key_check";
 /// The message of [`StoreError::ReadOnly`] on a replica.
 const READ_ONLY_REPLICA: &str = "read-only: this node is a replica";
 
@@ -158,75 +137,6 @@ impl fmt::Debug for Store {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
-}
-
-/// A token as stored in the `tokens` tree: parameters in clear, seed sealed with
-/// ChaCha20-Poly1305 (AAD = user name).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct TokenRecord {
-    kind: TokenKind,
-    algorithm: TokenAlgorithm,
-    digits: u8,
-    period: u64,
-    created: u64,
-    /// 12-byte nonce, hex.
-    pub(crate) nonce: String,
-    /// Ciphertext and 16-byte tag, hex.
-    pub(crate) sealed: String,
-}
-
-/// The trees an administrative write may change: the replicated trees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AdminTree {
-    Users,
-    Tokens,
-    OtpState,
-    Clients,
-    AdminTokens,
-}
-
-impl AdminTree {
-    fn bit(self) -> u8 {
-        match self {
-            AdminTree::Users => 1,
-            AdminTree::Tokens => 2,
-            AdminTree::OtpState => 4,
-            AdminTree::Clients => 8,
-            AdminTree::AdminTokens => 16,
-        }
-    }
-
-    /// The replication tree number ([`Op::tree`](crate::repl::Op::tree)).
-    pub(crate) fn number(self) -> u8 {
-        match self {
-            AdminTree::Users => crate::TREE_USERS,
-            AdminTree::Tokens => crate::TREE_TOKENS,
-            AdminTree::OtpState => crate::TREE_OTP_STATE,
-            AdminTree::Clients => crate::TREE_CLIENTS,
-            AdminTree::AdminTokens => crate::TREE_ADMIN_TOKENS,
-        }
-    }
-
-    /// The tree of a replication tree number.
-    pub(crate) fn from_number(n: u8) -> Option<AdminTree> {
-        match n {
-            crate::TREE_USERS => Some(AdminTree::Users),
-            crate::TREE_TOKENS => Some(AdminTree::Tokens),
-            crate::TREE_OTP_STATE => Some(AdminTree::OtpState),
-            crate::TREE_CLIENTS => Some(AdminTree::Clients),
-            crate::TREE_ADMIN_TOKENS => Some(AdminTree::AdminTokens),
-            _ => None,
-        }
-    }
-
-    /// All of them, in tree number order.
-    pub(crate) const ALL: [AdminTree; 5] = [
-        AdminTree::Users,
-        AdminTree::Tokens,
-        AdminTree::OtpState,
-        AdminTree::Clients,
-        AdminTree::AdminTokens,
-    ];
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -363,27 +273,6 @@ fn normalise(user: &mut User) {
     if user.enabled {
         user.disabled_reason = None;
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding failed: {e}")))
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(
-    what: &str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("{what} {:?}: {e}", String::from_utf8_lossy(key))))
-}
-
-pub(crate) fn decode_u64(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(bytes)
-        .map(u64::from_be_bytes)
-        .map_err(|_| {
-            StoreError::Corrupt(format!("{what}: expected 8 bytes, found {}", bytes.len()))
-        })
 }
 
 /// The audit journal directory of the database in `dir`: its sibling
