@@ -806,11 +806,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::hex_encode;
     use crate::schema::encode;
-    use crate::{AuditFilter, Client, Secret, Token, TokenAlgorithm, TokenKind};
+    use crate::{AuditFilter, Secret, Token, TokenAlgorithm, TokenKind};
 
-    fn open(dir: &tempfile::TempDir) -> Store {
+    /// A store in `dir` (also used by the child modules' tests).
+    pub(super) fn open(dir: &tempfile::TempDir) -> Store {
         Store::open(
             &dir.path().join("db"),
             &dir.path().join("key"),
@@ -819,7 +819,8 @@ mod tests {
         .unwrap()
     }
 
-    fn token(seed: &[u8]) -> Token {
+    /// A TOTP token with this seed.
+    pub(super) fn token(seed: &[u8]) -> Token {
         Token {
             kind: TokenKind::Totp,
             algorithm: TokenAlgorithm::Sha1,
@@ -890,69 +891,6 @@ mod tests {
             map_open_error(sled::Error::Io(io), Path::new("/x")),
             StoreError::Db(_)
         ));
-    }
-
-    #[test]
-    fn user_count_follows_writes_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        assert_eq!(store.user_count(), 0);
-        store.add_user(&User::new("a")).unwrap();
-        store.put_user(&User::new("b")).unwrap();
-        store.put_user(&User::new("b")).unwrap(); // replace: no change
-        assert!(store.add_user(&User::new("a")).is_err());
-        assert_eq!(store.user_count(), 2);
-        store.delete_user("a").unwrap();
-        assert!(store.delete_user("a").is_err());
-        assert_eq!(store.user_count(), 1);
-        drop(store);
-        let store = open(&dir);
-        assert_eq!(store.user_count(), 1);
-    }
-
-    #[test]
-    fn clients_generation_moves_on_client_changes_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let g0 = store.clients_generation();
-        store.add_user(&User::new("a")).unwrap();
-        assert_eq!(store.clients_generation(), g0);
-        let c = Client {
-            name: "nas".into(),
-            address: "192.0.2.1/32".parse().unwrap(),
-            secret: "s".into(),
-            policy: "default".into(),
-            require_message_authenticator: true,
-        };
-        store.add_client(&c).unwrap();
-        assert_eq!(store.clients_generation(), g0 + 1);
-        assert!(store.add_client(&c).is_err()); // failed write: no change
-        assert_eq!(store.clients_generation(), g0 + 1);
-        store.put_client(&c).unwrap();
-        store.delete_client("nas").unwrap();
-        assert_eq!(store.clients_generation(), g0 + 3);
-        assert!(store.delete_client("nas").is_err());
-        assert_eq!(store.clients_generation(), g0 + 3);
-    }
-
-    #[test]
-    fn token_record_holds_no_plain_seed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        store.add_user(&User::new("alice")).unwrap();
-        let seed = b"0123456789abcdefghij";
-        store.put_token("alice", &token(seed)).unwrap();
-        let raw = store.inner.tokens.get("alice").unwrap().unwrap();
-        let record: TokenRecord = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(hex_decode(record.nonce.as_bytes()).unwrap().len(), 12);
-        // ciphertext = seed + 16-byte tag
-        assert_eq!(
-            hex_decode(record.sealed.as_bytes()).unwrap().len(),
-            seed.len() + 16
-        );
-        let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("0123456789abcdefghij"));
-        assert!(!text.contains(&hex_encode(seed)));
     }
 
     #[test]

@@ -71,3 +71,34 @@ impl Store {
         self.inner.clients_generation.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::tests::open;
+    use crate::{Client, User};
+
+    #[test]
+    fn clients_generation_moves_on_client_changes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let g0 = store.clients_generation();
+        store.add_user(&User::new("a")).unwrap();
+        assert_eq!(store.clients_generation(), g0);
+        let c = Client {
+            name: "nas".into(),
+            address: "192.0.2.1/32".parse().unwrap(),
+            secret: "s".into(),
+            policy: "default".into(),
+            require_message_authenticator: true,
+        };
+        store.add_client(&c).unwrap();
+        assert_eq!(store.clients_generation(), g0 + 1);
+        assert!(store.add_client(&c).is_err()); // failed write: no change
+        assert_eq!(store.clients_generation(), g0 + 1);
+        store.put_client(&c).unwrap();
+        store.delete_client("nas").unwrap();
+        assert_eq!(store.clients_generation(), g0 + 3);
+        assert!(store.delete_client("nas").is_err());
+        assert_eq!(store.clients_generation(), g0 + 3);
+    }
+}

@@ -168,3 +168,31 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::crypto::{hex_decode, hex_encode};
+    use crate::schema::TokenRecord;
+    use crate::store::tests::{open, token};
+    use crate::User;
+
+    #[test]
+    fn token_record_holds_no_plain_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.add_user(&User::new("alice")).unwrap();
+        let seed = b"0123456789abcdefghij";
+        store.put_token("alice", &token(seed)).unwrap();
+        let raw = store.inner.tokens.get("alice").unwrap().unwrap();
+        let record: TokenRecord = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(hex_decode(record.nonce.as_bytes()).unwrap().len(), 12);
+        // ciphertext = seed + 16-byte tag
+        assert_eq!(
+            hex_decode(record.sealed.as_bytes()).unwrap().len(),
+            seed.len() + 16
+        );
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains("0123456789abcdefghij"));
+        assert!(!text.contains(&hex_encode(seed)));
+    }
+}

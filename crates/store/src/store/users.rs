@@ -320,3 +320,27 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::tests::open;
+    use crate::User;
+
+    #[test]
+    fn user_count_follows_writes_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        assert_eq!(store.user_count(), 0);
+        store.add_user(&User::new("a")).unwrap();
+        store.put_user(&User::new("b")).unwrap();
+        store.put_user(&User::new("b")).unwrap(); // replace: no change
+        assert!(store.add_user(&User::new("a")).is_err());
+        assert_eq!(store.user_count(), 2);
+        store.delete_user("a").unwrap();
+        assert!(store.delete_user("a").is_err());
+        assert_eq!(store.user_count(), 1);
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.user_count(), 1);
+    }
+}
