@@ -103,10 +103,11 @@ pub struct DirectoryConfig {
     pub email_attr: String,
     /// Phone attribute (`mobile`; falls back to `telephoneNumber`).
     pub phone_attr: String,
-    /// Generic LDAP only: users matching this filter are [`AuthFailure::AccountDisabled`],
-    /// e.g. `(pwdAccountLockedTime=*)` or `(employeeType=disabled)`. Independently of it,
-    /// an OpenLDAP ppolicy permanent lock (`pwdAccountLockedTime: 000001010000Z`) is
-    /// [`AuthFailure::AccountLocked`].
+    /// Generic LDAP only: users matching this filter are
+    /// [`AuthFailure::AccountDisabled`](crate::AuthFailure::AccountDisabled), e.g.
+    /// `(pwdAccountLockedTime=*)` or `(employeeType=disabled)`. Independently of it, an
+    /// OpenLDAP ppolicy permanent lock (`pwdAccountLockedTime: 000001010000Z`) is
+    /// [`AuthFailure::AccountLocked`](crate::AuthFailure::AccountLocked).
     pub disabled_filter: Option<String>,
     /// Deadline for each connect and each operation.
     pub timeout: Duration,
