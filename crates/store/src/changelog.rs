@@ -3,7 +3,8 @@
 //!
 //! * The `changelog` tree maps a sequence number (u64 big-endian) to one
 //!   entry: `epoch` (u64 BE), kind (0 put, 1 remove), tree number (u8), key
-//!   length (u32 BE), key, then the value (put only). Entries are written in
+//!   length (u32 BE), key, then the value (put only); the encoding, the tree
+//!   numbers and the `meta` keys are in `schema.rs`. Entries are written in
 //!   the transaction of the data they describe: by every administrative
 //!   write (`Store::write`) and by [`ReplLog::append_local`] /
 //!   [`ReplLog::apply`]. [`Store::advance_otp_state`] (the authentication
@@ -12,9 +13,13 @@
 //! * `meta` keeps the log position (`repl_last_seq`, `repl_last_epoch`),
 //!   updated in those same transactions, so it survives
 //!   [`Store::trim_changelog`] and snapshot installs.
-//! * Tree numbers ([`Op::tree`]): [`TREE_USERS`], [`TREE_TOKENS`],
-//!   [`TREE_OTP_STATE`], [`TREE_CLIENTS`]; keys and values are the raw sled
-//!   bytes (seeds and PINs stay sealed: every node needs the same key file).
+//! * Tree numbers ([`Op::tree`]): [`TREE_USERS`](crate::TREE_USERS),
+//!   [`TREE_TOKENS`](crate::TREE_TOKENS),
+//!   [`TREE_OTP_STATE`](crate::TREE_OTP_STATE),
+//!   [`TREE_CLIENTS`](crate::TREE_CLIENTS),
+//!   [`TREE_ADMIN_TOKENS`](crate::TREE_ADMIN_TOKENS); keys and values are the
+//!   raw sled bytes (seeds and PINs stay sealed: every node needs the same
+//!   key file).
 //! * Only entries known to be on disk are served to replicas
 //!   ([`ReplLog::changes_since`] and [`ReplLog::snapshot`] flush first when
 //!   a commit is not flushed yet): a primary that crashes and loses its
