@@ -1,6 +1,14 @@
 //! Unit tests that need no server.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use super::*;
+use crate::config::check_url;
+use crate::conn::OpError;
+use crate::directory::groups::GroupIndex;
+use crate::directory::lookup::ldap_state;
+use crate::entry::Entry;
 
 fn cfg(kind: DirectoryKind, servers: &[&str]) -> DirectoryConfig {
     DirectoryConfig::new(

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::model::validate_name;
-use crate::store::{decode, AdminTree};
+use crate::schema::{decode, AdminTree};
 use crate::{Store, StoreError};
 
 /// One stored admin API token (without the token).

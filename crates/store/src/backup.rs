@@ -29,7 +29,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::{hex_decode, load_or_create_key, SeedCipher};
 use crate::repl::{Entry, Role};
-use crate::store::{check_key_outside, decode, journal_dir, pin_aad, AdminTree, TokenRecord};
+use crate::schema::{decode, AdminTree, TokenRecord};
+use crate::store::{check_key_outside, journal_dir, pin_aad};
 use crate::{Store, StoreError, StoreOptions, User};
 
 /// First bytes of a backup file.

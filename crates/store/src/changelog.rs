@@ -3,7 +3,8 @@
 //!
 //! * The `changelog` tree maps a sequence number (u64 big-endian) to one
 //!   entry: `epoch` (u64 BE), kind (0 put, 1 remove), tree number (u8), key
-//!   length (u32 BE), key, then the value (put only). Entries are written in
+//!   length (u32 BE), key, then the value (put only); the encoding, the tree
+//!   numbers and the `meta` keys are in `schema.rs`. Entries are written in
 //!   the transaction of the data they describe: by every administrative
 //!   write (`Store::write`) and by [`ReplLog::append_local`] /
 //!   [`ReplLog::apply`]. [`Store::advance_otp_state`] (the authentication
@@ -12,9 +13,13 @@
 //! * `meta` keeps the log position (`repl_last_seq`, `repl_last_epoch`),
 //!   updated in those same transactions, so it survives
 //!   [`Store::trim_changelog`] and snapshot installs.
-//! * Tree numbers ([`Op::tree`]): [`TREE_USERS`], [`TREE_TOKENS`],
-//!   [`TREE_OTP_STATE`], [`TREE_CLIENTS`]; keys and values are the raw sled
-//!   bytes (seeds and PINs stay sealed: every node needs the same key file).
+//! * Tree numbers ([`Op::tree`]): [`TREE_USERS`](crate::TREE_USERS),
+//!   [`TREE_TOKENS`](crate::TREE_TOKENS),
+//!   [`TREE_OTP_STATE`](crate::TREE_OTP_STATE),
+//!   [`TREE_CLIENTS`](crate::TREE_CLIENTS),
+//!   [`TREE_ADMIN_TOKENS`](crate::TREE_ADMIN_TOKENS); keys and values are the
+//!   raw sled bytes (seeds and PINs stay sealed: every node needs the same
+//!   key file).
 //! * Only entries known to be on disk are served to replicas
 //!   ([`ReplLog::changes_since`] and [`ReplLog::snapshot`] flush first when
 //!   a commit is not flushed yet): a primary that crashes and loses its
@@ -24,23 +29,12 @@
 use std::sync::atomic::Ordering;
 
 use crate::repl::{ApplyError, Change, Cursor, Entry, Op, ReplLog, Snapshot, Trimmed};
-use crate::store::{
-    decode_u64, AdminTree, ReplState, META_REPL_INSTALLING, META_REPL_LAST_EPOCH,
+use crate::schema::{
+    decode_entry, decode_u64, AdminTree, META_REPL_INSTALLING, META_REPL_LAST_EPOCH,
     META_REPL_LAST_SEQ, META_USER_COUNT,
 };
+use crate::store::ReplState;
 use crate::{Store, StoreError};
-
-/// Replication tree number of the `users` tree.
-pub const TREE_USERS: u8 = 1;
-/// Replication tree number of the `tokens` tree (sealed seeds).
-pub const TREE_TOKENS: u8 = 2;
-/// Replication tree number of the `otp_state` tree (u64 big-endian values).
-pub const TREE_OTP_STATE: u8 = 3;
-/// Replication tree number of the `clients` tree.
-pub const TREE_CLIENTS: u8 = 4;
-/// Replication tree number of the `admin_tokens` tree (admin API bearer
-/// token hashes).
-pub const TREE_ADMIN_TOKENS: u8 = 5;
 
 /// Entries inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 4096;
@@ -64,73 +58,6 @@ fn help_deferred_frees() {
     for _ in 0..DEFERRED_FREE_ROUNDS {
         crossbeam_epoch::pin().flush();
     }
-}
-
-/// The kind byte of a changelog entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EntryKind {
-    Put,
-    Remove,
-}
-
-/// Encodes one changelog value (the sequence number is the key).
-pub(crate) fn encode_entry(
-    epoch: u64,
-    kind: EntryKind,
-    tree: u8,
-    key: &[u8],
-    value: &[u8],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(14 + key.len() + value.len());
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.push(match kind {
-        EntryKind::Put => 0,
-        EntryKind::Remove => 1,
-    });
-    out.push(tree);
-    // Keys are sled keys of the admin trees: names, far below 4 GiB.
-    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(key);
-    if kind == EntryKind::Put {
-        out.extend_from_slice(value);
-    }
-    out
-}
-
-/// Decodes the changelog entry `seq` from its stored value.
-pub(crate) fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Change, StoreError> {
-    let bad = |what: &str| StoreError::Corrupt(format!("changelog entry {seq}: {what}"));
-    let (epoch, rest) = bytes
-        .split_first_chunk::<8>()
-        .ok_or_else(|| bad("truncated epoch"))?;
-    let (&[kind, tree], rest) = rest
-        .split_first_chunk::<2>()
-        .ok_or_else(|| bad("truncated header"))?;
-    let (klen, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| bad("truncated key length"))?;
-    let klen = usize::try_from(u32::from_be_bytes(*klen)).map_err(|_| bad("key too long"))?;
-    let (key, value) = rest
-        .split_at_checked(klen)
-        .ok_or_else(|| bad("truncated key"))?;
-    let op = match kind {
-        0 => Op::Put {
-            tree,
-            key: key.to_vec(),
-            value: value.to_vec(),
-        },
-        1 if value.is_empty() => Op::Remove {
-            tree,
-            key: key.to_vec(),
-        },
-        1 => return Err(bad("remove with a value")),
-        k => return Err(bad(&format!("unknown kind {k}"))),
-    };
-    Ok(Change {
-        seq,
-        epoch: u64::from_be_bytes(*epoch),
-        op,
-    })
 }
 
 /// Storage errors as the machine sees them.
@@ -784,44 +711,6 @@ fn check_trees(entries: &[Entry]) -> Result<(), ApplyError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entry_round_trip_and_garbage() {
-        let put = encode_entry(7, EntryKind::Put, TREE_USERS, b"alice", b"{}");
-        assert_eq!(
-            decode_entry(3, &put).unwrap(),
-            Change {
-                seq: 3,
-                epoch: 7,
-                op: Op::Put {
-                    tree: 1,
-                    key: b"alice".to_vec(),
-                    value: b"{}".to_vec()
-                }
-            }
-        );
-        let rm = encode_entry(2, EntryKind::Remove, TREE_CLIENTS, b"nas", b"ignored");
-        assert_eq!(
-            decode_entry(4, &rm).unwrap().op,
-            Op::Remove {
-                tree: 4,
-                key: b"nas".to_vec()
-            }
-        );
-        // Every truncation of a remove entry, and junk, is an error.
-        for n in 0..rm.len() {
-            assert!(decode_entry(1, &rm[..n]).is_err(), "prefix {n}");
-        }
-        let mut bad = put.clone();
-        bad[8] = 9;
-        assert!(decode_entry(1, &bad).is_err());
-        let mut long = rm.clone();
-        long.push(0);
-        assert!(decode_entry(1, &long).is_err());
-        let mut huge = put;
-        huge[10..14].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(decode_entry(1, &huge).is_err());
-    }
-
     fn open(dir: &tempfile::TempDir) -> Store {
         Store::open(
             &dir.path().join("db"),
@@ -916,14 +805,5 @@ mod tests {
             matches!(err, StoreError::Corrupt(ref m) if m.contains("changelog")),
             "{err}"
         );
-    }
-
-    #[test]
-    fn tree_numbers_map_both_ways() {
-        for t in AdminTree::ALL {
-            assert_eq!(AdminTree::from_number(t.number()), Some(t));
-        }
-        assert_eq!(AdminTree::from_number(0), None);
-        assert_eq!(AdminTree::from_number(6), None);
     }
 }

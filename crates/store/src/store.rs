@@ -1,4 +1,11 @@
-//! The sled-backed [`Store`].
+//! The sled-backed [`Store`]: opening (schema, key and replication state
+//! checks) and the one write transaction every administrative change goes
+//! through. The operations per record kind live in the child modules.
+
+mod audit;
+mod clients;
+mod tokens;
+mod users;
 
 use std::cell::Cell;
 use std::fmt;
@@ -8,50 +15,25 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional};
 
-use crate::changelog::{encode_entry, EntryKind};
 use crate::crypto::{
-    hex_decode, hex_encode, key_check_matches, load_or_create_key, seal_key_check, SeedCipher,
+    hex_decode, key_check_matches, load_or_create_key, seal_key_check, SeedCipher,
 };
 use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
-use crate::model::{check_user_text, validate_name};
-use crate::password::{hash_password, PasswordParams};
 use crate::repl::{Change, Op, Role};
-use crate::{
-    AuditFilter, AuditRecord, Client, DisabledReason, SealedPin, Secret, StoreError, Token,
-    TokenAlgorithm, TokenKind, User,
+use crate::schema::{
+    decode, decode_u64, encode_entry, AdminTree, EntryKind, TokenRecord, META_KEY_CHECK,
+    META_REPL_EPOCH, META_REPL_INSTALLING, META_REPL_LAST_EPOCH, META_REPL_LAST_SEQ,
+    META_REPL_ROLE, META_SCHEMA_VERSION, META_USER_COUNT, SCHEMA_VERSION,
 };
+use crate::{StoreError, User};
 
-/// Schema version written to the `meta` tree; a database with another version
-/// is refused.
-const SCHEMA_VERSION: u32 = 1;
-const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// Number of users (u64 big-endian), kept in the same transaction as the users
-/// tree so [`Store::user_count`] needs no scan.
-pub(crate) const META_USER_COUNT: &[u8] = b"user_count";
 /// How long appended audit records may stay in memory when
 /// `StoreOptions::flush_every_ms` is `None` (they are then written by the
 /// next append after this interval, or by [`Store::flush`]).
 const DEFAULT_AUDIT_INTERVAL_MS: u64 = 200;
-/// Sequence number of the last changelog entry (u64 big-endian), or of the
-/// installed snapshot when no entry follows it.
-pub(crate) const META_REPL_LAST_SEQ: &[u8] = b"repl_last_seq";
-/// Epoch of that entry (u64 big-endian).
-pub(crate) const META_REPL_LAST_EPOCH: &[u8] = b"repl_last_epoch";
-/// `primary` or `replica`.
-const META_REPL_ROLE: &[u8] = b"repl_role";
-/// The node's epoch (u64 big-endian).
-const META_REPL_EPOCH: &[u8] = b"repl_epoch";
-/// Present while a snapshot is being installed: a store opened with it
-/// finishes the wipe (see [`Store::install_entries`]).
-pub(crate) const META_REPL_INSTALLING: &[u8] = b"repl_installing";
-/// The seed key check value (`crypto::seal_key_check`): nonce and
-/// ciphertext of a fixed text under the seed key.
-const META_KEY_CHECK: &[u8] = b"seed_key_check";
 /// The message of [`StoreError::ReadOnly`] on a replica.
 const READ_ONLY_REPLICA: &str = "read-only: this node is a replica";
 
@@ -158,75 +140,6 @@ impl fmt::Debug for Store {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
-}
-
-/// A token as stored in the `tokens` tree: parameters in clear, seed sealed with
-/// ChaCha20-Poly1305 (AAD = user name).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct TokenRecord {
-    kind: TokenKind,
-    algorithm: TokenAlgorithm,
-    digits: u8,
-    period: u64,
-    created: u64,
-    /// 12-byte nonce, hex.
-    pub(crate) nonce: String,
-    /// Ciphertext and 16-byte tag, hex.
-    pub(crate) sealed: String,
-}
-
-/// The trees an administrative write may change: the replicated trees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AdminTree {
-    Users,
-    Tokens,
-    OtpState,
-    Clients,
-    AdminTokens,
-}
-
-impl AdminTree {
-    fn bit(self) -> u8 {
-        match self {
-            AdminTree::Users => 1,
-            AdminTree::Tokens => 2,
-            AdminTree::OtpState => 4,
-            AdminTree::Clients => 8,
-            AdminTree::AdminTokens => 16,
-        }
-    }
-
-    /// The replication tree number ([`Op::tree`](crate::repl::Op::tree)).
-    pub(crate) fn number(self) -> u8 {
-        match self {
-            AdminTree::Users => crate::TREE_USERS,
-            AdminTree::Tokens => crate::TREE_TOKENS,
-            AdminTree::OtpState => crate::TREE_OTP_STATE,
-            AdminTree::Clients => crate::TREE_CLIENTS,
-            AdminTree::AdminTokens => crate::TREE_ADMIN_TOKENS,
-        }
-    }
-
-    /// The tree of a replication tree number.
-    pub(crate) fn from_number(n: u8) -> Option<AdminTree> {
-        match n {
-            crate::TREE_USERS => Some(AdminTree::Users),
-            crate::TREE_TOKENS => Some(AdminTree::Tokens),
-            crate::TREE_OTP_STATE => Some(AdminTree::OtpState),
-            crate::TREE_CLIENTS => Some(AdminTree::Clients),
-            crate::TREE_ADMIN_TOKENS => Some(AdminTree::AdminTokens),
-            _ => None,
-        }
-    }
-
-    /// All of them, in tree number order.
-    pub(crate) const ALL: [AdminTree; 5] = [
-        AdminTree::Users,
-        AdminTree::Tokens,
-        AdminTree::OtpState,
-        AdminTree::Clients,
-        AdminTree::AdminTokens,
-    ];
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -363,27 +276,6 @@ fn normalise(user: &mut User) {
     if user.enabled {
         user.disabled_reason = None;
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding failed: {e}")))
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(
-    what: &str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("{what} {:?}: {e}", String::from_utf8_lossy(key))))
-}
-
-pub(crate) fn decode_u64(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(bytes)
-        .map(u64::from_be_bytes)
-        .map_err(|_| {
-            StoreError::Corrupt(format!("{what}: expected 8 bytes, found {}", bytes.len()))
-        })
 }
 
 /// The audit journal directory of the database in `dir`: its sibling
@@ -850,598 +742,6 @@ impl Store {
         Ok(out.result)
     }
 
-    /// Adds a new user; [`StoreError::AlreadyExists`] if the name is taken. Sets
-    /// `created` and `updated` to now.
-    pub fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        check_user_text(None, user)?;
-        let now = now_secs();
-        let mut stored = user.clone();
-        stored.created = now;
-        stored.updated = now;
-        normalise(&mut stored);
-        let value = encode(&stored)?;
-        let key = user.name.as_bytes();
-        self.write(|tx| {
-            if tx.get(AdminTree::Users, key)?.is_some() {
-                return abort(StoreError::AlreadyExists {
-                    what: "user",
-                    name: user.name.clone(),
-                });
-            }
-            tx.put(AdminTree::Users, key, value.clone())?;
-            Ok(())
-        })
-    }
-
-    /// The stored form of a token: the seed sealed under the key file, bound
-    /// to the user name.
-    fn seal_token(&self, user: &str, token: &Token) -> Result<Vec<u8>, StoreError> {
-        token.validate()?;
-        let (nonce, sealed) = self
-            .inner
-            .cipher
-            .seal(token.secret.expose(), user.as_bytes())?;
-        encode(&TokenRecord {
-            kind: token.kind,
-            algorithm: token.algorithm,
-            digits: token.digits,
-            period: token.period,
-            created: token.created,
-            nonce: hex_encode(&nonce),
-            sealed: hex_encode(&sealed),
-        })
-    }
-
-    /// Inserts or replaces many users, each with an optional new token, in one
-    /// transaction and one flush (bulk import). Same rules per user as
-    /// [`Store::put_user`] and [`Store::put_token`]. Returns how many users
-    /// were new.
-    pub fn put_users(&self, items: &[(User, Option<Token>)]) -> Result<usize, StoreError> {
-        let now = now_secs();
-        let mut prepared = Vec::with_capacity(items.len());
-        for (user, token) in items {
-            validate_name("user", &user.name)?;
-            let token = match token {
-                Some(t) => Some(self.seal_token(&user.name, t)?),
-                None => None,
-            };
-            prepared.push((user, token));
-        }
-        self.write(|tx| {
-            let mut added = 0;
-            for (user, token) in &prepared {
-                let key = user.name.as_bytes();
-                let old = tx.get(AdminTree::Users, key)?;
-                let old_user = old
-                    .as_ref()
-                    .and_then(|o| decode::<User>("user", key, o).ok());
-                if let Err(e) = check_user_text(old_user.as_ref(), user) {
-                    return abort(e);
-                }
-                let created = match &old {
-                    Some(_) => old_user.as_ref().map_or(now, |o| o.created),
-                    None => {
-                        added += 1;
-                        now
-                    }
-                };
-                let mut stored = (*user).clone();
-                stored.created = created;
-                stored.updated = now;
-                normalise(&mut stored);
-                let value = match encode(&stored) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                tx.put(AdminTree::Users, key, value)?;
-                if let Some(token) = token {
-                    tx.put(AdminTree::Tokens, key, token.clone())?;
-                    tx.remove(AdminTree::OtpState, key)?;
-                }
-            }
-            Ok(added)
-        })
-    }
-
-    /// Inserts or replaces a user. Keeps the stored `created` if the user
-    /// exists (now otherwise); sets `updated` to now.
-    pub fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        self.put_users(&[(user.clone(), None)]).map(|_| ())
-    }
-
-    /// The user named `name`; `None` if there is none (or the name could not be
-    /// valid).
-    pub fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        if validate_name("user", name).is_err() {
-            return Ok(None);
-        }
-        self.inner
-            .users
-            .get(name)?
-            .map(|v| decode("user", name.as_bytes(), &v))
-            .transpose()
-    }
-
-    /// All users, sorted by name (byte order).
-    pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.inner
-            .users
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode("user", &k, &v)
-            })
-            .collect()
-    }
-
-    /// Number of users (kept as a counter: no scan).
-    pub fn user_count(&self) -> usize {
-        usize::try_from(self.inner.user_count.load(Ordering::SeqCst).max(0)).unwrap_or(usize::MAX)
-    }
-
-    /// Enables or disables a user (an admin's decision: a disable records
-    /// [`DisabledReason::Admin`], see [`User::disable`]); [`StoreError::NotFound`]
-    /// if absent.
-    pub fn set_user_enabled(&self, name: &str, enabled: bool) -> Result<(), StoreError> {
-        if enabled {
-            self.update_user(name, User::enable)
-        } else {
-            self.disable_user(name, DisabledReason::Admin)
-        }
-    }
-
-    /// Disables a user for `reason` (see [`User::disable`] for a user who is
-    /// disabled already); [`StoreError::NotFound`] if absent.
-    pub fn disable_user(&self, name: &str, reason: DisabledReason) -> Result<(), StoreError> {
-        self.update_user(name, |u| u.disable(reason))
-    }
-
-    /// Field-level read-modify-write of many users in one transaction and
-    /// one flush: for each name, `change` gets the record as stored at that
-    /// moment (`None`: no such user) and returns the record to write with a
-    /// note for the caller, or `None` to leave it alone. Nothing written
-    /// between a caller's earlier read and this call is lost, because
-    /// `change` sees it. The closure may run again on a conflict. The name
-    /// and the PIN cannot be changed (a new record gets no PIN); `created`
-    /// and `updated` are set by the store. Returns the notes of the records
-    /// written, in order.
-    pub fn modify_users<R>(
-        &self,
-        names: &[String],
-        change: impl Fn(&str, Option<&User>) -> Option<(User, R)>,
-    ) -> Result<Vec<R>, StoreError> {
-        for name in names {
-            validate_name("user", name)?;
-        }
-        let now = now_secs();
-        self.write(|tx| {
-            let mut notes = Vec::new();
-            for name in names {
-                let key = name.as_bytes();
-                let old = match tx.get(AdminTree::Users, key)? {
-                    Some(v) => match decode::<User>("user", key, &v) {
-                        Ok(u) => Some(u),
-                        Err(e) => return abort(e),
-                    },
-                    None => None,
-                };
-                let Some((mut user, note)) = change(name, old.as_ref()) else {
-                    continue;
-                };
-                user.name.clone_from(name);
-                user.pin = old.as_ref().and_then(|o| o.pin.clone());
-                user.created = old.as_ref().map_or(now, |o| o.created);
-                user.updated = now;
-                normalise(&mut user);
-                let value = match encode(&user) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                tx.put(AdminTree::Users, key, value)?;
-                notes.push(note);
-            }
-            Ok(notes)
-        })
-    }
-
-    /// Deletes a user with its token and OTP state, in one transaction;
-    /// [`StoreError::NotFound`] if absent.
-    pub fn delete_user(&self, name: &str) -> Result<(), StoreError> {
-        validate_name("user", name)?;
-        let key = name.as_bytes();
-        self.write(|tx| {
-            if tx.remove(AdminTree::Users, key)?.is_none() {
-                return abort(StoreError::NotFound {
-                    what: "user",
-                    name: name.to_string(),
-                });
-            }
-            tx.remove(AdminTree::Tokens, key)?;
-            tx.remove(AdminTree::OtpState, key)?;
-            Ok(())
-        })
-    }
-
-    /// Sets the user's local password (argon2id with `params`, hashed before the
-    /// transaction); [`StoreError::NotFound`] if absent.
-    pub fn set_password(
-        &self,
-        name: &str,
-        password: &[u8],
-        params: &PasswordParams,
-    ) -> Result<(), StoreError> {
-        validate_name("user", name)?;
-        let phc = hash_password(password, params)?;
-        self.update_user(name, |u| u.password_hash = Some(phc.clone()))
-    }
-
-    /// Sets (`Some`) or clears (`None`) the user's PIN: 4 to 10 digits, sealed
-    /// under the store key with `pin:` + the user name as AAD. A user with a
-    /// PIN authenticates in PIN mode. [`StoreError::NotFound`] if absent.
-    pub fn set_pin(&self, name: &str, pin: Option<&[u8]>) -> Result<(), StoreError> {
-        self.set_pin_inner(name, pin, None)
-    }
-
-    /// [`Store::set_pin`] that also sets the user's `pin_change_required`
-    /// flag in the same transaction: `true` when an admin hands out a PIN the
-    /// user must replace, `false` when the user chose it (or it is cleared).
-    pub fn set_pin_required(
-        &self,
-        name: &str,
-        pin: Option<&[u8]>,
-        change_required: bool,
-    ) -> Result<(), StoreError> {
-        self.set_pin_inner(name, pin, Some(change_required && pin.is_some()))
-    }
-
-    fn set_pin_inner(
-        &self,
-        name: &str,
-        pin: Option<&[u8]>,
-        change_required: Option<bool>,
-    ) -> Result<(), StoreError> {
-        validate_name("user", name)?;
-        let sealed = match pin {
-            None => None,
-            Some(pin) => {
-                crate::model::validate_pin(pin)?;
-                let (nonce, sealed) = self.inner.cipher.seal(pin, &pin_aad(name))?;
-                Some(SealedPin {
-                    nonce: hex_encode(&nonce),
-                    sealed: hex_encode(&sealed),
-                })
-            }
-        };
-        self.rewrite_user(name, |u| {
-            u.pin = sealed.clone();
-            if let Some(required) = change_required {
-                u.pin_change_required = required;
-            }
-        })
-    }
-
-    /// The user's PIN in clear, `None` in standard mode. [`StoreError::Crypto`]
-    /// if it does not decrypt (wrong key, tampered, or copied from another user).
-    pub fn open_pin(&self, user: &User) -> Result<Option<Secret>, StoreError> {
-        let Some(p) = &user.pin else {
-            return Ok(None);
-        };
-        let nonce = hex_decode(p.nonce.as_bytes()).ok_or(StoreError::Crypto)?;
-        let sealed = hex_decode(p.sealed.as_bytes()).ok_or(StoreError::Crypto)?;
-        self.inner
-            .cipher
-            .open(&nonce, &sealed, &pin_aad(&user.name))
-            .map(Some)
-    }
-
-    /// Read-modify-write of one user in one transaction (the closure may run
-    /// again on a conflict); sets `updated`. [`StoreError::NotFound`] if absent.
-    /// The name and the PIN cannot be changed this way (see [`Store::set_pin`]).
-    pub fn update_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
-        self.rewrite_user(name, |u| {
-            let (name_before, pin_before) = (u.name.clone(), u.pin.clone());
-            change(u);
-            u.name = name_before;
-            u.pin = pin_before;
-        })
-    }
-
-    /// [`Store::update_user`] without the guard on the name and PIN.
-    fn rewrite_user(&self, name: &str, change: impl Fn(&mut User)) -> Result<(), StoreError> {
-        validate_name("user", name)?;
-        let key = name.as_bytes();
-        let now = now_secs();
-        self.write(|tx| {
-            let Some(old) = tx.get(AdminTree::Users, key)? else {
-                return abort(StoreError::NotFound {
-                    what: "user",
-                    name: name.to_string(),
-                });
-            };
-            let mut user: User = match decode("user", key, &old) {
-                Ok(u) => u,
-                Err(e) => return abort(e),
-            };
-            let before = user.clone();
-            change(&mut user);
-            if let Err(e) = check_user_text(Some(&before), &user) {
-                return abort(e);
-            }
-            user.updated = now;
-            normalise(&mut user);
-            match encode(&user) {
-                Ok(value) => tx.put(AdminTree::Users, key, value)?,
-                Err(e) => return abort(e),
-            };
-            Ok(())
-        })
-    }
-
-    /// Stores (or replaces) the user's token, seed sealed under the store key
-    /// with the user name as AAD, and resets the user's OTP state. The user must
-    /// exist ([`StoreError::NotFound`]).
-    pub fn put_token(&self, user: &str, token: &Token) -> Result<(), StoreError> {
-        validate_name("user", user)?;
-        let value = self.seal_token(user, token)?;
-        let key = user.as_bytes();
-        self.write(|tx| {
-            if tx.get(AdminTree::Users, key)?.is_none() {
-                return abort(StoreError::NotFound {
-                    what: "user",
-                    name: user.to_string(),
-                });
-            }
-            tx.put(AdminTree::Tokens, key, value.clone())?;
-            tx.remove(AdminTree::OtpState, key)?;
-            Ok(())
-        })
-    }
-
-    /// Whether this store's seed key opens the first sealed seed it holds
-    /// (`None`: no seed stored). The key check value proves the key is the
-    /// one this store was created with; a replica also needs the primary's
-    /// key, since it receives the primary's sealed seeds: `Some(false)` on a
-    /// replica means its key file is not the primary's.
-    pub fn seed_key_opens_seeds(&self) -> Result<Option<bool>, StoreError> {
-        first_seed_opens(&self.inner.tokens, &self.inner.cipher)
-    }
-
-    /// The user's token with its seed decrypted; `None` if there is none.
-    /// [`StoreError::Crypto`] if the seed does not decrypt (wrong key file,
-    /// tampered record, record moved from another user).
-    pub fn get_token(&self, user: &str) -> Result<Option<Token>, StoreError> {
-        if validate_name("user", user).is_err() {
-            return Ok(None);
-        }
-        let Some(raw) = self.inner.tokens.get(user)? else {
-            return Ok(None);
-        };
-        let record: TokenRecord = decode("token", user.as_bytes(), &raw)?;
-        let nonce = hex_decode(record.nonce.as_bytes()).ok_or(StoreError::Crypto)?;
-        let sealed = hex_decode(record.sealed.as_bytes()).ok_or(StoreError::Crypto)?;
-        let secret = self.inner.cipher.open(&nonce, &sealed, user.as_bytes())?;
-        Ok(Some(Token {
-            kind: record.kind,
-            algorithm: record.algorithm,
-            digits: record.digits,
-            period: record.period,
-            secret,
-            created: record.created,
-        }))
-    }
-
-    /// Deletes the user's token and OTP state; [`StoreError::NotFound`] if the
-    /// user has no token.
-    pub fn delete_token(&self, user: &str) -> Result<(), StoreError> {
-        validate_name("user", user)?;
-        let key = user.as_bytes();
-        self.write(|tx| {
-            if tx.remove(AdminTree::Tokens, key)?.is_none() {
-                return abort(StoreError::NotFound {
-                    what: "token",
-                    name: user.to_string(),
-                });
-            }
-            tx.remove(AdminTree::OtpState, key)?;
-            Ok(())
-        })
-    }
-
-    /// The last accepted TOTP time step or HOTP counter of the user, if any.
-    pub fn otp_state(&self, user: &str) -> Result<Option<u64>, StoreError> {
-        if validate_name("user", user).is_err() {
-            return Ok(None);
-        }
-        self.inner
-            .otp_state
-            .get(user)?
-            .map(|v| decode_u64("otp state", &v))
-            .transpose()
-    }
-
-    /// Replay protection: stores `value` if it is greater than the stored one (or
-    /// none is stored) and returns `Ok(true)`; otherwise `Ok(false)`. An atomic
-    /// compare-and-swap: of concurrent callers with the same value exactly one
-    /// wins. Hot path: not flushed (sled's `flush_every_ms` covers it).
-    ///
-    /// Not replicated, on a primary or a replica: replay protection is
-    /// node-local. (A sled transaction adding a changelog entry cost 17–60 µs
-    /// per call against 3 µs for this compare-and-swap.) It takes the write
-    /// lock, so snapshots and backups see no half-installed state, and
-    /// replicated changes never lower a value: [`StoreLog`](crate::StoreLog)
-    /// keeps the higher OTP state of a token it did not change.
-    pub fn advance_otp_state(&self, user: &str, value: u64) -> Result<bool, StoreError> {
-        validate_name("user", user)?;
-        let tree = &self.inner.otp_state;
-        let new = value.to_be_bytes();
-        let _lock = self.lock_repl();
-        loop {
-            let current = tree.get(user)?;
-            if let Some(cur) = &current {
-                if decode_u64("otp state", cur)? >= value {
-                    return Ok(false);
-                }
-            }
-            match tree.compare_and_swap(user, current.as_deref(), Some(&new[..]))? {
-                Ok(()) => return Ok(true),
-                // Someone else moved it meanwhile: look again.
-                Err(_) => continue,
-            }
-        }
-    }
-
-    /// Primary: raises the OTP replay state of several users at once (the
-    /// TOTP steps / HOTP counters accepted on any node of the cluster) and
-    /// logs each raise, so replicas learn it and refuse those codes too.
-    /// Forward-only: a value at or below the stored one is skipped. Returns
-    /// how many were raised. [`StoreError::ReadOnly`] on a replica.
-    pub fn advance_otp_states_logged(&self, items: &[(String, u64)]) -> Result<usize, StoreError> {
-        for (user, _) in items {
-            validate_name("user", user)?;
-        }
-        self.write(|tx| {
-            let mut raised = 0;
-            for (user, value) in items {
-                let key = user.as_bytes();
-                let current = match tx.get(AdminTree::OtpState, key)? {
-                    Some(v) => Some(decode_u64("otp state", &v).or_else(abort)?),
-                    None => None,
-                };
-                if current.is_some_and(|c| c >= *value) {
-                    continue;
-                }
-                tx.put(AdminTree::OtpState, key, value.to_be_bytes().to_vec())?;
-                raised += 1;
-            }
-            Ok(raised)
-        })
-    }
-
-    /// Adds a client; [`StoreError::AlreadyExists`] if the name is taken.
-    pub fn add_client(&self, c: &Client) -> Result<(), StoreError> {
-        c.validate()?;
-        let value = encode(c)?;
-        let key = c.name.as_bytes();
-        self.write(|tx| {
-            if tx.get(AdminTree::Clients, key)?.is_some() {
-                return abort(StoreError::AlreadyExists {
-                    what: "client",
-                    name: c.name.clone(),
-                });
-            }
-            tx.put(AdminTree::Clients, key, value.clone())?;
-            Ok(())
-        })
-    }
-
-    /// Inserts or replaces a client.
-    pub fn put_client(&self, c: &Client) -> Result<(), StoreError> {
-        c.validate()?;
-        let value = encode(c)?;
-        let key = c.name.as_bytes();
-        self.write(|tx| {
-            tx.put(AdminTree::Clients, key, value.clone())?;
-            Ok(())
-        })
-    }
-
-    /// Deletes a client; [`StoreError::NotFound`] if absent.
-    pub fn delete_client(&self, name: &str) -> Result<(), StoreError> {
-        validate_name("client", name)?;
-        let key = name.as_bytes();
-        self.write(|tx| {
-            if tx.remove(AdminTree::Clients, key)?.is_none() {
-                return abort(StoreError::NotFound {
-                    what: "client",
-                    name: name.to_string(),
-                });
-            }
-            Ok(())
-        })
-    }
-
-    /// All clients, sorted by name (byte order).
-    pub fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        self.inner
-            .clients
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode("client", &k, &v)
-            })
-            .collect()
-    }
-
-    /// A counter that increments after every committed client change (it starts
-    /// at 1 when the store opens). Read it *before* [`Store::list_clients`]: a
-    /// changed value means the client table must be reloaded.
-    pub fn clients_generation(&self) -> u64 {
-        self.inner.clients_generation.load(Ordering::SeqCst)
-    }
-
-    /// Appends one audit record to the journal. Hot path: buffered, not
-    /// flushed (see [`Store::append_audit_batch`]).
-    pub fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError> {
-        self.inner.journal.append(std::slice::from_ref(rec))
-    }
-
-    /// Appends records to the audit journal under one lock, in order. Hot
-    /// path: the records go to a 64 KiB buffer, written to the segment file
-    /// when it fills and at least every `flush_every_ms` (200 ms by default),
-    /// and fsynced by the background flusher at that interval or by
-    /// [`Store::flush`]. Visible to [`Store::query_audit`] at once.
-    ///
-    /// Errors: [`StoreError::Io`] when the journal cannot be written; the
-    /// records of the call are then not recorded, except that a batch
-    /// crossing a segment boundary (64 MiB, or a record of a later UTC day) may
-    /// have recorded those before the boundary.
-    pub fn append_audit_batch(&self, recs: &[AuditRecord]) -> Result<(), StoreError> {
-        self.inner.journal.append(recs)
-    }
-
-    /// Audit records matching `f`, in chronological order (equal times in
-    /// insertion order). With `f.limit`, the most recent `limit` matches (still
-    /// oldest first). Reads the journal segments that can hold matches: with
-    /// `since_ms`, segments that started on an earlier UTC day are skipped.
-    ///
-    /// [`StoreError::Corrupt`] names the file and line of a record that does
-    /// not parse (a torn last line is repaired at open, not reported).
-    pub fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.journal.query(f)
-    }
-
-    /// [`Store::query_audit`] with one more condition on each record
-    /// (applied before `limit`, so the limit counts matching records only).
-    pub fn query_audit_where(
-        &self,
-        f: &AuditFilter,
-        extra: impl Fn(&AuditRecord) -> bool,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.journal.query_where(f, &extra)
-    }
-
-    /// Removes audit records older than `older_than_ms`, a whole journal
-    /// segment at a time: a segment goes when *all* its records have
-    /// `time_ms < older_than_ms`; no file is rewritten. Segments hold at most one
-    /// UTC day (and at most 64 MiB), so records up to a day older than the
-    /// cutoff can remain (those in the segment that holds the cutoff).
-    /// Returns the number of records removed.
-    pub fn trim_audit(&self, older_than_ms: u64) -> Result<usize, StoreError> {
-        self.inner.journal.trim(older_than_ms)
-    }
-
-    /// The audit journal directory: `<db dir>.audit`, beside the database
-    /// directory (JSON lines, one record per line, greppable).
-    pub fn audit_dir(&self) -> &Path {
-        self.inner.journal.dir()
-    }
-
-    /// Bytes of torn (incomplete) last lines cut off the audit journal when
-    /// the store was opened: non-zero after a crash in the middle of a write.
-    pub fn audit_torn_bytes(&self) -> u64 {
-        self.inner.journal.torn_bytes()
-    }
-
     /// Writes everything to disk (fsync): sled's unflushed hot-path writes and
     /// the buffered audit records.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -1506,9 +806,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Secret, TokenAlgorithm, TokenKind};
+    use crate::schema::encode;
+    use crate::{AuditFilter, Secret, Token, TokenAlgorithm, TokenKind};
 
-    fn open(dir: &tempfile::TempDir) -> Store {
+    /// A store in `dir` (also used by the child modules' tests).
+    pub(super) fn open(dir: &tempfile::TempDir) -> Store {
         Store::open(
             &dir.path().join("db"),
             &dir.path().join("key"),
@@ -1517,7 +819,8 @@ mod tests {
         .unwrap()
     }
 
-    fn token(seed: &[u8]) -> Token {
+    /// A TOTP token with this seed.
+    pub(super) fn token(seed: &[u8]) -> Token {
         Token {
             kind: TokenKind::Totp,
             algorithm: TokenAlgorithm::Sha1,
@@ -1588,69 +891,6 @@ mod tests {
             map_open_error(sled::Error::Io(io), Path::new("/x")),
             StoreError::Db(_)
         ));
-    }
-
-    #[test]
-    fn user_count_follows_writes_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        assert_eq!(store.user_count(), 0);
-        store.add_user(&User::new("a")).unwrap();
-        store.put_user(&User::new("b")).unwrap();
-        store.put_user(&User::new("b")).unwrap(); // replace: no change
-        assert!(store.add_user(&User::new("a")).is_err());
-        assert_eq!(store.user_count(), 2);
-        store.delete_user("a").unwrap();
-        assert!(store.delete_user("a").is_err());
-        assert_eq!(store.user_count(), 1);
-        drop(store);
-        let store = open(&dir);
-        assert_eq!(store.user_count(), 1);
-    }
-
-    #[test]
-    fn clients_generation_moves_on_client_changes_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let g0 = store.clients_generation();
-        store.add_user(&User::new("a")).unwrap();
-        assert_eq!(store.clients_generation(), g0);
-        let c = Client {
-            name: "nas".into(),
-            address: "192.0.2.1/32".parse().unwrap(),
-            secret: "s".into(),
-            policy: "default".into(),
-            require_message_authenticator: true,
-        };
-        store.add_client(&c).unwrap();
-        assert_eq!(store.clients_generation(), g0 + 1);
-        assert!(store.add_client(&c).is_err()); // failed write: no change
-        assert_eq!(store.clients_generation(), g0 + 1);
-        store.put_client(&c).unwrap();
-        store.delete_client("nas").unwrap();
-        assert_eq!(store.clients_generation(), g0 + 3);
-        assert!(store.delete_client("nas").is_err());
-        assert_eq!(store.clients_generation(), g0 + 3);
-    }
-
-    #[test]
-    fn token_record_holds_no_plain_seed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        store.add_user(&User::new("alice")).unwrap();
-        let seed = b"0123456789abcdefghij";
-        store.put_token("alice", &token(seed)).unwrap();
-        let raw = store.inner.tokens.get("alice").unwrap().unwrap();
-        let record: TokenRecord = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(hex_decode(record.nonce.as_bytes()).unwrap().len(), 12);
-        // ciphertext = seed + 16-byte tag
-        assert_eq!(
-            hex_decode(record.sealed.as_bytes()).unwrap().len(),
-            seed.len() + 16
-        );
-        let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("0123456789abcdefghij"));
-        assert!(!text.contains(&hex_encode(seed)));
     }
 
     #[test]

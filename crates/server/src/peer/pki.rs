@@ -10,8 +10,8 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroize;
 
-use super::tls::{parse_certs, verify_chain};
-use super::{node_server_name, PeerError};
+use super::tls::{node_server_name, parse_certs, verify_chain};
+use super::PeerError;
 
 /// Common name of the cluster CA.
 const CA_NAME: &str = "radmfa cluster CA";

@@ -18,9 +18,15 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use zeroize::Zeroizing;
 
 use super::frame::{read_frame_within, Frame, MAX_HELLO, PROTOCOL_VERSION};
-use super::{node_server_name, PeerError};
+use super::PeerError;
 pub(crate) use crate::tls_util::parse_certs;
 use crate::tls_util::{parse_key, provider};
+
+/// The DNS name in the certificate of node `node_id`:
+/// `node-{id}.radmfa.cluster`.
+pub fn node_server_name(node_id: u16) -> String {
+    format!("node-{node_id}.radmfa.cluster")
+}
 
 /// Time allowed for the server side of the TLS handshake, and then again for
 /// the Hello frame.
