@@ -1,16 +1,15 @@
 //! The `[radsec]` section: parsed as written, validated into
 //! [`RadsecSettings`]. Errors name the line and column of the value.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Policy};
+use super::context::{Ctx, Section};
+use super::error::ConfigError;
 
 /// `[radsec]` as written in the file.
 #[derive(Debug, Deserialize)]
@@ -120,14 +119,21 @@ fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Validates `[radsec]`; `locate` turns a span and a reason into an error of
-/// the file being parsed, `policies` are the file's policies.
-pub(crate) fn validate(
-    section: Spanned<RadsecSection>,
-    policies: &HashMap<String, Policy>,
-    locate: &dyn Fn(Option<Range<usize>>, String) -> ConfigError,
-) -> Result<RadsecSettings, ConfigError> {
-    let at = |s: Range<usize>| if s.end == 0 { None } else { Some(s) };
+impl Section for Option<Spanned<RadsecSection>> {
+    type Settings = Option<RadsecSettings>;
+
+    /// Checks the listener and maps each `[[radsec.client]]` to a policy.
+    fn validate(self, cx: &mut Ctx<'_>) -> Result<Option<RadsecSettings>, ConfigError> {
+        match self {
+            Some(r) => validate(r, cx).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSettings, ConfigError> {
+    let at = super::context::spot;
+    let locate = |span, reason| cx.error(span, reason);
     let whole = section.span();
     let s = section.into_inner();
     let listen: SocketAddr = s.listen.get_ref().parse().map_err(|_| {
@@ -216,7 +222,7 @@ pub(crate) fn validate(
             ));
         }
         let policy = c.policy.get_ref().clone();
-        if !policies.contains_key(&policy) {
+        if !cx.policies.contains(&policy) {
             return Err(locate(
                 at(c.policy.span()),
                 format!("radsec.client {name:?} names the unknown policy {policy:?}"),
