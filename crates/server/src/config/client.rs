@@ -7,11 +7,8 @@ use toml::Spanned;
 
 use super::context::{Ctx, Section};
 use super::error::ConfigError;
+use super::files::MIN_SECRET_LEN;
 use crate::secret::SharedSecret;
-
-/// Shortest shared secret accepted for a RADIUS client or upstream (the
-/// admin CLI and API ask the same).
-pub const MIN_SECRET_LEN: usize = 8;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,10 +9,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::client::MIN_SECRET_LEN;
 use super::error::{ConfigError, Place};
 use crate::secret::SharedSecret;
 use crate::upstream::UpstreamConfig;
+
+/// Shortest shared secret accepted for a RADIUS client or upstream (the
+/// admin CLI and API ask the same). Here because the load step checks the
+/// secrets read from `secret_file` too.
+pub const MIN_SECRET_LEN: usize = 8;
 
 /// The files named by the sections, in the order the sections come.
 #[derive(Debug, Default)]

@@ -39,10 +39,11 @@ mod sync;
 mod upstream;
 
 pub use api::{ApiSection, ApiSettings};
-pub use client::{parse_cidr, StaticClient, MIN_SECRET_LEN};
+pub use client::{parse_cidr, StaticClient};
 pub use cluster::{ClusterSettings, InitialRole};
 pub use error::ConfigError;
 pub use file::FileConfig;
+pub use files::MIN_SECRET_LEN;
 pub use limits::{LimitSettings, LimitsSection, Rate};
 pub use log::LogFormat;
 pub use parse::ParsedConfig;

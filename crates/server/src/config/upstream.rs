@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::client::{default_true, MIN_SECRET_LEN};
+use super::client::default_true;
 use super::context::{Ctx, Section};
 use super::error::ConfigError;
+use super::files::MIN_SECRET_LEN;
 use crate::secret::SharedSecret;
 use crate::upstream::UpstreamConfig;
 
