@@ -70,15 +70,11 @@ impl Section for Option<Spanned<ApiSection>> {
                 ),
             )
         })?;
-        let max_body_bytes = *sec.max_body_bytes.get_ref();
-        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(cx.at(
-                sec.max_body_bytes.span(),
-                format!(
-                    "api.max_body_bytes must be between 1024 and 67108864, not {max_body_bytes}"
-                ),
-            ));
-        }
+        let max_body_bytes = cx.within(
+            &sec.max_body_bytes,
+            1024..=64 * 1024 * 1024,
+            "api.max_body_bytes",
+        )?;
         let metrics_token = match sec.metrics_token {
             Some(t) if t.get_ref().len() < 16 => {
                 return Err(cx.at(

@@ -50,13 +50,7 @@ impl Section for ChallengeSection {
 
     /// Checks the lifetime; the key file defaults to the data directory.
     fn validate(self, cx: &mut Ctx<'_>) -> Result<ChallengeSettings, ConfigError> {
-        let lifetime = *self.lifetime_secs.get_ref();
-        if !(10..=3600).contains(&lifetime) {
-            return Err(cx.at(
-                self.lifetime_secs.span(),
-                format!("challenge.lifetime_secs must be between 10 and 3600, not {lifetime}"),
-            ));
-        }
+        let lifetime = cx.within(&self.lifetime_secs, 10..=3600, "challenge.lifetime_secs")?;
         Ok(ChallengeSettings {
             lifetime_secs: lifetime,
             // Range: `bounds::BOUNDS`.

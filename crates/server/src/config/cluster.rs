@@ -107,13 +107,11 @@ impl Section for Option<Spanned<ClusterSection>> {
         for p in &c.peer {
             peers.push(peer(p, &peers, cx)?);
         }
-        let keep = *c.changelog_keep.get_ref();
-        if !(1_000..=100_000_000).contains(&keep) {
-            return Err(cx.at(
-                c.changelog_keep.span(),
-                format!("cluster.changelog_keep must be between 1000 and 100000000, not {keep}"),
-            ));
-        }
+        let keep = cx.within(
+            &c.changelog_keep,
+            1_000..=100_000_000,
+            "cluster.changelog_keep",
+        )?;
         Ok(Some(ClusterSettings {
             listen,
             ca: c.ca,

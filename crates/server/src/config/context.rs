@@ -6,9 +6,12 @@
 //! that section files depend on this and not on each other.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::PathBuf;
+
+use toml::Spanned;
 
 use super::error::{ConfigError, Place};
 use super::files::KeyFiles;
@@ -84,6 +87,31 @@ impl<'a> Ctx<'a> {
     /// place).
     pub fn at(&self, span: Range<usize>, reason: String) -> ConfigError {
         self.error(spot(span), reason)
+    }
+
+    /// The value of `key` if it lies in `range`, else the error "`key` must
+    /// be between A and B, not V" at the value.
+    pub fn within<T>(
+        &self,
+        value: &Spanned<T>,
+        range: RangeInclusive<T>,
+        key: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: PartialOrd + Copy + fmt::Display,
+    {
+        let v = *value.get_ref();
+        if range.contains(&v) {
+            return Ok(v);
+        }
+        Err(self.at(
+            value.span(),
+            format!(
+                "{key} must be between {} and {}, not {v}",
+                range.start(),
+                range.end()
+            ),
+        ))
     }
 }
 

@@ -3,7 +3,6 @@
 //! `crate::limits`; this is only what the file says.
 
 use std::num::NonZeroU32;
-use std::ops::Range;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -127,7 +126,6 @@ impl Section for LimitsSection {
 
     /// Checks every rate, burst, bound and lockout duration.
     fn validate(self, cx: &mut Ctx<'_>) -> Result<LimitSettings, ConfigError> {
-        let locate = |span: &Range<usize>, reason| cx.at(span.clone(), reason);
         let rate = |name: &str,
                     rate: &Spanned<u32>,
                     burst_name: &str,
@@ -136,15 +134,15 @@ impl Section for LimitsSection {
          -> Result<Option<Rate>, ConfigError> {
             let r = *rate.get_ref();
             if r > max {
-                return Err(locate(
-                    &rate.span(),
+                return Err(cx.at(
+                    rate.span(),
                     format!("limits.{name} must be between 0 (off) and {max}, not {r}"),
                 ));
             }
             let b = *burst.get_ref();
             if b > max.saturating_mul(10) {
-                return Err(locate(
-                    &burst.span(),
+                return Err(cx.at(
+                    burst.span(),
                     format!(
                         "limits.{burst_name} must be at most {}, not {b}",
                         max.saturating_mul(10)
@@ -155,8 +153,8 @@ impl Section for LimitsSection {
                 return Ok(None);
             };
             let burst = NonZeroU32::new(b).ok_or_else(|| {
-                locate(
-                    &burst.span(),
+                cx.at(
+                    burst.span(),
                     format!("limits.{burst_name} must be at least 1 while {name} is not 0"),
                 )
             })?;
@@ -183,31 +181,29 @@ impl Section for LimitsSection {
             &self.user_burst,
             100_000,
         )?;
-        let keys = *self.max_tracked_keys.get_ref();
-        if !(1000..=100_000_000).contains(&keys) {
-            return Err(locate(
-                &self.max_tracked_keys.span(),
-                format!("limits.max_tracked_keys must be between 1000 and 100000000, not {keys}"),
-            ));
-        }
+        let keys = cx.within(
+            &self.max_tracked_keys,
+            1000..=100_000_000,
+            "limits.max_tracked_keys",
+        )?;
         let failures = *self.lockout_failures.get_ref();
         if failures > 1000 {
-            return Err(locate(
-                &self.lockout_failures.span(),
+            return Err(cx.at(
+                self.lockout_failures.span(),
                 format!("limits.lockout_failures must be between 0 (off) and 1000, not {failures}"),
             ));
         }
         let window = *self.lockout_window_secs.get_ref();
         if !(1..=7 * 86_400).contains(&window) {
-            return Err(locate(
-                &self.lockout_window_secs.span(),
+            return Err(cx.at(
+                self.lockout_window_secs.span(),
                 format!("limits.lockout_window_secs must be between 1 and 604800 (7 days), not {window}"),
             ));
         }
         let lock = *self.lockout_secs.get_ref();
         if lock > 366 * 86_400 {
-            return Err(locate(
-                &self.lockout_secs.span(),
+            return Err(cx.at(
+                self.lockout_secs.span(),
                 format!("limits.lockout_secs must be between 0 (until an admin unlocks) and 31622400 (366 days), not {lock}"),
             ));
         }

@@ -58,13 +58,7 @@ impl Section for PasswordSection {
 
     /// Bounds the argon2id memory (the other ranges: `bounds::BOUNDS`).
     fn validate(self, cx: &mut Ctx<'_>) -> Result<PasswordSettings, ConfigError> {
-        let memory = *self.memory_kib.get_ref();
-        if !(8..=4 * 1024 * 1024).contains(&memory) {
-            return Err(cx.at(
-                self.memory_kib.span(),
-                format!("password.memory_kib must be between 8 and 4194304, not {memory}"),
-            ));
-        }
+        let memory = cx.within(&self.memory_kib, 8..=4 * 1024 * 1024, "password.memory_kib")?;
         Ok(PasswordSettings {
             memory_kib: memory,
             iterations: *self.iterations.get_ref(),

@@ -145,24 +145,16 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
             ),
         )
     })?;
-    let idle = *s.idle_timeout_secs.get_ref();
-    if !(MIN_IDLE_SECS..=MAX_IDLE_SECS).contains(&idle) {
-        return Err(locate(
-            at(s.idle_timeout_secs.span()),
-            format!(
-                "radsec.idle_timeout_secs must be between {MIN_IDLE_SECS} and {MAX_IDLE_SECS}, not {idle}"
-            ),
-        ));
-    }
-    let max_connections = *s.max_connections.get_ref();
-    if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
-        return Err(locate(
-            at(s.max_connections.span()),
-            format!(
-                "radsec.max_connections must be between 1 and {MAX_CONNECTIONS}, not {max_connections}"
-            ),
-        ));
-    }
+    let idle = cx.within(
+        &s.idle_timeout_secs,
+        MIN_IDLE_SECS..=MAX_IDLE_SECS,
+        "radsec.idle_timeout_secs",
+    )?;
+    let max_connections = cx.within(
+        &s.max_connections,
+        1..=MAX_CONNECTIONS,
+        "radsec.max_connections",
+    )?;
     if s.client.is_empty() {
         return Err(locate(
             at(whole),

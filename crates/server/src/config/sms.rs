@@ -70,26 +70,14 @@ impl Section for SmsSection {
     /// Checks the code length, the message's `{code}`, the lifetime and the
     /// alphabet.
     fn validate(self, cx: &mut Ctx<'_>) -> Result<SmsSettings, ConfigError> {
-        let sms_len = *self.code_length.get_ref();
-        if !(4..=12).contains(&sms_len) {
-            return Err(cx.at(
-                self.code_length.span(),
-                format!("sms.code_length must be between 4 and 12, not {sms_len}"),
-            ));
-        }
+        let sms_len = cx.within(&self.code_length, 4..=12, "sms.code_length")?;
         if !self.message.get_ref().contains("{code}") {
             return Err(cx.at(
                 self.message.span(),
                 "sms.message must contain {code}".to_string(),
             ));
         }
-        let sms_lifetime = *self.lifetime_secs.get_ref();
-        if !(10..=3600).contains(&sms_lifetime) {
-            return Err(cx.at(
-                self.lifetime_secs.span(),
-                format!("sms.lifetime_secs must be between 10 and 3600, not {sms_lifetime}"),
-            ));
-        }
+        let sms_lifetime = cx.within(&self.lifetime_secs, 10..=3600, "sms.lifetime_secs")?;
         check_sms_alphabet(self.alphabet.get_ref())
             .map_err(|reason| cx.at(self.alphabet.span(), reason))?;
         Ok(SmsSettings {

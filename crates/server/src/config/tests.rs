@@ -4,6 +4,7 @@
 
 use super::client::parse_cidr;
 use super::file::FileConfig;
+use super::parse::ParsedConfig;
 use super::runtime::RuntimeConfig;
 
 #[test]
@@ -357,4 +358,51 @@ fn sync_fields_parse_and_bad_modes_are_located() {
     let err = RuntimeConfig::parse(&bad, "x.toml").expect_err("bad field");
     assert_eq!(err.line, 8, "{err}");
     assert!(err.reason.contains("mobile"), "{err}");
+}
+
+/// Validating text reads no file; the load step reads them, checks what
+/// depends on their content and names the key's line when it fails.
+#[test]
+fn key_files_are_read_by_the_load_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("upstream.secret");
+    let key = dir.path().join("gateway.key");
+    let text = format!(
+        "[[upstream]]\nname = \"nps\"\nservers = [\"10.0.0.5:1812\"]\nsecret_file = {secret:?}\n\n\
+         [gateway]\nurl = \"https://gw.example\"\napi_key_file = {key:?}\n"
+    );
+    // No file exists yet: the text alone is valid.
+    let parsed = || ParsedConfig::parse(&text, "k.toml").expect("validating reads no file");
+
+    let err = parsed().load_files().expect_err("no secret file");
+    assert_eq!((err.line, err.origin.as_str()), (2, "k.toml"), "{err}");
+    assert!(err.reason.contains("cannot read secret_file"), "{err}");
+
+    std::fs::write(&secret, "short\n").expect("write");
+    let err = parsed().load_files().expect_err("short secret");
+    assert_eq!(err.line, 2, "{err}");
+    assert!(err.reason.contains("too short"), "{err}");
+
+    std::fs::write(&secret, "  upstream-secret-1\n").expect("write");
+    let err = parsed().load_files().expect_err("no key file");
+    assert_eq!(err.line, 6, "{err}");
+    assert!(err.reason.contains("cannot read api_key_file"), "{err}");
+
+    std::fs::write(&key, "\n").expect("write");
+    let err = parsed().load_files().expect_err("empty key");
+    assert!(err.reason.contains("api_key_file is required"), "{err}");
+
+    std::fs::write(&key, "gateway-api-key\n").expect("write");
+    let cfg = parsed().load_files().expect("loads");
+    assert_eq!(cfg.upstreams["nps"].secret.expose(), b"upstream-secret-1");
+    let gateway = cfg.gateway.expect("gateway");
+    match gateway.provider {
+        radmfa_gateway::Provider::Radmfa { api_key, .. } => {
+            assert_eq!(api_key, radmfa_gateway::Secret::new("gateway-api-key"))
+        }
+        other => panic!("provider {other:?}"),
+    }
+    // RuntimeConfig::parse runs both steps.
+    let cfg = RuntimeConfig::parse(&text, "k.toml").expect("parses and loads");
+    assert_eq!(cfg.upstreams["nps"].secret.expose(), b"upstream-secret-1");
 }
