@@ -132,13 +132,11 @@ impl Section for Option<Spanned<RadsecSection>> {
 }
 
 fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSettings, ConfigError> {
-    let at = super::context::spot;
-    let locate = |span, reason| cx.error(span, reason);
     let whole = section.span();
     let s = section.into_inner();
     let listen: SocketAddr = s.listen.get_ref().parse().map_err(|_| {
-        locate(
-            at(s.listen.span()),
+        cx.at(
+            s.listen.span(),
             format!(
                 "radsec.listen {:?} is not IP:PORT (for example \"0.0.0.0:2083\")",
                 s.listen.get_ref()
@@ -156,8 +154,8 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
         "radsec.max_connections",
     )?;
     if s.client.is_empty() {
-        return Err(locate(
-            at(whole),
+        return Err(cx.at(
+            whole,
             "[radsec] needs at least one [[radsec.client]] (cert_cn, cert_san_dns or cert_sha256) \
              to map client certificates to"
                 .to_string(),
@@ -169,14 +167,11 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
         let c = c.into_inner();
         let name = c.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(locate(
-                at(c.name.span()),
-                "radsec.client name must not be empty".into(),
-            ));
+            return Err(cx.at(c.name.span(), "radsec.client name must not be empty".into()));
         }
         if clients.iter().any(|o| o.name == name) {
-            return Err(locate(
-                at(c.name.span()),
+            return Err(cx.at(
+                c.name.span(),
                 format!("radsec.client {name:?} is defined twice"),
             ));
         }
@@ -184,10 +179,9 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
             |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
                 match v {
                     None => Ok(None),
-                    Some(v) if v.get_ref().trim().is_empty() => Err(locate(
-                        at(v.span()),
-                        format!("radsec.client {key} must not be empty"),
-                    )),
+                    Some(v) if v.get_ref().trim().is_empty() => {
+                        Err(cx.at(v.span(), format!("radsec.client {key} must not be empty")))
+                    }
                     Some(v) => Ok(Some(v.get_ref().trim().to_string())),
                 }
             };
@@ -196,8 +190,8 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
         let cert_sha256 = match &c.cert_sha256 {
             None => None,
             Some(v) => Some(parse_fingerprint(v.get_ref()).ok_or_else(|| {
-                locate(
-                    at(v.span()),
+                cx.at(
+                    v.span(),
                     "radsec.client cert_sha256 must be 64 hex digits (colons allowed), the SHA-256 \
                      of the certificate"
                         .to_string(),
@@ -205,8 +199,8 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
             })?),
         };
         if cert_cn.is_none() && cert_san_dns.is_none() && cert_sha256.is_none() {
-            return Err(locate(
-                at(span),
+            return Err(cx.at(
+                span,
                 format!(
                     "radsec.client {name:?} needs cert_cn, cert_san_dns or cert_sha256 to match \
                      certificates"
@@ -215,8 +209,8 @@ fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSetti
         }
         let policy = c.policy.get_ref().clone();
         if !cx.policies.contains(&policy) {
-            return Err(locate(
-                at(c.policy.span()),
+            return Err(cx.at(
+                c.policy.span(),
                 format!("radsec.client {name:?} names the unknown policy {policy:?}"),
             ));
         }
