@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, HashMap};
 use radmfa_store::{DisabledReason, Method, SyncedFields, User};
 
 use crate::admin::AdminError;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// One user as the directory sees them.
@@ -64,40 +63,7 @@ fn sorted(groups: &[String]) -> Vec<String> {
     g
 }
 
-/// How a sync item treats one attribute of the users it manages (the
-/// `[sync.fields]` table).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldMode {
-    /// The directory's value is written while the field still holds what
-    /// the last sync wrote (including an empty value, which clears it); a
-    /// value set locally since then is kept.
-    #[default]
-    KeepLocal,
-    /// A non-empty directory value replaces a locally set one too; an
-    /// empty directory value clears only a synced value, never a local one.
-    DirectoryWins,
-    /// Written when the sync adds the user, never changed afterwards.
-    AddOnly,
-}
-
-/// The [`FieldMode`] of each synced attribute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldModes {
-    /// Display name.
-    #[serde(default)]
-    pub display_name: FieldMode,
-    /// Email address.
-    #[serde(default)]
-    pub email: FieldMode,
-    /// Phone number.
-    #[serde(default)]
-    pub phone: FieldMode,
-    /// Groups.
-    #[serde(default)]
-    pub groups: FieldMode,
-}
+pub use crate::config::{FieldMode, FieldModes};
 
 /// Defaults for users a sync item adds, and how it treats their attributes.
 #[derive(Debug, Clone)]

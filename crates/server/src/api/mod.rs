@@ -23,7 +23,6 @@
 //!   the two equal.
 
 pub mod auth;
-pub mod config;
 pub mod metrics;
 pub mod tls;
 
@@ -48,8 +47,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use crate::config::ApiSettings;
 pub use auth::SCOPES;
-pub use config::ApiSettings;
 
 use crate::admin::{AdminError, AdminRequest};
 use crate::pipeline::Node;

@@ -9,7 +9,6 @@
 //! [`crate::control::dispatch`], like any other admin request.
 
 mod codes;
-pub mod config;
 mod html;
 mod i18n;
 mod pin;
@@ -39,7 +38,7 @@ use crate::hot::CachedUser;
 use crate::limits::LockKind;
 use crate::pipeline::{Node, PortalFirstFactor};
 
-pub use config::{PortalSection, PortalSettings};
+pub use crate::config::{PortalSection, PortalSettings};
 pub use session::CookieKeys;
 pub use tls::load_tls;
 

@@ -23,7 +23,6 @@
 //! a RadSec client keeps its connection to one node, which answers the
 //! challenges it issued.
 
-mod config;
 mod frame;
 mod tls;
 
@@ -45,8 +44,7 @@ use crate::counters::{bump, Counters};
 use crate::pipeline::Node;
 use crate::tls_util::accept_connections;
 
-pub(crate) use config::validate;
-pub use config::{RadsecClient, RadsecSection, RadsecSettings};
+pub use crate::config::{RadsecClient, RadsecSection, RadsecSettings};
 pub use frame::{complete_packet, FrameReader, FramingError};
 pub use tls::{CertIdentity, ClientMap, RadsecTls, TlsFileError, RADSEC_SECRET};
 

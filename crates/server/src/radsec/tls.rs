@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use tracing::warn;
 use zeroize::Zeroizing;
 
-use super::config::{RadsecClient, RadsecSettings};
 use crate::clients::ClientEntry;
+use crate::config::{RadsecClient, RadsecSettings};
 use crate::counters::{bump, Counters};
 use crate::secret::SharedSecret;
 use crate::tls_util::{parse_certs, parse_key, provider};

@@ -1,7 +1,6 @@
 //! The optional `[portal]` section: where the self-service portal listens,
 //! its TLS material and its session and PIN rules.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -9,7 +8,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Policy};
+use super::context::{Ctx, Section};
+use super::error::ConfigError;
 
 /// `[portal]` as written.
 #[derive(Debug, Deserialize)]
@@ -77,25 +77,32 @@ pub struct PortalSettings {
 }
 
 /// `public_url` as written (before validation), for the `[mail]` default.
-pub(crate) fn raw_public_url(section: &PortalSection) -> Option<String> {
+pub(crate) fn raw_public_url(section: &Option<Spanned<PortalSection>>) -> Option<String> {
     section
-        .public_url
         .as_ref()
+        .and_then(|s| s.get_ref().public_url.as_ref())
         .map(|u| u.get_ref().trim().to_string())
 }
 
-/// Validates `[portal]`. `locate` turns a span (empty for defaults) and a
-/// reason into a located error.
-pub(crate) fn validate(
-    section: Spanned<PortalSection>,
-    policies: &HashMap<String, Policy>,
-    locate: &dyn Fn(Option<Range<usize>>, String) -> ConfigError,
-) -> Result<PortalSettings, ConfigError> {
-    let at = |s: Range<usize>| if s.end == 0 { None } else { Some(s) };
+impl Section for Option<Spanned<PortalSection>> {
+    type Settings = Option<PortalSettings>;
+
+    /// Checks the listen address, public URL, policy, session and PIN rules
+    /// and sign-in rates.
+    fn validate(self, cx: &mut Ctx<'_>) -> Result<Option<PortalSettings>, ConfigError> {
+        match self {
+            Some(p) => validate(p, cx).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn validate(section: Spanned<PortalSection>, cx: &Ctx<'_>) -> Result<PortalSettings, ConfigError> {
+    let at = super::context::spot;
     let whole = at(section.span());
     let p = section.into_inner();
     let fail =
-        |span: Option<Range<usize>>, reason: String| locate(span, format!("[portal]: {reason}"));
+        |span: Option<Range<usize>>, reason: String| cx.error(span, format!("[portal]: {reason}"));
     let listen: SocketAddr = p.listen.get_ref().parse().map_err(|_| {
         fail(
             at(p.listen.span()),
@@ -122,7 +129,7 @@ pub(crate) fn validate(
             Some(url)
         }
     };
-    if !policies.contains_key(p.policy.get_ref()) {
+    if !cx.policies.contains(p.policy.get_ref()) {
         return Err(fail(
             at(p.policy.span()).or(whole.clone()),
             format!(

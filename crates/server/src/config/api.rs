@@ -1,13 +1,13 @@
 //! The `[api]` configuration section: the admin HTTPS API.
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::ConfigError;
+use super::context::{Ctx, Section};
+use super::error::ConfigError;
 use crate::secret::SharedSecret;
 
 /// `[api]` as written.
@@ -52,59 +52,56 @@ pub struct ApiSettings {
     pub metrics_loopback: bool,
 }
 
-/// Validates `[api]`; `locate` turns a span and a reason into the error.
-pub(crate) fn validate(
-    sec: Option<Spanned<ApiSection>>,
-    locate: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
-) -> Result<Option<ApiSettings>, ConfigError> {
-    let Some(sec) = sec else {
-        return Ok(None);
-    };
-    let at = |s: Range<usize>| if s.end == 0 { None } else { Some(s) };
-    let sec = sec.into_inner();
-    let listen: SocketAddr = sec.listen.get_ref().parse().map_err(|_| {
-        locate(
-            at(sec.listen.span()),
-            format!(
-                "api.listen {:?} is not IP:PORT (for example \"127.0.0.1:8443\")",
-                sec.listen.get_ref()
-            ),
-        )
-    })?;
-    let max_body_bytes = *sec.max_body_bytes.get_ref();
-    if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
-        return Err(locate(
-            at(sec.max_body_bytes.span()),
-            format!("api.max_body_bytes must be between 1024 and 67108864, not {max_body_bytes}"),
-        ));
-    }
-    let metrics_token = match sec.metrics_token {
-        Some(t) if t.get_ref().len() < 16 => {
-            return Err(locate(
-                at(t.span()),
-                "api.metrics_token must have at least 16 characters".to_string(),
-            ))
-        }
-        Some(t) => Some(SharedSecret::new(t.into_inner().into_bytes())),
-        None => None,
-    };
-    let metrics_loopback = match sec.metrics_loopback {
-        Some(l) if *l.get_ref() && metrics_token.is_some() => return Err(locate(
-            at(l.span()),
+impl Section for Option<Spanned<ApiSection>> {
+    type Settings = Option<ApiSettings>;
+
+    /// Checks the listen address, the body bound and the `/metrics` access.
+    fn validate(self, cx: &mut Ctx<'_>) -> Result<Option<ApiSettings>, ConfigError> {
+        let Some(sec) = self else {
+            return Ok(None);
+        };
+        let sec = sec.into_inner();
+        let listen: SocketAddr = sec.listen.get_ref().parse().map_err(|_| {
+            cx.at(
+                sec.listen.span(),
+                format!(
+                    "api.listen {:?} is not IP:PORT (for example \"127.0.0.1:8443\")",
+                    sec.listen.get_ref()
+                ),
+            )
+        })?;
+        let max_body_bytes = cx.within(
+            &sec.max_body_bytes,
+            1024..=64 * 1024 * 1024,
+            "api.max_body_bytes",
+        )?;
+        let metrics_token = match sec.metrics_token {
+            Some(t) if t.get_ref().len() < 16 => {
+                return Err(cx.at(
+                    t.span(),
+                    "api.metrics_token must have at least 16 characters".to_string(),
+                ))
+            }
+            Some(t) => Some(SharedSecret::new(t.into_inner().into_bytes())),
+            None => None,
+        };
+        let metrics_loopback = match sec.metrics_loopback {
+        Some(l) if *l.get_ref() && metrics_token.is_some() => return Err(cx.at(l.span(),
             "api.metrics_loopback = true has no effect with api.metrics_token: remove one of them"
                 .to_string(),
         )),
         Some(l) => l.into_inner(),
         None => false,
     };
-    Ok(Some(ApiSettings {
-        listen,
-        cert: sec.cert,
-        key: sec.key,
-        max_body_bytes,
-        metrics_token,
-        metrics_loopback,
-    }))
+        Ok(Some(ApiSettings {
+            listen,
+            cert: sec.cert,
+            key: sec.key,
+            max_body_bytes,
+            metrics_token,
+            metrics_loopback,
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,15 @@
 //! The `[radsec]` section: parsed as written, validated into
 //! [`RadsecSettings`]. Errors name the line and column of the value.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Policy};
+use super::context::{Ctx, Section};
+use super::error::ConfigError;
 
 /// `[radsec]` as written in the file.
 #[derive(Debug, Deserialize)]
@@ -120,46 +119,43 @@ fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Validates `[radsec]`; `locate` turns a span and a reason into an error of
-/// the file being parsed, `policies` are the file's policies.
-pub(crate) fn validate(
-    section: Spanned<RadsecSection>,
-    policies: &HashMap<String, Policy>,
-    locate: &dyn Fn(Option<Range<usize>>, String) -> ConfigError,
-) -> Result<RadsecSettings, ConfigError> {
-    let at = |s: Range<usize>| if s.end == 0 { None } else { Some(s) };
+impl Section for Option<Spanned<RadsecSection>> {
+    type Settings = Option<RadsecSettings>;
+
+    /// Checks the listener and maps each `[[radsec.client]]` to a policy.
+    fn validate(self, cx: &mut Ctx<'_>) -> Result<Option<RadsecSettings>, ConfigError> {
+        match self {
+            Some(r) => validate(r, cx).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn validate(section: Spanned<RadsecSection>, cx: &Ctx<'_>) -> Result<RadsecSettings, ConfigError> {
     let whole = section.span();
     let s = section.into_inner();
     let listen: SocketAddr = s.listen.get_ref().parse().map_err(|_| {
-        locate(
-            at(s.listen.span()),
+        cx.at(
+            s.listen.span(),
             format!(
                 "radsec.listen {:?} is not IP:PORT (for example \"0.0.0.0:2083\")",
                 s.listen.get_ref()
             ),
         )
     })?;
-    let idle = *s.idle_timeout_secs.get_ref();
-    if !(MIN_IDLE_SECS..=MAX_IDLE_SECS).contains(&idle) {
-        return Err(locate(
-            at(s.idle_timeout_secs.span()),
-            format!(
-                "radsec.idle_timeout_secs must be between {MIN_IDLE_SECS} and {MAX_IDLE_SECS}, not {idle}"
-            ),
-        ));
-    }
-    let max_connections = *s.max_connections.get_ref();
-    if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
-        return Err(locate(
-            at(s.max_connections.span()),
-            format!(
-                "radsec.max_connections must be between 1 and {MAX_CONNECTIONS}, not {max_connections}"
-            ),
-        ));
-    }
+    let idle = cx.within(
+        &s.idle_timeout_secs,
+        MIN_IDLE_SECS..=MAX_IDLE_SECS,
+        "radsec.idle_timeout_secs",
+    )?;
+    let max_connections = cx.within(
+        &s.max_connections,
+        1..=MAX_CONNECTIONS,
+        "radsec.max_connections",
+    )?;
     if s.client.is_empty() {
-        return Err(locate(
-            at(whole),
+        return Err(cx.at(
+            whole,
             "[radsec] needs at least one [[radsec.client]] (cert_cn, cert_san_dns or cert_sha256) \
              to map client certificates to"
                 .to_string(),
@@ -171,14 +167,11 @@ pub(crate) fn validate(
         let c = c.into_inner();
         let name = c.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(locate(
-                at(c.name.span()),
-                "radsec.client name must not be empty".into(),
-            ));
+            return Err(cx.at(c.name.span(), "radsec.client name must not be empty".into()));
         }
         if clients.iter().any(|o| o.name == name) {
-            return Err(locate(
-                at(c.name.span()),
+            return Err(cx.at(
+                c.name.span(),
                 format!("radsec.client {name:?} is defined twice"),
             ));
         }
@@ -186,10 +179,9 @@ pub(crate) fn validate(
             |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
                 match v {
                     None => Ok(None),
-                    Some(v) if v.get_ref().trim().is_empty() => Err(locate(
-                        at(v.span()),
-                        format!("radsec.client {key} must not be empty"),
-                    )),
+                    Some(v) if v.get_ref().trim().is_empty() => {
+                        Err(cx.at(v.span(), format!("radsec.client {key} must not be empty")))
+                    }
                     Some(v) => Ok(Some(v.get_ref().trim().to_string())),
                 }
             };
@@ -198,8 +190,8 @@ pub(crate) fn validate(
         let cert_sha256 = match &c.cert_sha256 {
             None => None,
             Some(v) => Some(parse_fingerprint(v.get_ref()).ok_or_else(|| {
-                locate(
-                    at(v.span()),
+                cx.at(
+                    v.span(),
                     "radsec.client cert_sha256 must be 64 hex digits (colons allowed), the SHA-256 \
                      of the certificate"
                         .to_string(),
@@ -207,8 +199,8 @@ pub(crate) fn validate(
             })?),
         };
         if cert_cn.is_none() && cert_san_dns.is_none() && cert_sha256.is_none() {
-            return Err(locate(
-                at(span),
+            return Err(cx.at(
+                span,
                 format!(
                     "radsec.client {name:?} needs cert_cn, cert_san_dns or cert_sha256 to match \
                      certificates"
@@ -216,9 +208,9 @@ pub(crate) fn validate(
             ));
         }
         let policy = c.policy.get_ref().clone();
-        if !policies.contains_key(&policy) {
-            return Err(locate(
-                at(c.policy.span()),
+        if !cx.policies.contains(&policy) {
+            return Err(cx.at(
+                c.policy.span(),
                 format!("radsec.client {name:?} names the unknown policy {policy:?}"),
             ));
         }
