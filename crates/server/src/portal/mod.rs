@@ -14,20 +14,19 @@ mod html;
 mod i18n;
 mod pin;
 mod session;
-mod tls;
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use governor::{Quota, RateLimiter};
+use radmfa_otp::Clock;
 use radmfa_store::{Method, TokenAlgorithm, TokenKind};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -39,15 +38,15 @@ use crate::hot::CachedUser;
 use crate::limits::LockKind;
 use crate::pipeline::{Node, PortalFirstFactor};
 
+pub use crate::https::load_tls;
 pub use config::{PortalSection, PortalSettings};
 pub use session::CookieKeys;
-pub use tls::load_tls;
 
+use crate::https::Peer;
 use codes::{CodeAttempts, Verdict};
 use html::{alert, csrf_field, esc, notice, page, Chrome};
 use i18n::{Lang, Msg};
 use session::{SentCode, Session, Stage};
-use tls::{PeerAddr, TlsListener};
 
 /// How long the second-factor step may take after the first factor.
 const SECOND_FACTOR_SECS: u64 = 5 * 60;
@@ -80,23 +79,24 @@ struct Portal {
     per_user: Keyed<String>,
     /// Answers to the codes sent by text message, counted on this node.
     codes: CodeAttempts,
+    /// The node's clock: session, code and confirmation expiries.
+    clock: Arc<dyn Clock>,
 }
 
 /// Checks the TLS files `[portal]` names (`radmfa check-config`).
 pub fn check(settings: &PortalSettings) -> Result<(), String> {
-    load_tls(&settings.cert, &settings.key).map(|_| ())
+    load_tls(&settings.cert, &settings.key)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// Loads the TLS material and binds the portal's TCP listener.
-pub async fn bind(
-    settings: &PortalSettings,
-) -> Result<(tokio::net::TcpListener, Arc<rustls::ServerConfig>), String> {
-    let tls = load_tls(&settings.cert, &settings.key)?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-    Ok((listener, tls))
-}
+/// How the portal is served ([`crate::https::serve`]): browsers keep a few
+/// connections open each.
+const HTTPS: crate::https::HttpsOptions = crate::https::HttpsOptions {
+    service: "portal",
+    max_connections: 1024,
+    drain: std::time::Duration::from_secs(10),
+};
 
 /// Serves the portal on an already-bound listener until `shutdown`, then lets
 /// requests in flight finish (at most 10 seconds).
@@ -105,6 +105,7 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     node: Arc<Node>,
     keys: CookieKeys,
+    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     let Some(settings) = node.config().portal.clone() else {
@@ -118,15 +119,9 @@ pub async fn serve(
         settings,
         keys,
         node,
+        clock,
     });
     let local = listener.local_addr().ok();
-    let listener = match TlsListener::start(listener, tls, shutdown.clone()) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "the portal cannot start");
-            return;
-        }
-    };
     info!(listen = ?local, "portal listening (https)");
     let cleaner = {
         let p = portal.clone();
@@ -141,24 +136,11 @@ pub async fn serve(
                 p.per_user.retain_recent();
                 p.per_ip.shrink_to_fit();
                 p.per_user.shrink_to_fit();
-                p.codes.prune(now_unix());
+                p.codes.prune(p.clock.now_unix());
             }
         })
     };
-    let app = router(portal).into_make_service_with_connect_info::<PeerAddr>();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        r = server.into_future() => {
-            if let Err(e) = r {
-                warn!(error = %e, "the portal stopped");
-            }
-        }
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-        } => warn!("portal connections still open after 10 s; closing them"),
-    }
+    crate::https::serve(listener, tls, router(portal), HTTPS, shutdown).await;
     cleaner.abort();
 }
 
@@ -187,13 +169,6 @@ fn router(portal: Arc<Portal>) -> Router {
 }
 
 // ---------------------------------------------------------------- responses
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// Headers every portal response carries.
 fn secure(mut r: Response, cookie: Option<String>) -> Response {
@@ -576,7 +551,7 @@ async fn signin_page(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let existing = p.session(&headers, now);
     if existing.as_ref().and_then(Session::signed_in).is_some() {
         return redirect("/home", None);
@@ -606,11 +581,11 @@ fn first_factor_message(reason: &str) -> Msg {
 
 async fn signin(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let ip = peer.0.ip();
     let Some(s) = p.session(&headers, now) else {
         return forbidden(p.lang_of(&headers, None));
@@ -816,7 +791,7 @@ fn second_factor_user(
 }
 
 async fn verify_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let Some(s) = p.session(&headers, now) else {
         return redirect("/signin", None);
     };
@@ -829,11 +804,11 @@ async fn verify_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
 
 async fn verify(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let ip = peer.0.ip();
     let Some(s) = p.session(&headers, now) else {
         return p.to_signin(p.lang_of(&headers, None), Msg::SessionEnded, now);
@@ -1070,7 +1045,7 @@ async fn confirm_page(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1092,11 +1067,11 @@ async fn confirm_page(
 /// answers counted on the server).
 async fn confirm(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let ip = peer.0.ip();
     let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
@@ -1211,7 +1186,7 @@ fn method_msg(m: Method) -> Msg {
 }
 
 async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1354,7 +1329,7 @@ fn enroll_response(
 }
 
 async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1371,11 +1346,11 @@ async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respon
 
 async fn enroll(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1491,7 +1466,7 @@ fn phone_response(
 }
 
 async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in(&headers, now, false) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1513,11 +1488,11 @@ async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
 
 async fn phone_send(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1581,11 +1556,11 @@ async fn phone_send(
 
 async fn phone_verify(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1676,7 +1651,7 @@ fn notice_page(
     pin_page: bool,
     render: fn(&Portal, &SignedIn, &str, StatusCode, u64) -> Response,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let mut si = match p.signed_in(headers, now, pin_page) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1745,7 +1720,7 @@ async fn method_set(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let si = match p.signed_in_post(&headers, now, false, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1835,7 +1810,7 @@ async fn pin_set(
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let si = match p.signed_in_post(&headers, now, true, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1934,11 +1909,11 @@ pub(crate) async fn report_not_me(
 
 async fn not_me(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let si = match p.signed_in_post(&headers, now, true, &form) {
         Ok(si) => si,
         Err(r) => return *r,
@@ -1966,7 +1941,7 @@ async fn signout(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let Some(s) = p.session(&headers, now) else {
         return redirect("/signin", Some(session::clear_cookie()));
     };
