@@ -44,3 +44,19 @@ pub enum ServerError {
     #[error("{0}")]
     Radsec(String),
 }
+
+/// Runs `f` on a configured section (`settings`, when present); its error
+/// becomes `wrap("{origin}: [{section}]: {error}")`, the way every
+/// listener's start-up error names the configuration file and the section.
+pub(crate) fn for_section<S, T, E: std::fmt::Display>(
+    origin: &str,
+    section: &str,
+    settings: Option<&S>,
+    wrap: fn(String) -> ServerError,
+    f: impl FnOnce(&S) -> Result<T, E>,
+) -> Result<Option<T>, ServerError> {
+    settings
+        .map(f)
+        .transpose()
+        .map_err(|e| wrap(format!("{origin}: [{section}]: {e}")))
+}

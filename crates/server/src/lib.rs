@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::{ConfigError, RuntimeConfig};
+use error::for_section;
 pub use error::ServerError;
 pub use listeners::{bind_udp, Bound, Listeners};
 pub use pipeline::Node;
@@ -386,30 +387,30 @@ impl ListenerTls {
     fn load(cfg: &RuntimeConfig, counters: &Arc<counters::Counters>) -> Result<Self, ServerError> {
         let origin = &cfg.origin;
         Ok(ListenerTls {
-            peer: cfg
-                .cluster
-                .as_ref()
-                .map(|c| peer::PeerTls::load(&c.ca, &c.cert, &c.key))
-                .transpose()
-                .map_err(|e| ServerError::Peer(format!("{origin}: [cluster]: {e}")))?,
-            radsec: cfg
-                .radsec
-                .as_ref()
-                .map(|r| radsec::RadsecTls::load(r, counters.clone()))
-                .transpose()
-                .map_err(|e| ServerError::Radsec(format!("{origin}: [radsec]: {e}")))?,
-            api: cfg
-                .api
-                .as_ref()
-                .map(|a| https::load_tls(&a.cert, &a.key))
-                .transpose()
-                .map_err(|e| ServerError::Api(format!("{origin}: [api]: {e}")))?,
-            portal: cfg
-                .portal
-                .as_ref()
-                .map(|p| https::load_tls(&p.cert, &p.key))
-                .transpose()
-                .map_err(|e| ServerError::Portal(format!("{origin}: [portal]: {e}")))?,
+            peer: for_section(
+                origin,
+                "cluster",
+                cfg.cluster.as_ref(),
+                ServerError::Peer,
+                |c| peer::PeerTls::load(&c.ca, &c.cert, &c.key),
+            )?,
+            radsec: for_section(
+                origin,
+                "radsec",
+                cfg.radsec.as_ref(),
+                ServerError::Radsec,
+                |r| radsec::RadsecTls::load(r, counters.clone()),
+            )?,
+            api: for_section(origin, "api", cfg.api.as_ref(), ServerError::Api, |a| {
+                https::load_tls(&a.cert, &a.key)
+            })?,
+            portal: for_section(
+                origin,
+                "portal",
+                cfg.portal.as_ref(),
+                ServerError::Portal,
+                |p| https::load_tls(&p.cert, &p.key),
+            )?,
         })
     }
 }

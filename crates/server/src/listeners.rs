@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use crate::config::RuntimeConfig;
-use crate::error::ServerError;
+use crate::error::{for_section, ServerError};
 
 /// The bound listeners of a node, handed to [`crate::run`].
 #[derive(Debug, Default)]
@@ -36,37 +36,30 @@ impl Listeners {
                 .map_err(|e| ServerError::Listen(format!("cannot listen on {addr}: {e}")))?;
             udp.extend(socks);
         }
-        let tcp = |section: &str, addr: SocketAddr| {
-            bind_tcp(addr).map_err(|e| {
-                format!(
-                    "{}: [{section}]: cannot listen on {addr}: {}",
-                    cfg.origin,
-                    tcp_reason(addr, &e)
-                )
-            })
+        let tcp = |addr: SocketAddr| {
+            bind_tcp(addr).map_err(|e| format!("cannot listen on {addr}: {}", tcp_reason(addr, &e)))
+        };
+        let listen = |section, addr: Option<SocketAddr>, wrap| {
+            for_section(&cfg.origin, section, addr.as_ref(), wrap, |a| tcp(*a))
         };
         Ok(Listeners {
             udp,
-            radsec: cfg
-                .radsec
-                .as_ref()
-                .map(|r| tcp("radsec", r.listen).map_err(ServerError::Radsec))
-                .transpose()?,
-            api: cfg
-                .api
-                .as_ref()
-                .map(|a| tcp("api", a.listen).map_err(ServerError::Api))
-                .transpose()?,
-            portal: cfg
-                .portal
-                .as_ref()
-                .map(|p| tcp("portal", p.listen).map_err(ServerError::Portal))
-                .transpose()?,
-            peer: cfg
-                .cluster
-                .as_ref()
-                .map(|c| tcp("cluster", c.listen).map_err(ServerError::Peer))
-                .transpose()?,
+            radsec: listen(
+                "radsec",
+                cfg.radsec.as_ref().map(|r| r.listen),
+                ServerError::Radsec,
+            )?,
+            api: listen("api", cfg.api.as_ref().map(|a| a.listen), ServerError::Api)?,
+            portal: listen(
+                "portal",
+                cfg.portal.as_ref().map(|p| p.listen),
+                ServerError::Portal,
+            )?,
+            peer: listen(
+                "cluster",
+                cfg.cluster.as_ref().map(|c| c.listen),
+                ServerError::Peer,
+            )?,
         })
     }
 

@@ -73,11 +73,32 @@ impl Change {
     }
 }
 
+/// The signed-in session of a page that replaces the second factor (with
+/// `form`, a POST checked like [`Portal::signed_in_post`]), or the response
+/// that sends the user elsewhere: the sign-in page, or `/confirm` while the
+/// current factor is not confirmed ([`needs_confirm`]).
+pub(super) fn signed_in_to_change(
+    p: &Portal,
+    headers: &HeaderMap,
+    now: u64,
+    form: Option<&HashMap<String, String>>,
+    change: Change,
+) -> Result<SignedIn, Box<Response>> {
+    let si = match form {
+        Some(form) => p.signed_in_post(headers, now, false, form)?,
+        None => p.signed_in(headers, now, false)?,
+    };
+    if needs_confirm(&si, now) {
+        return Err(Box::new(redirect(change.confirm_url(), None)));
+    }
+    Ok(si)
+}
+
 /// Whether replacing the second factor must wait for a confirmation of the
 /// current one: the user has one (an app or a phone) and has not confirmed
 /// it in this session within [`CONFIRM_SECS`]. A user without any (first
 /// enrollment) goes ahead on the signed-in session alone.
-pub(super) fn needs_confirm(si: &SignedIn, now: u64) -> bool {
+fn needs_confirm(si: &SignedIn, now: u64) -> bool {
     let has_one = si.user.token.is_some() || !si.user.user.phone.is_empty();
     has_one && si.s.confirmed_until.is_none_or(|t| t <= now)
 }

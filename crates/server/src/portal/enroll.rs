@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::admin::AdminRequest;
 use crate::https::Peer;
 
-use super::confirm::{needs_confirm, Change, CONFIRM_SECS};
+use super::confirm::{signed_in_to_change, Change, CONFIRM_SECS};
 use super::html::{self, alert, csrf_field, esc, page};
 use super::i18n::Msg;
 use super::respond::{field, html_response, redirect, take_notice};
@@ -82,13 +82,10 @@ pub(super) fn enroll_response(
 
 pub(super) async fn enroll_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
     let now = p.clock.now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let mut si = match signed_in_to_change(&p, &headers, now, None, Change::App) {
         Ok(si) => si,
         Err(r) => return *r,
     };
-    if needs_confirm(&si, now) {
-        return redirect(Change::App.confirm_url(), None);
-    }
     let seed = Zeroizing::new(radmfa_otp::generate_secret(20));
     let secret = Zeroizing::new(radmfa_otp::base32_encode(&seed));
     let lang = si.lang();
@@ -103,13 +100,10 @@ pub(super) async fn enroll(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = p.clock.now_unix();
-    let mut si = match p.signed_in_post(&headers, now, false, &form) {
+    let mut si = match signed_in_to_change(&p, &headers, now, Some(&form), Change::App) {
         Ok(si) => si,
         Err(r) => return *r,
     };
-    if needs_confirm(&si, now) {
-        return redirect(Change::App.confirm_url(), None);
-    }
     let lang = si.lang();
     let Some(secret) = si.s.enroll.clone().map(Zeroizing::new) else {
         return redirect("/enroll", None);

@@ -14,7 +14,7 @@ use crate::admin::AdminRequest;
 use crate::https::Peer;
 
 use super::codes::Verdict;
-use super::confirm::{needs_confirm, Change, CONFIRM_SECS};
+use super::confirm::{signed_in_to_change, Change, CONFIRM_SECS};
 use super::html::{alert, csrf_field, esc, page};
 use super::i18n::Msg;
 use super::respond::{field, html_response, redirect, take_notice};
@@ -72,13 +72,10 @@ pub(super) fn phone_response(
 
 pub(super) async fn phone_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
     let now = p.clock.now_unix();
-    let mut si = match p.signed_in(&headers, now, false) {
+    let mut si = match signed_in_to_change(&p, &headers, now, None, Change::Phone) {
         Ok(si) => si,
         Err(r) => return *r,
     };
-    if needs_confirm(&si, now) {
-        return redirect(Change::Phone.confirm_url(), None);
-    }
     let lang = si.lang();
     let mut message = take_notice(&mut si.s, lang);
     if !p.node.portal_can_send_sms() {
@@ -98,13 +95,10 @@ pub(super) async fn phone_send(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = p.clock.now_unix();
-    let mut si = match p.signed_in_post(&headers, now, false, &form) {
+    let mut si = match signed_in_to_change(&p, &headers, now, Some(&form), Change::Phone) {
         Ok(si) => si,
         Err(r) => return *r,
     };
-    if needs_confirm(&si, now) {
-        return redirect(Change::Phone.confirm_url(), None);
-    }
     let lang = si.lang();
     let typed = field(&form, "phone").to_string();
     let Some(phone) = normalize_phone(&typed) else {
@@ -166,13 +160,10 @@ pub(super) async fn phone_verify(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let now = p.clock.now_unix();
-    let mut si = match p.signed_in_post(&headers, now, false, &form) {
+    let mut si = match signed_in_to_change(&p, &headers, now, Some(&form), Change::Phone) {
         Ok(si) => si,
         Err(r) => return *r,
     };
-    if needs_confirm(&si, now) {
-        return redirect(Change::Phone.confirm_url(), None);
-    }
     let lang = si.lang();
     let Some(sent) = si.s.phone.take() else {
         return redirect("/phone", None);
