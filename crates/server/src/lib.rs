@@ -48,7 +48,7 @@ use tracing::info;
 pub use config::{ConfigError, RuntimeConfig};
 use error::for_section;
 pub use error::ServerError;
-pub use listeners::{bind_udp, Bound, Listeners};
+pub use listeners::{Bound, Listeners};
 pub use pipeline::Node;
 
 /// Creates the data directory (and missing parents) owner-only (0700),
@@ -321,11 +321,12 @@ struct Started {
     bound: Bound,
 }
 
-/// Runs a node on already-bound sockets until `shutdown` is cancelled, then
-/// finishes in-flight requests, writes the audit queue and flushes the store.
+/// Runs a node on the `listeners` the binary bound ([`Listeners::bind`])
+/// until `shutdown` is cancelled, then finishes in-flight requests, writes
+/// the audit queue and flushes the store. It binds nothing itself.
 ///
-/// `on_ready` is called once every listener is bound (the binary writes its
-/// ready file there); an error from it stops the node. A `shutdown` during
+/// `on_ready` is called once every listener is serving (the binary writes its
+/// ready file there, from [`Bound`]); an error from it stops the node. A `shutdown` during
 /// start-up (SIGTERM during the argon2 decoy hash, a slow TLS load...) returns at
 /// once: start-up work still running on a blocking thread is abandoned, and
 /// nothing was served yet.

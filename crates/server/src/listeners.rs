@@ -108,7 +108,7 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// group: a second radmfa (another data directory, same port) would take
 /// half the NAS traffic and answer it from its own database. So a plain
 /// bind, which fails while anyone holds the address, comes first.
-pub fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<(Vec<UdpSocket>, SocketAddr)> {
+fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<(Vec<UdpSocket>, SocketAddr)> {
     use socket2::{Domain, Protocol, Socket, Type};
     if addr.port() != 0 {
         match UdpSocket::bind(addr) {
