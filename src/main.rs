@@ -3,7 +3,6 @@
 //! run an admin command against the store or the running server.
 
 use std::io::{IsTerminal, Read, Write};
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -795,14 +794,7 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
         ),
         other => anyhow!(other),
     })?;
-    let mut sockets = Vec::new();
-    let mut bound = Vec::new();
-    for addr in &cfg.listen {
-        let (socks, local) =
-            bind_udp(*addr, workers).with_context(|| format!("cannot listen on {addr}"))?;
-        sockets.extend(socks);
-        bound.push(local);
-    }
+    let listeners = radmfa_server::Listeners::bind(&cfg, workers)?;
     let control_path = cfg.control_socket();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -818,7 +810,11 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
                 control_path.display()
             )
         })?;
-        let listening: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+        let listening: Vec<String> = listeners
+            .radius_udp()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         info!(
             radius_udp = %listening.join(","),
             node = %cfg.node_name,
@@ -855,7 +851,7 @@ fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyhow::
         let counters = radmfa_server::run(
             cfg.clone(),
             store,
-            sockets,
+            listeners,
             Some(control),
             shutdown,
             on_ready,
@@ -917,50 +913,6 @@ async fn wait_for_signal() {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// Binds `count` sockets sharing one address with SO_REUSEPORT, so the kernel
-/// spreads datagrams over the workers. Port 0 picks a port once for all.
-///
-/// SO_REUSEPORT would also let another process of the same user join the
-/// group: a second radmfa (another data directory, same port) would take
-/// half the NAS traffic and answer it from its own database. So a plain
-/// bind, which fails while anyone holds the address, comes first.
-fn bind_udp(addr: SocketAddr, count: usize) -> anyhow::Result<(Vec<UdpSocket>, SocketAddr)> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    if addr.port() != 0 {
-        match UdpSocket::bind(addr) {
-            Ok(probe) => drop(probe),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(anyhow!(
-                    "UDP port {} is already in use by another process (another radmfa server? \
-                     `ss -ulpn sport = :{}` shows which); refusing to share it: stop that \
-                     process or listen on another port",
-                    addr.port(),
-                    addr.port()
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let mut out = Vec::new();
-    let mut target = addr;
-    for _ in 0..count.max(1) {
-        let s = Socket::new(
-            Domain::for_address(target),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )?;
-        s.set_reuse_port(true)?;
-        // Room for bursts of requests while workers are busy.
-        let _ = s.set_recv_buffer_size(4 << 20);
-        let _ = s.set_send_buffer_size(4 << 20);
-        s.bind(&target.into())?;
-        let std_sock: UdpSocket = s.into();
-        target = std_sock.local_addr()?;
-        out.push(std_sock);
-    }
-    Ok((out, target))
 }
 
 /// Runs an admin command: directly on the store when no server holds it,

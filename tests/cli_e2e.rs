@@ -1345,6 +1345,34 @@ fn ready_file_is_written_only_after_every_listener_is_up() {
     assert!(log.contains("[api]"), "{log}");
 }
 
+/// Issue 17: the binary binds every listener before the node starts; a TCP
+/// port another process holds (here the admin API's) stops start-up before
+/// the TLS files are even read, naming the section, the address and what to do.
+#[test]
+fn taken_tcp_port_stops_start_up_with_the_remedy() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let env = Env::with_options(ConfigOptions {
+        extra: format!(
+            "[api]\nlisten = \"127.0.0.1:{port}\"\ncert = \"missing.pem\"\nkey = \"missing.key\"\n"
+        ),
+        ..ConfigOptions::default()
+    });
+    let (code, log) = serve_fails(&env);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains(&format!("[api]: cannot listen on 127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("TCP port {port} is already in use"))
+            && log.contains(&format!("ss -tlpn sport = :{port}")),
+        "{log}"
+    );
+    assert!(!log.contains("missing.pem"), "{log}");
+    drop(holder);
+}
+
 // ------------------------------------------------ issue 16: a CLI an admin can trust
 
 /// The audit reasons of `user`'s records, oldest first.

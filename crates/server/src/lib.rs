@@ -16,8 +16,11 @@ mod debuglog;
 pub mod dedup;
 pub mod dictionary;
 pub mod droplog;
+mod error;
 pub mod hot;
+mod https;
 pub mod limits;
+mod listeners;
 pub mod mail;
 pub mod peer;
 pub mod pipeline;
@@ -43,45 +46,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::{ConfigError, RuntimeConfig};
+use error::for_section;
+pub use error::ServerError;
+pub use listeners::{Bound, Listeners};
 pub use pipeline::Node;
-
-/// Why the server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// Configuration.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The store.
-    #[error("store: {0}")]
-    Store(#[from] radmfa_store::StoreError),
-    /// A key file.
-    #[error("{path}: {reason}")]
-    KeyFile {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Sockets.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The cloud gateway client could not be built.
-    #[error("{0}")]
-    Gateway(String),
-    /// The peer link could not be set up.
-    #[error("{0}")]
-    Peer(String),
-    /// The user portal could not be set up.
-    #[error("{0}")]
-    Portal(String),
-    /// The admin HTTPS API could not be set up.
-    #[error("{0}")]
-    Api(String),
-    /// The RADIUS/TLS listener could not be set up.
-    #[error("{0}")]
-    Radsec(String),
-}
 
 /// Creates the data directory (and missing parents) owner-only (0700),
 /// whatever the umask: it holds the database, the audit journal and, by
@@ -342,49 +310,6 @@ impl peer::ForwardHandler for PeerHandler {
     }
 }
 
-/// Every address a started node listens on, for the ready file: tests and
-/// scripts configure port 0 and read the bound ports from it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bound {
-    /// RADIUS UDP listeners (`[radius] listen`), in configuration order.
-    pub radius_udp: Vec<std::net::SocketAddr>,
-    /// The RadSec (RADIUS/TLS) listener.
-    pub radsec: Option<std::net::SocketAddr>,
-    /// The admin HTTPS API.
-    pub api: Option<std::net::SocketAddr>,
-    /// The user self-service portal.
-    pub portal: Option<std::net::SocketAddr>,
-    /// The peer link (`[cluster] listen`).
-    pub peer: Option<std::net::SocketAddr>,
-    /// The control socket.
-    pub control: Option<std::path::PathBuf>,
-}
-
-impl Bound {
-    /// The ready file's JSON: `pid`, `radius_udp` (a list) and, for each other
-    /// listener that is configured, its bound `IP:PORT` (`control`: a path).
-    pub fn to_json(&self, pid: u32) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "pid": pid,
-            "radius_udp": self.radius_udp.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        });
-        for (key, addr) in [
-            ("radsec", self.radsec),
-            ("api", self.api),
-            ("portal", self.portal),
-            ("peer", self.peer),
-        ] {
-            if let Some(a) = addr {
-                v[key] = serde_json::Value::String(a.to_string());
-            }
-        }
-        if let Some(p) = &self.control {
-            v["control"] = serde_json::Value::String(p.display().to_string());
-        }
-        v
-    }
-}
-
 /// A node whose listeners are all bound and whose tasks are running.
 struct Started {
     tasks: tokio::task::JoinSet<()>,
@@ -396,18 +321,19 @@ struct Started {
     bound: Bound,
 }
 
-/// Runs a node on already-bound sockets until `shutdown` is cancelled, then
-/// finishes in-flight requests, writes the audit queue and flushes the store.
+/// Runs a node on the `listeners` the binary bound ([`Listeners::bind`])
+/// until `shutdown` is cancelled, then finishes in-flight requests, writes
+/// the audit queue and flushes the store. It binds nothing itself.
 ///
-/// `on_ready` is called once every listener is bound (the binary writes its
-/// ready file there); an error from it stops the node. A `shutdown` during
+/// `on_ready` is called once every listener is serving (the binary writes its
+/// ready file there, from [`Bound`]); an error from it stops the node. A `shutdown` during
 /// start-up (SIGTERM during the argon2 decoy hash, a slow TLS load...) returns at
 /// once: start-up work still running on a blocking thread is abandoned, and
 /// nothing was served yet.
 pub async fn run(
     cfg: Arc<RuntimeConfig>,
     store: Store,
-    sockets: Vec<std::net::UdpSocket>,
+    listeners: Listeners,
     control: Option<tokio::net::UnixListener>,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(&Bound) -> Result<(), ServerError>,
@@ -419,7 +345,7 @@ pub async fn run(
             info!("stopped during start-up");
             return Ok(counters);
         }
-        s = start(cfg, store.clone(), sockets, control, shutdown.clone(), counters.clone()) => s?,
+        s = start(cfg, store.clone(), listeners, control, shutdown.clone(), counters.clone()) => s?,
     };
     let Started {
         mut tasks,
@@ -447,28 +373,85 @@ pub async fn run(
     Ok(counters)
 }
 
-/// Start-up: loads keys and TLS material, binds every listener, builds the
-/// node (its argon2 decoy hash on a blocking thread, so `run` can give up on
-/// it) and spawns the serving tasks.
+/// The TLS set-up of every configured TCP listener, loaded before the node
+/// is built so that a bad file stops start-up early, naming the file.
+struct ListenerTls {
+    peer: Option<peer::PeerTls>,
+    radsec: Option<radsec::RadsecTls>,
+    api: Option<Arc<rustls::ServerConfig>>,
+    portal: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl ListenerTls {
+    /// Loads the certificates, keys and CAs of the configured listeners;
+    /// errors name the configuration file, the section and the TLS file.
+    fn load(cfg: &RuntimeConfig, counters: &Arc<counters::Counters>) -> Result<Self, ServerError> {
+        let origin = &cfg.origin;
+        Ok(ListenerTls {
+            peer: for_section(
+                origin,
+                "cluster",
+                cfg.cluster.as_ref(),
+                ServerError::Peer,
+                |c| peer::PeerTls::load(&c.ca, &c.cert, &c.key),
+            )?,
+            radsec: for_section(
+                origin,
+                "radsec",
+                cfg.radsec.as_ref(),
+                ServerError::Radsec,
+                |r| radsec::RadsecTls::load(r, counters.clone()),
+            )?,
+            api: for_section(origin, "api", cfg.api.as_ref(), ServerError::Api, |a| {
+                https::load_tls(&a.cert, &a.key)
+            })?,
+            portal: for_section(
+                origin,
+                "portal",
+                cfg.portal.as_ref(),
+                ServerError::Portal,
+                |p| https::load_tls(&p.cert, &p.key),
+            )?,
+        })
+    }
+}
+
+/// A bound listener as a tokio one (inside the runtime).
+fn tokio_listener(
+    l: Option<std::net::TcpListener>,
+) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    l.map(|l| {
+        l.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(l)
+    })
+    .transpose()
+}
+
+/// The addresses of `listeners`, for the ready file.
+fn bound_addresses(listeners: &Listeners, control: Option<std::path::PathBuf>) -> Bound {
+    let local = |l: &Option<std::net::TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    Bound {
+        radius_udp: listeners.radius_udp(),
+        radsec: local(&listeners.radsec),
+        api: local(&listeners.api),
+        portal: local(&listeners.portal),
+        peer: local(&listeners.peer),
+        control,
+    }
+}
+
+/// Start-up: loads keys and TLS material, builds the node (its argon2 decoy
+/// hash on a blocking thread, so `run` can give up on it) and spawns the
+/// serving tasks on the bound `listeners`.
 async fn start(
     cfg: Arc<RuntimeConfig>,
     store: Store,
-    sockets: Vec<std::net::UdpSocket>,
+    listeners: Listeners,
     control: Option<tokio::net::UnixListener>,
     shutdown: CancellationToken,
     counters: Arc<counters::Counters>,
 ) -> Result<Started, ServerError> {
-    let mut bound = Bound {
-        radius_udp: Vec::new(),
-        control: control.as_ref().map(|_| cfg.control_socket()),
-        ..Bound::default()
-    };
-    for s in &sockets {
-        let a = s.local_addr()?;
-        if !bound.radius_udp.contains(&a) {
-            bound.radius_udp.push(a);
-        }
-    }
+    let bound = bound_addresses(&listeners, control.as_ref().map(|_| cfg.control_socket()));
     warn_open_dirs(&cfg, &store);
     warn_catch_all_clients(&cfg, &store);
     let _ = check_seed_key(&store);
@@ -481,6 +464,7 @@ async fn start(
         );
     }
     let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
+    let tls = ListenerTls::load(&cfg, &counters)?;
     let audit_stop = CancellationToken::new();
     let (sink, writer) = audit::spawn_writer(store.clone(), audit_stop.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -494,51 +478,20 @@ async fn start(
         None => None,
     };
     let peer_stats = Arc::new(peer::PeerStats::default());
-    let (peers, peer_listener) = match &cfg.cluster {
-        Some(c) => {
-            let tls = peer::PeerTls::load(&c.ca, &c.cert, &c.key)
-                .map_err(|e| ServerError::Peer(format!("{}: [cluster]: {e}", cfg.origin)))?;
-            let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
-                ServerError::Peer(format!(
-                    "{}: [cluster]: cannot listen on {}: {e}",
-                    cfg.origin, c.listen
-                ))
-            })?;
-            let local = listener.local_addr()?;
-            bound.peer = Some(local);
-            info!(listen = %local, peers = c.peers.len(), "peer link listening");
-            let client = peer::PeerClient::new(
-                &tls,
-                cfg.node_id,
-                c.peers.clone(),
-                std::time::Duration::from_secs(2),
-                peer_stats.clone(),
-            );
-            (Some(client), Some((listener, tls)))
-        }
-        None => (None, None),
+    let peers = match (&cfg.cluster, &tls.peer) {
+        (Some(c), Some(tls)) => Some(peer::PeerClient::new(
+            tls,
+            cfg.node_id,
+            c.peers.clone(),
+            std::time::Duration::from_secs(2),
+            peer_stats.clone(),
+        )),
+        _ => None,
     };
     let repl_client = peers.clone();
     if let Some(c) = cfg.cluster.as_ref().filter(|c| c.replication) {
         init_role(&store, c.role)?;
     }
-    let radsec_listener = match &cfg.radsec {
-        Some(r) => {
-            let tls = radsec::RadsecTls::load(r, counters.clone())
-                .map_err(|e| ServerError::Radsec(format!("{}: [radsec]: {e}", cfg.origin)))?;
-            let listener = tokio::net::TcpListener::bind(r.listen).await.map_err(|e| {
-                ServerError::Radsec(format!(
-                    "{}: [radsec]: cannot listen on {}: {e}",
-                    cfg.origin, r.listen
-                ))
-            })?;
-            let local = listener.local_addr()?;
-            bound.radsec = Some(local);
-            info!(listen = %local, clients = r.clients.len(), "radsec listening on {local}");
-            Some((listener, tls, r.idle_timeout, r.max_connections))
-        }
-        None => None,
-    };
     // Node::new hashes the argon2 decoy password: seconds with a large
     // [password] setting, so off the runtime where `run` can abandon it.
     let parts = pipeline::NodeParts {
@@ -548,7 +501,7 @@ async fn start(
         gateway,
         counters: counters.clone(),
         audit: sink,
-        clock,
+        clock: clock.clone(),
         peers,
         peer_stats: peer_stats.clone(),
     };
@@ -558,111 +511,23 @@ async fn start(
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??,
     );
-
     let replication = match (&cfg.cluster, repl_client) {
         (Some(c), Some(client)) if c.replication => {
-            let weak = Arc::downgrade(&node);
-            let seeds_checked = std::sync::atomic::AtomicBool::new(false);
-            let on_change = Box::new(move |changed: replication::Changed| {
-                if let Some(node) = weak.upgrade() {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    if !seeds_checked.load(Relaxed) {
-                        // Once, at the first replicated seed.
-                        let found = check_seed_key(node.store());
-                        seeds_checked.store(!matches!(found, Ok(None)), Relaxed);
-                    }
-                    match changed {
-                        replication::Changed::All => node.after_admin_write(None, true),
-                        replication::Changed::Keys { users, otp } => {
-                            node.after_replication(&users, &otp)
-                        }
-                    }
-                }
-            });
-            let r = replication::Replication::start(
-                cfg.node_id,
-                c.peers.clone(),
-                store.clone(),
-                client,
-                c.changelog_keep,
-                tokio::runtime::Handle::current(),
-                on_change,
-            )?;
-            node.set_replication(r.clone());
-            let weak = Arc::downgrade(&r);
-            node.set_otp_sink(Box::new(move |steps| {
-                if let Some(r) = weak.upgrade() {
-                    r.otp_advanced(steps);
-                }
-            }));
-            Some(r)
+            Some(start_replication(&cfg, c, &store, &node, client)?)
         }
         _ => None,
     };
-
     let mut tasks = tokio::task::JoinSet::new();
-    for s in sockets {
-        s.set_nonblocking(true)?;
-        let socket = Arc::new(tokio::net::UdpSocket::from_std(s)?);
-        tasks.spawn(udp::serve(
-            socket,
-            node.clone(),
-            cfg.max_in_flight,
-            shutdown.clone(),
-        ));
-    }
-    if let Some((listener, tls)) = peer_listener {
-        let known = cfg
-            .cluster
-            .as_ref()
-            .map(|c| c.peers.iter().map(|(id, _)| *id).collect())
-            .unwrap_or_default();
-        let handler: Arc<dyn peer::ForwardHandler> = Arc::new(PeerHandler(node.clone()));
-        let stats = peer_stats.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = peer::serve(listener, tls, known, handler, stats, stop).await {
-                tracing::error!(error = %e, "the peer link stopped");
-            }
-        });
-    }
-    if let Some(p) = &cfg.portal {
-        let (listener, tls) = portal::bind(p)
-            .await
-            .map_err(|e| ServerError::Portal(format!("{}: [portal]: {e}", cfg.origin)))?;
-        bound.portal = Some(listener.local_addr()?);
-        tasks.spawn(portal::serve(
-            listener,
-            tls,
-            node.clone(),
-            portal_keys,
-            shutdown.clone(),
-        ));
-    }
-    if let Some((listener, tls, idle, max_connections)) = radsec_listener {
-        tasks.spawn(radsec::serve(
-            listener,
-            tls,
-            node.clone(),
-            idle,
-            max_connections,
-            shutdown.clone(),
-        ));
-    }
+    let serving = Serving {
+        cfg: &cfg,
+        node: &node,
+        shutdown: &shutdown,
+    };
+    serving.spawn_listeners(&mut tasks, listeners, tls, portal_keys, clock, peer_stats)?;
     for item in cfg.sync.clone() {
         let node = node.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move { sync_loop(node, item, stop).await });
-    }
-    if let Some(api) = &cfg.api {
-        let (listener, tls) = api::bind(api)
-            .await
-            .map_err(|e| ServerError::Api(format!("{}: [api]: {e}", cfg.origin)))?;
-        let local = listener.local_addr()?;
-        bound.api = Some(local);
-        info!(listen = %local, "admin api listening (https)");
-        let router = api::router(node.clone(), api);
-        tasks.spawn(api::serve(listener, tls, router, shutdown.clone()));
     }
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
@@ -700,4 +565,132 @@ async fn start(
         otp_writer,
         bound,
     })
+}
+
+/// Starts replication over the peer link and wires its change notices into
+/// the node's caches.
+fn start_replication(
+    cfg: &RuntimeConfig,
+    c: &config::ClusterSettings,
+    store: &Store,
+    node: &Arc<Node>,
+    client: peer::PeerClient,
+) -> Result<Arc<replication::Replication>, ServerError> {
+    let weak = Arc::downgrade(node);
+    let seeds_checked = std::sync::atomic::AtomicBool::new(false);
+    let on_change = Box::new(move |changed: replication::Changed| {
+        if let Some(node) = weak.upgrade() {
+            use std::sync::atomic::Ordering::Relaxed;
+            if !seeds_checked.load(Relaxed) {
+                // Once, at the first replicated seed.
+                let found = check_seed_key(node.store());
+                seeds_checked.store(!matches!(found, Ok(None)), Relaxed);
+            }
+            match changed {
+                replication::Changed::All => node.after_admin_write(None, true),
+                replication::Changed::Keys { users, otp } => node.after_replication(&users, &otp),
+            }
+        }
+    });
+    let r = replication::Replication::start(
+        cfg.node_id,
+        c.peers.clone(),
+        store.clone(),
+        client,
+        c.changelog_keep,
+        tokio::runtime::Handle::current(),
+        on_change,
+    )?;
+    node.set_replication(r.clone());
+    let weak = Arc::downgrade(&r);
+    node.set_otp_sink(Box::new(move |steps| {
+        if let Some(r) = weak.upgrade() {
+            r.otp_advanced(steps);
+        }
+    }));
+    Ok(r)
+}
+
+/// What every serving task is started with.
+struct Serving<'a> {
+    cfg: &'a Arc<RuntimeConfig>,
+    node: &'a Arc<Node>,
+    shutdown: &'a CancellationToken,
+}
+
+impl Serving<'_> {
+    /// Spawns the serving loop of every bound listener: RADIUS UDP, the peer
+    /// link, the portal, RadSec and the admin API.
+    fn spawn_listeners(
+        &self,
+        tasks: &mut tokio::task::JoinSet<()>,
+        listeners: Listeners,
+        tls: ListenerTls,
+        portal_keys: portal::CookieKeys,
+        clock: Arc<dyn Clock>,
+        peer_stats: Arc<peer::PeerStats>,
+    ) -> Result<(), ServerError> {
+        let (cfg, node, shutdown) = (self.cfg, self.node, self.shutdown);
+        for s in listeners.udp {
+            s.set_nonblocking(true)?;
+            let socket = Arc::new(tokio::net::UdpSocket::from_std(s)?);
+            tasks.spawn(udp::serve(
+                socket,
+                node.clone(),
+                cfg.max_in_flight,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(c), Some(listener), Some(tls)) =
+            (&cfg.cluster, tokio_listener(listeners.peer)?, tls.peer)
+        {
+            info!(listen = %listener.local_addr()?, peers = c.peers.len(), "peer link listening");
+            let known = c.peers.iter().map(|(id, _)| *id).collect();
+            let handler: Arc<dyn peer::ForwardHandler> = Arc::new(PeerHandler(node.clone()));
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = peer::serve(listener, tls, known, handler, peer_stats, stop).await {
+                    tracing::error!(error = %e, "the peer link stopped");
+                }
+            });
+        }
+        if let (Some(listener), Some(tls)) = (tokio_listener(listeners.portal)?, tls.portal) {
+            tasks.spawn(portal::serve(
+                listener,
+                tls,
+                node.clone(),
+                portal_keys,
+                clock,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(r), Some(listener), Some(tls)) =
+            (&cfg.radsec, tokio_listener(listeners.radsec)?, tls.radsec)
+        {
+            let local = listener.local_addr()?;
+            info!(listen = %local, clients = r.clients.len(), "radsec listening on {local}");
+            tasks.spawn(radsec::serve(
+                listener,
+                tls,
+                node.clone(),
+                r.idle_timeout,
+                r.max_connections,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(api), Some(listener), Some(tls)) =
+            (&cfg.api, tokio_listener(listeners.api)?, tls.api)
+        {
+            info!(listen = %listener.local_addr()?, "admin api listening (https)");
+            let router = api::router(node.clone(), api);
+            tasks.spawn(https::serve(
+                listener,
+                tls,
+                router,
+                api::HTTPS,
+                shutdown.clone(),
+            ));
+        }
+        Ok(())
+    }
 }

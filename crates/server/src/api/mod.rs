@@ -26,7 +26,6 @@ pub mod auth;
 pub mod metrics;
 pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,29 +36,21 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use crate::config::ApiSettings;
+pub use crate::https::Peer;
 pub use auth::SCOPES;
+
+use crate::https::HttpsOptions;
 
 use crate::admin::{AdminError, AdminRequest};
 use crate::pipeline::Node;
 use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 256;
-/// Time for the TLS handshake and then for each request's headers.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long in-flight requests may take to finish at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest page of users or audit records.
 const MAX_PAGE: usize = 10_000;
 /// How long the store sizes shown by `/metrics` are reused.
@@ -75,10 +66,6 @@ pub struct ApiState {
 }
 
 type St = Arc<ApiState>;
-
-/// The client's address, added to every request of a connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// An API error: HTTP status, stable code, message.
 #[derive(Debug)]
@@ -1058,83 +1045,12 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-/// Binds the API's TCP listener and loads its TLS material.
-pub async fn bind(settings: &ApiSettings) -> Result<(TcpListener, TlsAcceptor), String> {
-    let tls = tls::load(&settings.cert, &settings.key)?;
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-    Ok((listener, tls))
-}
-
-/// Serves the API over TLS until `shutdown`, then lets requests in flight
-/// finish (up to a few seconds).
-pub async fn serve(
-    listener: TcpListener,
-    tls: TlsAcceptor,
-    router: Router,
-    shutdown: CancellationToken,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "admin api accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let tls = tls.clone();
-        let app = router.clone().layer(Extension(Peer(peer)));
-        let stop = shutdown.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "admin api TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT);
-            let conn =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(%peer, error = %e, "admin api connection ended");
-                    }
-                }
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await;
-                }
-            }
-        });
-        while conns.try_join_next().is_some() {}
-    }
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-}
+/// How the API is served ([`crate::https::serve`]).
+pub const HTTPS: HttpsOptions = HttpsOptions {
+    service: "admin api",
+    max_connections: 256,
+    drain: Duration::from_secs(5),
+};
 
 #[cfg(test)]
 mod tests;

@@ -9,18 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::Resumption;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{NoServerSessionStorage, ParsedCertificate, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
-use zeroize::Zeroizing;
 
 use super::frame::{read_frame_within, Frame, MAX_HELLO, PROTOCOL_VERSION};
 use super::PeerError;
 pub(crate) use crate::tls_util::parse_certs;
-use crate::tls_util::{parse_key, provider};
+use crate::tls_util::{parse_key, provider, TlsFileError, TlsMaterial};
 
 /// The DNS name in the certificate of node `node_id`:
 /// `node-{id}.radmfa.cluster`.
@@ -111,25 +110,19 @@ impl PeerTls {
     /// followed by intermediates) and its private key; errors name the file
     /// and the reason.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<PeerTls, PeerError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path)
-                .map(Zeroizing::new)
-                .map_err(|e| PeerError::File {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })
+        let file_err = |e: TlsFileError| PeerError::File {
+            path: e.path,
+            reason: e.reason,
         };
-        let (ca_pem, cert_pem, key_pem) = (read(ca)?, read(cert)?, read(key)?);
-        Self::build(&ca_pem, &cert_pem, &key_pem).map_err(|(part, reason)| {
+        let m = TlsMaterial::load(cert, key, Some(ca)).map_err(file_err)?;
+        let roots = m.client_ca.map(|ca| ca.certs).unwrap_or_default();
+        Self::from_parts(roots, m.chain, m.key).map_err(|(part, reason)| {
             let path = match part {
                 Part::Ca => ca,
                 Part::Cert => cert,
                 Part::Key => key,
             };
-            PeerError::File {
-                path: path.display().to_string(),
-                reason,
-            }
+            file_err(TlsFileError::new(path, reason))
         })
     }
 
@@ -147,6 +140,15 @@ impl PeerTls {
         let roots = parse_certs(ca_pem).map_err(|e| (Part::Ca, e))?;
         let chain = parse_certs(cert_pem).map_err(|e| (Part::Cert, e))?;
         let key = parse_key(key_pem).map_err(|e| (Part::Key, e))?;
+        Self::from_parts(roots, chain, key)
+    }
+
+    /// Builds the configurations from parsed certificates and key.
+    fn from_parts(
+        roots: Vec<CertificateDer<'static>>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<PeerTls, (Part, String)> {
         let (leaf, intermediates) = chain
             .split_first()
             .ok_or((Part::Cert, "no certificate found".to_string()))?;

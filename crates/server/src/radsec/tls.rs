@@ -12,31 +12,20 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
 };
 use sha2::{Digest, Sha256};
 use tracing::warn;
-use zeroize::Zeroizing;
 
 use crate::clients::ClientEntry;
 use crate::config::{RadsecClient, RadsecSettings};
 use crate::counters::{bump, Counters};
 use crate::secret::SharedSecret;
-use crate::tls_util::{parse_certs, parse_key, provider};
+pub use crate::tls_util::TlsFileError;
+use crate::tls_util::{provider, TlsMaterial};
 
 /// The shared secret of every RADIUS/TLS client (RFC 6614 §2.3).
 pub const RADSEC_SECRET: &[u8] = b"radsec";
-
-/// A [`RadsecSettings`] file could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct TlsFileError {
-    /// The file.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
 
 /// What a client certificate says about itself, as far as matching goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,29 +229,17 @@ impl RadsecTls {
         settings: &RadsecSettings,
         counters: Arc<Counters>,
     ) -> Result<RadsecTls, TlsFileError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path)
-                .map(Zeroizing::new)
-                .map_err(|e| file_err(path, e.to_string()))
-        };
-        let (ca, cert, key) = (
-            read(&settings.ca)?,
-            read(&settings.cert)?,
-            read(&settings.key)?,
-        );
-        let roots = parse_certs(&ca).map_err(|e| file_err(&settings.ca, e))?;
-        let chain = parse_certs(&cert).map_err(|e| file_err(&settings.cert, e))?;
-        let key_der = parse_key(&key).map_err(|e| file_err(&settings.key, e))?;
+        let TlsMaterial {
+            chain,
+            key: key_der,
+            client_ca,
+        } = TlsMaterial::load(&settings.cert, &settings.key, Some(&settings.ca))?;
         check_validity(chain.first()).map_err(|e| file_err(&settings.cert, e))?;
-
-        let mut store = RootCertStore::empty();
-        for root in roots {
-            store
-                .add(root)
-                .map_err(|e| file_err(&settings.ca, format!("bad CA certificate: {e}")))?;
-        }
+        let roots = client_ca
+            .map(|ca| ca.roots)
+            .ok_or_else(|| file_err(&settings.ca, "no CA certificate".into()))?;
         let provider = provider();
-        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        let inner = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| file_err(&settings.ca, e.to_string()))?;
         let map = Arc::new(ClientMap::new(&settings.clients));
@@ -309,10 +286,7 @@ impl RadsecTls {
 }
 
 fn file_err(path: &Path, reason: String) -> TlsFileError {
-    TlsFileError {
-        path: path.display().to_string(),
-        reason,
-    }
+    TlsFileError::new(path, reason)
 }
 
 /// The server certificate must be valid now: an expired one would fail every
@@ -335,6 +309,7 @@ fn check_validity(leaf: Option<&CertificateDer<'_>>) -> Result<(), String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::tls_util::parse_certs;
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     };
