@@ -56,35 +56,30 @@ impl Node {
                     .await;
                 span.in_scope(|| {
                     debug!(
-                        code = %decision.code,
+                        code = %decision.code(),
                         mode = %decision.mode,
                         reason = %decision.reason,
                         "  -> decision"
                     )
                 });
                 // Lockout bookkeeping (limits.rs); may turn the decision into a Reject.
-                let (d, now) = (&decision, self.clock.now_unix());
-                let (store, hot) = (&self.store, &self.hot);
+                let now = self.clock.now_unix();
                 if let Some(o) = self
                     .limits
                     .after_decision(
-                        store,
-                        hot,
-                        &d.user,
-                        d.code,
-                        &d.reason,
-                        &d.message,
+                        &self.store,
+                        &self.hot,
+                        &decision,
                         now,
                         |name, until, why| self.persist_lock(name, until, why),
                     )
                     .instrument(span.clone())
                     .await
                 {
-                    span.in_scope(
-                        || debug!(reason = %o.reason, "  -> lockout turns it into a Reject"),
-                    );
-                    decision =
-                        Decision::reject(&decision.user, &decision.mode, &o.reason, &o.message);
+                    span.in_scope(|| {
+                        debug!(reason = %o.audit_reason(), "  -> lockout turns it into a Reject")
+                    });
+                    decision = o.reject(&decision.user, decision.mode);
                 }
                 self.finish(client, packet, source, &decision, &span)
             }
@@ -104,8 +99,8 @@ impl Node {
             _ => {
                 return Decision::reject(
                     "",
-                    "",
-                    "missing_user_name",
+                    Mode::Unknown,
+                    Reason::MissingUserName,
                     "The request carried no user name.",
                 )
             }
@@ -115,15 +110,15 @@ impl Node {
             // logged and recorded is the escaped form (text.rs).
             return Decision::reject(
                 &crate::text::escape(&name),
-                "",
-                "invalid_user_name",
+                Mode::Unknown,
+                Reason::InvalidUserName,
                 "The user name contains control characters.",
             );
         }
         // Lock and per-user rate limit (limits.rs), before any factor is checked.
         let now = self.clock.now_unix();
         if let Some(r) = self.limits.gate(&self.store, &self.hot, &name, now) {
-            return Decision::reject(&name, "", r.reason, r.message);
+            return Decision::reject(&name, Mode::Unknown, r.reason, r.message);
         }
         let login = Login {
             name: &name,
@@ -134,7 +129,7 @@ impl Node {
                 .attr(AttrType::CALLING_STATION_ID)
                 .and_then(|a| a.as_str().ok())
                 .and_then(|s| s.parse().ok()),
-            first: "",
+            first: None,
             on_accept: OnAccept::default(),
         };
         if login.policy.first_factor == FirstFactor::Radius
@@ -149,18 +144,18 @@ impl Node {
         let Some(hidden) = packet.attr(AttrType::USER_PASSWORD) else {
             let (reason, msg) = if packet.attr(AttrType::CHAP_PASSWORD).is_some() {
                 (
-                    "chap_unsupported",
+                    Reason::ChapUnsupported,
                     "CHAP is not supported: configure the VPN or NAS to use PAP.",
                 )
             } else if packet.attr(AttrType::EAP_MESSAGE).is_some() {
                 (
-                    "eap_unsupported",
+                    Reason::EapUnsupported,
                     "EAP is not supported: configure the VPN or NAS to use PAP.",
                 )
             } else {
-                ("missing_password", "The request carried no password.")
+                (Reason::MissingPassword, "The request carried no password.")
             };
-            return Decision::reject(&name, "", reason, msg);
+            return Decision::reject(&name, Mode::Unknown, reason, msg);
         };
         let password = match radmfa_radius::unhide_password(
             &hidden.value,
@@ -171,8 +166,8 @@ impl Node {
             Err(_) => {
                 return Decision::reject(
                     &name,
-                    "",
-                    "malformed_password",
+                    Mode::Unknown,
+                    Reason::MalformedPassword,
                     "The password attribute is malformed.",
                 )
             }

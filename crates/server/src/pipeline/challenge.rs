@@ -5,7 +5,6 @@
 //! upstream server's chained challenge.
 
 use radmfa_otp::{Sessions, Take};
-use radmfa_radius::Code;
 use radmfa_store::User;
 use tracing::{debug, warn};
 
@@ -24,24 +23,26 @@ impl Node {
         &self,
         login: &Login<'_>,
         user: &User,
-        mode: String,
-        reason: &str,
+        mode: Mode,
+        reason: Reason,
     ) -> Decision {
         let policy = login.policy;
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
             user: user.name.clone(),
             origin: ChallengeOrigin::of(login.client),
-            mode: mode.clone(),
+            mode,
             sms_code: None,
             attempts_left: 1,
             on_accept: login.on_accept.clone(),
             upstream_state: None,
         };
         match self.sessions.insert(now, pending) {
-            Ok(id) => Decision {
-                code: Code::ACCESS_CHALLENGE,
-                message: if user.pin.is_some() {
+            Ok(id) => Decision::challenge(
+                &user.name,
+                mode,
+                reason,
+                if user.pin.is_some() {
                     format!(
                         "{}: type your PIN first, then the code.",
                         policy.challenge_prompt.trim_end_matches(['.', ' '])
@@ -49,17 +50,12 @@ impl Node {
                 } else {
                     policy.challenge_prompt.clone()
                 },
-                state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
-                session_timeout: u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
-                user: user.name.clone(),
-                mode,
-                reason: reason.to_string(),
-                attrs: Vec::new(),
-                groups: Vec::new(),
-            },
+                self.state_key.seal(self.cfg.node_id, &id).to_vec(),
+                u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
+            ),
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");
-                Decision::reject(&user.name, &mode, "sessions_full", MSG_TRY_AGAIN)
+                Decision::reject(&user.name, mode, Reason::SessionsFull, MSG_TRY_AGAIN)
             }
         }
     }
@@ -81,14 +77,14 @@ impl Node {
             Ok(t) => t,
             Err(e) => {
                 debug!(error = %e, "State does not verify");
-                return Decision::reject(name, "challenge", "bad_state", MSG_SESSION_GONE);
+                return Decision::reject(name, Mode::Challenge, Reason::BadState, MSG_SESSION_GONE);
             }
         };
         if token.node_id != self.cfg.node_id {
             return Decision::reject(
                 name,
-                "challenge",
-                "foreign_state",
+                Mode::Challenge,
+                Reason::ForeignState,
                 "Your sign-in started on another server that cannot be reached. Please sign in again.",
             );
         }
@@ -100,13 +96,13 @@ impl Node {
         let mut take = |sessions: &Sessions<PendingChallenge>| {
             let taken = sessions.take_entry_if(&token.session_id, now, |p| {
                 let why = if p.user != name {
-                    Some("state_user_mismatch")
+                    Some(Reason::StateUserMismatch)
                 } else if p.origin != origin {
-                    Some("bad_state")
+                    Some(Reason::BadState)
                 } else {
                     None
                 };
-                refusal = why.map(|why| (why, p.mode.clone()));
+                refusal = why.map(|why| (why, p.mode));
                 why.is_none()
             });
             match taken {
@@ -119,12 +115,17 @@ impl Node {
             return match refusal {
                 Some((why, mode)) => {
                     debug!(
-                        reason = why,
+                        reason = %why,
                         "challenge answer refused; the session stays for its owner"
                     );
-                    Decision::reject(name, &mode, why, MSG_SESSION_GONE)
+                    Decision::reject(name, mode, why, MSG_SESSION_GONE)
                 }
-                None => Decision::reject(name, "challenge", "challenge_expired", MSG_SESSION_GONE),
+                None => Decision::reject(
+                    name,
+                    Mode::Challenge,
+                    Reason::ChallengeExpired,
+                    MSG_SESSION_GONE,
+                ),
             };
         };
         if let Some(upstream_state) = &pending.upstream_state {
@@ -140,21 +141,26 @@ impl Node {
         let cached = match self.hot.user(&self.store, name) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS)
+                return Decision::reject(
+                    name,
+                    pending.mode,
+                    Reason::UserGone,
+                    MSG_WRONG_CREDENTIALS,
+                )
             }
             Err(e) => {
                 warn!(error = %e, "store read failed");
-                return Decision::reject(name, &pending.mode, "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, pending.mode, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         let user = &cached.user;
         let Some(token) = cached.token.as_ref() else {
-            return Decision::reject(name, &pending.mode, "user_gone", MSG_WRONG_CREDENTIALS);
+            return Decision::reject(name, pending.mode, Reason::UserGone, MSG_WRONG_CREDENTIALS);
         };
         if !user.enabled {
-            return disabled(name, user, &pending.mode);
+            return disabled(name, user, pending.mode);
         }
-        let pin = match self.pin_of(user, &pending.mode) {
+        let pin = match self.pin_of(user, pending.mode) {
             Ok(p) => p,
             Err(d) => return *d,
         };
@@ -162,14 +168,16 @@ impl Node {
         let code = match &pin {
             Some(pin) => match strip_pin(pin.expose(), given) {
                 Some(code) => code,
-                None => return Decision::reject(name, &pending.mode, "wrong_pin", MSG_WRONG_PIN),
+                None => {
+                    return Decision::reject(name, pending.mode, Reason::WrongPin, MSG_WRONG_PIN)
+                }
             },
             None => given,
         };
         let Ok(code) = std::str::from_utf8(code) else {
-            return Decision::reject(name, &pending.mode, "otp_malformed", MSG_WRONG_CODE);
+            return Decision::reject(name, pending.mode, Reason::OtpMalformed, MSG_WRONG_CODE);
         };
-        self.check_code(user, token, code, &pending.mode)
+        self.check_code(user, token, code, pending.mode)
             .with_on_accept(&pending.on_accept)
     }
 }

@@ -16,14 +16,14 @@ impl Node {
     pub(super) fn pin_of(
         &self,
         user: &User,
-        mode: &str,
+        mode: Mode,
     ) -> Result<Option<radmfa_store::Secret>, Box<Decision>> {
         self.store.open_pin(user).map_err(|e| {
             warn!(error = %e, "cannot open the user's PIN");
             Box::new(Decision::reject(
                 &user.name,
                 mode,
-                "pin_unreadable",
+                Reason::PinUnreadable,
                 MSG_TRY_AGAIN,
             ))
         })
@@ -35,14 +35,14 @@ impl Node {
         user: &User,
         token: &Token,
         code: &str,
-        mode: &str,
+        mode: Mode,
     ) -> Decision {
         let name = user.name.as_str();
         let last = match self.hot.otp_state(&self.store, name) {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "otp state read failed");
-                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, mode, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         let algorithm = match token.algorithm {
@@ -69,21 +69,29 @@ impl Node {
         };
         match verdict {
             Ok(used) => match self.hot.advance_otp(&self.store, name, used) {
-                Ok(true) => Decision::accept(user, mode, "ok"),
-                Ok(false) => Decision::reject(name, mode, "otp_replayed", MSG_REUSED_CODE),
+                Ok(true) => Decision::accept(user, mode, Reason::Ok),
+                Ok(false) => Decision::reject(name, mode, Reason::OtpReplayed, MSG_REUSED_CODE),
                 Err(e) => {
                     warn!(error = %e, "otp state write failed");
-                    Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN)
+                    Decision::reject(name, mode, Reason::StoreError, MSG_TRY_AGAIN)
                 }
             },
             Err(OtpError::Replayed { .. }) => {
-                Decision::reject(name, mode, "otp_replayed", MSG_REUSED_CODE)
+                Decision::reject(name, mode, Reason::OtpReplayed, MSG_REUSED_CODE)
             }
             Err(OtpError::Malformed) => {
-                Decision::reject(name, mode, "otp_malformed", MSG_WRONG_CODE)
+                Decision::reject(name, mode, Reason::OtpMalformed, MSG_WRONG_CODE)
             }
-            Err(_) => Decision::reject(name, mode, "otp_mismatch", MSG_WRONG_CODE),
+            Err(_) => Decision::reject(name, mode, Reason::OtpMismatch, MSG_WRONG_CODE),
         }
+    }
+}
+
+/// The second factor a token is.
+pub(super) fn token_factor(token: &Token) -> SecondFactor {
+    match token.kind {
+        TokenKind::Totp => SecondFactor::Totp,
+        TokenKind::Hotp => SecondFactor::Hotp,
     }
 }
 

@@ -18,14 +18,14 @@ impl Node {
         user: &User,
         password: &[u8],
         policy: &Policy,
-        mode: &str,
+        mode: Mode,
     ) -> Option<Decision> {
         if policy.first_factor == FirstFactor::Local && !self.verify_password(user, password).await
         {
             return Some(Decision::reject(
                 &user.name,
                 mode,
-                "wrong_password",
+                Reason::WrongPassword,
                 MSG_WRONG_CREDENTIALS,
             ));
         }
@@ -64,37 +64,34 @@ impl Node {
         login: &Login<'_>,
         user: &User,
         token: Option<&Token>,
-        mode: &str,
-        why: &str,
+        mode: Mode,
+        why: GatewayTrouble,
     ) -> Decision {
         let name = user.name.as_str();
         let (policy, on_accept) = (login.policy, &login.on_accept);
         match (policy.fail_mode, token) {
             (FailMode::Open, _) => {
-                Decision::accept(user, mode, &format!("{why}_fail_open")).with_on_accept(on_accept)
+                Decision::accept(user, mode, why.fail_open()).with_on_accept(on_accept)
             }
-            (FailMode::TotpOnly, Some(_)) => self.challenge(
-                login,
-                user,
-                format!("{mode}>totp-challenge"),
-                &format!("{why}_totp_fallback"),
-            ),
+            (FailMode::TotpOnly, Some(_)) => {
+                self.challenge(login, user, mode.totp_fallback(), why.totp_fallback())
+            }
             _ => Decision::reject(
                 name,
                 mode,
-                why,
+                why.reason(),
                 "We could not send your sign-in code right now. Please try again in a few minutes.",
             ),
         }
     }
 }
 
-pub(super) fn phone_missing(user: &User, mode: &str) -> Option<Decision> {
+pub(super) fn phone_missing(user: &User, mode: Mode) -> Option<Decision> {
     user.phone.is_empty().then(|| {
         Decision::reject(
             &user.name,
             mode,
-            "phone_missing",
+            Reason::PhoneMissing,
             "No phone number is on file for your account. Contact your administrator.",
         )
     })

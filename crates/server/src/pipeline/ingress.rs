@@ -354,8 +354,8 @@ impl Node {
                     .unwrap_or("");
                 let decision = Decision::reject(
                     user,
-                    "challenge",
-                    "owner_unreachable",
+                    Mode::Challenge,
+                    Reason::OwnerUnreachable,
                     "The server that started your sign-in cannot be reached right now. Please sign in again.",
                 );
                 let (code, attrs) = self.finish(client, packet, source, &decision, &span);

@@ -16,9 +16,9 @@ impl Node {
     /// decide whether MFA applies and which attributes the Accept carries.
     pub(super) async fn ldap_first_leg(&self, login: &Login<'_>, password: &[u8]) -> Decision {
         let (name, policy) = (login.name, login.policy);
-        let mode = "ldap";
+        let mode = Mode::first(First::Ldap);
         let Some(directory) = &self.directory else {
-            return Decision::reject(name, mode, "no_directory", MSG_TRY_AGAIN);
+            return Decision::reject(name, mode, Reason::NoDirectory, MSG_TRY_AGAIN);
         };
         // Inline only when the policy says so: the directory sees exactly one
         // password per request (repeated wrong binds lock AD accounts).
@@ -26,7 +26,7 @@ impl Node {
             Ok(u) => u,
             Err(e) => {
                 warn!(error = %e, "store read failed");
-                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, mode, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         let inline = match (&by_name, policy.otp_mode) {
@@ -54,7 +54,7 @@ impl Node {
                 if matches!(f, F::Unreachable(_)) {
                     warn!(error = %f, "directory unreachable");
                 }
-                return Decision::reject(name, mode, f.reason(), msg);
+                return Decision::reject(name, mode, Reason::of_directory(&f), msg);
             }
         };
         let canonical = dir_user.login.clone();
@@ -65,7 +65,7 @@ impl Node {
                 Ok(u) => u,
                 Err(e) => {
                     warn!(error = %e, "store read failed");
-                    return Decision::reject(&canonical, mode, "store_error", MSG_TRY_AGAIN);
+                    return Decision::reject(&canonical, mode, Reason::StoreError, MSG_TRY_AGAIN);
                 }
             }
         };
@@ -75,7 +75,7 @@ impl Node {
         };
         let login = Login {
             name: &canonical,
-            ..login.with_first(mode, on_accept)
+            ..login.with_first(First::Ldap, on_accept)
         };
         self.second_factor_after(&login, cached, inline.map(|(_, c)| c))
             .await

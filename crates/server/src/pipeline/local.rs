@@ -3,11 +3,10 @@
 //! Challenge, or a gateway method. A rejected request costs a fixed number
 //! of argon2 runs whoever the user is.
 
-use radmfa_radius::Code;
-use radmfa_store::{Method, Token, TokenKind, User};
+use radmfa_store::{Method, Token, User};
 use tracing::warn;
 
-use super::codes::{split_code, split_pin_suffix, strip_pin};
+use super::codes::{split_code, split_pin_suffix, strip_pin, token_factor};
 use super::decision::*;
 use super::login::Login;
 use super::node::Node;
@@ -39,7 +38,7 @@ impl Node {
         // A reject after the password passed (a wrong or replayed code) is
         // not padded: its answer already says the password was right, and
         // padding it would cost every wrong code two argon2 runs.
-        if decision.code == Code::ACCESS_REJECT && !passed {
+        if decision.answer == Answer::Reject && !passed {
             for _ in spent..argon2_per_reject(login.policy) {
                 self.verify_argon2(self.decoy_hash.clone(), password).await;
             }
@@ -57,22 +56,23 @@ impl Node {
             Ok(u) => u,
             Err(e) => {
                 warn!(error = %e, "store read failed");
-                return Decision::reject(name, "", "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, Mode::Unknown, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         let first = match policy.first_factor {
-            FirstFactor::Local | FirstFactor::Radius | FirstFactor::Ldap => "pap",
-            FirstFactor::None => "otp",
+            FirstFactor::Local | FirstFactor::Radius | FirstFactor::Ldap => First::Pap,
+            FirstFactor::None => First::Otp,
         };
+        let first_mode = Mode::first(first);
         let Some(cached) = cached else {
             // local_first_leg pads this to the cost of a wrong password.
-            return Decision::reject(name, first, "unknown_user", MSG_WRONG_CREDENTIALS);
+            return Decision::reject(name, first_mode, Reason::UnknownUser, MSG_WRONG_CREDENTIALS);
         };
         let user = &cached.user;
         if policy.first_factor == FirstFactor::Local && user.password_hash.is_none() {
             // Same cost as a wrong password; the audit log says why.
             self.verify_argon2(self.decoy_hash.clone(), password).await;
-            return Decision::reject(name, first, "no_password", MSG_WRONG_CREDENTIALS);
+            return Decision::reject(name, first_mode, Reason::NoPassword, MSG_WRONG_CREDENTIALS);
         }
         // Members of the policy's bypass groups (or outside its MFA groups)
         // sign in with the password alone.
@@ -97,17 +97,22 @@ impl Node {
                 if policy.first_factor == FirstFactor::Local
                     && !self.verify_password(user, password).await
                 {
-                    return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
+                    return Decision::reject(
+                        name,
+                        first_mode,
+                        Reason::WrongPassword,
+                        MSG_WRONG_CREDENTIALS,
+                    );
                 }
                 // A disabled account is refused as disabled, enrolled or not
                 // (the audit reason tells the admin why).
                 if !user.enabled {
-                    return disabled(name, user, first);
+                    return disabled(name, user, first_mode);
                 }
                 return Decision::reject(
                     name,
-                    first,
-                    "not_enrolled",
+                    first_mode,
+                    Reason::NotEnrolled,
                     "You have not enrolled an authenticator app yet. Contact your administrator.",
                 );
             }
@@ -119,25 +124,30 @@ impl Node {
             if policy.first_factor == FirstFactor::None {
                 return Decision::reject(
                     name,
-                    first,
-                    "no_factor",
+                    first_mode,
+                    Reason::NoFactor,
                     "No sign-in method is set up for your account. Contact your administrator.",
                 );
             }
             if !self.verify_password(user, password).await {
-                return Decision::reject(name, first, "wrong_password", MSG_WRONG_CREDENTIALS);
+                return Decision::reject(
+                    name,
+                    first_mode,
+                    Reason::WrongPassword,
+                    MSG_WRONG_CREDENTIALS,
+                );
             }
             if !user.enabled {
-                return disabled(name, user, first);
+                return disabled(name, user, first_mode);
             }
             let reason = if bypass {
-                "mfa_not_required_for_group"
+                Reason::MfaNotRequiredForGroup
             } else if needs_otp {
-                "not_enrolled_allowed"
+                Reason::NotEnrolledAllowed
             } else {
-                "ok"
+                Reason::Ok
             };
-            return Decision::accept(user, first, reason);
+            return Decision::accept(user, first_mode, reason);
         };
         if policy.first_factor == FirstFactor::None {
             self.code_only_leg(&login, user, token, password)
@@ -157,41 +167,42 @@ impl Node {
         password: &[u8],
     ) -> Decision {
         let (name, policy) = (login.name, login.policy);
-        let kind = kind_of(token);
+        let kind = token_factor(token);
         let digits = usize::from(token.digits);
-        let pin = match self.pin_of(user, kind) {
+        let mode = Mode::with(None, kind, None);
+        let pin = match self.pin_of(user, mode) {
             Ok(p) => p,
             Err(d) => return *d,
         };
         let pin = pin.as_ref().map(|p| p.expose());
-        let mode = kind.to_string();
         let pin_len = pin.map_or(0, <[u8]>::len);
         if password.len() == pin_len + digits && password.iter().all(u8::is_ascii_digit) {
             if !user.enabled {
-                return disabled(name, user, &mode);
+                return disabled(name, user, mode);
             }
             let code = match pin {
                 Some(pin) => match strip_pin(pin, password) {
                     Some(code) => code,
-                    None => return Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN),
+                    None => return Decision::reject(name, mode, Reason::WrongPin, MSG_WRONG_PIN),
                 },
                 None => password,
             };
             let code = std::str::from_utf8(code).unwrap_or_default();
-            return self.check_code(user, token, code, &mode);
+            return self.check_code(user, token, code, mode);
         }
         if policy.otp_mode == OtpMode::Inline {
             return Decision::reject(
                 name,
-                &mode,
-                "code_missing",
+                mode,
+                Reason::CodeMissing,
                 "Enter the code from your authenticator app as the password.",
             );
         }
         if !user.enabled {
-            return disabled(name, user, &mode);
+            return disabled(name, user, mode);
         }
-        self.challenge(login, user, format!("{kind}-challenge"), "code_requested")
+        let mode = Mode::with(None, kind, Some(Entry::Challenge));
+        self.challenge(login, user, mode, Reason::CodeRequested)
     }
 
     /// First factor `local` with a code to follow: decides on the password
@@ -206,9 +217,9 @@ impl Node {
         password: &[u8],
     ) -> Decision {
         let (name, policy) = (login.name, login.policy);
-        let kind = kind_of(token);
+        let kind = token_factor(token);
         let code_split = split_code(password, usize::from(token.digits));
-        let pin = match self.pin_of(user, kind) {
+        let pin = match self.pin_of(user, Mode::with(None, kind, None)) {
             Ok(p) => p,
             Err(d) => return *d,
         };
@@ -222,46 +233,39 @@ impl Node {
             });
             if let Some((pw, pin_ok, code)) = split {
                 if self.verify_password(user, pw).await {
-                    let mode = format!("pap+{kind}-inline");
+                    let mode = Mode::with(Some(First::Pap), kind, Some(Entry::Inline));
                     if !user.enabled {
-                        return disabled(name, user, &mode);
+                        return disabled(name, user, mode);
                     }
                     if !pin_ok {
-                        return Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN);
+                        return Decision::reject(name, mode, Reason::WrongPin, MSG_WRONG_PIN);
                     }
-                    return self.check_code(user, token, code, &mode);
+                    return self.check_code(user, token, code, mode);
                 }
             }
             if policy.otp_mode == OtpMode::Inline {
                 let reason = if code_split.is_some() {
-                    "wrong_password"
+                    Reason::WrongPassword
                 } else {
-                    "code_missing"
+                    Reason::CodeMissing
                 };
                 let msg = if code_split.is_some() {
                     MSG_WRONG_CREDENTIALS
                 } else {
                     "Enter your password immediately followed by the code from your authenticator app."
                 };
-                return Decision::reject(name, &format!("pap+{kind}-inline"), reason, msg);
+                let mode = Mode::with(Some(First::Pap), kind, Some(Entry::Inline));
+                return Decision::reject(name, mode, reason, msg);
             }
         }
         // Challenge: the whole User-Password is the password.
-        let mode = format!("pap+{kind}-challenge");
+        let mode = Mode::with(Some(First::Pap), kind, Some(Entry::Challenge));
         if !self.verify_password(user, password).await {
-            return Decision::reject(name, &mode, "wrong_password", MSG_WRONG_CREDENTIALS);
+            return Decision::reject(name, mode, Reason::WrongPassword, MSG_WRONG_CREDENTIALS);
         }
         if !user.enabled {
-            return disabled(name, user, &mode);
+            return disabled(name, user, mode);
         }
-        self.challenge(login, user, mode, "code_requested")
-    }
-}
-
-/// The audit name of a token's kind.
-fn kind_of(token: &Token) -> &'static str {
-    match token.kind {
-        TokenKind::Totp => "totp",
-        TokenKind::Hotp => "hotp",
+        self.challenge(login, user, mode, Reason::CodeRequested)
     }
 }

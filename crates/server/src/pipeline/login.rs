@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use radmfa_radius::Packet;
 
-use super::decision::OnAccept;
+use super::decision::{First, Mode, OnAccept};
 use crate::clients::ClientEntry;
 use crate::config::Policy;
 
@@ -28,23 +28,28 @@ pub(super) struct Login<'a> {
     /// The end user's address (Calling-Station-Id, when it is one), sent to
     /// the gateway.
     pub end_user: Option<IpAddr>,
-    /// How the first factor was authenticated (the audit mode's first part:
-    /// `pap`, `otp`, `ldap`, `radius`, `mschapv2`; empty before it is known).
-    pub first: &'a str,
+    /// How the first factor was authenticated (the audit mode's first
+    /// part; `None` before it is known).
+    pub first: Option<First>,
     /// What the final Accept carries from the first factor.
     pub on_accept: OnAccept,
 }
 
 impl<'a> Login<'a> {
+    /// The audit mode of a decision made on the first factor alone.
+    pub fn first_mode(&self) -> Mode {
+        self.first.map_or(Mode::Unknown, Mode::first)
+    }
+
     /// The same request, its first factor now `first` with `on_accept`.
-    pub fn with_first(&self, first: &'a str, on_accept: OnAccept) -> Login<'a> {
+    pub fn with_first(&self, first: First, on_accept: OnAccept) -> Login<'a> {
         Login {
             name: self.name,
             client: self.client,
             policy: self.policy,
             packet: self.packet,
             end_user: self.end_user,
-            first,
+            first: Some(first),
             on_accept,
         }
     }

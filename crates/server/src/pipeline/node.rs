@@ -53,7 +53,7 @@ pub struct Node {
     /// Store replication, when clustered (set once at start).
     pub(super) replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     /// Rate limits and lockout.
-    pub(super) limits: crate::limits::Limits,
+    pub(super) limits: Arc<crate::limits::Limits>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
 }
@@ -127,7 +127,10 @@ impl Node {
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         Ok(Node {
-            limits: crate::limits::Limits::new(cfg.limits.clone(), counters.clone()),
+            limits: Arc::new(crate::limits::Limits::new(
+                cfg.limits.clone(),
+                counters.clone(),
+            )),
             dedup: DuplicateCache::new(
                 Duration::from_secs(cfg.duplicate_window_secs),
                 cfg.duplicate_cache_entries,
@@ -252,6 +255,21 @@ impl Node {
     /// Rate limits and lockout of this node.
     pub fn limits(&self) -> &crate::limits::Limits {
         &self.limits
+    }
+
+    /// Rate limits and lockout of this node, shared (the prune loop).
+    pub fn limits_shared(&self) -> Arc<crate::limits::Limits> {
+        self.limits.clone()
+    }
+
+    /// The clock the node reads.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The cloud gateway's metrics, when one is configured.
+    pub fn gateway_metrics(&self) -> Option<radmfa_gateway::GatewayMetrics> {
+        self.gateway.as_ref().map(radmfa_gateway::Gateway::metrics)
     }
 
     /// The table that writes dropped requests to the log.

@@ -27,39 +27,41 @@ impl Node {
     ) -> Decision {
         use radmfa_gateway::{Verdict, VerificationMode};
         let name = user.name.as_str();
-        let (policy, first, on_accept) = (login.policy, login.first, &login.on_accept);
-        let (mode_name, gw_mode) = match user.method {
-            Method::Call => ("call", VerificationMode::Call),
-            Method::Push => ("push", VerificationMode::Push),
-            _ => ("sms_two_way", VerificationMode::TwoWaySms),
+        let (policy, on_accept) = (login.policy, &login.on_accept);
+        let (second, gw_mode) = match user.method {
+            Method::Call => (SecondFactor::Call, VerificationMode::Call),
+            Method::Push => (SecondFactor::Push, VerificationMode::Push),
+            _ => (SecondFactor::SmsTwoWay, VerificationMode::TwoWaySms),
         };
-        let mode = format!("{first}+{mode_name}");
-        if let Some(refused) = self.before_gateway(user, password, policy, &mode).await {
+        let mode = Mode::with(login.first, second, None);
+        if let Some(refused) = self.before_gateway(user, password, policy, mode).await {
             return refused;
         }
         if gw_mode == VerificationMode::Push {
             if user.device_token.is_empty() {
                 return Decision::reject(
                     name,
-                    &mode,
-                    "no_device",
+                    mode,
+                    Reason::NoDevice,
                     "No mobile app is registered for your account. Contact your administrator.",
                 );
             }
-        } else if let Some(refused) = phone_missing(user, &mode) {
+        } else if let Some(refused) = phone_missing(user, mode) {
             return refused;
         }
-        let pin_mode = match self.pin_of(user, &mode) {
+        let pin_mode = match self.pin_of(user, mode) {
             Ok(Some(pin)) => match std::str::from_utf8(pin.expose()) {
                 Ok(p) => radmfa_gateway::PinMode::Pin(radmfa_gateway::Secret::new(p.to_string())),
-                Err(_) => return Decision::reject(name, &mode, "pin_unreadable", MSG_TRY_AGAIN),
+                Err(_) => {
+                    return Decision::reject(name, mode, Reason::PinUnreadable, MSG_TRY_AGAIN)
+                }
             },
             Ok(None) => radmfa_gateway::PinMode::Standard,
             Err(d) => return *d,
         };
-        let down = |why| self.gateway_down(login, user, token, &mode, why);
+        let down = |why| self.gateway_down(login, user, token, mode, why);
         let Some(gateway) = &self.gateway else {
-            return down("gateway_not_configured");
+            return down(GatewayTrouble::NotConfigured);
         };
         let mut id = [0u8; 16];
         rand::fill(&mut id[..]);
@@ -77,40 +79,42 @@ impl Node {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "cannot start the verification");
-                return down("gateway_unreachable");
+                return down(GatewayTrouble::Unreachable);
             }
         };
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.verdict_timeout_secs);
         match gateway.wait_verdict(&started, deadline).await {
-            Ok(Verdict::Approved) => Decision::accept(user, &mode, "ok").with_on_accept(on_accept),
+            Ok(Verdict::Approved) => {
+                Decision::accept(user, mode, Reason::Ok).with_on_accept(on_accept)
+            }
             Ok(Verdict::Denied) if pin_mode_used => Decision::reject(
                 name,
-                &mode,
-                "denied_or_wrong_pin",
+                mode,
+                Reason::DeniedOrWrongPin,
                 "The sign-in was denied on your phone, or the PIN entered was not correct.",
             ),
             Ok(Verdict::Denied) => Decision::reject(
                 name,
-                &mode,
-                "denied_by_user",
+                mode,
+                Reason::DeniedByUser,
                 "The sign-in was denied on your phone.",
             ),
             Ok(Verdict::TimedOut) => Decision::reject(
                 name,
-                &mode,
-                "no_answer",
+                mode,
+                Reason::NoAnswer,
                 "We did not get an answer from your phone in time. Please sign in again.",
             ),
             Ok(Verdict::FraudReported) => Decision::reject(
                 name,
-                &mode,
-                "fraud_reported",
+                mode,
+                Reason::FraudReported,
                 "You reported this sign-in as not yours. Contact your administrator.",
             ),
             Err(e) => {
                 warn!(error = %e, "no verdict from the gateway");
-                down("gateway_unreachable")
+                down(GatewayTrouble::Unreachable)
             }
         }
     }

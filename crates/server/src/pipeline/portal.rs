@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use radmfa_radius::Code;
 use radmfa_store::{AuditRecord, Token, User};
 use tracing::warn;
 
+use super::decision::{Answer, Decision, Mode, Reason};
 use super::gateway::hex;
 use super::node::Node;
 use super::reply::unix_ms;
@@ -22,6 +22,14 @@ pub(crate) enum PortalFirstFactor {
     /// Failed: the audit reason (`wrong_password`, `unknown_user`,
     /// `store_error`, a directory reason such as `account_locked`).
     Failed(&'static str),
+}
+
+/// The user is locked now, after a second factor checked in the portal.
+#[derive(Debug)]
+pub(crate) struct PortalLock {
+    /// The audit reason to record instead (`otp_mismatch+locked_out`,
+    /// `locked_out`).
+    pub reason: String,
 }
 
 /// The portal's entry points into the node: the same first-factor checks,
@@ -101,11 +109,11 @@ impl Node {
         token: &Token,
         code: &str,
     ) -> Result<(), String> {
-        let d = self.check_code(user, token, code, "portal");
-        if d.code == Code::ACCESS_ACCEPT {
+        let d = self.check_code(user, token, code, Mode::Unknown);
+        if d.answer == Answer::Accept {
             Ok(())
         } else {
-            Err(d.reason)
+            Err(d.reason.as_str().to_string())
         }
     }
 
@@ -177,25 +185,28 @@ impl Node {
         user: &str,
         accepted: bool,
         reason: &str,
-    ) -> Option<crate::limits::Override> {
-        let code = if accepted {
-            Code::ACCESS_ACCEPT
+    ) -> Option<PortalLock> {
+        let decision = if accepted {
+            Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new())
         } else {
-            Code::ACCESS_REJECT
+            // The portal words its outcomes as RADIUS does; anything else
+            // does not count towards the lock.
+            Decision::reject(user, Mode::Unknown, Reason::parse(reason)?, "")
         };
         let now = self.clock.now_unix();
-        self.limits
+        let o = self
+            .limits
             .after_decision(
                 &self.store,
                 &self.hot,
-                user,
-                code,
-                reason,
-                "",
+                &decision,
                 now,
                 |name, until, why| self.persist_lock(name, until, why),
             )
-            .await
+            .await?;
+        Some(PortalLock {
+            reason: o.audit_reason().into_owned(),
+        })
     }
 
     /// Queues an audit record for a portal event, as this node.

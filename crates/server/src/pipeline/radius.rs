@@ -2,7 +2,7 @@
 //! server (NPS, FreeRADIUS); its Reject passes through, its challenge is
 //! relayed under our State, its Accept leads to our second factor.
 
-use radmfa_radius::{AttrType, Attribute, Code};
+use radmfa_radius::{AttrType, Attribute};
 use radmfa_store::Method;
 use tracing::{debug, warn};
 
@@ -28,15 +28,15 @@ impl Node {
         upstream_state: Option<&[u8]>,
     ) -> Decision {
         let (name, policy, packet) = (login.name, login.policy, login.packet);
-        let mode = "radius";
+        let mode = Mode::first(First::Radius);
         let Some(upstream) = policy.upstream.as_ref().and_then(|u| self.upstreams.get(u)) else {
-            return Decision::reject(name, mode, "no_upstream", MSG_TRY_AGAIN);
+            return Decision::reject(name, mode, Reason::NoUpstream, MSG_TRY_AGAIN);
         };
         let cached = match self.hot.user(&self.store, name) {
             Ok(u) => u,
             Err(e) => {
                 warn!(error = %e, "store read failed");
-                return Decision::reject(name, mode, "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, mode, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         // Inline (password + code in one User-Password) only when the policy
@@ -65,7 +65,7 @@ impl Node {
                 return Decision::reject(
                     name,
                     mode,
-                    "upstream_unreachable",
+                    Reason::UpstreamUnreachable,
                     "Your password cannot be checked right now. Please try again in a few minutes.",
                 );
             }
@@ -78,11 +78,15 @@ impl Node {
                 } else {
                     msg
                 };
-                Decision::reject(name, mode, "upstream_reject", &msg)
+                Decision::reject(name, mode, Reason::UpstreamReject, &msg)
             }
             UpstreamAnswer::Challenge(attrs) => self.upstream_challenge(login, &attrs),
             UpstreamAnswer::Accept(attrs) => {
-                let first = if password.is_none() { "mschapv2" } else { mode };
+                let first = if password.is_none() {
+                    First::MsChapV2
+                } else {
+                    First::Radius
+                };
                 if password.is_none() {
                     // MS-CHAPv2: no code can be asked for; only out-of-band methods.
                     let needs_code = cached.as_ref().is_some_and(|c| {
@@ -95,8 +99,8 @@ impl Node {
                     if needs_code && policy.needs_mfa(&groups) {
                         return Decision::reject(
                             name,
-                            first,
-                            "method_needs_code",
+                            Mode::first(first),
+                            Reason::MethodNeedsCode,
                             "This connection cannot ask for a code. Ask your administrator to set up phone or app verification for your account.",
                         );
                     }
@@ -129,8 +133,8 @@ impl Node {
         let Some(state) = attrs.iter().find(|a| a.typ == AttrType::STATE) else {
             return Decision::reject(
                 name,
-                "radius",
-                "upstream_challenge_without_state",
+                Mode::first(First::Radius),
+                Reason::UpstreamChallengeWithoutState,
                 MSG_TRY_AGAIN,
             );
         };
@@ -138,31 +142,33 @@ impl Node {
         let pending = PendingChallenge {
             user: name.to_string(),
             origin: ChallengeOrigin::of(login.client),
-            mode: "radius-challenge".to_string(),
+            mode: Mode::upstream_challenge(),
             sms_code: None,
             attempts_left: 1,
             on_accept: OnAccept::default(),
             upstream_state: Some(state.value.clone()),
         };
         match self.sessions.insert(now, pending) {
-            Ok(id) => Decision {
-                code: Code::ACCESS_CHALLENGE,
-                message: upstream_message(attrs),
-                state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
-                session_timeout: attrs
+            Ok(id) => Decision::challenge(
+                name,
+                Mode::upstream_challenge(),
+                Reason::UpstreamChallenge,
+                upstream_message(attrs),
+                self.state_key.seal(self.cfg.node_id, &id).to_vec(),
+                attrs
                     .iter()
                     .find(|a| a.typ == AttrType::SESSION_TIMEOUT)
                     .and_then(|a| a.as_u32().ok())
                     .or(u32::try_from(self.cfg.challenge_lifetime_secs).ok()),
-                user: name.to_string(),
-                mode: "radius-challenge".to_string(),
-                reason: "upstream_challenge".to_string(),
-                attrs: Vec::new(),
-                groups: Vec::new(),
-            },
+            ),
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");
-                Decision::reject(name, "radius", "sessions_full", MSG_TRY_AGAIN)
+                Decision::reject(
+                    name,
+                    Mode::first(First::Radius),
+                    Reason::SessionsFull,
+                    MSG_TRY_AGAIN,
+                )
             }
         }
     }

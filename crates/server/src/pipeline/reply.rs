@@ -52,24 +52,19 @@ impl Node {
         d: &Decision,
         span: &Span,
     ) -> (Code, Vec<Attribute>) {
-        let result = match d.code {
-            Code::ACCESS_ACCEPT => {
-                bump(&self.counters.access_accepts);
-                "accept"
-            }
-            Code::ACCESS_CHALLENGE => {
-                bump(&self.counters.access_challenges);
-                "challenge"
-            }
-            _ => {
-                bump(&self.counters.access_rejects);
-                "reject"
-            }
-        };
-        self.counters.replies.record_outcome(&d.mode, result);
+        bump(match d.answer {
+            Answer::Accept => &self.counters.access_accepts,
+            Answer::Challenge => &self.counters.access_challenges,
+            Answer::Reject => &self.counters.access_rejects,
+        });
+        let result = d.answer.as_str();
+        self.counters
+            .replies
+            .record_outcome(d.mode.method(), d.answer);
+        let reason = d.audit_reason();
         span.record("user", d.user.as_str());
         span.record("outcome", result);
-        span.in_scope(|| info!(mode = %d.mode, reason = %d.reason, "{result}"));
+        span.in_scope(|| info!(mode = %d.mode, reason = %reason, "{result}"));
         let calling_station = packet
             .attr(AttrType::CALLING_STATION_ID)
             .and_then(|a| a.as_str().ok())
@@ -78,9 +73,9 @@ impl Node {
         self.audit.record(AuditRecord {
             time_ms: unix_ms(),
             user: d.user.clone(),
-            mode: d.mode.clone(),
+            mode: d.mode.to_string(),
             result: result.to_string(),
-            reason: d.reason.clone(),
+            reason: reason.into_owned(),
             server_name: self.cfg.node_name.clone(),
             server_ip: self.cfg.server_ip.clone(),
             client_name: client.name.clone(),
@@ -95,14 +90,14 @@ impl Node {
             attrs.push(Attribute::u32(AttrType::SESSION_TIMEOUT, t));
         }
         attrs.extend(d.attrs.iter().cloned());
-        if d.code == Code::ACCESS_ACCEPT {
+        if d.answer == Answer::Accept {
             for (group, extra) in &self.cfg.group_attributes {
                 if d.groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
                     attrs.extend(extra.iter().cloned());
                 }
             }
         }
-        (d.code, attrs)
+        (d.code(), attrs)
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use radmfa_radius::Code;
-use radmfa_store::{Method, TokenKind};
+use radmfa_store::Method;
 
+use super::codes::token_factor;
 use super::decision::*;
 use super::login::Login;
 use super::node::Node;
@@ -25,26 +25,23 @@ impl Node {
         cached: Option<Arc<crate::hot::CachedUser>>,
         inline_code: Option<&str>,
     ) -> Decision {
-        let (name, policy, first, on_accept) =
-            (login.name, login.policy, login.first, &login.on_accept);
-        let mut groups: Vec<String> = on_accept.groups.clone();
-        if let Some(c) = &cached {
-            groups.extend(c.user.groups.iter().cloned());
-        }
+        let (name, policy, on_accept) = (login.name, login.policy, &login.on_accept);
+        let first = login.first_mode();
+        let stored: Vec<String> = cached
+            .as_ref()
+            .map(|c| c.user.groups.clone())
+            .unwrap_or_default();
+        let mut groups = on_accept.groups.clone();
+        groups.extend(stored.iter().cloned());
         if !policy.needs_mfa(&groups) {
-            let mut d = Decision::reject(name, first, "", "");
-            d.code = Code::ACCESS_ACCEPT;
-            d.message = "Welcome.".to_string();
-            d.reason = "mfa_not_required_for_group".to_string();
-            d.attrs = on_accept.attrs.clone();
-            d.groups = groups;
-            return d;
+            return Decision::accept_name(name, first, Reason::MfaNotRequiredForGroup, stored)
+                .with_on_accept(on_accept);
         }
         let Some(cached) = cached else {
             return Decision::reject(
                 name,
                 first,
-                "not_enrolled",
+                Reason::NotEnrolled,
                 "Your account is not set up for multi-factor sign-in. Contact your administrator.",
             );
         };
@@ -54,7 +51,7 @@ impl Node {
         }
         let token = cached.token.as_ref();
         let decision = match user.method {
-            Method::None => Decision::accept(user, first, "ok"),
+            Method::None => Decision::accept(user, first, Reason::Ok),
             Method::Sms => return self.sms_first_leg(login, user, token, b"").await,
             Method::SmsTwoWay | Method::Call | Method::Push => {
                 return self.out_of_band(login, user, token, b"").await
@@ -62,31 +59,25 @@ impl Node {
             Method::Totp | Method::Hotp => {
                 let Some(token) = token else {
                     if policy.unenrolled == Unenrolled::Accept {
-                        return Decision::accept(user, first, "not_enrolled_allowed")
+                        return Decision::accept(user, first, Reason::NotEnrolledAllowed)
                             .with_on_accept(on_accept);
                     }
                     return Decision::reject(
                         name,
                         first,
-                        "not_enrolled",
+                        Reason::NotEnrolled,
                         "You have not enrolled an authenticator app yet. Contact your administrator.",
                     );
                 };
-                let kind = match token.kind {
-                    TokenKind::Totp => "totp",
-                    TokenKind::Hotp => "hotp",
-                };
+                let kind = token_factor(token);
                 match inline_code {
                     Some(code) if user.pin.is_none() => {
-                        self.check_code(user, token, code, &format!("{first}+{kind}-inline"))
+                        let mode = Mode::with(login.first, kind, Some(Entry::Inline));
+                        self.check_code(user, token, code, mode)
                     }
                     _ => {
-                        return self.challenge(
-                            login,
-                            user,
-                            format!("{first}+{kind}-challenge"),
-                            "code_requested",
-                        )
+                        let mode = Mode::with(login.first, kind, Some(Entry::Challenge));
+                        return self.challenge(login, user, mode, Reason::CodeRequested);
                     }
                 }
             }

@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use super::decision::OnAccept;
+use super::decision::{Mode, OnAccept};
 use crate::clients::ClientEntry;
 
 /// An Access-Challenge in progress, kept on this node until answered.
@@ -15,7 +15,7 @@ pub struct PendingChallenge {
     /// Where the challenge was issued; only an answer from there counts.
     pub origin: ChallengeOrigin,
     /// How the first leg was authenticated (audit "mode").
-    pub mode: String,
+    pub mode: Mode,
     /// For one-way SMS: the code that was sent.
     pub sms_code: Option<Zeroizing<String>>,
     /// For one-way SMS: wrong answers still allowed.

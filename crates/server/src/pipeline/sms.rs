@@ -1,7 +1,6 @@
 //! One-way SMS: a random code sent through the gateway with an
 //! Access-Challenge, and the code typed back (limited attempts).
 
-use radmfa_radius::Code;
 use radmfa_store::{Token, User};
 use tracing::warn;
 use zeroize::Zeroizing;
@@ -27,16 +26,16 @@ impl Node {
         password: &[u8],
     ) -> Decision {
         let name = user.name.as_str();
-        let (policy, first) = (login.policy, login.first);
-        let mode = format!("{first}+sms");
-        if let Some(refused) = self.before_gateway(user, password, policy, &mode).await {
+        let policy = login.policy;
+        let mode = Mode::with(login.first, SecondFactor::Sms, None);
+        if let Some(refused) = self.before_gateway(user, password, policy, mode).await {
             return refused;
         }
-        if let Some(refused) = phone_missing(user, &mode) {
+        if let Some(refused) = phone_missing(user, mode) {
             return refused;
         }
         let Some(gateway) = &self.gateway else {
-            return self.gateway_down(login, user, token, &mode, "gateway_not_configured");
+            return self.gateway_down(login, user, token, mode, GatewayTrouble::NotConfigured);
         };
         let sms = &self.cfg.sms;
         let code = Zeroizing::new(radmfa_otp::random_code(sms.code_length, &sms.alphabet));
@@ -44,7 +43,7 @@ impl Node {
         let pending = PendingChallenge {
             user: name.to_string(),
             origin: ChallengeOrigin::of(login.client),
-            mode: mode.clone(),
+            mode,
             sms_code: Some(code.clone()),
             attempts_left: sms.max_attempts,
             on_accept: login.on_accept.clone(),
@@ -54,7 +53,7 @@ impl Node {
             Ok(id) => id,
             Err(e) => {
                 warn!(error = %e, "cannot open an SMS session");
-                return Decision::reject(name, &mode, "sessions_full", MSG_TRY_AGAIN);
+                return Decision::reject(name, mode, Reason::SessionsFull, MSG_TRY_AGAIN);
             }
         };
         let request = radmfa_gateway::SmsRequest {
@@ -81,24 +80,21 @@ impl Node {
                 } else {
                     ""
                 };
-                Decision {
-                    code: Code::ACCESS_CHALLENGE,
-                    message: format!(
+                Decision::challenge(
+                    name,
+                    mode,
+                    Reason::SmsSent,
+                    format!(
                         "Enter {pin_first}the code we sent by text message to your phone ending in {tail}"
                     ),
-                    state: Some(self.state_key.seal(self.cfg.node_id, &id).to_vec()),
-                    session_timeout: u32::try_from(sms.lifetime_secs).ok(),
-                    user: name.to_string(),
-                    mode,
-                    reason: "sms_sent".to_string(),
-                    attrs: Vec::new(),
-                    groups: Vec::new(),
-                }
+                    self.state_key.seal(self.cfg.node_id, &id).to_vec(),
+                    u32::try_from(sms.lifetime_secs).ok(),
+                )
             }
             Err(e) => {
                 self.sms_sessions.take(&id, now);
                 warn!(error = %e, "cannot send the SMS code");
-                self.gateway_down(login, user, token, &mode, "gateway_unreachable")
+                self.gateway_down(login, user, token, mode, GatewayTrouble::Unreachable)
             }
         }
     }
@@ -114,19 +110,21 @@ impl Node {
         mut pending: PendingChallenge,
         password: &[u8],
     ) -> Decision {
-        let mode = pending.mode.clone();
+        let mode = pending.mode;
         let user = match self.hot.user(&self.store, name) {
             Ok(Some(c)) => c,
-            Ok(None) => return Decision::reject(name, &mode, "user_gone", MSG_WRONG_CREDENTIALS),
+            Ok(None) => {
+                return Decision::reject(name, mode, Reason::UserGone, MSG_WRONG_CREDENTIALS)
+            }
             Err(e) => {
                 warn!(error = %e, "store read failed");
-                return Decision::reject(name, &mode, "store_error", MSG_TRY_AGAIN);
+                return Decision::reject(name, mode, Reason::StoreError, MSG_TRY_AGAIN);
             }
         };
         if !user.user.enabled {
-            return disabled(name, &user.user, &mode);
+            return disabled(name, &user.user, mode);
         }
-        let pin = match self.pin_of(&user.user, &mode) {
+        let pin = match self.pin_of(&user.user, mode) {
             Ok(p) => p,
             Err(d) => return *d,
         };
@@ -143,26 +141,24 @@ impl Node {
         // Both checks always run: the answer does not tell which part was wrong.
         let code_ok = radmfa_otp::codes_match(&expected, code);
         if pin_ok && code_ok {
-            return Decision::accept(&user.user, &mode, "ok").with_on_accept(&pending.on_accept);
+            return Decision::accept(&user.user, mode, Reason::Ok)
+                .with_on_accept(&pending.on_accept);
         }
         pending.attempts_left = pending.attempts_left.saturating_sub(1);
         if pending.attempts_left > 0 && self.sms_sessions.put_back(id, deadline, pending).is_ok() {
-            return Decision {
-                code: Code::ACCESS_CHALLENGE,
-                message: "That code is not correct. Try again.".to_string(),
-                state: Some(state.to_vec()),
-                session_timeout: u32::try_from(deadline.saturating_sub(self.clock.now_unix())).ok(),
-                user: name.to_string(),
+            return Decision::challenge(
+                name,
                 mode,
-                reason: "sms_code_wrong_retry".to_string(),
-                attrs: Vec::new(),
-                groups: Vec::new(),
-            };
+                Reason::SmsCodeWrongRetry,
+                "That code is not correct. Try again.".to_string(),
+                state.to_vec(),
+                u32::try_from(deadline.saturating_sub(self.clock.now_unix())).ok(),
+            );
         }
         if pin_ok {
-            Decision::reject(name, &mode, "sms_code_wrong", MSG_WRONG_CODE)
+            Decision::reject(name, mode, Reason::SmsCodeWrong, MSG_WRONG_CODE)
         } else {
-            Decision::reject(name, &mode, "wrong_pin", MSG_WRONG_PIN)
+            Decision::reject(name, mode, Reason::WrongPin, MSG_WRONG_PIN)
         }
     }
 }
