@@ -674,6 +674,7 @@ async fn start(
     ));
     tasks.spawn(droplog::flush_loop(
         node.drop_log().clone(),
+        node.clock(),
         shutdown.clone(),
     ));
     {

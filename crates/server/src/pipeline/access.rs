@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use radmfa_radius::{reply_messages, AttrType, Code, Packet};
 use tracing::{debug, Instrument};
@@ -33,7 +32,7 @@ impl Node {
         source: SocketAddr,
         via: Via,
     ) -> Option<Arc<[u8]>> {
-        let started = Instant::now();
+        let started = self.clock.instant();
         let (code, attrs) = match packet.code {
             Code::STATUS_SERVER => {
                 bump(&self.counters.status_server_replies);
@@ -85,7 +84,8 @@ impl Node {
             }
         };
         let reply = self.encode(client, packet, code, attrs);
-        (self.counters.replies).record(&client.name, code.0, started.elapsed());
+        let elapsed = self.clock.instant().saturating_duration_since(started);
+        (self.counters.replies).record(&client.name, code.0, elapsed);
         reply
     }
 

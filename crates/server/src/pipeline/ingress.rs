@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use radmfa_otp::Clock;
 
 use radmfa_radius::{
     check_request_message_authenticator, verify_accounting_request, AttrType, Code,
@@ -95,10 +97,12 @@ impl Node {
     /// progress (counted by the caller): logged like the other drops.
     pub fn note_overload(&self, source: SocketAddr) {
         debug!(%source, "dropped: too many requests in progress");
-        if let Some(line) =
-            self.drops
-                .record(Who::Server, DropReason::Overload, source, Instant::now())
-        {
+        if let Some(line) = self.drops.record(
+            Who::Server,
+            DropReason::Overload,
+            source,
+            self.clock.instant(),
+        ) {
             line.emit();
         }
     }
@@ -137,7 +141,7 @@ impl Node {
             },
             None => Who::Source(source.ip()),
         };
-        if let Some(line) = self.drops.record(who, reason, source, Instant::now()) {
+        if let Some(line) = self.drops.record(who, reason, source, self.clock.instant()) {
             line.emit();
         }
     }
@@ -266,7 +270,7 @@ impl Node {
             identifier: packet.identifier,
             authenticator: packet.authenticator,
         };
-        let now = Instant::now();
+        let now = self.clock.instant();
         match self.dedup.begin(key, now) {
             Seen::New => debug!("  -> within the rate limits; not a retransmission"),
             Seen::InFlight => {
@@ -283,6 +287,7 @@ impl Node {
         // From here on the entry must be completed whatever happens.
         let guard = CompleteGuard {
             cache: &self.dedup,
+            clock: &*self.clock,
             key,
             done: false,
         };
@@ -368,13 +373,14 @@ impl Node {
 /// Completes a duplicate-cache entry even if processing is cancelled.
 struct CompleteGuard<'a> {
     cache: &'a DuplicateCache,
+    clock: &'a dyn Clock,
     key: RequestKey,
     done: bool,
 }
 
 impl CompleteGuard<'_> {
     fn complete(mut self, reply: Option<Arc<[u8]>>) {
-        self.cache.complete(&self.key, reply, Instant::now());
+        self.cache.complete(&self.key, reply, self.clock.instant());
         self.done = true;
     }
 }
@@ -382,7 +388,7 @@ impl CompleteGuard<'_> {
 impl Drop for CompleteGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.cache.complete(&self.key, None, Instant::now());
+            self.cache.complete(&self.key, None, self.clock.instant());
         }
     }
 }

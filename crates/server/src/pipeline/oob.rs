@@ -82,8 +82,9 @@ impl Node {
                 return down(GatewayTrouble::Unreachable);
             }
         };
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(self.cfg.verdict_timeout_secs);
+        let deadline = tokio::time::Instant::from_std(
+            self.clock.instant() + Duration::from_secs(self.cfg.verdict_timeout_secs),
+        );
         match gateway.wait_verdict(&started, deadline).await {
             Ok(Verdict::Approved) => {
                 Decision::accept(user, mode, Reason::Ok).with_on_accept(on_accept)

@@ -3,8 +3,6 @@
 //! parameters, and the per-request argon2 count that pads rejects to a
 //! fixed cost.
 
-use std::time::Instant;
-
 use radmfa_store::User;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
@@ -22,7 +20,7 @@ impl Node {
         let Some(hash) = user.password_hash.as_deref() else {
             return false;
         };
-        let now = Instant::now();
+        let now = self.clock.instant();
         if self.creds.check(&user.name, hash, password, now) {
             let _ = PASSWORD_PASSED.try_with(|p| p.set(true));
             return true;

@@ -10,7 +10,6 @@ use tracing::warn;
 use super::decision::{Answer, Decision, Mode, Reason};
 use super::gateway::hex;
 use super::node::Node;
-use super::reply::unix_ms;
 use crate::config::{FirstFactor, Policy};
 
 /// What the self-service portal learns from a first-factor check.
@@ -219,7 +218,7 @@ impl Node {
         source: std::net::IpAddr,
     ) {
         self.audit.record(AuditRecord {
-            time_ms: unix_ms(),
+            time_ms: self.clock.now_unix_ms(),
             user: user.to_string(),
             mode: mode.to_string(),
             result: result.to_string(),

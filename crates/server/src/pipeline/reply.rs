@@ -71,7 +71,7 @@ impl Node {
             .unwrap_or("")
             .to_string();
         self.audit.record(AuditRecord {
-            time_ms: unix_ms(),
+            time_ms: self.clock.now_unix_ms(),
             user: d.user.clone(),
             mode: d.mode.to_string(),
             result: result.to_string(),
@@ -99,11 +99,4 @@ impl Node {
         }
         (d.code(), attrs)
     }
-}
-
-pub(super) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
