@@ -49,6 +49,14 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
+/// Families of one unlabelled sample each: (name, type, help, value).
+fn plain(out: &mut String, families: &[(&str, &str, &str, u64)]) {
+    for (name, kind, help, v) in families {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+}
+
 fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
@@ -276,47 +284,47 @@ fn limits(out: &mut String, c: &Counters, t: TableSizes) {
             load(n)
         );
     }
-    for (metric, v, kind, help) in [
-        (
-            "radmfa_rate_limit_tables_full_total",
-            load(&c.rate_limit_tables_full),
-            "counter",
-            "Rate checks refused because a limiter table was full (fail closed).",
-        ),
-        (
-            "radmfa_lockouts_total",
-            load(&c.lockouts),
-            "counter",
-            "Users locked (too many failed second factors, or a fraud report).",
-        ),
-        (
-            "radmfa_locked_rejects_total",
-            load(&c.locked_rejects),
-            "counter",
-            "Access-Rejects sent because the user is locked.",
-        ),
-        (
-            "radmfa_argon2_verifications_total",
-            load(&c.argon2_verifications),
-            "counter",
-            "argon2id password verifications run (decoys included; cached credentials run none).",
-        ),
-        (
-            "radmfa_argon2_rehashes_total",
-            load(&c.argon2_rehashes),
-            "counter",
-            "Password hashes upgraded to the configured argon2 parameters after a successful sign-in.",
-        ),
-        (
-            "radmfa_locks_in_memory",
-            t.locks_in_memory as u64,
-            "gauge",
-            "Locks held in this node's memory only (not yet, or not, written to the user record).",
-        ),
-    ] {
-        header(out, metric, kind, help);
-        let _ = writeln!(out, "{metric} {v}");
-    }
+    plain(
+        out,
+        &[
+            (
+                "radmfa_rate_limit_tables_full_total",
+                "counter",
+                "Rate checks refused because a limiter table was full (fail closed).",
+                load(&c.rate_limit_tables_full),
+            ),
+            (
+                "radmfa_lockouts_total",
+                "counter",
+                "Users locked (too many failed second factors, or a fraud report).",
+                load(&c.lockouts),
+            ),
+            (
+                "radmfa_locked_rejects_total",
+                "counter",
+                "Access-Rejects sent because the user is locked.",
+                load(&c.locked_rejects),
+            ),
+            (
+                "radmfa_argon2_verifications_total",
+                "counter",
+                "argon2id password verifications run (decoys included; cached credentials run none).",
+                load(&c.argon2_verifications),
+            ),
+            (
+                "radmfa_argon2_rehashes_total",
+                "counter",
+                "Password hashes upgraded to the configured argon2 parameters after a successful sign-in.",
+                load(&c.argon2_rehashes),
+            ),
+            (
+                "radmfa_locks_in_memory",
+                "gauge",
+                "Locks held in this node's memory only (not yet, or not, written to the user record).",
+                t.locks_in_memory as u64,
+            ),
+        ],
+    );
     header(
         out,
         "radmfa_limits_tracked",
@@ -357,35 +365,35 @@ fn replication(out: &mut String, node: &Node) {
     };
     let st = r.status();
     let primary = u64::from(st.role == radmfa_store::repl::Role::Primary);
-    for (name, kind, help, v) in [
-        (
-            "radmfa_replication_primary",
-            "gauge",
-            "1 on the primary, 0 on a replica.",
-            primary,
-        ),
-        (
-            "radmfa_replication_epoch",
-            "gauge",
-            "Replication epoch.",
-            st.epoch,
-        ),
-        (
-            "radmfa_replication_last_seq",
-            "gauge",
-            "Sequence number of the last changelog entry applied here.",
-            st.last_seq,
-        ),
-        (
-            "radmfa_replication_primary_unreachable",
-            "gauge",
-            "1 on a replica that cannot reach its primary.",
-            u64::from(st.primary_unreachable_since.is_some()),
-        ),
-    ] {
-        header(out, name, kind, help);
-        let _ = writeln!(out, "{name} {v}");
-    }
+    plain(
+        out,
+        &[
+            (
+                "radmfa_replication_primary",
+                "gauge",
+                "1 on the primary, 0 on a replica.",
+                primary,
+            ),
+            (
+                "radmfa_replication_epoch",
+                "gauge",
+                "Replication epoch.",
+                st.epoch,
+            ),
+            (
+                "radmfa_replication_last_seq",
+                "gauge",
+                "Sequence number of the last changelog entry applied here.",
+                st.last_seq,
+            ),
+            (
+                "radmfa_replication_primary_unreachable",
+                "gauge",
+                "1 on a replica that cannot reach its primary.",
+                u64::from(st.primary_unreachable_since.is_some()),
+            ),
+        ],
+    );
     header(
         out,
         "radmfa_replication_lag_entries",
@@ -403,20 +411,27 @@ fn replication(out: &mut String, node: &Node) {
 
 /// Store sizes.
 fn store(out: &mut String, sizes: StoreSizes) {
-    for (name, help, v) in [
-        ("radmfa_store_users", "Users in the store.", sizes.users),
-        (
-            "radmfa_store_tokens",
-            "Enrolled second-factor tokens in the store.",
-            sizes.tokens,
-        ),
-        (
-            "radmfa_store_admin_tokens",
-            "Admin API tokens in the store.",
-            sizes.admin_tokens,
-        ),
-    ] {
-        header(out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {v}");
-    }
+    plain(
+        out,
+        &[
+            (
+                "radmfa_store_users",
+                "gauge",
+                "Users in the store.",
+                sizes.users,
+            ),
+            (
+                "radmfa_store_tokens",
+                "gauge",
+                "Enrolled second-factor tokens in the store.",
+                sizes.tokens,
+            ),
+            (
+                "radmfa_store_admin_tokens",
+                "gauge",
+                "Admin API tokens in the store.",
+                sizes.admin_tokens,
+            ),
+        ],
+    );
 }

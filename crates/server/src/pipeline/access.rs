@@ -62,19 +62,7 @@ impl Node {
                     )
                 });
                 // Lockout bookkeeping (limits.rs); may turn the decision into a Reject.
-                let now = self.clock.now_unix();
-                if let Some(o) = self
-                    .limits
-                    .after_decision(
-                        &self.store,
-                        &self.hot,
-                        &decision,
-                        now,
-                        |name, until, why| self.persist_lock(name, until, why),
-                    )
-                    .instrument(span.clone())
-                    .await
-                {
+                if let Some(o) = self.lockout_after(&decision).instrument(span.clone()).await {
                     span.in_scope(|| {
                         debug!(reason = %o.audit_reason(), "  -> lockout turns it into a Reject")
                     });

@@ -284,6 +284,21 @@ impl Node {
         self.after_admin_write(Some(user), false);
     }
 
+    /// Lockout bookkeeping on `decision` ([`crate::limits::Limits::after_decision`]),
+    /// locks written through [`Node::persist_lock`]: `Some` is the Reject
+    /// to send instead.
+    pub(super) async fn lockout_after(
+        &self,
+        decision: &super::decision::Decision,
+    ) -> Option<crate::limits::Override> {
+        let now = self.clock.now_unix();
+        self.limits
+            .after_decision(&self.store, &self.hot, decision, now, |name, until, why| {
+                self.persist_lock(name, until, why)
+            })
+            .await
+    }
+
     /// Writes a lockout into `name`'s record: here on the primary (or a
     /// standalone node), through the primary on a replica. `Err` says why
     /// it could not be written (the caller then keeps it in memory).

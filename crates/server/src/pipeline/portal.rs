@@ -192,17 +192,7 @@ impl Node {
             // does not count towards the lock.
             Decision::reject(user, Mode::Unknown, Reason::parse(reason)?, "")
         };
-        let now = self.clock.now_unix();
-        let o = self
-            .limits
-            .after_decision(
-                &self.store,
-                &self.hot,
-                &decision,
-                now,
-                |name, until, why| self.persist_lock(name, until, why),
-            )
-            .await?;
+        let o = self.lockout_after(&decision).await?;
         Some(PortalLock {
             reason: o.audit_reason().into_owned(),
         })
