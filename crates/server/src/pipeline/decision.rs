@@ -762,6 +762,19 @@ mod tests {
             assert_eq!(Reason::parse(r.as_str()), Some(*r));
         }
         assert_eq!(Reason::parse("otp_mismatch+locked_out"), None);
+        use radmfa_directory::AuthFailure as F;
+        for f in [
+            F::WrongPassword,
+            F::UnknownUser,
+            F::AccountDisabled,
+            F::AccountLocked,
+            F::AccountExpired,
+            F::PasswordExpired,
+            F::Unreachable("x".into()),
+            F::Directory("x".into()),
+        ] {
+            assert_eq!(Reason::of_directory(&f).as_str(), f.reason());
+        }
         assert_eq!(
             audit_reason(Reason::OtpMismatch, true),
             "otp_mismatch+locked_out"

@@ -44,11 +44,11 @@ impl Node {
         password: &[u8],
         policy: &Policy,
     ) -> PortalFirstFactor {
-        let wrong = || PortalFirstFactor::Failed("wrong_password");
-        let try_again = || PortalFirstFactor::Failed("store_error");
+        let wrong = || PortalFirstFactor::Failed(Reason::WrongPassword.as_str());
+        let try_again = || PortalFirstFactor::Failed(Reason::StoreError.as_str());
         if policy.first_factor == FirstFactor::Ldap {
             let Some(directory) = &self.directory else {
-                return PortalFirstFactor::Failed("no_directory");
+                return PortalFirstFactor::Failed(Reason::NoDirectory.as_str());
             };
             return match directory.authenticate(name, password).await {
                 Ok(dir_user) => match self.hot.user(&self.store, &dir_user.login) {
@@ -62,7 +62,7 @@ impl Node {
                     if matches!(f, radmfa_directory::AuthFailure::Unreachable(_)) {
                         warn!(error = %f, "directory unreachable");
                     }
-                    PortalFirstFactor::Failed(f.reason())
+                    PortalFirstFactor::Failed(Reason::of_directory(&f).as_str())
                 }
             };
         }
@@ -95,7 +95,7 @@ impl Node {
     ) -> Result<Option<Arc<crate::hot::CachedUser>>, String> {
         self.hot.user(&self.store, name).map_err(|e| {
             warn!(error = %e, "store read failed");
-            "store_error".to_string()
+            Reason::StoreError.as_str().to_string()
         })
     }
 
@@ -128,7 +128,7 @@ impl Node {
     pub(crate) fn portal_pin(&self, user: &User) -> Result<Option<radmfa_store::Secret>, String> {
         self.store.open_pin(user).map_err(|e| {
             warn!(error = %e, "cannot open the PIN");
-            "store_error".to_string()
+            Reason::StoreError.as_str().to_string()
         })
     }
 
@@ -146,7 +146,7 @@ impl Node {
         end_user: Option<std::net::IpAddr>,
     ) -> Result<(), String> {
         let Some(gateway) = &self.gateway else {
-            return Err("gateway_not_configured".into());
+            return Err(Reason::GatewayNotConfigured.as_str().into());
         };
         let mut id = [0u8; 16];
         rand::fill(&mut id[..]);
@@ -162,7 +162,7 @@ impl Node {
         };
         gateway.send_sms(&request).await.map(|_| ()).map_err(|e| {
             warn!(error = %e, "cannot send the SMS code");
-            "gateway_unreachable".to_string()
+            Reason::GatewayUnreachable.as_str().to_string()
         })
     }
 
