@@ -122,7 +122,7 @@ impl Node {
         let cfg_upstreams = cfg
             .upstreams
             .iter()
-            .map(|(name, u)| (name.clone(), Upstream::new(u.clone())))
+            .map(|(name, u)| (name.clone(), Upstream::new(u.clone(), clock.clone())))
             .collect();
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
