@@ -2,12 +2,26 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// A source of the current Unix time in seconds.
+/// A source of the current time: Unix seconds (OTP steps, sessions,
+/// locks), Unix milliseconds (audit timestamps) and a monotonic instant
+/// (intervals: latency, duplicate windows, caches).
 pub trait Clock: Send + Sync {
     /// Seconds since 1970-01-01T00:00:00Z.
     fn now_unix(&self) -> u64;
+
+    /// Milliseconds since 1970-01-01T00:00:00Z; by default
+    /// [`Clock::now_unix`] in milliseconds.
+    fn now_unix_ms(&self) -> u64 {
+        self.now_unix().saturating_mul(1000)
+    }
+
+    /// A monotonic instant; by default the system's monotonic clock (a
+    /// manual clock sets only the wall time).
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// The system's wall clock. A time before the Unix epoch reads as 0.
@@ -19,6 +33,12 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    fn now_unix_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -75,5 +95,13 @@ mod tests {
     #[test]
     fn system_clock_is_after_2020() {
         assert!(SystemClock.now_unix() > 1_577_836_800);
+        let (s, ms) = (SystemClock.now_unix(), SystemClock.now_unix_ms());
+        assert!(ms / 1000 >= s && ms / 1000 <= s + 1, "{s} {ms}");
+    }
+
+    #[test]
+    fn manual_clock_milliseconds_follow_its_seconds() {
+        let c = ManualClock::new(100);
+        assert_eq!(c.now_unix_ms(), 100_000);
     }
 }

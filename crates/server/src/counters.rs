@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::pipeline::decision::{Answer, MethodLabel};
+
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Monotonic counters, shared by every listener.
@@ -13,6 +15,11 @@ macro_rules! counters {
         }
 
         impl Counters {
+            /// Every counter by name, in declaration order.
+            pub fn all(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+
             /// A JSON object of every counter.
             pub fn to_json(&self) -> serde_json::Value {
                 let mut m = serde_json::Map::new();
@@ -143,14 +150,44 @@ pub fn reply_code_label(code: u8) -> usize {
     }
 }
 
-/// The second-factor method of an audit `mode` (`"pap+totp-challenge"` ->
-/// `"totp"`, `"ldap+sms"` -> `"sms"`); `"none"` when there was none
-/// (`"ldap"`, `"radius-challenge"`).
-pub fn method_of(mode: &str) -> &str {
-    match mode.split_once('+') {
-        Some((_, rest)) => rest.split('-').next().unwrap_or(rest),
-        None => "none",
+impl Counters {
+    /// The requests dropped without a reply, by reason (the metrics'
+    /// `reason` label), in the label's alphabetical order.
+    pub fn dropped(&self) -> [(&'static str, u64); 7] {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "bad_accounting_authenticator",
+                n(&self.dropped_bad_accounting_authenticator),
+            ),
+            (
+                "bad_message_authenticator",
+                n(&self.dropped_bad_message_authenticator),
+            ),
+            ("malformed", n(&self.dropped_malformed)),
+            (
+                "missing_message_authenticator",
+                n(&self.dropped_missing_message_authenticator),
+            ),
+            ("overload", n(&self.dropped_overload)),
+            ("unknown_client", n(&self.dropped_unknown_client)),
+            ("unsupported_code", n(&self.dropped_unsupported_code)),
+        ]
     }
+}
+
+/// The metrics `method` label of an audit `mode` read back from the audit
+/// log (`"pap+totp-challenge"` -> `"totp"`, `"ldap+sms"` -> `"sms"`,
+/// `"totp"` -> `"totp"`); `"none"` when there was none (`"ldap"`,
+/// `"radius-challenge"`). Live decisions carry a typed
+/// [`crate::pipeline::decision::Mode`] instead.
+pub fn method_of(mode: &str) -> &'static str {
+    let rest = mode.split_once('+').map_or(mode, |(_, rest)| rest);
+    let method = rest.split('-').next().unwrap_or(rest);
+    MethodLabel::all()
+        .map(MethodLabel::as_str)
+        .find(|label| *label == method)
+        .unwrap_or("none")
 }
 
 /// Per-client reply counters and latency histograms.
@@ -166,12 +203,8 @@ pub struct ClientReplies {
 #[derive(Debug, Default)]
 pub struct ReplyMetrics {
     clients: std::sync::RwLock<std::collections::BTreeMap<String, std::sync::Arc<ClientReplies>>>,
-    outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    outcomes: std::sync::Mutex<std::collections::HashMap<(MethodLabel, Answer), u64>>,
 }
-
-/// Bound on distinct method/result label pairs (methods are a fixed set;
-/// this only guards against surprises).
-const MAX_OUTCOME_LABELS: usize = 256;
 
 impl ReplyMetrics {
     /// Records one reply of `code` to `client`, `elapsed` after the request
@@ -196,14 +229,10 @@ impl ReplyMetrics {
         entry.latency[i].observe(elapsed);
     }
 
-    /// Records one authentication decision (`mode` as in the audit log,
-    /// `result` accept/reject/challenge).
-    pub fn record_outcome(&self, mode: &str, result: &str) {
+    /// Records one authentication decision by its method and answer.
+    pub fn record_outcome(&self, method: MethodLabel, answer: Answer) {
         let mut m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (method_of(mode).to_string(), result.to_string());
-        if m.len() < MAX_OUTCOME_LABELS || m.contains_key(&key) {
-            *m.entry(key).or_default() += 1;
-        }
+        *m.entry((method, answer)).or_default() += 1;
     }
 
     /// Per-client metrics, by client name.
@@ -212,10 +241,12 @@ impl ReplyMetrics {
         read.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// Decisions by (method, result).
-    pub fn outcomes(&self) -> Vec<((String, String), u64)> {
+    /// Decisions by (method, answer), in the labels' alphabetical order.
+    pub fn outcomes(&self) -> Vec<((MethodLabel, Answer), u64)> {
         let m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        let mut all: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        all.sort_by_key(|((method, answer), _)| (method.as_str(), answer.as_str()));
+        all
     }
 }
 
@@ -276,7 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn dropped_lists_every_dropped_counter() {
+        let c = Counters::default();
+        bump(&c.dropped_overload);
+        let listed: Vec<String> = c
+            .dropped()
+            .iter()
+            .map(|(label, _)| format!("dropped_{label}"))
+            .collect();
+        let mut named: Vec<String> = c
+            .all()
+            .into_iter()
+            .map(|(name, _)| name.to_string())
+            .filter(|name| name.starts_with("dropped_"))
+            .collect();
+        named.sort();
+        assert_eq!(listed, named);
+        assert!(c.dropped().contains(&("overload", 1)));
+    }
+
+    #[test]
     fn histogram_is_cumulative_and_methods_parse() {
+        use crate::pipeline::decision::{Entry, First, Mode, SecondFactor};
         let h = Histogram::default();
         h.observe(std::time::Duration::from_micros(300));
         h.observe(std::time::Duration::from_millis(20));
@@ -291,13 +343,21 @@ mod tests {
         assert_eq!(method_of("ldap+sms"), "sms");
         assert_eq!(method_of("ldap+sms_two_way"), "sms_two_way");
         assert_eq!(method_of("radius-challenge"), "none");
+        assert_eq!(method_of("pap+sms>totp-challenge"), "sms>totp");
+        assert_eq!(method_of("totp-challenge"), "totp");
         let m = ReplyMetrics::default();
         m.record("vpn", 2, std::time::Duration::from_millis(1));
         m.record("vpn", 3, std::time::Duration::from_millis(1));
-        m.record_outcome("pap+totp-inline", "accept");
+        let mode = Mode::with(Some(First::Pap), SecondFactor::Totp, Some(Entry::Inline));
+        m.record_outcome(mode.method(), Answer::Accept);
         let c = m.clients();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].1.replies[0].load(Ordering::Relaxed), 1);
-        assert_eq!(m.outcomes(), vec![(("totp".into(), "accept".into()), 1)]);
+        let labels: Vec<_> = m
+            .outcomes()
+            .into_iter()
+            .map(|((method, answer), n)| (method.as_str(), answer.as_str(), n))
+            .collect();
+        assert_eq!(labels, vec![("totp", "accept", 1)]);
     }
 }

@@ -467,8 +467,13 @@ fn line(
     }
 }
 
-/// Writes the pending counts every [`FLUSH_EVERY`] until `shutdown`.
-pub async fn flush_loop(log: Arc<DropLog>, shutdown: CancellationToken) {
+/// Writes the pending counts every [`FLUSH_EVERY`] (at `clock`'s time)
+/// until `shutdown`.
+pub async fn flush_loop(
+    log: Arc<DropLog>,
+    clock: Arc<dyn radmfa_otp::Clock>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -476,7 +481,7 @@ pub async fn flush_loop(log: Arc<DropLog>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for line in log.flush(Instant::now()) {
+        for line in log.flush(clock.instant()) {
             line.emit();
         }
     }

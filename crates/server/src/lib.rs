@@ -532,9 +532,14 @@ async fn start(
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
-    tasks.spawn(limits::prune_loop(node.clone(), shutdown.clone()));
+    tasks.spawn(limits::prune_loop(
+        node.limits_shared(),
+        node.clock(),
+        shutdown.clone(),
+    ));
     tasks.spawn(droplog::flush_loop(
         node.drop_log().clone(),
+        node.clock(),
         shutdown.clone(),
     ));
     {

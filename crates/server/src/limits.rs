@@ -36,13 +36,14 @@ use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use radmfa_radius::Code;
+use radmfa_otp::Clock as WallClock;
 use radmfa_store::{Store, StoreError};
 use tracing::{debug, warn};
 
 use crate::counters::{bump, Counters};
 use crate::droplog::DropReason;
 use crate::hot::HotState;
+use crate::pipeline::decision::{audit_reason, Answer, Decision, Mode, Reason};
 
 /// `locked_until` of a lock that lasts until an admin unlocks the user.
 pub const LOCKED_UNTIL_ADMIN: u64 = u64::MAX;
@@ -188,8 +189,8 @@ struct Failures {
 /// Reply-Message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// Audit reason: `rate_limited` or `locked_out`.
-    pub reason: &'static str,
+    /// Audit reason: [`Reason::RateLimited`] or [`Reason::LockedOut`].
+    pub reason: Reason,
     /// Reply-Message for the user.
     pub message: &'static str,
 }
@@ -197,10 +198,27 @@ pub struct Refusal {
 /// A decision replaced after the fact: the Reject to send instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
-    /// Audit reason.
-    pub reason: String,
+    /// The failure that started a lock (then `lock_started`), or
+    /// [`Reason::LockedOut`].
+    pub reason: Reason,
+    /// This failure started the lock (audit reason `<reason>+locked_out`).
+    pub lock_started: bool,
     /// Reply-Message.
     pub message: String,
+}
+
+impl Override {
+    /// The audit reason (`otp_mismatch+locked_out`, `locked_out`).
+    pub fn audit_reason(&self) -> std::borrow::Cow<'static, str> {
+        audit_reason(self.reason, self.lock_started)
+    }
+
+    /// The Reject to send instead, for `user` under `mode`.
+    pub fn reject(self, user: &str, mode: Mode) -> Decision {
+        let mut d = Decision::reject(user, mode, self.reason, &self.message);
+        d.lock_started = self.lock_started;
+        d
+    }
 }
 
 /// How an Access-Request's outcome counts towards lockout.
@@ -216,23 +234,12 @@ enum Outcome {
     Other,
 }
 
-/// Audit reasons that are a failed second factor.
-const FAILURE_REASONS: &[&str] = &[
-    "otp_mismatch",
-    "otp_malformed",
-    "sms_code_wrong",
-    "sms_code_wrong_retry",
-    "wrong_pin",
-    "denied_by_user",
-    "denied_or_wrong_pin",
-];
-
-fn classify(code: Code, reason: &str) -> Outcome {
-    if code == Code::ACCESS_ACCEPT {
+fn classify(d: &Decision) -> Outcome {
+    if d.answer == Answer::Accept {
         Outcome::Success
-    } else if reason == "fraud_reported" {
+    } else if d.reason == Reason::FraudReported {
         Outcome::Fraud
-    } else if FAILURE_REASONS.contains(&reason) {
+    } else if d.reason.is_second_factor_failure() {
         Outcome::Failure
     } else {
         Outcome::Other
@@ -338,7 +345,7 @@ impl Limits {
         if let Some(reason) = self.locked(store, hot, name, now) {
             bump(&self.counters.locked_rejects);
             return Some(Refusal {
-                reason: "locked_out",
+                reason: Reason::LockedOut,
                 message: reason,
             });
         }
@@ -347,7 +354,7 @@ impl Limits {
             if c != Check::Allowed {
                 self.count_limited(c, &self.counters.rate_limited_user);
                 return Some(Refusal {
-                    reason: "rate_limited",
+                    reason: Reason::RateLimited,
                     message: MSG_RATE_LIMITED,
                 });
             }
@@ -398,15 +405,11 @@ impl Limits {
     /// primary. While it runs, and if it fails, the lock is held in this
     /// node's memory; once written, the replicated record is what every
     /// node checks, so an admin unlock on any node lifts it everywhere.
-    #[allow(clippy::too_many_arguments)]
     pub async fn after_decision<F, Fut>(
         &self,
         store: &Store,
         hot: &HotState,
-        user: &str,
-        code: Code,
-        reason: &str,
-        message: &str,
+        decision: &Decision,
         now: u64,
         persist: F,
     ) -> Option<Override>
@@ -414,19 +417,21 @@ impl Limits {
         F: FnOnce(String, u64, &'static str) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
+        let (user, message) = (decision.user.as_str(), decision.message.as_str());
         if user.is_empty() {
             return None;
         }
-        if code != Code::ACCESS_REJECT {
+        if decision.answer != Answer::Reject {
             if let Some(msg) = self.locked(store, hot, user, now) {
                 bump(&self.counters.locked_rejects);
                 return Some(Override {
-                    reason: "locked_out".into(),
+                    reason: Reason::LockedOut,
+                    lock_started: false,
                     message: msg.into(),
                 });
             }
         }
-        let started = match classify(code, reason) {
+        let started = match classify(decision) {
             Outcome::Success => {
                 self.reset_failures(user);
                 return None;
@@ -477,7 +482,8 @@ impl Limits {
             format!("{message} {}", lock_message(started.until, started.reason))
         };
         Some(Override {
-            reason: format!("{reason}+locked_out"),
+            reason: decision.reason,
+            lock_started: true,
             message,
         })
     }
@@ -599,30 +605,44 @@ impl Limits {
         self.lock_count.store(map.len(), Ordering::Relaxed);
     }
 
+    /// Sizes of the tables.
+    pub fn sizes(&self) -> TableSizes {
+        let len = |l: Option<&KeyedLimit<String>>| l.map_or(0, KeyedLimit::len);
+        TableSizes {
+            clients: len(self.client.as_ref()),
+            sources: self.source.as_ref().map_or(0, KeyedLimit::len),
+            users: len(self.user.as_ref()),
+            failures: self.failures.iter().map(|s| lock(s).len()).sum(),
+            locks_in_memory: self.lock_count.load(Ordering::Relaxed),
+        }
+    }
+
     /// Sizes of the tables (`radmfa stats`).
     pub fn stats_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let t = self.sizes();
         let mut m = serde_json::Map::new();
-        let n = |l: Option<usize>| serde_json::Value::from(l.unwrap_or(0));
-        m.insert(
-            "limits_tracked_clients".into(),
-            n(self.client.as_ref().map(KeyedLimit::len)),
-        );
-        m.insert(
-            "limits_tracked_sources".into(),
-            n(self.source.as_ref().map(KeyedLimit::len)),
-        );
-        m.insert(
-            "limits_tracked_users".into(),
-            n(self.user.as_ref().map(KeyedLimit::len)),
-        );
-        let failures: usize = self.failures.iter().map(|s| lock(s).len()).sum();
-        m.insert("limits_tracked_failures".into(), failures.into());
-        m.insert(
-            "limits_locks_in_memory".into(),
-            self.lock_count.load(Ordering::Relaxed).into(),
-        );
+        m.insert("limits_tracked_clients".into(), t.clients.into());
+        m.insert("limits_tracked_sources".into(), t.sources.into());
+        m.insert("limits_tracked_users".into(), t.users.into());
+        m.insert("limits_tracked_failures".into(), t.failures.into());
+        m.insert("limits_locks_in_memory".into(), t.locks_in_memory.into());
         m
     }
+}
+
+/// Entries held by each table of [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableSizes {
+    /// Clients tracked by the per-client limiter.
+    pub clients: usize,
+    /// Source addresses tracked by the per-source limiter.
+    pub sources: usize,
+    /// User names tracked by the per-user limiter.
+    pub users: usize,
+    /// Users with failures in the current window.
+    pub failures: usize,
+    /// Locks held in memory only.
+    pub locks_in_memory: usize,
 }
 
 /// Writes a lock into the user record (the one place locks are written;
@@ -671,15 +691,11 @@ fn lock_message(until: u64, reason: &str) -> &'static str {
     LockKind::of(until, reason).message()
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Prunes the node's tables every [`PRUNE_EVERY`] until `shutdown`.
+/// Prunes `limits`' tables every [`PRUNE_EVERY`] (at `clock`'s time) until
+/// `shutdown`.
 pub async fn prune_loop(
-    node: Arc<crate::pipeline::Node>,
+    limits: Arc<Limits>,
+    clock: Arc<dyn WallClock>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
@@ -687,7 +703,7 @@ pub async fn prune_loop(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => node.limits().prune(unix_now()),
+            _ = tick.tick() => limits.prune(clock.now_unix()),
         }
     }
 }

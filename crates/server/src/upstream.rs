@@ -15,9 +15,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use radmfa_otp::Clock;
 use radmfa_radius::{
     encode_request, hide_password, verify_response, AttrType, Attribute, Code, Error as WireError,
     Packet,
@@ -69,7 +70,6 @@ pub struct UpstreamError {
 }
 
 /// A client for one upstream group.
-#[derive(Debug)]
 pub struct Upstream {
     cfg: UpstreamConfig,
     /// Index of the server to try first (the last one that answered).
@@ -78,6 +78,17 @@ pub struct Upstream {
     discards: DiscardLog,
     /// Rate limit of the WARN for servers that did not answer.
     silences: DiscardLog,
+    /// Where time is read (the node's clock).
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("cfg", &self.cfg)
+            .field("preferred", &self.preferred)
+            .finish_non_exhaustive()
+    }
 }
 
 /// When the last WARN of one kind (discarded reply, no answer) of a group
@@ -126,10 +137,11 @@ fn copied(t: AttrType) -> bool {
 }
 
 impl Upstream {
-    /// A client for `cfg` (no I/O yet).
-    pub fn new(cfg: UpstreamConfig) -> Upstream {
+    /// A client for `cfg` reading time from `clock` (no I/O yet).
+    pub fn new(cfg: UpstreamConfig, clock: Arc<dyn Clock>) -> Upstream {
         Upstream {
             cfg,
+            clock,
             preferred: AtomicUsize::new(0),
             discards: DiscardLog::default(),
             silences: DiscardLog::default(),
@@ -216,7 +228,7 @@ impl Upstream {
                 }
                 Err(reason) => {
                     debug!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
-                    if let Some(not_logged) = self.silences.admit(Instant::now()) {
+                    if let Some(not_logged) = self.silences.admit(self.clock.instant()) {
                         warn!(
                             upstream = %self.cfg.name,
                             %server,
@@ -303,7 +315,7 @@ impl Upstream {
         let mut buf = vec![0u8; radmfa_radius::MAX_PACKET_LEN];
         for _ in 0..=self.cfg.retries {
             socket.send(raw).await.map_err(|e| e.to_string())?;
-            let deadline = tokio::time::Instant::now() + self.cfg.timeout;
+            let deadline = tokio::time::Instant::from_std(self.clock.instant() + self.cfg.timeout);
             loop {
                 let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                     Err(_) => break,
@@ -322,7 +334,7 @@ impl Upstream {
                     self.cfg.require_message_authenticator,
                 ) {
                     debug!(upstream = %self.cfg.name, %server, error = %e, "reply discarded");
-                    if let Some(not_logged) = self.discards.admit(Instant::now()) {
+                    if let Some(not_logged) = self.discards.admit(self.clock.instant()) {
                         warn!(
                             upstream = %self.cfg.name,
                             %server,
@@ -400,14 +412,17 @@ mod tests {
     }
 
     fn upstream(servers: Vec<SocketAddr>) -> Upstream {
-        Upstream::new(UpstreamConfig {
-            name: "nps".into(),
-            servers,
-            secret: SharedSecret::new(UP_SECRET.to_vec()),
-            timeout: Duration::from_millis(300),
-            retries: 1,
-            require_message_authenticator: true,
-        })
+        Upstream::new(
+            UpstreamConfig {
+                name: "nps".into(),
+                servers,
+                secret: SharedSecret::new(UP_SECRET.to_vec()),
+                timeout: Duration::from_millis(300),
+                retries: 1,
+                require_message_authenticator: true,
+            },
+            Arc::new(radmfa_otp::SystemClock),
+        )
     }
 
     #[tokio::test]

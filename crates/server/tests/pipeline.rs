@@ -317,6 +317,36 @@ async fn otp_only_first_factor() {
     assert_eq!(p.code, Code::ACCESS_REJECT);
 }
 
+/// A policy without a first factor checks only the user's TOTP code: its
+/// decisions count under `method="totp"` in `/metrics`, inline and through
+/// an Access-Challenge alike (they were counted as method "none").
+#[tokio::test]
+async fn code_only_logins_count_under_their_method() {
+    let mut h = harness("[[policy]]\nname = \"default\"\nfirst_factor = \"none\"\n").await;
+    let p = h.send("alice", &h.code(0), None).await;
+    assert_eq!(p.code, Code::ACCESS_ACCEPT, "{}", message(&p));
+    h.clock.advance(30);
+    let p = h.send("alice", "x", None).await;
+    assert_eq!(p.code, Code::ACCESS_CHALLENGE, "{}", message(&p));
+    let state = p.attr(AttrType::STATE).expect("State").value.clone();
+    let p = h.send("alice", &h.code(0), Some(&state)).await;
+    assert_eq!(p.code, Code::ACCESS_ACCEPT, "{}", message(&p));
+
+    let text = radmfa_server::api::metrics::render(&h.node, Default::default());
+    let outcomes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("radmfa_auth_outcomes_total{"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "radmfa_auth_outcomes_total{method=\"totp\",result=\"accept\"} 2",
+            "radmfa_auth_outcomes_total{method=\"totp\",result=\"challenge\"} 1",
+        ],
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn duplicates_missing_ma_and_unknown_clients() {
     let mut h = harness("").await;

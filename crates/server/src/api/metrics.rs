@@ -1,12 +1,12 @@
 //! `/metrics`: the node's counters in the Prometheus text exposition format
-//! (version 0.0.4).
+//! (version 0.0.4). One function per family group, each reading the typed
+//! counters it shows.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::Value;
-
-use crate::counters::{Histogram, LATENCY_BUCKETS, REPLY_CODES};
+use crate::counters::{Counters, Histogram, LATENCY_BUCKETS, REPLY_CODES};
+use crate::limits::TableSizes;
 use crate::pipeline::Node;
 
 /// Store sizes, read by the caller (they may need a scan).
@@ -49,14 +49,37 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
+/// Families of one unlabelled sample each: (name, type, help, value).
+fn plain(out: &mut String, families: &[(&str, &str, &str, u64)]) {
+    for (name, kind, help, v) in families {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
 /// The exposition text of `node`.
 pub fn render(node: &Node, sizes: StoreSizes) -> String {
     let mut out = String::with_capacity(8192);
-    let stats = node.stats_json();
-    let num = |k: &str| stats.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let c = node.counters();
+    build_info(&mut out, node);
+    replies(&mut out, c);
+    drops(&mut out, c);
+    outcomes(&mut out, c);
+    gateway(&mut out, node.gateway_metrics().as_ref());
+    limits(&mut out, c, node.limits().sizes());
+    peer(&mut out, node);
+    replication(&mut out, node);
+    store(&mut out, sizes);
+    out
+}
 
+fn build_info(out: &mut String, node: &Node) {
     header(
-        &mut out,
+        out,
         "radmfa_build_info",
         "gauge",
         "Version of the running radmfa.",
@@ -67,9 +90,12 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
         env!("CARGO_PKG_VERSION"),
         esc(&node.config().node_name)
     );
+}
 
+/// Requests received, replies and their latency by client and code.
+fn replies(out: &mut String, c: &Counters) {
     header(
-        &mut out,
+        out,
         "radmfa_requests_received_total",
         "counter",
         "Datagrams received on the RADIUS listeners.",
@@ -77,12 +103,12 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
     let _ = writeln!(
         out,
         "radmfa_requests_received_total {}",
-        num("requests_received")
+        load(&c.requests_received)
     );
 
-    let clients = node.counters().replies.clients();
+    let clients = c.replies.clients();
     header(
-        &mut out,
+        out,
         "radmfa_replies_total",
         "counter",
         "Replies sent, by RADIUS client and reply code.",
@@ -93,50 +119,40 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
                 out,
                 "radmfa_replies_total{{client=\"{}\",code=\"{code}\"}} {}",
                 esc(client),
-                c.replies[i].load(Ordering::Relaxed)
+                load(&c.replies[i])
             );
         }
     }
     header(
-        &mut out,
+        out,
         "radmfa_reply_latency_seconds",
         "histogram",
         "Time from a request's arrival to its reply, by RADIUS client and reply code.",
     );
     for (client, c) in &clients {
         for (i, code) in REPLY_CODES.iter().enumerate() {
-            if c.replies[i].load(Ordering::Relaxed) == 0 {
+            if load(&c.replies[i]) == 0 {
                 continue;
             }
             let labels = format!("client=\"{}\",code=\"{code}\"", esc(client));
-            histogram(
-                &mut out,
-                "radmfa_reply_latency_seconds",
-                &labels,
-                &c.latency[i],
-            );
+            histogram(out, "radmfa_reply_latency_seconds", &labels, &c.latency[i]);
         }
     }
+}
 
+/// Requests dropped without a reply, and retransmissions.
+fn drops(out: &mut String, c: &Counters) {
     header(
-        &mut out,
+        out,
         "radmfa_dropped_total",
         "counter",
         "Requests dropped without a reply, by reason.",
     );
-    if let Value::Object(m) = &stats {
-        for (k, v) in m {
-            if let (Some(reason), Some(n)) = (k.strip_prefix("dropped_"), v.as_u64()) {
-                let _ = writeln!(
-                    out,
-                    "radmfa_dropped_total{{reason=\"{}\"}} {n}",
-                    esc(reason)
-                );
-            }
-        }
+    for (reason, n) in c.dropped() {
+        let _ = writeln!(out, "radmfa_dropped_total{{reason=\"{reason}\"}} {n}");
     }
     header(
-        &mut out,
+        out,
         "radmfa_duplicates_total",
         "counter",
         "Retransmissions: answered from the cache, or dropped while in flight.",
@@ -144,183 +160,214 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
     let _ = writeln!(
         out,
         "radmfa_duplicates_total{{kind=\"answered_from_cache\"}} {}",
-        num("duplicates_answered_from_cache")
+        load(&c.duplicates_answered_from_cache)
     );
     let _ = writeln!(
         out,
         "radmfa_duplicates_total{{kind=\"in_flight_dropped\"}} {}",
-        num("duplicates_in_flight_dropped")
+        load(&c.duplicates_in_flight_dropped)
     );
+}
 
+/// Decisions by second-factor method and result.
+fn outcomes(out: &mut String, c: &Counters) {
     header(
-        &mut out,
+        out,
         "radmfa_auth_outcomes_total",
         "counter",
         "Authentication decisions by second-factor method and result.",
     );
-    for ((method, result), n) in node.counters().replies.outcomes() {
+    for ((method, answer), n) in c.replies.outcomes() {
         let _ = writeln!(
             out,
             "radmfa_auth_outcomes_total{{method=\"{}\",result=\"{}\"}} {n}",
-            esc(&method),
-            esc(&result)
+            method.as_str(),
+            answer.as_str()
         );
     }
+}
 
-    let ops = ["send_sms", "start_verification", "poll_verdict"];
-    for (metric, key, help) in [
+/// Cloud gateway calls (zeros without a gateway).
+fn gateway(out: &mut String, m: Option<&radmfa_gateway::GatewayMetrics>) {
+    let ops = |m: &radmfa_gateway::GatewayMetrics| {
+        [
+            ("send_sms", m.send_sms.clone()),
+            ("start_verification", m.start_verification.clone()),
+            ("poll_verdict", m.poll_verdict.clone()),
+        ]
+    };
+    let ops = m.map_or_else(
+        || {
+            ["send_sms", "start_verification", "poll_verdict"]
+                .map(|op| (op, radmfa_gateway::OpMetrics::default()))
+        },
+        ops,
+    );
+    type Field = fn(&radmfa_gateway::OpMetrics) -> u64;
+    let counters: [(&str, Field, &str); 5] = [
         (
             "radmfa_gateway_requests_total",
-            "requests",
+            |o| o.requests,
             "Cloud gateway calls, by operation.",
         ),
         (
             "radmfa_gateway_errors_total",
-            "errors",
+            |o| o.errors,
             "Cloud gateway calls that failed, by operation.",
         ),
         (
             "radmfa_gateway_timeouts_total",
-            "timeouts",
+            |o| o.timeouts,
             "Cloud gateway calls that timed out, by operation.",
         ),
         (
             "radmfa_gateway_retries_total",
-            "retries",
+            |o| o.retries,
             "Cloud gateway retries, by operation.",
         ),
         (
             "radmfa_gateway_breaker_rejected_total",
-            "breaker_open",
+            |o| o.breaker_open,
             "Cloud gateway calls refused by the open circuit breaker, by operation.",
         ),
-    ] {
-        header(&mut out, metric, "counter", help);
-        for op in ops {
-            let _ = writeln!(
-                out,
-                "{metric}{{op=\"{op}\"}} {}",
-                num(&format!("gateway_{op}_{key}"))
-            );
+    ];
+    for (metric, field, help) in counters {
+        header(out, metric, "counter", help);
+        for (op, o) in &ops {
+            let _ = writeln!(out, "{metric}{{op=\"{op}\"}} {}", field(o));
         }
     }
     header(
-        &mut out,
+        out,
         "radmfa_gateway_latency_seconds",
         "summary",
         "Cloud gateway call latency, by operation.",
     );
-    for op in ops {
-        let sum_ms = num(&format!("gateway_{op}_latency_sum_ms"));
+    for (op, o) in &ops {
         let _ = writeln!(
             out,
             "radmfa_gateway_latency_seconds_sum{{op=\"{op}\"}} {}",
-            sum_ms as f64 / 1000.0
+            o.latency_sum_ms as f64 / 1000.0
         );
         let _ = writeln!(
             out,
             "radmfa_gateway_latency_seconds_count{{op=\"{op}\"}} {}",
-            num(&format!("gateway_{op}_requests"))
+            o.requests
         );
     }
     header(
-        &mut out,
+        out,
         "radmfa_gateway_breaker_open",
         "gauge",
         "1 while the cloud gateway circuit breaker is open (or half open).",
     );
-    let open = match stats.get("gateway_breaker_state").and_then(Value::as_str) {
-        Some("open") | Some("half_open") => 1,
-        _ => 0,
-    };
-    let _ = writeln!(out, "radmfa_gateway_breaker_open {open}");
+    let open = m.is_some_and(|m| m.breaker_state != radmfa_gateway::BreakerState::Closed);
+    let _ = writeln!(out, "radmfa_gateway_breaker_open {}", u8::from(open));
+}
 
+/// Rate limits, lockout, argon2 and the limit tables.
+fn limits(out: &mut String, c: &Counters, t: TableSizes) {
     header(
-        &mut out,
+        out,
         "radmfa_rate_limited_total",
         "counter",
         "Requests over a rate limit, by scope (client and source: dropped; user: rejected).",
     );
-    for scope in ["client", "source", "user"] {
+    for (scope, n) in [
+        ("client", &c.rate_limited_client),
+        ("source", &c.rate_limited_source),
+        ("user", &c.rate_limited_user),
+    ] {
         let _ = writeln!(
             out,
             "radmfa_rate_limited_total{{scope=\"{scope}\"}} {}",
-            num(&format!("rate_limited_{scope}"))
+            load(n)
         );
     }
-    for (metric, key, kind, help) in [
-        (
-            "radmfa_rate_limit_tables_full_total",
-            "rate_limit_tables_full",
-            "counter",
-            "Rate checks refused because a limiter table was full (fail closed).",
-        ),
-        (
-            "radmfa_lockouts_total",
-            "lockouts",
-            "counter",
-            "Users locked (too many failed second factors, or a fraud report).",
-        ),
-        (
-            "radmfa_locked_rejects_total",
-            "locked_rejects",
-            "counter",
-            "Access-Rejects sent because the user is locked.",
-        ),
-        (
-            "radmfa_argon2_verifications_total",
-            "argon2_verifications",
-            "counter",
-            "argon2id password verifications run (decoys included; cached credentials run none).",
-        ),
-        (
-            "radmfa_argon2_rehashes_total",
-            "argon2_rehashes",
-            "counter",
-            "Password hashes upgraded to the configured argon2 parameters after a successful sign-in.",
-        ),
-        (
-            "radmfa_locks_in_memory",
-            "limits_locks_in_memory",
-            "gauge",
-            "Locks held in this node's memory only (not yet, or not, written to the user record).",
-        ),
-    ] {
-        header(&mut out, metric, kind, help);
-        let _ = writeln!(out, "{metric} {}", num(key));
-    }
+    plain(
+        out,
+        &[
+            (
+                "radmfa_rate_limit_tables_full_total",
+                "counter",
+                "Rate checks refused because a limiter table was full (fail closed).",
+                load(&c.rate_limit_tables_full),
+            ),
+            (
+                "radmfa_lockouts_total",
+                "counter",
+                "Users locked (too many failed second factors, or a fraud report).",
+                load(&c.lockouts),
+            ),
+            (
+                "radmfa_locked_rejects_total",
+                "counter",
+                "Access-Rejects sent because the user is locked.",
+                load(&c.locked_rejects),
+            ),
+            (
+                "radmfa_argon2_verifications_total",
+                "counter",
+                "argon2id password verifications run (decoys included; cached credentials run none).",
+                load(&c.argon2_verifications),
+            ),
+            (
+                "radmfa_argon2_rehashes_total",
+                "counter",
+                "Password hashes upgraded to the configured argon2 parameters after a successful sign-in.",
+                load(&c.argon2_rehashes),
+            ),
+            (
+                "radmfa_locks_in_memory",
+                "gauge",
+                "Locks held in this node's memory only (not yet, or not, written to the user record).",
+                t.locks_in_memory as u64,
+            ),
+        ],
+    );
     header(
-        &mut out,
+        out,
         "radmfa_limits_tracked",
         "gauge",
         "Keys held by the rate-limit and lockout tables, by table.",
     );
-    for table in ["clients", "sources", "users", "failures"] {
-        let _ = writeln!(
-            out,
-            "radmfa_limits_tracked{{table=\"{table}\"}} {}",
-            num(&format!("limits_tracked_{table}"))
-        );
+    for (table, n) in [
+        ("clients", t.clients),
+        ("sources", t.sources),
+        ("users", t.users),
+        ("failures", t.failures),
+    ] {
+        let _ = writeln!(out, "radmfa_limits_tracked{{table=\"{table}\"}} {n}");
     }
+}
 
+/// Peer-link counters.
+fn peer(out: &mut String, node: &Node) {
     header(
-        &mut out,
+        out,
         "radmfa_peer_events_total",
         "counter",
         "Peer-link counters (challenge forwarding), by name.",
     );
-    if let Value::Object(m) = node.peer_stats().to_json() {
+    if let serde_json::Value::Object(m) = node.peer_stats().to_json() {
         for (k, v) in m {
             if let Some(n) = v.as_u64() {
                 let _ = writeln!(out, "radmfa_peer_events_total{{event=\"{}\"}} {n}", esc(&k));
             }
         }
     }
+}
 
-    if let Some(r) = node.replication() {
-        let st = r.status();
-        let primary = u64::from(st.role == radmfa_store::repl::Role::Primary);
-        for (name, kind, help, v) in [
+/// Replication role, epoch, position and lag (clustered nodes only).
+fn replication(out: &mut String, node: &Node) {
+    let Some(r) = node.replication() else {
+        return;
+    };
+    let st = r.status();
+    let primary = u64::from(st.role == radmfa_store::repl::Role::Primary);
+    plain(
+        out,
+        &[
             (
                 "radmfa_replication_primary",
                 "gauge",
@@ -345,40 +392,46 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
                 "1 on a replica that cannot reach its primary.",
                 u64::from(st.primary_unreachable_since.is_some()),
             ),
-        ] {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
-        }
-        header(
-            &mut out,
-            "radmfa_replication_lag_entries",
-            "gauge",
-            "Primary: changelog entries a replica has not acknowledged yet.",
+        ],
+    );
+    header(
+        out,
+        "radmfa_replication_lag_entries",
+        "gauge",
+        "Primary: changelog entries a replica has not acknowledged yet.",
+    );
+    for rep in &st.replicas {
+        let _ = writeln!(
+            out,
+            "radmfa_replication_lag_entries{{replica=\"{}\"}} {}",
+            rep.id, rep.lag
         );
-        for rep in &st.replicas {
-            let _ = writeln!(
-                out,
-                "radmfa_replication_lag_entries{{replica=\"{}\"}} {}",
-                rep.id, rep.lag
-            );
-        }
     }
+}
 
-    for (name, help, v) in [
-        ("radmfa_store_users", "Users in the store.", sizes.users),
-        (
-            "radmfa_store_tokens",
-            "Enrolled second-factor tokens in the store.",
-            sizes.tokens,
-        ),
-        (
-            "radmfa_store_admin_tokens",
-            "Admin API tokens in the store.",
-            sizes.admin_tokens,
-        ),
-    ] {
-        header(&mut out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {v}");
-    }
-    out
+/// Store sizes.
+fn store(out: &mut String, sizes: StoreSizes) {
+    plain(
+        out,
+        &[
+            (
+                "radmfa_store_users",
+                "gauge",
+                "Users in the store.",
+                sizes.users,
+            ),
+            (
+                "radmfa_store_tokens",
+                "gauge",
+                "Enrolled second-factor tokens in the store.",
+                sizes.tokens,
+            ),
+            (
+                "radmfa_store_admin_tokens",
+                "gauge",
+                "Admin API tokens in the store.",
+                sizes.admin_tokens,
+            ),
+        ],
+    );
 }

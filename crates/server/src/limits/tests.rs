@@ -62,31 +62,19 @@ async fn persist(store: &Store, name: String, until: u64, why: &'static str) -> 
     persist_lock(store, &name, until, why).map_err(|e| e.to_string())
 }
 
-async fn fail(l: &Limits, f: &Fixture, user: &str, reason: &str, now: u64) -> Option<Override> {
-    l.after_decision(
-        &f.store,
-        &f.hot,
-        user,
-        Code::ACCESS_REJECT,
-        reason,
-        "The code is not correct.",
-        now,
-        |name, until, why| persist(&f.store, name, until, why),
-    )
+async fn fail(l: &Limits, f: &Fixture, user: &str, reason: Reason, now: u64) -> Option<Override> {
+    let d = Decision::reject(user, Mode::Unknown, reason, "The code is not correct.");
+    l.after_decision(&f.store, &f.hot, &d, now, |name, until, why| {
+        persist(&f.store, name, until, why)
+    })
     .await
 }
 
 async fn accept(l: &Limits, f: &Fixture, user: &str, now: u64) -> Option<Override> {
-    l.after_decision(
-        &f.store,
-        &f.hot,
-        user,
-        Code::ACCESS_ACCEPT,
-        "ok",
-        "Welcome.",
-        now,
-        |name, until, why| persist(&f.store, name, until, why),
-    )
+    let d = Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new());
+    l.after_decision(&f.store, &f.hot, &d, now, |name, until, why| {
+        persist(&f.store, name, until, why)
+    })
     .await
 }
 
@@ -186,14 +174,17 @@ async fn ten_failures_lock_then_admin_unlock() {
     let counters = Arc::new(Counters::default());
     let l = Limits::new(settings(), counters.clone());
     for i in 0..9 {
-        assert_eq!(fail(&l, &f, "alice", "otp_mismatch", NOW + i).await, None);
+        assert_eq!(
+            fail(&l, &f, "alice", Reason::OtpMismatch, NOW + i).await,
+            None
+        );
         assert_eq!(l.gate(&f.store, &f.hot, "alice", NOW + i), None);
     }
     assert_eq!(l.failures_of("alice", NOW + 9), 9);
-    let o = fail(&l, &f, "alice", "otp_mismatch", NOW + 9)
+    let o = fail(&l, &f, "alice", Reason::OtpMismatch, NOW + 9)
         .await
         .expect("the 10th failure locks");
-    assert_eq!(o.reason, "otp_mismatch+locked_out");
+    assert_eq!(o.audit_reason(), "otp_mismatch+locked_out");
     assert!(o.message.starts_with("The code is not correct. "), "{o:?}");
     assert_eq!(counters.lockouts.load(Ordering::Relaxed), 1);
 
@@ -201,7 +192,7 @@ async fn ten_failures_lock_then_admin_unlock() {
     assert_eq!(u.locked_until, NOW + 9 + 1800);
     assert_eq!(u.lock_reason, REASON_FAILURES);
     let r = l.gate(&f.store, &f.hot, "alice", NOW + 10).expect("locked");
-    assert_eq!(r.reason, "locked_out");
+    assert_eq!(r.reason.as_str(), "locked_out");
     assert_eq!(counters.locked_rejects.load(Ordering::Relaxed), 1);
     assert_eq!(l.gate(&f.store, &f.hot, "bob", NOW + 10), None);
 
@@ -224,22 +215,28 @@ async fn success_resets_and_window_expires() {
     let f = Fixture::new();
     let l = Limits::new(settings(), Arc::new(Counters::default()));
     for i in 0..9 {
-        fail(&l, &f, "alice", "sms_code_wrong_retry", NOW + i).await;
+        fail(&l, &f, "alice", Reason::SmsCodeWrongRetry, NOW + i).await;
     }
     assert_eq!(accept(&l, &f, "alice", NOW + 9).await, None);
     assert_eq!(l.failures_of("alice", NOW + 9), 0);
     for i in 0..9 {
-        assert_eq!(fail(&l, &f, "alice", "denied_by_user", NOW + i).await, None);
+        assert_eq!(
+            fail(&l, &f, "alice", Reason::DeniedByUser, NOW + i).await,
+            None
+        );
     }
     // The window (600 s) passed: counting starts again.
-    assert_eq!(fail(&l, &f, "alice", "wrong_pin", NOW + 700).await, None);
+    assert_eq!(
+        fail(&l, &f, "alice", Reason::WrongPin, NOW + 700).await,
+        None
+    );
     assert_eq!(l.failures_of("alice", NOW + 700), 1);
     // Other reasons do not count.
     for reason in [
-        "otp_replayed",
-        "wrong_password",
-        "no_answer",
-        "user_disabled",
+        Reason::OtpReplayed,
+        Reason::WrongPassword,
+        Reason::NoAnswer,
+        Reason::UserDisabled,
     ] {
         for _ in 0..20 {
             assert_eq!(fail(&l, &f, "bob", reason, NOW).await, None);
@@ -253,10 +250,10 @@ async fn success_resets_and_window_expires() {
 async fn fraud_locks_until_an_admin_unlocks() {
     let f = Fixture::new();
     let l = Limits::new(settings(), Arc::new(Counters::default()));
-    let o = fail(&l, &f, "bob", "fraud_reported", NOW)
+    let o = fail(&l, &f, "bob", Reason::FraudReported, NOW)
         .await
         .expect("fraud locks");
-    assert_eq!(o.reason, "fraud_reported+locked_out");
+    assert_eq!(o.audit_reason(), "fraud_reported+locked_out");
     let u = f.user("bob");
     assert_eq!(
         (u.locked_until, u.lock_reason.as_str()),
@@ -264,7 +261,7 @@ async fn fraud_locks_until_an_admin_unlocks() {
     );
     let r = l.gate(&f.store, &f.hot, "bob", NOW + 10 * 365 * 86_400);
     assert_eq!(
-        r.map(|r| (r.reason, r.message)),
+        r.map(|r| (r.reason.as_str(), r.message)),
         Some(("locked_out", MSG_LOCKED_FRAUD))
     );
 }
@@ -277,9 +274,12 @@ async fn lockout_secs_zero_means_until_admin_and_failures_zero_means_off() {
     s.lockout_secs = 0;
     let l = Limits::new(s.clone(), Arc::new(Counters::default()));
     for i in 0..2 {
-        assert_eq!(fail(&l, &f, "alice", "otp_mismatch", NOW + i).await, None);
+        assert_eq!(
+            fail(&l, &f, "alice", Reason::OtpMismatch, NOW + i).await,
+            None
+        );
     }
-    assert!(fail(&l, &f, "alice", "otp_mismatch", NOW + 2)
+    assert!(fail(&l, &f, "alice", Reason::OtpMismatch, NOW + 2)
         .await
         .is_some());
     assert_eq!(f.user("alice").locked_until, LOCKED_UNTIL_ADMIN);
@@ -287,7 +287,10 @@ async fn lockout_secs_zero_means_until_admin_and_failures_zero_means_off() {
     s.lockout_failures = 0;
     let off = Limits::new(s, Arc::new(Counters::default()));
     for i in 0..50 {
-        assert_eq!(fail(&off, &f, "bob", "otp_mismatch", NOW + i).await, None);
+        assert_eq!(
+            fail(&off, &f, "bob", Reason::OtpMismatch, NOW + i).await,
+            None
+        );
     }
     assert_eq!(f.user("bob").locked_until, 0);
 }
@@ -299,12 +302,13 @@ async fn an_unwritable_lock_is_kept_in_memory() {
         .set_repl_state(radmfa_store::repl::Role::Replica { primary: None }, 1)
         .expect("become replica");
     let l = Limits::new(settings(), Arc::new(Counters::default()));
-    let o = fail(&l, &f, "alice", "fraud_reported", NOW).await;
+    let o = fail(&l, &f, "alice", Reason::FraudReported, NOW).await;
     assert!(o.is_some());
     assert_eq!(f.user("alice").locked_until, 0, "the replica cannot write");
     assert!(l.warned_unpersisted.load(Ordering::Relaxed));
     assert_eq!(
-        l.gate(&f.store, &f.hot, "alice", NOW + 1).map(|r| r.reason),
+        l.gate(&f.store, &f.hot, "alice", NOW + 1)
+            .map(|r| r.reason.as_str()),
         Some("locked_out")
     );
     assert_eq!(l.stats_json()["limits_locks_in_memory"], 1);
@@ -318,7 +322,9 @@ async fn a_written_lock_lives_in_the_record_only() {
     // from any node, unlocks the user here too.
     let f = Fixture::new();
     let l = Limits::new(settings(), Arc::new(Counters::default()));
-    assert!(fail(&l, &f, "alice", "fraud_reported", NOW).await.is_some());
+    assert!(fail(&l, &f, "alice", Reason::FraudReported, NOW)
+        .await
+        .is_some());
     assert_eq!(f.user("alice").locked_until, LOCKED_UNTIL_ADMIN);
     assert_eq!(l.stats_json()["limits_locks_in_memory"], 0);
     assert!(l.gate(&f.store, &f.hot, "alice", NOW + 1).is_some());
@@ -333,7 +339,7 @@ async fn an_accept_for_a_locked_user_becomes_a_reject() {
     persist_lock(&f.store, "alice", LOCKED_UNTIL_ADMIN, REASON_FAILURES).expect("lock");
     let l = Limits::new(settings(), Arc::new(Counters::default()));
     let o = accept(&l, &f, "alice", NOW).await.expect("overridden");
-    assert_eq!(o.reason, "locked_out");
+    assert_eq!(o.audit_reason(), "locked_out");
     assert_eq!(o.message, MSG_LOCKED_ADMIN);
     assert_eq!(accept(&l, &f, "bob", NOW).await, None);
 }
@@ -351,7 +357,10 @@ fn per_user_limit_rejects_with_rate_limited() {
     assert_eq!(l.gate(&f.store, &f.hot, "alice", NOW), None);
     assert_eq!(l.gate(&f.store, &f.hot, "alice", NOW), None);
     let r = l.gate(&f.store, &f.hot, "alice", NOW).expect("limited");
-    assert_eq!((r.reason, r.message), ("rate_limited", MSG_RATE_LIMITED));
+    assert_eq!(
+        (r.reason.as_str(), r.message),
+        ("rate_limited", MSG_RATE_LIMITED)
+    );
     assert_eq!(counters.rate_limited_user.load(Ordering::Relaxed), 1);
     assert_eq!(l.gate(&f.store, &f.hot, "bob", NOW), None);
 }

@@ -1,0 +1,333 @@
+//! What every request step shares: the [`Node`] (configuration, store,
+//! caches, sessions, limits, gateway, peers) and how it is built and told
+//! about changes made elsewhere (admin writes, replication, unlocks). The
+//! steps add their own `impl Node` blocks in their files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use radmfa_otp::{Clock, Sessions, StateKey};
+use radmfa_store::Store;
+
+use super::session::PendingChallenge;
+use crate::audit::AuditSink;
+use crate::clients::Clients;
+use crate::config::RuntimeConfig;
+use crate::counters::Counters;
+use crate::credcache::CredentialCache;
+use crate::dedup::DuplicateCache;
+use crate::droplog::DropLog;
+use crate::hot::HotState;
+use crate::peer::{PeerClient, PeerStats};
+use crate::upstream::Upstream;
+
+/// Everything the pipeline needs; shared by all listeners.
+pub struct Node {
+    pub(super) cfg: Arc<RuntimeConfig>,
+    pub(super) store: Store,
+    pub(super) clients: Clients,
+    pub(super) dedup: DuplicateCache,
+    pub(super) sessions: Sessions<PendingChallenge>,
+    pub(super) sms_sessions: Sessions<PendingChallenge>,
+    pub(super) gateway: Option<radmfa_gateway::Gateway>,
+    pub(super) state_key: StateKey,
+    pub(super) creds: CredentialCache,
+    pub(super) hot: HotState,
+    pub(super) counters: Arc<Counters>,
+    pub(super) audit: AuditSink,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Bounds concurrent argon2 verifications (one per core).
+    pub(super) argon2_slots: tokio::sync::Semaphore,
+    /// A hash made with the configured parameters, verified to pad a
+    /// rejected local login to its fixed argon2 cost (unknown user, no
+    /// password hash, no candidate checked; see `local_first_leg`).
+    pub(super) decoy_hash: String,
+    /// The peer link to the other nodes, when clustered.
+    pub(super) peers: Option<PeerClient>,
+    /// Peer-link counters.
+    pub(super) peer_stats: Arc<PeerStats>,
+    /// Upstream RADIUS groups (first factor `radius`).
+    pub(super) upstreams: std::collections::HashMap<String, Upstream>,
+    /// The directory (first factor `ldap`).
+    pub(super) directory: Option<radmfa_directory::Directory>,
+    /// Store replication, when clustered (set once at start).
+    pub(super) replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
+    /// Rate limits and lockout.
+    pub(super) limits: Arc<crate::limits::Limits>,
+    /// Dropped requests, logged at WARN at most once a minute per key.
+    pub(super) drops: Arc<DropLog>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node", &self.cfg.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Node`] is built from, besides its configuration.
+pub struct NodeParts {
+    /// The open store.
+    pub store: Store,
+    /// The cluster key for State tokens.
+    pub state_key: StateKey,
+    /// Hot-path caches over the store.
+    pub hot: HotState,
+    /// The cloud gateway client, when configured.
+    pub gateway: Option<radmfa_gateway::Gateway>,
+    /// Counters to update.
+    pub counters: Arc<Counters>,
+    /// Where audit records go.
+    pub audit: AuditSink,
+    /// The clock (a manual one in tests).
+    pub clock: Arc<dyn Clock>,
+    /// The peer link to the other nodes (challenge forwarding), when clustered.
+    pub peers: Option<PeerClient>,
+    /// Peer-link counters (shared with the peer-link listener).
+    pub peer_stats: Arc<PeerStats>,
+}
+
+impl std::fmt::Debug for NodeParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeParts").finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Builds a node over an open store.
+    pub fn new(
+        cfg: Arc<RuntimeConfig>,
+        parts: NodeParts,
+    ) -> Result<Node, radmfa_store::StoreError> {
+        let NodeParts {
+            store,
+            state_key,
+            hot,
+            gateway,
+            counters,
+            audit,
+            clock,
+            peers,
+            peer_stats,
+        } = parts;
+        let clients = Clients::new(cfg.clients.clone(), &store)?;
+        let directory = match &cfg.directory {
+            Some(d) => Some(
+                radmfa_directory::Directory::new(d.clone())
+                    .map_err(|e| radmfa_store::StoreError::Invalid(format!("[directory]: {e}")))?,
+            ),
+            None => None,
+        };
+        let cfg_upstreams = cfg
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), Upstream::new(u.clone(), clock.clone())))
+            .collect();
+        let decoy_hash =
+            radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        Ok(Node {
+            limits: Arc::new(crate::limits::Limits::new(
+                cfg.limits.clone(),
+                counters.clone(),
+            )),
+            dedup: DuplicateCache::new(
+                Duration::from_secs(cfg.duplicate_window_secs),
+                cfg.duplicate_cache_entries,
+            ),
+            sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
+            sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
+            gateway,
+            creds: CredentialCache::new(
+                Duration::from_secs(cfg.password_cache_ttl_secs),
+                cfg.password_cache_max_entries,
+            ),
+            clients,
+            hot,
+            argon2_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+            cfg,
+            store,
+            state_key,
+            counters,
+            audit,
+            clock,
+            decoy_hash,
+            peers,
+            peer_stats,
+            upstreams: cfg_upstreams,
+            directory,
+            replication: std::sync::OnceLock::new(),
+            drops: Arc::new(DropLog::default()),
+        })
+    }
+
+    /// Attaches the running replication (once, at start).
+    pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
+        let _ = self.replication.set(r);
+    }
+
+    /// The running replication, when clustered.
+    pub fn replication(&self) -> Option<&Arc<crate::replication::Replication>> {
+        self.replication.get()
+    }
+
+    /// Hands every batch of TOTP steps / HOTP counters consumed on this node
+    /// to `sink` (replication sends them to the primary).
+    pub fn set_otp_sink(&self, sink: crate::hot::OtpSink) {
+        self.hot.set_otp_sink(sink);
+    }
+
+    /// Called after replication changed `users` (their record, token or
+    /// replay state): forgets what is cached about them; for `otp_users`
+    /// also the in-memory replay state, so the (raised) stored one counts.
+    pub fn after_replication(&self, users: &[String], otp_users: &[String]) {
+        for u in users {
+            self.hot.forget_user(u);
+            self.creds.forget(u);
+        }
+        for u in otp_users {
+            self.hot.reset_otp(u);
+        }
+    }
+
+    /// The running configuration, shared.
+    pub fn config_arc(&self) -> Arc<RuntimeConfig> {
+        self.cfg.clone()
+    }
+
+    /// The directory client, when configured.
+    pub fn directory(&self) -> Option<&radmfa_directory::Directory> {
+        self.directory.as_ref()
+    }
+
+    /// Peer-link counters.
+    pub fn peer_stats(&self) -> &Arc<PeerStats> {
+        &self.peer_stats
+    }
+
+    /// Counters, peer-link counters and gateway metrics as one flat JSON
+    /// object (`radmfa stats`).
+    pub fn stats_json(&self) -> serde_json::Value {
+        let mut all = self.counters.to_json();
+        if let (Some(m), serde_json::Value::Object(peer)) =
+            (all.as_object_mut(), self.peer_stats.to_json())
+        {
+            m.extend(peer);
+            if let Some(g) = &self.gateway {
+                m.extend(crate::counters::gateway_json(&g.metrics()));
+            }
+            m.extend(self.limits.stats_json());
+        }
+        all
+    }
+
+    /// The counters of this node.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The store this node serves from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// Called after an admin write: forgets cached users and, for `user`,
+    /// cached credentials and replay state.
+    pub fn after_admin_write(&self, user: Option<&str>, token_changed: bool) {
+        self.hot.invalidate();
+        if let Some(u) = user {
+            self.creds.forget(u);
+            if token_changed {
+                self.hot.reset_otp(u);
+            }
+        } else if token_changed {
+            self.hot.reset_all_otp();
+        }
+    }
+
+    /// Rate limits and lockout of this node.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// Rate limits and lockout of this node, shared (the prune loop).
+    pub fn limits_shared(&self) -> Arc<crate::limits::Limits> {
+        self.limits.clone()
+    }
+
+    /// The clock the node reads.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The cloud gateway's metrics, when one is configured.
+    pub fn gateway_metrics(&self) -> Option<radmfa_gateway::GatewayMetrics> {
+        self.gateway.as_ref().map(radmfa_gateway::Gateway::metrics)
+    }
+
+    /// The table that writes dropped requests to the log.
+    pub fn drop_log(&self) -> &Arc<DropLog> {
+        &self.drops
+    }
+
+    /// Called when an admin unlocks `user`: forgets the node's failure count
+    /// and in-memory lock, and the cached record.
+    pub fn after_unlock(&self, user: &str) {
+        self.limits.unlock(user);
+        self.after_admin_write(Some(user), false);
+    }
+
+    /// Lockout bookkeeping on `decision` ([`crate::limits::Limits::after_decision`]),
+    /// locks written through [`Node::persist_lock`]: `Some` is the Reject
+    /// to send instead.
+    pub(super) async fn lockout_after(
+        &self,
+        decision: &super::decision::Decision,
+    ) -> Option<crate::limits::Override> {
+        let now = self.clock.now_unix();
+        self.limits
+            .after_decision(&self.store, &self.hot, decision, now, |name, until, why| {
+                self.persist_lock(name, until, why)
+            })
+            .await
+    }
+
+    /// Writes a lockout into `name`'s record: here on the primary (or a
+    /// standalone node), through the primary on a replica. `Err` says why
+    /// it could not be written (the caller then keeps it in memory).
+    pub(super) async fn persist_lock(
+        &self,
+        name: String,
+        until: u64,
+        why: &'static str,
+    ) -> Result<(), String> {
+        let (store, user) = (self.store.clone(), name.clone());
+        let local = tokio::task::spawn_blocking(move || {
+            crate::limits::persist_lock(&store, &user, until, why)
+        })
+        .await
+        .map_err(|e| format!("lock writer task failed: {e}"))?;
+        match local {
+            Ok(()) => Ok(()),
+            Err(radmfa_store::StoreError::ReadOnly(here)) => {
+                let req = crate::admin::AdminRequest::UserLock {
+                    name,
+                    until,
+                    reason: why.to_string(),
+                };
+                crate::control::forward_to_primary(self, &req, here)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
