@@ -1,50 +1,39 @@
 //! `radmfa token-admin`: bearer tokens of the admin HTTPS API.
 
-use radmfa_server::admin::AdminRequest;
+use radmfa_server::admin::{AdminRequest, AdminTokenCreated, AdminTokenView, Revoked};
 use radmfa_server::RuntimeConfig;
 
 use super::args::TokenAdminCmd;
 use super::call::call;
-use super::print::{field, format_time, print_table};
+use super::print::{esc, format_time, json_line, json_pretty, print_table};
 
 pub fn token_admin(cfg: &RuntimeConfig, cmd: TokenAdminCmd) -> anyhow::Result<()> {
     match cmd {
         TokenAdminCmd::Create { name, scopes, json } => {
-            let v = call(cfg, AdminRequest::AdminTokenCreate { name, scopes })?;
+            let t: AdminTokenCreated = call(cfg, AdminRequest::AdminTokenCreate { name, scopes })?;
             if json {
-                println!("{v}");
+                println!("{}", json_line(&t)?);
             } else {
-                println!("{}", field(&v, "token"));
+                println!("{}", esc(&t.token));
                 eprintln!(
                     "admin API token {:?} created with scopes {}; store it now: it is not shown again",
-                    field(&v, "name"),
-                    v["scopes"]
+                    esc(&t.name),
+                    serde_json::to_string(&t.scopes)?
                 );
             }
         }
         TokenAdminCmd::List { json } => {
-            let v = call(cfg, AdminRequest::AdminTokenList)?;
+            let list: Vec<AdminTokenView> = call(cfg, AdminRequest::AdminTokenList)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", json_pretty(&list)?);
             } else {
-                let rows: Vec<Vec<String>> = v
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
+                let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|t| {
-                        let scopes: Vec<String> = t["scopes"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|s| s.as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
                         vec![
-                            field(t, "name"),
-                            scopes.join(","),
-                            format_time(t["created"].as_u64().unwrap_or(0) * 1000),
+                            t.name.clone(),
+                            t.scopes.join(","),
+                            format_time(t.created * 1000),
                         ]
                     })
                     .collect();
@@ -52,7 +41,7 @@ pub fn token_admin(cfg: &RuntimeConfig, cmd: TokenAdminCmd) -> anyhow::Result<()
             }
         }
         TokenAdminCmd::Revoke { name } => {
-            call(cfg, AdminRequest::AdminTokenRevoke { name: name.clone() })?;
+            let _: Revoked = call(cfg, AdminRequest::AdminTokenRevoke { name: name.clone() })?;
             println!("admin API token {name:?} revoked");
         }
     }

@@ -4,18 +4,18 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use radmfa_server::admin::AdminRequest;
+use radmfa_server::admin::{AdminRequest, BackupView};
 use radmfa_server::{RuntimeConfig, ServerError};
 use radmfa_store::StoreError;
 
 use super::call::call;
-use super::print::field;
+use super::print::esc;
 
 /// `radmfa backup FILE`.
 pub fn backup(cfg: &RuntimeConfig, file: PathBuf) -> anyhow::Result<()> {
     let file =
         std::path::absolute(&file).with_context(|| format!("cannot resolve {}", file.display()))?;
-    let v = call(
+    let v: BackupView = call(
         cfg,
         AdminRequest::Backup {
             path: file.display().to_string(),
@@ -23,11 +23,11 @@ pub fn backup(cfg: &RuntimeConfig, file: PathBuf) -> anyhow::Result<()> {
     )?;
     println!(
         "backup written to {} ({} records up to change {} of epoch {}; audit journal in {}.audit/)",
-        field(&v, "path"),
-        v["entries"],
-        v["seq"],
-        v["epoch"],
-        field(&v, "path")
+        esc(&v.path),
+        v.entries,
+        v.seq,
+        v.epoch,
+        esc(&v.path)
     );
     Ok(())
 }

@@ -2,14 +2,13 @@
 //! RADIUS clients.
 
 use anyhow::anyhow;
-use radmfa_server::admin::AdminRequest;
+use radmfa_server::admin::{AdminRequest, ClientAdded, ClientSource, ClientView, Deleted};
 use radmfa_server::RuntimeConfig;
-use serde_json::Value;
 
 use super::args::ClientCmd;
 use super::call::call;
 use super::input::read_secret_stdin;
-use super::print::{field, print_table, print_warnings, yes_no};
+use super::print::{esc, json_pretty, print_table, print_warnings, yes_no};
 
 pub fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
     match cmd {
@@ -27,7 +26,7 @@ pub fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
                 (None, true) => read_secret_stdin("Shared secret")?,
                 (None, false) => return Err(anyhow!("give --secret or --secret-stdin")),
             };
-            let v = call(
+            let v: ClientAdded = call(
                 cfg,
                 AdminRequest::ClientAdd {
                     name,
@@ -38,38 +37,34 @@ pub fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
                     force,
                 },
             )?;
-            println!(
-                "added client {} ({})",
-                v["name"].as_str().unwrap_or_default(),
-                v["address"].as_str().unwrap_or_default()
-            );
-            print_warnings(&v);
+            println!("added client {} ({})", v.client.name, v.client.address);
+            print_warnings(&v.warnings);
             if no_require_message_authenticator {
                 eprintln!("warning: this client may send requests without Message-Authenticator; that exposes it to BlastRADIUS (CVE-2024-3596)");
             }
         }
         ClientCmd::List { json } => {
-            let stored = call(cfg, AdminRequest::ClientList)?;
+            let stored: Vec<ClientView> = call(cfg, AdminRequest::ClientList)?;
             // One list, the configuration file's clients first: the JSON and
             // the table show the same clients.
-            let all: Vec<Value> = cfg
+            let all: Vec<ClientView> = cfg
                 .clients
                 .iter()
-                .map(radmfa_server::admin::static_client_view)
-                .chain(stored.as_array().cloned().unwrap_or_default())
+                .map(ClientView::configured)
+                .chain(stored)
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                println!("{}", json_pretty(&all)?);
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|c| {
                         vec![
-                            field(c, "name"),
-                            field(c, "address"),
-                            field(c, "policy"),
-                            yes_no(c["require_message_authenticator"] == Value::Bool(true)),
-                            field(c, "source"),
+                            esc(&c.name),
+                            esc(&c.address),
+                            esc(&c.policy),
+                            yes_no(c.require_message_authenticator),
+                            source(c.source).to_string(),
                         ]
                     })
                     .collect();
@@ -86,9 +81,17 @@ pub fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
             }
         }
         ClientCmd::Delete { name } => {
-            call(cfg, AdminRequest::ClientDelete { name: name.clone() })?;
+            let _: Deleted = call(cfg, AdminRequest::ClientDelete { name: name.clone() })?;
             println!("deleted client {name}");
         }
     }
     Ok(())
+}
+
+/// Where a client is defined, as the table says it.
+fn source(s: ClientSource) -> &'static str {
+    match s {
+        ClientSource::Config => "config",
+        ClientSource::Store => "store",
+    }
 }

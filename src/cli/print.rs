@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use serde_json::Value;
+use radmfa_server::admin::TokenSummary;
+use radmfa_store::TokenKind;
+use serde::Serialize;
 
 /// Exit status of a command whose output pipe was closed (128 + SIGPIPE).
 pub const BROKEN_PIPE_STATUS: u8 = 141;
@@ -30,49 +32,44 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-pub fn print_warnings(v: &Value) {
-    for w in v["warnings"]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-    {
-        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+/// The `warnings` of an admin answer, on standard error.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
-}
-
-/// Fields of `user show` that hold unix seconds.
-pub fn is_time_field(k: &str) -> bool {
-    matches!(k, "created" | "updated" | "locked_until")
 }
 
 /// Unix seconds for people: ISO 8601 UTC; 0 is "-" (never), `u64::MAX`
 /// (a lock an admin must lift) says so.
-pub fn show_time(v: &Value) -> String {
-    match v.as_u64() {
-        None | Some(0) => "-".into(),
-        Some(u64::MAX) => "until an admin unlocks (radmfa user unlock)".into(),
-        Some(secs) => format_time(secs.saturating_mul(1000)),
+pub fn show_time(secs: u64) -> String {
+    match secs {
+        0 => "-".into(),
+        u64::MAX => "until an admin unlocks (radmfa user unlock)".into(),
+        secs => format_time(secs.saturating_mul(1000)),
     }
 }
 
-/// A token object of `user show` on one line.
-pub fn show_token(t: &serde_json::Map<String, Value>) -> String {
-    let f = |k: &str| match &t.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => "-".into(),
-    };
-    let period = if f("kind") == "totp" {
-        format!(", {} s", f("period"))
+/// A token's type as admins write it.
+pub fn kind_name(k: TokenKind) -> &'static str {
+    match k {
+        TokenKind::Totp => "totp",
+        TokenKind::Hotp => "hotp",
+    }
+}
+
+/// The token of `user show` on one line.
+pub fn show_token(t: &TokenSummary) -> String {
+    let period = if t.kind == TokenKind::Totp {
+        format!(", {} s", t.period)
     } else {
         String::new()
     };
     format!(
         "{} {} {} digits{period}, enrolled {}",
-        f("kind"),
-        f("algorithm"),
-        f("digits"),
-        t.get("created").map(show_time).unwrap_or_default()
+        kind_name(t.kind),
+        t.algorithm,
+        t.digits,
+        show_time(t.created)
     )
 }
 
@@ -80,16 +77,6 @@ pub fn show_token(t: &serde_json::Map<String, Value>) -> String {
 pub fn format_time(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// A field of a JSON answer as printed for people: control characters
-/// escaped (radmfa_server::text), so stored text cannot drive the terminal.
-pub fn field(v: &Value, name: &str) -> String {
-    match &v[name] {
-        Value::String(s) => radmfa_server::text::escape(s).into_owned(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 pub fn yes_no(b: bool) -> String {
@@ -130,4 +117,21 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
+}
+
+/// Stored text for people: control characters escaped
+/// (radmfa_server::text), so it cannot drive the terminal.
+pub fn esc(s: &str) -> String {
+    radmfa_server::text::escape(s).into_owned()
+}
+
+/// An answer as one line of JSON, keys in alphabetical order (as the
+/// server's JSON has them).
+pub fn json_line<T: Serialize>(t: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_value(t)?.to_string())
+}
+
+/// An answer as indented JSON, keys in alphabetical order.
+pub fn json_pretty<T: Serialize>(t: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(&serde_json::to_value(t)?)?)
 }

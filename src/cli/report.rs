@@ -4,10 +4,11 @@
 use anyhow::{anyhow, Context};
 use radmfa_server::admin::AdminRequest;
 use radmfa_server::RuntimeConfig;
+use radmfa_store::AuditRecord;
 
 use super::args::ReportArgs;
 use super::call::call;
-use super::print::{field, format_time, print_table, stdout_failed};
+use super::print::{esc, format_time, json_pretty, print_table, stdout_failed};
 
 /// `radmfa report`.
 pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
@@ -29,7 +30,7 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| parse_since(s).context("--until"))
         .transpose()?;
-    let v = call(
+    let recs: Vec<AuditRecord> = call(
         cfg,
         AdminRequest::Report {
             user,
@@ -41,17 +42,18 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
             client,
         },
     )?;
-    let recs = v.as_array().cloned().unwrap_or_default();
     let json = format.json || format.format.as_deref() == Some("json");
     let csv = format.csv || format.format.as_deref() == Some("csv");
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", json_pretty(&recs)?);
     } else if csv {
         // The admin API's CSV writer: RFC 4180, formulas defused,
         // `time` (ISO 8601 UTC) first.
         {
             use std::io::Write as _;
-            let csv = radmfa_server::api::records_csv(&recs);
+            let recs = serde_json::to_value(&recs)?;
+            let recs = recs.as_array().map(Vec::as_slice).unwrap_or_default();
+            let csv = radmfa_server::api::records_csv(recs);
             if let Err(e) = std::io::stdout().write_all(csv.as_bytes()) {
                 stdout_failed(&e);
             }
@@ -61,15 +63,15 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| {
                 vec![
-                    format_time(r["time_ms"].as_u64().unwrap_or(0)),
-                    field(r, "user"),
-                    field(r, "mode"),
-                    field(r, "result"),
-                    field(r, "reason"),
-                    field(r, "client_name"),
-                    field(r, "client_ip"),
-                    field(r, "calling_station"),
-                    field(r, "server_name"),
+                    format_time(r.time_ms),
+                    esc(&r.user),
+                    esc(&r.mode),
+                    esc(&r.result),
+                    esc(&r.reason),
+                    esc(&r.client_name),
+                    esc(&r.client_ip),
+                    esc(&r.calling_station),
+                    esc(&r.server_name),
                 ]
             })
             .collect();

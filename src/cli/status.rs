@@ -2,22 +2,21 @@
 //! running server only (control socket).
 
 use radmfa_server::admin::AdminRequest;
+use radmfa_server::replication::{ClusterStatus, NodeRole, ReplStatus, ReplicaView};
 use radmfa_server::RuntimeConfig;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::call::tokio_block;
-use super::print::{field, print_table};
+use super::call::{server, typed};
+use super::print::{esc, print_table};
 
 /// `radmfa stats`: the running server's counters.
 pub fn stats(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
-    let v = tokio_block(radmfa_server::control::request(
-        &cfg.control_socket(),
-        &AdminRequest::Stats,
-    ))?;
+    let v = server(cfg, &AdminRequest::Stats)?;
     if json {
         println!("{v}");
-    } else if let Some(m) = v.as_object() {
-        for (k, v) in m {
+    } else {
+        let counters: Map<String, Value> = typed(v)?;
+        for (k, v) in &counters {
             println!("{k:<40} {v}");
         }
     }
@@ -26,27 +25,22 @@ pub fn stats(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
 
 /// `radmfa status`: replication as this node sees it.
 pub fn status(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
-    let v = tokio_block(radmfa_server::control::request(
-        &cfg.control_socket(),
-        &AdminRequest::ReplStatus,
-    ))?;
+    let v = server(cfg, &AdminRequest::ReplStatus)?;
     if json {
         println!("{v}");
     } else {
-        print_status(&v, cfg);
+        print_status(&typed(v)?, cfg);
     }
     Ok(())
 }
 
 /// `radmfa promote`: makes this replica the primary.
 pub fn promote(cfg: &RuntimeConfig, force: bool) -> anyhow::Result<()> {
-    let v = tokio_block(radmfa_server::control::request(
-        &cfg.control_socket(),
-        &AdminRequest::Promote { force },
-    ))?;
+    let v = server(cfg, &AdminRequest::Promote { force })?;
+    let st: ClusterStatus = typed(v)?;
     println!(
         "node {} is now the primary at epoch {}",
-        v["node_id"], v["epoch"]
+        st.node_id, st.epoch
     );
     Ok(())
 }
@@ -54,34 +48,37 @@ pub fn promote(cfg: &RuntimeConfig, force: bool) -> anyhow::Result<()> {
 /// `radmfa status` for people: this node, then one aligned row per peer of
 /// `[cluster]`, the unreachable ones included (a replica the primary has not
 /// heard from, or a primary the replica cannot reach).
-pub fn print_status(v: &Value, cfg: &RuntimeConfig) {
-    let s = |k: &str| match &v[k] {
-        Value::String(x) => x.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
+fn print_status(st: &ReplStatus, cfg: &RuntimeConfig) {
+    let (node_id, role) = match st {
+        ReplStatus::Clustered(c) => (c.node_id, c.role),
+        ReplStatus::Standalone(s) => (s.node_id, s.role),
     };
     let mut rows = vec![
-        vec!["node".to_string(), s("node_id")],
-        vec!["role".into(), s("role")],
+        vec!["node".to_string(), node_id.to_string()],
+        vec!["role".into(), role_name(role).into()],
     ];
-    if v["role"] != "standalone" {
-        rows.push(vec!["epoch".into(), s("epoch")]);
+    let cluster_status = match st {
+        ReplStatus::Clustered(c) => Some(c),
+        ReplStatus::Standalone(_) => None,
+    };
+    if let Some(c) = cluster_status {
+        rows.push(vec!["epoch".into(), c.epoch.to_string()]);
         rows.push(vec![
             "last applied".into(),
-            format!("seq {} (epoch {})", s("last_seq"), s("last_epoch")),
+            format!("seq {} (epoch {})", c.last_seq, c.last_epoch),
         ]);
-    }
-    if v["role"] == "replica" {
-        rows.push(vec!["synced".into(), s("synced")]);
-        if v["installing_snapshot"] == true {
-            rows.push(vec![
-                "installing".into(),
-                "a snapshot from the primary".into(),
-            ]);
+        if c.role == NodeRole::Replica {
+            rows.push(vec!["synced".into(), c.synced.to_string()]);
+            if c.installing_snapshot {
+                rows.push(vec![
+                    "installing".into(),
+                    "a snapshot from the primary".into(),
+                ]);
+            }
         }
-    }
-    if v["last_error"].is_string() {
-        rows.push(vec!["last error".into(), s("last_error")]);
+        if let Some(e) = &c.last_error {
+            rows.push(vec!["last error".into(), e.clone()]);
+        }
     }
     for r in &rows {
         println!("{:<14} {}", r[0], r[1]);
@@ -89,23 +86,21 @@ pub fn print_status(v: &Value, cfg: &RuntimeConfig) {
     let Some(cluster) = &cfg.cluster else {
         return;
     };
-    let replicas = v["replicas"].as_array().cloned().unwrap_or_default();
-    let primary = v["primary"].as_u64();
-    let mut peers: Vec<(u64, String)> = cluster
+    let replicas: &[ReplicaView] = cluster_status.map_or(&[], |c| c.replicas.as_slice());
+    let mut peers: Vec<(u16, String)> = cluster
         .peers
         .iter()
-        .map(|(id, addr)| (u64::from(*id), addr.to_string()))
+        .map(|(id, addr)| (*id, addr.to_string()))
         .collect();
     // A replica the primary knows that this file does not list.
-    for r in &replicas {
-        let id = r["node_id"].as_u64().unwrap_or(0);
-        if !peers.iter().any(|(p, _)| *p == id) {
-            peers.push((id, field(r, "address")));
+    for r in replicas {
+        if !peers.iter().any(|(p, _)| *p == r.node_id) {
+            peers.push((r.node_id, esc(r.address.as_deref().unwrap_or_default())));
         }
     }
     let rows: Vec<Vec<String>> = peers
         .iter()
-        .map(|(id, addr)| peer_row(v, &replicas, primary, *id, addr))
+        .map(|(id, addr)| peer_row(cluster_status, *id, addr))
         .collect();
     println!();
     print_table(
@@ -122,79 +117,67 @@ pub fn print_status(v: &Value, cfg: &RuntimeConfig) {
     );
 }
 
-/// One peer's row of `radmfa status`.
-pub fn peer_row(
-    v: &Value,
-    replicas: &[Value],
-    primary: Option<u64>,
-    id: u64,
-    addr: &str,
-) -> Vec<String> {
+fn role_name(r: NodeRole) -> &'static str {
+    match r {
+        NodeRole::Primary => "primary",
+        NodeRole::Replica => "replica",
+        NodeRole::Standalone => "standalone",
+    }
+}
+
+/// One peer's row of `radmfa status` (`st` is `None` on a standalone node).
+fn peer_row(st: Option<&ClusterStatus>, id: u16, addr: &str) -> Vec<String> {
     let dash = || "-".to_string();
-    if v["role"] == "standalone" {
-        let state = "peer link only (replication off)".to_string();
-        return vec![
+    let row = |role: String, state: String, acked: String, lag: String, seen: String| {
+        vec![
             id.to_string(),
             addr.to_string(),
-            dash(),
+            role,
             state,
-            dash(),
-            dash(),
-            dash(),
-        ];
-    }
-    if v["role"] == "primary" {
-        return match replicas.iter().find(|r| r["node_id"].as_u64() == Some(id)) {
-            Some(r) => {
-                let seen = r["last_seen_ms_ago"].as_u64().unwrap_or(0);
-                vec![
-                    id.to_string(),
-                    addr.to_string(),
-                    "replica".into(),
-                    if r["connected"] == true {
-                        "connected".into()
-                    } else {
-                        "unreachable".into()
-                    },
-                    field(r, "acked_seq"),
-                    field(r, "lag_entries"),
-                    format!("{:.1} s ago", seen as f64 / 1000.0),
-                ]
-            }
-            None => vec![
-                id.to_string(),
-                addr.to_string(),
+            acked,
+            lag,
+            seen,
+        ]
+    };
+    let Some(st) = st else {
+        let state = "peer link only (replication off)".to_string();
+        return row(dash(), state, dash(), dash(), dash());
+    };
+    if st.role == NodeRole::Primary {
+        return match st.replicas.iter().find(|r| r.node_id == id) {
+            Some(r) => row(
+                "replica".into(),
+                if r.connected {
+                    "connected".into()
+                } else {
+                    "unreachable".into()
+                },
+                r.acked_seq.to_string(),
+                r.lag_entries.to_string(),
+                format!("{:.1} s ago", r.last_seen_ms_ago as f64 / 1000.0),
+            ),
+            None => row(
                 dash(),
                 "unreachable (no contact since start)".into(),
                 dash(),
                 dash(),
                 "never".into(),
-            ],
+            ),
         };
     }
-    if v["role"] == "replica" && primary == Some(id) {
-        let state = match v["primary_unreachable_since"].as_str() {
+    if st.role == NodeRole::Replica && st.primary == Some(id) {
+        let state = match &st.primary_unreachable_since {
             Some(since) => format!("unreachable since {since}"),
             None => "connected".into(),
         };
-        return vec![
-            id.to_string(),
-            addr.to_string(),
-            "primary".into(),
-            state,
-            dash(),
-            dash(),
-            dash(),
-        ];
+        return row("primary".into(), state, dash(), dash(), dash());
     }
     // Replicas do not link to each other; the primary's status shows them.
-    vec![
-        id.to_string(),
-        addr.to_string(),
+    row(
         dash(),
         "not linked from this node".into(),
         dash(),
         dash(),
         dash(),
-    ]
+    )
 }

@@ -2,14 +2,13 @@
 //! resynchronise second-factor tokens.
 
 use anyhow::Context;
-use radmfa_server::admin::AdminRequest;
+use radmfa_server::admin::{AdminRequest, Enrolled, Resynced, TokenDeleted, TokenView};
 use radmfa_server::RuntimeConfig;
 use radmfa_store::{TokenAlgorithm, TokenKind};
-use serde_json::Value;
 
 use super::args::{AlgArg, KindArg, TokenCmd};
 use super::call::call;
-use super::print::{field, format_time, print_table, show_time};
+use super::print::{esc, format_time, json_pretty, kind_name, print_table, show_time};
 
 pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
     match cmd {
@@ -23,7 +22,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
             no_qr,
             replace,
         } => {
-            let v = call(
+            let v: Enrolled = call(
                 cfg,
                 AdminRequest::TokenEnroll {
                     user,
@@ -42,7 +41,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
                     replace,
                 },
             )?;
-            let uri = v["uri"].as_str().unwrap_or_default();
+            let uri = v.uri.as_str();
             println!("{uri}");
             if !no_qr {
                 let code =
@@ -53,32 +52,29 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
                     .build();
                 println!("{qr}");
             }
-            println!("secret: {}", v["secret"].as_str().unwrap_or_default());
+            println!("secret: {}", v.secret);
             println!("Scan the QR code (or type the secret) in an authenticator app.");
         }
         TokenCmd::List { json } => {
-            let v = call(cfg, AdminRequest::TokenList)?;
+            let tokens: Vec<TokenView> = call(cfg, AdminRequest::TokenList)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", json_pretty(&tokens)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = v
-                .as_array()
-                .map(|a| a.as_slice())
-                .unwrap_or_default()
+            let rows: Vec<Vec<String>> = tokens
                 .iter()
                 .map(|t| {
                     vec![
-                        field(t, "user"),
-                        field(t, "kind"),
-                        field(t, "algorithm"),
-                        field(t, "digits"),
-                        if t["kind"] == "totp" {
-                            format!("{} s", field(t, "period"))
+                        esc(&t.user),
+                        kind_name(t.kind).into(),
+                        esc(&t.algorithm),
+                        t.digits.to_string(),
+                        if t.kind == TokenKind::Totp {
+                            format!("{} s", t.period)
                         } else {
                             "-".into()
                         },
-                        show_time(&t["created"]),
+                        show_time(t.created),
                         last_used(t),
                     ]
                 })
@@ -97,23 +93,23 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
             );
         }
         TokenCmd::Show { user, json } => {
-            let t = call(cfg, AdminRequest::TokenShow { user })?;
+            let t: TokenView = call(cfg, AdminRequest::TokenShow { user })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&t)?);
+                println!("{}", json_pretty(&t)?);
                 return Ok(());
             }
-            println!("{:<14} {}", "user", field(&t, "user"));
-            println!("{:<14} {}", "type", field(&t, "kind"));
-            println!("{:<14} {}", "algorithm", field(&t, "algorithm"));
-            println!("{:<14} {}", "digits", field(&t, "digits"));
-            if t["kind"] == "totp" {
-                println!("{:<14} {} s", "period", field(&t, "period"));
+            println!("{:<14} {}", "user", esc(&t.user));
+            println!("{:<14} {}", "type", kind_name(t.kind));
+            println!("{:<14} {}", "algorithm", esc(&t.algorithm));
+            println!("{:<14} {}", "digits", t.digits);
+            if t.kind == TokenKind::Totp {
+                println!("{:<14} {} s", "period", t.period);
             }
-            println!("{:<14} {}", "enrolled", show_time(&t["created"]));
+            println!("{:<14} {}", "enrolled", show_time(t.created));
             println!("{:<14} {}", "last used", last_used(&t));
         }
         TokenCmd::Delete { user } => {
-            call(cfg, AdminRequest::TokenDelete { user: user.clone() })?;
+            let _: TokenDeleted = call(cfg, AdminRequest::TokenDelete { user: user.clone() })?;
             println!(
                 "deleted the token of {user}; enroll a new one with `radmfa token enroll {user}`"
             );
@@ -123,7 +119,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
             first,
             second,
         } => {
-            let v = call(
+            let v: Resynced = call(
                 cfg,
                 AdminRequest::TokenResync {
                     user: user.clone(),
@@ -133,7 +129,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
             )?;
             println!(
                 "resynchronised the HOTP token of {user}: counter {} was the last used; the next code is accepted",
-                v["last_used"]
+                v.last_used
             );
         }
     }
@@ -142,16 +138,16 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
 
 /// The last used step or counter of a token, for people: a TOTP step as
 /// the time it began.
-pub fn last_used(t: &Value) -> String {
-    match (t["last_used"].as_u64(), t["kind"].as_str()) {
+fn last_used(t: &TokenView) -> String {
+    match (t.last_used, t.kind) {
         (None, _) => "never".into(),
-        (Some(step), Some("totp")) => {
-            let period = t["period"].as_u64().unwrap_or(30).max(1);
+        (Some(step), TokenKind::Totp) => {
+            let period = t.period.max(1);
             format!(
                 "step {step} ({})",
                 format_time(step.saturating_mul(period).saturating_mul(1000))
             )
         }
-        (Some(counter), _) => format!("counter {counter}"),
+        (Some(counter), TokenKind::Hotp) => format!("counter {counter}"),
     }
 }

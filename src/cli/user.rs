@@ -4,15 +4,19 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use radmfa_server::admin::{AdminRequest, ImportRow};
+use radmfa_server::admin::{
+    AdminRequest, Deleted, ImportRow, Imported, PasswordChanged, PinMode, PinSet, Unlocked,
+    UserAdded, UserEnabled, UserView,
+};
 use radmfa_server::RuntimeConfig;
 use radmfa_store::Method;
-use serde_json::Value;
 
 use super::args::{MethodArg, UserCmd};
 use super::call::call;
 use super::input::read_secret_stdin;
-use super::print::{field, is_time_field, print_table, print_warnings, show_time, show_token};
+use super::print::{
+    esc, json_pretty, kind_name, print_table, print_warnings, show_time, show_token,
+};
 
 pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
@@ -28,7 +32,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             disabled,
         } => {
             let password = password.read()?;
-            let v = call(
+            let v: UserAdded = call(
                 cfg,
                 AdminRequest::UserAdd {
                     name,
@@ -43,8 +47,8 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     enabled: !disabled,
                 },
             )?;
-            println!("added user {}", v["name"].as_str().unwrap_or_default());
-            print_warnings(&v);
+            println!("added user {}", v.user.name);
+            print_warnings(&v.warnings);
         }
         UserCmd::Set {
             name,
@@ -55,7 +59,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             device_token,
             groups,
         } => {
-            call(
+            let _: UserView = call(
                 cfg,
                 AdminRequest::UserSet {
                     name: name.clone(),
@@ -84,7 +88,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                 }
             };
             let set = pin.is_some();
-            call(
+            let _: PinSet = call(
                 cfg,
                 AdminRequest::UserPin {
                     name: name.clone(),
@@ -100,7 +104,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::List { json } => list(cfg, json)?,
         UserCmd::Show { name, json } => show(cfg, name, json)?,
         UserCmd::Enable { name } => {
-            call(
+            let _: UserEnabled = call(
                 cfg,
                 AdminRequest::UserSetEnabled {
                     name: name.clone(),
@@ -110,7 +114,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             println!("enabled user {name}");
         }
         UserCmd::Disable { name } => {
-            call(
+            let _: UserEnabled = call(
                 cfg,
                 AdminRequest::UserSetEnabled {
                     name: name.clone(),
@@ -120,25 +124,22 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             println!("disabled user {name}");
         }
         UserCmd::Delete { name } => {
-            call(cfg, AdminRequest::UserDelete { name: name.clone() })?;
+            let _: Deleted = call(cfg, AdminRequest::UserDelete { name: name.clone() })?;
             println!("deleted user {name}");
         }
         UserCmd::Unlock { name } => {
-            let v = call(cfg, AdminRequest::UserUnlock { name: name.clone() })?;
-            if v["was_locked_until"].as_u64().unwrap_or(0) == 0 {
+            let v: Unlocked = call(cfg, AdminRequest::UserUnlock { name: name.clone() })?;
+            if v.was_locked_until == 0 {
                 println!("unlocked user {name} (no lock was recorded; failure counts cleared)");
             } else {
-                println!(
-                    "unlocked user {name} (was locked: {})",
-                    v["was_lock_reason"].as_str().unwrap_or("")
-                );
+                println!("unlocked user {name} (was locked: {})", v.was_lock_reason);
             }
         }
         UserCmd::Passwd { name, password } => {
             let password = password
                 .read()?
                 .ok_or_else(|| anyhow!("give --password or --password-stdin"))?;
-            call(
+            let _: PasswordChanged = call(
                 cfg,
                 AdminRequest::UserPasswd {
                     name: name.clone(),
@@ -150,10 +151,10 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Import { csv } => {
             let rows = read_import(&csv)?;
             let n = rows.len();
-            let v = call(cfg, AdminRequest::UserImport { rows })?;
+            let v: Imported = call(cfg, AdminRequest::UserImport { rows })?;
             println!(
                 "imported {n} rows: {} added, {} updated",
-                v["added"], v["updated"]
+                v.added, v.updated
             );
         }
     }
@@ -208,64 +209,79 @@ pub fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
 
 /// `radmfa user list`: a table, or the JSON array with `--json`.
 fn list(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
-    let v = call(cfg, AdminRequest::UserList)?;
+    let users: Vec<UserView> = call(cfg, AdminRequest::UserList)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| a.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|u| {
-                vec![
-                    field(u, "name"),
-                    field(u, "display_name"),
-                    field(u, "method"),
-                    if u["enabled"] == Value::Bool(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                    u["token"]["kind"].as_str().unwrap_or("-").into(),
-                    field(u, "email"),
-                    field(u, "phone"),
-                ]
-            })
-            .collect();
-        print_table(
-            &[
-                "NAME",
-                "DISPLAY NAME",
-                "METHOD",
-                "ENABLED",
-                "TOKEN",
-                "EMAIL",
-                "PHONE",
-            ],
-            &rows,
-        );
+        println!("{}", json_pretty(&users)?);
+        return Ok(());
     }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                esc(&u.name),
+                esc(&u.display_name),
+                esc(&u.method),
+                if u.enabled { "yes" } else { "no" }.into(),
+                u.token.as_ref().map_or("-", |t| kind_name(t.kind)).into(),
+                esc(&u.email),
+                esc(&u.phone),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NAME",
+            "DISPLAY NAME",
+            "METHOD",
+            "ENABLED",
+            "TOKEN",
+            "EMAIL",
+            "PHONE",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
-/// `radmfa user show NAME`: one field a line, or the JSON object with `--json`.
+/// `radmfa user show NAME`: one field a line (in the JSON's order), or the
+/// JSON object with `--json`.
 fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
-    let v = call(cfg, AdminRequest::UserShow { name })?;
+    let u: UserView = call(cfg, AdminRequest::UserShow { name })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if let Some(m) = v.as_object() {
-        for (k, val) in m {
-            let shown = match val {
-                Value::String(s) => s.clone(),
-                Value::Null => "-".into(),
-                _ if is_time_field(k) => show_time(val),
-                Value::Object(t) if k == "token" => show_token(t),
-                other => other.to_string(),
-            };
-            println!("{k:<14} {}", radmfa_server::text::Escaped(&shown));
-        }
+        println!("{}", json_pretty(&u)?);
+        return Ok(());
+    }
+    let rows = [
+        ("created", show_time(u.created)),
+        (
+            "disabled_reason",
+            u.disabled_reason.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("display_name", u.display_name.clone()),
+        ("email", u.email.clone()),
+        ("enabled", u.enabled.to_string()),
+        ("groups", serde_json::to_string(&u.groups)?),
+        ("has_device_token", u.has_device_token.to_string()),
+        ("has_password", u.has_password.to_string()),
+        ("lock_reason", u.lock_reason.clone()),
+        ("locked_until", show_time(u.locked_until)),
+        ("method", u.method.clone()),
+        ("name", u.name.clone()),
+        ("phone", u.phone.clone()),
+        ("pin_change_required", u.pin_change_required.to_string()),
+        (
+            "pin_mode",
+            match u.pin_mode {
+                PinMode::Pin => "pin",
+                PinMode::Standard => "standard",
+            }
+            .to_string(),
+        ),
+        ("token", u.token.as_ref().map_or("-".into(), show_token)),
+        ("updated", show_time(u.updated)),
+    ];
+    for (k, shown) in &rows {
+        println!("{k:<14} {}", radmfa_server::text::Escaped(shown));
     }
     Ok(())
 }
