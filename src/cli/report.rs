@@ -51,9 +51,11 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         // `time` (ISO 8601 UTC) first.
         {
             use std::io::Write as _;
-            let recs = serde_json::to_value(&recs)?;
-            let recs = recs.as_array().map(Vec::as_slice).unwrap_or_default();
-            let csv = radmfa_server::api::records_csv(recs);
+            let recs: Vec<serde_json::Value> = recs
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            let csv = radmfa_server::api::records_csv(&recs);
             if let Err(e) = std::io::stdout().write_all(csv.as_bytes()) {
                 stdout_failed(&e);
             }
