@@ -55,3 +55,26 @@ impl Answer {
         serde_json::to_vec(self).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The envelope's bytes as the control socket wrote them before it was
+    /// typed (`json!` objects: keys in alphabetical order).
+    #[test]
+    fn envelope_bytes_are_unchanged() {
+        let ok = Answer::new(Ok(serde_json::json!({"b": 1, "a": [true]})));
+        assert_eq!(ok.to_bytes(), br#"{"ok":true,"result":{"a":[true],"b":1}}"#);
+        let failed = Answer::new(Err(AdminError::Invalid("no \"x\"".into())));
+        assert_eq!(failed.to_bytes(), br#"{"error":"no \"x\"","ok":false}"#);
+        let mut fwd = Answer::new(Ok(serde_json::json!({"deleted": "ann"})));
+        fwd.seq = Some(42);
+        assert_eq!(
+            fwd.to_bytes(),
+            br#"{"ok":true,"result":{"deleted":"ann"},"seq":42}"#
+        );
+        let back: Answer = serde_json::from_slice(&fwd.to_bytes()).expect("read back");
+        assert_eq!(back, fwd);
+    }
+}

@@ -421,3 +421,78 @@ pub fn algorithm_name(a: TokenAlgorithm) -> &'static str {
         TokenAlgorithm::Sha512 => "SHA512",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radmfa_store::{DisabledReason, Method, Secret};
+
+    /// The JSON of a user as the API and the control socket carried it
+    /// before the results were typed (keys in alphabetical order, `null`
+    /// for absent values), byte for byte.
+    #[test]
+    fn user_view_json_is_unchanged() {
+        let mut u = User::new("ann");
+        u.display_name = "Ann \"A\"".into();
+        u.method = Method::SmsTwoWay;
+        u.groups = vec!["vpn".into()];
+        u.device_token = "dev".into();
+        u.disable(DisabledReason::Admin);
+        u.locked_until = u64::MAX;
+        u.lock_reason = "too_many_failures".into();
+        u.created = 7;
+        u.updated = 8;
+        let t = Token {
+            kind: TokenKind::Hotp,
+            algorithm: TokenAlgorithm::Sha256,
+            digits: 8,
+            period: 30,
+            secret: Secret::new(vec![1; 20]),
+            created: 9,
+        };
+        let got = serde_json::to_value(UserView::new(&u, Some(&t)))
+            .expect("json")
+            .to_string();
+        assert_eq!(
+            got,
+            r#"{"created":7,"disabled_reason":"admin","display_name":"Ann \"A\"","email":"","enabled":false,"groups":["vpn"],"has_device_token":true,"has_password":false,"lock_reason":"too_many_failures","locked_until":18446744073709551615,"method":"sms_two_way","name":"ann","phone":"","pin_change_required":false,"pin_mode":"standard","token":{"algorithm":"SHA256","created":9,"digits":8,"kind":"hotp","period":30},"updated":8}"#
+        );
+        let added = UserAdded {
+            user: UserView::new(&User::new("bob"), None),
+            warnings: vec!["w".into()],
+        };
+        let v = serde_json::to_value(&added).expect("json");
+        assert_eq!(v["token"], serde_json::Value::Null);
+        assert_eq!(v["pin_mode"], "standard");
+        assert_eq!(v["warnings"], serde_json::json!(["w"]));
+        let back: UserAdded = serde_json::from_value(v).expect("read back");
+        assert_eq!(back, added);
+    }
+
+    /// Optional fields that were absent stay absent, and `null` ones stay.
+    #[test]
+    fn enabled_and_token_json_are_unchanged() {
+        let on = UserEnabled {
+            name: "ann".into(),
+            enabled: true,
+            disabled_reason: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&on).expect("json").to_string(),
+            r#"{"enabled":true,"name":"ann"}"#
+        );
+        let t = TokenView {
+            user: "ann".into(),
+            kind: TokenKind::Totp,
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            created: 1,
+            last_used: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&t).expect("json").to_string(),
+            r#"{"algorithm":"SHA1","created":1,"digits":6,"kind":"totp","last_used":null,"period":30,"user":"ann"}"#
+        );
+    }
+}

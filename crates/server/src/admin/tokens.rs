@@ -32,14 +32,7 @@ pub struct NewToken {
 /// Enrolls `user`'s token; refuses to replace one unless asked.
 pub fn enroll(ctx: Ctx<'_>, user: String, t: NewToken) -> Result<Enrolled, AdminError> {
     let (store, cfg) = (ctx.store, ctx.config);
-    let NewToken {
-        secret,
-        kind,
-        algorithm,
-        digits,
-        period,
-        replace,
-    } = t;
+    let (kind, algorithm, digits, period) = (t.kind, t.algorithm, t.digits, t.period);
     if !(6..=8).contains(&digits) {
         return Err(AdminError::Invalid(format!(
             "digits must be 6, 7 or 8, not {digits}"
@@ -50,7 +43,7 @@ pub fn enroll(ctx: Ctx<'_>, user: String, t: NewToken) -> Result<Enrolled, Admin
             "period must be between 10 and 300 seconds, not {period}"
         )));
     }
-    let seed = zeroize::Zeroizing::new(match secret.as_deref() {
+    let seed = zeroize::Zeroizing::new(match t.secret.as_deref() {
         Some(s) => radmfa_otp::base32_decode(s).map_err(|_| {
             AdminError::Invalid("the secret is not valid base32 (RFC 4648)".to_string())
         })?,
@@ -68,7 +61,7 @@ pub fn enroll(ctx: Ctx<'_>, user: String, t: NewToken) -> Result<Enrolled, Admin
     if store.get_user(&user)?.is_none() {
         return Err(user_not_found(&user));
     }
-    if !replace {
+    if !t.replace {
         if let Some(old) = store.get_token(&user)? {
             return Err(AdminError::Invalid(format!(
                 "user {user} already has a {} token (enrolled {}); give --replace to replace it (the old one stops working)",
