@@ -250,8 +250,7 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
         .await
         {
             Ok(v) => {
-                let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
-                info!(sync = %item.name, added = n("add"), updated = n("update"), disabled = n("disable"), mailed = %v["mailed"], "directory sync done");
+                info!(sync = %item.name, added = v.add.len(), updated = v.update.len(), disabled = v.disable.len(), mailed = v.mailed.unwrap_or(0), "directory sync done");
                 node.after_admin_write(None, false);
             }
             Err(e) => {

@@ -27,11 +27,90 @@ use std::time::{Duration, Instant, SystemTime};
 
 use radmfa_store::repl::{wire, Action, Event, Machine, Msg, NodeId, Role, Status, Timing};
 use radmfa_store::{Store, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::peer::PeerClient;
+
+/// A node's role as `radmfa status` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Takes writes.
+    Primary,
+    /// Follows the primary.
+    Replica,
+    /// No replication configured.
+    Standalone,
+}
+
+/// What `radmfa status` answers: a clustered node's replication state, or
+/// a standalone node's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplStatus {
+    /// Replication is configured.
+    Clustered(ClusterStatus),
+    /// No `[cluster]` replication.
+    Standalone(StandaloneStatus),
+}
+
+/// A standalone node (`replication` is always false).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandaloneStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Always [`NodeRole::Standalone`].
+    pub role: NodeRole,
+    /// Always false.
+    pub replication: bool,
+}
+
+/// A clustered node's replication state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Primary or replica.
+    pub role: NodeRole,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Last applied change.
+    pub last_seq: u64,
+    /// Its epoch.
+    pub last_epoch: u64,
+    /// The primary, when known.
+    pub primary: Option<NodeId>,
+    /// Since when a replica cannot reach its primary (RFC 3339).
+    pub primary_unreachable_since: Option<String>,
+    /// Whether the replica confirmed its copy is complete.
+    pub synced: bool,
+    /// Installing a snapshot from the primary.
+    pub installing_snapshot: bool,
+    /// The replicas (on the primary).
+    pub replicas: Vec<ReplicaView>,
+    /// The last replication error.
+    pub last_error: Option<String>,
+}
+
+/// One replica as the primary sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    /// The replica.
+    pub node_id: NodeId,
+    /// Its peer-link address, when configured.
+    pub address: Option<String>,
+    /// Last change it acknowledged.
+    pub acked_seq: u64,
+    /// How many changes behind.
+    pub lag_entries: u64,
+    /// Milliseconds since it was last heard from.
+    pub last_seen_ms_ago: u64,
+    /// A connection to it is up.
+    pub connected: bool,
+}
 
 /// How often the machine is ticked.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -242,10 +321,11 @@ impl Replication {
                 return;
             }
         };
-        let body = match serde_json::to_vec(&crate::admin::AdminRequest::OtpAdvance { steps }) {
-            Ok(b) => b,
-            Err(_) => return,
-        };
+        let body =
+            match serde_json::to_vec(&crate::admin::request::AdminRequest::OtpAdvance { steps }) {
+                Ok(b) => b,
+                Err(_) => return,
+            };
         let peers = self.peers.clone();
         self.rt.spawn(async move {
             match peers.admin(target, body, Duration::from_secs(5)).await {
@@ -366,45 +446,47 @@ impl Replication {
         humantime_rfc3339(at)
     }
 
-    /// `radmfa status` as JSON.
-    pub fn status_json(&self) -> Value {
+    /// `radmfa status` as admins read it.
+    pub fn status_view(&self) -> ReplStatus {
         let st = self.status();
         let now = ms(self.origin);
-        let role = match st.role {
-            Role::Primary => json!("primary"),
-            Role::Replica { .. } => json!("replica"),
-        };
         let primary = match st.role {
             Role::Primary => Some(st.id),
             Role::Replica { primary } => primary,
         };
-        let replicas: Vec<Value> = st
+        let replicas = st
             .replicas
             .iter()
-            .map(|r| {
-                json!({
-                    "node_id": r.id,
-                    "address": self.addresses.get(&r.id).map(|a| a.to_string()),
-                    "acked_seq": r.acked_seq,
-                    "lag_entries": r.lag,
-                    "last_seen_ms_ago": now.saturating_sub(r.last_seen),
-                    "connected": r.connected,
-                })
+            .map(|r| ReplicaView {
+                node_id: r.id,
+                address: self.addresses.get(&r.id).map(|a| a.to_string()),
+                acked_seq: r.acked_seq,
+                lag_entries: r.lag,
+                last_seen_ms_ago: now.saturating_sub(r.last_seen),
+                connected: r.connected,
             })
             .collect();
-        json!({
-            "node_id": st.id,
-            "role": role,
-            "epoch": st.epoch,
-            "last_seq": st.last_seq,
-            "last_epoch": st.last_epoch,
-            "primary": primary,
-            "primary_unreachable_since": st.primary_unreachable_since.map(|t| self.wall_clock(t)),
-            "synced": st.synced,
-            "installing_snapshot": st.installing,
-            "replicas": replicas,
-            "last_error": st.last_error,
+        ReplStatus::Clustered(ClusterStatus {
+            node_id: st.id,
+            role: match st.role {
+                Role::Primary => NodeRole::Primary,
+                Role::Replica { .. } => NodeRole::Replica,
+            },
+            epoch: st.epoch,
+            last_seq: st.last_seq,
+            last_epoch: st.last_epoch,
+            primary,
+            primary_unreachable_since: st.primary_unreachable_since.map(|t| self.wall_clock(t)),
+            synced: st.synced,
+            installing_snapshot: st.installing,
+            replicas,
+            last_error: st.last_error,
         })
+    }
+
+    /// `radmfa status` as JSON.
+    pub fn status_json(&self) -> Value {
+        serde_json::to_value(self.status_view()).unwrap_or_default()
     }
 
     /// Stops the driver thread (after the node stopped serving).

@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use radmfa_store::{DisabledReason, Method, SyncedFields, User};
 
-use crate::admin::AdminError;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// One user as the directory sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,30 +115,59 @@ impl SyncPlan {
             && self.refresh.is_empty()
     }
 
-    /// The plan as JSON (the dry-run output and the command's answer).
-    pub fn to_json(&self, dry_run: bool) -> Value {
-        json!({
-            "dry_run": dry_run,
-            "add": self.add.iter().map(|u| json!({
-                "name": u.name, "display_name": u.display_name, "email": u.email,
-                "phone": u.phone, "method": u.method.to_string(), "groups": u.groups,
-            })).collect::<Vec<_>>(),
-            "update": self.update.iter().map(|(u, fields)| json!({
-                "name": u.name, "changed": fields,
-            })).collect::<Vec<_>>(),
-            "disable": self.disable.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            "disable_reasons": self.disable.iter()
-                .map(|(n, r)| (n.clone(), Value::from(r.as_str())))
-                .collect::<serde_json::Map<_, _>>(),
-            "skipped": self.skipped,
-            "refreshed": self.refresh,
-            "kept_local": self.kept_local.iter().map(|(n, fields)| json!({
-                "name": n, "fields": fields,
-            })).collect::<Vec<_>>(),
-            "left_disabled": self.left_disabled.iter().map(|(n, r)| json!({
-                "name": n, "disabled_reason": r,
-            })).collect::<Vec<_>>(),
-        })
+    /// The plan as admins read it (the dry-run output and the command's
+    /// answer), before the refused entries and mail results are added.
+    pub fn report(&self, dry_run: bool) -> SyncReport {
+        SyncReport {
+            dry_run,
+            add: self
+                .add
+                .iter()
+                .map(|u| SyncedUser {
+                    name: u.name.clone(),
+                    display_name: u.display_name.clone(),
+                    email: u.email.clone(),
+                    phone: u.phone.clone(),
+                    method: u.method.to_string(),
+                    groups: u.groups.clone(),
+                })
+                .collect(),
+            update: self
+                .update
+                .iter()
+                .map(|(u, fields)| SyncedUpdate {
+                    name: u.name.clone(),
+                    changed: fields.iter().map(|f| f.to_string()).collect(),
+                })
+                .collect(),
+            disable: self.disable.iter().map(|(n, _)| n.clone()).collect(),
+            disable_reasons: self
+                .disable
+                .iter()
+                .map(|(n, r)| (n.clone(), r.as_str().to_string()))
+                .collect(),
+            skipped: self.skipped.clone(),
+            refreshed: self.refresh.clone(),
+            kept_local: self
+                .kept_local
+                .iter()
+                .map(|(n, fields)| KeptLocal {
+                    name: n.clone(),
+                    fields: fields.iter().map(|f| f.to_string()).collect(),
+                })
+                .collect(),
+            left_disabled: self
+                .left_disabled
+                .iter()
+                .map(|(n, r)| LeftDisabled {
+                    name: n.clone(),
+                    disabled_reason: r.clone(),
+                })
+                .collect(),
+            refused: Vec::new(),
+            mailed: None,
+            mail_errors: None,
+        }
     }
 
     fn record(&mut self, name: &str, d: Decision) {
@@ -158,6 +186,96 @@ impl SyncPlan {
             Action::Disable(_, why) => self.disable.push((name.to_string(), why)),
         }
     }
+}
+
+/// What a sync did (or, as a dry run, would do): the answer of
+/// `radmfa import-ldap`, the control socket and the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Users added.
+    pub add: Vec<SyncedUser>,
+    /// Users whose attributes changed.
+    pub update: Vec<SyncedUpdate>,
+    /// Users disabled.
+    pub disable: Vec<String>,
+    /// Why each was disabled.
+    pub disable_reasons: std::collections::BTreeMap<String, String>,
+    /// Users the store has from elsewhere (left alone).
+    pub skipped: Vec<String>,
+    /// Users whose recorded directory values only were refreshed.
+    pub refreshed: Vec<String>,
+    /// Locally set values kept against the directory's.
+    pub kept_local: Vec<KeptLocal>,
+    /// Users in the set who stay disabled.
+    pub left_disabled: Vec<LeftDisabled>,
+    /// Directory entries left alone, and why.
+    #[serde(default)]
+    pub refused: Vec<String>,
+    /// Enrollment mails sent (not on a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailed: Option<u64>,
+    /// Enrollment mails that failed (not on a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_errors: Option<Vec<String>>,
+}
+
+/// A user a sync adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedUser {
+    /// Login name.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Email.
+    pub email: String,
+    /// Phone.
+    pub phone: String,
+    /// Second-factor method.
+    pub method: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// A user a sync changes, and which fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedUpdate {
+    /// Login name.
+    pub name: String,
+    /// The changed fields.
+    pub changed: Vec<String>,
+}
+
+/// Fields set locally that a sync keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptLocal {
+    /// Login name.
+    pub name: String,
+    /// The kept fields.
+    pub fields: Vec<String>,
+}
+
+/// A user a sync leaves disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftDisabled {
+    /// Login name.
+    pub name: String,
+    /// Why disabled.
+    pub disabled_reason: String,
+}
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The store refused the write (read-only on a replica: the caller
+    /// forwards the request to the primary).
+    #[error(transparent)]
+    Store(#[from] radmfa_store::StoreError),
+    /// The directory or the task failed.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Normalises a directory phone number to E.164 where it clearly is one
@@ -451,9 +569,9 @@ fn mail_method(m: Method) -> Option<crate::mail::MailMethod> {
 
 /// Runs one sync item (or one-off import): search the directory, plan,
 /// apply unless `dry_run`, then mail the new users when the item says so.
-/// Returns the plan as JSON with `mailed` / `mail_errors`. On a replica the
+/// Returns the plan as a [`SyncReport`] with `mailed` / `mail_errors`. On a replica the
 /// write fails with [`radmfa_store::StoreError::ReadOnly`], which
-/// [`crate::control::dispatch`] answers by forwarding the whole request to
+/// the admin service answers by forwarding the whole request to
 /// the primary (which searches the directory itself).
 pub async fn run(
     store: radmfa_store::Store,
@@ -461,7 +579,7 @@ pub async fn run(
     item: crate::config::SyncItem,
     dry_run: bool,
     mailer: Option<crate::mail::Mailer>,
-) -> Result<Value, AdminError> {
+) -> Result<SyncReport, SyncError> {
     let found = directory
         .search_users(
             item.base.as_deref(),
@@ -469,7 +587,7 @@ pub async fn run(
             item.group.as_deref(),
         )
         .await
-        .map_err(|e| AdminError::Invalid(format!("directory search failed: {e}")))?;
+        .map_err(|e| SyncError::Invalid(format!("directory search failed: {e}")))?;
     let entries: Vec<DirectoryEntry> = found.into_iter().map(DirectoryEntry::from).collect();
     let defaults = SyncDefaults {
         item: item.name.clone(),
@@ -480,28 +598,26 @@ pub async fn run(
     let st = store.clone();
     let existing = tokio::task::spawn_blocking(move || st.list_users())
         .await
-        .map_err(|e| AdminError::Invalid(e.to_string()))??;
+        .map_err(|e| SyncError::Invalid(e.to_string()))??;
     let refused: Vec<String> = entries.iter().filter_map(refused).collect();
     for why in &refused {
         tracing::warn!(sync = %item.name, reason = %why, "directory entry left alone: fix it in the directory");
     }
     let plan = plan(&existing, &entries, &defaults);
     if dry_run {
-        let mut out = plan.to_json(dry_run);
-        if let Some(m) = out.as_object_mut() {
-            m.insert("refused".into(), refused.into());
-        }
+        let mut out = plan.report(dry_run);
+        out.refused = refused;
         return Ok(out);
     }
     let st = store.clone();
     let plan = tokio::task::spawn_blocking(move || apply(&st, &entries, &defaults, plan))
         .await
-        .map_err(|e| AdminError::Invalid(e.to_string()))?
+        .map_err(|e| SyncError::Invalid(e.to_string()))?
         .map_err(|e| match e {
-            radmfa_store::StoreError::ReadOnly(_) => AdminError::Store(e),
-            e => AdminError::Invalid(format!("cannot write the changes: {e}")),
+            radmfa_store::StoreError::ReadOnly(_) => SyncError::Store(e),
+            e => SyncError::Invalid(format!("cannot write the changes: {e}")),
         })?;
-    let mut out = plan.to_json(dry_run);
+    let mut out = plan.report(dry_run);
     let mut mailed = 0u64;
     let mut errors = Vec::new();
     if let (true, Some(mailer)) = (item.send_enrollment_email, &mailer) {
@@ -525,11 +641,9 @@ pub async fn run(
             }
         }
     }
-    if let Some(m) = out.as_object_mut() {
-        m.insert("refused".into(), refused.into());
-        m.insert("mailed".into(), mailed.into());
-        m.insert("mail_errors".into(), errors.into());
-    }
+    out.refused = refused;
+    out.mailed = Some(mailed);
+    out.mail_errors = Some(errors);
     Ok(out)
 }
 

@@ -47,7 +47,7 @@ pub use auth::SCOPES;
 
 use crate::https::HttpsOptions;
 
-use crate::admin::{AdminError, AdminRequest};
+use crate::admin::{AdminError, AdminRequest, UserView};
 use crate::pipeline::Node;
 use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
 
@@ -178,11 +178,20 @@ async fn authorize(st: &St, headers: &HeaderMap, scope: &str) -> Result<Caller, 
     Ok(Caller { name: found.name })
 }
 
-/// Runs a read.
+/// Runs a read through the admin service.
 async fn read(st: &St, req: AdminRequest) -> Result<Value, ApiError> {
     crate::control::dispatch(&st.node, req)
         .await
         .map_err(|e| classify(&e))
+}
+
+/// Runs a read and takes its answer as the operation's result type.
+async fn read_as<T: serde::de::DeserializeOwned>(
+    st: &St,
+    req: AdminRequest,
+) -> Result<T, ApiError> {
+    serde_json::from_value(read(st, req).await?)
+        .map_err(|e| classify(&AdminError::Invalid(format!("unexpected answer: {e}"))))
 }
 
 /// Runs a write and logs it with the token's name (never the token).
@@ -282,10 +291,9 @@ async fn users_list(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let all = read(&st, AdminRequest::UserList).await?;
-    let all = all.as_array().cloned().unwrap_or_default();
+    let all: Vec<UserView> = read_as(&st, AdminRequest::UserList).await?;
     let total = all.len();
-    let items: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    let items: Vec<UserView> = all.into_iter().skip(offset).take(limit).collect();
     ok(json!({"items": items, "total": total, "offset": offset, "limit": limit}))
 }
 
@@ -759,7 +767,7 @@ async fn reports(
             )))
         }
     };
-    let recs = read(
+    let recs: Vec<Value> = read_as(
         &st,
         AdminRequest::Report {
             user: q.user,
@@ -772,7 +780,6 @@ async fn reports(
         },
     )
     .await?;
-    let recs = recs.as_array().cloned().unwrap_or_default();
     if csv {
         return Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

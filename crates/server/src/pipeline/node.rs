@@ -322,7 +322,8 @@ impl Node {
                     until,
                     reason: why.to_string(),
                 };
-                crate::control::forward_to_primary(self, &req, here)
+                let replication = self.replication().map(|r| &**r);
+                crate::admin::forward_to_primary(replication, self.config().node_id, &req, here)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())

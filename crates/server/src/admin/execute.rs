@@ -1,0 +1,197 @@
+//! The table of admin operations run on the store: one arm per request,
+//! handing its fields to the file of its resource and its typed answer to
+//! JSON. Requests that need the running node (stats, replication, directory
+//! sync) are answered by [`super::service::Admin`] and refused here.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use radmfa_otp::{Clock, SystemClock};
+use radmfa_store::{AuditFilter, Store};
+
+use crate::config::RuntimeConfig;
+
+use super::clients::NewClient;
+use super::context::Ctx;
+use super::error::AdminError;
+use super::request::AdminRequest;
+use super::tokens::NewToken;
+use super::users::{NewUser, UserChange};
+use super::{admin_tokens, clients, cluster, import, reports, tokens, users};
+
+/// Runs a request against the store at the system clock's time and returns
+/// its answer as JSON (the CLI without a server, tests).
+pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<Value, AdminError> {
+    let ctx = Ctx {
+        store,
+        config: cfg,
+        now: SystemClock.now_unix(),
+    };
+    run(ctx, req)
+}
+
+/// Runs one request against `ctx`'s store: decides nothing beyond handing
+/// each request to its operation; the operations validate.
+pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
+    match req {
+        AdminRequest::UserAdd {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            groups,
+            password,
+            device_token,
+            pin,
+            enabled,
+        } => json(users::add(
+            ctx,
+            NewUser {
+                name,
+                display_name,
+                email,
+                phone,
+                method,
+                groups,
+                password,
+                device_token,
+                pin,
+                enabled,
+            },
+        )),
+        AdminRequest::UserSet {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            device_token,
+            groups,
+        } => json(users::set(
+            ctx,
+            &name,
+            UserChange {
+                display_name,
+                email,
+                phone,
+                method,
+                device_token,
+                groups,
+            },
+        )),
+        AdminRequest::UserPin { name, pin } => json(users::pin(ctx, name, pin)),
+        AdminRequest::UserPinChange { name, pin } => json(users::pin_change(ctx, name, pin)),
+        AdminRequest::UserList => json(users::list(ctx)),
+        AdminRequest::UserShow { name } => json(users::show(ctx, &name)),
+        AdminRequest::UserSetEnabled { name, enabled } => {
+            json(users::set_enabled(ctx, name, enabled))
+        }
+        AdminRequest::UserDisableFraud { name } => json(users::disable_fraud(ctx, name)),
+        AdminRequest::UserDelete { name } => json(users::delete(ctx, name)),
+        AdminRequest::UserUnlock { name } => json(users::unlock(ctx, name)),
+        AdminRequest::UserLock {
+            name,
+            until,
+            reason,
+        } => json(users::lock(ctx, name, until, reason)),
+        AdminRequest::UserPasswd { name, password } => json(users::passwd(ctx, name, password)),
+        AdminRequest::UserImport { rows } => json(import::import(ctx, rows)),
+        AdminRequest::TokenEnroll {
+            user,
+            secret,
+            kind,
+            algorithm,
+            digits,
+            period,
+            replace,
+        } => json(tokens::enroll(
+            ctx,
+            user,
+            NewToken {
+                secret,
+                kind,
+                algorithm,
+                digits,
+                period,
+                replace,
+            },
+        )),
+        AdminRequest::TokenList => json(tokens::list(ctx)),
+        AdminRequest::TokenShow { user } => json(tokens::show(ctx, &user)),
+        AdminRequest::TokenDelete { user } => json(tokens::delete(ctx, user)),
+        AdminRequest::TokenResync {
+            user,
+            first,
+            second,
+        } => json(tokens::resync(ctx, user, &first, &second)),
+        AdminRequest::ClientAdd {
+            name,
+            address,
+            secret,
+            policy,
+            require_message_authenticator,
+            force,
+        } => json(clients::add(
+            ctx,
+            NewClient {
+                name,
+                address,
+                secret,
+                policy,
+                require_message_authenticator,
+                force,
+            },
+        )),
+        AdminRequest::ClientList => json(clients::list(ctx)),
+        AdminRequest::ClientDelete { name } => json(clients::delete(ctx, name)),
+        AdminRequest::Report {
+            user,
+            result,
+            since_ms,
+            limit,
+            until_ms,
+            method,
+            client,
+        } => json(reports::report(
+            ctx,
+            &AuditFilter {
+                user,
+                since_ms,
+                until_ms,
+                result,
+                limit,
+            },
+            method.as_deref(),
+            client.as_deref(),
+        )),
+        AdminRequest::AdminTokenCreate { name, scopes } => {
+            json(admin_tokens::create(ctx, name, &scopes))
+        }
+        AdminRequest::AdminTokenList => json(admin_tokens::list(ctx)),
+        AdminRequest::AdminTokenRevoke { name } => json(admin_tokens::revoke(ctx, name)),
+        AdminRequest::OtpAdvance { steps } => json(cluster::otp_advance(ctx, &steps)),
+        AdminRequest::Backup { path } => json(cluster::backup(ctx, &path)),
+        AdminRequest::Stats | AdminRequest::ReplStatus | AdminRequest::Promote { .. } => {
+            Err(no_server())
+        }
+        AdminRequest::DirectorySync { .. } => Err(not_here()),
+    }
+}
+
+/// A request only a running server answers.
+fn no_server() -> AdminError {
+    AdminError::NeedsServer("no radmfa server is running on this data directory".to_string())
+}
+
+/// A directory sync: async, with the directory and mailer it needs.
+fn not_here() -> AdminError {
+    AdminError::Invalid(
+        "directory sync runs through radmfa_server::admin::directory_sync".to_string(),
+    )
+}
+
+/// An operation's typed answer as the JSON every caller receives.
+fn json<T: Serialize>(answer: Result<T, AdminError>) -> Result<Value, AdminError> {
+    serde_json::to_value(answer?).map_err(|e| AdminError::Invalid(e.to_string()))
+}

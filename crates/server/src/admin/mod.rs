@@ -1,0 +1,49 @@
+//! Admin operations. The CLI runs them against the store directly when no
+//! server holds it, or sends them to the running server's control socket;
+//! the HTTP API, the portal and replicas (over the peer link) map onto the
+//! same requests.
+//!
+//! * [`request`]: the vocabulary ([`AdminRequest`]) and each request's
+//!   [`Effect`] on the running node's caches.
+//! * [`service`]: [`Admin`], which runs a request for a running node through
+//!   [`AdminHooks`] (cache refresh, counters, replication, directory),
+//!   forwarding to the primary from a replica ([`forward`]).
+//! * [`execute`]: the table of operations on the store; one file per
+//!   resource: [`users`], [`import`], [`tokens`], [`clients`],
+//!   [`admin_tokens`], [`reports`], [`cluster`], [`directory`].
+//! * [`results`]: the typed answers; [`answer`]: their envelope on the
+//!   control socket and the peer link.
+
+pub mod admin_tokens;
+pub mod answer;
+pub mod clients;
+pub mod cluster;
+pub mod context;
+pub mod directory;
+pub mod error;
+pub mod execute;
+pub mod forward;
+pub mod import;
+pub mod reports;
+pub mod request;
+pub mod results;
+pub mod service;
+pub mod tokens;
+pub mod users;
+
+pub use answer::Answer;
+pub use context::Ctx;
+pub use directory::{directory_sync, directory_sync_detached, sync_item};
+pub use error::AdminError;
+pub use execute::execute;
+pub use forward::forward_to_primary;
+pub use reports::REPORT_FIELDS;
+pub use request::{AdminRequest, Effect, ImportRow};
+pub use results::{
+    algorithm_name, disabled_reason, AdminTokenCreated, AdminTokenView, BackupView, ClientAdded,
+    ClientSource, ClientView, Deleted, Enrolled, Imported, Locked, OtpAdvanced, PasswordChanged,
+    PinMode, PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded,
+    UserEnabled, UserView,
+};
+pub use service::{Admin, AdminHooks};
+pub use tokens::HOTP_RESYNC_SEARCH;

@@ -1,0 +1,418 @@
+//! The admin vocabulary: every operation as one [`AdminRequest`] variant,
+//! the form it has on the control socket, the HTTP API's mapping and the
+//! peer link (a replica forwards writes as these). Kept apart from the code
+//! that runs them so the wire form has no dependencies beyond the store's
+//! types, and each variant states its [`Effect`] on the running node here.
+
+use serde::{Deserialize, Serialize};
+
+use radmfa_store::{Method, TokenAlgorithm, TokenKind};
+
+/// One admin request.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AdminRequest {
+    /// Adds a user.
+    UserAdd {
+        /// Login name.
+        name: String,
+        /// Display name.
+        #[serde(default)]
+        display_name: String,
+        /// Email.
+        #[serde(default)]
+        email: String,
+        /// Phone number.
+        #[serde(default)]
+        phone: String,
+        /// Second-factor method.
+        method: Method,
+        /// Groups.
+        #[serde(default)]
+        groups: Vec<String>,
+        /// Initial password (local first factor).
+        #[serde(default)]
+        password: Option<String>,
+        /// Push device token of the authenticator app.
+        #[serde(default)]
+        device_token: String,
+        /// PIN (PIN mode); none for standard mode.
+        #[serde(default)]
+        pin: Option<String>,
+        /// Enabled at once.
+        enabled: bool,
+    },
+    /// Changes fields of an existing user; absent fields stay as they are.
+    UserSet {
+        /// Login name.
+        name: String,
+        /// Display name.
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Email.
+        #[serde(default)]
+        email: Option<String>,
+        /// Phone number (E.164; empty to clear).
+        #[serde(default)]
+        phone: Option<String>,
+        /// Second-factor method.
+        #[serde(default)]
+        method: Option<Method>,
+        /// Push device token (empty to clear).
+        #[serde(default)]
+        device_token: Option<String>,
+        /// Replaces the groups.
+        #[serde(default)]
+        groups: Option<Vec<String>>,
+    },
+    /// Sets (PIN mode) or clears (standard mode) a user's PIN.
+    UserPin {
+        /// Login name.
+        name: String,
+        /// The PIN; none clears it.
+        #[serde(default)]
+        pin: Option<String>,
+    },
+    /// The user chose a new PIN (self-service portal): sets it and clears
+    /// `pin_change_required`. The caller checks the PIN policy first.
+    UserPinChange {
+        /// Login name.
+        name: String,
+        /// The new PIN.
+        pin: String,
+    },
+    /// Lists users.
+    UserList,
+    /// Shows one user.
+    UserShow {
+        /// Login name.
+        name: String,
+    },
+    /// Enables or disables a user.
+    UserSetEnabled {
+        /// Login name.
+        name: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Disables a user who reported a sign-in as not theirs (portal "This
+    /// was not me"): reason `fraud`, which no directory sync lifts.
+    UserDisableFraud {
+        /// Login name.
+        name: String,
+    },
+    /// Deletes a user and their token.
+    UserDelete {
+        /// Login name.
+        name: String,
+    },
+    /// Lifts a user's lockout (the lock in the record, and on the running
+    /// node its failure count and in-memory lock).
+    UserUnlock {
+        /// Login name.
+        name: String,
+    },
+    /// Writes a lockout into a user's record (`until` unix seconds, 0 =
+    /// unlocked, `u64::MAX` = until an admin unlocks). Sent by a node's
+    /// lockout, forwarded to the primary from a replica.
+    UserLock {
+        /// Login name.
+        name: String,
+        /// Locked until (unix seconds).
+        until: u64,
+        /// Why (`too_many_failures`, `fraud_reported`).
+        reason: String,
+    },
+    /// Sets a user's password.
+    UserPasswd {
+        /// Login name.
+        name: String,
+        /// New password.
+        password: String,
+    },
+    /// Adds many users at once (each row: user, optional password and TOTP seed).
+    UserImport {
+        /// Rows to add; existing users are updated.
+        rows: Vec<ImportRow>,
+    },
+    /// Enrolls a user's token; replaces one only with `replace`.
+    TokenEnroll {
+        /// Login name.
+        user: String,
+        /// Base32 seed to import; a new random seed when absent.
+        #[serde(default)]
+        secret: Option<String>,
+        /// TOTP or HOTP.
+        kind: TokenKind,
+        /// HMAC algorithm.
+        algorithm: TokenAlgorithm,
+        /// 6 or 8.
+        digits: u8,
+        /// TOTP period in seconds.
+        period: u64,
+        /// Replace an existing token (without it, a user who has one is
+        /// refused). Requests from before this field replace, as they did.
+        #[serde(default = "yes")]
+        replace: bool,
+    },
+    /// Lists the enrolled tokens (never their seeds).
+    TokenList,
+    /// Shows one user's token (never its seed) and its replay state.
+    TokenShow {
+        /// Login name.
+        user: String,
+    },
+    /// Deletes a user's token (the user stays).
+    TokenDelete {
+        /// Login name.
+        user: String,
+    },
+    /// Resynchronises an HOTP token whose counter ran beyond the look-ahead
+    /// (RFC 4226 §7.4): two consecutive codes from the token.
+    TokenResync {
+        /// Login name.
+        user: String,
+        /// A code from the token.
+        first: String,
+        /// The code the token shows next.
+        second: String,
+    },
+    /// Adds a RADIUS client.
+    ClientAdd {
+        /// Name.
+        name: String,
+        /// IP or CIDR.
+        address: String,
+        /// Shared secret.
+        secret: String,
+        /// Policy name.
+        policy: String,
+        /// BlastRADIUS protection.
+        require_message_authenticator: bool,
+        /// Add it even when its address overlaps another client's (the most
+        /// specific prefix wins); the answer lists the overlaps as warnings.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Lists stored RADIUS clients.
+    ClientList,
+    /// Deletes a stored RADIUS client.
+    ClientDelete {
+        /// Name.
+        name: String,
+    },
+    /// Reads the audit log.
+    Report {
+        /// Only this user.
+        #[serde(default)]
+        user: Option<String>,
+        /// Only this result.
+        #[serde(default)]
+        result: Option<String>,
+        /// Since (unix ms).
+        #[serde(default)]
+        since_ms: Option<u64>,
+        /// The last N matching records.
+        #[serde(default)]
+        limit: Option<usize>,
+        /// Until (unix ms, exclusive).
+        #[serde(default)]
+        until_ms: Option<u64>,
+        /// Only this second-factor method (see [`crate::counters::method_of`]).
+        #[serde(default)]
+        method: Option<String>,
+        /// Only this RADIUS client (name).
+        #[serde(default)]
+        client: Option<String>,
+    },
+    /// Creates an admin API token; the result holds the token, shown once.
+    AdminTokenCreate {
+        /// Unique name (logged with every API write made with the token).
+        name: String,
+        /// Scopes ([`crate::api::SCOPES`]).
+        scopes: Vec<String>,
+    },
+    /// Lists admin API tokens (names and scopes, never the tokens).
+    AdminTokenList,
+    /// Revokes an admin API token.
+    AdminTokenRevoke {
+        /// Its name.
+        name: String,
+    },
+    /// Counters of the running server (control socket only).
+    Stats,
+    /// Replication status: role, epoch, log position, replicas and their
+    /// lag, primary reachability (control socket only).
+    ReplStatus,
+    /// Replication: TOTP steps / HOTP counters consumed on a replica, raised
+    /// (and logged for every node) on the primary.
+    OtpAdvance {
+        /// `(user, step or counter)` pairs.
+        steps: Vec<(String, u64)>,
+    },
+    /// Makes this replica the primary at epoch + 1 (control socket only).
+    Promote {
+        /// Promote even if the node has not confirmed its copy is complete.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Online backup to a file on the server's machine (absolute path; the
+    /// file must not exist yet; the audit journal goes to `<path>.audit/`).
+    Backup {
+        /// Where to write.
+        path: String,
+    },
+    /// Imports or syncs users from the directory (a configured [[sync]] item
+    /// by name, or a one-off import described here).
+    DirectorySync {
+        /// A configured sync item; the fields below are then ignored.
+        #[serde(default)]
+        item: Option<String>,
+        /// Search base.
+        #[serde(default)]
+        base: Option<String>,
+        /// LDAP filter.
+        #[serde(default)]
+        filter: Option<String>,
+        /// Or the (nested) members of this group.
+        #[serde(default)]
+        group: Option<String>,
+        /// Method of new users.
+        method: Method,
+        /// Language of new users.
+        #[serde(default)]
+        language: String,
+        /// Print the changes without making them.
+        dry_run: bool,
+        /// Mail new users their enrollment instructions.
+        #[serde(default)]
+        send_email: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Requests carry passwords, secrets and seeds: name the operation only.
+        let op = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("op").and_then(|o| o.as_str().map(str::to_string)))
+            .unwrap_or_default();
+        write!(f, "AdminRequest({op})")
+    }
+}
+
+/// One row of a bulk import.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ImportRow {
+    /// Login name.
+    pub name: String,
+    /// Password; none leaves it unset (or unchanged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Base32 TOTP seed; none leaves the token unset (or unchanged).
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: String,
+    /// Second-factor method; none leaves it unchanged (TOTP for new users).
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Push device token.
+    #[serde(default)]
+    pub device_token: String,
+}
+
+impl std::fmt::Debug for ImportRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRow")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a request changes that a running node caches, so it refreshes
+/// afterwards: declared by every request in [`AdminRequest::effect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Nothing the node caches (reads; clients and admin tokens are read
+    /// from the store on use).
+    None,
+    /// One user's record.
+    User(String),
+    /// One user's record and token.
+    UserToken(String),
+    /// One user's lock: the node's own failure count and in-memory lock go
+    /// first (whatever the store says), then the record as for [`Effect::User`].
+    Unlock(String),
+    /// Possibly any user's record (a directory sync).
+    Users,
+    /// Possibly any user's record and token (a bulk import).
+    UsersTokens,
+}
+
+impl Effect {
+    /// The user a write touched (`None`: possibly any) and whether tokens
+    /// changed, as the node's refresh takes them; `None` when nothing to do.
+    pub fn refresh(&self) -> Option<(Option<&str>, bool)> {
+        match self {
+            Effect::None => None,
+            Effect::User(n) | Effect::Unlock(n) => Some((Some(n), false)),
+            Effect::UserToken(n) => Some((Some(n), true)),
+            Effect::Users => Some((None, false)),
+            Effect::UsersTokens => Some((None, true)),
+        }
+    }
+}
+
+impl AdminRequest {
+    /// What this request changes that a running node caches. Every variant
+    /// is listed (no wildcard): a new operation must say it to compile.
+    pub fn effect(&self) -> Effect {
+        match self {
+            AdminRequest::UserList
+            | AdminRequest::UserShow { .. }
+            | AdminRequest::TokenList
+            | AdminRequest::TokenShow { .. }
+            | AdminRequest::ClientAdd { .. }
+            | AdminRequest::ClientList
+            | AdminRequest::ClientDelete { .. }
+            | AdminRequest::Report { .. }
+            | AdminRequest::AdminTokenCreate { .. }
+            | AdminRequest::AdminTokenList
+            | AdminRequest::AdminTokenRevoke { .. }
+            | AdminRequest::Stats
+            | AdminRequest::ReplStatus
+            | AdminRequest::OtpAdvance { .. }
+            | AdminRequest::Promote { .. }
+            | AdminRequest::Backup { .. } => Effect::None,
+            AdminRequest::UserAdd { name, .. }
+            | AdminRequest::UserSet { name, .. }
+            | AdminRequest::UserPin { name, .. }
+            | AdminRequest::UserPinChange { name, .. }
+            | AdminRequest::UserSetEnabled { name, .. }
+            | AdminRequest::UserDisableFraud { name }
+            | AdminRequest::UserLock { name, .. }
+            | AdminRequest::UserPasswd { name, .. } => Effect::User(name.clone()),
+            AdminRequest::UserUnlock { name } => Effect::Unlock(name.clone()),
+            AdminRequest::UserDelete { name } => Effect::UserToken(name.clone()),
+            AdminRequest::TokenEnroll { user, .. }
+            | AdminRequest::TokenDelete { user }
+            | AdminRequest::TokenResync { user, .. } => Effect::UserToken(user.clone()),
+            AdminRequest::UserImport { .. } => Effect::UsersTokens,
+            AdminRequest::DirectorySync { .. } => Effect::Users,
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The admin service: runs one admin request for a running node, whoever
+//! asked (control socket, HTTP API, portal, a replica over the peer link).
+//! It owns the order of things around an operation (the node's own state
+//! first for an unlock, the store write on a blocking thread, the cache
+//! refresh the request's [`Effect`] declares, forwarding to the primary
+//! when this replica's store is read-only) and needs from the node only
+//! what [`AdminHooks`] gives, not the node itself.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::info;
+
+use radmfa_otp::Clock;
+use radmfa_store::repl::ReplLog;
+use radmfa_store::{Store, StoreError};
+
+use crate::config::RuntimeConfig;
+use crate::replication::Replication;
+
+use super::answer::Answer;
+use super::context::Ctx;
+use super::directory::directory_sync_detached;
+use super::error::AdminError;
+use super::forward::forward_to_primary;
+use super::request::{AdminRequest, Effect};
+use super::{cluster, execute};
+
+/// What the admin service needs from the running node: its caches to
+/// refresh after writes, its counters, its replication driver and its
+/// directory client.
+pub trait AdminHooks: Send + Sync {
+    /// Refreshes the caches after a write: `user` (`None`: possibly any
+    /// user), and tokens when `token_changed`.
+    fn after_write(&self, user: Option<&str>, token_changed: bool);
+    /// Clears the node's own failure count and in-memory lock of `user`.
+    fn after_unlock(&self, user: &str);
+    /// Refreshes the OTP state of `users` after another node advanced it.
+    fn after_otp_advance(&self, users: &[String]);
+    /// The node's counters (`radmfa stats`, the API's stats).
+    fn stats(&self) -> Value;
+    /// The replication driver, when clustered.
+    fn replication(&self) -> Option<&Arc<Replication>>;
+    /// The directory client, when configured.
+    fn directory(&self) -> Option<&radmfa_directory::Directory>;
+}
+
+/// Admin operations on a running node.
+pub struct Admin<'a> {
+    store: Store,
+    config: Arc<RuntimeConfig>,
+    clock: &'a dyn Clock,
+    hooks: &'a dyn AdminHooks,
+}
+
+impl std::fmt::Debug for Admin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Admin<'a> {
+    /// The service over `store` and `config`, reading time from `clock`
+    /// and refreshing the node through `hooks`.
+    pub fn new(
+        store: Store,
+        config: Arc<RuntimeConfig>,
+        clock: &'a dyn Clock,
+        hooks: &'a dyn AdminHooks,
+    ) -> Self {
+        Admin {
+            store,
+            config,
+            clock,
+            hooks,
+        }
+    }
+
+    /// Runs one admin request: the one entry point for the control socket,
+    /// the HTTP API and the portal. Writes refresh the node's caches
+    /// afterwards.
+    ///
+    /// On a replica a write the store refuses as read-only is forwarded to
+    /// the primary over the peer link and the answer returned once this node
+    /// has replicated it (read your writes); with the primary unreachable
+    /// the error says `read-only: primary N (ADDR) unreachable since TIME`.
+    pub async fn run(&self, req: AdminRequest) -> Result<Value, AdminError> {
+        match &req {
+            AdminRequest::ReplStatus => {
+                let r = self.hooks.replication().map(|r| &**r);
+                let st = cluster::status(r, self.config.node_id);
+                return serde_json::to_value(st).map_err(|e| AdminError::Invalid(e.to_string()));
+            }
+            AdminRequest::Promote { force } => {
+                return cluster::promote(self.hooks.replication().cloned(), *force).await;
+            }
+            _ => {}
+        }
+        let forwardable = req.clone();
+        match self.run_local(req).await {
+            Err(AdminError::Store(StoreError::ReadOnly(local))) => {
+                let r = self.hooks.replication().map(|r| &**r);
+                forward_to_primary(r, self.config.node_id, &forwardable, local).await
+            }
+            other => other,
+        }
+    }
+
+    /// Answers an admin request that replica `from_node` forwarded here
+    /// (`body` is the request's JSON): run locally, never forwarded again,
+    /// with the log position after it so the replica can wait until it has
+    /// the write. Returns the answer line.
+    pub async fn forwarded(&self, from_node: u16, body: &[u8]) -> Vec<u8> {
+        let answer = match serde_json::from_slice::<AdminRequest>(body) {
+            Ok(
+                AdminRequest::ReplStatus
+                | AdminRequest::Promote { .. }
+                | AdminRequest::Backup { .. },
+            ) => Answer::failed("this request is not forwarded between nodes".to_string()),
+            Ok(AdminRequest::OtpAdvance { steps }) => {
+                let users: Vec<String> = steps.iter().map(|(u, _)| u.clone()).collect();
+                let res = self.blocking(AdminRequest::OtpAdvance { steps }).await;
+                self.hooks.after_otp_advance(&users);
+                Answer::new(res)
+            }
+            Ok(req) => {
+                info!(from_node, request = ?req, "admin request forwarded by a replica");
+                let mut answer = Answer::new(self.run_local(req).await);
+                if answer.ok {
+                    answer.seq = Some(self.store.repl_log().last().0);
+                }
+                answer
+            }
+            Err(e) => Answer::failed(format!("bad request: {e}")),
+        };
+        answer.to_bytes()
+    }
+
+    /// Runs one admin request on this node only, refreshing what its
+    /// [`Effect`] says whether or not it succeeded.
+    async fn run_local(&self, req: AdminRequest) -> Result<Value, AdminError> {
+        let effect = req.effect();
+        if let Effect::Unlock(name) = &effect {
+            // The node's own state goes whatever the store says (a replica
+            // cannot write the record, but its in-memory lock is its own).
+            self.hooks.after_unlock(name);
+        }
+        let res = match req {
+            AdminRequest::Stats => Ok(self.hooks.stats()),
+            req @ AdminRequest::DirectorySync { .. } => {
+                let res = directory_sync_detached(
+                    self.store.clone(),
+                    self.config.clone(),
+                    self.hooks.directory().cloned(),
+                    req,
+                )
+                .await
+                .and_then(|r| {
+                    serde_json::to_value(r).map_err(|e| AdminError::Invalid(e.to_string()))
+                });
+                if res.is_ok() {
+                    info!(request = "directory_sync", "admin request done");
+                }
+                res
+            }
+            req => {
+                let op = format!("{req:?}");
+                let res = self.blocking(req).await;
+                if res.is_ok() {
+                    info!(request = %op, "admin request done");
+                }
+                res
+            }
+        };
+        if let Some((user, token_changed)) = effect.refresh() {
+            self.hooks.after_write(user, token_changed);
+        }
+        res
+    }
+
+    /// Runs a store operation on a blocking thread (argon2, sled).
+    async fn blocking(&self, req: AdminRequest) -> Result<Value, AdminError> {
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let now = self.clock.now_unix();
+        tokio::task::spawn_blocking(move || {
+            let ctx = Ctx {
+                store: &store,
+                config: &config,
+                now,
+            };
+            execute::run(ctx, req)
+        })
+        .await
+        .map_err(|e| AdminError::Invalid(format!("admin task failed: {e}")))?
+    }
+}

@@ -1,0 +1,287 @@
+//! `radmfa user`: add, change, list, show, enable, disable, delete, unlock
+//! users, set passwords and PINs, import a CSV file.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use radmfa_server::admin::{
+    AdminRequest, Deleted, ImportRow, Imported, PasswordChanged, PinMode, PinSet, Unlocked,
+    UserAdded, UserEnabled, UserView,
+};
+use radmfa_server::RuntimeConfig;
+use radmfa_store::Method;
+
+use super::args::{MethodArg, UserCmd};
+use super::call::call;
+use super::input::read_secret_stdin;
+use super::print::{
+    esc, json_pretty, kind_name, print_table, print_warnings, show_time, show_token,
+};
+
+pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            groups,
+            password,
+            device_token,
+            disabled,
+        } => {
+            let password = password.read()?;
+            let v: UserAdded = call(
+                cfg,
+                AdminRequest::UserAdd {
+                    name,
+                    display_name,
+                    email,
+                    phone,
+                    method: method.method(),
+                    groups,
+                    password,
+                    device_token,
+                    pin: None,
+                    enabled: !disabled,
+                },
+            )?;
+            println!("added user {}", v.user.name);
+            print_warnings(&v.warnings);
+        }
+        UserCmd::Set {
+            name,
+            display_name,
+            email,
+            phone,
+            method,
+            device_token,
+            groups,
+        } => {
+            let _: UserView = call(
+                cfg,
+                AdminRequest::UserSet {
+                    name: name.clone(),
+                    display_name,
+                    email,
+                    phone,
+                    method: method.map(MethodArg::method),
+                    device_token,
+                    groups,
+                },
+            )?;
+            println!("updated user {name}");
+        }
+        UserCmd::Pin {
+            name,
+            pin,
+            pin_stdin,
+            clear,
+        } => {
+            let pin = match (pin, pin_stdin, clear) {
+                (Some(p), _, _) => Some(p),
+                (None, true, _) => Some(read_secret_stdin("PIN")?),
+                (None, false, true) => None,
+                (None, false, false) => {
+                    return Err(anyhow!("give --pin, --pin-stdin or --clear"));
+                }
+            };
+            let set = pin.is_some();
+            let _: PinSet = call(
+                cfg,
+                AdminRequest::UserPin {
+                    name: name.clone(),
+                    pin,
+                },
+            )?;
+            if set {
+                println!("PIN set for {name} (PIN mode)");
+            } else {
+                println!("PIN cleared for {name} (standard mode)");
+            }
+        }
+        UserCmd::List { json } => list(cfg, json)?,
+        UserCmd::Show { name, json } => show(cfg, name, json)?,
+        UserCmd::Enable { name } => {
+            let _: UserEnabled = call(
+                cfg,
+                AdminRequest::UserSetEnabled {
+                    name: name.clone(),
+                    enabled: true,
+                },
+            )?;
+            println!("enabled user {name}");
+        }
+        UserCmd::Disable { name } => {
+            let _: UserEnabled = call(
+                cfg,
+                AdminRequest::UserSetEnabled {
+                    name: name.clone(),
+                    enabled: false,
+                },
+            )?;
+            println!("disabled user {name}");
+        }
+        UserCmd::Delete { name } => {
+            let _: Deleted = call(cfg, AdminRequest::UserDelete { name: name.clone() })?;
+            println!("deleted user {name}");
+        }
+        UserCmd::Unlock { name } => {
+            let v: Unlocked = call(cfg, AdminRequest::UserUnlock { name: name.clone() })?;
+            if v.was_locked_until == 0 {
+                println!("unlocked user {name} (no lock was recorded; failure counts cleared)");
+            } else {
+                println!("unlocked user {name} (was locked: {})", v.was_lock_reason);
+            }
+        }
+        UserCmd::Passwd { name, password } => {
+            let password = password
+                .read()?
+                .ok_or_else(|| anyhow!("give --password or --password-stdin"))?;
+            let _: PasswordChanged = call(
+                cfg,
+                AdminRequest::UserPasswd {
+                    name: name.clone(),
+                    password,
+                },
+            )?;
+            println!("password changed for {name}");
+        }
+        UserCmd::Import { csv } => {
+            let rows = read_import(&csv)?;
+            let n = rows.len();
+            let v: Imported = call(cfg, AdminRequest::UserImport { rows })?;
+            println!(
+                "imported {n} rows: {} added, {} updated",
+                v.added, v.updated
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = r.headers()?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let name_col = col("name").ok_or_else(|| anyhow!("{}: no 'name' column", path.display()))?;
+    let (pw, seed, dn, em, ph, me, dt) = (
+        col("password"),
+        col("totp_secret"),
+        col("display_name"),
+        col("email"),
+        col("phone"),
+        col("method"),
+        col("device_token"),
+    );
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        let name = get(Some(name_col));
+        if name.is_empty() {
+            return Err(anyhow!("{}: row {}: empty name", path.display(), i + 2));
+        }
+        rows.push(ImportRow {
+            name,
+            password: Some(get(pw)).filter(|s| !s.is_empty()),
+            totp_secret: Some(get(seed)).filter(|s| !s.is_empty()),
+            display_name: get(dn),
+            email: get(em),
+            phone: get(ph),
+            method: match get(me).as_str() {
+                "" => None,
+                m => Some(
+                    m.parse::<Method>()
+                        .map_err(|e| anyhow!("{}: row {}: {e}", path.display(), i + 2))?,
+                ),
+            },
+            device_token: get(dt),
+        });
+    }
+    Ok(rows)
+}
+
+/// `radmfa user list`: a table, or the JSON array with `--json`.
+fn list(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
+    let users: Vec<UserView> = call(cfg, AdminRequest::UserList)?;
+    if json {
+        println!("{}", json_pretty(&users)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                esc(&u.name),
+                esc(&u.display_name),
+                esc(&u.method),
+                if u.enabled { "yes" } else { "no" }.into(),
+                u.token.as_ref().map_or("-", |t| kind_name(t.kind)).into(),
+                esc(&u.email),
+                esc(&u.phone),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NAME",
+            "DISPLAY NAME",
+            "METHOD",
+            "ENABLED",
+            "TOKEN",
+            "EMAIL",
+            "PHONE",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `radmfa user show NAME`: one field a line (in the JSON's order), or the
+/// JSON object with `--json`.
+fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
+    let u: UserView = call(cfg, AdminRequest::UserShow { name })?;
+    if json {
+        println!("{}", json_pretty(&u)?);
+        return Ok(());
+    }
+    let rows = [
+        ("created", show_time(u.created)),
+        (
+            "disabled_reason",
+            u.disabled_reason.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("display_name", u.display_name.clone()),
+        ("email", u.email.clone()),
+        ("enabled", u.enabled.to_string()),
+        ("groups", serde_json::to_string(&u.groups)?),
+        ("has_device_token", u.has_device_token.to_string()),
+        ("has_password", u.has_password.to_string()),
+        ("lock_reason", u.lock_reason.clone()),
+        ("locked_until", show_time(u.locked_until)),
+        ("method", u.method.clone()),
+        ("name", u.name.clone()),
+        ("phone", u.phone.clone()),
+        ("pin_change_required", u.pin_change_required.to_string()),
+        (
+            "pin_mode",
+            match u.pin_mode {
+                PinMode::Pin => "pin",
+                PinMode::Standard => "standard",
+            }
+            .to_string(),
+        ),
+        ("token", u.token.as_ref().map_or("-".into(), show_token)),
+        ("updated", show_time(u.updated)),
+    ];
+    for (k, shown) in &rows {
+        println!("{k:<14} {}", radmfa_server::text::Escaped(shown));
+    }
+    Ok(())
+}
