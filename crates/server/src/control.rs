@@ -15,8 +15,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use radmfa_otp::SystemClock;
-
 use crate::admin::{Admin, AdminError, AdminHooks, AdminRequest, Answer};
 use crate::pipeline::Node;
 use crate::replication::Replication;
@@ -86,27 +84,19 @@ async fn connection(stream: UnixStream, node: Arc<Node>) -> std::io::Result<()> 
 /// ([`Admin::run`]): the one entry point for the control socket, the HTTP
 /// API and the portal.
 pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, AdminError> {
-    Admin::new(
-        node.store().clone(),
-        node.config_arc(),
-        &SystemClock,
-        &**node,
-    )
-    .run(req)
-    .await
+    let clock = node.clock();
+    Admin::new(node.store().clone(), node.config_arc(), &*clock, &**node)
+        .run(req)
+        .await
 }
 
 /// Answers an admin request that replica `from_node` forwarded here
 /// ([`Admin::forwarded`]).
 pub async fn forwarded_admin(node: &Arc<Node>, from_node: u16, body: &[u8]) -> Vec<u8> {
-    Admin::new(
-        node.store().clone(),
-        node.config_arc(),
-        &SystemClock,
-        &**node,
-    )
-    .forwarded(from_node, body)
-    .await
+    let clock = node.clock();
+    Admin::new(node.store().clone(), node.config_arc(), &*clock, &**node)
+        .forwarded(from_node, body)
+        .await
 }
 
 /// The running node as the admin service sees it.

@@ -100,19 +100,19 @@ impl Node {
     }
 
     /// Verifies a code of the user's token and consumes its step or counter,
-    /// cluster-wide, exactly as a RADIUS login does. `Err` is the audit
-    /// reason (`otp_replayed`, `otp_mismatch`, `otp_malformed`, `store_error`).
+    /// cluster-wide, exactly as a RADIUS login does. `Err` is the reason
+    /// (`OtpReplayed`, `OtpMismatch`, `OtpMalformed`, `StoreError`).
     pub(crate) fn portal_check_code(
         &self,
         user: &User,
         token: &Token,
         code: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Reason> {
         let d = self.check_code(user, token, code, Mode::Unknown);
         if d.answer == Answer::Accept {
             Ok(())
         } else {
-            Err(d.reason.as_str().to_string())
+            Err(d.reason)
         }
     }
 
@@ -174,23 +174,19 @@ impl Node {
 
     /// Counts the outcome of a second factor checked in the portal through
     /// the same lockout bookkeeping as a RADIUS request
-    /// ([`crate::limits::Limits::after_decision`]): a failure (`reason` as
-    /// RADIUS words it: `otp_mismatch`, `sms_code_wrong`, `wrong_pin`...)
-    /// counts towards the lock, which is written through the primary like
-    /// any other; a success resets the count. `Some` when the user is locked
-    /// now: its `reason` is the audit reason to record instead.
+    /// ([`crate::limits::Limits::after_decision`]): a second-factor failure
+    /// (`OtpMismatch`, `SmsCodeWrong`, `WrongPin`...) counts towards the
+    /// lock, which is written through the primary like any other; a success
+    /// resets the count. `Some` when the user is locked now: its `reason` is
+    /// the audit reason to record instead.
     pub(crate) async fn portal_second_factor_outcome(
         &self,
         user: &str,
-        accepted: bool,
-        reason: &str,
+        outcome: Result<(), Reason>,
     ) -> Option<PortalLock> {
-        let decision = if accepted {
-            Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new())
-        } else {
-            // The portal words its outcomes as RADIUS does; anything else
-            // does not count towards the lock.
-            Decision::reject(user, Mode::Unknown, Reason::parse(reason)?, "")
+        let decision = match outcome {
+            Ok(()) => Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new()),
+            Err(reason) => Decision::reject(user, Mode::Unknown, reason, ""),
         };
         let o = self.lockout_after(&decision).await?;
         Some(PortalLock {

@@ -14,6 +14,7 @@ use tracing::info;
 use zeroize::Zeroizing;
 
 use crate::https::Peer;
+use crate::pipeline::decision::Reason;
 
 use super::codes::Verdict;
 use super::html::{alert, csrf_field, esc, page};
@@ -259,7 +260,7 @@ pub(super) async fn confirm(
                 let outcome = if code_ok {
                     Ok(())
                 } else {
-                    Err("sms_code_wrong".to_string())
+                    Err(Reason::SmsCodeWrong)
                 };
                 (mode, outcome, Some(left))
             }
@@ -280,11 +281,12 @@ pub(super) async fn confirm(
         si.s.confirm_sms = None;
         return redirect(change.page(), p.cookie(&si.s, now));
     };
-    p.node.portal_audit(&name, mode, "reject", &reason, ip);
+    p.node
+        .portal_audit(&name, mode, "reject", reason.as_str(), ip);
     let msg = if sms_left == Some(0) {
         Msg::CodeExpired
     } else {
-        code_refusal(user.pin.is_some(), &reason)
+        code_refusal(user.pin.is_some(), reason)
     };
     refuse(&si, msg, StatusCode::UNAUTHORIZED)
 }

@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::admin::AdminRequest;
 use crate::hot::CachedUser;
+use crate::pipeline::decision::Reason;
 use crate::pipeline::Node;
 
 use super::codes::{CodeAttempts, Verdict};
@@ -233,17 +234,17 @@ impl Portal {
         name: &str,
         mode: &str,
         ip: std::net::IpAddr,
-        outcome: &Result<(), String>,
+        outcome: &Result<(), Reason>,
         pin_ok: bool,
-    ) -> Result<Option<String>, Msg> {
+    ) -> Result<Option<Reason>, Msg> {
         let reason = match (outcome, pin_ok) {
             (Ok(()), true) => None,
-            (Err(r), _) => Some(r.clone()),
-            (Ok(()), false) => Some("wrong_pin".to_string()),
+            (Err(r), _) => Some(*r),
+            (Ok(()), false) => Some(Reason::WrongPin),
         };
         let locked = self
             .node
-            .portal_second_factor_outcome(name, reason.is_none(), reason.as_deref().unwrap_or("ok"))
+            .portal_second_factor_outcome(name, reason.map_or(Ok(()), Err))
             .await;
         if let Some(o) = locked {
             self.node.portal_audit(name, mode, "reject", &o.reason, ip);

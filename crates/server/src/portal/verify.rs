@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::hot::CachedUser;
 use crate::https::Peer;
+use crate::pipeline::decision::Reason;
 
 use super::codes::Verdict;
 use super::html::{alert, csrf_field, esc, page, Chrome};
@@ -204,7 +205,7 @@ pub(super) async fn verify(
                     if code_ok {
                         Ok(())
                     } else {
-                        Err("sms_code_wrong".to_string())
+                        Err(Reason::SmsCodeWrong)
                     },
                     Some(left),
                 ),
@@ -230,11 +231,12 @@ pub(super) async fn verify(
         next.stage = Stage::SignedIn { user: name };
         return redirect("/home", p.cookie(&next, now));
     };
-    p.node.portal_audit(&name, mode, "reject", &reason, ip);
+    p.node
+        .portal_audit(&name, mode, "reject", reason.as_str(), ip);
     if sms_left == Some(0) {
         return p.to_signin(lang, Msg::CodeExpired, now);
     }
-    let msg = code_refusal(user.pin.is_some(), &reason);
+    let msg = code_refusal(user.pin.is_some(), reason);
     verify_response(
         &p,
         &s,
@@ -247,14 +249,11 @@ pub(super) async fn verify(
 }
 
 /// What the user is told when a second factor is refused for `reason`.
-pub(super) fn code_refusal(with_pin: bool, reason: &str) -> Msg {
-    if with_pin {
-        Msg::PinOrCodeWrong
-    } else if reason == "otp_replayed" {
-        Msg::CodeReused
-    } else if reason == "store_error" {
-        Msg::TryAgain
-    } else {
-        Msg::WrongCode
+pub(super) fn code_refusal(with_pin: bool, reason: Reason) -> Msg {
+    match reason {
+        _ if with_pin => Msg::PinOrCodeWrong,
+        Reason::OtpReplayed => Msg::CodeReused,
+        Reason::StoreError => Msg::TryAgain,
+        _ => Msg::WrongCode,
     }
 }
