@@ -349,12 +349,8 @@ fn peer(out: &mut String, node: &Node) {
         "counter",
         "Peer-link counters (challenge forwarding), by name.",
     );
-    if let serde_json::Value::Object(m) = node.peer_stats().to_json() {
-        for (k, v) in m {
-            if let Some(n) = v.as_u64() {
-                let _ = writeln!(out, "radmfa_peer_events_total{{event=\"{}\"}} {n}", esc(&k));
-            }
-        }
+    for (event, n) in node.peer_stats().counts() {
+        let _ = writeln!(out, "radmfa_peer_events_total{{event=\"{event}\"}} {n}");
     }
 }
 

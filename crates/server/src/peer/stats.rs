@@ -19,20 +19,53 @@ pub struct PeerStats {
 }
 
 impl PeerStats {
-    /// The counters as a JSON object keyed by field name.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// Each counter with its stable name (the JSON key and the metrics
+    /// label), in name order.
+    pub fn counts(&self) -> [(&'static str, u64); 5] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "forwarded_out": get(&self.forwarded_out),
-            "forward_failed": get(&self.forward_failed),
-            "forwarded_in": get(&self.forwarded_in),
-            "peer_connects": get(&self.peer_connects),
-            "peer_rejected": get(&self.peer_rejected),
-        })
+        [
+            ("forward_failed", get(&self.forward_failed)),
+            ("forwarded_in", get(&self.forwarded_in)),
+            ("forwarded_out", get(&self.forwarded_out)),
+            ("peer_connects", get(&self.peer_connects)),
+            ("peer_rejected", get(&self.peer_rejected)),
+        ]
+    }
+
+    /// The counters as a JSON object keyed by name.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.counts()
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), serde_json::Value::from(n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 }
 
 /// Adds one to a counter.
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_named_once_for_json_and_metrics() {
+        let s = PeerStats::default();
+        bump(&s.forwarded_out);
+        bump(&s.forwarded_out);
+        bump(&s.peer_rejected);
+        let j = s.to_json();
+        assert_eq!(j["forwarded_out"], 2);
+        assert_eq!(j["peer_rejected"], 1);
+        assert_eq!(j["forwarded_in"], 0);
+        assert_eq!(j.as_object().map(|m| m.len()), Some(5));
+        let names: Vec<&str> = s.counts().iter().map(|(k, _)| *k).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "distinct, in name order");
+    }
 }
