@@ -2,7 +2,9 @@
 //! RADIUS clients.
 
 use anyhow::anyhow;
-use radmfa_server::admin::{AdminRequest, ClientAdded, ClientSource, ClientView, Deleted};
+use radmfa_server::admin::{
+    AdminRequest, ClientAdded, ClientSource, ClientView, Deleted, NewClient,
+};
 use radmfa_server::RuntimeConfig;
 
 use super::args::ClientCmd;
@@ -28,14 +30,14 @@ pub fn client(cfg: &RuntimeConfig, cmd: ClientCmd) -> anyhow::Result<()> {
             };
             let v: ClientAdded = call(
                 cfg,
-                AdminRequest::ClientAdd {
+                AdminRequest::ClientAdd(NewClient {
                     name,
                     address,
                     secret,
                     policy,
                     require_message_authenticator: !no_require_message_authenticator,
                     force,
-                },
+                }),
             )?;
             println!("added client {} ({})", v.client.name, v.client.address);
             print_warnings(&v.warnings);

@@ -2,7 +2,7 @@
 //! resynchronise second-factor tokens.
 
 use anyhow::Context;
-use radmfa_server::admin::{AdminRequest, Enrolled, Resynced, TokenDeleted, TokenView};
+use radmfa_server::admin::{AdminRequest, Enrolled, NewToken, Resynced, TokenDeleted, TokenView};
 use radmfa_server::RuntimeConfig;
 use radmfa_store::{TokenAlgorithm, TokenKind};
 
@@ -24,7 +24,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
         } => {
             let v: Enrolled = call(
                 cfg,
-                AdminRequest::TokenEnroll {
+                AdminRequest::TokenEnroll(NewToken {
                     user,
                     secret,
                     kind: match kind {
@@ -39,7 +39,7 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
                     digits: digits.unwrap_or(cfg.otp_digits),
                     period,
                     replace,
-                },
+                }),
             )?;
             let uri = v.uri.as_str();
             println!("{uri}");

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use radmfa_server::admin::{
-    AdminRequest, Deleted, ImportRow, Imported, PasswordChanged, PinMode, PinSet, Unlocked,
-    UserAdded, UserEnabled, UserView,
+    AdminRequest, Deleted, ImportRow, Imported, NewUser, PasswordChanged, PinMode, PinSet,
+    Unlocked, UserAdded, UserChange, UserEnabled, UserView,
 };
 use radmfa_server::RuntimeConfig;
 use radmfa_store::Method;
@@ -34,7 +34,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             let password = password.read()?;
             let v: UserAdded = call(
                 cfg,
-                AdminRequest::UserAdd {
+                AdminRequest::UserAdd(NewUser {
                     name,
                     display_name,
                     email,
@@ -45,7 +45,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     device_token,
                     pin: None,
                     enabled: !disabled,
-                },
+                }),
             )?;
             println!("added user {}", v.user.name);
             print_warnings(&v.warnings);
@@ -61,7 +61,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let _: UserView = call(
                 cfg,
-                AdminRequest::UserSet {
+                AdminRequest::UserSet(UserChange {
                     name: name.clone(),
                     display_name,
                     email,
@@ -69,7 +69,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     method: method.map(MethodArg::method),
                     device_token,
                     groups,
-                },
+                }),
             )?;
             println!("updated user {name}");
         }

@@ -8,7 +8,7 @@ use radmfa_otp::{Clock, ManualClock, StateKey};
 use radmfa_radius::{
     encode_request, hide_password, verify_response, AttrType, Attribute, Code, Packet,
 };
-use radmfa_server::admin::{execute, AdminRequest};
+use radmfa_server::admin::{execute, AdminRequest, NewToken, NewUser};
 use radmfa_server::counters::Counters;
 use radmfa_server::hot::HotState;
 use radmfa_server::pipeline::NodeParts;
@@ -70,7 +70,7 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
         execute(
             &store,
             &cfg,
-            AdminRequest::UserAdd {
+            AdminRequest::UserAdd(NewUser {
                 name: name.into(),
                 display_name: String::new(),
                 email: String::new(),
@@ -81,14 +81,14 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
                 device_token: String::new(),
                 pin: None,
                 enabled: true,
-            },
+            }),
         )
         .expect("add user");
     }
     execute(
         &store,
         &cfg,
-        AdminRequest::TokenEnroll {
+        AdminRequest::TokenEnroll(NewToken {
             user: "alice".into(),
             secret: Some(SEED_B32.into()),
             kind: TokenKind::Totp,
@@ -96,7 +96,7 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
             digits: 6,
             period: 30,
             replace: false,
-        },
+        }),
     )
     .expect("enroll");
     let clock = ManualClock::new(T0);

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
 use radmfa_store::repl::{
-    Action, ApplyError, Change, Event, Machine, MemLog, NodeId, Op, ReplLog, Role, Snapshot,
-    Trimmed,
+    Action, ApplyError, Change, Cursor, Event, Machine, MemLog, NodeId, Op, ReplLog, Role,
+    Snapshot, Trimmed,
 };
 use radmfa_store::{
     Client, Secret, Store, StoreError, StoreLog, StoreOptions, Token, TokenAlgorithm, TokenKind,
@@ -886,12 +886,20 @@ fn snapshot_in_parts_while_writing_then_replay_converges() {
     assert_eq!(state(&replica.repl_log()), state(&p));
 }
 
-#[test]
-fn a_fuzzy_copy_reopened_before_it_settled_starts_empty() {
-    // Parts read while the primary writes can hold changes past the
-    // snapshot's position; a replica that stops before replaying past them
-    // must not come back with that mix at the snapshot's position.
-    let env = Env::new();
+/// A snapshot install in parts under way: primary `p` (users `user00` to
+/// `user49`), replica `r` with the first part (200 bytes) installed.
+struct FirstPart {
+    primary: Store,
+    replica: Store,
+    p: StoreLog,
+    r: StoreLog,
+    /// The snapshot's position.
+    pos: (u64, u64),
+    /// Where the next part starts.
+    next: Option<Cursor>,
+}
+
+fn first_part_installed(env: &Env) -> FirstPart {
     let primary = env.open("p");
     for i in 0..50 {
         primary
@@ -901,10 +909,34 @@ fn a_fuzzy_copy_reopened_before_it_settled_starts_empty() {
     let p = primary.repl_log();
     let replica = env.open_replica("r");
     let mut r = replica.repl_log();
-    let (seq, epoch) = p.last();
-    r.install_begin(seq, epoch).unwrap();
+    let pos = p.last();
+    r.install_begin(pos.0, pos.1).unwrap();
     let (entries, next) = p.snapshot_part(None, 200).unwrap();
     r.install_part(&entries).unwrap();
+    FirstPart {
+        primary,
+        replica,
+        p,
+        r,
+        pos,
+        next,
+    }
+}
+
+#[test]
+fn a_fuzzy_copy_reopened_before_it_settled_starts_empty() {
+    // Parts read while the primary writes can hold changes past the
+    // snapshot's position; a replica that stops before replaying past them
+    // must not come back with that mix at the snapshot's position.
+    let env = Env::new();
+    let FirstPart {
+        primary,
+        replica,
+        p,
+        mut r,
+        pos: (seq, epoch),
+        next,
+    } = first_part_installed(&env);
     primary.add_user(&User::new("zz-late")).unwrap();
     let mut after = next;
     while let Some(a) = after {
@@ -928,20 +960,15 @@ fn a_fuzzy_copy_reopened_before_it_settled_starts_empty() {
 #[test]
 fn an_interrupted_install_in_parts_starts_empty() {
     let env = Env::new();
-    let primary = env.open("p");
-    for i in 0..50 {
-        primary
-            .add_user(&User::new(&format!("user{i:02}")))
-            .unwrap();
-    }
-    let p = primary.repl_log();
-    let replica = env.open_replica("r");
-    let mut r = replica.repl_log();
-    let (seq, epoch) = p.last();
-    r.install_begin(seq, epoch).unwrap();
-    let (entries, next) = p.snapshot_part(None, 200).unwrap();
+    let FirstPart {
+        replica,
+        p,
+        r,
+        pos: (seq, epoch),
+        next,
+        ..
+    } = first_part_installed(&env);
     assert!(next.is_some());
-    r.install_part(&entries).unwrap();
     assert!(!replica.list_users().unwrap().is_empty());
     // The process dies here.
     drop((r, replica));
@@ -952,6 +979,7 @@ fn an_interrupted_install_in_parts_starts_empty() {
     // Aborting an install also leaves an empty store at (0, 0).
     let mut r = replica.repl_log();
     r.install_begin(seq, epoch).unwrap();
+    let (entries, _) = p.snapshot_part(None, 200).unwrap();
     r.install_part(&entries).unwrap();
     r.install_abort().unwrap();
     assert_eq!(r.last(), (0, 0));

@@ -7,24 +7,8 @@ use crate::config::parse_cidr;
 
 use super::context::Ctx;
 use super::error::AdminError;
+use super::request::NewClient;
 use super::results::{ClientAdded, ClientView, Deleted};
-
-/// The fields of a [`super::AdminRequest::ClientAdd`].
-#[derive(Debug)]
-pub struct NewClient {
-    /// Name.
-    pub name: String,
-    /// IP or CIDR.
-    pub address: String,
-    /// Shared secret.
-    pub secret: String,
-    /// Policy name.
-    pub policy: String,
-    /// BlastRADIUS protection.
-    pub require_message_authenticator: bool,
-    /// Add it even when its address overlaps another client's.
-    pub force: bool,
-}
 
 /// Adds a stored client.
 pub fn add(ctx: Ctx<'_>, n: NewClient) -> Result<ClientAdded, AdminError> {

@@ -11,12 +11,9 @@ use radmfa_store::{AuditFilter, Store};
 
 use crate::config::RuntimeConfig;
 
-use super::clients::NewClient;
 use super::context::Ctx;
 use super::error::AdminError;
 use super::request::AdminRequest;
-use super::tokens::NewToken;
-use super::users::{NewUser, UserChange};
 use super::{admin_tokens, clients, cluster, import, reports, tokens, users};
 
 /// Runs a request against the store at the system clock's time and returns
@@ -34,52 +31,8 @@ pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<
 /// each request to its operation; the operations validate.
 pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
     match req {
-        AdminRequest::UserAdd {
-            name,
-            display_name,
-            email,
-            phone,
-            method,
-            groups,
-            password,
-            device_token,
-            pin,
-            enabled,
-        } => json(users::add(
-            ctx,
-            NewUser {
-                name,
-                display_name,
-                email,
-                phone,
-                method,
-                groups,
-                password,
-                device_token,
-                pin,
-                enabled,
-            },
-        )),
-        AdminRequest::UserSet {
-            name,
-            display_name,
-            email,
-            phone,
-            method,
-            device_token,
-            groups,
-        } => json(users::set(
-            ctx,
-            &name,
-            UserChange {
-                display_name,
-                email,
-                phone,
-                method,
-                device_token,
-                groups,
-            },
-        )),
+        AdminRequest::UserAdd(n) => json(users::add(ctx, n)),
+        AdminRequest::UserSet(c) => json(users::set(ctx, c)),
         AdminRequest::UserPin { name, pin } => json(users::pin(ctx, name, pin)),
         AdminRequest::UserPinChange { name, pin } => json(users::pin_change(ctx, name, pin)),
         AdminRequest::UserList => json(users::list(ctx)),
@@ -97,26 +50,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
         } => json(users::lock(ctx, name, until, reason)),
         AdminRequest::UserPasswd { name, password } => json(users::passwd(ctx, name, password)),
         AdminRequest::UserImport { rows } => json(import::import(ctx, rows)),
-        AdminRequest::TokenEnroll {
-            user,
-            secret,
-            kind,
-            algorithm,
-            digits,
-            period,
-            replace,
-        } => json(tokens::enroll(
-            ctx,
-            user,
-            NewToken {
-                secret,
-                kind,
-                algorithm,
-                digits,
-                period,
-                replace,
-            },
-        )),
+        AdminRequest::TokenEnroll(t) => json(tokens::enroll(ctx, t)),
         AdminRequest::TokenList => json(tokens::list(ctx)),
         AdminRequest::TokenShow { user } => json(tokens::show(ctx, &user)),
         AdminRequest::TokenDelete { user } => json(tokens::delete(ctx, user)),
@@ -125,24 +59,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             first,
             second,
         } => json(tokens::resync(ctx, user, &first, &second)),
-        AdminRequest::ClientAdd {
-            name,
-            address,
-            secret,
-            policy,
-            require_message_authenticator,
-            force,
-        } => json(clients::add(
-            ctx,
-            NewClient {
-                name,
-                address,
-                secret,
-                policy,
-                require_message_authenticator,
-                force,
-            },
-        )),
+        AdminRequest::ClientAdd(n) => json(clients::add(ctx, n)),
         AdminRequest::ClientList => json(clients::list(ctx)),
         AdminRequest::ClientDelete { name } => json(clients::delete(ctx, name)),
         AdminRequest::Report {

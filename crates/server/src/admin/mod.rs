@@ -38,7 +38,7 @@ pub use error::AdminError;
 pub use execute::execute;
 pub use forward::forward_to_primary;
 pub use reports::REPORT_FIELDS;
-pub use request::{AdminRequest, Effect, ImportRow};
+pub use request::{AdminRequest, Effect, ImportRow, NewClient, NewToken, NewUser, UserChange};
 pub use results::{
     algorithm_name, disabled_reason, AdminTokenCreated, AdminTokenView, BackupView, ClientAdded,
     ClientSource, ClientView, Deleted, Enrolled, Imported, Locked, OtpAdvanced, PasswordChanged,

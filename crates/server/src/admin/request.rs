@@ -14,58 +14,9 @@ use radmfa_store::{Method, TokenAlgorithm, TokenKind};
 #[non_exhaustive]
 pub enum AdminRequest {
     /// Adds a user.
-    UserAdd {
-        /// Login name.
-        name: String,
-        /// Display name.
-        #[serde(default)]
-        display_name: String,
-        /// Email.
-        #[serde(default)]
-        email: String,
-        /// Phone number.
-        #[serde(default)]
-        phone: String,
-        /// Second-factor method.
-        method: Method,
-        /// Groups.
-        #[serde(default)]
-        groups: Vec<String>,
-        /// Initial password (local first factor).
-        #[serde(default)]
-        password: Option<String>,
-        /// Push device token of the authenticator app.
-        #[serde(default)]
-        device_token: String,
-        /// PIN (PIN mode); none for standard mode.
-        #[serde(default)]
-        pin: Option<String>,
-        /// Enabled at once.
-        enabled: bool,
-    },
+    UserAdd(NewUser),
     /// Changes fields of an existing user; absent fields stay as they are.
-    UserSet {
-        /// Login name.
-        name: String,
-        /// Display name.
-        #[serde(default)]
-        display_name: Option<String>,
-        /// Email.
-        #[serde(default)]
-        email: Option<String>,
-        /// Phone number (E.164; empty to clear).
-        #[serde(default)]
-        phone: Option<String>,
-        /// Second-factor method.
-        #[serde(default)]
-        method: Option<Method>,
-        /// Push device token (empty to clear).
-        #[serde(default)]
-        device_token: Option<String>,
-        /// Replaces the groups.
-        #[serde(default)]
-        groups: Option<Vec<String>>,
-    },
+    UserSet(UserChange),
     /// Sets (PIN mode) or clears (standard mode) a user's PIN.
     UserPin {
         /// Login name.
@@ -137,25 +88,7 @@ pub enum AdminRequest {
         rows: Vec<ImportRow>,
     },
     /// Enrolls a user's token; replaces one only with `replace`.
-    TokenEnroll {
-        /// Login name.
-        user: String,
-        /// Base32 seed to import; a new random seed when absent.
-        #[serde(default)]
-        secret: Option<String>,
-        /// TOTP or HOTP.
-        kind: TokenKind,
-        /// HMAC algorithm.
-        algorithm: TokenAlgorithm,
-        /// 6 or 8.
-        digits: u8,
-        /// TOTP period in seconds.
-        period: u64,
-        /// Replace an existing token (without it, a user who has one is
-        /// refused). Requests from before this field replace, as they did.
-        #[serde(default = "yes")]
-        replace: bool,
-    },
+    TokenEnroll(NewToken),
     /// Lists the enrolled tokens (never their seeds).
     TokenList,
     /// Shows one user's token (never its seed) and its replay state.
@@ -179,22 +112,7 @@ pub enum AdminRequest {
         second: String,
     },
     /// Adds a RADIUS client.
-    ClientAdd {
-        /// Name.
-        name: String,
-        /// IP or CIDR.
-        address: String,
-        /// Shared secret.
-        secret: String,
-        /// Policy name.
-        policy: String,
-        /// BlastRADIUS protection.
-        require_message_authenticator: bool,
-        /// Add it even when its address overlaps another client's (the most
-        /// specific prefix wins); the answer lists the overlaps as warnings.
-        #[serde(default)]
-        force: bool,
-    },
+    ClientAdd(NewClient),
     /// Lists stored RADIUS clients.
     ClientList,
     /// Deletes a stored RADIUS client.
@@ -306,6 +224,140 @@ impl std::fmt::Debug for AdminRequest {
     }
 }
 
+/// The fields of a new user ([`AdminRequest::UserAdd`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    /// Login name.
+    pub name: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: String,
+    /// Second-factor method.
+    pub method: Method,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Initial password (local first factor).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Push device token of the authenticator app.
+    #[serde(default)]
+    pub device_token: String,
+    /// PIN (PIN mode); none for standard mode.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Enabled at once.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // May carry a password, PIN, seed or shared secret: name it only.
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields a [`AdminRequest::UserSet`] changes (absent: unchanged).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UserChange {
+    /// Login name.
+    pub name: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone number (E.164; empty to clear).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Second-factor method.
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Push device token (empty to clear).
+    #[serde(default)]
+    pub device_token: Option<String>,
+    /// Replaces the groups.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for UserChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // May carry a password, PIN, seed or shared secret: name it only.
+        f.debug_struct("UserChange")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token a [`AdminRequest::TokenEnroll`] asks for.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewToken {
+    /// Login name.
+    pub user: String,
+    /// Base32 seed to import; a new random seed when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// TOTP or HOTP.
+    pub kind: TokenKind,
+    /// HMAC algorithm.
+    pub algorithm: TokenAlgorithm,
+    /// 6 or 8.
+    pub digits: u8,
+    /// TOTP period in seconds.
+    pub period: u64,
+    /// Replace an existing token (without it, a user who has one is
+    /// refused). Requests from before this field replace, as they did.
+    #[serde(default = "yes")]
+    pub replace: bool,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // May carry a password, PIN, seed or shared secret: name it only.
+        f.debug_struct("NewToken")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields of a [`AdminRequest::ClientAdd`].
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewClient {
+    /// Name.
+    pub name: String,
+    /// IP or CIDR.
+    pub address: String,
+    /// Shared secret.
+    pub secret: String,
+    /// Policy name.
+    pub policy: String,
+    /// BlastRADIUS protection.
+    pub require_message_authenticator: bool,
+    /// Add it even when its address overlaps another client's (the most
+    /// specific prefix wins); the answer lists the overlaps as warnings.
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl std::fmt::Debug for NewClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // May carry a password, PIN, seed or shared secret: name it only.
+        f.debug_struct("NewClient")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One row of a bulk import.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ImportRow {
@@ -386,7 +438,7 @@ impl AdminRequest {
             | AdminRequest::UserShow { .. }
             | AdminRequest::TokenList
             | AdminRequest::TokenShow { .. }
-            | AdminRequest::ClientAdd { .. }
+            | AdminRequest::ClientAdd(_)
             | AdminRequest::ClientList
             | AdminRequest::ClientDelete { .. }
             | AdminRequest::Report { .. }
@@ -398,8 +450,8 @@ impl AdminRequest {
             | AdminRequest::OtpAdvance { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,
-            AdminRequest::UserAdd { name, .. }
-            | AdminRequest::UserSet { name, .. }
+            AdminRequest::UserAdd(NewUser { name, .. })
+            | AdminRequest::UserSet(UserChange { name, .. })
             | AdminRequest::UserPin { name, .. }
             | AdminRequest::UserPinChange { name, .. }
             | AdminRequest::UserSetEnabled { name, .. }
@@ -408,11 +460,64 @@ impl AdminRequest {
             | AdminRequest::UserPasswd { name, .. } => Effect::User(name.clone()),
             AdminRequest::UserUnlock { name } => Effect::Unlock(name.clone()),
             AdminRequest::UserDelete { name } => Effect::UserToken(name.clone()),
-            AdminRequest::TokenEnroll { user, .. }
+            AdminRequest::TokenEnroll(NewToken { user, .. })
             | AdminRequest::TokenDelete { user }
             | AdminRequest::TokenResync { user, .. } => Effect::UserToken(user.clone()),
             AdminRequest::UserImport { .. } => Effect::UsersTokens,
             AdminRequest::DirectorySync { .. } => Effect::Users,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire form (control socket, peer link between nodes of different
+    /// versions) of the requests whose fields live in their own struct is
+    /// the flat object it always was: `op` beside the fields.
+    #[test]
+    fn requests_with_a_field_struct_keep_their_flat_wire_form() {
+        let cases = [
+            r#"{"op":"user_add","name":"alice","display_name":"Alice","email":"","phone":"","method":"totp","groups":["vpn"],"password":"pw-123456","device_token":"","pin":null,"enabled":true}"#,
+            r#"{"op":"user_set","name":"alice","display_name":null,"email":"a@example.org","phone":null,"method":null,"device_token":null,"groups":null}"#,
+            r#"{"op":"token_enroll","user":"alice","secret":null,"kind":"totp","algorithm":"sha1","digits":6,"period":30,"replace":false}"#,
+            r#"{"op":"client_add","name":"vpn","address":"10.0.0.0/24","secret":"s3cret-s3cret","policy":"default","require_message_authenticator":true,"force":false}"#,
+        ];
+        for text in cases {
+            let req: AdminRequest = serde_json::from_str(text).expect(text);
+            let back = serde_json::to_value(&req).unwrap();
+            let want: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(back, want, "{text}");
+            // Debug names the operation, never the password or secret.
+            let dbg = format!("{req:?}");
+            assert!(
+                !dbg.contains("pw-123456") && !dbg.contains("s3cret"),
+                "{dbg}"
+            );
+        }
+        // Fields with defaults may be left out, as before.
+        let req: AdminRequest = serde_json::from_str(
+            r#"{"op":"token_enroll","user":"bob","kind":"hotp","algorithm":"sha256","digits":8,"period":30}"#,
+        )
+        .unwrap();
+        match req {
+            AdminRequest::TokenEnroll(t) => assert!(t.replace && t.secret.is_none()),
+            other => panic!("{other:?}"),
+        }
+        let n = NewUser {
+            name: "carol".into(),
+            display_name: String::new(),
+            email: String::new(),
+            phone: String::new(),
+            method: Method::Totp,
+            groups: Vec::new(),
+            password: Some("hunter2-hunter2".into()),
+            device_token: String::new(),
+            pin: Some("4711".into()),
+            enabled: true,
+        };
+        let dbg = format!("{n:?}");
+        assert!(dbg.contains("carol") && !dbg.contains("hunter2") && !dbg.contains("4711"));
     }
 }

@@ -6,31 +6,16 @@ use radmfa_store::{Secret, StoreError, Token, TokenAlgorithm, TokenKind};
 
 use super::context::Ctx;
 use super::error::{user_not_found, AdminError};
+use super::request::NewToken;
 use super::results::{Enrolled, Resynced, TokenDeleted, TokenView};
 
 /// How far beyond the last used counter [`super::AdminRequest::TokenResync`]
 /// searches for the two codes.
 pub const HOTP_RESYNC_SEARCH: u64 = radmfa_otp::MAX_HOTP_RESYNC;
 
-/// The token a [`super::AdminRequest::TokenEnroll`] asks for.
-#[derive(Debug)]
-pub struct NewToken {
-    /// Base32 seed to import; a new random seed when absent.
-    pub secret: Option<String>,
-    /// TOTP or HOTP.
-    pub kind: TokenKind,
-    /// HMAC algorithm.
-    pub algorithm: TokenAlgorithm,
-    /// Code length.
-    pub digits: u8,
-    /// TOTP period in seconds.
-    pub period: u64,
-    /// Replace an existing token.
-    pub replace: bool,
-}
-
 /// Enrolls `user`'s token; refuses to replace one unless asked.
-pub fn enroll(ctx: Ctx<'_>, user: String, t: NewToken) -> Result<Enrolled, AdminError> {
+pub fn enroll(ctx: Ctx<'_>, t: NewToken) -> Result<Enrolled, AdminError> {
+    let user = t.user.clone();
     let (store, cfg) = (ctx.store, ctx.config);
     let (kind, algorithm, digits, period) = (t.kind, t.algorithm, t.digits, t.period);
     if !(6..=8).contains(&digits) {

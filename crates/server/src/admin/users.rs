@@ -6,51 +6,10 @@ use radmfa_store::{Method, User};
 
 use super::context::Ctx;
 use super::error::{user_not_found, AdminError};
+use super::request::{NewUser, UserChange};
 use super::results::{
     Deleted, Locked, PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserEnabled, UserView,
 };
-
-/// The fields of a new user ([`super::AdminRequest::UserAdd`]).
-#[derive(Debug)]
-pub struct NewUser {
-    /// Login name.
-    pub name: String,
-    /// Display name.
-    pub display_name: String,
-    /// Email.
-    pub email: String,
-    /// Phone.
-    pub phone: String,
-    /// Second-factor method.
-    pub method: Method,
-    /// Groups.
-    pub groups: Vec<String>,
-    /// Initial password.
-    pub password: Option<String>,
-    /// Push device token.
-    pub device_token: String,
-    /// PIN (PIN mode).
-    pub pin: Option<String>,
-    /// Enabled at once.
-    pub enabled: bool,
-}
-
-/// The fields a [`super::AdminRequest::UserSet`] changes (absent: unchanged).
-#[derive(Debug)]
-pub struct UserChange {
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Email.
-    pub email: Option<String>,
-    /// Phone.
-    pub phone: Option<String>,
-    /// Second-factor method.
-    pub method: Option<Method>,
-    /// Push device token.
-    pub device_token: Option<String>,
-    /// Groups.
-    pub groups: Option<Vec<String>>,
-}
 
 /// Adds a user: contact fields, text, PIN and password checked first.
 pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
@@ -91,8 +50,9 @@ pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
 }
 
 /// Changes the given fields of an existing user.
-pub fn set(ctx: Ctx<'_>, name: &str, c: UserChange) -> Result<UserView, AdminError> {
+pub fn set(ctx: Ctx<'_>, c: UserChange) -> Result<UserView, AdminError> {
     let store = ctx.store;
+    let name = c.name.as_str();
     let mut probe = store.get_user(name)?.ok_or_else(|| user_not_found(name))?;
     let change = |u: &mut User| {
         if let Some(v) = &c.display_name {

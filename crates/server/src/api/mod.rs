@@ -47,7 +47,7 @@ pub use auth::SCOPES;
 
 use crate::https::HttpsOptions;
 
-use crate::admin::{AdminError, AdminRequest, UserView};
+use crate::admin::{AdminError, AdminRequest, NewToken, UserChange, UserView};
 use crate::pipeline::Node;
 use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
 
@@ -358,7 +358,7 @@ async fn user_create(
 impl NewUser {
     /// The name to log and the request that creates it.
     fn into_request(self) -> (String, AdminRequest) {
-        let req = AdminRequest::UserAdd {
+        let req = AdminRequest::UserAdd(crate::admin::NewUser {
             name: self.name.clone(),
             display_name: self.display_name,
             email: self.email,
@@ -369,7 +369,7 @@ impl NewUser {
             device_token: self.device_token,
             pin: self.pin,
             enabled: self.enabled,
-        };
+        });
         (self.name, req)
     }
 }
@@ -399,7 +399,7 @@ async fn user_patch(
 ) -> ApiResult {
     write_named(&st, &headers, "users:write", "user_update", name, |name| {
         let p = body(b)?;
-        Ok(AdminRequest::UserSet {
+        Ok(AdminRequest::UserSet(UserChange {
             name,
             display_name: p.display_name,
             email: p.email,
@@ -407,7 +407,7 @@ async fn user_patch(
             method: p.method,
             device_token: p.device_token,
             groups: p.groups,
-        })
+        }))
     })
     .await
 }
@@ -563,7 +563,7 @@ async fn user_enroll(
     let e = body(b)?;
     // Enrolling replaces a token; a missing user is a 404, not a new token.
     read(&st, AdminRequest::UserShow { name: name.clone() }).await?;
-    let req = AdminRequest::TokenEnroll {
+    let req = AdminRequest::TokenEnroll(NewToken {
         user: name.clone(),
         secret: e.secret,
         kind: e.kind,
@@ -571,7 +571,7 @@ async fn user_enroll(
         digits: e.digits.unwrap_or(st.node.config().otp_digits),
         period: e.period,
         replace: true,
-    };
+    });
     created(write(&st, &caller, "token_enroll", &name, req).await?)
 }
 
@@ -618,14 +618,14 @@ async fn client_create(
 impl NewClient {
     /// The name to log and the request that creates it.
     fn into_request(self) -> (String, AdminRequest) {
-        let req = AdminRequest::ClientAdd {
+        let req = AdminRequest::ClientAdd(crate::admin::NewClient {
             name: self.name.clone(),
             address: self.address,
             secret: self.secret,
             policy: self.policy,
             require_message_authenticator: self.require_message_authenticator,
             force: false,
-        };
+        });
         (self.name, req)
     }
 }

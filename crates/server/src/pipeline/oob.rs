@@ -16,8 +16,9 @@ impl Node {
     /// Two-way SMS, phone call or push: the request waits for the user's
     /// answer through the gateway (no Access-Challenge: RD Gateway/NPS cannot
     /// show one). NAS retransmissions meanwhile are absorbed by the duplicate
-    /// cache, so one login is one SMS, call or push. Decides by the gateway's verdict (approved, denied, no answer, fraud
-    /// reported) after the first factor and account checks.
+    /// cache, so one login is one SMS, call or push. Decides by the
+    /// gateway's verdict (approved, denied, no answer, fraud reported) after
+    /// the first factor and account checks.
     pub(super) async fn out_of_band(
         &self,
         login: &Login<'_>,

@@ -12,7 +12,7 @@ use radmfa_store::{TokenAlgorithm, TokenKind};
 use tracing::info;
 use zeroize::Zeroizing;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, NewToken};
 use crate::https::Peer;
 
 use super::confirm::{signed_in_to_change, Change, CONFIRM_SECS};
@@ -133,7 +133,7 @@ pub(super) async fn enroll(
         }
     };
     let name = si.name().to_string();
-    let req = AdminRequest::TokenEnroll {
+    let req = AdminRequest::TokenEnroll(NewToken {
         user: name.clone(),
         secret: Some(secret.to_string()),
         kind: TokenKind::Totp,
@@ -141,7 +141,7 @@ pub(super) async fn enroll(
         digits: p.node.config().otp_digits,
         period: PERIOD,
         replace: true,
-    };
+    });
     if !p.write(&name, "enroll the token", req).await {
         return enroll_response(
             &p,

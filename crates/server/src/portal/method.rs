@@ -10,7 +10,7 @@ use axum::Form;
 use radmfa_store::{Method, TokenKind};
 use tracing::info;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, UserChange};
 use crate::hot::CachedUser;
 
 use super::home::method_msg;
@@ -115,7 +115,7 @@ pub(super) async fn method_set(
         );
     };
     let name = si.name().to_string();
-    let req = AdminRequest::UserSet {
+    let req = AdminRequest::UserSet(UserChange {
         name: name.clone(),
         display_name: None,
         email: None,
@@ -123,7 +123,7 @@ pub(super) async fn method_set(
         method: Some(method),
         device_token: None,
         groups: None,
-    };
+    });
     if !p.write(&name, "change the method", req).await {
         return method_response(
             &p,

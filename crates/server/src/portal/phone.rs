@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::Form;
 use tracing::info;
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, UserChange};
 use crate::https::Peer;
 
 use super::codes::Verdict;
@@ -211,7 +211,7 @@ pub(super) async fn phone_verify(
         );
     }
     let name = si.name().to_string();
-    let req = AdminRequest::UserSet {
+    let req = AdminRequest::UserSet(UserChange {
         name: name.clone(),
         display_name: None,
         email: None,
@@ -219,7 +219,7 @@ pub(super) async fn phone_verify(
         method: None,
         device_token: None,
         groups: None,
-    };
+    });
     if !p.write(&name, "save the phone number", req).await {
         let value = sent.phone.clone();
         return phone_response(

@@ -1040,6 +1040,41 @@ mod tests {
         }
     }
 
+    /// A snapshot position in tree 1.
+    fn cur(k: &str) -> Option<Cursor> {
+        Some(Cursor {
+            tree: 1,
+            key: k.as_bytes().to_vec(),
+        })
+    }
+
+    /// A part of node 1's snapshot at `(5, 1)` answering a replica at
+    /// `(0, 0)`: `keys` in tree 1 (value `v`) between `after` and `next`.
+    fn part(after: Option<Cursor>, keys: &[&str], next: Option<Cursor>) -> Event {
+        Event::Received(
+            1,
+            Msg::Snapshot {
+                epoch: 1,
+                for_seq: 0,
+                for_epoch: 0,
+                snapshot: Snapshot {
+                    seq: 5,
+                    epoch: 1,
+                    after,
+                    entries: keys
+                        .iter()
+                        .map(|k| Entry {
+                            tree: 1,
+                            key: k.as_bytes().to_vec(),
+                            value: b"v".to_vec(),
+                        })
+                        .collect(),
+                    next,
+                },
+            },
+        )
+    }
+
     /// Synchronous, lossless in-order network with cuttable links.
     struct Net {
         nodes: BTreeMap<NodeId, (Machine, MemLog)>,
@@ -1290,36 +1325,6 @@ mod tests {
         let mut log = MemLog::new();
         let mut m = Machine::new(2, vec![1], Role::Replica { primary: Some(1) }, 1);
         m.handle(0, Event::Connected(1), &mut log);
-        let cur = |k: &str| {
-            Some(Cursor {
-                tree: 1,
-                key: k.as_bytes().to_vec(),
-            })
-        };
-        let part = |after: Option<Cursor>, keys: &[&str], next: Option<Cursor>| {
-            Event::Received(
-                1,
-                Msg::Snapshot {
-                    epoch: 1,
-                    for_seq: 0,
-                    for_epoch: 0,
-                    snapshot: Snapshot {
-                        seq: 5,
-                        epoch: 1,
-                        after,
-                        entries: keys
-                            .iter()
-                            .map(|k| Entry {
-                                tree: 1,
-                                key: k.as_bytes().to_vec(),
-                                value: b"v".to_vec(),
-                            })
-                            .collect(),
-                        next,
-                    },
-                },
-            )
-        };
         let out = m.handle(1, part(None, &["a", "b"], cur("b")), &mut log);
         assert!(
             out.iter().any(|a| matches!(a,
@@ -1435,37 +1440,9 @@ mod tests {
             ),
             &mut log,
         );
-        let snap = |after: Option<&str>, keys: &[&str], next: Option<&str>| {
-            let cur = |k: &str| Cursor {
-                tree: 1,
-                key: k.as_bytes().to_vec(),
-            };
-            Event::Received(
-                1,
-                Msg::Snapshot {
-                    epoch: 1,
-                    for_seq: if after.is_none() { 0 } else { 5 },
-                    for_epoch: if after.is_none() { 0 } else { 1 },
-                    snapshot: Snapshot {
-                        seq: 5,
-                        epoch: 1,
-                        after: after.map(cur),
-                        entries: keys
-                            .iter()
-                            .map(|k| Entry {
-                                tree: 1,
-                                key: k.as_bytes().to_vec(),
-                                value: b"v".to_vec(),
-                            })
-                            .collect(),
-                        next: next.map(cur),
-                    },
-                },
-            )
-        };
-        m.handle(2, snap(None, &["a"], Some("a")), &mut log);
+        m.handle(2, part(None, &["a"], cur("a")), &mut log);
         // "z" was written at seq 6, after the snapshot's position.
-        m.handle(3, snap(Some("a"), &["z"], None), &mut log);
+        m.handle(3, part(cur("a"), &["z"], None), &mut log);
         m.handle(4, Event::Tick, &mut log);
         assert_eq!(log.last(), (5, 1));
         assert!(log.get(1, b"z").is_some());
