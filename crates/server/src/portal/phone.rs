@@ -101,37 +101,20 @@ pub(super) async fn phone_send(
     };
     let lang = si.lang();
     let typed = field(&form, "phone").to_string();
+    // The form again with the number as typed and why it was refused.
+    let refuse = |si: &SignedIn, msg: Msg, status: StatusCode| {
+        phone_response(&p, si, &typed, &alert(msg.text(lang)), status, now)
+    };
     let Some(phone) = normalize_phone(&typed) else {
         si.s.phone = None;
-        return phone_response(
-            &p,
-            &si,
-            &typed,
-            &alert(Msg::PhoneInvalid.text(lang)),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            now,
-        );
+        return refuse(&si, Msg::PhoneInvalid, StatusCode::UNPROCESSABLE_ENTITY);
     };
     if !p.node.portal_can_send_sms() {
-        return phone_response(
-            &p,
-            &si,
-            &typed,
-            &alert(Msg::NoGateway.text(lang)),
-            StatusCode::SERVICE_UNAVAILABLE,
-            now,
-        );
+        return refuse(&si, Msg::NoGateway, StatusCode::SERVICE_UNAVAILABLE);
     }
     // Every text message costs money: the per-user rate covers sends too.
     if !p.allow(peer.0.ip(), Some(si.name())) {
-        return phone_response(
-            &p,
-            &si,
-            &typed,
-            &alert(Msg::TooMany.text(lang)),
-            StatusCode::TOO_MANY_REQUESTS,
-            now,
-        );
+        return refuse(&si, Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
     }
     let sent = p.new_code(&phone, now);
     let body = p.node.config().sms.message.replace("{code}", &sent.code);
@@ -140,14 +123,7 @@ pub(super) async fn phone_send(
         .await
         .is_err()
     {
-        return phone_response(
-            &p,
-            &si,
-            &typed,
-            &alert(Msg::SmsFailed.text(lang)),
-            StatusCode::SERVICE_UNAVAILABLE,
-            now,
-        );
+        return refuse(&si, Msg::SmsFailed, StatusCode::SERVICE_UNAVAILABLE);
     }
     si.s.phone = Some(sent);
     phone_response(&p, &si, &phone, "", StatusCode::OK, now)
