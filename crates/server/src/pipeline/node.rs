@@ -56,6 +56,8 @@ pub struct Node {
     pub(super) limits: Arc<crate::limits::Limits>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
+    /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
+    pub(super) verifications: crate::verifications::Verifications,
 }
 
 impl std::fmt::Debug for Node {
@@ -126,6 +128,8 @@ impl Node {
             .collect();
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        let verifications =
+            crate::verifications::Verifications::new(cfg.node_id, cfg.challenge_max_sessions);
         Ok(Node {
             limits: Arc::new(crate::limits::Limits::new(
                 cfg.limits.clone(),
@@ -160,7 +164,14 @@ impl Node {
             directory,
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
+            verifications,
         })
+    }
+
+    /// The out-of-band verifications this node is waiting for (the callback
+    /// handlers, the approval page and the peer link decide them).
+    pub fn verifications(&self) -> &crate::verifications::Verifications {
+        &self.verifications
     }
 
     /// Attaches the running replication (once, at start).
