@@ -61,7 +61,10 @@ impl TwilioSim {
         }
         TwilioSim {
             child,
-            addr: std::fs::read_to_string(&ready).expect("ready").trim().into(),
+            addr: std::fs::read_to_string(&ready)
+                .expect("ready")
+                .trim()
+                .into(),
             cert: dir.join("twilio.pem"),
         }
     }
@@ -294,7 +297,9 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     assert!(call["StatusCallback"]
         .as_str()
         .unwrap_or("")
-        .starts_with(&format!("https://127.0.0.1:{port}/callback/twilio/status/n7-")));
+        .starts_with(&format!(
+            "https://127.0.0.1:{port}/callback/twilio/status/n7-"
+        )));
     assert_reason(&env, "alice", 1, "ok");
 
     // PIN mode: the PIN then #, checked by radmfa; never sent to Twilio.
@@ -345,7 +350,11 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     let refused: Vec<_> = carl.iter().filter(|c| c["status"] == 403).collect();
     assert_eq!(refused.len(), 4, "voice + status, twice: {carl:?}");
     assert!(env.counter("callbacks_bad_signature") >= 4);
-    assert!(server.log().contains("X-Twilio-Signature"), "{}", server.log());
+    assert!(
+        server.log().contains("X-Twilio-Signature"),
+        "{}",
+        server.log()
+    );
 
     // A replayed callback changes nothing: the login was approved once, the
     // second post (and a later one with other keys) is answered "no longer
@@ -372,7 +381,11 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
 
 /// Starts `n` logins of `user` at once (each its own radclient, so none is
 /// a duplicate of another); join the handles for the replies.
-fn logins_in_background(addr: &str, user: &str, n: usize) -> Vec<std::thread::JoinHandle<RadReply>> {
+fn logins_in_background(
+    addr: &str,
+    user: &str,
+    n: usize,
+) -> Vec<std::thread::JoinHandle<RadReply>> {
     (0..n)
         .map(|_| {
             let (addr, user) = (addr.to_string(), user.to_string());
@@ -452,8 +465,12 @@ fn twilio_two_way_sms_replies_matched_by_number_and_reference() {
     assert_ne!(refs[0], refs[1]);
     let (_, answer) = reply("yes", "valid");
     assert!(answer.contains("Several sign-ins"), "{answer}");
-    assert!(reply(&format!("NO {}", refs[1]), "valid").1.contains("denied"));
-    assert!(reply(&format!("{} YES", refs[0]), "valid").1.contains("approved"));
+    assert!(reply(&format!("NO {}", refs[1]), "valid")
+        .1
+        .contains("denied"));
+    assert!(reply(&format!("{} YES", refs[0]), "valid")
+        .1
+        .contains("approved"));
     let mut codes: Vec<String> = pending
         .into_iter()
         .map(|h| h.join().expect("login").code.unwrap_or_default())
