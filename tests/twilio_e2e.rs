@@ -251,23 +251,26 @@ fn assert_reason(env: &Env, user: &str, n: usize, reason: &str) {
     );
 }
 
-#[test]
-fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
+/// One node (id 7) whose portal port Twilio reaches directly; `None`
+/// without the test's peers.
+fn single_node() -> Option<(tempfile::TempDir, TwilioSim, u16, Env)> {
     if !have_peers() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = pki(dir.path(), &["7"]);
     let sim = TwilioSim::start(dir.path(), &certs.join("ca.pem"));
     let port = common::free_tcp_port();
-    let env = twilio_env(
-        &sim,
-        dir.path(),
-        &certs,
-        7,
-        port,
-        &format!("https://127.0.0.1:{port}"),
-    );
+    let base = format!("https://127.0.0.1:{port}");
+    let env = twilio_env(&sim, dir.path(), &certs, 7, port, &base);
+    Some((dir, sim, port, env))
+}
+
+#[test]
+fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
+    let Some((_dir, sim, port, env)) = single_node() else {
+        return;
+    };
     for (name, phone) in [
         ("alice", "+15550300001"),
         ("pete", "+15550300002"),
@@ -402,15 +405,10 @@ fn reference(body: &str) -> String {
 
 #[test]
 fn twilio_two_way_sms_replies_matched_by_number_and_reference() {
-    if !have_peers() {
+    let Some((_dir, sim, port, env)) = single_node() else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let certs = pki(dir.path(), &["7"]);
-    let sim = TwilioSim::start(dir.path(), &certs.join("ca.pem"));
-    let port = common::free_tcp_port();
+    };
     let base = format!("https://127.0.0.1:{port}");
-    let env = twilio_env(&sim, dir.path(), &certs, 7, port, &base);
     let phone = "+15550400001";
     add_user(&env, "sam", "sms_two_way", phone);
     let server = env.start();

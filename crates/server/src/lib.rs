@@ -206,6 +206,27 @@ fn warn_catch_all_clients(cfg: &RuntimeConfig, store: &Store) {
     }
 }
 
+/// Warns at start-up when Twilio is the gateway but its callbacks cannot
+/// reach this node: calls and two-way SMS would never get an answer (they
+/// follow the policy's `fail_mode` instead).
+fn warn_twilio_without_callbacks(cfg: &RuntimeConfig) {
+    let twilio = cfg
+        .gateway
+        .as_ref()
+        .is_some_and(|g| matches!(g.provider, radmfa_gateway::Provider::Twilio { .. }));
+    if !twilio {
+        return;
+    }
+    if cfg.oob.callback_url.is_none() || cfg.portal.is_none() {
+        tracing::warn!(
+            "[gateway] provider = \"twilio\" without a callback address: Twilio calls and two-way SMS \
+             cannot return an answer and follow fail_mode; add a [portal] section (it serves \
+             /callback/twilio/...) and set [gateway] callback_url (or [portal] public_url) to the \
+             address Twilio reaches it at (docs/deployment.md)"
+        );
+    }
+}
+
 fn data_decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
@@ -464,6 +485,7 @@ async fn start(
     let bound = bound_addresses(&listeners, control.as_ref().map(|_| cfg.control_socket()));
     warn_open_dirs(&cfg, &store);
     warn_catch_all_clients(&cfg, &store);
+    warn_twilio_without_callbacks(&cfg);
     let _ = check_seed_key(&store);
     let new_cluster_key = !cfg.cluster_key_file.exists();
     let state_key = load_cluster_key(&cfg.cluster_key_file)?;

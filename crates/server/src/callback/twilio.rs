@@ -72,9 +72,9 @@ pub fn router(node: Arc<Node>) -> Option<Router> {
     );
     Some(
         Router::new()
-            .route(&format!("{CALLBACK_PREFIX}/voice/{{id}}"), post(voice))
-            .route(&format!("{CALLBACK_PREFIX}/status/{{id}}"), post(status))
             .route(&format!("{CALLBACK_PREFIX}/sms"), post(sms))
+            // voice/{id} and status/{id}
+            .route(&format!("{CALLBACK_PREFIX}/{{kind}}/{{id}}"), post(call))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(state),
     )
@@ -133,6 +133,26 @@ impl Callbacks {
         );
     }
 
+    /// Checks the signature, reads the answer the form carries (`read`:
+    /// `None` when it holds none), delivers and counts it. `Ok(None)`: a
+    /// signed callback without a readable answer (counted as unmatched).
+    async fn receive(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        read: impl FnOnce(&[(String, String)]) -> Option<Answer>,
+    ) -> Result<Option<Delivered>, Box<Response>> {
+        let params = self.verified(uri, headers, body)?;
+        let Some(answer) = read(&params) else {
+            self.count(Delivered::Unknown);
+            return Ok(None);
+        };
+        let delivered = deliver(&self.node, answer).await;
+        self.count(delivered);
+        Ok(Some(delivered))
+    }
+
     /// Counts what became of a signed callback.
     fn count(&self, d: Delivered) {
         let c = self.node.counters();
@@ -159,24 +179,38 @@ fn twiml(body: &str) -> Response {
         .into_response()
 }
 
-/// The `<Gather action>`: the keys pressed; the TwiML answer is what the
-/// caller hears before the call ends.
-async fn voice(
+/// A call's callbacks: `voice` (the `<Gather action>`: the keys pressed;
+/// the TwiML answer is what the caller hears before the call ends) and
+/// `status` (the `StatusCallback`: a busy line, no answer, a failed or
+/// cancelled call ends the wait at once).
+async fn call(
     State(cb): State<Arc<Callbacks>>,
-    Path(id): Path<String>,
+    Path((kind, id)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match cb.verified(&uri, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
+    let voice = match kind.as_str() {
+        "voice" => true,
+        "status" => false,
+        _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let digits = param(&params, "Digits").to_string();
-    let delivered = deliver(&cb.node, Answer::Keys { id, digits }).await;
-    cb.count(delivered);
+    let read = |p: &[(String, String)]| {
+        Some(if voice {
+            let digits = param(p, "Digits").to_string();
+            Answer::Keys { id, digits }
+        } else {
+            let status = param(p, "CallStatus").to_string();
+            Answer::CallEnded { id, status }
+        })
+    };
+    let delivered = match cb.receive(&uri, &headers, &body, read).await {
+        Err(r) => return *r,
+        Ok(_) if !voice => return twiml(""),
+        Ok(d) => d,
+    };
     let said = match delivered {
-        Delivered::Done { outcome } => match outcome {
+        Some(Delivered::Done { outcome }) => match outcome {
             Outcome::Approved => "Thank you. Your sign-in is approved.",
             Outcome::WrongPin => "The PIN was not correct. The sign-in is denied.",
             Outcome::Fraud => {
@@ -185,29 +219,12 @@ async fn voice(
             Outcome::NoInput => "No key was pressed. The sign-in is denied.",
             _ => "The sign-in is denied.",
         },
-        Delivered::OwnerUnreachable => "Sorry, your answer could not be recorded. Please sign in again.",
+        Some(Delivered::OwnerUnreachable) => {
+            "Sorry, your answer could not be recorded. Please sign in again."
+        }
         _ => "This sign-in request is no longer valid.",
     };
     twiml(&format!("<Say>{said} Goodbye.</Say><Hangup/>"))
-}
-
-/// The call's `StatusCallback`: a busy line, no answer, a failed or
-/// cancelled call ends the wait at once.
-async fn status(
-    State(cb): State<Arc<Callbacks>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = match cb.verified(&uri, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let status = param(&params, "CallStatus").to_string();
-    let delivered = deliver(&cb.node, Answer::CallEnded { id, status }).await;
-    cb.count(delivered);
-    twiml("")
 }
 
 /// The inbound-message webhook: a reply to a two-way SMS, matched by the
@@ -219,37 +236,28 @@ async fn sms(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match cb.verified(&uri, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let from = param(&params, "From").to_string();
-    let Some(reply) = read_reply(param(&params, "Body")) else {
-        cb.count(Delivered::Unknown);
-        return twiml(
-            "<Message>Reply YES or NO followed by the number in the sign-in message.</Message>",
-        );
-    };
-    let delivered = deliver(
-        &cb.node,
-        Answer::SmsReply {
-            from,
+    let reply = |p: &[(String, String)]| {
+        let reply = read_reply(param(p, "Body"))?;
+        Some(Answer::SmsReply {
+            from: param(p, "From").to_string(),
             approve: reply.approve,
             reference: reply.reference,
-        },
-    )
-    .await;
-    cb.count(delivered);
-    let said = match delivered {
-        Delivered::Done {
+        })
+    };
+    let said = match cb.receive(&uri, &headers, &body, reply).await {
+        Err(r) => return *r,
+        Ok(None) => "Reply YES or NO followed by the number in the sign-in message.",
+        Ok(Some(Delivered::Done {
             outcome: Outcome::Approved,
-        } => "Sign-in approved.",
-        Delivered::Done { .. } => "Sign-in denied.",
-        Delivered::Ambiguous => {
+        })) => "Sign-in approved.",
+        Ok(Some(Delivered::Done { .. })) => "Sign-in denied.",
+        Ok(Some(Delivered::Ambiguous)) => {
             "Several sign-ins are waiting: reply YES or NO followed by the number in the message."
         }
-        Delivered::OwnerUnreachable => "Your answer could not be recorded. Please sign in again.",
-        _ => "No sign-in is waiting for this answer.",
+        Ok(Some(Delivered::OwnerUnreachable)) => {
+            "Your answer could not be recorded. Please sign in again."
+        }
+        Ok(Some(_)) => "No sign-in is waiting for this answer.",
     };
     twiml(&format!("<Message>{said}</Message>"))
 }

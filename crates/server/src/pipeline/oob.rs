@@ -87,7 +87,8 @@ impl Node {
         let callbacks = gateway.reports_to_callbacks();
         let base = self.cfg.oob.callback_url.as_deref();
         if callbacks && base.is_none() && oob_mode != OobMode::Push {
-            warn!("a Twilio call or two-way SMS needs the address Twilio reaches this cluster at: set [gateway] callback_url (or [portal] public_url); until then these sign-ins follow fail_mode");
+            // Said once at start-up (`warn_twilio_without_callbacks`).
+            tracing::debug!("no Twilio callback address: fail_mode");
             return down(GatewayTrouble::NotConfigured);
         }
         let pin_mode_used = pin.is_some();
