@@ -236,3 +236,49 @@ pub fn decide_here(node: &Node, answer: &Answer) -> Delivered {
     };
     of(decided, outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON of the Verdict frames is a wire format between nodes of
+    /// possibly different versions: pinned here.
+    #[test]
+    fn wire_form_is_stable() {
+        let keys = Answer::Keys {
+            id: "n1-00".into(),
+            digits: "#".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&keys).unwrap(),
+            r##"{"kind":"keys","id":"n1-00","digits":"#"}"##
+        );
+        let reply: Answer = serde_json::from_str(
+            r#"{"kind":"sms_reply","from":"+15550000001","approve":false,"reference":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            reply,
+            Answer::SmsReply {
+                from: "+15550000001".into(),
+                approve: false,
+                reference: None
+            }
+        );
+        let done = Delivered::Done {
+            outcome: Outcome::CallNoAnswer,
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"result":"done","outcome":"call_no_answer"}"#
+        );
+        for o in Outcome::ALL {
+            let d = Delivered::Done { outcome: *o };
+            let back: Delivered = serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
+            assert_eq!(back, d);
+        }
+        assert!(
+            serde_json::from_str::<Delivered>(r#"{"result":"done","outcome":"maybe"}"#).is_err()
+        );
+    }
+}
