@@ -411,6 +411,7 @@ fn twilio_two_way_sms_replies_matched_by_number_and_reference() {
     let base = format!("https://127.0.0.1:{port}");
     let phone = "+15550400001";
     add_user(&env, "sam", "sms_two_way", phone);
+    add_user(&env, "olga", "sms", "+15550400002");
     let server = env.start();
     let addr = server.addr_string();
     let webhook = format!("{base}/callback/twilio/sms");
@@ -476,6 +477,12 @@ fn twilio_two_way_sms_replies_matched_by_number_and_reference() {
     codes.sort();
     assert_eq!(codes, ["Access-Accept", "Access-Reject"]);
     assert!(env.counter("callbacks_bad_signature") >= 2);
+
+    // A one-way SMS code goes out under the policy's sender number too.
+    let r = common::login(&addr, "olga", "correct-horse", None);
+    common::expect(&r, "Access-Challenge");
+    let sent = sim.wait_requests("+15550400002", 1);
+    assert_eq!(sent[0]["form"]["From"], POLICY_FROM);
 }
 
 #[test]

@@ -143,6 +143,7 @@ fn sms(id: &str, phone: &str, body: &str) -> SmsRequest {
         server_name: "radmfa-1".into(),
         server_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
         client_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+        from_number: None,
     }
 }
 

@@ -241,11 +241,11 @@ impl Gateway {
                     "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
                     self.base
                 );
-                let form = [
-                    ("To", to),
-                    ("From", from_number.as_str()),
-                    ("Body", req.body.as_str()),
-                ];
+                let from = match &req.from_number {
+                    Some(f) => check_phone(Some(f))?,
+                    None => from_number.as_str(),
+                };
+                let form = [("To", to), ("From", from), ("Body", req.body.as_str())];
                 let res: TwilioResource = self
                     .call(Operation::SendSms, false, self.cfg.timeout, || {
                         self.http
@@ -674,6 +674,7 @@ mod tests {
             server_name: "s".into(),
             server_ip: None,
             client_ip: None,
+            from_number: None,
         };
         assert!(matches!(
             g.send_sms(&req).await,

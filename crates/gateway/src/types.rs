@@ -59,6 +59,9 @@ pub struct SmsRequest {
     pub server_ip: Option<IpAddr>,
     /// IP address of the RADIUS client's end user (e.g. the VPN user), when known.
     pub client_ip: Option<IpAddr>,
+    /// Sender number (E.164) instead of the configured `from_number`
+    /// (Twilio; a policy's own number).
+    pub from_number: Option<String>,
 }
 
 /// Kind of out-of-band verification.

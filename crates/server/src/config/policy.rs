@@ -120,8 +120,8 @@ pub struct Policy {
     pub mfa_bypass_groups: Vec<String>,
     /// When not empty, only members of these groups need a second factor.
     pub mfa_groups: Vec<String>,
-    /// Caller ID / SMS sender (E.164) of this policy's calls and two-way
-    /// SMS through Twilio; `None`: `[gateway] from_number`.
+    /// Caller ID / SMS sender (E.164) of this policy's calls and SMS (one-way
+    /// and two-way) through Twilio; `None`: `[gateway] from_number`.
     pub from_number: Option<String>,
 }
 

@@ -159,6 +159,7 @@ impl Node {
             server_name: self.cfg.node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: end_user,
+            from_number: None,
         };
         gateway.send_sms(&request).await.map(|_| ()).map_err(|e| {
             warn!(error = %e, "cannot send the SMS code");

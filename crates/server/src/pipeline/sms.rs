@@ -63,6 +63,7 @@ impl Node {
             server_name: self.cfg.node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: login.end_user,
+            from_number: login.policy.from_number.clone(),
         };
         match gateway.send_sms(&request).await {
             Ok(_) => {
