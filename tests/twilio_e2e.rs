@@ -525,6 +525,7 @@ fn twilio_callback_reaching_another_node_decides_the_owners_login() {
         envs.push(env);
     }
     add_user(&envs[0], "alice", "call", "+15550500001");
+    add_user(&envs[0], "sue", "sms_two_way", "+15550500002");
     let a = envs[0].start();
     let _b = envs[1].start();
     sim.rule("+15550500001", "keys:#");
@@ -541,4 +542,31 @@ fn twilio_callback_reaching_another_node_decides_the_owners_login() {
     // Node B counted it as decided (through node A).
     assert_eq!(envs[1].counter("callbacks_decided"), 1);
     assert_reason(&envs[0], "alice", 1, "ok");
+
+    // An SMS reply reaching node B: with its reference (which names node 1)
+    // it goes straight to A; without one, B finds nothing waiting for the
+    // number here and asks its peer.
+    for (i, with_reference) in [true, false].into_iter().enumerate() {
+        let pending = logins_in_background(&a.addr_string(), "sue", 1);
+        let sent = sim.wait_requests("+15550500002", i + 1);
+        let text = sent[i]["form"]["Body"].as_str().expect("Body");
+        let r = reference(text);
+        assert!(r.ends_with('1'), "the reference names node 1: {text}");
+        let body = if with_reference {
+            format!("YES {r}")
+        } else {
+            "yes".to_string()
+        };
+        let (status, answer) = sim.post(
+            &format!("{base}/callback/twilio/sms"),
+            json!({"MessageSid": "SMin", "AccountSid": SID, "From": "+15550500002", "To": POLICY_FROM, "Body": body}),
+            "valid",
+        );
+        assert_eq!(status, 200);
+        assert!(answer.contains("approved"), "{answer}");
+        for h in pending {
+            common::expect(&h.join().expect("login"), "Access-Accept");
+        }
+    }
+    assert_eq!(envs[1].counter("callbacks_decided"), 3);
 }
