@@ -121,7 +121,7 @@ impl AdminHooks for Node {
         Node::replication(self)
     }
 
-    fn directory(&self) -> Option<&radmfa_directory::Directory> {
+    fn directory(&self) -> Option<radmfa_directory::Directory> {
         Node::directory(self)
     }
 }

@@ -29,6 +29,7 @@ pub mod radsec;
 pub mod replication;
 pub mod retention;
 pub mod secret;
+pub mod swap;
 pub mod sync;
 #[cfg(test)]
 mod testing;
@@ -244,7 +245,7 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
         match admin::directory_sync_detached(
             node.store().clone(),
             node.config_arc(),
-            node.directory().cloned(),
+            node.directory(),
             req,
         )
         .await
@@ -531,8 +532,9 @@ async fn start(
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
+    let current = node.clone();
     tasks.spawn(limits::prune_loop(
-        node.limits_shared(),
+        move || current.limits(),
         node.clock(),
         shutdown.clone(),
     ));

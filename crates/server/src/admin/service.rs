@@ -41,8 +41,9 @@ pub trait AdminHooks: Send + Sync {
     fn stats(&self) -> Value;
     /// The replication driver, when clustered.
     fn replication(&self) -> Option<&Arc<Replication>>;
-    /// The directory client, when configured.
-    fn directory(&self) -> Option<&radmfa_directory::Directory>;
+    /// The directory client, when configured (the one in force now: a
+    /// reload may replace it).
+    fn directory(&self) -> Option<radmfa_directory::Directory>;
 }
 
 /// Admin operations on a running node.
@@ -151,7 +152,7 @@ impl<'a> Admin<'a> {
                 let res = directory_sync_detached(
                     self.store.clone(),
                     self.config.clone(),
-                    self.hooks.directory().cloned(),
+                    self.hooks.directory(),
                     req,
                 )
                 .await

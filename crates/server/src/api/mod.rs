@@ -828,7 +828,8 @@ fn policy_view(p: &crate::config::Policy) -> Value {
 
 async fn policies(State(st): State<St>, headers: HeaderMap) -> ApiResult {
     authorize(&st, &headers, "clients:read").await?;
-    let mut list: Vec<&crate::config::Policy> = st.node.config().policies.values().collect();
+    let cfg = st.node.config();
+    let mut list: Vec<&crate::config::Policy> = cfg.policies.values().collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     ok(json!({"items": list.into_iter().map(policy_view).collect::<Vec<_>>()}))
 }

@@ -61,7 +61,7 @@ impl Node {
             Err(d) => return *d,
         };
         let down = |why| self.gateway_down(login, user, token, mode, why);
-        let Some(gateway) = &self.gateway else {
+        let Some(gateway) = self.gateway() else {
             return down(GatewayTrouble::NotConfigured);
         };
         let mut id = [0u8; 16];
@@ -70,7 +70,7 @@ impl Node {
             id: hex(&id),
             mode: gw_mode,
             user: self.user_fields(user),
-            server_name: self.cfg.node_name.clone(),
+            server_name: self.cfg().node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: login.end_user,
             pin_mode,
@@ -84,7 +84,7 @@ impl Node {
             }
         };
         let deadline = tokio::time::Instant::from_std(
-            self.clock.instant() + Duration::from_secs(self.cfg.verdict_timeout_secs),
+            self.clock.instant() + Duration::from_secs(self.cfg().verdict_timeout_secs),
         );
         match gateway.wait_verdict(&started, deadline).await {
             Ok(Verdict::Approved) => {

@@ -1,0 +1,255 @@
+//! The running configuration key by key: for every field of
+//! [`RuntimeConfig`], the section it comes from, whether the nodes of a
+//! cluster must agree on it ([`Scope`]) and whether a running node can take
+//! a new value without a restart ([`Apply`]). Two users read this one table:
+//! the per-section digests the nodes exchange to notice a disagreement
+//! ([`section_digests`]) and the reload, which refuses a change to a
+//! restart-only key and names what changed ([`changes`]).
+//!
+//! Separate from `runtime.rs` so that the classification sits in one place:
+//! [`keys`] destructures `RuntimeConfig` without a wildcard, so a new field
+//! does not compile until it is classified here. A field holding a section's
+//! settings (a policy, the gateway, the limits) is one key: what other code
+//! adds inside those settings is carried without a change here.
+//!
+//! Values are compared through their `Debug` text, which every settings type
+//! derives, with maps sorted first. Secrets print as `***` there (the secret
+//! newtypes), so **secrets are not part of a digest**: a digest travels to the
+//! peers and is shown by `status` and the API, and a hash of a short shared
+//! secret could be guessed offline from it. A changed secret is still read
+//! by a reload (every secret file is read again and the clients, upstreams,
+//! directory, mail and gateway are rebuilt from the new file).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::runtime::RuntimeConfig;
+
+/// Whether the nodes of a cluster must agree on a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The same on every node: part of the section's digest.
+    Cluster,
+    /// This node's own (its id, name, addresses, files, log level): not
+    /// compared.
+    Node,
+}
+
+/// What a new value of a key needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// A reload applies it (requests in flight finish with the old value).
+    Reload,
+    /// Read once at start-up (sockets, the store, caches sized at start):
+    /// a reload that changes it is refused.
+    Restart,
+}
+
+/// One key of the running configuration.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// The section, as written in the file (`policy` for `[[policy]]`).
+    pub section: &'static str,
+    /// The key inside the section; empty when the whole section is one key.
+    pub name: &'static str,
+    /// Compared between nodes or not.
+    pub scope: Scope,
+    /// Reloadable or not.
+    pub apply: Apply,
+    /// The value as compared (secrets as `***`).
+    value: String,
+}
+
+impl Key {
+    /// How the key is named to people: `[radius] listen`, `[[policy]]`.
+    pub fn label(&self) -> String {
+        let section = match self.section {
+            "upstream" | "group_attributes" | "sync" | "policy" | "client" => {
+                format!("[[{}]]", self.section)
+            }
+            s => format!("[{s}]"),
+        };
+        if self.name.is_empty() {
+            section
+        } else {
+            format!("{section} {}", self.name)
+        }
+    }
+}
+
+fn text<T: Debug>(v: &T) -> String {
+    format!("{v:?}")
+}
+
+/// A map's entries in key order (a `HashMap`'s `Debug` order is random).
+fn sorted<K: Ord + Debug, V: Debug>(m: &std::collections::HashMap<K, V>) -> String {
+    text(&m.iter().collect::<BTreeMap<_, _>>())
+}
+
+/// Where a listener's own address and files are blanked before comparing.
+const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+/// Every key of `cfg`. Exhaustive on purpose (no `..`): a new field of
+/// [`RuntimeConfig`] must be classified here to compile.
+pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
+    use Apply::{Reload, Restart};
+    use Scope::{Cluster, Node};
+    let RuntimeConfig {
+        origin: _,
+        node_name,
+        node_id,
+        server_ip,
+        data_dir,
+        key_file,
+        cluster_key_file,
+        store_cache_bytes,
+        log_format,
+        log_level,
+        listen,
+        duplicate_window_secs,
+        duplicate_cache_entries,
+        workers,
+        max_in_flight,
+        argon2_memory_kib,
+        argon2_iterations,
+        password_cache_ttl_secs,
+        password_cache_max_entries,
+        user_cache_entries,
+        otp_issuer,
+        otp_window,
+        otp_digits,
+        hotp_look_ahead,
+        challenge_lifetime_secs,
+        challenge_max_sessions,
+        gateway,
+        verdict_timeout_secs,
+        sms,
+        cluster,
+        upstreams,
+        group_attributes,
+        directory,
+        sync,
+        mail,
+        policies,
+        clients,
+        portal,
+        api,
+        audit_retention_days,
+        radsec,
+        limits,
+    } = cfg;
+    // The listeners' sections without what is this node's own (address,
+    // certificate and key files): the rest must agree.
+    let portal = portal.clone().map(|mut p| {
+        (p.listen, p.cert, p.key) = (ANY, PathBuf::new(), PathBuf::new());
+        p
+    });
+    let api = api.clone().map(|mut a| {
+        (a.listen, a.cert, a.key) = (ANY, PathBuf::new(), PathBuf::new());
+        a
+    });
+    let radsec = radsec.clone().map(|mut r| {
+        (r.listen, r.cert, r.key, r.ca) = (ANY, PathBuf::new(), PathBuf::new(), PathBuf::new());
+        r
+    });
+    let key = |section, name, scope, apply, value| Key {
+        section,
+        name,
+        scope,
+        apply,
+        value,
+    };
+    vec![
+        key("server", "node_name", Node, Reload, text(node_name)),
+        key("server", "node_id", Node, Restart, text(node_id)),
+        key("server", "server_ip", Node, Reload, text(server_ip)),
+        key("server", "data_dir", Node, Restart, text(data_dir)),
+        key("server", "key_file", Node, Restart, text(key_file)),
+        key("server", "store_cache_bytes", Cluster, Restart, text(store_cache_bytes)),
+        key("server", "user_cache_entries", Cluster, Restart, text(user_cache_entries)),
+        key("challenge", "cluster_key_file", Node, Restart, text(cluster_key_file)),
+        key("challenge", "lifetime_secs", Cluster, Restart, text(challenge_lifetime_secs)),
+        key("challenge", "max_sessions", Cluster, Restart, text(challenge_max_sessions)),
+        key("log", "format", Node, Restart, text(log_format)),
+        key("log", "level", Node, Restart, text(log_level)),
+        key("log", "audit_retention_days", Cluster, Restart, text(audit_retention_days)),
+        key("radius", "listen", Node, Restart, text(listen)),
+        key("radius", "duplicate_window_secs", Cluster, Restart, text(duplicate_window_secs)),
+        key("radius", "duplicate_cache_entries", Cluster, Restart, text(duplicate_cache_entries)),
+        key("radius", "workers", Cluster, Restart, text(workers)),
+        key("radius", "max_in_flight", Cluster, Restart, text(max_in_flight)),
+        key("password", "memory_kib", Cluster, Restart, text(argon2_memory_kib)),
+        key("password", "iterations", Cluster, Restart, text(argon2_iterations)),
+        key("password", "cache_ttl_secs", Cluster, Restart, text(password_cache_ttl_secs)),
+        key("password", "cache_max_entries", Cluster, Restart, text(password_cache_max_entries)),
+        key("otp", "issuer", Cluster, Reload, text(otp_issuer)),
+        key("otp", "window", Cluster, Reload, text(otp_window)),
+        key("otp", "digits", Cluster, Reload, text(otp_digits)),
+        key("otp", "hotp_look_ahead", Cluster, Reload, text(hotp_look_ahead)),
+        key("gateway", "", Cluster, Reload, text(gateway)),
+        key("gateway", "verdict_timeout_secs", Cluster, Reload, text(verdict_timeout_secs)),
+        key("sms", "", Cluster, Restart, text(sms)),
+        key("cluster", "", Node, Restart, text(cluster)),
+        key("upstream", "", Cluster, Reload, sorted(upstreams)),
+        key("group_attributes", "", Cluster, Reload, text(group_attributes)),
+        key("directory", "", Cluster, Reload, text(directory)),
+        key("sync", "", Cluster, Reload, text(sync)),
+        key("mail", "", Cluster, Reload, text(mail)),
+        key("policy", "", Cluster, Reload, sorted(policies)),
+        key("client", "", Cluster, Reload, text(clients)),
+        key("portal", "", Cluster, Restart, text(&portal)),
+        key("api", "", Cluster, Restart, text(&api)),
+        key("radsec", "", Cluster, Restart, text(&radsec)),
+        key("limits", "", Cluster, Reload, text(limits)),
+    ]
+}
+
+/// A SHA-256 (hex) per section over its [`Scope::Cluster`] keys, secrets
+/// excluded: what a node reports to its peers.
+pub fn section_digests(cfg: &RuntimeConfig) -> BTreeMap<String, String> {
+    let mut hashers: BTreeMap<&'static str, Sha256> = BTreeMap::new();
+    for k in keys(cfg).into_iter().filter(|k| k.scope == Scope::Cluster) {
+        let h = hashers.entry(k.section).or_default();
+        for part in [k.name.as_bytes(), b"=", k.value.as_bytes(), b"\n"] {
+            h.update(part);
+        }
+    }
+    hashers
+        .into_iter()
+        .map(|(s, h)| {
+            let hex = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            (s.to_string(), hex)
+        })
+        .collect()
+}
+
+/// The sections whose digests differ between `a` and `b` (a section only
+/// one side reports counts as different).
+pub fn differing_sections(
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|(s, d)| b.get(*s) != Some(d))
+        .map(|(s, _)| s.clone())
+        .collect();
+    out.extend(b.keys().filter(|s| !a.contains_key(*s)).cloned());
+    out.sort();
+    out
+}
+
+/// The keys whose value differs from `old` to `new` (secrets aside: see the
+/// module comment).
+pub fn changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Key> {
+    keys(old)
+        .into_iter()
+        .zip(keys(new))
+        .filter(|(o, n)| o.value != n.value)
+        .map(|(_, n)| n)
+        .collect()
+}
