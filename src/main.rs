@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         Command::Restore { file, role } => cli::backup::restore(&cfg, file, role),
         Command::Stats { json } => cli::status::stats(&cfg, json),
         Command::Status { json } => cli::status::status(&cfg, json),
+        Command::Reload => cli::status::reload(&cfg),
         Command::Promote { force } => cli::status::promote(&cfg, force),
     };
     match result {

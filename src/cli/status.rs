@@ -2,6 +2,8 @@
 //! running server only (control socket).
 
 use radmfa_server::admin::AdminRequest;
+use radmfa_server::consistency::ConsistencyView;
+use radmfa_server::pipeline::Reloaded;
 use radmfa_server::replication::{ClusterStatus, NodeRole, ReplStatus, ReplicaView};
 use radmfa_server::RuntimeConfig;
 use serde_json::{Map, Value};
@@ -23,15 +25,70 @@ pub fn stats(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `radmfa status`: replication as this node sees it.
+/// `radmfa status`: replication and configuration consistency as this
+/// node sees them.
 pub fn status(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
-    let v = server(cfg, &AdminRequest::ReplStatus)?;
+    let mut v = server(cfg, &AdminRequest::ReplStatus)?;
+    let config = server(cfg, &AdminRequest::ConfigStatus)?;
     if json {
+        if let Value::Object(m) = &mut v {
+            m.insert("config".into(), config);
+        }
         println!("{v}");
     } else {
         print_status(&typed(v)?, cfg);
+        print_consistency(&typed(config)?, cfg);
     }
     Ok(())
+}
+
+/// `radmfa reload`: the running server reads its configuration file again.
+pub fn reload(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+    let done: Reloaded = typed(server(cfg, &AdminRequest::Reload)?)?;
+    if done.changed.is_empty() {
+        println!(
+            "configuration reloaded from {}: no setting changed (secret files read again)",
+            done.file
+        );
+    } else {
+        println!(
+            "configuration reloaded from {}: {} changed",
+            done.file,
+            done.changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The configuration part of `radmfa status`: one line per peer heard from.
+fn print_consistency(v: &ConsistencyView, cfg: &RuntimeConfig) {
+    if cfg.cluster.is_none() {
+        return;
+    }
+    println!();
+    if v.peers.is_empty() {
+        println!("configuration  no peer heard from yet");
+        return;
+    }
+    if v.agree {
+        println!("configuration  the same as every peer's");
+    }
+    for p in &v.peers {
+        let who = format!("node {} ({})", p.node_id, esc(&p.node_name));
+        let stale = if p.current {
+            String::new()
+        } else {
+            format!(" (last heard {} s ago)", p.last_seen_secs)
+        };
+        if !p.differs.is_empty() {
+            println!(
+                "configuration  differs from {who} in: {}{stale}",
+                p.differs.join(", ")
+            );
+        } else if !stale.is_empty() {
+            println!("configuration  same as {who}{stale}");
+        }
+    }
 }
 
 /// `radmfa promote`: makes this replica the primary.

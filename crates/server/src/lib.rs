@@ -9,6 +9,7 @@ pub mod audit;
 pub mod checks;
 pub mod clients;
 pub mod config;
+pub mod consistency;
 pub mod control;
 pub mod counters;
 pub mod credcache;
@@ -261,6 +262,26 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
     }
 }
 
+/// How the node restarts its directory sync loops (at start, and after a
+/// reload that changed `[[sync]]`): the loops started before stop, one loop
+/// per item starts.
+fn sync_restart(node: &Arc<Node>, shutdown: &CancellationToken) -> pipeline::SyncRestart {
+    let weak = Arc::downgrade(node);
+    let shutdown = shutdown.clone();
+    let running = std::sync::Mutex::new(shutdown.child_token());
+    Box::new(move |items: &[config::SyncItem]| {
+        let Some(node) = weak.upgrade() else {
+            return;
+        };
+        let stop = shutdown.child_token();
+        let mut current = running.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, stop.clone()).cancel();
+        for item in items.iter().cloned() {
+            tokio::spawn(sync_loop(node.clone(), item, stop.clone()));
+        }
+    })
+}
+
 /// Answers requests other nodes forward over the peer link.
 /// A node whose store has never held data or replicated starts in the
 /// configured role; afterwards the role and epoch persisted in the store win.
@@ -298,6 +319,12 @@ impl peer::ForwardHandler for PeerHandler {
         if let Some(r) = self.0.replication() {
             r.received(from_node, message);
         }
+    }
+
+    fn config_digest(&self, from_node: u16, body: Vec<u8>) {
+        self.0
+            .consistency()
+            .received(from_node, &body, std::time::Instant::now());
     }
 
     fn admin(
@@ -524,10 +551,24 @@ async fn start(
         shutdown: &shutdown,
     };
     serving.spawn_listeners(&mut tasks, listeners, tls, portal_keys, clock, peer_stats)?;
-    for item in cfg.sync.clone() {
-        let node = node.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move { sync_loop(node, item, stop).await });
+    node.set_sync_restart(sync_restart(&node, &shutdown));
+    if let Some(restart) = node.sync_restart() {
+        restart(&cfg.sync);
+    }
+    if let (Some(c), Some(client)) = (&cfg.cluster, node.peer_client()) {
+        let peers = c.peers.iter().map(|(id, _)| *id).collect();
+        let weak = Arc::downgrade(&node);
+        let announce = move || {
+            weak.upgrade()
+                .map(|n| n.consistency().announce(&n.config().node_name))
+                .unwrap_or_default()
+        };
+        tasks.spawn(consistency::announce_loop(
+            client,
+            peers,
+            announce,
+            shutdown.clone(),
+        ));
     }
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));

@@ -20,7 +20,10 @@ impl<T: Clone> Swap<T> {
 
     /// The current value.
     pub fn get(&self) -> T {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Replaces the value; returns the one it replaced.

@@ -163,6 +163,12 @@ pub enum AdminRequest {
     /// Replication status: role, epoch, log position, replicas and their
     /// lag, primary reachability (control socket only).
     ReplStatus,
+    /// Re-reads the configuration file and applies it, or refuses it with
+    /// the reason (control socket only; `radmfa reload`, SIGHUP).
+    Reload,
+    /// Configuration digests of this node and the sections each peer
+    /// differs in (control socket only).
+    ConfigStatus,
     /// Replication: TOTP steps / HOTP counters consumed on a replica, raised
     /// (and logged for every node) on the primary.
     OtpAdvance {
@@ -447,9 +453,12 @@ impl AdminRequest {
             | AdminRequest::AdminTokenRevoke { .. }
             | AdminRequest::Stats
             | AdminRequest::ReplStatus
+            | AdminRequest::ConfigStatus
             | AdminRequest::OtpAdvance { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,
+            // The reload refreshes what it replaces itself (`pipeline/reload.rs`).
+            AdminRequest::Reload => Effect::None,
             AdminRequest::UserAdd(NewUser { name, .. })
             | AdminRequest::UserSet(UserChange { name, .. })
             | AdminRequest::UserPin { name, .. }

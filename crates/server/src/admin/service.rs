@@ -41,6 +41,13 @@ pub trait AdminHooks: Send + Sync {
     fn stats(&self) -> Value;
     /// The replication driver, when clustered.
     fn replication(&self) -> Option<&Arc<Replication>>;
+    /// Reloads the configuration file; the answer says what changed.
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, AdminError>> + Send + '_>>;
+    /// This node's configuration digests and the sections each peer
+    /// differs in.
+    fn config_status(&self) -> Value;
     /// The directory client, when configured (the one in force now: a
     /// reload may replace it).
     fn directory(&self) -> Option<radmfa_directory::Directory>;
@@ -95,6 +102,8 @@ impl<'a> Admin<'a> {
             AdminRequest::Promote { force } => {
                 return cluster::promote(self.hooks.replication().cloned(), *force).await;
             }
+            AdminRequest::Reload => return self.hooks.reload().await,
+            AdminRequest::ConfigStatus => return Ok(self.hooks.config_status()),
             _ => {}
         }
         let forwardable = req.clone();
@@ -115,6 +124,8 @@ impl<'a> Admin<'a> {
         let answer = match serde_json::from_slice::<AdminRequest>(body) {
             Ok(
                 AdminRequest::ReplStatus
+                | AdminRequest::Reload
+                | AdminRequest::ConfigStatus
                 | AdminRequest::Promote { .. }
                 | AdminRequest::Backup { .. },
             ) => Answer::failed("this request is not forwarded between nodes".to_string()),

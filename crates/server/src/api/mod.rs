@@ -838,6 +838,7 @@ async fn cluster(State(st): State<St>, headers: HeaderMap) -> ApiResult {
     authorize(&st, &headers, "cluster:read").await?;
     let stats = read(&st, AdminRequest::Stats).await?;
     let replication = read(&st, AdminRequest::ReplStatus).await?;
+    let config = read(&st, AdminRequest::ConfigStatus).await?;
     let cfg = st.node.config();
     let (role, epoch) = st.node.store().repl_state();
     let role = match role {
@@ -852,6 +853,7 @@ async fn cluster(State(st): State<St>, headers: HeaderMap) -> ApiResult {
             c.peers.iter().map(|(id, addr)| json!({"id": id, "address": addr.to_string()})).collect()
         }),
         "replication": replication,
+        "config": config,
         "stats": stats,
     }))
 }

@@ -65,14 +65,19 @@ pub struct Key {
 }
 
 impl Key {
-    /// How the key is named to people: `[radius] listen`, `[[policy]]`.
-    pub fn label(&self) -> String {
-        let section = match self.section {
+    /// How the key's section is named to people: `[radius]`, `[[policy]]`.
+    pub fn section_label(&self) -> String {
+        match self.section {
             "upstream" | "group_attributes" | "sync" | "policy" | "client" => {
                 format!("[[{}]]", self.section)
             }
             s => format!("[{s}]"),
-        };
+        }
+    }
+
+    /// How the key is named to people: `[radius] listen`, `[[policy]]`.
+    pub fn label(&self) -> String {
+        let section = self.section_label();
         if self.name.is_empty() {
             section
         } else {
@@ -169,33 +174,129 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         key("server", "server_ip", Node, Reload, text(server_ip)),
         key("server", "data_dir", Node, Restart, text(data_dir)),
         key("server", "key_file", Node, Restart, text(key_file)),
-        key("server", "store_cache_bytes", Cluster, Restart, text(store_cache_bytes)),
-        key("server", "user_cache_entries", Cluster, Restart, text(user_cache_entries)),
-        key("challenge", "cluster_key_file", Node, Restart, text(cluster_key_file)),
-        key("challenge", "lifetime_secs", Cluster, Restart, text(challenge_lifetime_secs)),
-        key("challenge", "max_sessions", Cluster, Restart, text(challenge_max_sessions)),
+        key(
+            "server",
+            "store_cache_bytes",
+            Cluster,
+            Restart,
+            text(store_cache_bytes),
+        ),
+        key(
+            "server",
+            "user_cache_entries",
+            Cluster,
+            Restart,
+            text(user_cache_entries),
+        ),
+        key(
+            "challenge",
+            "cluster_key_file",
+            Node,
+            Restart,
+            text(cluster_key_file),
+        ),
+        key(
+            "challenge",
+            "lifetime_secs",
+            Cluster,
+            Restart,
+            text(challenge_lifetime_secs),
+        ),
+        key(
+            "challenge",
+            "max_sessions",
+            Cluster,
+            Restart,
+            text(challenge_max_sessions),
+        ),
         key("log", "format", Node, Restart, text(log_format)),
         key("log", "level", Node, Restart, text(log_level)),
-        key("log", "audit_retention_days", Cluster, Restart, text(audit_retention_days)),
+        key(
+            "log",
+            "audit_retention_days",
+            Cluster,
+            Restart,
+            text(audit_retention_days),
+        ),
         key("radius", "listen", Node, Restart, text(listen)),
-        key("radius", "duplicate_window_secs", Cluster, Restart, text(duplicate_window_secs)),
-        key("radius", "duplicate_cache_entries", Cluster, Restart, text(duplicate_cache_entries)),
+        key(
+            "radius",
+            "duplicate_window_secs",
+            Cluster,
+            Restart,
+            text(duplicate_window_secs),
+        ),
+        key(
+            "radius",
+            "duplicate_cache_entries",
+            Cluster,
+            Restart,
+            text(duplicate_cache_entries),
+        ),
         key("radius", "workers", Cluster, Restart, text(workers)),
-        key("radius", "max_in_flight", Cluster, Restart, text(max_in_flight)),
-        key("password", "memory_kib", Cluster, Restart, text(argon2_memory_kib)),
-        key("password", "iterations", Cluster, Restart, text(argon2_iterations)),
-        key("password", "cache_ttl_secs", Cluster, Restart, text(password_cache_ttl_secs)),
-        key("password", "cache_max_entries", Cluster, Restart, text(password_cache_max_entries)),
+        key(
+            "radius",
+            "max_in_flight",
+            Cluster,
+            Restart,
+            text(max_in_flight),
+        ),
+        key(
+            "password",
+            "memory_kib",
+            Cluster,
+            Restart,
+            text(argon2_memory_kib),
+        ),
+        key(
+            "password",
+            "iterations",
+            Cluster,
+            Restart,
+            text(argon2_iterations),
+        ),
+        key(
+            "password",
+            "cache_ttl_secs",
+            Cluster,
+            Restart,
+            text(password_cache_ttl_secs),
+        ),
+        key(
+            "password",
+            "cache_max_entries",
+            Cluster,
+            Restart,
+            text(password_cache_max_entries),
+        ),
         key("otp", "issuer", Cluster, Reload, text(otp_issuer)),
         key("otp", "window", Cluster, Reload, text(otp_window)),
         key("otp", "digits", Cluster, Reload, text(otp_digits)),
-        key("otp", "hotp_look_ahead", Cluster, Reload, text(hotp_look_ahead)),
+        key(
+            "otp",
+            "hotp_look_ahead",
+            Cluster,
+            Reload,
+            text(hotp_look_ahead),
+        ),
         key("gateway", "", Cluster, Reload, text(gateway)),
-        key("gateway", "verdict_timeout_secs", Cluster, Reload, text(verdict_timeout_secs)),
+        key(
+            "gateway",
+            "verdict_timeout_secs",
+            Cluster,
+            Reload,
+            text(verdict_timeout_secs),
+        ),
         key("sms", "", Cluster, Restart, text(sms)),
         key("cluster", "", Node, Restart, text(cluster)),
         key("upstream", "", Cluster, Reload, sorted(upstreams)),
-        key("group_attributes", "", Cluster, Reload, text(group_attributes)),
+        key(
+            "group_attributes",
+            "",
+            Cluster,
+            Reload,
+            text(group_attributes),
+        ),
         key("directory", "", Cluster, Reload, text(directory)),
         key("sync", "", Cluster, Reload, text(sync)),
         key("mail", "", Cluster, Reload, text(mail)),
@@ -252,4 +353,62 @@ pub fn changes(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Key> {
         .filter(|(o, n)| o.value != n.value)
         .map(|(_, n)| n)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(node: &str, listen: &str, first_factor: &str, secret: &str) -> RuntimeConfig {
+        let text = format!(
+            "[server]\nnode_name = \"{node}\"\n[radius]\nlisten = [\"{listen}\"]\n\
+             [[policy]]\nname = \"vpn\"\nfirst_factor = \"{first_factor}\"\n\
+             [[client]]\nname = \"nas\"\naddress = \"10.0.0.0/24\"\nsecret = \"{secret}\"\npolicy = \"vpn\"\n"
+        );
+        RuntimeConfig::parse(&text, "t.toml").expect("config")
+    }
+
+    #[test]
+    fn node_keys_and_secrets_stay_out_of_the_digests() {
+        let a = cfg("a", "0.0.0.0:1812", "local", "testing123");
+        let b = cfg("b", "127.0.0.1:11812", "local", "other-secret-456");
+        assert_eq!(section_digests(&a), section_digests(&b));
+        // Both listed as changes (a reload names them), the address as needing a restart.
+        let changed: Vec<(String, Apply)> = changes(&a, &b)
+            .iter()
+            .map(|k| (k.label(), k.apply))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                ("[server] node_name".to_string(), Apply::Reload),
+                // Derived from the listen address when not set.
+                ("[server] server_ip".to_string(), Apply::Reload),
+                ("[radius] listen".to_string(), Apply::Restart),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_policy_change_is_its_section_and_reloadable() {
+        let a = cfg("a", "0.0.0.0:1812", "local", "testing123");
+        let c = cfg("a", "0.0.0.0:1812", "none", "testing123");
+        let (da, dc) = (section_digests(&a), section_digests(&c));
+        assert_eq!(differing_sections(&da, &dc), vec!["policy".to_string()]);
+        let changed: Vec<String> = changes(&a, &c).iter().map(Key::label).collect();
+        assert_eq!(changed, vec!["[[policy]]".to_string()]);
+        // The digest is SHA-256 over `name=value` lines of the cluster-wide keys.
+        let hex = &da["otp"];
+        let mut h = Sha256::new();
+        for line in [
+            "issuer=\"radmfa\"\n",
+            "window=1\n",
+            "digits=6\n",
+            "hotp_look_ahead=10\n",
+        ] {
+            h.update(line);
+        }
+        let want: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, &want);
+    }
 }

@@ -14,6 +14,7 @@ use super::session::PendingChallenge;
 use crate::audit::AuditSink;
 use crate::clients::Clients;
 use crate::config::RuntimeConfig;
+use crate::consistency::Consistency;
 use crate::counters::Counters;
 use crate::credcache::CredentialCache;
 use crate::dedup::DuplicateCache;
@@ -61,6 +62,13 @@ pub struct Node {
     pub(super) limits: Swap<Arc<crate::limits::Limits>>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
+    /// This node's configuration digests and its peers' (`consistency.rs`).
+    pub(super) consistency: Arc<Consistency>,
+    /// Held by a reload, so two never interleave.
+    pub(super) reloading: tokio::sync::Mutex<()>,
+    /// Restarts the directory sync loops for new `[[sync]]` items (set once
+    /// at start; `reload.rs`).
+    pub(super) sync_restart: std::sync::OnceLock<SyncRestart>,
 }
 
 impl std::fmt::Debug for Node {
@@ -70,6 +78,11 @@ impl std::fmt::Debug for Node {
             .finish_non_exhaustive()
     }
 }
+
+/// Starts the directory sync loops of the `[[sync]]` items given, stopping
+/// those started before (the server's start-up sets it; a reload that
+/// changes `[[sync]]` calls it).
+pub type SyncRestart = Box<dyn Fn(&[crate::config::SyncItem]) + Send + Sync>;
 
 /// What a [`Node`] is built from, besides its configuration.
 pub struct NodeParts {
@@ -123,6 +136,7 @@ impl Node {
         } = Pieces::build(&cfg, &store, &clock)?;
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        let digests = crate::config::section_digests(&cfg);
         Ok(Node {
             limits: Swap::new(Arc::new(crate::limits::Limits::new(
                 cfg.limits.clone(),
@@ -157,6 +171,9 @@ impl Node {
             directory: Swap::new(directory),
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
+            consistency: Arc::new(Consistency::new(digests)),
+            reloading: tokio::sync::Mutex::new(()),
+            sync_restart: std::sync::OnceLock::new(),
         })
     }
 
@@ -218,6 +235,16 @@ impl Node {
     /// The client table.
     pub(super) fn clients(&self) -> Arc<Clients> {
         self.clients.get()
+    }
+
+    /// The configuration digests of this node and its peers.
+    pub fn consistency(&self) -> &Arc<Consistency> {
+        &self.consistency
+    }
+
+    /// The peer link's client side, when clustered.
+    pub fn peer_client(&self) -> Option<PeerClient> {
+        self.peers.clone()
     }
 
     /// Peer-link counters.
