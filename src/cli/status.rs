@@ -8,7 +8,7 @@ use radmfa_server::replication::{ClusterStatus, NodeRole, ReplStatus, ReplicaVie
 use radmfa_server::RuntimeConfig;
 use serde_json::{Map, Value};
 
-use super::call::{server, typed};
+use super::call::{server, tokio_block, typed};
 use super::print::{esc, print_table};
 
 /// `radmfa stats`: the running server's counters.
@@ -42,9 +42,23 @@ pub fn status(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `radmfa --config FILE reload`: FILE is not validated here (the server
+/// reads it and says what is wrong); only its data directory is read, to
+/// find the server's control socket.
+pub fn reload_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let data_dir = radmfa_server::config::data_dir_leniently(&text);
+    reload(&data_dir.join("control.sock"))
+}
+
 /// `radmfa reload`: the running server reads its configuration file again.
-pub fn reload(cfg: &RuntimeConfig) -> anyhow::Result<()> {
-    let done: Reloaded = typed(server(cfg, &AdminRequest::Reload)?)?;
+pub fn reload(control: &std::path::Path) -> anyhow::Result<()> {
+    let answer = tokio_block(radmfa_server::control::request(
+        control,
+        &AdminRequest::Reload,
+    ))?;
+    let done: Reloaded = typed(answer)?;
     if done.changed.is_empty() {
         println!(
             "configuration reloaded from {}: no setting changed (secret files read again)",

@@ -53,6 +53,7 @@ pub use policy::{FailMode, FirstFactor, OtpMode, Policy, Unenrolled};
 pub use portal::{PortalSection, PortalSettings};
 pub use radsec::{RadsecClient, RadsecSection, RadsecSettings};
 pub use runtime::RuntimeConfig;
+pub use server::data_dir_leniently;
 pub use sms::SmsSettings;
 pub use sync::{FieldMode, FieldModes, SyncItem};
 

@@ -103,7 +103,7 @@ impl Node {
             ),
             Err(e) => warn!(
                 error = %e,
-                "configuration reload refused, the running configuration stays: {e}"
+                "configuration reload refused; the running configuration stays"
             ),
         }
         result
