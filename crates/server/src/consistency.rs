@@ -1,8 +1,12 @@
 //! Whether the nodes of a cluster run the same configuration. Each node
 //! sends its per-section digests ([`crate::config::section_digests`]:
 //! cluster-wide keys only, secrets excluded) to its peers over the peer link
-//! every [`ANNOUNCE_EVERY`] (frame kind 11) and keeps the last digests each
-//! peer sent. `radmfa status` and `GET /api/v1/cluster` show the sections
+//! every [`ANNOUNCE_EVERY`], as an admin request between nodes
+//! (`AdminRequest::ConfigDigest` in an Admin frame) whose answer carries the
+//! peer's digests: both sides learn from one exchange, and a node of an older
+//! version answers "bad request" instead of dropping the connection, as it
+//! would for a frame kind it does not know. It keeps the last digests of
+//! each peer. `radmfa status` and `GET /api/v1/cluster` show the sections
 //! that differ per peer ([`Consistency::view`]); the log says so at WARN
 //! once per change of what differs from a peer (not per message), and at
 //! INFO when the two agree again.
@@ -26,7 +30,7 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 /// from (it may be down or run an older version).
 const STALE_AFTER: Duration = Duration::from_secs(30);
 
-/// What a node sends its peers (frame kind 11, JSON).
+/// What a node sends its peers and answers them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Announce {
     /// The sender's `[server] node_name`.
@@ -88,12 +92,13 @@ pub struct ConsistencyView {
 /// connection carries them every [`ANNOUNCE_EVERY`].
 const RECONNECT_EVERY: Duration = Duration::from_secs(30);
 
-/// Sends `announce()` to every peer in `peers` every [`ANNOUNCE_EVERY`]
-/// until `shutdown`.
+/// Exchanges digests with every peer in `peers` every [`ANNOUNCE_EVERY`]
+/// until `shutdown`: sends `announce()`, records the answer in `table`.
 pub async fn announce_loop(
     client: crate::peer::PeerClient,
     peers: Vec<u16>,
-    announce: impl Fn() -> Vec<u8>,
+    table: std::sync::Arc<Consistency>,
+    announce: impl Fn() -> Announce,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
@@ -104,22 +109,54 @@ pub async fn announce_loop(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let body = announce();
+        let Announce {
+            node_name,
+            sections,
+        } = announce();
+        let req = crate::admin::AdminRequest::ConfigDigest {
+            node_name,
+            sections,
+        };
+        let Ok(body) = serde_json::to_vec(&req) else {
+            continue;
+        };
         for &node in &peers {
             let now = Instant::now();
-            let connect = retry_at.get(&node).is_none_or(|at| now >= *at);
-            match client.send_config_digest(node, body.clone(), connect).await {
-                Ok(()) => {
+            if !client.is_connected(node) && retry_at.get(&node).is_some_and(|at| now < *at) {
+                continue;
+            }
+            match exchange(&client, node, body.clone()).await {
+                Ok(theirs) => {
                     retry_at.remove(&node);
+                    table.received(node, theirs, Instant::now());
                 }
                 Err(e) => {
-                    if connect {
-                        retry_at.insert(node, now + RECONNECT_EVERY);
-                    }
-                    tracing::debug!(peer = node, error = %e, "configuration digests not sent");
+                    retry_at.insert(node, now + RECONNECT_EVERY);
+                    tracing::debug!(peer = node, error = %e, "no configuration digests from peer");
                 }
             }
         }
+    }
+}
+
+/// One exchange with `node`: its digests, or why there are none.
+async fn exchange(
+    client: &crate::peer::PeerClient,
+    node: u16,
+    body: Vec<u8>,
+) -> Result<Announce, String> {
+    let answer = client
+        .admin(node, body, ANNOUNCE_EVERY)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: crate::admin::Answer =
+        serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer: {e}"))?;
+    match (answer.ok, answer.result) {
+        (true, Some(v)) => {
+            serde_json::from_value(v).map_err(|e| format!("unreadable digests: {e}"))
+        }
+        // An older version does not know the request.
+        _ => Err(answer.error.unwrap_or_else(|| "no digests".into())),
     }
 }
 
@@ -171,24 +208,16 @@ impl Consistency {
         }
     }
 
-    /// What this node sends its peers.
-    pub fn announce(&self, node_name: &str) -> Vec<u8> {
-        let a = Announce {
+    /// What this node sends its peers and answers them.
+    pub fn announce(&self, node_name: &str) -> Announce {
+        Announce {
             node_name: node_name.to_string(),
             sections: lock(&self.inner).own.clone(),
-        };
-        serde_json::to_vec(&a).unwrap_or_default()
+        }
     }
 
     /// Digests from peer `node` (authenticated by the peer link) arrived.
-    pub fn received(&self, node: u16, body: &[u8], now: Instant) {
-        let a: Announce = match serde_json::from_slice(body) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(peer = node, error = %e, "unreadable configuration digests from a peer; ignored");
-                return;
-            }
-        };
+    pub fn received(&self, node: u16, a: Announce, now: Instant) {
         let mut inner = lock(&self.inner);
         let Inner { own, peers } = &mut *inner;
         let peer = peers.entry(node).or_insert_with(|| Peer {
@@ -241,31 +270,30 @@ mod tests {
             .collect()
     }
 
-    fn from(name: &str, pairs: &[(&str, &str)]) -> Vec<u8> {
-        serde_json::to_vec(&Announce {
+    fn from(name: &str, pairs: &[(&str, &str)]) -> Announce {
+        Announce {
             node_name: name.into(),
             sections: digests(pairs),
-        })
-        .unwrap()
+        }
     }
 
     #[test]
     fn a_peer_differing_in_one_section_is_shown_until_the_own_side_changes() {
         let t0 = Instant::now();
         let c = Consistency::new(digests(&[("policy", "aa"), ("limits", "bb")]));
-        c.received(2, &from("b", &[("policy", "cc"), ("limits", "bb")]), t0);
+        c.received(2, from("b", &[("policy", "cc"), ("limits", "bb")]), t0);
         let v = c.view(t0);
         assert!(!v.agree);
         assert_eq!(v.peers[0].differs, vec!["policy".to_string()]);
         assert_eq!(v.peers[0].node_name, "b");
         // The same news again changes nothing; the own side catching up clears it.
-        c.received(2, &from("b", &[("policy", "cc"), ("limits", "bb")]), t0);
+        c.received(2, from("b", &[("policy", "cc"), ("limits", "bb")]), t0);
         c.set_own(digests(&[("policy", "cc"), ("limits", "bb")]));
         let v = c.view(t0 + STALE_AFTER);
         assert!(v.agree);
         assert!(!v.peers[0].current);
         // A section only one side reports differs.
-        c.received(3, &from("c", &[("policy", "cc")]), t0);
+        c.received(3, from("c", &[("policy", "cc")]), t0);
         assert_eq!(c.view(t0).peers[1].differs, vec!["limits".to_string()]);
     }
 }

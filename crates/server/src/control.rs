@@ -133,6 +133,21 @@ impl AdminHooks for Node {
         })
     }
 
+    fn config_digest(
+        &self,
+        from_node: u16,
+        node_name: String,
+        sections: std::collections::BTreeMap<String, String>,
+    ) -> Value {
+        let c = self.consistency();
+        let theirs = crate::consistency::Announce {
+            node_name,
+            sections,
+        };
+        c.received(from_node, theirs, std::time::Instant::now());
+        serde_json::to_value(c.announce(&self.config().node_name)).unwrap_or(Value::Null)
+    }
+
     fn config_status(&self) -> Value {
         let view = self.consistency().view(std::time::Instant::now());
         serde_json::to_value(view).unwrap_or(Value::Null)

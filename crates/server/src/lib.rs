@@ -321,12 +321,6 @@ impl peer::ForwardHandler for PeerHandler {
         }
     }
 
-    fn config_digest(&self, from_node: u16, body: Vec<u8>) {
-        self.0
-            .consistency()
-            .received(from_node, &body, std::time::Instant::now());
-    }
-
     fn admin(
         &self,
         from_node: u16,
@@ -558,14 +552,16 @@ async fn start(
     if let (Some(c), Some(client)) = (&cfg.cluster, node.peer_client()) {
         let peers = c.peers.iter().map(|(id, _)| *id).collect();
         let weak = Arc::downgrade(&node);
+        let table = node.consistency().clone();
+        let mine = table.clone();
         let announce = move || {
-            weak.upgrade()
-                .map(|n| n.consistency().announce(&n.config().node_name))
-                .unwrap_or_default()
+            let name = weak.upgrade().map(|n| n.config().node_name.clone());
+            mine.announce(&name.unwrap_or_default())
         };
         tasks.spawn(consistency::announce_loop(
             client,
             peers,
+            table,
             announce,
             shutdown.clone(),
         ));

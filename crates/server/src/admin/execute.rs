@@ -93,6 +93,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
         | AdminRequest::ReplStatus
         | AdminRequest::Reload
         | AdminRequest::ConfigStatus
+        | AdminRequest::ConfigDigest { .. }
         | AdminRequest::Promote { .. } => Err(no_server()),
         AdminRequest::DirectorySync { .. } => Err(not_here()),
     }

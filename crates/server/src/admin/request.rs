@@ -169,6 +169,16 @@ pub enum AdminRequest {
     /// Configuration digests of this node and the sections each peer
     /// differs in (control socket only).
     ConfigStatus,
+    /// Between nodes only (over the peer link, every 2 s): the sender's
+    /// configuration digests per section; the answer is the receiver's
+    /// (`crate::consistency::Announce`). A node of an older version answers
+    /// "bad request" and is not compared.
+    ConfigDigest {
+        /// The sender's `[server] node_name`.
+        node_name: String,
+        /// SHA-256 (hex) per section.
+        sections: std::collections::BTreeMap<String, String>,
+    },
     /// Replication: TOTP steps / HOTP counters consumed on a replica, raised
     /// (and logged for every node) on the primary.
     OtpAdvance {
@@ -454,6 +464,7 @@ impl AdminRequest {
             | AdminRequest::Stats
             | AdminRequest::ReplStatus
             | AdminRequest::ConfigStatus
+            | AdminRequest::ConfigDigest { .. }
             | AdminRequest::OtpAdvance { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,

@@ -48,6 +48,14 @@ pub trait AdminHooks: Send + Sync {
     /// This node's configuration digests and the sections each peer
     /// differs in.
     fn config_status(&self) -> Value;
+    /// Records the configuration digests peer `from_node` sent; returns
+    /// this node's (an `Announce`).
+    fn config_digest(
+        &self,
+        from_node: u16,
+        node_name: String,
+        sections: std::collections::BTreeMap<String, String>,
+    ) -> Value;
     /// The directory client, when configured (the one in force now: a
     /// reload may replace it).
     fn directory(&self) -> Option<radmfa_directory::Directory>;
@@ -104,6 +112,11 @@ impl<'a> Admin<'a> {
             }
             AdminRequest::Reload => return self.hooks.reload().await,
             AdminRequest::ConfigStatus => return Ok(self.hooks.config_status()),
+            AdminRequest::ConfigDigest { .. } => {
+                return Err(AdminError::Invalid(
+                    "configuration digests are exchanged between nodes only".into(),
+                ))
+            }
             _ => {}
         }
         let forwardable = req.clone();
@@ -129,6 +142,10 @@ impl<'a> Admin<'a> {
                 | AdminRequest::Promote { .. }
                 | AdminRequest::Backup { .. },
             ) => Answer::failed("this request is not forwarded between nodes".to_string()),
+            Ok(AdminRequest::ConfigDigest {
+                node_name,
+                sections,
+            }) => Answer::new(Ok(self.hooks.config_digest(from_node, node_name, sections))),
             Ok(AdminRequest::OtpAdvance { steps }) => {
                 let users: Vec<String> = steps.iter().map(|(u, _)| u.clone()).collect();
                 let res = self.blocking(AdminRequest::OtpAdvance { steps }).await;

@@ -325,34 +325,12 @@ impl PeerClient {
         }
     }
 
-    /// Sends this node's configuration digests (JSON) to `node`, over the
-    /// open connection, or opening one when `connect` (the caller limits how
-    /// often it lets a down peer be tried: each failed connect is logged).
-    pub async fn send_config_digest(
-        &self,
-        node: u16,
-        body: Vec<u8>,
-        connect: bool,
-    ) -> Result<(), ForwardError> {
-        let peer = self
-            .inner
+    /// Whether a connection to `node` is open now.
+    pub fn is_connected(&self, node: u16) -> bool {
+        self.inner
             .peers
             .get(&node)
-            .ok_or(ForwardError::UnknownPeer(node))?;
-        let conn = match peer.live() {
-            Some(c) => c,
-            None if connect => self.connection(node, peer).await?,
-            None => return Err(ForwardError::Closed),
-        };
-        let len = body.len();
-        let frame = Frame::ConfigDigest { body }
-            .encode()
-            .map_err(|_| ForwardError::PacketTooLarge(len))?;
-        conn.shared
-            .tx
-            .send(frame)
-            .await
-            .map_err(|_| ForwardError::Closed)
+            .is_some_and(|p| p.live().is_some())
     }
 
     /// The address configured for `node`.

@@ -52,8 +52,6 @@ pub(crate) mod kind {
     pub(crate) const ADMIN: u8 = 5;
     /// The answer (JSON) to an Admin frame with the same request id.
     pub(crate) const ADMIN_REPLY: u8 = 6;
-    /// The sender's configuration digests (JSON, request id 0, no answer).
-    pub(crate) const CONFIG_DIGEST: u8 = 11;
 }
 
 /// First payload byte of a Repl frame: this is the message's last piece.
@@ -139,12 +137,6 @@ pub(crate) enum Frame {
         /// The Admin frame's request id.
         id: u64,
         /// The answer (JSON, as on the control socket).
-        body: Vec<u8>,
-    },
-    /// The sender's configuration digests per section
-    /// (`crate::consistency::Announce` as JSON); not answered.
-    ConfigDigest {
-        /// The digests (JSON).
         body: Vec<u8>,
     },
 }
@@ -242,7 +234,6 @@ impl Frame {
             ),
             Frame::Admin { id, body } => build(kind::ADMIN, *id, &[body]),
             Frame::AdminReply { id, body } => build(kind::ADMIN_REPLY, *id, &[body]),
-            Frame::ConfigDigest { body } => build(kind::CONFIG_DIGEST, 0, &[body]),
         }
     }
 
@@ -297,9 +288,6 @@ impl Frame {
             },
             kind::ADMIN_REPLY => Frame::AdminReply {
                 id,
-                body: r.rest().to_vec(),
-            },
-            kind::CONFIG_DIGEST => Frame::ConfigDigest {
                 body: r.rest().to_vec(),
             },
             other => return Err(FrameError::UnknownKind(other)),

@@ -60,9 +60,6 @@ fn seeds() -> Vec<Vec<u8>> {
             id: 3,
             body: br#"{"ok":true}"#.to_vec(),
         },
-        Frame::ConfigDigest {
-            body: br#"{"node_name":"b","sections":{"policy":"ab"}}"#.to_vec(),
-        },
     ]
     .iter()
     .map(|f| f.encode().expect("encode"))

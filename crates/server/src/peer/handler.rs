@@ -29,12 +29,6 @@ pub trait ForwardHandler: Send + Sync + 'static {
         );
     }
 
-    /// Receives the configuration digests (JSON) peer `from_node` sends
-    /// every few seconds. Must not block. Ignored unless implemented.
-    fn config_digest(&self, from_node: u16, body: Vec<u8>) {
-        let _ = (from_node, body);
-    }
-
     /// Runs an admin request (JSON, as on the control socket) that replica
     /// `from_node` forwarded to this node; returns the answer (JSON).
     fn admin(

@@ -136,10 +136,6 @@ impl Connection {
                     });
                     continue;
                 }
-                Ok(Some(Frame::ConfigDigest { body })) => {
-                    self.handler.config_digest(node, body);
-                    continue;
-                }
                 Ok(Some(_)) => {
                     warn!(%addr, node, "unexpected frame from peer; closing the connection");
                     break;
