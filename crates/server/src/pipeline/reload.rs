@@ -112,6 +112,13 @@ impl Node {
     async fn reload_now(&self) -> Result<Reloaded, ReloadError> {
         let old = self.cfg();
         let file = old.origin.clone();
+        if file.starts_with('<') {
+            // `serve` without --config runs the embedded default.
+            return Err(ReloadError::Build {
+                file,
+                reason: "the server runs without a configuration file (no --config): nothing to read again".into(),
+            });
+        }
         let path = file.clone();
         let new = tokio::task::spawn_blocking(move || RuntimeConfig::load(Path::new(&path)))
             .await
