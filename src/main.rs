@@ -42,6 +42,10 @@ fn main() -> ExitCode {
     // Files meant for others (certificates) are chmod-ed explicitly.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
+    if let (Command::Reload, Some(path)) = (&cli.command, &cli.config) {
+        // Not loaded here: the server reads the file and says what is wrong.
+        return exit_code(cli::status::reload_file(path));
+    }
     let cfg = match &cli.config {
         Some(path) => RuntimeConfig::load(path),
         None => RuntimeConfig::parse(DEFAULT_CONFIG, DEFAULT_ORIGIN),
@@ -71,8 +75,14 @@ fn main() -> ExitCode {
         Command::Restore { file, role } => cli::backup::restore(&cfg, file, role),
         Command::Stats { json } => cli::status::stats(&cfg, json),
         Command::Status { json } => cli::status::status(&cfg, json),
+        Command::Reload => cli::status::reload(&cfg.control_socket()),
         Command::Promote { force } => cli::status::promote(&cfg, force),
     };
+    exit_code(result)
+}
+
+/// The process status for a command's result, its error printed.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_STATUS),

@@ -455,3 +455,171 @@ fn a_forwarded_answer_from_another_client_is_bad_state() {
     let r = login(&server_b.addr_string(), "user3", &code, Some(&state));
     assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
 }
+
+/// A cluster CA and the certificates of `ids` in `certs`.
+fn cluster_certs(cwd: &Path, certs: &Path, ids: &[&str]) {
+    let dir = certs.to_str().expect("utf-8");
+    common::run_radmfa(&["cluster", "ca", "--dir", dir], None, cwd).assert_ok();
+    for id in ids {
+        common::run_radmfa(
+            &["cluster", "cert", "--dir", dir, "--node-id", id],
+            None,
+            cwd,
+        )
+        .assert_ok();
+    }
+}
+
+/// Waits until `f` holds, or fails with `what` and the node logs.
+fn wait_until(what: &str, logs: &dyn Fn() -> String, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `radmfa status --json`'s configuration part.
+fn config_status(env: &Env) -> serde_json::Value {
+    let out = env.radmfa(&["status", "--json"]);
+    out.assert_ok();
+    out.json()["config"].clone()
+}
+
+#[test]
+fn nodes_with_different_policies_are_named_and_a_reload_makes_them_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    cluster_certs(dir.path(), &certs, &["1", "2"]);
+    write_cluster_key(
+        dir.path(),
+        "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+    );
+    let sim = Sim::start(dir.path());
+    let (p1, p2, api_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let a = node(&sim, dir.path(), 1, p1, 2, p2);
+    let b = node(&sim, dir.path(), 2, p2, 1, p1);
+    // Both serve the admin API (the peer certificates will do for curl -k):
+    // its settings are compared too, without the address and files.
+    for (env, id, port) in [(&a, 1, api_port), (&b, 2, free_tcp_port())] {
+        let text = std::fs::read_to_string(env.config_path()).expect("config");
+        let api = format!(
+            "{text}\n[api]\nlisten = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\n",
+            certs.join(format!("node-{id}.pem")).display().to_string(),
+            certs.join(format!("node-{id}.key")).display().to_string()
+        );
+        std::fs::write(env.config_path(), api).expect("config");
+    }
+    let out = a.radmfa(&[
+        "token-admin",
+        "create",
+        "--name",
+        "ops",
+        "--scope",
+        "cluster:read",
+    ]);
+    out.assert_ok();
+    let token = out.stdout.trim().to_string();
+    // Node 2's default policy asks for the code by challenge, node 1's does not.
+    let good = std::fs::read_to_string(b.config_path()).expect("config");
+    assert!(good.contains("otp_mode = \"auto\""));
+    std::fs::write(
+        b.config_path(),
+        good.replace("otp_mode = \"auto\"", "otp_mode = \"challenge\""),
+    )
+    .expect("config");
+    let server_a = a.start();
+    let server_b = b.start();
+    let logs = || format!("node 1:\n{}\nnode 2:\n{}", server_a.log(), server_b.log());
+
+    let differs = |env: &Env, peer: u64| {
+        let c = config_status(env);
+        c["agree"] == false
+            && c["peers"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p["node_id"] == peer && p["differs"] == serde_json::json!(["policy"]))
+            })
+    };
+    wait_until("node 1 never saw node 2's policy differ", &logs, || {
+        differs(&a, 2)
+    });
+    wait_until("node 2 never saw node 1's policy differ", &logs, || {
+        differs(&b, 1)
+    });
+    let human = a.radmfa(&["status"]);
+    human.assert_ok();
+    assert!(
+        human
+            .stdout
+            .contains("configuration  differs from node 2 (node-2) in: policy"),
+        "{}",
+        human.stdout
+    );
+    let api = std::process::Command::new("curl")
+        .args(["-sk", "-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("https://127.0.0.1:{api_port}/api/v1/cluster"))
+        .output()
+        .expect("curl");
+    let body: serde_json::Value = serde_json::from_slice(&api.stdout).expect("API JSON");
+    assert_eq!(body["config"]["peers"][0]["node_id"], 2, "{body}");
+    assert_eq!(
+        body["config"]["peers"][0]["differs"],
+        serde_json::json!(["policy"]),
+        "{body}"
+    );
+    // Said once at WARN, not at every digest (one every 2 s).
+    std::thread::sleep(Duration::from_secs(5));
+    let warn = "configuration differs from node 2 (node-2) in: policy";
+    assert_eq!(server_a.log().matches(warn).count(), 1, "{}", logs());
+
+    // Node 2's file fixed and reloaded (SIGHUP): both agree, and say so.
+    std::fs::write(b.config_path(), &good).expect("config");
+    server_b.signal("HUP");
+    wait_until("node 2 never agreed", &logs, || {
+        config_status(&b)["agree"] == true
+    });
+    wait_until("node 1 never agreed", &logs, || {
+        config_status(&a)["agree"] == true
+    });
+    assert!(
+        server_b
+            .log()
+            .contains("configuration reloaded: [[policy]] changed"),
+        "{}",
+        logs()
+    );
+    assert!(
+        server_b
+            .log()
+            .contains("configuration agrees with node 1 (node-1) again"),
+        "{}",
+        logs()
+    );
+    let human = a.radmfa(&["status"]);
+    assert!(
+        human
+            .stdout
+            .contains("configuration  the same as every peer's"),
+        "{}",
+        human.stdout
+    );
+
+    // A broken file on node 2: refused with file:line, still in agreement.
+    let bad_line = good.lines().count() + 2;
+    std::fs::write(b.config_path(), format!("{good}\n[[policy]\n")).expect("config");
+    server_b.signal("HUP");
+    let located = format!("{}:{bad_line}:", b.config_path().display());
+    wait_until("no refusal in node 2's log", &logs, || {
+        server_b.log().contains(&located)
+    });
+    assert!(
+        server_b.log().contains("the running configuration stays"),
+        "{}",
+        logs()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(config_status(&a)["agree"], true, "{}", logs());
+    // (The CLI reads its --config file too: node 2's is put back to ask it.)
+    std::fs::write(b.config_path(), &good).expect("config");
+    assert_eq!(config_status(&b)["agree"], true, "{}", logs());
+}

@@ -70,12 +70,18 @@ pub enum Command {
     },
     /// Show replication: role, epoch, last applied sequence, the replicas and
     /// their lag (on the primary), whether the primary is reachable (on a
-    /// replica).
+    /// replica); and the configuration sections each peer differs in.
     Status {
         /// JSON output.
         #[arg(long)]
         json: bool,
     },
+    /// Make the running server read its configuration file again (as
+    /// SIGHUP does): policies, clients, group attributes, limits, gateway,
+    /// directory, mail and sync items take effect without a restart. A file
+    /// that does not validate, or that changes a key needing a restart, is
+    /// refused and the running configuration stays.
+    Reload,
     /// Make this replica the primary (epoch + 1). The other nodes follow it;
     /// a former primary that comes back steps down and re-syncs, and writes
     /// it took after the promotion are discarded (fencing).

@@ -90,6 +90,7 @@ pub fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyh
         );
         first_steps(&cfg, &store);
         let shutdown = CancellationToken::new();
+        reload_on_hangup(cfg.control_socket());
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -159,6 +160,31 @@ pub fn first_steps(cfg: &RuntimeConfig, store: &radmfa_store::Store) {
             cfg.origin
         );
     }
+}
+
+/// SIGHUP reloads the configuration: the same request `radmfa reload`
+/// sends, through the node's own control socket (the node logs the outcome).
+fn reload_on_hangup(control: std::path::PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot handle SIGHUP; reload with `radmfa reload`");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading the configuration");
+            let req = radmfa_server::admin::AdminRequest::Reload;
+            if let Err(e) = radmfa_server::control::request(&control, &req).await {
+                // Refusals are logged by the node itself; this is the socket failing.
+                if matches!(e, radmfa_server::admin::AdminError::NeedsServer(_)) {
+                    error!(error = %e, "SIGHUP: cannot reach the node's control socket");
+                }
+            }
+        }
+    });
 }
 
 pub async fn wait_for_signal() {

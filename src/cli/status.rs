@@ -2,11 +2,13 @@
 //! running server only (control socket).
 
 use radmfa_server::admin::AdminRequest;
+use radmfa_server::consistency::ConsistencyView;
+use radmfa_server::pipeline::Reloaded;
 use radmfa_server::replication::{ClusterStatus, NodeRole, ReplStatus, ReplicaView};
 use radmfa_server::RuntimeConfig;
 use serde_json::{Map, Value};
 
-use super::call::{server, typed};
+use super::call::{server, tokio_block, typed};
 use super::print::{esc, print_table};
 
 /// `radmfa stats`: the running server's counters.
@@ -23,15 +25,84 @@ pub fn stats(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `radmfa status`: replication as this node sees it.
+/// `radmfa status`: replication and configuration consistency as this
+/// node sees them.
 pub fn status(cfg: &RuntimeConfig, json: bool) -> anyhow::Result<()> {
-    let v = server(cfg, &AdminRequest::ReplStatus)?;
+    let mut v = server(cfg, &AdminRequest::ReplStatus)?;
+    let config = server(cfg, &AdminRequest::ConfigStatus)?;
     if json {
+        if let Value::Object(m) = &mut v {
+            m.insert("config".into(), config);
+        }
         println!("{v}");
     } else {
         print_status(&typed(v)?, cfg);
+        print_consistency(&typed(config)?, cfg);
     }
     Ok(())
+}
+
+/// `radmfa --config FILE reload`: FILE is not validated here (the server
+/// reads it and says what is wrong); only its data directory is read, to
+/// find the server's control socket.
+pub fn reload_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let data_dir = radmfa_server::config::data_dir_leniently(&text);
+    reload(&data_dir.join("control.sock"))
+}
+
+/// `radmfa reload`: the running server reads its configuration file again.
+pub fn reload(control: &std::path::Path) -> anyhow::Result<()> {
+    let answer = tokio_block(radmfa_server::control::request(
+        control,
+        &AdminRequest::Reload,
+    ))?;
+    let done: Reloaded = typed(answer)?;
+    if done.changed.is_empty() {
+        println!(
+            "configuration reloaded from {}: no setting changed (secret files read again)",
+            done.file
+        );
+    } else {
+        println!(
+            "configuration reloaded from {}: {} changed",
+            done.file,
+            done.changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The configuration part of `radmfa status`: one line per peer heard from.
+fn print_consistency(v: &ConsistencyView, cfg: &RuntimeConfig) {
+    if cfg.cluster.is_none() {
+        return;
+    }
+    println!();
+    if v.peers.is_empty() {
+        println!("configuration  no peer heard from yet");
+        return;
+    }
+    if v.agree {
+        println!("configuration  the same as every peer's");
+    }
+    for p in &v.peers {
+        let who = format!("node {} ({})", p.node_id, esc(&p.node_name));
+        let stale = if p.current {
+            String::new()
+        } else {
+            format!(" (last heard {} s ago)", p.last_seen_secs)
+        };
+        if !p.differs.is_empty() {
+            println!(
+                "configuration  differs from {who} in: {}{stale}",
+                p.differs.join(", ")
+            );
+        } else if !stale.is_empty() {
+            println!("configuration  same as {who}{stale}");
+        }
+    }
 }
 
 /// `radmfa promote`: makes this replica the primary.

@@ -121,7 +121,39 @@ impl AdminHooks for Node {
         Node::replication(self)
     }
 
-    fn directory(&self) -> Option<&radmfa_directory::Directory> {
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, AdminError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let done = Node::reload(self)
+                .await
+                .map_err(|e| AdminError::Invalid(e.to_string()))?;
+            serde_json::to_value(done).map_err(|e| AdminError::Invalid(e.to_string()))
+        })
+    }
+
+    fn config_digest(
+        &self,
+        from_node: u16,
+        node_name: String,
+        sections: std::collections::BTreeMap<String, String>,
+    ) -> Value {
+        let c = self.consistency();
+        let theirs = crate::consistency::Announce {
+            node_name,
+            sections,
+        };
+        c.received(from_node, theirs, std::time::Instant::now());
+        serde_json::to_value(c.announce(&self.config().node_name)).unwrap_or(Value::Null)
+    }
+
+    fn config_status(&self) -> Value {
+        let view = self.consistency().view(std::time::Instant::now());
+        serde_json::to_value(view).unwrap_or(Value::Null)
+    }
+
+    fn directory(&self) -> Option<radmfa_directory::Directory> {
         Node::directory(self)
     }
 }

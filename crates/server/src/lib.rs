@@ -10,6 +10,7 @@ pub mod callback;
 pub mod checks;
 pub mod clients;
 pub mod config;
+pub mod consistency;
 pub mod control;
 pub mod counters;
 pub mod credcache;
@@ -30,6 +31,7 @@ pub mod radsec;
 pub mod replication;
 pub mod retention;
 pub mod secret;
+pub mod swap;
 pub mod sync;
 #[cfg(test)]
 mod testing;
@@ -267,7 +269,7 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
         match admin::directory_sync_detached(
             node.store().clone(),
             node.config_arc(),
-            node.directory().cloned(),
+            node.directory(),
             req,
         )
         .await
@@ -281,6 +283,26 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
             }
         }
     }
+}
+
+/// How the node restarts its directory sync loops (at start, and after a
+/// reload that changed `[[sync]]`): the loops started before stop, one loop
+/// per item starts.
+fn sync_restart(node: &Arc<Node>, shutdown: &CancellationToken) -> pipeline::SyncRestart {
+    let weak = Arc::downgrade(node);
+    let shutdown = shutdown.clone();
+    let running = std::sync::Mutex::new(shutdown.child_token());
+    Box::new(move |items: &[config::SyncItem]| {
+        let Some(node) = weak.upgrade() else {
+            return;
+        };
+        let stop = shutdown.child_token();
+        let mut current = running.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, stop.clone()).cancel();
+        for item in items.iter().cloned() {
+            tokio::spawn(sync_loop(node.clone(), item, stop.clone()));
+        }
+    })
 }
 
 /// Answers requests other nodes forward over the peer link.
@@ -556,16 +578,33 @@ async fn start(
         shutdown: &shutdown,
     };
     serving.spawn_listeners(&mut tasks, listeners, tls, portal_keys, clock, peer_stats)?;
-    for item in cfg.sync.clone() {
-        let node = node.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move { sync_loop(node, item, stop).await });
+    node.set_sync_restart(sync_restart(&node, &shutdown));
+    if let Some(restart) = node.sync_restart() {
+        restart(&cfg.sync);
+    }
+    if let (Some(c), Some(client)) = (&cfg.cluster, node.peer_client()) {
+        let peers = c.peers.iter().map(|(id, _)| *id).collect();
+        let weak = Arc::downgrade(&node);
+        let table = node.consistency().clone();
+        let mine = table.clone();
+        let announce = move || {
+            let name = weak.upgrade().map(|n| n.config().node_name.clone());
+            mine.announce(&name.unwrap_or_default())
+        };
+        tasks.spawn(consistency::announce_loop(
+            client,
+            peers,
+            table,
+            announce,
+            shutdown.clone(),
+        ));
     }
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));
     }
+    let current = node.clone();
     tasks.spawn(limits::prune_loop(
-        node.limits_shared(),
+        move || current.limits(),
         node.clock(),
         shutdown.clone(),
     ));

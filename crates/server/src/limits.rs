@@ -605,6 +605,22 @@ impl Limits {
         self.lock_count.store(map.len(), Ordering::Relaxed);
     }
 
+    /// These limits under new `settings` (a configuration reload): the
+    /// failure counts and in-memory locks move over, the rate limiters start
+    /// afresh with the new quotas.
+    pub fn reconfigured(&self, settings: LimitSettings) -> Limits {
+        let next = Limits::new(settings, self.counters.clone());
+        for (from, to) in self.failures.iter().zip(&next.failures) {
+            *lock(to) = std::mem::take(&mut *lock(from));
+        }
+        let locks = std::mem::take(&mut *lock(&self.locks));
+        next.lock_count.store(locks.len(), Ordering::Relaxed);
+        *lock(&next.locks) = locks;
+        let warned = self.warned_unpersisted.load(Ordering::Relaxed);
+        next.warned_unpersisted.store(warned, Ordering::Relaxed);
+        next
+    }
+
     /// Sizes of the tables.
     pub fn sizes(&self) -> TableSizes {
         let len = |l: Option<&KeyedLimit<String>>| l.map_or(0, KeyedLimit::len);
@@ -694,7 +710,7 @@ fn lock_message(until: u64, reason: &str) -> &'static str {
 /// Prunes `limits`' tables every [`PRUNE_EVERY`] (at `clock`'s time) until
 /// `shutdown`.
 pub async fn prune_loop(
-    limits: Arc<Limits>,
+    limits: impl Fn() -> Arc<Limits>,
     clock: Arc<dyn WallClock>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -703,7 +719,7 @@ pub async fn prune_loop(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => limits.prune(clock.now_unix()),
+            _ = tick.tick() => limits().prune(clock.now_unix()),
         }
     }
 }

@@ -163,6 +163,22 @@ pub enum AdminRequest {
     /// Replication status: role, epoch, log position, replicas and their
     /// lag, primary reachability (control socket only).
     ReplStatus,
+    /// Re-reads the configuration file and applies it, or refuses it with
+    /// the reason (control socket only; `radmfa reload`, SIGHUP).
+    Reload,
+    /// Configuration digests of this node and the sections each peer
+    /// differs in (control socket only).
+    ConfigStatus,
+    /// Between nodes only (over the peer link, every 2 s): the sender's
+    /// configuration digests per section; the answer is the receiver's
+    /// (`crate::consistency::Announce`). A node of an older version answers
+    /// "bad request" and is not compared.
+    ConfigDigest {
+        /// The sender's `[server] node_name`.
+        node_name: String,
+        /// SHA-256 (hex) per section.
+        sections: std::collections::BTreeMap<String, String>,
+    },
     /// Replication: TOTP steps / HOTP counters consumed on a replica, raised
     /// (and logged for every node) on the primary.
     OtpAdvance {
@@ -447,9 +463,13 @@ impl AdminRequest {
             | AdminRequest::AdminTokenRevoke { .. }
             | AdminRequest::Stats
             | AdminRequest::ReplStatus
+            | AdminRequest::ConfigStatus
+            | AdminRequest::ConfigDigest { .. }
             | AdminRequest::OtpAdvance { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,
+            // The reload refreshes what it replaces itself (`pipeline/reload.rs`).
+            AdminRequest::Reload => Effect::None,
             AdminRequest::UserAdd(NewUser { name, .. })
             | AdminRequest::UserSet(UserChange { name, .. })
             | AdminRequest::UserPin { name, .. }

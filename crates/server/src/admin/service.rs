@@ -41,8 +41,24 @@ pub trait AdminHooks: Send + Sync {
     fn stats(&self) -> Value;
     /// The replication driver, when clustered.
     fn replication(&self) -> Option<&Arc<Replication>>;
-    /// The directory client, when configured.
-    fn directory(&self) -> Option<&radmfa_directory::Directory>;
+    /// Reloads the configuration file; the answer says what changed.
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, AdminError>> + Send + '_>>;
+    /// This node's configuration digests and the sections each peer
+    /// differs in.
+    fn config_status(&self) -> Value;
+    /// Records the configuration digests peer `from_node` sent; returns
+    /// this node's (an `Announce`).
+    fn config_digest(
+        &self,
+        from_node: u16,
+        node_name: String,
+        sections: std::collections::BTreeMap<String, String>,
+    ) -> Value;
+    /// The directory client, when configured (the one in force now: a
+    /// reload may replace it).
+    fn directory(&self) -> Option<radmfa_directory::Directory>;
 }
 
 /// Admin operations on a running node.
@@ -94,6 +110,13 @@ impl<'a> Admin<'a> {
             AdminRequest::Promote { force } => {
                 return cluster::promote(self.hooks.replication().cloned(), *force).await;
             }
+            AdminRequest::Reload => return self.hooks.reload().await,
+            AdminRequest::ConfigStatus => return Ok(self.hooks.config_status()),
+            AdminRequest::ConfigDigest { .. } => {
+                return Err(AdminError::Invalid(
+                    "configuration digests are exchanged between nodes only".into(),
+                ))
+            }
             _ => {}
         }
         let forwardable = req.clone();
@@ -114,9 +137,15 @@ impl<'a> Admin<'a> {
         let answer = match serde_json::from_slice::<AdminRequest>(body) {
             Ok(
                 AdminRequest::ReplStatus
+                | AdminRequest::Reload
+                | AdminRequest::ConfigStatus
                 | AdminRequest::Promote { .. }
                 | AdminRequest::Backup { .. },
             ) => Answer::failed("this request is not forwarded between nodes".to_string()),
+            Ok(AdminRequest::ConfigDigest {
+                node_name,
+                sections,
+            }) => Answer::new(Ok(self.hooks.config_digest(from_node, node_name, sections))),
             Ok(AdminRequest::OtpAdvance { steps }) => {
                 let users: Vec<String> = steps.iter().map(|(u, _)| u.clone()).collect();
                 let res = self.blocking(AdminRequest::OtpAdvance { steps }).await;
@@ -151,7 +180,7 @@ impl<'a> Admin<'a> {
                 let res = directory_sync_detached(
                     self.store.clone(),
                     self.config.clone(),
-                    self.hooks.directory().cloned(),
+                    self.hooks.directory(),
                     req,
                 )
                 .await

@@ -828,7 +828,8 @@ fn policy_view(p: &crate::config::Policy) -> Value {
 
 async fn policies(State(st): State<St>, headers: HeaderMap) -> ApiResult {
     authorize(&st, &headers, "clients:read").await?;
-    let mut list: Vec<&crate::config::Policy> = st.node.config().policies.values().collect();
+    let cfg = st.node.config();
+    let mut list: Vec<&crate::config::Policy> = cfg.policies.values().collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     ok(json!({"items": list.into_iter().map(policy_view).collect::<Vec<_>>()}))
 }
@@ -837,6 +838,7 @@ async fn cluster(State(st): State<St>, headers: HeaderMap) -> ApiResult {
     authorize(&st, &headers, "cluster:read").await?;
     let stats = read(&st, AdminRequest::Stats).await?;
     let replication = read(&st, AdminRequest::ReplStatus).await?;
+    let config = read(&st, AdminRequest::ConfigStatus).await?;
     let cfg = st.node.config();
     let (role, epoch) = st.node.store().repl_state();
     let role = match role {
@@ -851,6 +853,7 @@ async fn cluster(State(st): State<St>, headers: HeaderMap) -> ApiResult {
             c.peers.iter().map(|(id, addr)| json!({"id": id, "address": addr.to_string()})).collect()
         }),
         "replication": replication,
+        "config": config,
         "stats": stats,
     }))
 }

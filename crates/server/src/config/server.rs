@@ -106,3 +106,32 @@ impl Section for ServerSection {
         })
     }
 }
+
+/// The `[server] data_dir` a configuration text names (else the default),
+/// read without validating the rest: `radmfa reload` finds the running
+/// server's control socket through it even when the file it asks the server
+/// to read does not validate (the server then says why). A file whose TOML
+/// does not parse is scanned for a `data_dir = "..."` line.
+pub fn data_dir_leniently(text: &str) -> PathBuf {
+    let from = |t: &toml::Table| {
+        t.get("data_dir")
+            .and_then(toml::Value::as_str)
+            .map(PathBuf::from)
+    };
+    let found = match toml::from_str::<toml::Table>(text) {
+        Ok(all) => all
+            .get("server")
+            .and_then(toml::Value::as_table)
+            .and_then(from),
+        Err(_) => text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("data_dir"))
+            .find_map(|l| {
+                toml::from_str::<toml::Table>(l)
+                    .ok()
+                    .as_ref()
+                    .and_then(from)
+            }),
+    };
+    found.unwrap_or_else(default_data_dir)
+}

@@ -394,3 +394,32 @@ fn per_client_and_per_source_limits_drop() {
     let off = Limits::new(s, Arc::new(Counters::default()));
     assert!((0..10_000).all(|_| off.admit_datagram(&nas, a)));
 }
+
+/// A reload that changes `[limits]`: counts and in-memory locks go on under
+/// the new settings (the new lockout threshold counts what came before).
+#[tokio::test]
+async fn reconfigured_limits_keep_failure_counts_and_locks() {
+    let f = Fixture::new();
+    f.store
+        .set_repl_state(radmfa_store::repl::Role::Replica { primary: None }, 1)
+        .expect("become replica");
+    let l = Limits::new(settings(), Arc::new(Counters::default()));
+    for i in 0..4 {
+        assert_eq!(
+            fail(&l, &f, "alice", Reason::OtpMismatch, NOW + i).await,
+            None
+        );
+    }
+    // Held in memory only (a replica cannot write the record).
+    assert!(fail(&l, &f, "bob", Reason::FraudReported, NOW)
+        .await
+        .is_some());
+    let mut s = settings();
+    s.lockout_failures = 5;
+    let next = l.reconfigured(s);
+    assert_eq!(next.failures_of("alice", NOW + 4), 4);
+    assert!(next.gate(&f.store, &f.hot, "bob", NOW + 5).is_some());
+    assert_eq!(next.stats_json()["limits_locks_in_memory"], 1);
+    let o = fail(&next, &f, "alice", Reason::OtpMismatch, NOW + 5).await;
+    assert!(o.is_some(), "the 5th failure locks under the new threshold");
+}

@@ -357,6 +357,14 @@ impl PeerClient {
         ids
     }
 
+    /// Whether a connection to `node` is open now.
+    pub fn is_connected(&self, node: u16) -> bool {
+        self.inner
+            .peers
+            .get(&node)
+            .is_some_and(|p| p.live().is_some())
+    }
+
     /// The address configured for `node`.
     pub fn address(&self, node: u16) -> Option<SocketAddr> {
         self.inner.peers.get(&node).map(|p| p.addr)

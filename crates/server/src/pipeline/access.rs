@@ -36,7 +36,7 @@ impl Node {
         let (code, attrs) = match packet.code {
             Code::STATUS_SERVER => {
                 bump(&self.counters.status_server_replies);
-                let msg = format!("radmfa {} is up", self.cfg.node_name);
+                let msg = format!("radmfa {} is up", self.cfg().node_name);
                 (Code::ACCESS_ACCEPT, reply_messages(&msg))
             }
             Code::ACCOUNTING_REQUEST => {
@@ -105,13 +105,15 @@ impl Node {
         }
         // Lock and per-user rate limit (limits.rs), before any factor is checked.
         let now = self.clock.now_unix();
-        if let Some(r) = self.limits.gate(&self.store, &self.hot, &name, now) {
+        if let Some(r) = self.limits().gate(&self.store, &self.hot, &name, now) {
             return Decision::reject(&name, Mode::Unknown, r.reason, r.message);
         }
+        // One configuration for the whole request, whatever a reload does.
+        let cfg = self.cfg();
         let login = Login {
             name: &name,
             client,
-            policy: self.cfg.policy(&client.policy),
+            policy: cfg.policy(&client.policy),
             packet,
             end_user: packet
                 .attr(AttrType::CALLING_STATION_ID)

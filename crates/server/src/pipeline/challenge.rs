@@ -50,8 +50,8 @@ impl Node {
                 } else {
                     policy.challenge_prompt.clone()
                 },
-                self.state_key.seal(self.cfg.node_id, &id).to_vec(),
-                u32::try_from(self.cfg.challenge_lifetime_secs).ok(),
+                self.state_key.seal(self.cfg().node_id, &id).to_vec(),
+                u32::try_from(self.cfg().challenge_lifetime_secs).ok(),
             ),
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");
@@ -80,7 +80,7 @@ impl Node {
                 return Decision::reject(name, Mode::Challenge, Reason::BadState, MSG_SESSION_GONE);
             }
         };
-        if token.node_id != self.cfg.node_id {
+        if token.node_id != self.cfg().node_id {
             return Decision::reject(
                 name,
                 Mode::Challenge,

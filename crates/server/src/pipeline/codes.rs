@@ -57,13 +57,13 @@ impl Node {
                 digits: token.digits,
                 period: token.period.max(1),
                 t0: 0,
-                window: self.cfg.otp_window,
+                window: self.cfg().otp_window,
             }
             .verify(secret, code, self.clock.now_unix(), last),
             TokenKind::Hotp => Hotp {
                 algorithm,
                 digits: token.digits,
-                look_ahead: self.cfg.hotp_look_ahead,
+                look_ahead: self.cfg().hotp_look_ahead,
             }
             .verify(secret, code, last.map_or(0, |c| c.saturating_add(1))),
         };

@@ -49,7 +49,7 @@ impl Node {
     }
 
     pub(super) fn server_ip(&self) -> Option<std::net::IpAddr> {
-        self.cfg
+        self.cfg()
             .server_ip
             .parse()
             .ok()

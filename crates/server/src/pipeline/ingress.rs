@@ -189,7 +189,7 @@ impl Node {
         stream_client: Option<Arc<ClientEntry>>,
     ) -> Option<Arc<[u8]>> {
         bump(&self.counters.requests_received);
-        if let Err(e) = self.clients.refresh(&self.store) {
+        if let Err(e) = self.clients().refresh(&self.store) {
             warn!(error = %e, "cannot reload clients from the store; using the previous table");
         }
         let stream = stream_client.is_some();
@@ -198,12 +198,13 @@ impl Node {
             (None, true) => Via::RadSec,
             (None, false) => Via::Udp,
         };
-        let Some(client) = stream_client.or_else(|| self.clients.lookup(source.ip())) else {
+        let Some(client) = stream_client.or_else(|| self.clients().lookup(source.ip())) else {
             self.dropped(DropReason::UnknownClient, None, source, via);
             return None;
         };
         if tracing::enabled!(Level::DEBUG) {
-            let policy = self.cfg.policy(&client.policy);
+            let cfg = self.cfg();
+            let policy = cfg.policy(&client.policy);
             debug!(
                 "{}\n  -> client {} (policy {}: first factor {:?}, otp mode {:?}, require_message_authenticator = {})",
                 Received { buf, source, via: &via },
@@ -253,7 +254,7 @@ impl Node {
         }
         // Per-client and per-source rate limits (limits.rs): dropped, counted.
         if forwarded_by.is_none() {
-            if let Err(reason) = self.limits.check_datagram(&client.name, source.ip()) {
+            if let Err(reason) = self.limits().check_datagram(&client.name, source.ip()) {
                 return discard(reason);
             }
         }
@@ -320,7 +321,7 @@ impl Node {
         let peers = self.peers.as_ref()?;
         let state = packet.attr(AttrType::STATE)?;
         let token = self.state_key.open(&state.value).ok()?;
-        (token.node_id != self.cfg.node_id && peers.knows(token.node_id)).then_some(token.node_id)
+        (token.node_id != self.cfg().node_id && peers.knows(token.node_id)).then_some(token.node_id)
     }
 
     /// Sends the request to the node that owns its challenge and relays that
@@ -336,7 +337,7 @@ impl Node {
     ) -> Option<Arc<[u8]>> {
         let peers = self.peers.as_ref()?;
         let timeout = self
-            .cfg
+            .cfg()
             .cluster
             .as_ref()
             .map_or(Duration::from_secs(3), |c| c.forward_timeout);

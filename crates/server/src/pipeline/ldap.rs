@@ -17,7 +17,7 @@ impl Node {
     pub(super) async fn ldap_first_leg(&self, login: &Login<'_>, password: &[u8]) -> Decision {
         let (name, policy) = (login.name, login.policy);
         let mode = Mode::first(First::Ldap);
-        let Some(directory) = &self.directory else {
+        let Some(directory) = self.directory() else {
             return Decision::reject(name, mode, Reason::NoDirectory, MSG_TRY_AGAIN);
         };
         // Inline only when the policy says so: the directory sees exactly one

@@ -33,6 +33,7 @@ mod oob;
 mod password;
 mod portal;
 mod radius;
+mod reload;
 mod reply;
 mod second;
 mod session;
@@ -40,6 +41,7 @@ mod sms;
 
 pub(crate) use decision::disabled_audit_reason;
 pub use decision::OnAccept;
-pub use node::{Node, NodeParts};
+pub use node::{Node, NodeParts, SyncRestart};
 pub(crate) use portal::PortalFirstFactor;
+pub use reload::{ReloadError, Reloaded};
 pub use session::{ChallengeOrigin, PendingChallenge};

@@ -3,6 +3,7 @@
 //! about changes made elsewhere (admin writes, replication, unlocks). The
 //! steps add their own `impl Node` blocks in their files.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,23 +14,28 @@ use super::session::PendingChallenge;
 use crate::audit::AuditSink;
 use crate::clients::Clients;
 use crate::config::RuntimeConfig;
+use crate::consistency::Consistency;
 use crate::counters::Counters;
 use crate::credcache::CredentialCache;
 use crate::dedup::DuplicateCache;
 use crate::droplog::DropLog;
 use crate::hot::HotState;
 use crate::peer::{PeerClient, PeerStats};
+use crate::swap::Swap;
 use crate::upstream::Upstream;
 
 /// Everything the pipeline needs; shared by all listeners.
 pub struct Node {
-    pub(super) cfg: Arc<RuntimeConfig>,
+    /// The running configuration (replaced by a reload).
+    pub(super) cfg: Swap<Arc<RuntimeConfig>>,
     pub(super) store: Store,
-    pub(super) clients: Clients,
+    /// Static clients of the configuration plus the store's (rebuilt by a
+    /// reload).
+    pub(super) clients: Swap<Arc<Clients>>,
     pub(super) dedup: DuplicateCache,
     pub(super) sessions: Sessions<PendingChallenge>,
     pub(super) sms_sessions: Sessions<PendingChallenge>,
-    pub(super) gateway: Option<radmfa_gateway::Gateway>,
+    pub(super) gateway: Swap<Option<Arc<radmfa_gateway::Gateway>>>,
     pub(super) state_key: StateKey,
     pub(super) creds: CredentialCache,
     pub(super) hot: HotState,
@@ -47,26 +53,38 @@ pub struct Node {
     /// Peer-link counters.
     pub(super) peer_stats: Arc<PeerStats>,
     /// Upstream RADIUS groups (first factor `radius`).
-    pub(super) upstreams: std::collections::HashMap<String, Upstream>,
+    pub(super) upstreams: Swap<Arc<HashMap<String, Upstream>>>,
     /// The directory (first factor `ldap`).
-    pub(super) directory: Option<radmfa_directory::Directory>,
+    pub(super) directory: Swap<Option<radmfa_directory::Directory>>,
     /// Store replication, when clustered (set once at start).
     pub(super) replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     /// Rate limits and lockout.
-    pub(super) limits: Arc<crate::limits::Limits>,
+    pub(super) limits: Swap<Arc<crate::limits::Limits>>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
     /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
     pub(super) verifications: crate::verifications::Verifications,
+    /// This node's configuration digests and its peers' (`consistency.rs`).
+    pub(super) consistency: Arc<Consistency>,
+    /// Held by a reload, so two never interleave.
+    pub(super) reloading: tokio::sync::Mutex<()>,
+    /// Restarts the directory sync loops for new `[[sync]]` items (set once
+    /// at start; `reload.rs`).
+    pub(super) sync_restart: std::sync::OnceLock<SyncRestart>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("node", &self.cfg.node_name)
+            .field("node", &self.cfg().node_name)
             .finish_non_exhaustive()
     }
 }
+
+/// Starts the directory sync loops of the `[[sync]]` items given, stopping
+/// those started before (the server's start-up sets it; a reload that
+/// changes `[[sync]]` calls it).
+pub type SyncRestart = Box<dyn Fn(&[crate::config::SyncItem]) + Send + Sync>;
 
 /// What a [`Node`] is built from, besides its configuration.
 pub struct NodeParts {
@@ -113,45 +131,38 @@ impl Node {
             peers,
             peer_stats,
         } = parts;
-        let clients = Clients::new(cfg.clients.clone(), &store)?;
-        let directory = match &cfg.directory {
-            Some(d) => Some(
-                radmfa_directory::Directory::new(d.clone())
-                    .map_err(|e| radmfa_store::StoreError::Invalid(format!("[directory]: {e}")))?,
-            ),
-            None => None,
-        };
-        let cfg_upstreams = cfg
-            .upstreams
-            .iter()
-            .map(|(name, u)| (name.clone(), Upstream::new(u.clone(), clock.clone())))
-            .collect();
+        let Pieces {
+            clients,
+            upstreams,
+            directory,
+        } = Pieces::build(&cfg, &store, &clock)?;
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
         let verifications =
             crate::verifications::Verifications::new(cfg.node_id, cfg.challenge_max_sessions);
+        let digests = crate::config::section_digests(&cfg);
         Ok(Node {
-            limits: Arc::new(crate::limits::Limits::new(
+            limits: Swap::new(Arc::new(crate::limits::Limits::new(
                 cfg.limits.clone(),
                 counters.clone(),
-            )),
+            ))),
             dedup: DuplicateCache::new(
                 Duration::from_secs(cfg.duplicate_window_secs),
                 cfg.duplicate_cache_entries,
             ),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
-            gateway,
+            gateway: Swap::new(gateway.map(Arc::new)),
             creds: CredentialCache::new(
                 Duration::from_secs(cfg.password_cache_ttl_secs),
                 cfg.password_cache_max_entries,
             ),
-            clients,
+            clients: Swap::new(clients),
             hot,
             argon2_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
-            cfg,
+            cfg: Swap::new(cfg),
             store,
             state_key,
             counters,
@@ -160,11 +171,14 @@ impl Node {
             decoy_hash,
             peers,
             peer_stats,
-            upstreams: cfg_upstreams,
-            directory,
+            upstreams: Swap::new(upstreams),
+            directory: Swap::new(directory),
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
             verifications,
+            consistency: Arc::new(Consistency::new(digests)),
+            reloading: tokio::sync::Mutex::new(()),
+            sync_restart: std::sync::OnceLock::new(),
         })
     }
 
@@ -210,12 +224,43 @@ impl Node {
 
     /// The running configuration, shared.
     pub fn config_arc(&self) -> Arc<RuntimeConfig> {
-        self.cfg.clone()
+        self.cfg.get()
+    }
+
+    /// The running configuration, for one request step: taken once, it
+    /// stays the same for that step whatever a reload does meanwhile.
+    pub(super) fn cfg(&self) -> Arc<RuntimeConfig> {
+        self.cfg.get()
     }
 
     /// The directory client, when configured.
-    pub fn directory(&self) -> Option<&radmfa_directory::Directory> {
-        self.directory.as_ref()
+    pub fn directory(&self) -> Option<radmfa_directory::Directory> {
+        self.directory.get()
+    }
+
+    /// The cloud gateway client, when configured.
+    pub(super) fn gateway(&self) -> Option<Arc<radmfa_gateway::Gateway>> {
+        self.gateway.get()
+    }
+
+    /// The upstream RADIUS groups by name.
+    pub(super) fn upstreams(&self) -> Arc<HashMap<String, Upstream>> {
+        self.upstreams.get()
+    }
+
+    /// The client table.
+    pub(super) fn clients(&self) -> Arc<Clients> {
+        self.clients.get()
+    }
+
+    /// The configuration digests of this node and its peers.
+    pub fn consistency(&self) -> &Arc<Consistency> {
+        &self.consistency
+    }
+
+    /// The peer link's client side, when clustered.
+    pub fn peer_client(&self) -> Option<PeerClient> {
+        self.peers.clone()
     }
 
     /// Peer-link counters.
@@ -231,10 +276,10 @@ impl Node {
             (all.as_object_mut(), self.peer_stats.to_json())
         {
             m.extend(peer);
-            if let Some(g) = &self.gateway {
+            if let Some(g) = self.gateway() {
                 m.extend(crate::counters::gateway_json(&g.metrics()));
             }
-            m.extend(self.limits.stats_json());
+            m.extend(self.limits().stats_json());
         }
         all
     }
@@ -250,8 +295,8 @@ impl Node {
     }
 
     /// The running configuration.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.cfg
+    pub fn config(&self) -> Arc<RuntimeConfig> {
+        self.cfg.get()
     }
 
     /// Called after an admin write: forgets cached users and, for `user`,
@@ -268,14 +313,10 @@ impl Node {
         }
     }
 
-    /// Rate limits and lockout of this node.
-    pub fn limits(&self) -> &crate::limits::Limits {
-        &self.limits
-    }
-
-    /// Rate limits and lockout of this node, shared (the prune loop).
-    pub fn limits_shared(&self) -> Arc<crate::limits::Limits> {
-        self.limits.clone()
+    /// Rate limits and lockout of this node (replaced by a reload that
+    /// changes `[limits]`).
+    pub fn limits(&self) -> Arc<crate::limits::Limits> {
+        self.limits.get()
     }
 
     /// The clock the node reads.
@@ -285,7 +326,7 @@ impl Node {
 
     /// The cloud gateway's metrics, when one is configured.
     pub fn gateway_metrics(&self) -> Option<radmfa_gateway::GatewayMetrics> {
-        self.gateway.as_ref().map(radmfa_gateway::Gateway::metrics)
+        self.gateway().map(|g| g.metrics())
     }
 
     /// The table that writes dropped requests to the log.
@@ -296,7 +337,7 @@ impl Node {
     /// Called when an admin unlocks `user`: forgets the node's failure count
     /// and in-memory lock, and the cached record.
     pub fn after_unlock(&self, user: &str) {
-        self.limits.unlock(user);
+        self.limits().unlock(user);
         self.after_admin_write(Some(user), false);
     }
 
@@ -308,7 +349,7 @@ impl Node {
         decision: &super::decision::Decision,
     ) -> Option<crate::limits::Override> {
         let now = self.clock.now_unix();
-        self.limits
+        self.limits()
             .after_decision(&self.store, &self.hot, decision, now, |name, until, why| {
                 self.persist_lock(name, until, why)
             })
@@ -346,5 +387,42 @@ impl Node {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// What a node builds from its configuration's clients, upstreams and
+/// directory: at start and again at every reload (which also re-reads the
+/// secrets they hold).
+pub(super) struct Pieces {
+    pub clients: Arc<Clients>,
+    pub upstreams: Arc<HashMap<String, Upstream>>,
+    pub directory: Option<radmfa_directory::Directory>,
+}
+
+impl Pieces {
+    /// Builds them from `cfg` (no I/O beyond reading the store's clients).
+    pub fn build(
+        cfg: &RuntimeConfig,
+        store: &Store,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Pieces, radmfa_store::StoreError> {
+        let clients = Arc::new(Clients::new(cfg.clients.clone(), store)?);
+        let directory = match &cfg.directory {
+            Some(d) => Some(
+                radmfa_directory::Directory::new(d.clone())
+                    .map_err(|e| radmfa_store::StoreError::Invalid(format!("[directory]: {e}")))?,
+            ),
+            None => None,
+        };
+        let upstreams = cfg
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), Upstream::new(u.clone(), clock.clone())))
+            .collect();
+        Ok(Pieces {
+            clients,
+            upstreams: Arc::new(upstreams),
+            directory,
+        })
     }
 }

@@ -81,11 +81,12 @@ impl Node {
             Err(d) => return *d,
         };
         let down = |why| self.gateway_down(login, user, token, mode, why);
-        let Some(gateway) = &self.gateway else {
+        let Some(gateway) = self.gateway() else {
             return down(GatewayTrouble::NotConfigured);
         };
         let callbacks = gateway.reports_to_callbacks();
-        let base = self.cfg.oob.callback_url.as_deref();
+        let cfg = self.cfg();
+        let base = cfg.oob.callback_url.as_deref();
         if callbacks && base.is_none() && oob_mode != OobMode::Push {
             // Said once at start-up (`warn_twilio_without_callbacks`).
             tracing::debug!("no Twilio callback address: fail_mode");
@@ -99,7 +100,7 @@ impl Node {
                 context: self.oob_context(login),
                 phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
                 pin: if callbacks { pin.clone() } else { None },
-                lifetime: Duration::from_secs(self.cfg.verdict_timeout_secs),
+                lifetime: Duration::from_secs(self.cfg().verdict_timeout_secs),
             },
             self.clock.instant(),
         );
@@ -117,13 +118,13 @@ impl Node {
             }
         };
         let deadline = tokio::time::Instant::from_std(
-            self.clock.instant() + Duration::from_secs(self.cfg.verdict_timeout_secs),
+            self.clock.instant() + Duration::from_secs(self.cfg().verdict_timeout_secs),
         );
         let heard = if callbacks {
             Heard::Answer(waiter.wait(deadline).await)
         } else {
             match self
-                .poll_or_answer(gateway, &started, waiter, deadline)
+                .poll_or_answer(&gateway, &started, waiter, deadline)
                 .await
             {
                 Ok(h) => h,
@@ -194,16 +195,16 @@ impl Node {
             id: view.id.clone(),
             mode,
             user: self.user_fields(user),
-            server_name: self.cfg.node_name.clone(),
+            server_name: self.cfg().node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: login.end_user,
             pin_mode: pin.map_or(PinMode::Standard, |p| {
                 PinMode::Pin(radmfa_gateway::Secret::new(p.as_str()))
             }),
             callbacks: base.map(|b| call_callbacks(b, &view.id)),
-            message: base.map(|_| two_way_sms_text(&self.cfg.oob, &user.language, view)),
+            message: base.map(|_| two_way_sms_text(&self.cfg().oob, &user.language, view)),
             from_number: login.policy.from_number.clone(),
-            fraud_key: self.cfg.oob.fraud_key,
+            fraud_key: self.cfg().oob.fraud_key,
         }
     }
 }

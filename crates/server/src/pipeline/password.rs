@@ -43,7 +43,7 @@ impl Node {
     /// the hash that was verified is replaced: a password changed meanwhile
     /// stays.
     pub(super) async fn rehash(&self, name: &str, old: &str, password: &[u8]) {
-        let params = self.cfg.password_params();
+        let params = self.cfg().password_params();
         if !radmfa_store::needs_rehash(old, &params)
             || self.store.repl_state().0 != radmfa_store::repl::Role::Primary
         {

@@ -47,7 +47,7 @@ impl Node {
         let wrong = || PortalFirstFactor::Failed(Reason::WrongPassword.as_str());
         let try_again = || PortalFirstFactor::Failed(Reason::StoreError.as_str());
         if policy.first_factor == FirstFactor::Ldap {
-            let Some(directory) = &self.directory else {
+            let Some(directory) = self.directory() else {
                 return PortalFirstFactor::Failed(Reason::NoDirectory.as_str());
             };
             return match directory.authenticate(name, password).await {
@@ -134,7 +134,7 @@ impl Node {
 
     /// Whether a gateway is configured (SMS codes can be sent).
     pub(crate) fn portal_can_send_sms(&self) -> bool {
-        self.gateway.is_some()
+        self.gateway.get().is_some()
     }
 
     /// Sends `body` by SMS to `phone` for `user` through the gateway.
@@ -145,7 +145,7 @@ impl Node {
         body: String,
         end_user: Option<std::net::IpAddr>,
     ) -> Result<(), String> {
-        let Some(gateway) = &self.gateway else {
+        let Some(gateway) = self.gateway() else {
             return Err(Reason::GatewayNotConfigured.as_str().into());
         };
         let mut id = [0u8; 16];
@@ -156,7 +156,7 @@ impl Node {
             id: hex(&id),
             user: fields,
             body,
-            server_name: self.cfg.node_name.clone(),
+            server_name: self.cfg().node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: end_user,
             from_number: None,
@@ -170,7 +170,7 @@ impl Node {
     /// The user's lock now, if any: the check a RADIUS request meets first.
     pub(crate) fn portal_lock(&self, name: &str) -> Option<crate::limits::LockKind> {
         let now = self.clock.now_unix();
-        self.limits.lock_of(&self.store, &self.hot, name, now)
+        self.limits().lock_of(&self.store, &self.hot, name, now)
     }
 
     /// Counts the outcome of a second factor checked in the portal through
@@ -210,8 +210,8 @@ impl Node {
             mode: mode.to_string(),
             result: result.to_string(),
             reason: reason.to_string(),
-            server_name: self.cfg.node_name.clone(),
-            server_ip: self.cfg.server_ip.clone(),
+            server_name: self.cfg().node_name.clone(),
+            server_ip: self.cfg().server_ip.clone(),
             client_name: "portal".to_string(),
             client_ip: source.to_string(),
             calling_station: String::new(),

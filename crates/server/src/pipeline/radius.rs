@@ -29,7 +29,8 @@ impl Node {
     ) -> Decision {
         let (name, policy, packet) = (login.name, login.policy, login.packet);
         let mode = Mode::first(First::Radius);
-        let Some(upstream) = policy.upstream.as_ref().and_then(|u| self.upstreams.get(u)) else {
+        let upstreams = self.upstreams();
+        let Some(upstream) = policy.upstream.as_ref().and_then(|u| upstreams.get(u)) else {
             return Decision::reject(name, mode, Reason::NoUpstream, MSG_TRY_AGAIN);
         };
         let cached = match self.hot.user(&self.store, name) {
@@ -154,12 +155,12 @@ impl Node {
                 Mode::upstream_challenge(),
                 Reason::UpstreamChallenge,
                 upstream_message(attrs),
-                self.state_key.seal(self.cfg.node_id, &id).to_vec(),
+                self.state_key.seal(self.cfg().node_id, &id).to_vec(),
                 attrs
                     .iter()
                     .find(|a| a.typ == AttrType::SESSION_TIMEOUT)
                     .and_then(|a| a.as_u32().ok())
-                    .or(u32::try_from(self.cfg.challenge_lifetime_secs).ok()),
+                    .or(u32::try_from(self.cfg().challenge_lifetime_secs).ok()),
             ),
             Err(e) => {
                 warn!(error = %e, "cannot open a challenge session");

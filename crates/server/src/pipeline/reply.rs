@@ -76,8 +76,8 @@ impl Node {
             mode: d.mode.to_string(),
             result: result.to_string(),
             reason: reason.into_owned(),
-            server_name: self.cfg.node_name.clone(),
-            server_ip: self.cfg.server_ip.clone(),
+            server_name: self.cfg().node_name.clone(),
+            server_ip: self.cfg().server_ip.clone(),
             client_name: client.name.clone(),
             client_ip: source.ip().to_string(),
             calling_station,
@@ -91,7 +91,8 @@ impl Node {
         }
         attrs.extend(d.attrs.iter().cloned());
         if d.answer == Answer::Accept {
-            for (group, extra) in &self.cfg.group_attributes {
+            let cfg = self.cfg();
+            for (group, extra) in &cfg.group_attributes {
                 if d.groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
                     attrs.extend(extra.iter().cloned());
                 }

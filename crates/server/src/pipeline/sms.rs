@@ -34,10 +34,11 @@ impl Node {
         if let Some(refused) = phone_missing(user, mode) {
             return refused;
         }
-        let Some(gateway) = &self.gateway else {
+        let Some(gateway) = self.gateway() else {
             return self.gateway_down(login, user, token, mode, GatewayTrouble::NotConfigured);
         };
-        let sms = &self.cfg.sms;
+        let cfg = self.cfg();
+        let sms = &cfg.sms;
         let code = Zeroizing::new(radmfa_otp::random_code(sms.code_length, &sms.alphabet));
         let now = self.clock.now_unix();
         let pending = PendingChallenge {
@@ -60,7 +61,7 @@ impl Node {
             id: hex(&id),
             user: self.user_fields(user),
             body: sms.message.replace("{code}", &code),
-            server_name: self.cfg.node_name.clone(),
+            server_name: self.cfg().node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: login.end_user,
             from_number: login.policy.from_number.clone(),
@@ -88,7 +89,7 @@ impl Node {
                     format!(
                         "Enter {pin_first}the code we sent by text message to your phone ending in {tail}"
                     ),
-                    self.state_key.seal(self.cfg.node_id, &id).to_vec(),
+                    self.state_key.seal(self.cfg().node_id, &id).to_vec(),
                     u32::try_from(sms.lifetime_secs).ok(),
                 )
             }
