@@ -89,9 +89,11 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
         AdminRequest::AdminTokenRevoke { name } => json(admin_tokens::revoke(ctx, name)),
         AdminRequest::OtpAdvance { steps } => json(cluster::otp_advance(ctx, &steps)),
         AdminRequest::Backup { path } => json(cluster::backup(ctx, &path)),
-        AdminRequest::Stats | AdminRequest::ReplStatus | AdminRequest::Promote { .. } => {
-            Err(no_server())
-        }
+        AdminRequest::Stats
+        | AdminRequest::ReplStatus
+        | AdminRequest::Promote { .. }
+        | AdminRequest::LockoutFailure { .. }
+        | AdminRequest::LockoutReset { .. } => Err(no_server()),
         AdminRequest::DirectorySync { .. } => Err(not_here()),
     }
 }

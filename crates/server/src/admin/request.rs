@@ -169,6 +169,21 @@ pub enum AdminRequest {
         /// `(user, step or counter)` pairs.
         steps: Vec<(String, u64)>,
     },
+    /// Lockout across nodes: a failed second factor on a replica, counted
+    /// on the primary (which writes the lock at the limit). Peer link only.
+    LockoutFailure {
+        /// Login name.
+        name: String,
+        /// An Accept of the user on that replica, not yet sent, came first.
+        #[serde(default)]
+        reset_first: bool,
+    },
+    /// Lockout across nodes: Accepts on a replica, which reset the users'
+    /// failure counts on the primary. Peer link only.
+    LockoutReset {
+        /// Login names.
+        names: Vec<String>,
+    },
     /// Makes this replica the primary at epoch + 1 (control socket only).
     Promote {
         /// Promote even if the node has not confirmed its copy is complete.
@@ -448,6 +463,8 @@ impl AdminRequest {
             | AdminRequest::Stats
             | AdminRequest::ReplStatus
             | AdminRequest::OtpAdvance { .. }
+            | AdminRequest::LockoutFailure { .. }
+            | AdminRequest::LockoutReset { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,
             AdminRequest::UserAdd(NewUser { name, .. })

@@ -14,7 +14,8 @@
 //!    `fail_mode`), [`challenge`] (Access-Challenge sessions and answers).
 //! 5. [`reply`]: the decision counted, logged, audited and encoded.
 //!
-//! [`node`] holds what every step shares; [`decision`] is the typed outcome
+//! [`lockshare`] counts failed second factors on the primary (lockout
+//! across nodes). [`node`] holds what every step shares; [`decision`] is the typed outcome
 //! (a leaf: lockout reads it without the pipeline); [`portal`] is the
 //! self-service portal's door into the same checks.
 
@@ -27,6 +28,7 @@ mod gateway;
 mod ingress;
 mod ldap;
 mod local;
+mod lockshare;
 mod login;
 mod node;
 mod oob;
