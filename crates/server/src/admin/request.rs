@@ -144,6 +144,25 @@ pub enum AdminRequest {
         #[serde(default)]
         client: Option<String>,
     },
+    /// Reads the accounting records of the audit log (Accounting-Requests
+    /// stored under `accounting = "store"`).
+    AccountingReport {
+        /// Only this user.
+        #[serde(default)]
+        user: Option<String>,
+        /// Since (unix ms).
+        #[serde(default)]
+        since_ms: Option<u64>,
+        /// Until (unix ms, exclusive).
+        #[serde(default)]
+        until_ms: Option<u64>,
+        /// The last N matching records.
+        #[serde(default)]
+        limit: Option<usize>,
+        /// Only this RADIUS client (name).
+        #[serde(default)]
+        client: Option<String>,
+    },
     /// Creates an admin API token; the result holds the token, shown once.
     AdminTokenCreate {
         /// Unique name (logged with every API write made with the token).
@@ -457,6 +476,7 @@ impl AdminRequest {
             | AdminRequest::ClientList
             | AdminRequest::ClientDelete { .. }
             | AdminRequest::Report { .. }
+            | AdminRequest::AccountingReport { .. }
             | AdminRequest::AdminTokenCreate { .. }
             | AdminRequest::AdminTokenList
             | AdminRequest::AdminTokenRevoke { .. }

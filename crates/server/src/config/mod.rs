@@ -47,7 +47,7 @@ pub use files::MIN_SECRET_LEN;
 pub use limits::{LimitSettings, LimitsSection, Rate};
 pub use log::LogFormat;
 pub use parse::ParsedConfig;
-pub use policy::{FailMode, FirstFactor, OtpMode, Policy, Unenrolled};
+pub use policy::{Accounting, FailMode, FirstFactor, OtpMode, Policy, Unenrolled};
 pub use portal::{PortalSection, PortalSettings};
 pub use radsec::{RadsecClient, RadsecSection, RadsecSettings};
 pub use runtime::RuntimeConfig;

@@ -3,7 +3,8 @@
 //!
 //! 1. [`ingress`]: client lookup, Message-Authenticator, rate limits,
 //!    duplicates, forwarding a challenge answer to the node that owns it.
-//! 2. [`access`]: Status-Server and Accounting answered; an Access-Request's
+//! 2. [`access`]: Status-Server and Accounting answered (an Accounting-Request
+//!    stored or forwarded first, [`accounting`]); an Access-Request's
 //!    user name, lock and password read, then dispatched to its first factor
 //!    (or to the challenge it answers); lockout bookkeeping on the decision.
 //! 3. First factor: [`local`] (`local` and `none`, at a fixed argon2 cost,
@@ -22,6 +23,7 @@
 pub mod decision;
 
 mod access;
+mod accounting;
 mod challenge;
 mod codes;
 mod gateway;
