@@ -506,22 +506,7 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
     assert!(s2.log().contains("otp_mismatch+locked_out"), "{}", s2.log());
     // Written on the primary and replicated to replica 3.
     for n in [&n1, &n3] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let shown = n.radmfa(&["user", "show", "lou", "--json"]).json();
-            if shown["lock_reason"] == "too_many_failures" {
-                assert!(
-                    shown["locked_until"].as_u64() > Some(common::unix_now()),
-                    "{shown}"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lock never reached the node: {shown}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_locked(n, "lou");
     }
     // Replica 3 refuses even the right code (not checked, so not consumed).
     let code = common::totp_now(&secret);
@@ -541,18 +526,7 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
         "{}",
         out.stdout
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let shown = n2.radmfa(&["user", "show", "lou", "--json"]).json();
-        if shown["locked_until"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "unlock never reached node 2: {shown}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_shown(&n2, "lou", "the unlock", |shown| shown["locked_until"] == 0);
     assert!(accepted(
         &s2.addr_string(),
         "lou",
@@ -560,24 +534,31 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
     ));
 }
 
-/// Polls until `user` is locked (`too_many_failures`) in node `env`'s copy.
+/// Polls `radmfa user show USER --json` on node `env` until `cond` holds.
 #[track_caller]
-fn wait_locked(env: &Env, user: &str) {
+fn wait_shown(env: &Env, user: &str, what: &str, cond: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let shown = env.radmfa(&["user", "show", user, "--json"]).json();
-        if shown["lock_reason"] == "too_many_failures"
-            && shown["locked_until"].as_u64() > Some(common::unix_now())
-        {
+        if cond(&shown) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "lock never reached {}: {shown}",
+            "{what} never reached {}: {shown}",
             env.config_path().display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Polls until `user` is locked (`too_many_failures`) in node `env`'s copy.
+#[track_caller]
+fn wait_locked(env: &Env, user: &str) {
+    wait_shown(env, user, "the lock", |shown| {
+        shown["lock_reason"] == "too_many_failures"
+            && shown["locked_until"].as_u64() > Some(common::unix_now())
+    });
 }
 
 /// The reason of `user`'s last audit record on node `env`.
@@ -642,11 +623,7 @@ fn ten_wrong_codes_spread_over_three_nodes_lock_the_user_on_all_of_them() {
     // unlock, nine wrong codes, an Accept on node 3, nine more: no lock.
     n2.radmfa(&["user", "unlock", "lou"]).assert_ok();
     for n in envs {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while n.radmfa(&["user", "show", "lou", "--json"]).json()["locked_until"] != 0 {
-            assert!(Instant::now() < deadline, "unlock never replicated");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_shown(n, "lou", "the unlock", |shown| shown["locked_until"] == 0);
     }
     let fail = |i: usize| {
         let r = login(

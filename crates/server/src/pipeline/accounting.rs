@@ -71,13 +71,7 @@ fn accounting_record(
     packet: &Packet,
     source: SocketAddr,
 ) -> AuditRecord {
-    let text = |t: AttrType| {
-        packet
-            .attr(t)
-            .and_then(|a| a.as_str().ok())
-            .map(|s| crate::text::escape(s).into_owned())
-            .unwrap_or_default()
-    };
+    let text = |t: AttrType| text_attr(packet, t);
     let info = accounting_info(packet);
     AuditRecord {
         time_ms: node.clock.now_unix_ms(),
@@ -97,13 +91,7 @@ fn accounting_record(
 /// The accounting attributes of `packet` (absent ones empty or 0).
 pub fn accounting_info(packet: &Packet) -> AccountingInfo {
     let int = |t: AttrType| packet.attr(t).and_then(|a| a.as_u32().ok());
-    let text = |t: AttrType| {
-        packet
-            .attr(t)
-            .and_then(|a| a.as_str().ok())
-            .map(|s| crate::text::escape(s).into_owned())
-            .unwrap_or_default()
-    };
+    let text = |t: AttrType| text_attr(packet, t);
     let octets = |low: AttrType, giga: AttrType| {
         (u64::from(int(giga).unwrap_or(0)) << 32) | u64::from(int(low).unwrap_or(0))
     };
@@ -139,7 +127,17 @@ pub fn accounting_info(packet: &Packet) -> AccountingInfo {
     }
 }
 
-/// Acct-Status-Type values (RFC 2866 §5.1, RFC 2866 §5.1 Accounting-On/Off).
+/// A text attribute of `packet`, control characters escaped (text.rs);
+/// empty when absent or not UTF-8.
+fn text_attr(packet: &Packet, t: AttrType) -> String {
+    packet
+        .attr(t)
+        .and_then(|a| a.as_str().ok())
+        .map(|s| crate::text::escape(s).into_owned())
+        .unwrap_or_default()
+}
+
+/// Acct-Status-Type values (RFC 2866 §5.1).
 fn status_name(v: u32) -> Option<&'static str> {
     Some(match v {
         1 => "start",
