@@ -149,6 +149,12 @@ impl Api {
 
     /// Takes the API's bound address from the ready file (written once
     /// every listener is up, so /healthz answers at once).
+    /// `GET path` answers 200 with `count` = `n`.
+    async fn expect_count(&self, path: &str, token: &str, n: usize) {
+        let v = self.no_body(Method::GET, path, token, StatusCode::OK).await;
+        assert_eq!(v["count"], n, "{path}: {v}");
+    }
+
     async fn wait_up(&self, server: &Server) {
         let addr = server.ready.api.unwrap_or_else(|| {
             panic!(
@@ -489,15 +495,8 @@ async fn admin_api_end_to_end() {
         ("user=alice&to=1", 0),
         ("user=alice&from=2000-01-01T00:00:00Z&limit=1", 1),
     ] {
-        let v = api
-            .no_body(
-                Method::GET,
-                &format!("/api/v1/reports?{q}"),
-                &reports,
-                StatusCode::OK,
-            )
+        api.expect_count(&format!("/api/v1/reports?{q}"), &reports, n)
             .await;
-        assert_eq!(v["count"], n, "{q}: {v}");
     }
     let (status, csv) = api
         .call(
@@ -909,15 +908,8 @@ async fn accounting_is_stored_and_reported_by_the_cli_and_the_api() {
         ("to=1", 0),
         ("from=2000-01-01T00:00:00Z", 3),
     ] {
-        let v = api
-            .no_body(
-                Method::GET,
-                &format!("/api/v1/reports/accounting?{q}"),
-                &reports,
-                StatusCode::OK,
-            )
+        api.expect_count(&format!("/api/v1/reports/accounting?{q}"), &reports, n)
             .await;
-        assert_eq!(v["count"], n, "{q}: {v}");
     }
     let (status, csv) = api
         .call(

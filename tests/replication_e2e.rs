@@ -472,15 +472,22 @@ fn kill_9_during_a_write_burst_loses_no_acknowledged_write() {
     drop(s1);
 }
 
+/// Nodes 1 (primary), 2 and 3 of `cluster`, the primary holding TOTP user
+/// `lou`, and lou's seed.
+fn lou_on_three_nodes(cluster: &Cluster) -> (Env, Env, Env, Vec<u8>) {
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    let n3 = cluster.node(3, "replica");
+    let secret = n1.add_totp_user("lou", SEED_B32);
+    (n1, n2, n3, secret)
+}
+
 /// A lockout made on a replica is written through the primary, so it holds on
 /// every node; an unlock on any other node lifts it everywhere.
 #[test]
 fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
     let cluster = Cluster::new(3);
-    let n1 = cluster.node(1, "primary");
-    let n2 = cluster.node(2, "replica");
-    let n3 = cluster.node(3, "replica");
-    let secret = n1.add_totp_user("lou", SEED_B32);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
     let _s1 = n1.start();
     let s2 = n2.start();
     let s3 = n3.start();
@@ -578,10 +585,7 @@ fn last_reason(env: &Env, user: &str) -> String {
 #[test]
 fn ten_wrong_codes_spread_over_three_nodes_lock_the_user_on_all_of_them() {
     let cluster = Cluster::new(3);
-    let n1 = cluster.node(1, "primary");
-    let n2 = cluster.node(2, "replica");
-    let n3 = cluster.node(3, "replica");
-    let secret = n1.add_totp_user("lou", SEED_B32);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
     let servers = [n1.start(), n2.start(), n3.start()];
     let envs = [&n1, &n2, &n3];
     wait_user(&n2, "lou");
@@ -665,10 +669,7 @@ fn ten_wrong_codes_spread_over_three_nodes_lock_the_user_on_all_of_them() {
 #[test]
 fn with_the_primary_down_replicas_count_lockout_failures_locally() {
     let cluster = Cluster::new(3);
-    let n1 = cluster.node(1, "primary");
-    let n2 = cluster.node(2, "replica");
-    let n3 = cluster.node(3, "replica");
-    let secret = n1.add_totp_user("lou", SEED_B32);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
     n1.add_totp_user("max", SEED_B32);
     let s1 = n1.start();
     let s2 = n2.start();
