@@ -896,4 +896,26 @@ mod tests {
         };
         assert!(by_result.matches(&rec));
     }
+
+    /// A line written before accounting records existed reads the same, and
+    /// an authentication record is written as it always was (no
+    /// `accounting` key); an accounting record round-trips.
+    #[test]
+    fn audit_lines_without_accounting_are_unchanged() {
+        let old = r#"{"time_ms":5,"user":"alice","mode":"pap+totp","result":"accept","reason":"","server_name":"a","server_ip":"127.0.0.1","client_name":"vpn","client_ip":"127.0.0.2","calling_station":""}"#;
+        let rec: AuditRecord = serde_json::from_str(old).expect("old line");
+        assert_eq!(rec.accounting, None);
+        assert_eq!(serde_json::to_string(&rec).unwrap(), old);
+        let acct = AuditRecord {
+            accounting: Some(AccountingInfo {
+                status: "stop".into(),
+                input_octets: 8_589_934_597,
+                ..AccountingInfo::default()
+            }),
+            ..rec
+        };
+        let line = serde_json::to_string(&acct).unwrap();
+        assert!(line.contains(r#""accounting":{"status":"stop""#), "{line}");
+        assert_eq!(serde_json::from_str::<AuditRecord>(&line).unwrap(), acct);
+    }
 }
