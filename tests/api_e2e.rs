@@ -149,6 +149,12 @@ impl Api {
 
     /// Takes the API's bound address from the ready file (written once
     /// every listener is up, so /healthz answers at once).
+    /// `GET path` answers 200 with `count` = `n`.
+    async fn expect_count(&self, path: &str, token: &str, n: usize) {
+        let v = self.no_body(Method::GET, path, token, StatusCode::OK).await;
+        assert_eq!(v["count"], n, "{path}: {v}");
+    }
+
     async fn wait_up(&self, server: &Server) {
         let addr = server.ready.api.unwrap_or_else(|| {
             panic!(
@@ -489,15 +495,8 @@ async fn admin_api_end_to_end() {
         ("user=alice&to=1", 0),
         ("user=alice&from=2000-01-01T00:00:00Z&limit=1", 1),
     ] {
-        let v = api
-            .no_body(
-                Method::GET,
-                &format!("/api/v1/reports?{q}"),
-                &reports,
-                StatusCode::OK,
-            )
+        api.expect_count(&format!("/api/v1/reports?{q}"), &reports, n)
             .await;
-        assert_eq!(v["count"], n, "{q}: {v}");
     }
     let (status, csv) = api
         .call(
@@ -799,4 +798,145 @@ async fn api_headers_device_token_metrics_and_user_text() {
         "{v}"
     );
     drop(server);
+}
+
+/// Accounting-Requests from radclient (start, interim-update, stop) are
+/// answered once stored, and read back by `radmfa report --accounting`
+/// (table, JSON, CSV, filters) and `GET /api/v1/reports/accounting`, with
+/// octets that count their Gigawords and the session time the NAS sent;
+/// sign-in reports leave them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_is_stored_and_reported_by_the_cli_and_the_api() {
+    let api = api_env("");
+    let reports = api.token("siem", "reports:read");
+    let server = api.env.start();
+    api.wait_up(&server).await;
+    let addr = server.addr_string();
+    let common = "User-Name = \"alice\"\nAcct-Session-Id = \"S-42\"\nNAS-IP-Address = 192.0.2.1\nNAS-Identifier = \"vpn-gw\"\nFramed-IP-Address = 10.8.0.7\nCalling-Station-Id = \"198.51.100.9\"\n";
+    let sent = [
+        "Acct-Status-Type = Start\n",
+        "Acct-Status-Type = Interim-Update\nAcct-Input-Octets = 1000\nAcct-Output-Octets = 2000\nAcct-Session-Time = 60\n",
+        "Acct-Status-Type = Stop\nAcct-Input-Octets = 5\nAcct-Input-Gigawords = 2\nAcct-Output-Octets = 4294967295\nAcct-Output-Gigawords = 1\nAcct-Session-Time = 3600\nAcct-Terminate-Cause = User-Request\n",
+    ];
+    for s in sent {
+        let r = common::radclient(&addr, "acct", common::SECRET, &format!("{common}{s}"));
+        expect(&r, "Accounting-Response");
+    }
+    // Answered only once written: the records are there at once.
+    let rows = api.env.report(&["--accounting", "--user", "alice"]);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let status: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["start", "interim-update", "stop"]);
+    let start = &rows[0];
+    for (k, v) in [
+        ("session_id", "S-42"),
+        ("nas_ip", "192.0.2.1"),
+        ("nas_identifier", "vpn-gw"),
+        ("framed_ip", "10.8.0.7"),
+        ("calling_station", "198.51.100.9"),
+        ("client_name", "localhost"),
+        ("client_ip", "127.0.0.1"),
+    ] {
+        assert_eq!(start[k], v, "{k}: {start}");
+    }
+    assert_eq!(
+        (
+            &rows[1]["input_octets"],
+            &rows[1]["output_octets"],
+            &rows[1]["session_time"]
+        ),
+        (&json!(1000), &json!(2000), &json!(60))
+    );
+    // 2 x 2^32 + 5 and 2^32 + (2^32 - 1) (RFC 2869 §5.1-5.2).
+    let stop = &rows[2];
+    assert_eq!(stop["input_octets"], 8_589_934_597u64, "{stop}");
+    assert_eq!(stop["output_octets"], 8_589_934_591u64, "{stop}");
+    assert_eq!(stop["session_time"], 3600, "{stop}");
+    assert_eq!(stop["terminate_cause"], "User-Request", "{stop}");
+    // Sign-in reports do not show them.
+    assert!(api.env.report(&["--user", "alice"]).is_empty());
+    // Filters, the table and CSV.
+    assert_eq!(api.env.report(&["--accounting", "--user", "bob"]).len(), 0);
+    assert_eq!(api.env.report(&["--accounting", "--since", "1h"]).len(), 3);
+    assert_eq!(api.env.report(&["--accounting", "--until", "1"]).len(), 0);
+    assert_eq!(
+        api.env.report(&["--accounting", "--limit", "1"])[0]["status"],
+        "stop"
+    );
+    let out = api.env.radmfa(&["report", "--accounting"]);
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("interim-update") && out.stdout.contains("8589934597"),
+        "{}",
+        out.stdout
+    );
+    let out = api.env.radmfa(&["report", "--accounting", "--csv"]);
+    out.assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(
+            "time,time_ms,user,status,session_id,session_time,input_octets,output_octets"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[3].contains(",alice,stop,S-42,3600,8589934597,8589934591,User-Request,"),
+        "{}",
+        lines[3]
+    );
+    let out = api
+        .env
+        .radmfa(&["report", "--accounting", "--result", "accept"]);
+    assert_ne!(out.code(), 0, "--result does not apply to accounting");
+
+    // The API.
+    let v = api
+        .no_body(
+            Method::GET,
+            "/api/v1/reports/accounting?user=alice",
+            &reports,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["count"], 3, "{v}");
+    assert_eq!(v["items"][2]["input_octets"], 8_589_934_597u64, "{v}");
+    for (q, n) in [
+        ("user=bob", 0),
+        ("client=localhost&limit=2", 2),
+        ("to=1", 0),
+        ("from=2000-01-01T00:00:00Z", 3),
+    ] {
+        api.expect_count(&format!("/api/v1/reports/accounting?{q}"), &reports, n)
+            .await;
+    }
+    let (status, csv) = api
+        .call(
+            Method::GET,
+            "/api/v1/reports/accounting?format=csv",
+            Some(&reports),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let v = api
+        .no_body(
+            Method::GET,
+            "/api/v1/reports/accounting?result=accept",
+            &reports,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(error_code(&v), "invalid_request");
+    let v = api
+        .no_body(
+            Method::GET,
+            "/api/v1/reports?user=alice",
+            &reports,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["count"], 0, "sign-in reports leave accounting out: {v}");
 }

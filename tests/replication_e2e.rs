@@ -472,15 +472,22 @@ fn kill_9_during_a_write_burst_loses_no_acknowledged_write() {
     drop(s1);
 }
 
+/// Nodes 1 (primary), 2 and 3 of `cluster`, the primary holding TOTP user
+/// `lou`, and lou's seed.
+fn lou_on_three_nodes(cluster: &Cluster) -> (Env, Env, Env, Vec<u8>) {
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    let n3 = cluster.node(3, "replica");
+    let secret = n1.add_totp_user("lou", SEED_B32);
+    (n1, n2, n3, secret)
+}
+
 /// A lockout made on a replica is written through the primary, so it holds on
 /// every node; an unlock on any other node lifts it everywhere.
 #[test]
 fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
     let cluster = Cluster::new(3);
-    let n1 = cluster.node(1, "primary");
-    let n2 = cluster.node(2, "replica");
-    let n3 = cluster.node(3, "replica");
-    let secret = n1.add_totp_user("lou", SEED_B32);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
     let _s1 = n1.start();
     let s2 = n2.start();
     let s3 = n3.start();
@@ -506,22 +513,7 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
     assert!(s2.log().contains("otp_mismatch+locked_out"), "{}", s2.log());
     // Written on the primary and replicated to replica 3.
     for n in [&n1, &n3] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let shown = n.radmfa(&["user", "show", "lou", "--json"]).json();
-            if shown["lock_reason"] == "too_many_failures" {
-                assert!(
-                    shown["locked_until"].as_u64() > Some(common::unix_now()),
-                    "{shown}"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lock never reached the node: {shown}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_locked(n, "lou");
     }
     // Replica 3 refuses even the right code (not checked, so not consumed).
     let code = common::totp_now(&secret);
@@ -541,23 +533,215 @@ fn a_lock_made_on_a_replica_holds_on_every_node_until_one_unlock() {
         "{}",
         out.stdout
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let shown = n2.radmfa(&["user", "show", "lou", "--json"]).json();
-        if shown["locked_until"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "unlock never reached node 2: {shown}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_shown(&n2, "lou", "the unlock", |shown| shown["locked_until"] == 0);
     assert!(accepted(
         &s2.addr_string(),
         "lou",
         &format!("{PASSWORD}{code}")
     ));
+}
+
+/// Polls `radmfa user show USER --json` on node `env` until `cond` holds.
+#[track_caller]
+fn wait_shown(env: &Env, user: &str, what: &str, cond: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = env.radmfa(&["user", "show", user, "--json"]).json();
+        if cond(&shown) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never reached {}: {shown}",
+            env.config_path().display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls until `user` is locked (`too_many_failures`) in node `env`'s copy.
+#[track_caller]
+fn wait_locked(env: &Env, user: &str) {
+    wait_shown(env, user, "the lock", |shown| {
+        shown["lock_reason"] == "too_many_failures"
+            && shown["locked_until"].as_u64() > Some(common::unix_now())
+    });
+}
+
+/// The reason of `user`'s last audit record on node `env`.
+fn last_reason(env: &Env, user: &str) -> String {
+    let out = env.radmfa(&["report", "--user", user, "--json"]);
+    out.assert_ok();
+    let recs = out.json();
+    recs.as_array()
+        .and_then(|a| a.last())
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+/// Lockout across nodes: ten wrong codes spread over three nodes (four on
+/// the primary, three on each replica: fewer than `lockout_failures` on
+/// any one node) lock the user on all of them, counted on the primary.
+#[test]
+fn ten_wrong_codes_spread_over_three_nodes_lock_the_user_on_all_of_them() {
+    let cluster = Cluster::new(3);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
+    let servers = [n1.start(), n2.start(), n3.start()];
+    let envs = [&n1, &n2, &n3];
+    wait_user(&n2, "lou");
+    wait_user(&n3, "lou");
+
+    let wrong = common::wrong_code(&secret);
+    for i in 0..10 {
+        let s = &servers[i % 3];
+        let r = login(&s.addr_string(), "lou", &format!("{PASSWORD}{wrong}"), None);
+        assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+        let locked = r
+            .text("Reply-Message")
+            .unwrap_or_default()
+            .contains("locked");
+        assert_eq!(
+            locked,
+            i == 9,
+            "attempt {} on node {}: {}",
+            i + 1,
+            i % 3 + 1,
+            r.output
+        );
+    }
+    // The tenth (on node 1) started the lock; every node has it and refuses
+    // the right code without checking it.
+    assert_eq!(last_reason(&n1, "lou"), "otp_mismatch+locked_out");
+    let code = common::totp_now(&secret);
+    for (n, s) in envs.iter().zip(&servers) {
+        wait_locked(n, "lou");
+        assert!(!accepted(
+            &s.addr_string(),
+            "lou",
+            &format!("{PASSWORD}{code}")
+        ));
+        assert_eq!(last_reason(n, "lou"), "locked_out");
+    }
+
+    // An Accept on a replica resets the count on the primary: after an
+    // unlock, nine wrong codes, an Accept on node 3, nine more: no lock.
+    n2.radmfa(&["user", "unlock", "lou"]).assert_ok();
+    for n in envs {
+        wait_shown(n, "lou", "the unlock", |shown| shown["locked_until"] == 0);
+    }
+    let fail = |i: usize| {
+        let r = login(
+            &servers[i % 3].addr_string(),
+            "lou",
+            &format!("{PASSWORD}{wrong}"),
+            None,
+        );
+        assert!(
+            !r.text("Reply-Message")
+                .unwrap_or_default()
+                .contains("locked"),
+            "{}",
+            r.output
+        );
+    };
+    (0..9).for_each(fail);
+    // The next step's code (the current one was refused, not consumed, but
+    // a fresh one avoids any replay question).
+    let step = common::unix_now() / common::PERIOD;
+    let fresh = common::totp_at(&secret, (step + 1) * common::PERIOD);
+    assert!(accepted(
+        &servers[2].addr_string(),
+        "lou",
+        &format!("{PASSWORD}{fresh}")
+    ));
+    // A replica gathers Accepts for 100 ms before it sends them (and sends
+    // a pending one ahead of its own next failure); the next failure here
+    // is on the primary itself, so give the batch time to arrive.
+    std::thread::sleep(Duration::from_millis(600));
+    (0..9).for_each(fail);
+    let shown = n1.radmfa(&["user", "show", "lou", "--json"]).json();
+    assert_eq!(shown["locked_until"], 0, "{shown}");
+}
+
+/// With the primary down, a replica counts failures itself (WARN once with
+/// the remedy) and still locks after `lockout_failures`; once the primary is
+/// back, counting is cluster-wide again (INFO once).
+#[test]
+fn with_the_primary_down_replicas_count_lockout_failures_locally() {
+    let cluster = Cluster::new(3);
+    let (n1, n2, n3, secret) = lou_on_three_nodes(&cluster);
+    n1.add_totp_user("max", SEED_B32);
+    let s1 = n1.start();
+    let s2 = n2.start();
+    let _s3 = n3.start();
+    wait_user(&n2, "lou");
+    wait_user(&n2, "max");
+    let (status1, _) = s1.terminate();
+    assert!(status1.success());
+    wait_status(&n2, "primary unreachable", |s| {
+        s["primary_unreachable_since"].is_string()
+    });
+
+    let wrong = common::wrong_code(&secret);
+    for i in 1..=10 {
+        let r = login(
+            &s2.addr_string(),
+            "lou",
+            &format!("{PASSWORD}{wrong}"),
+            None,
+        );
+        assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+        let locked = r
+            .text("Reply-Message")
+            .unwrap_or_default()
+            .contains("locked");
+        assert_eq!(locked, i == 10, "attempt {i}: {}", r.output);
+    }
+    let code = common::totp_now(&secret);
+    assert!(!accepted(
+        &s2.addr_string(),
+        "lou",
+        &format!("{PASSWORD}{code}")
+    ));
+    assert_eq!(last_reason(&n2, "lou"), "locked_out");
+    let log = s2.log();
+    let warned = "lockout failures are counted on this node only";
+    assert_eq!(log.matches(warned).count(), 1, "{log}");
+    assert!(
+        log.contains("radmfa status"),
+        "the WARN names the remedy: {log}"
+    );
+
+    // The primary returns: failures are counted there again (INFO once).
+    // The replica's own link to it may still be in its reconnect back-off
+    // for a moment (the failure is then counted here): a few tries.
+    let _s1 = n1.start();
+    wait_status(&n2, "primary reachable", |s| {
+        s["primary_unreachable_since"].is_null() && s["primary"] == 1
+    });
+    let again = "lockout failures are counted on the primary again";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s2.log().contains(again) {
+        assert!(Instant::now() < deadline, "{}", s2.log());
+        let r = login(
+            &s2.addr_string(),
+            "max",
+            &format!("{PASSWORD}{wrong}"),
+            None,
+        );
+        assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let r = login(
+        &s2.addr_string(),
+        "max",
+        &format!("{PASSWORD}{wrong}"),
+        None,
+    );
+    assert_eq!(r.code.as_deref(), Some("Access-Reject"), "{}", r.output);
+    let log = s2.log();
+    assert_eq!(log.matches(again).count(), 1, "{log}");
+    assert_eq!(log.matches(warned).count(), 1, "{log}");
 }
 
 /// A throw-away slapd (tests/ldap/start-slapd.sh); stopped on drop.

@@ -23,6 +23,12 @@ impl Drop for FreeRadius {
 }
 
 fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
+    start_freeradius_acct(dir, port, None)
+}
+
+/// [`start_freeradius`], answering Accounting-Requests on `acct_port` too
+/// (written to `DIR/freeradius/log/detail`).
+fn start_freeradius_acct(dir: &std::path::Path, port: u16, acct_port: Option<u16>) -> FreeRadius {
     let script = common::py_dir()
         .parent()
         .expect("tests dir")
@@ -33,6 +39,7 @@ fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
         .arg(&conf)
         .arg(port.to_string())
         .arg(UP_SECRET)
+        .args(acct_port.map(|p| p.to_string()))
         .output()
         .expect("bash upstream.sh");
     assert!(
@@ -546,4 +553,88 @@ timeout_ms = 300
         "{}",
         out.stdout
     );
+}
+
+/// `accounting = "both:NAME"`: an Accounting-Request is forwarded to
+/// FreeRADIUS (its detail file has it) and stored, and only then answered;
+/// with FreeRADIUS down it is neither answered (the NAS sends it again) nor
+/// stored, and the log says why once, with the remedy.
+#[test]
+fn accounting_is_forwarded_to_freeradius_and_unanswered_when_it_is_down() {
+    if !common::require_tool("freeradius", "apt-get install freeradius") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, acct_port) = (free_udp_port(), free_udp_port());
+    let fr = start_freeradius_acct(dir.path(), port, Some(acct_port));
+    let extra = format!(
+        r#"[[upstream]]
+name = "acct"
+servers = ["127.0.0.1:{acct_port}"]
+secret = "{UP_SECRET}"
+timeout_ms = 300
+retries = 1
+
+[[policy]]
+name = "vpn"
+accounting = "both:acct"
+
+[[client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+policy = "vpn"
+"#
+    );
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra,
+        ..ConfigOptions::default()
+    });
+    env.radmfa(&["check-config"]).assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+    let acct = |status: &str, extra: &str| {
+        common::radclient(
+            &addr,
+            "acct",
+            SECRET,
+            &format!("User-Name = \"ursula\"\nAcct-Session-Id = \"FWD-7\"\nAcct-Status-Type = {status}\nNAS-Identifier = \"vpn-gw\"\n{extra}"),
+        )
+    };
+    expect(&acct("Start", ""), "Accounting-Response");
+    expect(
+        &acct("Stop", "Acct-Input-Octets = 1234\nAcct-Session-Time = 99\n"),
+        "Accounting-Response",
+    );
+    // FreeRADIUS wrote both (it answers after its detail module ran).
+    let detail = std::fs::read_to_string(dir.path().join("freeradius/log/detail"))
+        .expect("FreeRADIUS detail file");
+    assert_eq!(
+        detail.matches("Acct-Session-Id = \"FWD-7\"").count(),
+        2,
+        "{detail}"
+    );
+    assert!(detail.contains("Acct-Status-Type = Stop"), "{detail}");
+    assert!(detail.contains("Acct-Input-Octets = 1234"), "{detail}");
+    assert!(detail.contains("NAS-Identifier = \"vpn-gw\""), "{detail}");
+    // And radmfa stored them.
+    let rows = env.report(&["--accounting"]);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(rows[1]["session_time"], 99);
+
+    // FreeRADIUS down: no answer, nothing stored, one WARN with the remedy.
+    drop(fr);
+    for _ in 0..2 {
+        let r = acct("Interim-Update", "");
+        assert_eq!(r.code, None, "answered without the upstream: {}", r.output);
+    }
+    assert_eq!(env.report(&["--accounting"]).len(), 2);
+    let log = server.log();
+    assert_eq!(
+        log.matches("Accounting-Request not forwarded").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("accounting port (1813)"), "{log}");
 }

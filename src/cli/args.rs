@@ -435,6 +435,10 @@ pub struct ReportArgs {
     /// Only this RADIUS client (name).
     #[arg(long)]
     pub client: Option<String>,
+    /// The stored Accounting-Requests (start, interim-update, stop...) instead
+    /// of sign-ins; --user, --since, --until, --client and --limit apply.
+    #[arg(long, conflicts_with_all = ["result", "method"])]
+    pub accounting: bool,
     #[command(flatten)]
     pub format: ReportFormat,
 }

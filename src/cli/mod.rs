@@ -3,6 +3,7 @@
 //! (`call` decides whether on the store or through the running server) and
 //! `print`/`input` talk to the person at the terminal.
 
+pub mod accounting;
 pub mod admin_token;
 pub mod args;
 pub mod backup;

@@ -20,6 +20,7 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         until,
         method,
         client,
+        accounting,
         format,
     } = args;
     let since_ms = since
@@ -30,6 +31,16 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| parse_since(s).context("--until"))
         .transpose()?;
+    if accounting {
+        let req = AdminRequest::AccountingReport {
+            user,
+            since_ms,
+            until_ms,
+            limit,
+            client,
+        };
+        return super::accounting::report(cfg, req, &format);
+    }
     let recs: Vec<AuditRecord> = call(
         cfg,
         AdminRequest::Report {

@@ -3,7 +3,7 @@
 # PAP against a users file, reply attributes on Accept, and one user whose first
 # request gets a chained Access-Challenge.
 #
-#   bash tests/freeradius/upstream.sh DIR PORT SECRET
+#   bash tests/freeradius/upstream.sh DIR PORT SECRET [ACCT_PORT]
 #   freeradius -f -d DIR            (add -X for a debug trace)
 #
 # Users:
@@ -14,8 +14,10 @@
 #   chris  / (none)      Access-Challenge "Upstream question: what is 6 times 7?" with a
 #                        State; the answer "42" with that State is accepted (Class "chained")
 # Replies always carry a Message-Authenticator. Status-Server is answered.
+# With ACCT_PORT, Accounting-Requests on that port are written to DIR/log/detail
+# (the detail module) and answered.
 set -euo pipefail
-dir=$1 port=$2 secret=$3
+dir=$1 port=$2 secret=$3 acct_port=${4:-}
 mkdir -p "$dir/log" "$dir/run"
 dir=$(cd "$dir" && pwd)
 cp /etc/freeradius/3.0/dictionary "$dir/dictionary"
@@ -98,6 +100,13 @@ modules {
         require_encryption = no
         require_strong = no
     }
+    detail {
+        filename = $dir/log/detail
+        escape_filenames = no
+        permissions = 0600
+        header = "%t"
+        locking = no
+    }
     files {
         filename = $dir/users
         acctusersfile = $dir/users.acct
@@ -111,6 +120,14 @@ server upstream {
         type = auth
         ipaddr = 127.0.0.1
         port = $port
+    }
+$(if [ -n "$acct_port" ]; then printf '    listen {\n        type = acct\n        ipaddr = 127.0.0.1\n        port = %s\n    }\n' "$acct_port"; fi)
+    preacct {
+        ok
+    }
+    accounting {
+        detail
+        ok
     }
     authorize {
         # Status-Server (RFC 5997): radmfa check-config --connect and its

@@ -171,6 +171,11 @@ open_enum! {
         ACCT_SESSION_TIME = 46 => "Acct-Session-Time",
         /// Acct-Terminate-Cause (49), integer (RFC 2866).
         ACCT_TERMINATE_CAUSE = 49 => "Acct-Terminate-Cause",
+        /// Acct-Input-Gigawords (52), integer: times Acct-Input-Octets
+        /// wrapped around 2^32 (RFC 2869 §5.1).
+        ACCT_INPUT_GIGAWORDS = 52 => "Acct-Input-Gigawords",
+        /// Acct-Output-Gigawords (53), integer (RFC 2869 §5.2).
+        ACCT_OUTPUT_GIGAWORDS = 53 => "Acct-Output-Gigawords",
         /// Event-Timestamp (55), integer seconds since 1970 (RFC 2869).
         EVENT_TIMESTAMP = 55 => "Event-Timestamp",
         /// CHAP-Challenge (60), opaque.

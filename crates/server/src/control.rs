@@ -113,6 +113,15 @@ impl AdminHooks for Node {
         Node::after_replication(self, &[], users);
     }
 
+    fn lockout_failure(&self, name: &str, reset_first: bool) -> Option<u64> {
+        let now = self.clock().now_unix();
+        self.limits().count_remote_failure(name, reset_first, now)
+    }
+
+    fn lockout_reset(&self, names: &[String]) {
+        self.limits().reset_remote(names);
+    }
+
     fn stats(&self) -> Value {
         Node::stats_json(self)
     }

@@ -25,7 +25,7 @@
 //! the table of locks evicts the lock that ends soonest (a persisted lock is
 //! still in the user record).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -38,7 +38,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use radmfa_otp::Clock as WallClock;
 use radmfa_store::{Store, StoreError};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::counters::{bump, Counters};
 use crate::droplog::DropReason;
@@ -259,6 +259,10 @@ pub struct Limits {
     lock_count: AtomicUsize,
     /// Whether "a lock is kept in memory only" was logged already.
     warned_unpersisted: AtomicBool,
+    /// Accepts on this replica not yet sent to the primary (bounded).
+    pending_resets: Mutex<HashSet<String>>,
+    /// This replica counts failures itself (primary unreachable; logged).
+    counting_alone: AtomicBool,
 }
 
 impl std::fmt::Debug for Limits {
@@ -295,6 +299,8 @@ impl Limits {
             locks: Mutex::new(HashMap::new()),
             lock_count: AtomicUsize::new(0),
             warned_unpersisted: AtomicBool::new(false),
+            pending_resets: Mutex::new(HashSet::new()),
+            counting_alone: AtomicBool::new(false),
             settings,
             counters,
         }
@@ -400,24 +406,28 @@ impl Limits {
     /// who is locked (a lock set meanwhile, or a name form the early check
     /// did not know, e.g. `DOMAIN\user` with a directory first factor).
     ///
-    /// `persist` writes a lock into the user record (`(user, until,
-    /// reason)`): on the primary directly, on a replica through the
+    /// `counter` says where failures are counted: on a replica that reaches
+    /// its primary, there (the primary writes the lock); otherwise here.
+    /// `persist` writes a lock counted here into the user record (`(user,
+    /// until, reason)`): on the primary directly, on a replica through the
     /// primary. While it runs, and if it fails, the lock is held in this
     /// node's memory; once written, the replicated record is what every
     /// node checks, so an admin unlock on any node lifts it everywhere.
-    pub async fn after_decision<F, Fut>(
+    pub async fn after_decision<F, Fut, C>(
         &self,
         store: &Store,
         hot: &HotState,
         decision: &Decision,
         now: u64,
+        counter: &C,
         persist: F,
     ) -> Option<Override>
     where
         F: FnOnce(String, u64, &'static str) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
+        C: FailureCounter,
     {
-        let (user, message) = (decision.user.as_str(), decision.message.as_str());
+        let user = decision.user.as_str();
         if user.is_empty() {
             return None;
         }
@@ -434,6 +444,9 @@ impl Limits {
         let started = match classify(decision) {
             Outcome::Success => {
                 self.reset_failures(user);
+                if counter.counts_elsewhere() && self.queue_reset(user) {
+                    counter.send_resets_soon();
+                }
                 return None;
             }
             Outcome::Other => return None,
@@ -442,30 +455,62 @@ impl Limits {
                 reason: REASON_FRAUD,
             },
             Outcome::Failure => {
-                if self.settings.lockout_failures == 0
-                    || self.record_failure(user, now) < self.settings.lockout_failures
-                {
+                if self.settings.lockout_failures == 0 {
                     return None;
                 }
-                self.reset_failures(user);
-                Lock {
-                    until: match self.settings.lockout_secs {
-                        0 => LOCKED_UNTIL_ADMIN,
-                        s => now.saturating_add(s),
-                    },
-                    reason: REASON_FAILURES,
+                let reset_first = lock(&self.pending_resets).remove(user);
+                match counter.count_on_primary(user, reset_first).await {
+                    Counted::OnPrimary(locked) => {
+                        self.counting_on_primary_again();
+                        let PrimaryLock { until, written } = locked?;
+                        // The primary wrote it (and this node has it) or
+                        // could not: then it is held in memory here.
+                        let on_primary = |_: String, _: u64, _: &'static str| async move {
+                            if written {
+                                Ok(())
+                            } else {
+                                Err("the primary could not write the lock".to_string())
+                            }
+                        };
+                        return Some(self.started(hot, decision, until, now, on_primary).await);
+                    }
+                    Counted::Unreachable(why) => self.counting_alone(&why),
+                    Counted::Here => {}
                 }
+                self.count_failure(user, now)?
             }
         };
+        Some(
+            self.started(hot, decision, started.until, now, persist)
+                .await,
+        )
+    }
+
+    /// A lock `decision` started (`until`; the fraud reason when the
+    /// decision is a fraud report): logged, held in memory until `persist`
+    /// wrote it, and the Reject that says so.
+    async fn started<F, Fut>(
+        &self,
+        hot: &HotState,
+        decision: &Decision,
+        until: u64,
+        now: u64,
+        persist: F,
+    ) -> Override
+    where
+        F: FnOnce(String, u64, &'static str) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let (user, message) = (decision.user.as_str(), decision.message.as_str());
+        let reason = if classify(decision) == Outcome::Fraud {
+            REASON_FRAUD
+        } else {
+            REASON_FAILURES
+        };
         bump(&self.counters.lockouts);
-        warn!(
-            user,
-            reason = started.reason,
-            until = started.until,
-            "user locked"
-        );
-        self.hold_lock(user, started.clone(), now);
-        match persist(user.to_string(), started.until, started.reason).await {
+        warn!(user, reason, until, "user locked");
+        self.hold_lock(user, Lock { until, reason }, now);
+        match persist(user.to_string(), until, reason).await {
             Ok(()) => {
                 self.drop_held_lock(user);
                 hot.forget_user(user);
@@ -477,15 +522,83 @@ impl Limits {
             }
         }
         let message = if message.is_empty() {
-            lock_message(started.until, started.reason).to_string()
+            lock_message(until, reason).to_string()
         } else {
-            format!("{message} {}", lock_message(started.until, started.reason))
+            format!("{message} {}", lock_message(until, reason))
         };
-        Some(Override {
+        Override {
             reason: decision.reason,
             lock_started: true,
             message,
+        }
+    }
+
+    /// Counts one failed second factor of `name` here (`reset_first`: an
+    /// Accept came before it); `Some(until)` when it reaches the limit and
+    /// locks the user (the count starts afresh). The primary calls it for
+    /// failures replicas send; [`Limits::after_decision`] for its own.
+    pub fn count_remote_failure(&self, name: &str, reset_first: bool, now: u64) -> Option<u64> {
+        if reset_first {
+            self.reset_failures(name);
+        }
+        if self.settings.lockout_failures == 0 {
+            return None;
+        }
+        self.count_failure(name, now).map(|l| l.until)
+    }
+
+    /// Resets the counts of `names` (Accepts a replica sent).
+    pub fn reset_remote(&self, names: &[String]) {
+        for n in names {
+            self.reset_failures(n);
+        }
+    }
+
+    /// Counts one failure; at the limit, the lock it starts.
+    fn count_failure(&self, user: &str, now: u64) -> Option<Lock> {
+        if self.record_failure(user, now) < self.settings.lockout_failures {
+            return None;
+        }
+        self.reset_failures(user);
+        Some(Lock {
+            until: match self.settings.lockout_secs {
+                0 => LOCKED_UNTIL_ADMIN,
+                s => now.saturating_add(s),
+            },
+            reason: REASON_FAILURES,
         })
+    }
+
+    /// Queues an Accept for the primary; true when the queue was empty (the
+    /// caller schedules a send). Bounded: when full, the Accept is dropped
+    /// (the primary's count then ends with its window).
+    fn queue_reset(&self, user: &str) -> bool {
+        let mut q = lock(&self.pending_resets);
+        if q.len() >= self.settings.max_tracked_keys {
+            return false;
+        }
+        let was_empty = q.is_empty();
+        q.insert(user.to_string());
+        was_empty
+    }
+
+    /// The Accepts queued for the primary, emptying the queue.
+    pub fn take_resets(&self) -> Vec<String> {
+        lock(&self.pending_resets).drain().collect()
+    }
+
+    /// The primary could not be asked: this node counts (logged once).
+    fn counting_alone(&self, why: &str) {
+        if !self.counting_alone.swap(true, Ordering::Relaxed) {
+            warn!(reason = %why, "lockout failures are counted on this node only until the primary is reachable again: a user gets lockout_failures tries per node meanwhile; restore the peer link to the primary (radmfa status) or promote a replica");
+        }
+    }
+
+    /// The primary counted a failure again (logged once after a fallback).
+    fn counting_on_primary_again(&self) {
+        if self.counting_alone.swap(false, Ordering::Relaxed) {
+            info!("lockout failures are counted on the primary again (cluster-wide)");
+        }
     }
 
     /// Counts one failure for `name`; returns the count in the window.
@@ -618,6 +731,9 @@ impl Limits {
         *lock(&next.locks) = locks;
         let warned = self.warned_unpersisted.load(Ordering::Relaxed);
         next.warned_unpersisted.store(warned, Ordering::Relaxed);
+        *lock(&next.pending_resets) = std::mem::take(&mut *lock(&self.pending_resets));
+        let alone = self.counting_alone.load(Ordering::Relaxed);
+        next.counting_alone.store(alone, Ordering::Relaxed);
         next
     }
 
@@ -659,6 +775,60 @@ pub struct TableSizes {
     pub failures: usize,
     /// Locks held in memory only.
     pub locks_in_memory: usize,
+}
+
+/// Where a failed second factor is counted ([`Limits::after_decision`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// Here: this node is the primary, or not clustered.
+    Here,
+    /// The primary counted it; `Some`: this failure locked the user.
+    OnPrimary(Option<PrimaryLock>),
+    /// The primary could not be asked (why): this node counts meanwhile.
+    Unreachable(String),
+}
+
+/// A lock the primary started for a failure a replica sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrimaryLock {
+    /// Locked until (unix seconds; [`LOCKED_UNTIL_ADMIN`]).
+    pub until: u64,
+    /// Written into the user record and replicated to this node.
+    pub written: bool,
+}
+
+/// How a node reaches the place where failures are counted (lockout across
+/// nodes): the primary, from a replica.
+pub trait FailureCounter {
+    /// Whether failures are counted on another node (this is a replica).
+    fn counts_elsewhere(&self) -> bool;
+    /// Counts one failed second factor of `name` where failures are
+    /// counted (`reset_first`: an Accept of `name` not yet sent comes
+    /// first).
+    fn count_on_primary(
+        &self,
+        name: &str,
+        reset_first: bool,
+    ) -> impl std::future::Future<Output = Counted> + Send;
+    /// Sends the queued Accepts ([`Limits::take_resets`]) shortly, without
+    /// waiting.
+    fn send_resets_soon(&self);
+}
+
+/// A node that counts its own failures (no cluster; tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Alone;
+
+impl FailureCounter for Alone {
+    fn counts_elsewhere(&self) -> bool {
+        false
+    }
+
+    async fn count_on_primary(&self, _name: &str, _reset_first: bool) -> Counted {
+        Counted::Here
+    }
+
+    fn send_resets_soon(&self) {}
 }
 
 /// Writes a lock into the user record (the one place locks are written;

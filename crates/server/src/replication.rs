@@ -439,6 +439,21 @@ impl Replication {
             })
     }
 
+    /// Sends an admin request to `node` (the primary) and waits at most
+    /// `timeout` for its answer: for the request path, which must not wait
+    /// as long as an admin does ([`Replication::forward_admin`]).
+    pub async fn send_admin_within(
+        &self,
+        node: NodeId,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        self.peers
+            .admin(node, body, timeout)
+            .await
+            .map_err(|e| format!("primary node {node}: {e}"))
+    }
+
     /// A machine time (ms since start) as RFC 3339 UTC.
     fn wall_clock(&self, t: u64) -> String {
         let unix_ms = self.started_unix.saturating_add(t);

@@ -3,6 +3,9 @@
 //! upstream's Accept attributes are kept for our final Accept, its Reject
 //! passes through, its Access-Challenge is relayed (chained challenge).
 //!
+//! The same client forwards Accounting-Requests to a group a policy names in
+//! `accounting = "forward:NAME"` ([`Upstream::account`]).
+//!
 //! A reply that fails verification (Response Authenticator or
 //! Message-Authenticator: almost always a shared secret that differs between
 //! the two sides, or an upstream that does not sign its replies) is
@@ -78,6 +81,8 @@ pub struct Upstream {
     discards: DiscardLog,
     /// Rate limit of the WARN for servers that did not answer.
     silences: DiscardLog,
+    /// Rate limit of the WARN for Accounting-Requests not forwarded.
+    accounting_failures: DiscardLog,
     /// Where time is read (the node's clock).
     clock: Arc<dyn Clock>,
 }
@@ -145,6 +150,7 @@ impl Upstream {
             preferred: AtomicUsize::new(0),
             discards: DiscardLog::default(),
             silences: DiscardLog::default(),
+            accounting_failures: DiscardLog::default(),
         }
     }
 
@@ -172,9 +178,6 @@ impl Upstream {
             name: self.cfg.name.clone(),
             reason,
         };
-        if self.cfg.servers.is_empty() {
-            return Err(fail("no servers configured".into()));
-        }
         let mut authenticator = [0u8; 16];
         rand::fill(&mut authenticator[..]);
         let identifier: u8 = rand::random();
@@ -207,6 +210,88 @@ impl Upstream {
         )
         .map_err(|e| fail(format!("cannot encode the request: {e}")))?;
 
+        let (code, attrs) = self
+            .send(
+                &raw,
+                identifier,
+                &authenticator,
+                self.cfg.require_message_authenticator,
+            )
+            .await
+            .map_err(fail)?;
+        match code {
+            Code::ACCESS_ACCEPT => Ok(UpstreamAnswer::Accept(self.rekey(
+                attrs,
+                &authenticator,
+                nas,
+            ))),
+            Code::ACCESS_REJECT => Ok(UpstreamAnswer::Reject(attrs)),
+            Code::ACCESS_CHALLENGE => Ok(UpstreamAnswer::Challenge(attrs)),
+            other => Err(fail(format!("unexpected reply code {other}"))),
+        }
+    }
+
+    /// Forwards an Accounting-Request (RFC 2866) as received from the NAS
+    /// (attributes in order, Proxy-State included; a new Identifier and
+    /// Request Authenticator under this group's secret) and waits for an
+    /// Accounting-Response, with the group's retries and servers. `Ok` only
+    /// once a server answered: the NAS is answered after that. The
+    /// response need not carry Message-Authenticator (it holds no secret;
+    /// FreeRADIUS does not sign it); its Response Authenticator is checked.
+    pub async fn account(&self, request: &Packet) -> Result<(), UpstreamError> {
+        let fail = |reason: String| UpstreamError {
+            name: self.cfg.name.clone(),
+            reason,
+        };
+        let attrs: Vec<Attribute> = request
+            .attributes
+            .iter()
+            .filter(|a| a.typ != AttrType::MESSAGE_AUTHENTICATOR)
+            .cloned()
+            .collect();
+        let identifier: u8 = rand::random();
+        let raw = encode_request(
+            Code::ACCOUNTING_REQUEST,
+            identifier,
+            &[0; 16],
+            &attrs,
+            self.cfg.secret.expose(),
+        )
+        .map_err(|e| fail(format!("cannot encode the request: {e}")))?;
+        let mut authenticator = [0u8; 16];
+        authenticator.copy_from_slice(raw.get(4..20).unwrap_or(&[0; 16]));
+        let res = match self.send(&raw, identifier, &authenticator, false).await {
+            Ok((Code::ACCOUNTING_RESPONSE, _)) => Ok(()),
+            Ok((other, _)) => Err(fail(format!("unexpected reply code {other}"))),
+            Err(reason) => Err(fail(reason)),
+        };
+        if let Err(e) = &res {
+            if let Some(not_logged) = self.accounting_failures.admit(self.clock.instant()) {
+                warn!(
+                    upstream = %self.cfg.name,
+                    reason = %e.reason,
+                    not_logged,
+                    remedy = "the NAS was not answered and will send the Accounting-Request again: check that this [[upstream]] lists the accounting port (1813) of a running server that has this node as a client with the same secret",
+                    "Accounting-Request not forwarded"
+                );
+            }
+        }
+        res
+    }
+
+    /// Sends `raw` to the group's servers in turn (the last one that
+    /// answered first) until one gives a reply that verifies: its code and
+    /// attributes (without Message-Authenticator and Proxy-State).
+    async fn send(
+        &self,
+        raw: &[u8],
+        identifier: u8,
+        authenticator: &[u8; 16],
+        require_ma: bool,
+    ) -> Result<(Code, Vec<Attribute>), String> {
+        if self.cfg.servers.is_empty() {
+            return Err("no servers configured".into());
+        }
         let n = self.cfg.servers.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
         let mut last_reason = String::new();
@@ -214,17 +299,12 @@ impl Upstream {
             let i = (first + k) % n;
             let server = self.cfg.servers[i];
             match self
-                .exchange(server, &raw, identifier, &authenticator)
+                .exchange(server, raw, identifier, authenticator, require_ma)
                 .await
             {
                 Ok(answer) => {
                     self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(match answer {
-                        UpstreamAnswer::Accept(attrs) => {
-                            UpstreamAnswer::Accept(self.rekey(attrs, &authenticator, nas))
-                        }
-                        other => other,
-                    });
+                    return Ok(answer);
                 }
                 Err(reason) => {
                     debug!(upstream = %self.cfg.name, %server, %reason, "upstream RADIUS server did not answer");
@@ -242,7 +322,7 @@ impl Upstream {
                 }
             }
         }
-        Err(fail(last_reason))
+        Err(last_reason)
     }
 
     /// MS-MPPE-Send/Recv-Key and Tunnel-Password: decrypted with our secret
@@ -304,7 +384,8 @@ impl Upstream {
         raw: &[u8],
         identifier: u8,
         authenticator: &[u8; 16],
-    ) -> Result<UpstreamAnswer, String> {
+        require_ma: bool,
+    ) -> Result<(Code, Vec<Attribute>), String> {
         let bind: SocketAddr = if server.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
@@ -327,12 +408,9 @@ impl Upstream {
                 if reply.get(1) != Some(&identifier) {
                     continue;
                 }
-                if let Err(e) = verify_response(
-                    reply,
-                    authenticator,
-                    self.cfg.secret.expose(),
-                    self.cfg.require_message_authenticator,
-                ) {
+                if let Err(e) =
+                    verify_response(reply, authenticator, self.cfg.secret.expose(), require_ma)
+                {
                     debug!(upstream = %self.cfg.name, %server, error = %e, "reply discarded");
                     if let Some(not_logged) = self.discards.admit(self.clock.instant()) {
                         warn!(
@@ -356,12 +434,7 @@ impl Upstream {
                         a.typ != AttrType::MESSAGE_AUTHENTICATOR && a.typ != AttrType::PROXY_STATE
                     })
                     .collect();
-                return match packet.code {
-                    Code::ACCESS_ACCEPT => Ok(UpstreamAnswer::Accept(attrs)),
-                    Code::ACCESS_REJECT => Ok(UpstreamAnswer::Reject(attrs)),
-                    Code::ACCESS_CHALLENGE => Ok(UpstreamAnswer::Challenge(attrs)),
-                    other => Err(format!("unexpected reply code {other}")),
-                };
+                return Ok((packet.code, attrs));
             }
         }
         Err("no valid reply (timeout)".into())

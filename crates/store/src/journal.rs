@@ -977,6 +977,7 @@ mod tests {
             client_name: "vpn".into(),
             client_ip: "127.0.0.2".into(),
             calling_station: String::new(),
+            accounting: None,
         }
     }
 

@@ -72,6 +72,7 @@ fn audit(time_ms: u64, user: &str, result: &str) -> AuditRecord {
         client_name: "vpn".into(),
         client_ip: "127.0.0.2".into(),
         calling_station: "198.51.100.7".into(),
+        accounting: None,
     }
 }
 
@@ -980,6 +981,7 @@ fn audit_append_cost() {
         client_name: "vpn-concentrator".into(),
         client_ip: "192.0.2.1".into(),
         calling_station: "198.51.100.77".into(),
+        accounting: None,
     };
     let n = 1_000_000u64;
     let recs: Vec<AuditRecord> = (0..n).map(rec).collect();

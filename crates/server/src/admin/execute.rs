@@ -82,6 +82,23 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             method.as_deref(),
             client.as_deref(),
         )),
+        AdminRequest::AccountingReport {
+            user,
+            since_ms,
+            until_ms,
+            limit,
+            client,
+        } => json(reports::accounting(
+            ctx,
+            &AuditFilter {
+                user,
+                since_ms,
+                until_ms,
+                result: None,
+                limit,
+            },
+            client.as_deref(),
+        )),
         AdminRequest::AdminTokenCreate { name, scopes } => {
             json(admin_tokens::create(ctx, name, &scopes))
         }
@@ -94,7 +111,9 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
         | AdminRequest::Reload
         | AdminRequest::ConfigStatus
         | AdminRequest::ConfigDigest { .. }
-        | AdminRequest::Promote { .. } => Err(no_server()),
+        | AdminRequest::Promote { .. }
+        | AdminRequest::LockoutFailure { .. }
+        | AdminRequest::LockoutReset { .. } => Err(no_server()),
         AdminRequest::DirectorySync { .. } => Err(not_here()),
     }
 }

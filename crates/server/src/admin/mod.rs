@@ -37,13 +37,13 @@ pub use directory::{directory_sync, directory_sync_detached, sync_item};
 pub use error::AdminError;
 pub use execute::execute;
 pub use forward::forward_to_primary;
-pub use reports::REPORT_FIELDS;
+pub use reports::{ACCOUNTING_FIELDS, REPORT_FIELDS};
 pub use request::{AdminRequest, Effect, ImportRow, NewClient, NewToken, NewUser, UserChange};
 pub use results::{
-    algorithm_name, disabled_reason, AdminTokenCreated, AdminTokenView, BackupView, ClientAdded,
-    ClientSource, ClientView, Deleted, Enrolled, Imported, Locked, OtpAdvanced, PasswordChanged,
-    PinMode, PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded,
-    UserEnabled, UserView,
+    algorithm_name, disabled_reason, AccountingRow, AdminTokenCreated, AdminTokenView, BackupView,
+    ClientAdded, ClientSource, ClientView, Deleted, Enrolled, Imported, Locked, OtpAdvanced,
+    PasswordChanged, PinMode, PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView,
+    Unlocked, UserAdded, UserEnabled, UserView,
 };
 pub use service::{Admin, AdminHooks};
 pub use tokens::HOTP_RESYNC_SEARCH;

@@ -144,6 +144,25 @@ pub enum AdminRequest {
         #[serde(default)]
         client: Option<String>,
     },
+    /// Reads the accounting records of the audit log (Accounting-Requests
+    /// stored under `accounting = "store"`).
+    AccountingReport {
+        /// Only this user.
+        #[serde(default)]
+        user: Option<String>,
+        /// Since (unix ms).
+        #[serde(default)]
+        since_ms: Option<u64>,
+        /// Until (unix ms, exclusive).
+        #[serde(default)]
+        until_ms: Option<u64>,
+        /// The last N matching records.
+        #[serde(default)]
+        limit: Option<usize>,
+        /// Only this RADIUS client (name).
+        #[serde(default)]
+        client: Option<String>,
+    },
     /// Creates an admin API token; the result holds the token, shown once.
     AdminTokenCreate {
         /// Unique name (logged with every API write made with the token).
@@ -184,6 +203,21 @@ pub enum AdminRequest {
     OtpAdvance {
         /// `(user, step or counter)` pairs.
         steps: Vec<(String, u64)>,
+    },
+    /// Lockout across nodes: a failed second factor on a replica, counted
+    /// on the primary (which writes the lock at the limit). Peer link only.
+    LockoutFailure {
+        /// Login name.
+        name: String,
+        /// An Accept of the user on that replica, not yet sent, came first.
+        #[serde(default)]
+        reset_first: bool,
+    },
+    /// Lockout across nodes: Accepts on a replica, which reset the users'
+    /// failure counts on the primary. Peer link only.
+    LockoutReset {
+        /// Login names.
+        names: Vec<String>,
     },
     /// Makes this replica the primary at epoch + 1 (control socket only).
     Promote {
@@ -458,6 +492,7 @@ impl AdminRequest {
             | AdminRequest::ClientList
             | AdminRequest::ClientDelete { .. }
             | AdminRequest::Report { .. }
+            | AdminRequest::AccountingReport { .. }
             | AdminRequest::AdminTokenCreate { .. }
             | AdminRequest::AdminTokenList
             | AdminRequest::AdminTokenRevoke { .. }
@@ -466,6 +501,8 @@ impl AdminRequest {
             | AdminRequest::ConfigStatus
             | AdminRequest::ConfigDigest { .. }
             | AdminRequest::OtpAdvance { .. }
+            | AdminRequest::LockoutFailure { .. }
+            | AdminRequest::LockoutReset { .. }
             | AdminRequest::Promote { .. }
             | AdminRequest::Backup { .. } => Effect::None,
             // The reload refreshes what it replaces itself (`pipeline/reload.rs`).

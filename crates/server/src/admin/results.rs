@@ -496,3 +496,63 @@ mod tests {
         );
     }
 }
+
+/// One accounting record as reports show it (flat: the audit record's
+/// who/where and the Accounting-Request's fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountingRow {
+    /// When it was stored, unix milliseconds.
+    pub time_ms: u64,
+    /// User-Name.
+    pub user: String,
+    /// Acct-Status-Type (`start`, `stop`, `interim-update`, ...).
+    pub status: String,
+    /// Acct-Session-Id.
+    pub session_id: String,
+    /// Acct-Session-Time, seconds.
+    pub session_time: u64,
+    /// Octets from the user (Acct-Input-Octets with Gigawords).
+    pub input_octets: u64,
+    /// Octets to the user (Acct-Output-Octets with Gigawords).
+    pub output_octets: u64,
+    /// Acct-Terminate-Cause.
+    pub terminate_cause: String,
+    /// Framed-IP-Address.
+    pub framed_ip: String,
+    /// Calling-Station-Id.
+    pub calling_station: String,
+    /// NAS-IP-Address.
+    pub nas_ip: String,
+    /// NAS-Identifier.
+    pub nas_identifier: String,
+    /// RADIUS client (name) that sent it.
+    pub client_name: String,
+    /// Its source address.
+    pub client_ip: String,
+    /// Node that stored it.
+    pub server_name: String,
+}
+
+impl AccountingRow {
+    /// The row of an accounting record (`None` for an authentication one).
+    pub fn from_record(r: radmfa_store::AuditRecord) -> Option<AccountingRow> {
+        let a = r.accounting?;
+        Some(AccountingRow {
+            time_ms: r.time_ms,
+            user: r.user,
+            status: a.status,
+            session_id: a.session_id,
+            session_time: a.session_time,
+            input_octets: a.input_octets,
+            output_octets: a.output_octets,
+            terminate_cause: a.terminate_cause,
+            framed_ip: a.framed_ip,
+            calling_station: r.calling_station,
+            nas_ip: a.nas_ip,
+            nas_identifier: a.nas_identifier,
+            client_name: r.client_name,
+            client_ip: r.client_ip,
+            server_name: r.server_name,
+        })
+    }
+}

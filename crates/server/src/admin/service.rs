@@ -37,6 +37,12 @@ pub trait AdminHooks: Send + Sync {
     fn after_unlock(&self, user: &str);
     /// Refreshes the OTP state of `users` after another node advanced it.
     fn after_otp_advance(&self, users: &[String]);
+    /// Lockout across nodes, on the primary: counts a failed second factor
+    /// a replica sent (`reset_first`: an Accept came first); `Some(until)`
+    /// when it locks the user.
+    fn lockout_failure(&self, name: &str, reset_first: bool) -> Option<u64>;
+    /// Lockout across nodes, on the primary: Accepts a replica sent.
+    fn lockout_reset(&self, names: &[String]);
     /// The node's counters (`radmfa stats`, the API's stats).
     fn stats(&self) -> Value;
     /// The replication driver, when clustered.
@@ -146,6 +152,13 @@ impl<'a> Admin<'a> {
                 node_name,
                 sections,
             }) => Answer::new(Ok(self.hooks.config_digest(from_node, node_name, sections))),
+            Ok(AdminRequest::LockoutFailure { name, reset_first }) => {
+                self.lockout_failure(from_node, name, reset_first).await
+            }
+            Ok(AdminRequest::LockoutReset { names }) => {
+                self.hooks.lockout_reset(&names);
+                Answer::new(Ok(Value::Null))
+            }
             Ok(AdminRequest::OtpAdvance { steps }) => {
                 let users: Vec<String> = steps.iter().map(|(u, _)| u.clone()).collect();
                 let res = self.blocking(AdminRequest::OtpAdvance { steps }).await;
@@ -163,6 +176,30 @@ impl<'a> Admin<'a> {
             Err(e) => Answer::failed(format!("bad request: {e}")),
         };
         answer.to_bytes()
+    }
+
+    /// A failed second factor replica `from_node` sent: counted with this
+    /// primary's own; a lock it starts is written here (the answer's `seq`
+    /// lets the replica wait until it has replicated it). The result is
+    /// `{"locked_until": u64 | null, "written": bool}`.
+    async fn lockout_failure(&self, from_node: u16, name: String, reset_first: bool) -> Answer {
+        let Some(until) = self.hooks.lockout_failure(&name, reset_first) else {
+            return Answer::new(Ok(
+                serde_json::json!({ "locked_until": null, "written": false }),
+            ));
+        };
+        info!(from_node, user = %name, until, "user locked after failures counted across nodes");
+        let req = AdminRequest::UserLock {
+            name,
+            until,
+            reason: crate::limits::REASON_FAILURES.to_string(),
+        };
+        let written = self.run_local(req).await.is_ok();
+        let mut answer = Answer::new(Ok(
+            serde_json::json!({ "locked_until": until, "written": written }),
+        ));
+        answer.seq = Some(self.store.repl_log().last().0);
+        answer
     }
 
     /// Runs one admin request on this node only, refreshing what its

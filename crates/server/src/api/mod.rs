@@ -703,10 +703,16 @@ fn csv_field(s: &str) -> String {
 /// Audit records as CSV with a header row: the one CSV writer, for the
 /// API's `format=csv` and `radmfa report --csv`.
 pub fn records_csv(recs: &[Value]) -> String {
+    rows_csv(REPORT_FIELDS, recs)
+}
+
+/// Rows as CSV with a header row: `time`, then `fields` (audit records,
+/// [`REPORT_FIELDS`]; accounting records, [`crate::admin::ACCOUNTING_FIELDS`]).
+pub fn rows_csv(fields: &[&str], recs: &[Value]) -> String {
     // `time` first (ISO 8601 UTC, for people and spreadsheets); `time_ms`
     // stays for scripts.
     let mut out = String::from("time,");
-    out.push_str(&REPORT_FIELDS.join(","));
+    out.push_str(&fields.join(","));
     out.push_str("\r\n");
     for r in recs {
         let ms = r["time_ms"].as_u64().unwrap_or(0);
@@ -715,7 +721,7 @@ pub fn records_csv(recs: &[Value]) -> String {
         )
         .to_string();
         let row: Vec<String> = std::iter::once(time)
-            .chain(REPORT_FIELDS.iter().map(|f| match &r[*f] {
+            .chain(fields.iter().map(|f| match &r[*f] {
                 Value::String(s) => csv_field(s),
                 Value::Null => String::new(),
                 v => csv_field(&v.to_string()),
@@ -752,21 +758,7 @@ async fn reports(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "format must be json or csv, not {other:?}"
-            )))
-        }
-    };
+    let (limit, csv) = page_and_format(q.limit, q.format.as_deref())?;
     let recs: Vec<Value> = read_as(
         &st,
         AdminRequest::Report {
@@ -790,6 +782,66 @@ async fn reports(
     ok(json!({"count": recs.len(), "items": recs}))
 }
 
+/// A report's `limit` (default 1000, at most [`MAX_PAGE`]) and whether
+/// `format` asks for CSV.
+fn page_and_format(limit: Option<usize>, format: Option<&str>) -> Result<(usize, bool), ApiError> {
+    let limit = limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let csv = match format {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "format must be json or csv, not {other:?}"
+            )))
+        }
+    };
+    Ok((limit, csv))
+}
+
+/// `GET /api/v1/reports/accounting`: the stored Accounting-Requests, with
+/// the filters of `/api/v1/reports` that apply (user, from, to, client,
+/// limit, format).
+async fn accounting_report(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "reports:read").await?;
+    let q = query(q)?;
+    if q.result.is_some() || q.method.is_some() {
+        return Err(ApiError::invalid(
+            "result and method do not apply to accounting records",
+        ));
+    }
+    let time = |name: &str, v: Option<&str>| v.map(|s| parse_time(name, s)).transpose();
+    let since_ms = time("from", q.from.as_deref()).map_err(ApiError::invalid)?;
+    let until_ms = time("to", q.to.as_deref()).map_err(ApiError::invalid)?;
+    let (limit, csv) = page_and_format(q.limit, q.format.as_deref())?;
+    let rows: Vec<Value> = read_as(
+        &st,
+        AdminRequest::AccountingReport {
+            user: q.user,
+            since_ms,
+            until_ms,
+            limit: Some(limit),
+            client: q.client,
+        },
+    )
+    .await?;
+    if csv {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            rows_csv(crate::admin::ACCOUNTING_FIELDS, &rows),
+        )
+            .into_response());
+    }
+    ok(json!({"count": rows.len(), "items": rows}))
+}
 async fn stats(State(st): State<St>, headers: HeaderMap) -> ApiResult {
     authorize(&st, &headers, "cluster:read").await?;
     ok(read(&st, AdminRequest::Stats).await?)
@@ -1007,6 +1059,7 @@ fn routes() -> Routes {
     .add("post", "/api/v1/clients", client_create)
     .add("delete", "/api/v1/clients/{name}", client_delete)
     .add("get", "/api/v1/reports", reports)
+    .add("get", "/api/v1/reports/accounting", accounting_report)
     .add("get", "/api/v1/stats", stats)
     .add("get", "/api/v1/policies", policies)
     .add("get", "/api/v1/cluster", cluster)

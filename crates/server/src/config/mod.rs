@@ -50,7 +50,7 @@ pub use keys::{changes, differing_sections, keys, section_digests, Apply, Key, S
 pub use limits::{LimitSettings, LimitsSection, Rate};
 pub use log::LogFormat;
 pub use parse::ParsedConfig;
-pub use policy::{FailMode, FirstFactor, OtpMode, Policy, Unenrolled};
+pub use policy::{Accounting, FailMode, FirstFactor, OtpMode, Policy, Unenrolled};
 pub use portal::{PortalSection, PortalSettings};
 pub use radsec::{RadsecClient, RadsecSection, RadsecSettings};
 pub use runtime::RuntimeConfig;

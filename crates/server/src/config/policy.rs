@@ -32,6 +32,7 @@ pub(crate) struct PolicySection {
     mfa_groups: Vec<String>,
     #[serde(default)]
     from_number: Option<Spanned<String>>,
+    accounting: Option<Spanned<String>>,
 }
 
 fn default_fail_mode() -> FailMode {
@@ -99,6 +100,36 @@ pub enum FailMode {
     Open,
 }
 
+/// What happens to the Accounting-Requests of a policy's clients
+/// (`accounting = "store" | "forward:NAME" | "both:NAME" | "discard"`).
+/// The Accounting-Response goes out only once this is done (RFC 2866 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounting {
+    /// Written to the audit journal as an accounting record (default).
+    Store,
+    /// Sent to the `[[upstream]]` group NAME; not answered when it fails.
+    Forward(String),
+    /// Both: written, then sent to NAME.
+    Both(String),
+    /// Answered and not kept.
+    Discard,
+}
+
+impl Accounting {
+    /// Whether records are written to the audit journal.
+    pub fn stores(&self) -> bool {
+        matches!(self, Accounting::Store | Accounting::Both(_))
+    }
+
+    /// The upstream group records are forwarded to.
+    pub fn forward_to(&self) -> Option<&str> {
+        match self {
+            Accounting::Forward(n) | Accounting::Both(n) => Some(n),
+            Accounting::Store | Accounting::Discard => None,
+        }
+    }
+}
+
 /// A validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -123,6 +154,8 @@ pub struct Policy {
     /// Caller ID / SMS sender (E.164) of this policy's calls and SMS (one-way
     /// and two-way) through Twilio; `None`: `[gateway] from_number`.
     pub from_number: Option<String>,
+    /// What happens to Accounting-Requests.
+    pub accounting: Accounting,
 }
 
 impl Policy {
@@ -165,6 +198,7 @@ impl Section for Vec<PolicySection> {
                 }
                 None => None,
             };
+            let accounting = accounting(p.accounting.as_ref(), &name, cx)?;
             let policy = Policy {
                 name: name.clone(),
                 first_factor: p.first_factor,
@@ -176,6 +210,7 @@ impl Section for Vec<PolicySection> {
                 mfa_bypass_groups: p.mfa_bypass_groups,
                 mfa_groups: p.mfa_groups,
                 from_number,
+                accounting,
             };
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(cx.at(p.name.span(), format!("policy {name:?} is defined twice")));
@@ -194,6 +229,7 @@ impl Section for Vec<PolicySection> {
                 mfa_bypass_groups: Vec::new(),
                 mfa_groups: Vec::new(),
                 from_number: None,
+                accounting: Accounting::Store,
             });
         cx.policies = policies.keys().cloned().collect();
         Ok(policies)
@@ -230,5 +266,38 @@ fn upstream(p: &PolicySection, name: &str, cx: &Ctx<'_>) -> Result<Option<String
             format!("policy {name:?}: upstream is only used with first_factor = \"radius\""),
         )),
         (_, None) => Ok(None),
+    }
+}
+
+/// Policy `name`'s `accounting` (default `store`); a forward names a
+/// defined `[[upstream]]`.
+fn accounting(
+    a: Option<&Spanned<String>>,
+    name: &str,
+    cx: &Ctx<'_>,
+) -> Result<Accounting, ConfigError> {
+    let Some(a) = a else {
+        return Ok(Accounting::Store);
+    };
+    let text = a.get_ref().as_str();
+    let upstream = |u: &str| {
+        if cx.upstreams.contains(u) {
+            Ok(u.to_string())
+        } else {
+            Err(cx.at(
+                a.span(),
+                format!("policy {name:?}: accounting forwards to upstream {u:?}, which is not defined (add an [[upstream]] with that name, its servers at the accounting port, e.g. 1813)"),
+            ))
+        }
+    };
+    match text.split_once(':') {
+        None if text == "store" => Ok(Accounting::Store),
+        None if text == "discard" => Ok(Accounting::Discard),
+        Some(("forward", u)) => Ok(Accounting::Forward(upstream(u)?)),
+        Some(("both", u)) => Ok(Accounting::Both(upstream(u)?)),
+        _ => Err(cx.at(
+            a.span(),
+            format!("policy {name:?}: accounting = {text:?} is not one of \"store\", \"forward:UPSTREAM\", \"both:UPSTREAM\", \"discard\""),
+        )),
     }
 }

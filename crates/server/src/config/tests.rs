@@ -406,3 +406,30 @@ fn key_files_are_read_by_the_load_step() {
     let cfg = RuntimeConfig::parse(&text, "k.toml").expect("parses and loads");
     assert_eq!(cfg.upstreams["nps"].secret.expose(), b"upstream-secret-1");
 }
+
+#[test]
+fn policy_accounting_is_parsed_and_a_bad_one_is_located() {
+    use crate::config::Accounting;
+    let up = "[[upstream]]\nname = \"acct\"\nservers = [\"127.0.0.1:1813\"]\nsecret = \"testing123\"\n\n";
+    let policy = |a: &str| format!("{up}[[policy]]\nname = \"p\"\naccounting = \"{a}\"\n");
+    let cfg = RuntimeConfig::parse("", "x.toml").expect("empty");
+    assert_eq!(cfg.policy("default").accounting, Accounting::Store);
+    for (text, want) in [
+        ("store", Accounting::Store),
+        ("discard", Accounting::Discard),
+        ("forward:acct", Accounting::Forward("acct".into())),
+        ("both:acct", Accounting::Both("acct".into())),
+    ] {
+        let cfg = RuntimeConfig::parse(&policy(text), "a.toml").expect(text);
+        assert_eq!(cfg.policy("p").accounting, want, "{text}");
+    }
+    for (text, says) in [
+        ("forward:nope", "upstream \"nope\", which is not defined"),
+        ("keep", "is not one of"),
+        ("forward", "is not one of"),
+    ] {
+        let err = RuntimeConfig::parse(&policy(text), "a.toml").expect_err(text);
+        assert_eq!(err.line, 8, "{err}");
+        assert!(err.reason.contains(says), "{text}: {err}");
+    }
+}

@@ -64,7 +64,7 @@ async fn persist(store: &Store, name: String, until: u64, why: &'static str) -> 
 
 async fn fail(l: &Limits, f: &Fixture, user: &str, reason: Reason, now: u64) -> Option<Override> {
     let d = Decision::reject(user, Mode::Unknown, reason, "The code is not correct.");
-    l.after_decision(&f.store, &f.hot, &d, now, |name, until, why| {
+    l.after_decision(&f.store, &f.hot, &d, now, &Alone, |name, until, why| {
         persist(&f.store, name, until, why)
     })
     .await
@@ -72,7 +72,7 @@ async fn fail(l: &Limits, f: &Fixture, user: &str, reason: Reason, now: u64) -> 
 
 async fn accept(l: &Limits, f: &Fixture, user: &str, now: u64) -> Option<Override> {
     let d = Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new());
-    l.after_decision(&f.store, &f.hot, &d, now, |name, until, why| {
+    l.after_decision(&f.store, &f.hot, &d, now, &Alone, |name, until, why| {
         persist(&f.store, name, until, why)
     })
     .await
@@ -422,4 +422,120 @@ async fn reconfigured_limits_keep_failure_counts_and_locks() {
     assert_eq!(next.stats_json()["limits_locks_in_memory"], 1);
     let o = fail(&next, &f, "alice", Reason::OtpMismatch, NOW + 5).await;
     assert!(o.is_some(), "the 5th failure locks under the new threshold");
+}
+
+/// A replica's view of the primary in tests: answers every failure with
+/// `answer` and records what it was asked.
+struct FakePrimary {
+    answer: Counted,
+    asked: std::sync::Mutex<Vec<(String, bool)>>,
+    resets_scheduled: std::sync::atomic::AtomicUsize,
+}
+
+impl FakePrimary {
+    fn new(answer: Counted) -> Self {
+        FakePrimary {
+            answer,
+            asked: std::sync::Mutex::new(Vec::new()),
+            resets_scheduled: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl FailureCounter for FakePrimary {
+    fn counts_elsewhere(&self) -> bool {
+        true
+    }
+
+    async fn count_on_primary(&self, name: &str, reset_first: bool) -> Counted {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((name.to_string(), reset_first));
+        self.answer.clone()
+    }
+
+    fn send_resets_soon(&self) {
+        self.resets_scheduled.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn decide(l: &Limits, f: &Fixture, d: &Decision, c: &FakePrimary) -> Option<Override> {
+    l.after_decision(&f.store, &f.hot, d, NOW, c, |_, _, _| async {
+        Err::<(), String>("a replica never writes a lock counted on the primary".into())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_replica_counts_on_the_primary_and_locks_when_it_says_so() {
+    let f = Fixture::new();
+    let l = Limits::new(settings(), Arc::new(Counters::default()));
+    let wrong = Decision::reject("alice", Mode::Unknown, Reason::OtpMismatch, "Wrong code.");
+    // Counted there, not here: twenty failures, no lock while the primary
+    // says none, and nothing in this node's own table.
+    let p = FakePrimary::new(Counted::OnPrimary(None));
+    for _ in 0..20 {
+        assert_eq!(decide(&l, &f, &wrong, &p).await, None);
+    }
+    assert_eq!(l.failures_of("alice", NOW), 0);
+    assert_eq!(p.asked.lock().unwrap().len(), 20);
+    // An Accept is queued for the primary (one send scheduled for a batch)
+    // and goes ahead of the user's next failure.
+    let ok = Decision::accept_name("alice", Mode::Unknown, Reason::Ok, Vec::new());
+    assert_eq!(decide(&l, &f, &ok, &p).await, None);
+    assert_eq!(decide(&l, &f, &ok, &p).await, None);
+    assert_eq!(p.resets_scheduled.load(Ordering::SeqCst), 1);
+    decide(&l, &f, &wrong, &p).await;
+    assert_eq!(
+        p.asked.lock().unwrap().last(),
+        Some(&("alice".to_string(), true))
+    );
+    assert!(l.take_resets().is_empty());
+    // The primary says this failure locked the user (written there).
+    let locks = FakePrimary::new(Counted::OnPrimary(Some(PrimaryLock {
+        until: NOW + 1800,
+        written: true,
+    })));
+    let o = decide(&l, &f, &wrong, &locks).await.expect("lock started");
+    assert!(o.lock_started && o.message.contains("locked"), "{o:?}");
+    assert_eq!(l.sizes().locks_in_memory, 0, "written: not held here");
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_reach_the_primary_counts_itself() {
+    let f = Fixture::new();
+    let l = Limits::new(settings(), Arc::new(Counters::default()));
+    let wrong = Decision::reject("bob", Mode::Unknown, Reason::OtpMismatch, "Wrong code.");
+    let p = FakePrimary::new(Counted::Unreachable("primary node 1 unreachable".into()));
+    let limit = settings().lockout_failures;
+    for i in 1..limit {
+        assert_eq!(decide(&l, &f, &wrong, &p).await, None, "failure {i}");
+    }
+    assert_eq!(l.failures_of("bob", NOW), limit - 1);
+    let o = decide(&l, &f, &wrong, &p).await.expect("locked here");
+    assert!(o.lock_started, "{o:?}");
+    // Not written (the primary is down): held in this node's memory.
+    assert_eq!(l.sizes().locks_in_memory, 1);
+    assert!(l.lock_of(&f.store, &f.hot, "bob", NOW + 1).is_some());
+}
+
+#[test]
+fn the_primary_counts_failures_sent_by_replicas_with_its_own() {
+    let l = Limits::new(settings(), Arc::new(Counters::default()));
+    let limit = settings().lockout_failures;
+    for _ in 1..limit {
+        assert_eq!(l.count_remote_failure("carol", false, NOW), None);
+    }
+    // An Accept elsewhere came first: the count starts again.
+    assert_eq!(l.count_remote_failure("carol", true, NOW), None);
+    assert_eq!(l.failures_of("carol", NOW), 1);
+    l.reset_remote(&["carol".to_string()]);
+    assert_eq!(l.failures_of("carol", NOW), 0);
+    for _ in 1..limit {
+        assert_eq!(l.count_remote_failure("carol", false, NOW), None);
+    }
+    let until = l.count_remote_failure("carol", false, NOW).expect("locks");
+    assert_eq!(until, NOW + settings().lockout_secs);
+    assert_eq!(l.failures_of("carol", NOW), 0, "the count starts afresh");
 }

@@ -1,4 +1,5 @@
-//! Step 2, access: answers Status-Server and Accounting-Request, and
+//! Step 2, access: answers Status-Server and Accounting-Request (once
+//! `accounting.rs` stored or forwarded it), and
 //! decides an Access-Request: reads its user name and password, applies the
 //! lock and per-user rate limit, dispatches it to its first factor (or to
 //! the challenge it answers), then lets lockout bookkeeping have the last
@@ -40,6 +41,10 @@ impl Node {
                 (Code::ACCESS_ACCEPT, reply_messages(&msg))
             }
             Code::ACCOUNTING_REQUEST => {
+                // Answered only once stored or forwarded (RFC 2866 §2).
+                if !self.accounting_request(client, packet, source).await {
+                    return None;
+                }
                 bump(&self.counters.accounting_responses);
                 (Code::ACCOUNTING_RESPONSE, Vec::new())
             }

@@ -3,7 +3,8 @@
 //!
 //! 1. [`ingress`]: client lookup, Message-Authenticator, rate limits,
 //!    duplicates, forwarding a challenge answer to the node that owns it.
-//! 2. [`access`]: Status-Server and Accounting answered; an Access-Request's
+//! 2. [`access`]: Status-Server and Accounting answered (an Accounting-Request
+//!    stored or forwarded first, [`accounting`]); an Access-Request's
 //!    user name, lock and password read, then dispatched to its first factor
 //!    (or to the challenge it answers); lockout bookkeeping on the decision.
 //! 3. First factor: [`local`] (`local` and `none`, at a fixed argon2 cost,
@@ -14,19 +15,22 @@
 //!    `fail_mode`), [`challenge`] (Access-Challenge sessions and answers).
 //! 5. [`reply`]: the decision counted, logged, audited and encoded.
 //!
-//! [`node`] holds what every step shares; [`decision`] is the typed outcome
+//! [`lockshare`] counts failed second factors on the primary (lockout
+//! across nodes). [`node`] holds what every step shares; [`decision`] is the typed outcome
 //! (a leaf: lockout reads it without the pipeline); [`portal`] is the
 //! self-service portal's door into the same checks.
 
 pub mod decision;
 
 mod access;
+mod accounting;
 mod challenge;
 mod codes;
 mod gateway;
 mod ingress;
 mod ldap;
 mod local;
+mod lockshare;
 mod login;
 mod node;
 mod oob;

@@ -350,9 +350,14 @@ impl Node {
     ) -> Option<crate::limits::Override> {
         let now = self.clock.now_unix();
         self.limits()
-            .after_decision(&self.store, &self.hot, decision, now, |name, until, why| {
-                self.persist_lock(name, until, why)
-            })
+            .after_decision(
+                &self.store,
+                &self.hot,
+                decision,
+                now,
+                self,
+                |name, until, why| self.persist_lock(name, until, why),
+            )
             .await
     }
 

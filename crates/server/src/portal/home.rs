@@ -51,10 +51,12 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
         limit: Some(10),
         ..Default::default()
     };
-    let records = tokio::task::spawn_blocking(move || store.query_audit(&filter))
-        .await
-        .ok()
-        .and_then(|r| r.map_err(|e| warn!(error = %e, "audit read failed")).ok());
+    let records = tokio::task::spawn_blocking(move || {
+        store.query_audit_where(&filter, |r| r.accounting.is_none())
+    })
+    .await
+    .ok()
+    .and_then(|r| r.map_err(|e| warn!(error = %e, "audit read failed")).ok());
     let mut body = take_notice(&mut si.s, lang);
     if si.user.token.is_none() && u.phone.is_empty() {
         body.push_str(&format!(
