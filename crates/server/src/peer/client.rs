@@ -305,6 +305,34 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ForwardError> {
+        self.call_json(node, body, timeout, |id, body| Frame::Admin { id, body })
+            .await
+    }
+
+    /// Ships a batch of audit records (JSON) to `node` (the primary) and
+    /// returns its acknowledgement (JSON), within `timeout`.
+    pub async fn audit_batch(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        self.call_json(node, body, timeout, |id, body| Frame::AuditBatch {
+            id,
+            body,
+        })
+        .await
+    }
+
+    /// Sends the frame `make(id, body)` to `node` and waits for the answer
+    /// with that id, within `timeout`.
+    async fn call_json(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+        make: impl FnOnce(u64, Vec<u8>) -> Frame,
+    ) -> Result<Vec<u8>, ForwardError> {
         let peer = self
             .inner
             .peers
@@ -315,7 +343,7 @@ impl PeerClient {
         }
         let attempt = async {
             let conn = self.connection(node, peer).await?;
-            conn.call(body.len(), |id| Frame::Admin { id, body }).await
+            conn.call(body.len(), |id| make(id, body)).await
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(Some(answer))) => Ok(answer),
@@ -416,7 +444,7 @@ async fn reader<S: AsyncRead>(mut rd: ReadHalf<S>, shared: Arc<Shared>) {
             f = read_frame(&mut rd) => f,
         };
         match frame {
-            Ok(Some(Frame::AdminReply { id, body })) => {
+            Ok(Some(Frame::AdminReply { id, body } | Frame::AuditAck { id, body })) => {
                 let waiter = lock(&shared.pending).as_mut().and_then(|m| m.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(Some(body));

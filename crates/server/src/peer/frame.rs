@@ -52,6 +52,10 @@ pub(crate) mod kind {
     pub(crate) const ADMIN: u8 = 5;
     /// The answer (JSON) to an Admin frame with the same request id.
     pub(crate) const ADMIN_REPLY: u8 = 6;
+    /// A batch of audit records (JSON) a node ships to the primary.
+    pub(crate) const AUDIT_BATCH: u8 = 9;
+    /// The primary's acknowledgement (JSON) of the AuditBatch with the same id.
+    pub(crate) const AUDIT_ACK: u8 = 10;
 }
 
 /// First payload byte of a Repl frame: this is the message's last piece.
@@ -137,6 +141,20 @@ pub(crate) enum Frame {
         /// The Admin frame's request id.
         id: u64,
         /// The answer (JSON, as on the control socket).
+        body: Vec<u8>,
+    },
+    /// Audit records a node ships to the primary (`audit_ship.rs`).
+    AuditBatch {
+        /// Request id, echoed by the AuditAck.
+        id: u64,
+        /// The batch (JSON).
+        body: Vec<u8>,
+    },
+    /// The primary's acknowledgement of an AuditBatch.
+    AuditAck {
+        /// The AuditBatch's request id.
+        id: u64,
+        /// The acknowledgement (JSON).
         body: Vec<u8>,
     },
 }
@@ -234,6 +252,8 @@ impl Frame {
             ),
             Frame::Admin { id, body } => build(kind::ADMIN, *id, &[body]),
             Frame::AdminReply { id, body } => build(kind::ADMIN_REPLY, *id, &[body]),
+            Frame::AuditBatch { id, body } => build(kind::AUDIT_BATCH, *id, &[body]),
+            Frame::AuditAck { id, body } => build(kind::AUDIT_ACK, *id, &[body]),
         }
     }
 
@@ -287,6 +307,14 @@ impl Frame {
                 body: r.rest().to_vec(),
             },
             kind::ADMIN_REPLY => Frame::AdminReply {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::AUDIT_BATCH => Frame::AuditBatch {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::AUDIT_ACK => Frame::AuditAck {
                 id,
                 body: r.rest().to_vec(),
             },

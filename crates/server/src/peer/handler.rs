@@ -41,4 +41,18 @@ pub trait ForwardHandler: Send + Sync + 'static {
             br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#.to_vec()
         })
     }
+
+    /// Stores a batch of audit records (JSON) that peer `from_node`
+    /// shipped to this node as the primary; returns the acknowledgement
+    /// (JSON).
+    fn audit_batch(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+        let _ = (from_node, body);
+        Box::pin(async {
+            br#"{"ok":false,"error":"this node does not take audit records"}"#.to_vec()
+        })
+    }
 }

@@ -38,6 +38,8 @@
 //! | 4    | Repl    | client -> server | u8 0 = last piece, 1 = more follow; a piece of a replication message; id 0 |
 //! | 5    | Admin   | client -> server | an admin request (JSON) a replica forwards to the primary   |
 //! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
+//! | 9    | AuditBatch | client -> server | audit records (JSON) a node ships to the primary         |
+//! | 10   | AuditAck   | server -> client | the primary's acknowledgement (JSON) of that AuditBatch  |
 //!
 //! The Hello is the client's first frame and is sent once; a first frame
 //! whose length prefix exceeds a Hello's is refused before its body is read. A Reply carries

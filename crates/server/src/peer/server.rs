@@ -122,12 +122,23 @@ impl Connection {
                         break;
                     }
                 },
-                Ok(Some(Frame::Admin { id, body })) => {
-                    let answer = self.handler.admin(node, body);
+                Ok(Some(frame @ (Frame::Admin { .. } | Frame::AuditBatch { .. }))) => {
+                    let (id, answer, audit) = match frame {
+                        Frame::AuditBatch { id, body } => {
+                            (id, self.handler.audit_batch(node, body), true)
+                        }
+                        Frame::Admin { id, body } => (id, self.handler.admin(node, body), false),
+                        _ => continue,
+                    };
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let body = answer.await;
-                        match (Frame::AdminReply { id, body }).encode() {
+                        let reply = if audit {
+                            Frame::AuditAck { id, body }
+                        } else {
+                            Frame::AdminReply { id, body }
+                        };
+                        match reply.encode() {
                             Ok(frame) => {
                                 let _ = tx.send(frame).await;
                             }
