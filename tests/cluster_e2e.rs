@@ -94,13 +94,7 @@ fn node_with_certs(
 
 #[test]
 fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
-    if !(common::require_tool("nginx", "apt-get install nginx")
-        && common::require(
-            "nginx's stream module",
-            common::nginx::module().is_some(),
-            "apt-get install libnginx-mod-stream",
-        ))
-    {
+    if !common::nginx::available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

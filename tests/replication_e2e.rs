@@ -166,6 +166,35 @@ fn wait_user(env: &Env, name: &str) {
     }
 }
 
+/// The load signs users in hundreds of times a second: above the per-user
+/// rate limit, which these tests are not about.
+fn no_user_limit(nodes: &[&Env]) {
+    for n in nodes {
+        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
+        text.push_str("\n[limits]\nuser_per_minute = 0\n");
+        std::fs::write(n.config_path(), text).expect("config");
+    }
+}
+
+/// Users load0..load9 with a password, in the group that bypasses the
+/// second factor, and `extra` options.
+fn add_load_users(env: &Env, extra: &[&str]) {
+    for i in 0..10 {
+        let name = format!("load{i}");
+        let mut args = vec![
+            "user",
+            "add",
+            &name,
+            "--password",
+            PASSWORD,
+            "--group",
+            "nomfa",
+        ];
+        args.extend_from_slice(extra);
+        env.radmfa(&args).assert_ok();
+    }
+}
+
 fn accepted(addr: &str, user: &str, password: &str) -> bool {
     login(addr, user, password, None).code.as_deref() == Some("Access-Accept")
 }
@@ -176,29 +205,12 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     let n1 = cluster.node(1, "primary");
     let n2 = cluster.node(2, "replica");
     let n3 = cluster.node(3, "replica");
-    // The load signs ten users in hundreds of times a second: above the
-    // per-user rate limit, which this test is not about.
-    for n in [&n1, &n2, &n3] {
-        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
-        text.push_str("\n[limits]\nuser_per_minute = 0\n");
-        std::fs::write(n.config_path(), text).expect("config");
-    }
+    no_user_limit(&[&n1, &n2, &n3]);
 
     // Data on the primary before anything runs: a TOTP user and password
     // users that bypass the second factor (the authentication load).
     let secret = n1.add_totp_user("alice", SEED_B32);
-    for i in 0..10 {
-        n1.radmfa(&[
-            "user",
-            "add",
-            &format!("load{i}"),
-            "--password",
-            PASSWORD,
-            "--group",
-            "nomfa",
-        ])
-        .assert_ok();
-    }
+    add_load_users(&n1, &[]);
     // A replica's store refuses writes even offline, with the reason, and
     // keeps nothing of them.
     let refused = n2.radmfa(&["user", "add", "early", "--password", PASSWORD]);
@@ -785,39 +797,16 @@ fn login_records(env: &Env, since: &str) -> Vec<(String, String, String)> {
 /// says so.
 #[test]
 fn cluster_audit_reports_every_login_once_with_its_node() {
-    if !(common::require_tool("nginx", "apt-get install nginx")
-        && common::require(
-            "nginx's stream module",
-            common::nginx::module().is_some(),
-            "apt-get install libnginx-mod-stream",
-        ))
-    {
+    if !common::nginx::available() {
         return;
     }
     let cluster = Cluster::new(3);
     let n1 = cluster.node(1, "primary");
     let n2 = cluster.node(2, "replica");
     let n3 = cluster.node(3, "replica");
-    for n in [&n1, &n2, &n3] {
-        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
-        text.push_str("\n[limits]\nuser_per_minute = 0\n");
-        std::fs::write(n.config_path(), text).expect("config");
-    }
+    no_user_limit(&[&n1, &n2, &n3]);
     let t0 = common::unix_now().to_string();
-    for i in 0..10 {
-        n1.radmfa(&[
-            "user",
-            "add",
-            &format!("load{i}"),
-            "--password",
-            PASSWORD,
-            "--group",
-            "nomfa",
-            "--method",
-            "none",
-        ])
-        .assert_ok();
-    }
+    add_load_users(&n1, &["--method", "none"]);
     // A TOTP user who never enrolled.
     n1.radmfa(&["user", "add", "noapp", "--password", PASSWORD])
         .assert_ok();

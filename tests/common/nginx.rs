@@ -19,6 +19,17 @@ impl Drop for Nginx {
     }
 }
 
+/// Whether nginx and its stream module are installed (else the test is
+/// skipped, or fails under CI, with what to install).
+pub fn available() -> bool {
+    super::require_tool("nginx", "apt-get install nginx")
+        && super::require(
+            "nginx's stream module",
+            module().is_some(),
+            "apt-get install libnginx-mod-stream",
+        )
+}
+
 /// The stream module, if installed.
 pub fn module() -> Option<&'static str> {
     [

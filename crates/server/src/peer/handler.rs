@@ -37,9 +37,7 @@ pub trait ForwardHandler: Send + Sync + 'static {
         body: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
         let _ = (from_node, body);
-        Box::pin(async {
-            br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#.to_vec()
-        })
+        refuse(br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#)
     }
 
     /// Stores a batch of audit records (JSON) that peer `from_node`
@@ -51,8 +49,11 @@ pub trait ForwardHandler: Send + Sync + 'static {
         body: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
         let _ = (from_node, body);
-        Box::pin(async {
-            br#"{"ok":false,"error":"this node does not take audit records"}"#.to_vec()
-        })
+        refuse(br#"{"ok":false,"error":"this node does not take audit records"}"#)
     }
+}
+
+/// The answer of a node that does not take a kind of request.
+fn refuse(answer: &'static [u8]) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+    Box::pin(async move { answer.to_vec() })
 }
