@@ -727,7 +727,7 @@ sms_rows = [r for r in all_rows if r["scenario"] == "sms"]
 fr_replay = sys.argv[2] == "1"
 sim_cpu = sys.argv[3]
 
-LABELS = ("radmfa", "radmfa-cold", "freeradius", "freeradius-stock")
+LABELS = ("radmfa", "radmfa-cold", "radmfa-ship", "freeradius", "freeradius-stock")
 
 def find(label, scenario, kind):
     for r in rows:
@@ -765,6 +765,11 @@ def totp_tables():
                 if a and b and b["tps"] > 0:
                     print("%-10s ratio radmfa (%s) / %s: %.3gx throughput (target >= 3x warm)" %
                           (sc, what, how, a["tps"] / b["tps"]))
+        a, b = find("radmfa-ship", sc, "saturation"), find("radmfa", sc, "saturation")
+        if a and b and b["tps"] > 0:
+            lag = [e for e in extra if e["label"] == "radmfa-ship-lag" and e["scenario"] == sc]
+            print("%-10s ratio radmfa shipping its audit / standalone: %.3f (target >= 0.95); shipping lag p99 %s ms" %
+                  (sc, a["tps"] / b["tps"], lag[-1]["lag_p99_ms"] if lag else "-"))
     for e in extra:
         if e["label"] == "radmfa-full-speed":
             print("radmfa restarted with %d users reached full speed after %.1f s (first login of every user"

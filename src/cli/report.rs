@@ -63,6 +63,7 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
             until_ms,
             method,
             client,
+            sign_ins_only: false,
         },
     )?;
     incomplete(report.complete, report.note.as_deref());

@@ -107,6 +107,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             until_ms,
             method,
             client,
+            sign_ins_only,
         } => json(reports::report(
             ctx,
             &AuditFilter {
@@ -118,6 +119,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             },
             method.as_deref(),
             client.as_deref(),
+            sign_ins_only,
         )),
         AdminRequest::ReportSummary {
             since_ms,

@@ -46,17 +46,20 @@ pub struct AuditReport {
 }
 
 /// The records `filter` selects, narrowed to one second-factor `method`
-/// (see [`crate::counters::method_of`]) and one RADIUS `client` when given.
+/// (see [`crate::counters::method_of`]) and one RADIUS `client` when given,
+/// and without admin actions when `sign_ins_only`.
 pub fn report(
     ctx: Ctx<'_>,
     filter: &AuditFilter,
     method: Option<&str>,
     client: Option<&str>,
+    sign_ins_only: bool,
 ) -> Result<AuditReport, AdminError> {
     let node = &ctx.config.node_name;
     let records = ctx.store.query_cluster_audit(filter, node, |r| {
         method.is_none_or(|m| crate::counters::method_of(&r.mode) == m)
             && client.is_none_or(|c| r.client_name == c)
+            && !(sign_ins_only && r.mode == crate::audit::ADMIN_MODE)
     })?;
     Ok(AuditReport {
         records,

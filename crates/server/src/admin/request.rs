@@ -143,6 +143,10 @@ pub enum AdminRequest {
         /// Only this RADIUS client (name).
         #[serde(default)]
         client: Option<String>,
+        /// Leave out the records of admin actions (the portal's recent
+        /// sign-ins).
+        #[serde(default)]
+        sign_ins_only: bool,
     },
     /// Aggregated report: sign-ins per period, method, result and client, the
     /// users with the most rejects, locked, fraud-reported and never

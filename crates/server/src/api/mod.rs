@@ -763,6 +763,7 @@ async fn reports(
             until_ms,
             method: q.method,
             client: q.client,
+            sign_ins_only: false,
         },
     )
     .await?;

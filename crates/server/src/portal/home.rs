@@ -55,6 +55,7 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
         until_ms: None,
         method: None,
         client: None,
+        sign_ins_only: true,
     };
     let records = crate::control::dispatch(&p.node, recent)
         .await
