@@ -991,7 +991,7 @@ fn cluster_audit_reports_every_login_once_with_its_node() {
 
     // Admin actions: who, what, outcome, on the node that was asked.
     let admin: Vec<Value> = n2
-        .report(&["--since", &t0, "--client", "cli"])
+        .report_all(&["--since", &t0, "--client", "cli"])
         .into_iter()
         .filter(|r| r["mode"] == "admin")
         .collect();
