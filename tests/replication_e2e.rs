@@ -347,6 +347,7 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     n1.add_user("mallory", PASSWORD);
 
     // Promote node 2; node 3 follows it; writes work again.
+    let promoted_ms = common::unix_now() * 1000;
     let promoted = n2.radmfa(&["promote"]);
     promoted.assert_ok();
     assert!(
@@ -402,6 +403,38 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     let st2 = status(&n2);
     assert_eq!(st2["role"], "primary");
     assert_eq!(st2["replicas"].as_array().map(Vec::len), Some(2), "{st2}");
+
+    // Audit after the promotion: records go to the new primary. Node 3
+    // sends it its whole journal (node 2 never held it), the returned old
+    // primary its sign-ins; each record once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let recs = sign_ins(&n2, &[]);
+        let from = |node: &str, before: bool| {
+            recs.iter()
+                .filter(|[_, n, _, t]| {
+                    n == node && (t.parse::<u64>().unwrap_or(0) < promoted_ms) == before
+                })
+                .count()
+        };
+        let mut ids: Vec<(&String, &String)> = recs.iter().map(|[_, n, seq, _]| (n, seq)).collect();
+        ids.sort();
+        let total = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "a record stored twice on the new primary");
+        if from("node-3", true) > 0 && from("node-1", false) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new primary lacks records: node-3 before the promotion {}, node-1 after its return {}",
+            from("node-3", true),
+            from("node-1", false)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st3 = status(&n3);
+    assert_eq!(st3["audit_shipping"]["target"], 2, "{st3}");
     drop((s2, s3, s1));
 }
 
@@ -770,21 +803,36 @@ fn journal_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The sign-in records of this test's logins (`Calling-Station-Id`
-/// `login-I-A`), as (id, node that handled it, result), from `report
-/// --csv` on `env` (CSV: the JSON of 300 records would fill the pipe the
-/// test harness reads only at the end).
-fn login_records(env: &Env, since: &str) -> Vec<(String, String, String)> {
-    let out = env.radmfa(&["report", "--csv", "--since", since, "--client", "localhost"]);
+/// The sign-ins `report --csv ARGS` lists on `env`, as (`calling_station`,
+/// `server_name`, `seq`, `time_ms`) (CSV: the JSON of hundreds of records
+/// would fill the pipe the test harness reads only at the end).
+fn sign_ins(env: &Env, args: &[&str]) -> Vec<[String; 4]> {
+    let mut full = vec!["report", "--csv", "--client", "localhost"];
+    full.extend_from_slice(args);
+    let out = env.radmfa(&full);
     out.assert_ok();
     let mut lines = out.stdout.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (station, node, result) = (col("calling_station"), col("server_name"), col("result"));
+    let cols = [
+        col("calling_station"),
+        col("server_name"),
+        col("seq"),
+        col("time_ms"),
+    ];
     lines
-        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
-        .filter(|f| f[station].starts_with("login-"))
-        .map(|f| (f[station].clone(), f[node].clone(), f[result].clone()))
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|f| cols.map(|c| f[c].to_string()))
+        .collect()
+}
+
+/// The sign-in records of this test's logins (`Calling-Station-Id`
+/// `login-I-A`), as (id, node that handled it), from `report` on `env`.
+fn login_records(env: &Env, since: &str) -> Vec<(String, String)> {
+    sign_ins(env, &["--since", since])
+        .into_iter()
+        .filter(|[station, ..]| station.starts_with("login-"))
+        .map(|[station, node, ..]| (station, node))
         .collect()
 }
 
@@ -931,7 +979,7 @@ fn cluster_audit_reports_every_login_once_with_its_node() {
             std::thread::sleep(Duration::from_millis(200));
         };
         let mut seen = std::collections::BTreeMap::new();
-        for (id, node, _) in &recs {
+        for (id, node) in &recs {
             assert!(
                 seen.insert(id.clone(), node.clone()).is_none(),
                 "{id} reported twice by {}",
