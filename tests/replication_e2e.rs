@@ -422,12 +422,15 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
         let total = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), total, "a record stored twice on the new primary");
-        if from("node-3", true) > 0 && from("node-1", false) >= 2 {
+        // Node 3's own journal (its sign-ins, read from its files).
+        let own3 = own_sign_ins(&n3);
+        let on2 = from("node-3", true) + from("node-3", false);
+        if on2 == own3 && from("node-3", true) > 0 && from("node-1", false) >= 2 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "new primary lacks records: node-3 before the promotion {}, node-1 after its return {}",
+            "new primary lacks records: node-3 {on2} of {own3} ({} before the promotion), node-1 after its return {}",
             from("node-3", true),
             from("node-1", false)
         );
@@ -801,6 +804,24 @@ fn journal_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The sign-ins in `env`'s own journal, read from its segment files.
+fn own_sign_ins(env: &Env) -> usize {
+    let dir = env.data_dir().join("db.audit");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("journal dir").flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            let text = std::fs::read_to_string(&p).expect("segment");
+            n += text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|r| r["client_name"] == "localhost")
+                .count();
+        }
+    }
+    n
 }
 
 /// The sign-ins `report --csv ARGS` lists on `env`, as (`calling_station`,
