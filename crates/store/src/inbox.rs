@@ -68,8 +68,8 @@ impl Inbox {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let mut marks = saved.marks;
-        for rec in journal.records_from(saved.segment)? {
-            raise(&mut marks, &rec.server_name, rec.seq);
+        for (node, seq) in journal.max_seq_by_node_from(saved.segment)? {
+            raise(&mut marks, &node, seq);
         }
         Ok(Inbox {
             dir: dir.to_path_buf(),

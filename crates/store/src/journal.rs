@@ -398,6 +398,8 @@ struct Probe<'a> {
     result: Cow<'a, str>,
     #[serde(default)]
     seq: u64,
+    #[serde(borrow, default)]
+    server_name: Cow<'a, str>,
 }
 
 impl Probe<'_> {
@@ -959,20 +961,25 @@ impl Journal {
         (segment, st.next_rec_seq)
     }
 
-    /// Every record from segment `segment` on (the inbox's recovery).
-    pub(crate) fn records_from(&self, segment: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        let first = self
+    /// The highest `seq` per `server_name` in the segments from `segment`
+    /// on (the inbox's recovery), read without keeping the records.
+    pub(crate) fn max_seq_by_node_from(
+        &self,
+        segment: u64,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let mut marks: HashMap<String, u64> = HashMap::new();
+        for p in self
             .snapshot()
             .iter()
-            .map(|p| p.closed.seg.seq)
-            .find(|&s| s >= segment);
-        match first {
-            Some(segment) => {
-                let cursor = JournalCursor { segment, offset: 0 };
-                Ok(self.read_after(0, Some(cursor), usize::MAX)?.0)
-            }
-            None => Ok(Vec::new()),
+            .filter(|p| p.closed.seg.seq >= segment)
+        {
+            self.scan(p.closed.seg, 0, p.len, |_, probe, _| {
+                let m = marks.entry(probe.server_name.to_string()).or_default();
+                *m = (*m).max(probe.seq);
+                Ok(())
+            })?;
         }
+        Ok(marks)
     }
 
     /// Removes whole segments whose records are all older than

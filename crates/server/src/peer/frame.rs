@@ -555,6 +555,14 @@ mod tests {
                 id: 3,
                 body: b"{\"ok\":true}".to_vec(),
             },
+            Frame::AuditBatch {
+                id: 4,
+                body: b"{\"node\":\"b\",\"records\":[]}".to_vec(),
+            },
+            Frame::AuditAck {
+                id: 4,
+                body: b"{\"ok\":true,\"acked\":7}".to_vec(),
+            },
             Frame::Reply {
                 id: 10,
                 reply: Some(Vec::new()),
@@ -598,6 +606,23 @@ mod tests {
         .encode()
         .unwrap();
         assert_eq!(hello, [0, 0, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1]);
+        // Kinds 9 and 10: the audit batch and its acknowledgement.
+        let batch = Frame::AuditBatch {
+            id: 1,
+            body: b"{}".to_vec(),
+        };
+        assert_eq!(
+            batch.encode().unwrap(),
+            [0, 0, 0, 11, 9, 0, 0, 0, 0, 0, 0, 0, 1, b'{', b'}']
+        );
+        let ack = Frame::AuditAck {
+            id: 1,
+            body: vec![],
+        };
+        assert_eq!(
+            ack.encode().unwrap(),
+            [0, 0, 0, 9, 10, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
     }
 
     #[test]
