@@ -319,13 +319,15 @@ EOF
     t0=$(date +%s.%N)
     "$radmfa" --config "$work/radmfa.toml" user import --csv "$work/users.csv"
     echo "   imported $nusers users in $(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)") s"
-    # start_radmfa: a fresh process (empty verified-credential cache); sets server_pid, addr.
+    # start_radmfa [CONFIG LOG]: a fresh process (empty verified-credential cache); sets
+    # server_pid, addr.
     start_radmfa() {
+        local conf=${1:-$work/radmfa.toml} log=${2:-$work/radmfa.log}
         rm -f "$work/ready.json"
-        taskset -c "$server_cpu" "$radmfa" --config "$work/radmfa.toml" serve --ready-file "$work/ready.json" \
-            >> "$work/radmfa.log" 2>&1 &
+        taskset -c "$server_cpu" "$radmfa" --config "$conf" serve --ready-file "$work/ready.json" \
+            >> "$log" 2>&1 &
         server_pid=$!
-        wait_ready "$work/ready.json" "$server_pid" "$work/radmfa.log" 300 0.1 \
+        wait_ready "$work/ready.json" "$server_pid" "$log" 300 0.1 \
             "run.sh: radmfa exited" "run.sh: radmfa did not become ready"
         addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$work/ready.json")
     }
@@ -407,13 +409,7 @@ EOF
     other_pids+=("$primary_pid")
     wait_ready "$work/ship/ready-1.json" "$primary_pid" "$work/ship/node-1.log" 300 0.1 \
         "run.sh: the primary exited" "run.sh: the primary did not become ready"
-    rm -f "$work/ready.json"
-    taskset -c "$server_cpu" "$radmfa" --config "$work/ship/node-2.toml" serve --ready-file "$work/ready.json" \
-        >> "$work/ship/node-2.log" 2>&1 &
-    server_pid=$!
-    wait_ready "$work/ready.json" "$server_pid" "$work/ship/node-2.log" 300 0.1 \
-        "run.sh: the replica exited" "run.sh: the replica did not become ready"
-    addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$work/ready.json")
+    start_radmfa "$work/ship/node-2.toml" "$work/ship/node-2.log"
     # ship_status: the replica's `status --json`.
     ship_status() { "$radmfa" --config "$work/ship/node-2.toml" status --json; }
     for _ in $(seq 1 600); do
