@@ -334,4 +334,55 @@ mod tests {
             }]
         );
     }
+
+    /// Locked now (not an expired lock), disabled after a fraud report,
+    /// and without what the method needs.
+    #[test]
+    fn lists_locked_fraud_reported_and_never_enrolled_users() {
+        use radmfa_store::{Secret, TokenAlgorithm, TokenKind};
+        let now = 1_000;
+        let user = |name: &str, method: Method| {
+            let mut u = User::new(name);
+            u.method = method;
+            u
+        };
+        let token = Token {
+            kind: TokenKind::Totp,
+            algorithm: TokenAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            secret: Secret::new(vec![1; 20]),
+            created: 1,
+        };
+        let mut locked = user("locked", Method::Totp);
+        locked.locked_until = now + 60;
+        locked.lock_reason = "too_many_failures".into();
+        let mut expired = user("expired", Method::Totp);
+        expired.locked_until = now;
+        let mut fraud = user("fraud", Method::Totp);
+        fraud.disable(DisabledReason::Fraud);
+        let mut texter = user("texter", Method::Sms);
+        texter.phone = "+31600000000".into();
+        let users = [
+            (locked, Some(token.clone())),
+            (expired, Some(token.clone())),
+            (fraud, Some(token.clone())),
+            (user("noapp", Method::Totp), None),
+            (user("nophone", Method::Call), None),
+            (user("nodevice", Method::Push), None),
+            (texter, None),
+            (user("bypass", Method::None), None),
+        ];
+        let s = Tally::new(Bucket::Day).finish(10, &users, now);
+        assert_eq!(
+            s.locked,
+            [LockedUser {
+                user: "locked".into(),
+                locked_until: now + 60,
+                reason: "too_many_failures".into(),
+            }]
+        );
+        assert_eq!(s.fraud_reported, ["fraud"]);
+        assert_eq!(s.never_enrolled, ["noapp", "nophone", "nodevice"]);
+    }
 }
