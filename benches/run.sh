@@ -8,6 +8,10 @@
 #                       [--no-fr-replay-check] [--no-half-load] [--skip-build] [--keep]
 #                       [--fast-hash] [--no-cold]
 #                       [--results FILE]   (also write every run's JSON report there, one per line)
+#                       [--audit-shipping] [--primary-cpu N]   (radmfa again as a replica that
+#                       ships its audit log to a primary this script starts on --primary-cpu,
+#                       default the load generator's: throughput against standalone, and the
+#                       audit shipping lag p99 under load)
 #                       [--sms-outstanding 64] [--sim-cpu N]   (scenario sms, radmfa only:
 #                       --scenarios sms, or "inline challenge sms"; the 2-node part needs
 #                       nginx and its stream module and is skipped without them)
@@ -29,7 +33,7 @@ set -euo pipefail
 duration=20 warmup=3 nusers=10000 outstanding=256 sockets=4
 scenarios="inline challenge" servers="radmfa freeradius"
 secret=bench-secret-0123 fr_replay=1 half_load=1 build=1 keep=0 results_out= fast_hash=0 cold=1
-server_cpu=0 loadgen_cpu=1 sim_cpu= sms_outstanding=64
+server_cpu=0 loadgen_cpu=1 sim_cpu= sms_outstanding=64 ship=0 primary_cpu=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --duration) duration=$2; shift 2 ;;
@@ -50,7 +54,9 @@ while [[ $# -gt 0 ]]; do
         --results) results_out=$2; shift 2 ;;
         --sms-outstanding) sms_outstanding=$2; shift 2 ;;
         --sim-cpu) sim_cpu=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --audit-shipping) ship=1; shift ;;
+        --primary-cpu) primary_cpu=$2; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -63,6 +69,7 @@ radmfa=$target/release/radmfa
 loadgen=$target/release/radmfa-loadgen
 gwsim=$target/release/radmfa-gateway-sim
 [[ -n $sim_cpu ]] || sim_cpu=$server_cpu
+[[ -n $primary_cpu ]] || primary_cpu=$loadgen_cpu
 
 # The TOTP scenarios (both servers) and the SMS scenario (radmfa only) run apart.
 totp_scenarios= sms=0
@@ -312,13 +319,15 @@ EOF
     t0=$(date +%s.%N)
     "$radmfa" --config "$work/radmfa.toml" user import --csv "$work/users.csv"
     echo "   imported $nusers users in $(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)") s"
-    # start_radmfa: a fresh process (empty verified-credential cache); sets server_pid, addr.
+    # start_radmfa [CONFIG LOG]: a fresh process (empty verified-credential cache); sets
+    # server_pid, addr.
     start_radmfa() {
+        local conf=${1:-$work/radmfa.toml} log=${2:-$work/radmfa.log}
         rm -f "$work/ready.json"
-        taskset -c "$server_cpu" "$radmfa" --config "$work/radmfa.toml" serve --ready-file "$work/ready.json" \
-            >> "$work/radmfa.log" 2>&1 &
+        taskset -c "$server_cpu" "$radmfa" --config "$conf" serve --ready-file "$work/ready.json" \
+            >> "$log" 2>&1 &
         server_pid=$!
-        wait_ready "$work/ready.json" "$server_pid" "$work/radmfa.log" 300 0.1 \
+        wait_ready "$work/ready.json" "$server_pid" "$log" 300 0.1 \
             "run.sh: radmfa exited" "run.sh: radmfa did not become ready"
         addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["radius_udp"][0])' "$work/ready.json")
     }
@@ -356,6 +365,83 @@ EOF
         done
     fi
     stop_server
+fi
+
+# ---------------------------------------------------------------- radmfa shipping its audit
+# The same node as above, now a replica of a primary this script starts (on --primary-cpu):
+# every audit record goes to the primary over the peer link. Warm as above; the ratio to
+# the standalone figures is the cost of shipping (target: at most 5% slower).
+if [[ $ship == 1 && " $servers " == *" radmfa "* && -n $totp_scenarios ]]; then
+    echo "== radmfa as a replica shipping its audit to a primary (--audit-shipping)"
+    "$radmfa" cluster init --dir "$work/ship" --nodes 2 >/dev/null
+    ship_ports=("$(free_tcp_port)" "$(free_tcp_port)")
+    # ship_conf ID ROLE: the standalone configuration as node ID of a two-node cluster.
+    ship_conf() {
+        local id=$1 role=$2 peer=$((3 - $1))
+        sed -e "s|^node_name = .*|node_name = \"bench-$id\"|" \
+            -e "s|^node_id = .*|node_id = $id\nkey_file = \"$work/ship/seed.key\"|" \
+            -e "s|^data_dir = .*|data_dir = \"$work/ship/data-$id\"|" \
+            "$work/radmfa.toml" > "$work/ship/node-$id.toml"
+        cat >> "$work/ship/node-$id.toml" <<EOF
+
+[challenge]
+cluster_key_file = "$work/ship/cluster.key"
+
+[cluster]
+listen = "127.0.0.1:${ship_ports[$((id - 1))]}"
+ca = "$work/ship/ca.pem"
+cert = "$work/ship/node-$id.pem"
+key = "$work/ship/node-$id.key"
+role = "$role"
+
+[[cluster.peer]]
+node_id = $peer
+address = "127.0.0.1:${ship_ports[$((peer - 1))]}"
+EOF
+        "$radmfa" --config "$work/ship/node-$id.toml" check-config >/dev/null
+    }
+    ship_conf 1 primary
+    ship_conf 2 replica
+    "$radmfa" --config "$work/ship/node-1.toml" user import --csv "$work/users.csv" >/dev/null
+    taskset -c "$primary_cpu" "$radmfa" --config "$work/ship/node-1.toml" serve \
+        --ready-file "$work/ship/ready-1.json" > "$work/ship/node-1.log" 2>&1 &
+    primary_pid=$!
+    other_pids+=("$primary_pid")
+    wait_ready "$work/ship/ready-1.json" "$primary_pid" "$work/ship/node-1.log" 300 0.1 \
+        "run.sh: the primary exited" "run.sh: the primary did not become ready"
+    start_radmfa "$work/ship/node-2.toml" "$work/ship/node-2.log"
+    # ship_status: the replica's `status --json`.
+    ship_status() { "$radmfa" --config "$work/ship/node-2.toml" status --json; }
+    for _ in $(seq 1 600); do
+        ship_status | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("synced") else 1)' && break
+        sleep 0.2
+    done
+    echo "   replica on $addr (pid $server_pid) synced with the primary (CPU $primary_cpu); warm-up pass:"
+    taskset -c "$loadgen_cpu" "$loadgen" --server "$addr" --secret "$secret" --users "$work/users.csv" \
+        --one-pass --outstanding 64 --sockets "$sockets" --timeout-ms 5000 --label radmfa-ship-warmup \
+        | sed 's/^/     /'
+    for scenario in $totp_scenarios; do
+        run_load radmfa-ship "$scenario" saturation "$addr" --duration "$duration" --warmup "$warmup"
+        # The lag of the records shipped during the run (the most recent 16384).
+        ship_status | python3 -c '
+import json, sys
+s, scenario = json.load(sys.stdin), sys.argv[1]
+a = s.get("audit_shipping") or {}
+print("   audit shipping after %s: lag p50 %s ms, p99 %s ms; %s records shipped, the primary holds up to %s of %s" % (
+    scenario, a.get("lag_p50_ms"), a.get("lag_p99_ms"), a.get("shipped"), a.get("acked_seq"), a.get("next_seq", 1) - 1))
+with open(sys.argv[2], "a") as f:
+    f.write(json.dumps({"label": "radmfa-ship-lag", "scenario": scenario, "kind": "audit-shipping",
+                        "lag_p50_ms": a.get("lag_p50_ms"), "lag_p99_ms": a.get("lag_p99_ms")}) + "\n")
+' "$scenario" "$work/extra.jsonl"
+        standalone=$(saturation_tps radmfa "$scenario")
+        shipping=$(saturation_tps radmfa-ship "$scenario")
+        if [[ -n $standalone && -n $shipping ]]; then
+            python3 -c 'import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print("   %s: shipping/standalone = %.3f (%+.1f%%)" % (sys.argv[1], b / a, 100 * (b / a - 1)))' \
+                "$scenario" "$standalone" "$shipping"
+        fi
+    done
+    stop_server
+    stop_others
 fi
 
 # ---------------------------------------------------------------- FreeRADIUS
@@ -637,7 +723,7 @@ sms_rows = [r for r in all_rows if r["scenario"] == "sms"]
 fr_replay = sys.argv[2] == "1"
 sim_cpu = sys.argv[3]
 
-LABELS = ("radmfa", "radmfa-cold", "freeradius", "freeradius-stock")
+LABELS = ("radmfa", "radmfa-cold", "radmfa-ship", "freeradius", "freeradius-stock")
 
 def find(label, scenario, kind):
     for r in rows:
@@ -675,6 +761,11 @@ def totp_tables():
                 if a and b and b["tps"] > 0:
                     print("%-10s ratio radmfa (%s) / %s: %.3gx throughput (target >= 3x warm)" %
                           (sc, what, how, a["tps"] / b["tps"]))
+        a, b = find("radmfa-ship", sc, "saturation"), find("radmfa", sc, "saturation")
+        if a and b and b["tps"] > 0:
+            lag = [e for e in extra if e["label"] == "radmfa-ship-lag" and e["scenario"] == sc]
+            print("%-10s ratio radmfa shipping its audit / standalone: %.3f (target >= 0.95); shipping lag p99 %s ms" %
+                  (sc, a["tps"] / b["tps"], lag[-1]["lag_p99_ms"] if lag else "-"))
     for e in extra:
         if e["label"] == "radmfa-full-speed":
             print("radmfa restarted with %d users reached full speed after %.1f s (first login of every user"

@@ -488,7 +488,7 @@ async fn admin_api_end_to_end() {
     assert_eq!(v["count"], 1, "{v}");
     assert_eq!(v["items"][0]["mode"], "pap+totp-inline");
     for (q, n) in [
-        ("user=alice", 2),
+        ("user=alice&client=localhost", 2),
         ("user=alice&result=reject", 1),
         ("method=sms", 0),
         ("client=other", 0),
@@ -514,6 +514,38 @@ async fn admin_api_end_to_end() {
         "{csv}"
     );
     assert!(lines[1].contains(",alice,pap+totp-inline,accept,"), "{csv}");
+    // The API's writes are in the audit log with the token's name and the
+    // outcome (the second, refused add of alice too), never the password.
+    let v = api
+        .no_body(
+            Method::GET,
+            "/api/v1/reports?user=alice&client=api",
+            &reports,
+            StatusCode::OK,
+        )
+        .await;
+    let adds: Vec<&Value> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("user_add"))
+        })
+        .collect();
+    assert_eq!(adds.len(), 2, "{v}");
+    assert_eq!(
+        (
+            adds[0]["result"].as_str(),
+            adds[0]["actor"].as_str(),
+            adds[0]["mode"].as_str()
+        ),
+        (Some("ok"), Some("api token automation"), Some("admin")),
+        "{v}"
+    );
+    assert_eq!(adds[1]["result"], "failed", "{v}");
+    assert!(!v.to_string().contains("correct-horse"), "{v}");
     let v = api
         .no_body(
             Method::GET,

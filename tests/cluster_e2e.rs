@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::sim::{code_in, env_with_gateway, Sim, API_KEY};
@@ -92,82 +92,9 @@ fn node_with_certs(
     env
 }
 
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn nginx_module() -> Option<&'static str> {
-    [
-        "/usr/lib/nginx/modules/ngx_stream_module.so",
-        "/usr/lib64/nginx/modules/ngx_stream_module.so",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-}
-
-/// nginx as a plain round-robin UDP balancer (no stickiness: every datagram
-/// is its own session).
-fn start_nginx(dir: &Path, listen: u16, upstreams: &[String]) -> Nginx {
-    let module =
-        nginx_module().expect("nginx's stream module (apt-get install nginx libnginx-mod-stream)");
-    let prefix = dir.join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
-    let servers: String = upstreams
-        .iter()
-        .map(|u| format!("        server {u};\n"))
-        .collect();
-    let conf = format!(
-        "load_module {module};\nworker_processes 1;\nerror_log stderr notice;\npid {pid};\nevents {{ worker_connections 1024; }}\nstream {{\n    upstream radmfa {{\n{servers}    }}\n    server {{\n        listen 127.0.0.1:{listen} udp;\n        proxy_pass radmfa;\n        proxy_responses 1;\n        proxy_timeout 10s;\n    }}\n}}\n",
-        pid = prefix.join("nginx.pid").display(),
-    );
-    let conf_path = prefix.join("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off; master_process off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx (apt-get install nginx libnginx-mod-stream)");
-    // Ready when it answers: a Status-Server through it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = common::radclient_opts(
-            &format!("127.0.0.1:{listen}"),
-            "status",
-            SECRET,
-            "Message-Authenticator = 0x00\n",
-            1,
-        );
-        if r.code.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nginx not answering: {}",
-            r.output
-        );
-    }
-    Nginx(child)
-}
-
 #[test]
 fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
-    if !(common::require_tool("nginx", "apt-get install nginx")
-        && common::require(
-            "nginx's stream module",
-            nginx_module().is_some(),
-            "apt-get install libnginx-mod-stream",
-        ))
-    {
+    if !common::nginx::available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -227,7 +154,7 @@ fn sms_logins_through_round_robin_nginx_are_forwarded_to_the_owner() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let lb_port = free_udp_port();
-    let _nginx = start_nginx(
+    let _nginx = common::nginx::start(
         dir.path(),
         lb_port,
         &[server_a.addr_string(), server_b.addr_string()],

@@ -166,6 +166,35 @@ fn wait_user(env: &Env, name: &str) {
     }
 }
 
+/// The load signs users in hundreds of times a second: above the per-user
+/// rate limit, which these tests are not about.
+fn no_user_limit(nodes: &[&Env]) {
+    for n in nodes {
+        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
+        text.push_str("\n[limits]\nuser_per_minute = 0\n");
+        std::fs::write(n.config_path(), text).expect("config");
+    }
+}
+
+/// Users load0..load9 with a password, in the group that bypasses the
+/// second factor, and `extra` options.
+fn add_load_users(env: &Env, extra: &[&str]) {
+    for i in 0..10 {
+        let name = format!("load{i}");
+        let mut args = vec![
+            "user",
+            "add",
+            &name,
+            "--password",
+            PASSWORD,
+            "--group",
+            "nomfa",
+        ];
+        args.extend_from_slice(extra);
+        env.radmfa(&args).assert_ok();
+    }
+}
+
 fn accepted(addr: &str, user: &str, password: &str) -> bool {
     login(addr, user, password, None).code.as_deref() == Some("Access-Accept")
 }
@@ -176,29 +205,12 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     let n1 = cluster.node(1, "primary");
     let n2 = cluster.node(2, "replica");
     let n3 = cluster.node(3, "replica");
-    // The load signs ten users in hundreds of times a second: above the
-    // per-user rate limit, which this test is not about.
-    for n in [&n1, &n2, &n3] {
-        let mut text = std::fs::read_to_string(n.config_path()).expect("config");
-        text.push_str("\n[limits]\nuser_per_minute = 0\n");
-        std::fs::write(n.config_path(), text).expect("config");
-    }
+    no_user_limit(&[&n1, &n2, &n3]);
 
     // Data on the primary before anything runs: a TOTP user and password
     // users that bypass the second factor (the authentication load).
     let secret = n1.add_totp_user("alice", SEED_B32);
-    for i in 0..10 {
-        n1.radmfa(&[
-            "user",
-            "add",
-            &format!("load{i}"),
-            "--password",
-            PASSWORD,
-            "--group",
-            "nomfa",
-        ])
-        .assert_ok();
-    }
+    add_load_users(&n1, &[]);
     // A replica's store refuses writes even offline, with the reason, and
     // keeps nothing of them.
     let refused = n2.radmfa(&["user", "add", "early", "--password", PASSWORD]);
@@ -335,6 +347,7 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     n1.add_user("mallory", PASSWORD);
 
     // Promote node 2; node 3 follows it; writes work again.
+    let promoted_ms = common::unix_now() * 1000;
     let promoted = n2.radmfa(&["promote"]);
     promoted.assert_ok();
     assert!(
@@ -390,6 +403,41 @@ fn primary_and_two_replicas_fail_over_and_fence_the_old_primary() {
     let st2 = status(&n2);
     assert_eq!(st2["role"], "primary");
     assert_eq!(st2["replicas"].as_array().map(Vec::len), Some(2), "{st2}");
+
+    // Audit after the promotion: records go to the new primary. Node 3
+    // sends it its whole journal (node 2 never held it), the returned old
+    // primary its sign-ins; each record once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let recs = sign_ins(&n2, &[]);
+        let from = |node: &str, before: bool| {
+            recs.iter()
+                .filter(|[_, n, _, t]| {
+                    n == node && (t.parse::<u64>().unwrap_or(0) < promoted_ms) == before
+                })
+                .count()
+        };
+        let mut ids: Vec<(&String, &String)> = recs.iter().map(|[_, n, seq, _]| (n, seq)).collect();
+        ids.sort();
+        let total = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "a record stored twice on the new primary");
+        // Node 3's own journal (its sign-ins, read from its files).
+        let own3 = own_sign_ins(&n3);
+        let on2 = from("node-3", true) + from("node-3", false);
+        if on2 == own3 && from("node-3", true) > 0 && from("node-1", false) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new primary lacks records: node-3 {on2} of {own3} ({} before the promotion), node-1 after its return {}",
+            from("node-3", true),
+            from("node-1", false)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st3 = status(&n3);
+    assert_eq!(st3["audit_shipping"]["target"], 2, "{st3}");
     drop((s2, s3, s1));
 }
 
@@ -918,4 +966,362 @@ fn a_replica_whose_seed_key_is_not_the_primarys_says_so() {
     // After a restart, at start-up.
     let s2 = n2.start();
     assert_eq!(s2.log().matches(said).count(), 1, "{}", s2.log());
+}
+
+/// The password of the admin-added user and the client secret used in the
+/// audited admin actions: neither may appear in any journal.
+const ADMIN_PW: &str = "Adm1n-Pw-never-logged";
+const CLIENT_SECRET: &str = "Cl1ent-S3cret-never-logged";
+
+/// Every `*.jsonl` file under `dir` (journals and the cluster inbox).
+fn journal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The sign-ins in `env`'s own journal, read from its segment files.
+fn own_sign_ins(env: &Env) -> usize {
+    let dir = env.data_dir().join("db.audit");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("journal dir").flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            let text = std::fs::read_to_string(&p).expect("segment");
+            n += text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|r| r["client_name"] == "localhost")
+                .count();
+        }
+    }
+    n
+}
+
+/// The sign-ins `report --csv ARGS` lists on `env`, as (`calling_station`,
+/// `server_name`, `seq`, `time_ms`) (CSV: the JSON of hundreds of records
+/// would fill the pipe the test harness reads only at the end).
+fn sign_ins(env: &Env, args: &[&str]) -> Vec<[String; 4]> {
+    let mut full = vec!["report", "--csv", "--client", "localhost"];
+    full.extend_from_slice(args);
+    let out = env.radmfa(&full);
+    out.assert_ok();
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let cols = [
+        col("calling_station"),
+        col("server_name"),
+        col("seq"),
+        col("time_ms"),
+    ];
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|f| cols.map(|c| f[c].to_string()))
+        .collect()
+}
+
+/// The sign-in records of this test's logins (`Calling-Station-Id`
+/// `login-I-A`), as (id, node that handled it), from `report` on `env`.
+fn login_records(env: &Env, since: &str) -> Vec<(String, String)> {
+    sign_ins(env, &["--since", since])
+        .into_iter()
+        .filter(|[station, ..]| station.starts_with("login-"))
+        .map(|[station, node, ..]| (station, node))
+        .collect()
+}
+
+/// Three nodes behind nginx in round robin, 300 logins through it, a
+/// replica killed (SIGKILL) a third of the way and restarted two thirds of
+/// the way: `report` on every node lists every answered login exactly once,
+/// with the node nginx sent it to; the summary counts what the test sent;
+/// admin actions are there with who made them and the outcome, and never
+/// a secret; with the primary gone a replica answers from what it holds and
+/// says so.
+#[test]
+fn cluster_audit_reports_every_login_once_with_its_node() {
+    if !common::nginx::available() {
+        return;
+    }
+    let cluster = Cluster::new(3);
+    let n1 = cluster.node(1, "primary");
+    let n2 = cluster.node(2, "replica");
+    let n3 = cluster.node(3, "replica");
+    no_user_limit(&[&n1, &n2, &n3]);
+    let t0 = common::unix_now().to_string();
+    add_load_users(&n1, &["--method", "none"]);
+    // A TOTP user who never enrolled.
+    n1.radmfa(&["user", "add", "noapp", "--password", PASSWORD])
+        .assert_ok();
+
+    let s1 = n1.start();
+    let s2 = n2.start();
+    let mut s3 = n3.start();
+    let want = status(&n1)["last_seq"].as_u64().expect("last_seq");
+    for n in [&n2, &n3] {
+        wait_status(n, "replica caught up", |s| {
+            s["last_seq"].as_u64() >= Some(want)
+        });
+    }
+    let listen = common::free_udp_port();
+    let upstreams = [s1.addr_string(), s2.addr_string(), s3.addr_string()];
+    let _nginx = common::nginx::start(cluster.path(), listen, &upstreams);
+    let balancer = format!("127.0.0.1:{listen}");
+    let node_of = |upstream: &str| -> String {
+        let i = upstreams
+            .iter()
+            .position(|u| u == upstream)
+            .expect("known upstream");
+        format!("node-{}", i + 1)
+    };
+
+    // Admin actions on three nodes: a forwarded write on a replica, a
+    // write on the primary, a failing one.
+    n2.radmfa(&["user", "add", "adm1", "--password", ADMIN_PW])
+        .assert_ok();
+    n1.radmfa(&[
+        "client",
+        "add",
+        "vpn2",
+        "--address",
+        "10.9.0.0/24",
+        "--secret",
+        CLIENT_SECRET,
+    ])
+    .assert_ok();
+    assert_ne!(n3.radmfa(&["user", "delete", "nosuch"]).code(), 0);
+
+    // 300 logins; load3 types a wrong password. A login without an answer
+    // (sent to the killed node) is tried again under a new id.
+    let (mut answered, mut unanswered) = (Vec::new(), Vec::new());
+    let (mut accepts, mut rejects) = (0u64, 0u64);
+    for i in 0..300usize {
+        if i == 100 {
+            // The journal is written to its file every 200 ms: what a
+            // crash loses locally is not this test's subject.
+            std::thread::sleep(Duration::from_millis(300));
+            s3.signal("KILL");
+        }
+        if i == 200 {
+            s3 = n3.start();
+        }
+        let user = format!("load{}", i % 10);
+        let password = if i % 10 == 3 {
+            "wrong-password"
+        } else {
+            PASSWORD
+        };
+        for attempt in 0..4 {
+            let id = format!("login-{i}-{attempt}");
+            let extra = format!("Calling-Station-Id = \"{id}\"\n");
+            let r = common::login_with(&balancer, &user, password, None, &extra);
+            let port: Option<u16> = r
+                .output
+                .lines()
+                .find_map(|l| l.split(" from 0.0.0.0:").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|p| p.parse().ok());
+            match r.code.as_deref() {
+                Some(code) => {
+                    assert_eq!(
+                        code,
+                        if i % 10 == 3 {
+                            "Access-Reject"
+                        } else {
+                            "Access-Accept"
+                        },
+                        "{}",
+                        r.output
+                    );
+                    if i % 10 == 3 {
+                        rejects += 1;
+                    } else {
+                        accepts += 1;
+                    }
+                    answered.push((id, port.expect("radclient's source port")));
+                    break;
+                }
+                None => unanswered.push(id),
+            }
+        }
+    }
+    assert_eq!(answered.len(), 300, "logins without any answer");
+
+    // Which node nginx sent each answered login to, from its access log.
+    let sessions = common::nginx::sessions(cluster.path());
+    let mut from = 0;
+    let mut expected = std::collections::BTreeMap::new();
+    for (id, port) in &answered {
+        let k = sessions[from..]
+            .iter()
+            .position(|(p, _)| p == port)
+            .unwrap_or_else(|| panic!("no nginx session for {id} (port {port})"));
+        expected.insert(id.clone(), node_of(&sessions[from + k].1));
+        from += k + 1;
+    }
+    let handled_by_3 = expected.values().filter(|n| *n == "node-3").count();
+    assert!(handled_by_3 > 30, "node 3 handled {handled_by_3} logins");
+
+    // Every node's report: each answered login once, with its node; an
+    // unanswered attempt at most once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for env in [&n1, &n2, &n3] {
+        let recs = loop {
+            let recs = login_records(env, &t0);
+            if recs.len() >= expected.len() || Instant::now() > deadline {
+                break recs;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        for (id, node) in &recs {
+            assert!(
+                seen.insert(id.clone(), node.clone()).is_none(),
+                "{id} reported twice by {}",
+                env.config_path().display()
+            );
+        }
+        for (id, node) in &expected {
+            assert_eq!(
+                seen.get(id),
+                Some(node),
+                "login {id} in the report of {}",
+                env.config_path().display()
+            );
+        }
+        for id in seen.keys().filter(|id| !expected.contains_key(*id)) {
+            assert!(unanswered.contains(id), "{id} was never sent");
+        }
+    }
+
+    // The summary, asked of a replica: the sign-ins counted by result for
+    // the test's client, load3 failing most, noapp never enrolled.
+    let out = n3.radmfa(&["report", "--summary", "--json", "--since", &t0]);
+    out.assert_ok();
+    let s = out.json();
+    assert_eq!(s["complete"], true, "{s}");
+    let count = |result: &str| -> u64 {
+        s["sign_ins"]
+            .as_array()
+            .expect("sign_ins")
+            .iter()
+            .filter(|c| c["result"] == result && c["client"] == "localhost")
+            .map(|c| c["count"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let extra = unanswered.len() as u64;
+    let (a, r) = (count("accept"), count("reject"));
+    assert!(
+        (accepts..=accepts + extra).contains(&a),
+        "accepts {a}, sent {accepts} (+{extra} unanswered): {s}"
+    );
+    assert!(
+        (rejects..=rejects + extra).contains(&r),
+        "rejects {r}, sent {rejects} (+{extra} unanswered): {s}"
+    );
+    assert_eq!(s["top_failing"][0]["user"], "load3", "{s}");
+    assert!(
+        s["top_failing"][0]["count"].as_u64() >= Some(rejects),
+        "{s}"
+    );
+    let never: Vec<&str> = s["never_enrolled"]
+        .as_array()
+        .expect("never_enrolled")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(never.contains(&"noapp") && !never.contains(&"load1"), "{s}");
+
+    // Admin actions: who, what, outcome, on the node that was asked.
+    let admin: Vec<Value> = n2
+        .report_all(&["--since", &t0, "--client", "cli"])
+        .into_iter()
+        .filter(|r| r["mode"] == "admin")
+        .collect();
+    let find = |reason: &str, target: &str| -> &Value {
+        admin
+            .iter()
+            .find(|r| {
+                r["user"] == target && r["reason"].as_str().is_some_and(|x| x.starts_with(reason))
+            })
+            .unwrap_or_else(|| panic!("no admin record {reason} {target}: {admin:#?}"))
+    };
+    // The users added before the servers started: by the CLI, offline.
+    let setup = find("user_add", "load0");
+    assert_eq!(setup["server_name"], "node-1", "{setup}");
+    assert!(
+        setup["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli on node-1") && a.ends_with("(offline)")),
+        "{setup}"
+    );
+    let add = find("user_add", "adm1");
+    assert_eq!(
+        (
+            add["user"].as_str(),
+            add["result"].as_str(),
+            add["server_name"].as_str()
+        ),
+        (Some("adm1"), Some("ok"), Some("node-2")),
+        "{add}"
+    );
+    assert!(
+        add["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli on node-2 (uid ")),
+        "{add}"
+    );
+    let client = find("client_add", "vpn2");
+    assert_eq!(
+        (client["user"].as_str(), client["server_name"].as_str()),
+        (Some("vpn2"), Some("node-1")),
+        "{client}"
+    );
+    let failed = find("user_delete", "nosuch");
+    assert_eq!(
+        (failed["result"].as_str(), failed["server_name"].as_str()),
+        (Some("failed"), Some("node-3")),
+        "{failed}"
+    );
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nosuch")),
+        "{failed}"
+    );
+
+    // No secret in any journal of any node.
+    for env in [&n1, &n2, &n3] {
+        for f in journal_files(env.data_dir()) {
+            let text = std::fs::read_to_string(&f).expect("journal");
+            for secret in [ADMIN_PW, CLIENT_SECRET, "wrong-password"] {
+                assert!(!text.contains(secret), "{secret} in {}", f.display());
+            }
+        }
+    }
+
+    // The primary gone: a replica answers from what it holds, and says so.
+    s1.signal("KILL");
+    let out = n2.radmfa(&["report", "--json", "--since", &t0, "--limit", "50"]);
+    out.assert_ok();
+    assert!(out.stderr.contains("incomplete report"), "{}", out.stderr);
+    let own = out.json();
+    let own = own.as_array().expect("records");
+    assert!(
+        own.iter().all(|r| r["server_name"] == "node-2"),
+        "a replica holds only its own records"
+    );
+    assert!(!own.is_empty());
+    drop(s3);
+    drop(s2);
 }

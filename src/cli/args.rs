@@ -416,8 +416,8 @@ pub struct ReportArgs {
     /// Only this user.
     #[arg(long)]
     pub user: Option<String>,
-    /// Only this result.
-    #[arg(long, value_parser = ["accept", "reject", "challenge"])]
+    /// Only this result (ok and failed: admin actions).
+    #[arg(long, value_parser = ["accept", "reject", "challenge", "ok", "failed"])]
     pub result: Option<String>,
     /// Only records since this time: a duration ago (30m, 1h, 2d),
     /// today, yesterday, a date (2026-12-07, UTC), RFC 3339 or unix seconds.
@@ -439,6 +439,17 @@ pub struct ReportArgs {
     /// of sign-ins; --user, --since, --until, --client and --limit apply.
     #[arg(long, conflicts_with_all = ["result", "method"])]
     pub accounting: bool,
+    /// The aggregated report instead of records: sign-ins per period,
+    /// method, result and client, the most failing users, locked,
+    /// fraud-reported and never-enrolled users (--since/--until apply).
+    #[arg(long, conflicts_with_all = ["user", "result", "limit", "method", "client"])]
+    pub summary: bool,
+    /// With --summary: count sign-ins per hour or per day.
+    #[arg(long, value_parser = ["hour", "day"], default_value = "day", requires = "summary")]
+    pub bucket: String,
+    /// With --summary: how many of the most failing users.
+    #[arg(long, default_value_t = 10, requires = "summary")]
+    pub top: usize,
     #[command(flatten)]
     pub format: ReportFormat,
 }

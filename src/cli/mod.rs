@@ -16,6 +16,7 @@ pub mod print;
 pub mod report;
 pub mod serve;
 pub mod status;
+pub mod summary;
 pub mod sync;
 pub mod token;
 pub mod user;

@@ -2,9 +2,9 @@
 //! the way people write them.
 
 use anyhow::{anyhow, Context};
-use radmfa_server::admin::AdminRequest;
+use radmfa_server::admin::summary::{AuditSummary, Bucket};
+use radmfa_server::admin::{AdminRequest, AuditReport};
 use radmfa_server::RuntimeConfig;
-use radmfa_store::AuditRecord;
 
 use super::args::ReportArgs;
 use super::call::call;
@@ -21,6 +21,9 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         method,
         client,
         accounting,
+        summary,
+        bucket,
+        top,
         format,
     } = args;
     let since_ms = since
@@ -31,6 +34,8 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| parse_since(s).context("--until"))
         .transpose()?;
+    let json = format.json || format.format.as_deref() == Some("json");
+    let csv = format.csv || format.format.as_deref() == Some("csv");
     if accounting {
         let req = AdminRequest::AccountingReport {
             user,
@@ -41,7 +46,25 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
         };
         return super::accounting::report(cfg, req, &format);
     }
-    let recs: Vec<AuditRecord> = call(
+    if summary {
+        let bucket = if bucket == "hour" {
+            Bucket::Hour
+        } else {
+            Bucket::Day
+        };
+        let s: AuditSummary = call(
+            cfg,
+            AdminRequest::ReportSummary {
+                since_ms,
+                until_ms,
+                bucket,
+                top: Some(top),
+            },
+        )?;
+        incomplete(s.complete, s.note.as_deref());
+        return super::summary::print(&s, json, csv);
+    }
+    let report: AuditReport = call(
         cfg,
         AdminRequest::Report {
             user,
@@ -51,10 +74,11 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
             until_ms,
             method,
             client,
+            sign_ins_only: false,
         },
     )?;
-    let json = format.json || format.format.as_deref() == Some("json");
-    let csv = format.csv || format.format.as_deref() == Some("csv");
+    incomplete(report.complete, report.note.as_deref());
+    let recs = report.records;
     if json {
         println!("{}", json_pretty(&recs)?);
     } else if csv {
@@ -85,6 +109,7 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
                     esc(&r.client_ip),
                     esc(&r.calling_station),
                     esc(&r.server_name),
+                    esc(&r.actor),
                 ]
             })
             .collect();
@@ -99,11 +124,22 @@ pub fn report(cfg: &RuntimeConfig, args: ReportArgs) -> anyhow::Result<()> {
                 "CLIENT IP",
                 "CALLING STATION",
                 "SERVER",
+                "ACTOR",
             ],
             &rows,
         );
     }
     Ok(())
+}
+
+/// Says on stderr when a report does not cover the whole cluster.
+fn incomplete(complete: bool, note: Option<&str>) {
+    if !complete {
+        eprintln!(
+            "warning: incomplete report: {}",
+            note.unwrap_or("reason unknown")
+        );
+    }
 }
 
 /// A `--since`/`--until` time in unix ms: unix seconds, a duration ago

@@ -6,6 +6,7 @@
 //! its ready file), so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod sim;
 pub mod tools;
 
@@ -338,9 +339,19 @@ impl Env {
         }
     }
 
-    /// `radmfa report --json ARGS...` as a list of records.
+    /// `radmfa report --json ARGS...` as a list of records: the sign-ins
+    /// (the records of admin actions, `mode` "admin", are left out: see
+    /// [`Env::report_all`]).
     #[track_caller]
     pub fn report(&self, args: &[&str]) -> Vec<Value> {
+        let mut records = self.report_all(args);
+        records.retain(|r| r["mode"] != "admin");
+        records
+    }
+
+    /// `radmfa report --json ARGS...`: every record, admin actions included.
+    #[track_caller]
+    pub fn report_all(&self, args: &[&str]) -> Vec<Value> {
         let mut full = vec!["report", "--json"];
         full.extend_from_slice(args);
         let out = self.radmfa(&full);

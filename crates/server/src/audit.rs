@@ -8,6 +8,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
+/// The `mode` of an admin action's record (`admin/actor.rs`).
+pub const ADMIN_MODE: &str = "admin";
+
 const QUEUE: usize = 65_536;
 const BATCH: usize = 1024;
 /// How long the writer gathers records before appending them.

@@ -15,7 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::admin::{Admin, AdminError, AdminHooks, AdminRequest, Answer};
+use crate::admin::{Actor, Admin, AdminError, AdminHooks, AdminRequest, Answer};
 use crate::pipeline::Node;
 use crate::replication::Replication;
 
@@ -66,11 +66,17 @@ pub async fn serve(
 }
 
 async fn connection(stream: UnixStream, node: Arc<Node>) -> std::io::Result<()> {
+    // Who is on the other end, for the audit records of their actions.
+    let actor = Actor::Cli {
+        node: node.config().node_name.clone(),
+        uid: stream.peer_cred().ok().map(|c| c.uid()),
+        offline: false,
+    };
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_LINE as u64)).lines();
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<AdminRequest>(&line) {
-            Ok(req) => Answer::new(dispatch(&node, req).await),
+            Ok(req) => Answer::new(dispatch_as(&node, actor.clone(), req).await),
             Err(e) => Answer::failed(format!("bad request: {e}")),
         };
         let mut out = answer.to_bytes();
@@ -83,9 +89,24 @@ async fn connection(stream: UnixStream, node: Arc<Node>) -> std::io::Result<()> 
 /// Runs one admin request on the running node through the admin service
 /// ([`Admin::run`]): the one entry point for the control socket, the HTTP
 /// API and the portal.
+/// Actions are audited as the node's own ([`Actor::Node`]); callers that
+/// know who asked use [`dispatch_as`].
 pub async fn dispatch(node: &Arc<Node>, req: AdminRequest) -> Result<Value, AdminError> {
+    let actor = Actor::Node {
+        node: node.config().node_name.clone(),
+    };
+    dispatch_as(node, actor, req).await
+}
+
+/// [`dispatch`] for `actor`, named in the audit record of an action.
+pub async fn dispatch_as(
+    node: &Arc<Node>,
+    actor: Actor,
+    req: AdminRequest,
+) -> Result<Value, AdminError> {
     let clock = node.clock();
     Admin::new(node.store().clone(), node.config_arc(), &*clock, &**node)
+        .as_actor(actor)
         .run(req)
         .await
 }

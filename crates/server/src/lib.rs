@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod audit_ship;
 pub mod callback;
 pub mod checks;
 pub mod clients;
@@ -266,14 +267,28 @@ async fn sync_loop(node: Arc<Node>, item: config::SyncItem, shutdown: Cancellati
             dry_run: false,
             send_email: false,
         };
-        match admin::directory_sync_detached(
+        let res = admin::directory_sync_detached(
             node.store().clone(),
             node.config_arc(),
             node.directory(),
             req,
         )
-        .await
-        {
+        .await;
+        // Audited like a sync an admin starts, as the scheduler's.
+        let cfg = node.config();
+        let actor = admin::Actor::Scheduler {
+            node: cfg.node_name.clone(),
+        };
+        let rec = actor.record(
+            (&cfg.node_name, &cfg.server_ip),
+            node.clock().now_unix_ms(),
+            ("directory_sync", &item.name),
+            res.as_ref().map(|_| ()),
+        );
+        if let Err(e) = node.store().append_audit(&rec) {
+            tracing::error!(error = %e, "cannot write the audit record of a directory sync");
+        }
+        match res {
             Ok(v) => {
                 info!(sync = %item.name, added = v.add.len(), updated = v.update.len(), disabled = v.disable.len(), mailed = v.mailed.unwrap_or(0), "directory sync done");
                 node.after_admin_write(None, false);
@@ -360,6 +375,15 @@ impl peer::ForwardHandler for PeerHandler {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>> {
         let node = self.0.clone();
         Box::pin(async move { callback::answer_forwarded(&node, &body) })
+    }
+
+    fn audit_batch(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>> {
+        let node = self.0.clone();
+        Box::pin(async move { audit_ship::receiver::receive(&node, from_node, body).await })
     }
 }
 
@@ -598,6 +622,17 @@ async fn start(
             announce,
             shutdown.clone(),
         ));
+    }
+    if let Some(r) = &replication {
+        let sender = audit_ship::sender::Sender {
+            store: store.clone(),
+            replication: r.clone(),
+            node_name: cfg.node_name.clone(),
+            node_id: cfg.node_id,
+            clock: node.clock(),
+            state: r.audit_state().clone(),
+        };
+        tasks.spawn(audit_ship::sender::run(sender, shutdown.clone()));
     }
     if let Some(days) = cfg.audit_retention_days {
         tasks.spawn(retention::run(store.clone(), days, shutdown.clone()));

@@ -32,6 +32,7 @@ use serde_json::Value;
 use tokio::sync::mpsc as tmpsc;
 use tracing::{debug, error, info, warn};
 
+use crate::audit_ship::status::{AuditShipView, ShipState};
 use crate::peer::PeerClient;
 
 /// A node's role as `radmfa status` says it.
@@ -93,6 +94,9 @@ pub struct ClusterStatus {
     pub replicas: Vec<ReplicaView>,
     /// The last replication error.
     pub last_error: Option<String>,
+    /// Audit shipping of this node's records to the primary.
+    #[serde(default)]
+    pub audit_shipping: Option<AuditShipView>,
 }
 
 /// One replica as the primary sees it.
@@ -191,6 +195,8 @@ pub struct Replication {
     inbound: Arc<Inbound>,
     /// A message was dropped over [`MAX_INBOUND_BYTES`] (said once).
     inbound_full: AtomicBool,
+    /// Audit shipping (`audit_ship/`), shown in the status.
+    audit: Arc<ShipState>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -297,6 +303,7 @@ impl Replication {
             otp_local_only: Arc::new(AtomicBool::new(false)),
             inbound,
             inbound_full: AtomicBool::new(false),
+            audit: Arc::new(ShipState::default()),
         }))
     }
 
@@ -454,6 +461,19 @@ impl Replication {
             .map_err(|e| format!("primary node {node}: {e}"))
     }
 
+    /// Ships a batch of audit records (JSON) to the primary `node`.
+    pub async fn ship_audit(&self, node: NodeId, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.peers
+            .audit_batch(node, body, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("node {node}: {e}"))
+    }
+
+    /// The audit shipper's state (updated by its task).
+    pub fn audit_state(&self) -> &Arc<ShipState> {
+        &self.audit
+    }
+
     /// A machine time (ms since start) as RFC 3339 UTC.
     fn wall_clock(&self, t: u64) -> String {
         let unix_ms = self.started_unix.saturating_add(t);
@@ -496,6 +516,7 @@ impl Replication {
             installing_snapshot: st.installing,
             replicas,
             last_error: st.last_error,
+            audit_shipping: Some(self.audit.view(self.store.audit_next_seq())),
         })
     }
 

@@ -20,6 +20,14 @@
 //!   interval; a background thread writes and fsyncs every interval, and
 //!   [`Journal::flush`] does both on demand.
 //! * On open, a torn last line (crash in the middle of a write) is cut off.
+//! * A node's own journal numbers its records (`seq`, assigned under the
+//!   append lock, so file order is sequence order): audit shipping reads
+//!   what follows the primary's acknowledged sequence ([`Journal::read_after`]).
+//!   A journal without numbered records starts at its opening time in unix
+//!   seconds x 10^6, so a wiped node's new records sort above what the
+//!   primary acknowledged from its old journal (unless it wrote over a
+//!   million records a second). The cluster inbox (`inbox.rs`) keeps the
+//!   sequences its records came with.
 
 use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
@@ -71,6 +79,18 @@ pub(crate) struct JournalConfig {
     pub flush_interval: Duration,
     /// Run the background thread that writes and fsyncs every `flush_interval`.
     pub background: bool,
+    /// Number the records (`seq`): a node's own journal; not the inbox of
+    /// records shipped from other nodes, which keep theirs.
+    pub assign_seq: bool,
+}
+
+/// Where a reader of the journal stands: after the line ending at byte
+/// `offset` of segment `segment` (audit shipping resumes there instead of
+/// reading the segment again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalCursor {
+    segment: u64,
+    offset: u64,
 }
 
 /// A segment as known from its name.
@@ -111,6 +131,9 @@ struct Stats {
     min_ms: u64,
     /// Newest record time (0 without records).
     max_ms: u64,
+    /// Highest record sequence (0: none, or not known by the writer).
+    #[serde(default)]
+    max_seq: u64,
 }
 
 impl Stats {
@@ -121,13 +144,15 @@ impl Stats {
             records: 0,
             min_ms: u64::MAX,
             max_ms: 0,
+            max_seq: 0,
         }
     }
 
-    fn add(&mut self, time_ms: u64) {
+    fn add(&mut self, time_ms: u64, seq: u64) {
         self.records += 1;
         self.min_ms = self.min_ms.min(time_ms);
         self.max_ms = self.max_ms.max(time_ms);
+        self.max_seq = self.max_seq.max(seq);
     }
 }
 
@@ -175,6 +200,8 @@ struct State {
     unsynced: Vec<Arc<File>>,
     /// Segment files were created or removed since the directory was fsynced.
     dir_unsynced: bool,
+    /// The `seq` of the next record (with `assign_seq`).
+    next_rec_seq: u64,
 }
 
 impl State {
@@ -288,6 +315,33 @@ fn repair_tail(path: &Path) -> Result<(u64, u64), StoreError> {
     Ok((len - keep, keep))
 }
 
+/// The `seq` of the last record of a segment (0 when it has none): read
+/// from its last complete line (the tail was repaired at open).
+fn last_line_seq(path: &Path) -> Result<u64, StoreError> {
+    const TAIL: u64 = 1024 * 1024;
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+    let line = match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) => body.get(i + 1..).unwrap_or_default(),
+        None => body,
+    };
+    Ok(serde_json::from_slice::<Probe<'_>>(line).map_or(0, |p| p.seq))
+}
+
+/// The first `seq` of a journal that holds no numbered record: its opening
+/// time in unix seconds x 10^6 (see the module comment).
+fn fresh_seq_base() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    secs.saturating_mul(1_000_000).max(1)
+}
+
 /// Reads `segments.idx`: the last valid entry per segment; bad lines (a torn
 /// last line, say) are skipped. Also returns the number of lines.
 fn read_index(path: &Path) -> Result<(HashMap<u64, Stats>, usize), StoreError> {
@@ -342,6 +396,10 @@ struct Probe<'a> {
     user: Cow<'a, str>,
     #[serde(borrow)]
     result: Cow<'a, str>,
+    #[serde(default)]
+    seq: u64,
+    #[serde(borrow, default)]
+    server_name: Cow<'a, str>,
 }
 
 impl Probe<'_> {
@@ -353,7 +411,7 @@ impl Probe<'_> {
     }
 }
 
-/// A matching record ranked by (time, segment, line) for `limit` queries.
+/// A matching record ranked by (time, segment, line end) for `limit` queries.
 struct Ranked {
     key: (u64, u64, u64),
     rec: AuditRecord,
@@ -421,6 +479,15 @@ impl Journal {
         if removed_any {
             sync_dir(dir)?;
         }
+        let next_rec_seq = match closed.last() {
+            _ if !cfg.assign_seq => 0,
+            Some(Closed { stats: Some(s), .. }) if s.max_seq > 0 => s.max_seq + 1,
+            Some(last) => match last_line_seq(&dir.join(last.seg.file_name()))? {
+                0 => fresh_seq_base(),
+                n => n + 1,
+            },
+            None => fresh_seq_base(),
+        };
         let known: Vec<Stats> = closed.iter().filter_map(|c| c.stats).collect();
         if known.len() != index_lines {
             // Drop the entries of trimmed or changed segments. A cache: a
@@ -440,6 +507,7 @@ impl Journal {
                 active_unsynced: false,
                 unsynced: Vec::new(),
                 dir_unsynced: false,
+                next_rec_seq,
             }),
             trim_lock: Mutex::new(()),
             torn_bytes,
@@ -511,23 +579,40 @@ impl Journal {
         if recs.is_empty() {
             return Ok(());
         }
-        // Serialize outside the lock.
+        // Serialized under the lock: the sequence numbers follow file order.
+        let mut st = lock(&self.state);
         let mut lines = Vec::with_capacity(recs.len() * 320);
         let mut ends = Vec::with_capacity(recs.len());
+        let mut seq = st.next_rec_seq;
         for rec in recs {
             serde_json::to_writer(&mut lines, rec)
                 .map_err(|e| StoreError::Corrupt(format!("encoding audit record: {e}")))?;
+            let rec_seq = if self.cfg.assign_seq {
+                // The record's own `seq` is 0 and not written: add the
+                // journal's in front of the closing brace.
+                if lines.last() == Some(&b'}') {
+                    lines.pop();
+                    let sep = if lines.last() == Some(&b'{') { "" } else { "," };
+                    lines.extend_from_slice(format!("{sep}\"seq\":{seq}}}").as_bytes());
+                }
+                seq += 1;
+                seq - 1
+            } else {
+                rec.seq
+            };
             lines.push(b'\n');
-            ends.push((rec.time_ms, lines.len()));
+            ends.push((rec.time_ms, rec_seq, lines.len()));
         }
+        // Taken now: numbers of records that fail to be written below are
+        // not reused (a gap is harmless to shipping, a reuse would not be).
+        st.next_rec_seq = seq;
 
-        let mut st = lock(&self.state);
         // Where this call's records start in the buffer, and the active
         // segment's statistics before them.
         let mut from = st.buf.len();
         let mut before = st.active.as_ref().map(|a| a.stats);
         let mut begin = 0;
-        for (time_ms, end) in ends {
+        for (time_ms, rec_seq, end) in ends {
             let line = lines.get(begin..end).unwrap_or_default();
             begin = end;
             let len = line.len() as u64;
@@ -553,7 +638,7 @@ impl Journal {
             st.buf.extend_from_slice(line);
             if let Some(a) = st.active.as_mut() {
                 a.stats.bytes += len;
-                a.stats.add(time_ms);
+                a.stats.add(time_ms, rec_seq);
             }
         }
         if st.buf.len() >= WRITE_BUFFER_BYTES || st.last_write.elapsed() >= self.cfg.flush_interval
@@ -611,24 +696,29 @@ impl Journal {
         Ok(())
     }
 
-    /// Reads one segment (up to `len` bytes if given), calling `each` with the
-    /// line number, the probed fields and the line of every record, and returns
-    /// the segment's statistics. A missing file (trimmed meanwhile) reads as
+    /// Reads one segment from byte `from` (a line start) up to `len` bytes
+    /// if given, calling `each` with the byte offset after the line, the
+    /// probed fields and the line of every record, and returns the
+    /// statistics of what it read (the segment's, from 0). A missing file (trimmed meanwhile) reads as
     /// empty (`None`); an unterminated last line (being written) is skipped.
     fn scan(
         &self,
         seg: Segment,
+        from: u64,
         len: Option<u64>,
         mut each: impl FnMut(u64, &Probe<'_>, &[u8]) -> Result<(), StoreError>,
     ) -> Result<Option<Stats>, StoreError> {
         let path = self.dir.join(seg.file_name());
-        let file = match File::open(&path) {
+        let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let mut reader =
-            BufReader::with_capacity(READ_BUFFER_BYTES, file.take(len.unwrap_or(u64::MAX)));
+        if from > 0 {
+            file.seek(SeekFrom::Start(from))?;
+        }
+        let limit = len.map_or(u64::MAX, |l| l.saturating_sub(from));
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file.take(limit));
         let mut stats = Stats::empty(seg.seq);
         let mut line = Vec::with_capacity(512);
         let mut line_no = 0u64;
@@ -652,8 +742,8 @@ impl Journal {
                 ))
             };
             let probe = serde_json::from_slice::<Probe<'_>>(body).map_err(corrupt)?;
-            stats.add(probe.time_ms);
-            each(line_no, &probe, body).map_err(|e| match e {
+            stats.add(probe.time_ms, probe.seq);
+            each(from + stats.bytes, &probe, body).map_err(|e| match e {
                 StoreError::Corrupt(m) => StoreError::Corrupt(format!(
                     "audit journal {} line {line_no}: {m}",
                     path.display()
@@ -741,7 +831,7 @@ impl Journal {
             None => {
                 let mut out = Vec::new();
                 for p in &parts {
-                    let stats = self.scan(p.closed.seg, p.len, |_, probe, body| {
+                    let stats = self.scan(p.closed.seg, 0, p.len, |_, probe, body| {
                         if probe.matches(f) {
                             let rec = parse(body)?;
                             if f.matches(&rec) && extra(&rec) {
@@ -779,11 +869,11 @@ impl Journal {
                         }
                     }
                     let seq = p.closed.seg.seq;
-                    let stats = self.scan(p.closed.seg, p.len, |line_no, probe, body| {
+                    let stats = self.scan(p.closed.seg, 0, p.len, |line_end, probe, body| {
                         if !probe.matches(f) {
                             return Ok(());
                         }
-                        let key = (probe.time_ms, seq, line_no);
+                        let key = (probe.time_ms, seq, line_end);
                         if heap.len() >= limit && heap.peek().is_some_and(|Reverse(o)| key <= o.key)
                         {
                             return Ok(());
@@ -808,6 +898,88 @@ impl Journal {
         };
         self.learn(&learned);
         Ok(result)
+    }
+
+    /// Up to `max` records with `seq > after`, in file order (for a node's
+    /// own journal: sequence order), read from `cursor` when it names a
+    /// segment still present (else from the first segment that can hold
+    /// them: segments whose known highest `seq` is at most `after` are
+    /// skipped). Returns them and where the next read starts.
+    pub(crate) fn read_after(
+        &self,
+        after: u64,
+        cursor: Option<JournalCursor>,
+        max: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<JournalCursor>), StoreError> {
+        let parts = self.snapshot();
+        let resume = cursor.filter(|c| parts.iter().any(|p| p.closed.seg.seq == c.segment));
+        let mut out = Vec::new();
+        let mut next = resume;
+        for p in &parts {
+            let seg = p.closed.seg;
+            let from = match resume {
+                Some(c) if seg.seq < c.segment => continue,
+                Some(c) if seg.seq == c.segment => c.offset,
+                _ => 0,
+            };
+            if from == 0 && p.closed.stats.is_some_and(|s| s.max_seq <= after) {
+                next = Some(JournalCursor {
+                    segment: seg.seq,
+                    offset: p.len.unwrap_or(p.closed.stats.map_or(0, |s| s.bytes)),
+                });
+                continue;
+            }
+            let mut full = false;
+            self.scan(seg, from, p.len, |end, probe, body| {
+                if full {
+                    return Ok(());
+                }
+                if probe.seq > after {
+                    let rec = serde_json::from_slice::<AuditRecord>(body)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    out.push(rec);
+                    full = out.len() >= max;
+                }
+                next = Some(JournalCursor {
+                    segment: seg.seq,
+                    offset: end,
+                });
+                Ok(())
+            })?;
+            if full {
+                break;
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// The sequence number of the segment being written (or the next one),
+    /// and the `seq` the next record will get (own journal).
+    pub(crate) fn position(&self) -> (u64, u64) {
+        let st = lock(&self.state);
+        let segment = st.active.as_ref().map_or(st.next_seq, |a| a.seg.seq);
+        (segment, st.next_rec_seq)
+    }
+
+    /// The highest `seq` per `server_name` in the segments from `segment`
+    /// on (the inbox's recovery), read without keeping the records.
+    pub(crate) fn max_seq_by_node_from(
+        &self,
+        segment: u64,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let mut marks: HashMap<String, u64> = HashMap::new();
+        for p in self
+            .snapshot()
+            .iter()
+            .filter(|p| p.closed.seg.seq >= segment)
+        {
+            self.scan(p.closed.seg, 0, p.len, |_, probe, _| {
+                let m = marks.entry(probe.server_name.to_string()).or_default();
+                *m = (*m).max(probe.seq);
+                Ok(())
+            })?;
+        }
+        Ok(marks)
     }
 
     /// Removes whole segments whose records are all older than
@@ -844,7 +1016,7 @@ impl Journal {
         let mut learned = Vec::new();
         for c in candidates.iter_mut().filter(|c| c.stats.is_none()) {
             if day_last_ms(c.seg.start_ms) >= older_than_ms && c.seg.start_ms < older_than_ms {
-                c.stats = self.scan(c.seg, None, |_, _, _| Ok(()))?;
+                c.stats = self.scan(c.seg, 0, None, |_, _, _| Ok(()))?;
                 learned.extend(c.stats);
             }
         }
@@ -962,6 +1134,7 @@ mod tests {
             max_segment_bytes,
             flush_interval: Duration::from_millis(200),
             background: false,
+            assign_seq: false,
         }
     }
 
@@ -977,7 +1150,7 @@ mod tests {
             client_name: "vpn".into(),
             client_ip: "127.0.0.2".into(),
             calling_station: String::new(),
-            accounting: None,
+            ..AuditRecord::default()
         }
     }
 
@@ -1149,7 +1322,7 @@ mod tests {
             );
         }
         for s in &segs {
-            j.scan(*s, None, |_, p, _| {
+            j.scan(*s, 0, None, |_, p, _| {
                 assert!(day(p.time_ms) <= day(s.start_ms), "{} in {s:?}", p.time_ms);
                 Ok(())
             })
@@ -1292,6 +1465,53 @@ mod tests {
         assert_eq!(all(&j), recs);
     }
 
+    /// A node's own journal numbers its records in file order, across
+    /// segments and reopenings; `read_after` returns what follows a
+    /// sequence, from a cursor or without one.
+    #[test]
+    fn own_journal_numbers_records_and_reads_after_a_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = JournalConfig {
+            assign_seq: true,
+            ..cfg(400)
+        };
+        let first;
+        {
+            let j = Journal::open(dir.path(), own).unwrap();
+            first = j.position().1;
+            // Starts at the opening time x 10^6 (see the module comment).
+            assert!(first >= 1_700_000_000 * 1_000_000, "{first}");
+            let recs: Vec<AuditRecord> = (0..10)
+                .map(|i| rec(1_800_000_000_000 + i, "u", "accept"))
+                .collect();
+            j.append(&recs).unwrap();
+            j.flush().unwrap();
+        }
+        let j = Journal::open(dir.path(), own).unwrap();
+        assert_eq!(j.position().1, first + 10);
+        j.append(&[rec(1_800_000_000_000 + 10, "v", "reject")])
+            .unwrap();
+        let all = j.query(&AuditFilter::default()).unwrap();
+        let seqs: Vec<u64> = all.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (first..first + 11).collect::<Vec<_>>());
+        // Several small segments (400 bytes): read in pieces with a cursor.
+        let (part, cursor) = j.read_after(first + 2, None, 3).unwrap();
+        let seqs: Vec<u64> = part.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [first + 3, first + 4, first + 5]);
+        let (rest, end) = j.read_after(first + 5, cursor, 100).unwrap();
+        let seqs: Vec<u64> = rest.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (first + 6..first + 11).collect::<Vec<_>>());
+        // Nothing new: nothing returned, from the end cursor or by sequence.
+        assert!(j.read_after(first + 10, end, 100).unwrap().0.is_empty());
+        assert!(j.read_after(first + 10, None, 100).unwrap().0.is_empty());
+        // A record appended later is found from the end cursor.
+        j.append(&[rec(1_800_000_000_000 + 11, "w", "accept")])
+            .unwrap();
+        let (last, _) = j.read_after(first + 10, end, 100).unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!((last[0].seq, last[0].user.as_str()), (first + 11, "w"));
+    }
+
     #[test]
     fn background_flusher_writes_and_stops() {
         let dir = tempfile::tempdir().unwrap();
@@ -1301,6 +1521,7 @@ mod tests {
                 max_segment_bytes: SEGMENT_MAX_BYTES,
                 flush_interval: Duration::from_millis(20),
                 background: true,
+                assign_seq: false,
             },
         )
         .unwrap();

@@ -34,6 +34,7 @@ mod backup;
 mod changelog;
 mod crypto;
 mod error;
+mod inbox;
 mod journal;
 mod model;
 mod password;
@@ -48,6 +49,7 @@ pub use backup::{BackupInfo, BACKUP_MAGIC};
 pub use changelog::StoreLog;
 pub use crypto::{check_key_file, Secret};
 pub use error::StoreError;
+pub use journal::JournalCursor;
 pub use model::{
     check_user_text, is_unsafe_char, validate_pin, AccountingInfo, AuditFilter, AuditRecord,
     Client, DisabledReason, Method, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind,

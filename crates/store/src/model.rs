@@ -595,8 +595,8 @@ impl fmt::Debug for Client {
     }
 }
 
-/// One authentication, as recorded in the audit log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One authentication (or admin action), as recorded in the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// When, unix milliseconds.
     pub time_ms: u64,
@@ -618,6 +618,15 @@ pub struct AuditRecord {
     pub client_ip: String,
     /// End-user address, if the NAS sent Calling-Station-Id.
     pub calling_station: String,
+    /// Position in the journal of the node that wrote it (`server_name`),
+    /// assigned by that journal; with the name it identifies the record
+    /// cluster-wide (audit shipping). 0: written before sequences existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+    /// Who made an admin action (`mode` "admin"): "cli on node-a (uid 0)",
+    /// "api token ops", "portal user alice"; empty for authentications.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
     /// Present on the record of an Accounting-Request (RFC 2866), absent on
     /// authentication records: lines written before it existed read the
     /// same, and readers that ignore it see no change.
@@ -656,6 +665,10 @@ pub struct AccountingInfo {
     /// Acct-Terminate-Cause (RFC 2866 §5.10 name, or its number).
     #[serde(default)]
     pub terminate_cause: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Selects audit records. All conditions must hold; `None` means "any".
@@ -874,7 +887,7 @@ mod tests {
             client_name: "vpn".into(),
             client_ip: "127.0.0.2".into(),
             calling_station: String::new(),
-            accounting: None,
+            ..AuditRecord::default()
         };
         assert!(AuditFilter::default().matches(&rec));
         let f = |since, until| AuditFilter {

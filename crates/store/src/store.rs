@@ -21,6 +21,7 @@ use sled::{IVec, Transactional};
 use crate::crypto::{
     hex_decode, key_check_matches, load_or_create_key, seal_key_check, SeedCipher,
 };
+use crate::inbox::{Inbox, INBOX_DIR};
 use crate::journal::{Journal, JournalConfig, SEGMENT_MAX_BYTES};
 use crate::repl::{Change, Op, Role};
 use crate::schema::{
@@ -92,6 +93,9 @@ pub(crate) struct Inner {
     pub(crate) install_users: AtomicU64,
     /// The audit log: JSON-lines segments in `<db dir>.audit/`.
     pub(crate) journal: Arc<Journal>,
+    /// Records other nodes shipped here while this node was the primary,
+    /// in `<db dir>.audit/cluster/`.
+    pub(crate) inbox: Inbox,
     pub(crate) cipher: SeedCipher,
     pub(crate) clients_generation: AtomicU64,
     /// Sum of committed deltas; may dip below zero for an instant when two
@@ -568,8 +572,10 @@ impl Store {
                         .max(1),
                 ),
                 background: opts.flush_every_ms.is_some(),
+                assign_seq: true,
             },
         )?;
+        let inbox = Inbox::open(&journal_dir(dir)?.join(INBOX_DIR))?;
 
         Ok(Store {
             inner: Arc::new(Inner {
@@ -582,6 +588,7 @@ impl Store {
                 admin_tokens,
                 meta,
                 journal,
+                inbox,
                 cipher,
                 changelog,
                 install_otp,

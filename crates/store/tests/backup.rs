@@ -58,7 +58,7 @@ fn audit(i: u64) -> AuditRecord {
         client_name: "vpn".into(),
         client_ip: "192.0.2.1".into(),
         calling_station: String::new(),
-        accounting: None,
+        ..AuditRecord::default()
     }
 }
 

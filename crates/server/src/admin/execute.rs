@@ -11,20 +11,57 @@ use radmfa_store::{AuditFilter, Store};
 
 use crate::config::RuntimeConfig;
 
+use super::actor::Actor;
 use super::context::Ctx;
 use super::error::AdminError;
 use super::request::AdminRequest;
 use super::{admin_tokens, clients, cluster, import, reports, tokens, users};
 
 /// Runs a request against the store at the system clock's time and returns
-/// its answer as JSON (the CLI without a server, tests).
+/// its answer as JSON (the CLI without a server, tests). An action is
+/// audited as the CLI's on this node, offline; a report read from a
+/// replica's store says it may lack what the primary holds.
 pub fn execute(store: &Store, cfg: &RuntimeConfig, req: AdminRequest) -> Result<Value, AdminError> {
     let ctx = Ctx {
         store,
         config: cfg,
         now: SystemClock.now_unix(),
     };
-    run(ctx, req)
+    let audited = req.audited();
+    let report = matches!(
+        req,
+        AdminRequest::Report { .. } | AdminRequest::ReportSummary { .. }
+    );
+    let mut res = run(ctx, req);
+    if let Some((op, target)) = audited {
+        use std::os::unix::fs::MetadataExt;
+        let actor = Actor::Cli {
+            node: cfg.node_name.clone(),
+            uid: std::fs::metadata("/proc/self").ok().map(|m| m.uid()),
+            offline: true,
+        };
+        let rec = actor.record(
+            (&cfg.node_name, &cfg.server_ip),
+            SystemClock.now_unix_ms(),
+            (op, &target),
+            res.as_ref().map(|_| ()),
+        );
+        if let Err(e) = store.append_audit(&rec) {
+            tracing::error!(error = %e, op, "cannot write the audit record of an admin action");
+        }
+    }
+    let replica = !matches!(store.repl_state().0, radmfa_store::repl::Role::Primary);
+    if let (true, true, Ok(Value::Object(obj))) = (report, replica, res.as_mut()) {
+        obj.insert("complete".into(), Value::Bool(false));
+        obj.insert(
+            "note".into(),
+            Value::String(
+                "no server is running: read from this replica's store (its own records only)"
+                    .into(),
+            ),
+        );
+    }
+    res
 }
 
 /// Runs one request against `ctx`'s store: decides nothing beyond handing
@@ -70,6 +107,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             until_ms,
             method,
             client,
+            sign_ins_only,
         } => json(reports::report(
             ctx,
             &AuditFilter {
@@ -81,6 +119,19 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             },
             method.as_deref(),
             client.as_deref(),
+            sign_ins_only,
+        )),
+        AdminRequest::ReportSummary {
+            since_ms,
+            until_ms,
+            bucket,
+            top,
+        } => json(reports::summary(
+            ctx,
+            since_ms,
+            until_ms,
+            bucket,
+            top.unwrap_or(10),
         )),
         AdminRequest::AccountingReport {
             user,

@@ -27,17 +27,11 @@ pub async fn forward_to_primary(
     let Some(r) = replication else {
         return Err(AdminError::ReadOnly(local));
     };
-    let primary = r.write_target().map_err(AdminError::ReadOnly)?;
-    if primary == node_id {
-        return Err(AdminError::ReadOnly(local));
-    }
-    let body = serde_json::to_vec(req).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let answer = r
-        .forward_admin(primary, body)
-        .await
-        .map_err(AdminError::ReadOnly)?;
-    let answer: Answer = serde_json::from_slice(&answer)
-        .map_err(|e| AdminError::Invalid(format!("bad answer from the primary: {e}")))?;
+    let answer = match ask_primary(r, node_id, req).await {
+        Ok(a) => a,
+        Err(None) => return Err(AdminError::ReadOnly(local)),
+        Err(Some(reason)) => return Err(AdminError::ReadOnly(reason)),
+    };
     if !answer.ok {
         return Err(AdminError::Invalid(
             answer
@@ -52,6 +46,22 @@ pub async fn forward_to_primary(
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
-    info!(primary, "admin write forwarded to the primary");
+    info!(primary = ?r.write_target().ok(), "admin write forwarded to the primary");
     Ok(answer.result.unwrap_or(Value::Null))
+}
+
+/// Sends `req` to the primary and returns its answer. `Err(None)`: this
+/// node (`node_id`) is the primary; `Err(Some(why))`: no primary answered.
+pub async fn ask_primary(
+    r: &Replication,
+    node_id: u16,
+    req: &AdminRequest,
+) -> Result<Answer, Option<String>> {
+    let primary = r.write_target().map_err(Some)?;
+    if primary == node_id {
+        return Err(None);
+    }
+    let body = serde_json::to_vec(req).map_err(|e| Some(e.to_string()))?;
+    let answer = r.forward_admin(primary, body).await.map_err(Some)?;
+    serde_json::from_slice(&answer).map_err(|e| Some(format!("bad answer from the primary: {e}")))
 }

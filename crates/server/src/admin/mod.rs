@@ -14,6 +14,7 @@
 //! * [`results`]: the typed answers; [`answer`]: their envelope on the
 //!   control socket and the peer link.
 
+pub mod actor;
 pub mod admin_tokens;
 pub mod answer;
 pub mod clients;
@@ -28,16 +29,18 @@ pub mod reports;
 pub mod request;
 pub mod results;
 pub mod service;
+pub mod summary;
 pub mod tokens;
 pub mod users;
 
+pub use actor::Actor;
 pub use answer::Answer;
 pub use context::Ctx;
 pub use directory::{directory_sync, directory_sync_detached, sync_item};
 pub use error::AdminError;
 pub use execute::execute;
 pub use forward::forward_to_primary;
-pub use reports::{ACCOUNTING_FIELDS, REPORT_FIELDS};
+pub use reports::{AuditReport, ACCOUNTING_FIELDS, REPORT_FIELDS};
 pub use request::{AdminRequest, Effect, ImportRow, NewClient, NewToken, NewUser, UserChange};
 pub use results::{
     algorithm_name, disabled_reason, AccountingRow, AdminTokenCreated, AdminTokenView, BackupView,

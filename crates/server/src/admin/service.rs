@@ -18,11 +18,12 @@ use radmfa_store::{Store, StoreError};
 use crate::config::RuntimeConfig;
 use crate::replication::Replication;
 
+use super::actor::Actor;
 use super::answer::Answer;
 use super::context::Ctx;
 use super::directory::directory_sync_detached;
 use super::error::AdminError;
-use super::forward::forward_to_primary;
+use super::forward::{ask_primary, forward_to_primary};
 use super::request::{AdminRequest, Effect};
 use super::{cluster, execute};
 
@@ -73,6 +74,8 @@ pub struct Admin<'a> {
     config: Arc<RuntimeConfig>,
     clock: &'a dyn Clock,
     hooks: &'a dyn AdminHooks,
+    /// Who asked, for the audit record of a write (default: the node).
+    actor: Option<Actor>,
 }
 
 impl std::fmt::Debug for Admin<'_> {
@@ -95,7 +98,15 @@ impl<'a> Admin<'a> {
             config,
             clock,
             hooks,
+            actor: None,
         }
+    }
+
+    /// The service acting for `actor` (named in the audit records of the
+    /// actions it runs).
+    pub fn as_actor(mut self, actor: Actor) -> Self {
+        self.actor = Some(actor);
+        self
     }
 
     /// Runs one admin request: the one entry point for the control socket,
@@ -106,7 +117,34 @@ impl<'a> Admin<'a> {
     /// the primary over the peer link and the answer returned once this node
     /// has replicated it (read your writes); with the primary unreachable
     /// the error says `read-only: primary N (ADDR) unreachable since TIME`.
+    ///
+    /// Every action (not a read) is written to the audit log with who asked
+    /// and the outcome, here on the node the caller reached (a write
+    /// forwarded to the primary is recorded by the replica that forwarded
+    /// it, not again by the primary).
     pub async fn run(&self, req: AdminRequest) -> Result<Value, AdminError> {
+        let audited = req.audited();
+        let res = self.run_unaudited(req).await;
+        if let Some((op, target)) = audited {
+            let node = &self.config.node_name;
+            let actor = self
+                .actor
+                .clone()
+                .unwrap_or_else(|| Actor::Node { node: node.clone() });
+            let rec = actor.record(
+                (node, &self.config.server_ip),
+                self.clock.now_unix_ms(),
+                (op, &target),
+                res.as_ref().map(|_| ()),
+            );
+            if let Err(e) = self.store.append_audit(&rec) {
+                tracing::error!(error = %e, op, "cannot write the audit record of an admin action");
+            }
+        }
+        res
+    }
+
+    async fn run_unaudited(&self, req: AdminRequest) -> Result<Value, AdminError> {
         match &req {
             AdminRequest::ReplStatus => {
                 let r = self.hooks.replication().map(|r| &**r);
@@ -123,6 +161,9 @@ impl<'a> Admin<'a> {
                     "configuration digests are exchanged between nodes only".into(),
                 ))
             }
+            AdminRequest::Report { .. } | AdminRequest::ReportSummary { .. } => {
+                return self.cluster_read(req).await;
+            }
             _ => {}
         }
         let forwardable = req.clone();
@@ -133,6 +174,34 @@ impl<'a> Admin<'a> {
             }
             other => other,
         }
+    }
+
+    /// A report over the whole cluster: on a replica asked of the primary
+    /// (which holds every node's records); with the primary unreachable,
+    /// answered from this node's copy and marked incomplete, saying why.
+    async fn cluster_read(&self, req: AdminRequest) -> Result<Value, AdminError> {
+        let replica = self.hooks.replication().filter(|r| !r.is_primary());
+        let Some(r) = replica else {
+            return self.run_local(req).await;
+        };
+        let why = match ask_primary(r, self.config.node_id, &req).await {
+            Ok(answer) if answer.ok => return Ok(answer.result.unwrap_or(Value::Null)),
+            Ok(answer) => answer.error.unwrap_or_default(),
+            Err(why) => why.unwrap_or_default(),
+        };
+        let mut v = self.run_local(req).await?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("complete".into(), Value::Bool(false));
+            obj.insert(
+                "note".into(),
+                Value::String(format!(
+                    "the primary did not answer ({why}); this is what node {} holds: its own \
+                     records, and those other nodes shipped to it while it was the primary",
+                    self.config.node_name
+                )),
+            );
+        }
+        Ok(v)
     }
 
     /// Answers an admin request that replica `from_node` forwarded here

@@ -23,6 +23,7 @@
 //!   the two equal.
 
 pub mod auth;
+mod csv;
 pub mod metrics;
 pub mod tls;
 
@@ -202,7 +203,10 @@ async fn write(
     target: &str,
     req: AdminRequest,
 ) -> Result<Value, ApiError> {
-    let res = crate::control::dispatch(&st.node, req).await;
+    let actor = crate::admin::Actor::Api {
+        token: caller.name.clone(),
+    };
+    let res = crate::control::dispatch_as(&st.node, actor, req).await;
     match &res {
         Ok(_) => info!(token = %caller.name, op, target, "admin api write done"),
         Err(e) => info!(token = %caller.name, op, target, error = %e, "admin api write refused"),
@@ -684,54 +688,7 @@ pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
 }
 
 pub use crate::admin::REPORT_FIELDS;
-
-/// One CSV field (RFC 4180 quoting; a leading `=`, `+`, `-`, `@`, tab or
-/// CR is prefixed with `'` so that spreadsheets do not run it as a formula).
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-/// Audit records as CSV with a header row: the one CSV writer, for the
-/// API's `format=csv` and `radmfa report --csv`.
-pub fn records_csv(recs: &[Value]) -> String {
-    rows_csv(REPORT_FIELDS, recs)
-}
-
-/// Rows as CSV with a header row: `time`, then `fields` (audit records,
-/// [`REPORT_FIELDS`]; accounting records, [`crate::admin::ACCOUNTING_FIELDS`]).
-pub fn rows_csv(fields: &[&str], recs: &[Value]) -> String {
-    // `time` first (ISO 8601 UTC, for people and spreadsheets); `time_ms`
-    // stays for scripts.
-    let mut out = String::from("time,");
-    out.push_str(&fields.join(","));
-    out.push_str("\r\n");
-    for r in recs {
-        let ms = r["time_ms"].as_u64().unwrap_or(0);
-        let time = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-        )
-        .to_string();
-        let row: Vec<String> = std::iter::once(time)
-            .chain(fields.iter().map(|f| match &r[*f] {
-                Value::String(s) => csv_field(s),
-                Value::Null => String::new(),
-                v => csv_field(&v.to_string()),
-            }))
-            .collect();
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
-    }
-    out
-}
+pub use csv::{records_csv, rows_csv, summary_csv};
 
 async fn reports(
     State(st): State<St>,
@@ -740,26 +697,17 @@ async fn reports(
 ) -> ApiResult {
     authorize(&st, &headers, "reports:read").await?;
     let q = query(q)?;
-    let since_ms = q
-        .from
-        .as_deref()
-        .map(|s| parse_time("from", s))
-        .transpose()
-        .map_err(ApiError::invalid)?;
-    let until_ms =
-        q.to.as_deref()
-            .map(|s| parse_time("to", s))
-            .transpose()
-            .map_err(ApiError::invalid)?;
+    let (since_ms, until_ms) = time_range(q.from.as_deref(), q.to.as_deref())?;
     if let Some(r) = q.result.as_deref() {
-        if !["accept", "reject", "challenge"].contains(&r) {
+        // `ok` and `failed`: admin actions.
+        if !["accept", "reject", "challenge", "ok", "failed"].contains(&r) {
             return Err(ApiError::invalid(
-                "result must be accept, reject or challenge",
+                "result must be accept, reject, challenge, ok or failed",
             ));
         }
     }
     let (limit, csv) = page_and_format(q.limit, q.format.as_deref())?;
-    let recs: Vec<Value> = read_as(
+    let report: crate::admin::AuditReport = read_as(
         &st,
         AdminRequest::Report {
             user: q.user,
@@ -769,17 +717,118 @@ async fn reports(
             until_ms,
             method: q.method,
             client: q.client,
+            sign_ins_only: false,
+        },
+    )
+    .await?;
+    let note = report.note.clone().unwrap_or_default();
+    if csv {
+        let recs: Vec<Value> = report
+            .records
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        return Ok(csv_response(records_csv(&recs), report.complete, &note));
+    }
+    ok(json!({
+        "count": report.records.len(),
+        "items": report.records,
+        "complete": report.complete,
+        "answered_by": report.answered_by,
+        "note": report.note,
+    }))
+}
+
+/// The `from` and `to` parameters in unix ms.
+fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<u64>, Option<u64>), ApiError> {
+    let parse = |name, v: Option<&str>| v.map(|s| parse_time(name, s)).transpose();
+    Ok((
+        parse("from", from).map_err(ApiError::invalid)?,
+        parse("to", to).map_err(ApiError::invalid)?,
+    ))
+}
+
+/// The `format` parameter: true for CSV.
+fn csv_format(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!(
+            "format must be json or csv, not {other:?}"
+        ))),
+    }
+}
+
+/// A CSV body; when the report is incomplete the header
+/// `X-Radmfa-Incomplete` says why.
+fn csv_response(body: String, complete: bool, note: &str) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    if !complete {
+        if let Ok(v) = header::HeaderValue::from_str(note) {
+            resp.headers_mut().insert("x-radmfa-incomplete", v);
+        }
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct SummaryQuery {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    bucket: Option<String>,
+    #[serde(default)]
+    top: Option<usize>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/summary`: the aggregated report.
+async fn reports_summary(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<SummaryQuery>, QueryRejection>,
+) -> ApiResult {
+    use crate::admin::summary::{AuditSummary, Bucket};
+    authorize(&st, &headers, "reports:read").await?;
+    let q = query(q)?;
+    let (since_ms, until_ms) = time_range(q.from.as_deref(), q.to.as_deref())?;
+    let bucket = match q.bucket.as_deref() {
+        None | Some("day") => Bucket::Day,
+        Some("hour") => Bucket::Hour,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "bucket must be hour or day, not {other:?}"
+            )))
+        }
+    };
+    let top = q.top.unwrap_or(10);
+    if !(1..=MAX_PAGE).contains(&top) {
+        return Err(ApiError::invalid(format!(
+            "top must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let csv = csv_format(q.format.as_deref())?;
+    let summary: AuditSummary = read_as(
+        &st,
+        AdminRequest::ReportSummary {
+            since_ms,
+            until_ms,
+            bucket,
+            top: Some(top),
         },
     )
     .await?;
     if csv {
-        return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            records_csv(&recs),
-        )
-            .into_response());
+        let note = summary.note.clone().unwrap_or_default();
+        return Ok(csv_response(summary_csv(&summary), summary.complete, &note));
     }
-    ok(json!({"count": recs.len(), "items": recs}))
+    ok(serde_json::to_value(summary).unwrap_or_default())
 }
 
 /// A report's `limit` (default 1000, at most [`MAX_PAGE`]) and whether
@@ -1060,6 +1109,7 @@ fn routes() -> Routes {
     .add("delete", "/api/v1/clients/{name}", client_delete)
     .add("get", "/api/v1/reports", reports)
     .add("get", "/api/v1/reports/accounting", accounting_report)
+    .add("get", "/api/v1/reports/summary", reports_summary)
     .add("get", "/api/v1/stats", stats)
     .add("get", "/api/v1/policies", policies)
     .add("get", "/api/v1/cluster", cluster)

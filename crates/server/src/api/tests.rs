@@ -64,7 +64,9 @@ fn csv_quotes_and_defuses_formulas() {
     // time_ms 5 is 5 ms after the Unix epoch, in ISO 8601 UTC.
     assert_eq!(
         lines.next(),
-        Some("1970-01-01T00:00:00.005Z,5,\"a,b\",'=cmd,accept,\"say \"\"hi\"\"\",n,,c,1.2.3.4,'-1")
+        Some(
+            "1970-01-01T00:00:00.005Z,5,\"a,b\",'=cmd,accept,\"say \"\"hi\"\"\",n,,c,1.2.3.4,'-1,,"
+        )
     );
 }
 

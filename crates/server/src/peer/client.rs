@@ -322,7 +322,23 @@ impl PeerClient {
             .await
     }
 
-    /// Sends the frame `make(id, body)` to `node` and waits for its answer.
+    /// Ships a batch of audit records (JSON) to `node` (the primary) and
+    /// returns its acknowledgement (JSON), within `timeout`.
+    pub async fn audit_batch(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        self.exchange(node, body, timeout, |id, body| Frame::AuditBatch {
+            id,
+            body,
+        })
+        .await
+    }
+
+    /// Sends the frame `make(id, body)` to `node` and waits for the answer
+    /// with that id, within `timeout`.
     async fn exchange(
         &self,
         node: u16,
@@ -456,7 +472,11 @@ async fn reader<S: AsyncRead>(mut rd: ReadHalf<S>, shared: Arc<Shared>) {
             f = read_frame(&mut rd) => f,
         };
         match frame {
-            Ok(Some(Frame::AdminReply { id, body } | Frame::VerdictReply { id, body })) => {
+            Ok(Some(
+                Frame::AdminReply { id, body }
+                | Frame::VerdictReply { id, body }
+                | Frame::AuditAck { id, body },
+            )) => {
                 let waiter = lock(&shared.pending).as_mut().and_then(|m| m.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(Some(body));

@@ -56,6 +56,10 @@ pub(crate) mod kind {
     pub(crate) const VERDICT: u8 = 7;
     /// What became of a Verdict frame (JSON), same request id.
     pub(crate) const VERDICT_REPLY: u8 = 8;
+    /// A batch of audit records (JSON) a node ships to the primary.
+    pub(crate) const AUDIT_BATCH: u8 = 9;
+    /// The primary's acknowledgement (JSON) of the AuditBatch with the same id.
+    pub(crate) const AUDIT_ACK: u8 = 10;
 }
 
 /// First payload byte of a Repl frame: this is the message's last piece.
@@ -158,6 +162,20 @@ pub(crate) enum Frame {
         /// What became of it (JSON, `callback::Delivered`).
         body: Vec<u8>,
     },
+    /// Audit records a node ships to the primary (`audit_ship.rs`).
+    AuditBatch {
+        /// Request id, echoed by the AuditAck.
+        id: u64,
+        /// The batch (JSON).
+        body: Vec<u8>,
+    },
+    /// The primary's acknowledgement of an AuditBatch.
+    AuditAck {
+        /// The AuditBatch's request id.
+        id: u64,
+        /// The acknowledgement (JSON).
+        body: Vec<u8>,
+    },
 }
 
 /// A cursor over untrusted bytes: every read is checked.
@@ -255,6 +273,8 @@ impl Frame {
             Frame::AdminReply { id, body } => build(kind::ADMIN_REPLY, *id, &[body]),
             Frame::Verdict { id, body } => build(kind::VERDICT, *id, &[body]),
             Frame::VerdictReply { id, body } => build(kind::VERDICT_REPLY, *id, &[body]),
+            Frame::AuditBatch { id, body } => build(kind::AUDIT_BATCH, *id, &[body]),
+            Frame::AuditAck { id, body } => build(kind::AUDIT_ACK, *id, &[body]),
         }
     }
 
@@ -316,6 +336,14 @@ impl Frame {
                 body: r.rest().to_vec(),
             },
             kind::VERDICT_REPLY => Frame::VerdictReply {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::AUDIT_BATCH => Frame::AuditBatch {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::AUDIT_ACK => Frame::AuditAck {
                 id,
                 body: r.rest().to_vec(),
             },
@@ -564,6 +592,14 @@ mod tests {
                 id: 4,
                 body: b"\"unknown\"".to_vec(),
             },
+            Frame::AuditBatch {
+                id: 4,
+                body: b"{\"node\":\"b\",\"records\":[]}".to_vec(),
+            },
+            Frame::AuditAck {
+                id: 4,
+                body: b"{\"ok\":true,\"acked\":7}".to_vec(),
+            },
             Frame::Reply {
                 id: 10,
                 reply: Some(Vec::new()),
@@ -607,6 +643,23 @@ mod tests {
         .encode()
         .unwrap();
         assert_eq!(hello, [0, 0, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1]);
+        // Kinds 9 and 10: the audit batch and its acknowledgement.
+        let batch = Frame::AuditBatch {
+            id: 1,
+            body: b"{}".to_vec(),
+        };
+        assert_eq!(
+            batch.encode().unwrap(),
+            [0, 0, 0, 11, 9, 0, 0, 0, 0, 0, 0, 0, 1, b'{', b'}']
+        );
+        let ack = Frame::AuditAck {
+            id: 1,
+            body: vec![],
+        };
+        assert_eq!(
+            ack.encode().unwrap(),
+            [0, 0, 0, 9, 10, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
     }
 
     #[test]

@@ -37,9 +37,19 @@ pub trait ForwardHandler: Send + Sync + 'static {
         body: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
         let _ = (from_node, body);
-        Box::pin(async {
-            br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#.to_vec()
-        })
+        refuse(br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#)
+    }
+
+    /// Stores a batch of audit records (JSON) that peer `from_node`
+    /// shipped to this node as the primary; returns the acknowledgement
+    /// (JSON).
+    fn audit_batch(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+        let _ = (from_node, body);
+        refuse(br#"{"ok":false,"error":"this node does not take audit records"}"#)
     }
 
     /// Delivers a user's out-of-band answer (JSON, `callback::Answer`) that
@@ -53,4 +63,9 @@ pub trait ForwardHandler: Send + Sync + 'static {
         let _ = (from_node, body);
         Box::pin(async { br#""unknown""#.to_vec() })
     }
+}
+
+/// The answer of a node that does not take a kind of request.
+fn refuse(answer: &'static [u8]) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+    Box::pin(async move { answer.to_vec() })
 }

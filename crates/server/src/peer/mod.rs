@@ -42,6 +42,8 @@
 //! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
 //! | 7    | Verdict | client -> server | a user's out-of-band answer (JSON, `callback::Answer`) for the verification's owner |
 //! | 8    | VerdictReply | server -> client | what became of it (JSON, `callback::Delivered`), same id |
+//! | 9    | AuditBatch | client -> server | audit records (JSON) a node ships to the primary         |
+//! | 10   | AuditAck   | server -> client | the primary's acknowledgement (JSON) of that AuditBatch  |
 //!
 //! The Hello is the client's first frame and is sent once; a first frame
 //! whose length prefix exceeds a Hello's is refused before its body is read. A Reply carries

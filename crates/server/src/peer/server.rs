@@ -138,6 +138,14 @@ impl Connection {
                     });
                     continue;
                 }
+                Ok(Some(Frame::AuditBatch { id, body })) => {
+                    let answer = self.handler.audit_batch(node, body);
+                    answer_later(tx.clone(), node, answer, move |body| Frame::AuditAck {
+                        id,
+                        body,
+                    });
+                    continue;
+                }
                 Ok(Some(_)) => {
                     warn!(%addr, node, "unexpected frame from peer; closing the connection");
                     break;

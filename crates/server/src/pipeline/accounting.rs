@@ -87,6 +87,7 @@ fn accounting_record(
         client_ip: source.ip().to_string(),
         calling_station: text(AttrType::CALLING_STATION_ID),
         accounting: Some(info),
+        ..AuditRecord::default()
     }
 }
 

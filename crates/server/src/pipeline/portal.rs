@@ -215,7 +215,7 @@ impl Node {
             client_name: "portal".to_string(),
             client_ip: source.to_string(),
             calling_station: String::new(),
-            accounting: None,
+            ..AuditRecord::default()
         });
     }
 }

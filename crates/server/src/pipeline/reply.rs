@@ -81,7 +81,7 @@ impl Node {
             client_name: client.name.clone(),
             client_ip: source.ip().to_string(),
             calling_station,
-            accounting: None,
+            ..AuditRecord::default()
         });
         let mut attrs = reply_messages(&d.message);
         if let Some(state) = &d.state {

@@ -45,18 +45,27 @@ pub(super) async fn home(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
     let lang = si.lang();
     let t = |m: Msg| esc(m.text(lang));
     let u = &si.user.user;
-    let store = p.node.store().clone();
-    let filter = radmfa_store::AuditFilter {
+    // The whole cluster's: on a replica asked of the primary, or this
+    // node's copy when the primary is unreachable.
+    let recent = AdminRequest::Report {
         user: Some(u.name.clone()),
+        result: None,
+        since_ms: None,
         limit: Some(10),
-        ..Default::default()
+        until_ms: None,
+        method: None,
+        client: None,
+        sign_ins_only: true,
     };
-    let records = tokio::task::spawn_blocking(move || {
-        store.query_audit_where(&filter, |r| r.accounting.is_none())
-    })
-    .await
-    .ok()
-    .and_then(|r| r.map_err(|e| warn!(error = %e, "audit read failed")).ok());
+    let records = crate::control::dispatch(&p.node, recent)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            serde_json::from_value::<crate::admin::AuditReport>(v).map_err(|e| e.to_string())
+        })
+        .map_err(|e| warn!(error = %e, "audit read failed"))
+        .ok()
+        .map(|r| r.records);
     let mut body = take_notice(&mut si.s, lang);
     if si.user.token.is_none() && u.phone.is_empty() {
         body.push_str(&format!(
@@ -142,8 +151,11 @@ pub(super) async fn report_not_me(
         reported_sign_in_ms = reported_ms,
         "a user reported a sign-in as not theirs; disabling the account"
     );
-    crate::control::dispatch(
+    crate::control::dispatch_as(
         node,
+        crate::admin::Actor::Portal {
+            user: user.to_string(),
+        },
         AdminRequest::UserDisableFraud {
             name: user.to_string(),
         },

@@ -150,7 +150,10 @@ impl Portal {
     /// Runs an admin write for `user` through [`crate::control::dispatch`];
     /// false (logged as "portal: cannot {what}") when it fails.
     pub(super) async fn write(&self, user: &str, what: &str, req: AdminRequest) -> bool {
-        match crate::control::dispatch(&self.node, req).await {
+        let actor = crate::admin::Actor::Portal {
+            user: user.to_string(),
+        };
+        match crate::control::dispatch_as(&self.node, actor, req).await {
             Ok(_) => true,
             Err(e) => {
                 warn!(user = %crate::text::Escaped(user), error = %e, "portal: cannot {what}");

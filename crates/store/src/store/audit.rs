@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::Store;
-use crate::{AuditFilter, AuditRecord, StoreError};
+use crate::{AuditFilter, AuditRecord, JournalCursor, StoreError};
 
 impl Store {
     /// Appends one audit record to the journal. Hot path: buffered, not
@@ -48,14 +48,78 @@ impl Store {
         self.inner.journal.query_where(f, &extra)
     }
 
+    /// This node's own records with `seq > after` (up to `max`, in sequence
+    /// order), for shipping to the primary; `cursor` is where the previous
+    /// read ended (a hint: without it, or when its segment is gone, the
+    /// records are found by sequence). Everything returned is fsynced first,
+    /// so a crash cannot make this node number a shipped record again.
+    pub fn audit_read_after(
+        &self,
+        after: u64,
+        cursor: Option<JournalCursor>,
+        max: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<JournalCursor>), StoreError> {
+        self.inner.journal.flush()?;
+        self.inner.journal.read_after(after, cursor, max)
+    }
+
+    /// The `seq` the next record of this node's journal will get.
+    pub fn audit_next_seq(&self) -> u64 {
+        self.inner.journal.position().1
+    }
+
+    /// Stores records another node shipped (`node`: its name) in the cluster
+    /// inbox, each (`server_name`, `seq`) once, fsynced; returns the
+    /// sequence the sender may resume after (see [`Store::audit_read_after`]):
+    /// the batch's highest, or for an empty batch the highest stored from
+    /// `node`.
+    pub fn accept_shipped_audit(
+        &self,
+        node: &str,
+        recs: Vec<AuditRecord>,
+    ) -> Result<u64, StoreError> {
+        self.inner.inbox.accept(node, recs)
+    }
+
+    /// The cluster's audit records as this node holds them: its own journal
+    /// and the inbox of records other nodes shipped to it (records naming
+    /// `node_name`, this node, come from its own journal only). Same order
+    /// and `limit` rule as [`Store::query_audit`].
+    pub fn query_cluster_audit(
+        &self,
+        f: &AuditFilter,
+        node_name: &str,
+        extra: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let own = self.inner.journal.query_where(f, &extra)?;
+        let shipped = self
+            .inner
+            .inbox
+            .query(f, &|r| r.server_name != node_name && extra(r))?;
+        if shipped.is_empty() {
+            return Ok(own);
+        }
+        let mut all = own;
+        all.extend(shipped);
+        // Stable: equal times keep this node's records first.
+        all.sort_by_key(|r| r.time_ms);
+        if let Some(limit) = f.limit {
+            let cut = all.len().saturating_sub(limit);
+            all.drain(..cut);
+        }
+        Ok(all)
+    }
+
     /// Removes audit records older than `older_than_ms`, a whole journal
     /// segment at a time: a segment goes when *all* its records have
     /// `time_ms < older_than_ms`; no file is rewritten. Segments hold at most one
     /// UTC day (and at most 64 MiB), so records up to a day older than the
     /// cutoff can remain (those in the segment that holds the cutoff).
     /// Returns the number of records removed.
+    /// The cluster inbox (records shipped from other nodes) is trimmed the
+    /// same way.
     pub fn trim_audit(&self, older_than_ms: u64) -> Result<usize, StoreError> {
-        self.inner.journal.trim(older_than_ms)
+        Ok(self.inner.journal.trim(older_than_ms)? + self.inner.inbox.trim(older_than_ms)?)
     }
 
     /// The audit journal directory: `<db dir>.audit`, beside the database
