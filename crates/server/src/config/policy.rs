@@ -30,6 +30,8 @@ pub(crate) struct PolicySection {
     mfa_bypass_groups: Vec<String>,
     #[serde(default)]
     mfa_groups: Vec<String>,
+    #[serde(default)]
+    number_matching: bool,
 }
 
 fn default_fail_mode() -> FailMode {
@@ -118,6 +120,10 @@ pub struct Policy {
     pub mfa_bypass_groups: Vec<String>,
     /// When not empty, only members of these groups need a second factor.
     pub mfa_groups: Vec<String>,
+    /// Push approvals with number matching where the NAS can show an
+    /// Access-Challenge: the approval page shows a two-digit number that the
+    /// user types at the prompt (and approves on the page).
+    pub number_matching: bool,
 }
 
 impl Policy {
@@ -157,6 +163,7 @@ impl Section for Vec<PolicySection> {
                 upstream,
                 mfa_bypass_groups: p.mfa_bypass_groups,
                 mfa_groups: p.mfa_groups,
+                number_matching: p.number_matching,
             };
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(cx.at(p.name.span(), format!("policy {name:?} is defined twice")));
@@ -174,6 +181,7 @@ impl Section for Vec<PolicySection> {
                 upstream: None,
                 mfa_bypass_groups: Vec::new(),
                 mfa_groups: Vec::new(),
+                number_matching: false,
             });
         cx.policies = policies.keys().cloned().collect();
         Ok(policies)

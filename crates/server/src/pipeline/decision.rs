@@ -145,6 +145,9 @@ reasons! {
     PhoneMissing = "phone_missing",
     /// No device token for a push.
     NoDevice = "no_device",
+    /// Over `[limits] push_per_user` push approvals in the window (push
+    /// fatigue).
+    PushRateLimited = "push_rate_limited",
     // ----- second factor
     /// The code is missing where the policy wants it inline.
     CodeMissing = "code_missing",
@@ -170,6 +173,11 @@ reasons! {
     NoAnswer = "no_answer",
     /// The user reported the sign-in as fraud.
     FraudReported = "fraud_reported",
+    /// Push with number matching: a wrong number typed at the prompt.
+    PushNumberWrong = "push_number_wrong",
+    /// Push with number matching: the number was typed but the sign-in
+    /// was not approved on the approval page.
+    PushNotApproved = "push_not_approved",
 }
 
 impl Reason {
@@ -190,6 +198,7 @@ impl Reason {
                 | Reason::WrongPin
                 | Reason::DeniedByUser
                 | Reason::DeniedOrWrongPin
+                | Reason::PushNumberWrong
         )
     }
 

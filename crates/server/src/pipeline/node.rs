@@ -56,6 +56,8 @@ pub struct Node {
     pub(super) limits: Arc<crate::limits::Limits>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
+    /// The Web Push sender (set once at start).
+    pub(super) pusher: std::sync::OnceLock<Arc<crate::push::Pusher>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -160,12 +162,23 @@ impl Node {
             directory,
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
+            pusher: std::sync::OnceLock::new(),
         })
     }
 
     /// Attaches the running replication (once, at start).
     pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
         let _ = self.replication.set(r);
+    }
+
+    /// Attaches the Web Push sender (once, at start).
+    pub fn set_pusher(&self, p: Arc<crate::push::Pusher>) {
+        let _ = self.pusher.set(p);
+    }
+
+    /// The Web Push sender, once started.
+    pub fn pusher(&self) -> Option<&Arc<crate::push::Pusher>> {
+        self.pusher.get()
     }
 
     /// The running replication, when clustered.
