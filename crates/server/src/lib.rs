@@ -37,6 +37,7 @@ pub mod text;
 mod tls_util;
 pub mod udp;
 pub mod upstream;
+pub mod verifications;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -58,6 +58,8 @@ pub struct Node {
     pub(super) drops: Arc<DropLog>,
     /// The Web Push sender (set once at start).
     pub(super) pusher: std::sync::OnceLock<Arc<crate::push::Pusher>>,
+    /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
+    pub(super) verifications: crate::verifications::Verifications,
 }
 
 impl std::fmt::Debug for Node {
@@ -128,6 +130,8 @@ impl Node {
             .collect();
         let decoy_hash =
             radmfa_store::hash_password(b"radmfa decoy password", &cfg.password_params())?;
+        let verifications =
+            crate::verifications::Verifications::new(cfg.node_id, cfg.challenge_max_sessions);
         Ok(Node {
             limits: Arc::new(crate::limits::Limits::new(
                 cfg.limits.clone(),
@@ -163,7 +167,14 @@ impl Node {
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
             pusher: std::sync::OnceLock::new(),
+            verifications,
         })
+    }
+
+    /// The out-of-band verifications this node is waiting for (the callback
+    /// handlers, the approval page and the peer link decide them).
+    pub fn verifications(&self) -> &crate::verifications::Verifications {
+        &self.verifications
     }
 
     /// Attaches the running replication (once, at start).
