@@ -49,7 +49,7 @@ pub use changelog::StoreLog;
 pub use crypto::{check_key_file, Secret};
 pub use error::StoreError;
 pub use model::{
-    check_user_text, is_unsafe_char, validate_pin, AuditFilter, AuditRecord, Client,
+    check_user_text, endpoint_host, is_unsafe_char, validate_pin, AuditFilter, AuditRecord, Client,
     DisabledReason, Method, PushDevice, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind,
     User, MAX_PUSH_DEVICES, PIN_LEN,
 };

@@ -54,6 +54,9 @@ reasons! {
     UpstreamChallenge = "upstream_challenge",
     /// A one-way SMS code was sent.
     SmsSent = "sms_sent",
+    /// A push approval with number matching was sent; the challenge asks
+    /// for the number.
+    PushSent = "push_sent",
     /// A wrong one-way SMS code; attempts remain.
     SmsCodeWrongRetry = "sms_code_wrong_retry",
     /// No gateway configured; `fail_mode = "totp_only"` asks for a TOTP code.
@@ -148,6 +151,8 @@ reasons! {
     /// Over `[limits] push_per_user` push approvals in the window (push
     /// fatigue).
     PushRateLimited = "push_rate_limited",
+    /// No push message reached any of the user's registered browsers.
+    PushUndeliverable = "push_undeliverable",
     // ----- second factor
     /// The code is missing where the policy wants it inline.
     CodeMissing = "code_missing",

@@ -32,6 +32,7 @@ mod node;
 mod oob;
 mod password;
 mod portal;
+mod push;
 mod radius;
 mod reply;
 mod second;

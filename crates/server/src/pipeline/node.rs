@@ -58,6 +58,8 @@ pub struct Node {
     pub(super) drops: Arc<DropLog>,
     /// The Web Push sender (set once at start).
     pub(super) pusher: std::sync::OnceLock<Arc<crate::push::Pusher>>,
+    /// Number matching: numbers and waiters of push challenges in progress.
+    pub(super) push_numbers: crate::push::MatchNumbers,
     /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
     pub(super) verifications: crate::verifications::Verifications,
 }
@@ -167,6 +169,7 @@ impl Node {
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
             pusher: std::sync::OnceLock::new(),
+            push_numbers: crate::push::MatchNumbers::default(),
             verifications,
         })
     }

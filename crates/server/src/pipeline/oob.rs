@@ -38,6 +38,10 @@ impl Node {
         if let Some(refused) = self.before_gateway(user, password, policy, mode).await {
             return refused;
         }
+        if gw_mode == VerificationMode::Push && !user.push_devices.is_empty() {
+            // Browsers registered in the portal: Web Push, no gateway.
+            return self.push_login(login, user, mode).await;
+        }
         if gw_mode == VerificationMode::Push {
             if user.device_token.is_empty() {
                 return Decision::reject(
