@@ -465,10 +465,10 @@ impl PushDevice {
                 .decode(s.trim_end_matches('=').as_bytes())
                 .ok()
         };
-        if !b64(&self.p256dh).is_some_and(|k| k.len() == 65 && k[0] == 4) {
+        if b64(&self.p256dh).is_none_or(|k| k.len() != 65 || k[0] != 4) {
             return bad("p256dh must be an uncompressed P-256 public key, base64url");
         }
-        if !b64(&self.auth).is_some_and(|k| k.len() == 16) {
+        if b64(&self.auth).is_none_or(|k| k.len() != 16) {
             return bad("auth must be 16 bytes, base64url");
         }
         Ok(())
