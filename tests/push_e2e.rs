@@ -143,6 +143,11 @@ fn push_env(extra: &str, number_matching: bool) -> (Env, PathBuf) {
     ])
     .assert_ok();
     let vapid = pki.join("vapid.key");
+    // A gateway only for its verdict timeout: nothing here goes through it.
+    let gw_key = env.path().join("gateway.key");
+    std::fs::write(&gw_key, "unused-gateway-key-0123456789\n").expect("key");
+    std::fs::set_permissions(&gw_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let mut text = std::fs::read_to_string(env.config_path()).expect("config");
     if number_matching {
         text = text.replace(
@@ -153,10 +158,11 @@ fn push_env(extra: &str, number_matching: bool) -> (Env, PathBuf) {
     text.push_str(&format!(
         "\n[portal]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n\
          \n[push]\nvapid_key_file = {:?}\nsubject = {SUBJECT:?}\nallow_http_endpoints = true\n\
-         \n[gateway]\nurl = \"https://127.0.0.1:9\"\nverdict_timeout_secs = 5\n{extra}\n",
+         \n[gateway]\nurl = \"https://127.0.0.1:9\"\napi_key_file = {:?}\nverdict_timeout_secs = 5\n{extra}\n",
         pki.join("node-1.pem").display().to_string(),
         pki.join("node-1.key").display().to_string(),
         vapid.display().to_string(),
+        gw_key.display().to_string(),
     ));
     std::fs::write(env.config_path(), text).expect("config");
     env.radmfa(&["check-config"]).assert_ok();
