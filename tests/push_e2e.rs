@@ -474,3 +474,105 @@ fn web_push_number_matching_and_fatigue_limit() {
     assert_eq!(first_reply(&r).0, "Access-Reject");
     assert_eq!(last_reason(&env, "olaf", 2), "denied_by_user");
 }
+
+fn portal_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("portal")
+}
+
+/// Runs tests/portal/push.mjs in `mode` with `envs`; its JSON line.
+fn chromium(mode: &str, server: &Server, envs: &[(&str, String)]) -> Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(portal_dir().join("push.mjs"))
+        .current_dir(portal_dir())
+        .env("PUSH_MODE", mode)
+        .env("PUSH_PORTAL", portal_base(server));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = common::tools::output_within(&mut cmd, Duration::from_secs(180), "node push.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "push.mjs {mode} failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON from push.mjs: {stdout}"))
+}
+
+#[test]
+fn web_push_device_registered_and_approved_in_chromium() {
+    if !(python_ok()
+        && common::require_file("/usr/bin/chromium", "apt-get install chromium")
+        && common::require_tool("node", "apt-get install nodejs npm")
+        && common::require_file(
+            portal_dir()
+                .join("node_modules/playwright-core/package.json")
+                .to_str()
+                .expect("utf-8"),
+            "cd tests/portal && npm ci",
+        ))
+    {
+        return;
+    }
+    let (env, vapid) = push_env("", false);
+    let vapid_public = webpush(&["vapid-public", vapid.to_str().expect("utf-8")])
+        .trim()
+        .to_string();
+    let push = PushService::start(env.path());
+    let secret = env.add_totp_user("carmen", common::TOTP_SECRETS[2]);
+    let server = env.start();
+    let phone = Browser::new("/sub/carmen-phone");
+    let keys: Value = serde_json::from_str(&phone.keys).expect("keys");
+    let subscription = serde_json::json!({
+        "endpoint": push.endpoint(&phone.path),
+        "expirationTime": null,
+        "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]},
+    });
+
+    let got = chromium(
+        "register",
+        &server,
+        &[
+            ("PUSH_USER", "carmen".to_string()),
+            ("PUSH_PASSWORD", common::PASSWORD.to_string()),
+            ("PUSH_CODE", common::totp_now(&secret)),
+            ("PUSH_SUBSCRIPTION", subscription.to_string()),
+        ],
+    );
+    // The page offered the public key of the VAPID key file.
+    assert_eq!(got["key"], vapid_public.as_str(), "{got}");
+    let devices = env.radmfa(&["user", "devices", "carmen", "--json"]).json();
+    let list = devices["devices"].as_array().expect("devices");
+    assert_eq!(list.len(), 1, "{devices}");
+    assert_eq!(list[0]["name"], "Test phone");
+    let shown = env.radmfa(&["user", "show", "carmen", "--json"]).json();
+    assert_eq!(shown["method"], "push", "{shown}");
+
+    // A login as the NAS sends it; the notification's page is approved.
+    let mut req = PyRequest::access(&server).login("carmen", common::PASSWORD);
+    req.timeout = 2.0;
+    req.sends = 15;
+    req.attrs = vec!["Calling-Station-Id=198.51.100.23".to_string()];
+    let login = std::thread::spawn(move || req.send());
+    let id = phone.read(&push, 1, &vapid_public)["message"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let page = chromium("approve", &server, &[("PUSH_ID", id)]);
+    assert_eq!(page["user"], "carmen", "{page}");
+    assert_eq!(page["app"], "localhost", "{page}");
+    assert!(
+        page["source"].as_str().unwrap_or_default().contains("198.51.100.23"),
+        "{page}"
+    );
+    let r = login.join().expect("login");
+    assert_eq!(first_reply(&r).0, "Access-Accept", "{}", r.json);
+    assert_eq!(push.pushes(&phone.path).len(), 1);
+}
