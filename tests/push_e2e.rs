@@ -129,8 +129,9 @@ fn python_ok() -> bool {
 
 /// A node with the portal (certificate from `radmfa cluster init`, which
 /// also writes the VAPID key used here), http push endpoints allowed (the
-/// local push service), a 5 s verdict timeout and `extra` config.
-fn push_env(extra: &str, number_matching: bool) -> (Env, PathBuf) {
+/// local push service), a verdict timeout of `verdict_secs` and `extra`
+/// config.
+fn push_env(extra: &str, number_matching: bool, verdict_secs: u64) -> (Env, PathBuf) {
     let env = Env::new();
     let pki = env.path().join("pki");
     env.radmfa(&[
@@ -158,7 +159,7 @@ fn push_env(extra: &str, number_matching: bool) -> (Env, PathBuf) {
     text.push_str(&format!(
         "\n[portal]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n\
          \n[push]\nvapid_key_file = {:?}\nsubject = {SUBJECT:?}\nallow_http_endpoints = true\n\
-         \n[gateway]\nurl = \"https://127.0.0.1:9\"\napi_key_file = {:?}\nverdict_timeout_secs = 5\n{extra}\n",
+         \n[gateway]\nurl = \"https://127.0.0.1:9\"\napi_key_file = {:?}\nverdict_timeout_secs = {verdict_secs}\n{extra}\n",
         pki.join("node-1.pem").display().to_string(),
         pki.join("node-1.key").display().to_string(),
         vapid.display().to_string(),
@@ -253,7 +254,7 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
     if !python_ok() {
         return;
     }
-    let (env, vapid) = push_env("", false);
+    let (env, vapid) = push_env("", false, 10);
     let vapid_public = webpush(&["vapid-public", vapid.to_str().expect("utf-8")])
         .trim()
         .to_string();
@@ -285,11 +286,14 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
     assert_eq!(also["message"]["id"], id.as_str());
     assert_eq!(got["message"]["app"], "localhost", "{got}");
     assert_eq!(got["claims"]["sub"], SUBJECT, "{got}");
-    assert!(got["ttl"].as_u64().is_some_and(|t| (1..=5).contains(&t)), "{got}");
+    assert!(
+        got["ttl"].as_u64().is_some_and(|t| (1..=10).contains(&t)),
+        "{got}"
+    );
     // Nothing else in the message (only the id and a short context).
     let keys: Vec<&String> = got["message"].as_object().expect("object").keys().collect();
     assert_eq!(keys.len(), 3, "{got}");
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(1500));
     let a = answer(&server, &id, "approve");
     assert_eq!(a["status"], 200, "{a}");
     let page = a["page"].as_str().unwrap_or_default();
@@ -299,7 +303,11 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
     assert_eq!(a["post_status"], 200, "{a}");
     let r = login.join().expect("login thread");
     assert_eq!(first_reply(&r).0, "Access-Accept", "{}", r.json);
-    assert_eq!(push.pushes("/sub/pat").len(), 1, "one push per login and device");
+    assert_eq!(
+        push.pushes("/sub/pat").len(),
+        1,
+        "one push per login and device"
+    );
     assert_eq!(push.pushes("/sub/pat-laptop").len(), 1);
     // The decision is single use.
     let again = answer(&server, &id, "deny");
@@ -335,10 +343,14 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
         .expect("login thread");
     assert_eq!(first_reply(&r).0, "Access-Reject");
     assert_eq!(last_reason(&env, "fred", 2), "locked_out");
-    assert_eq!(push.pushes("/sub/fred").len(), 1, "a locked user gets no push");
+    assert_eq!(
+        push.pushes("/sub/fred").len(),
+        1,
+        "a locked user gets no push"
+    );
 
     // No answer: rejected after verdict_timeout_secs.
-    let login = login_in_background(&server, "tim", PASSWORD, None, 8);
+    let login = login_in_background(&server, "tim", PASSWORD, None, 14);
     tim.read(&push, 1, &vapid_public);
     let r = login.join().expect("login thread");
     assert_eq!(first_reply(&r).0, "Access-Reject");
@@ -353,7 +365,10 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
         .to_string();
     push.wait_push("/gone/gwen-old", 1);
     assert_eq!(answer(&server, &id, "approve")["post_status"], 200);
-    assert_eq!(first_reply(&login.join().expect("login")).0, "Access-Accept");
+    assert_eq!(
+        first_reply(&login.join().expect("login")).0,
+        "Access-Accept"
+    );
     let devices = env.radmfa(&["user", "devices", "gwen", "--json"]).json();
     let list = devices["devices"].as_array().expect("devices");
     assert_eq!(list.len(), 1, "{devices}");
@@ -361,12 +376,16 @@ fn web_push_approve_deny_not_me_timeout_and_dead_subscription() {
     // The admin lists and removes devices; endpoints never leave the server.
     assert!(!devices.to_string().contains("/sub/gwen"), "{devices}");
     let id = list[0]["id"].as_str().expect("id");
-    env.radmfa(&["user", "device-remove", "gwen", id]).assert_ok();
+    env.radmfa(&["user", "device-remove", "gwen", id])
+        .assert_ok();
     let devices = env.radmfa(&["user", "devices", "gwen", "--json"]).json();
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(0));
 
     let log = server.log();
-    assert!(!log.contains("/sub/") && !log.contains("/gone/"), "endpoint URLs in the log:\n{log}");
+    assert!(
+        !log.contains("/sub/") && !log.contains("/gone/"),
+        "endpoint URLs in the log:\n{log}"
+    );
 }
 
 #[test]
@@ -374,7 +393,11 @@ fn web_push_number_matching_and_fatigue_limit() {
     if !python_ok() {
         return;
     }
-    let (env, vapid) = push_env("\n[limits]\npush_per_user = 3\npush_window_secs = 600\n", true);
+    let (env, vapid) = push_env(
+        "\n[limits]\npush_per_user = 3\npush_window_secs = 600\n",
+        true,
+        10,
+    );
     let vapid_public = webpush(&["vapid-public", vapid.to_str().expect("utf-8")])
         .trim()
         .to_string();
@@ -434,18 +457,25 @@ fn web_push_number_matching_and_fatigue_limit() {
     // 2. A wrong number denies, approval or not.
     let state = start("nina");
     let (id, number) = number_of(&nina, 2);
-    let wrong = format!("{:02}", (number.parse::<u8>().expect("digits") - 10 + 1) % 90 + 10);
+    let wrong = format!(
+        "{:02}",
+        (number.parse::<u8>().expect("digits") - 10 + 1) % 90 + 10
+    );
     let r = login_in_background(&server, "nina", &wrong, Some(state), 1)
         .join()
         .expect("login");
     assert_eq!(first_reply(&r).0, "Access-Reject");
     assert_eq!(last_reason(&env, "nina", 4), "push_number_wrong");
-    assert_eq!(answer(&server, &id, "approve")["status"], 410, "the request is over");
+    assert_eq!(
+        answer(&server, &id, "approve")["status"],
+        410,
+        "the request is over"
+    );
 
     // 3. The right number without approval on the page: not signed in.
     let state = start("nina");
     let (_, number) = number_of(&nina, 3);
-    let r = login_in_background(&server, "nina", &number, Some(state), 8)
+    let r = login_in_background(&server, "nina", &number, Some(state), 14)
         .join()
         .expect("login");
     assert_eq!(first_reply(&r).0, "Access-Reject");
@@ -521,7 +551,7 @@ fn web_push_device_registered_and_approved_in_chromium() {
     {
         return;
     }
-    let (env, vapid) = push_env("", false);
+    let (env, vapid) = push_env("", false, 60);
     let vapid_public = webpush(&["vapid-public", vapid.to_str().expect("utf-8")])
         .trim()
         .to_string();
@@ -557,8 +587,8 @@ fn web_push_device_registered_and_approved_in_chromium() {
 
     // A login as the NAS sends it; the notification's page is approved.
     let mut req = PyRequest::access(&server).login("carmen", common::PASSWORD);
-    req.timeout = 2.0;
-    req.sends = 15;
+    req.timeout = 3.0;
+    req.sends = 20;
     req.attrs = vec!["Calling-Station-Id=198.51.100.23".to_string()];
     let login = std::thread::spawn(move || req.send());
     let id = phone.read(&push, 1, &vapid_public)["message"]["id"]
@@ -569,7 +599,10 @@ fn web_push_device_registered_and_approved_in_chromium() {
     assert_eq!(page["user"], "carmen", "{page}");
     assert_eq!(page["app"], "localhost", "{page}");
     assert!(
-        page["source"].as_str().unwrap_or_default().contains("198.51.100.23"),
+        page["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("198.51.100.23"),
         "{page}"
     );
     let r = login.join().expect("login");

@@ -79,13 +79,12 @@ impl SimProc {
         cfg
     }
 
-    fn twilio_config(&self, token: &str, callback: Option<&str>) -> GatewayConfig {
+    fn twilio_config(&self, token: &str) -> GatewayConfig {
         let mut cfg = GatewayConfig::new(Provider::Twilio {
             base_url: self.url(),
             account_sid: SID.into(),
             auth_token: Secret::new(token),
             from_number: "+15005550006".into(),
-            status_callback: callback.map(str::to_owned),
         });
         cfg.extra_ca_pem = Some(self.cert.clone());
         cfg.poll_interval = Duration::from_millis(100);
@@ -156,6 +155,10 @@ fn verification(id: &str, mode: VerificationMode, phone: &str) -> VerificationRe
         server_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
         client_ip: None,
         pin_mode: PinMode::Standard,
+        callbacks: None,
+        message: None,
+        from_number: None,
+        fraud_key: None,
     }
 }
 
@@ -405,8 +408,7 @@ async fn breaker_opens_when_the_gateway_is_down_and_fails_fast() {
 #[tokio::test]
 async fn twilio_sms_and_calls() {
     let sim = SimProc::start(&[]).await;
-    let gw = Gateway::new(sim.twilio_config(TOKEN, Some("https://radmfa.example/twilio/gather")))
-        .unwrap();
+    let gw = Gateway::new(sim.twilio_config(TOKEN)).unwrap();
     let id = gw
         .send_sms(&sms("t1", "+4915100000060", "Your code is 111222"))
         .await
@@ -418,29 +420,51 @@ async fn twilio_sms_and_calls() {
     assert_eq!(msgs[0]["body"], "Your code is 111222");
     assert_eq!(msgs[0]["request"]["From"], "+15005550006");
 
-    sim.set_rule("+4915100000061", "after:0.3:approve").await;
-    sim.set_rule("+4915100000062", "deny").await;
-    sim.set_rule("+4915100000063", "timeout").await;
-    for (phone, expected) in [
-        ("+4915100000061", Verdict::Approved),
-        ("+4915100000062", Verdict::Denied),
-        ("+4915100000063", Verdict::TimedOut),
-    ] {
-        let id = gw
-            .start_verification(&verification("t2", VerificationMode::Call, phone))
-            .await
-            .unwrap();
-        assert!(id.0.starts_with("CA"));
-        assert_eq!(gw.wait_verdict(&id, deadline(10)).await.unwrap(), expected);
-    }
+    // A call: inline TwiML whose <Gather> posts to the callback, and a
+    // StatusCallback for its end; the PIN is never sent. Its verdict comes
+    // only through the callbacks, so there is nothing to poll.
+    let mut call = verification("t2", VerificationMode::Call, "+4915100000061");
+    call.pin_mode = PinMode::Pin(Secret::new("918273"));
+    call.fraud_key = Some('0');
+    call.from_number = Some("+15005550009".into());
+    call.callbacks = Some(radmfa_gateway::Callbacks {
+        gather: "https://radmfa.example/callback/twilio/voice/n1-x".into(),
+        status: "https://radmfa.example/callback/twilio/status/n1-x".into(),
+    });
+    let id = gw.start_verification(&call).await.unwrap();
+    assert!(id.0.starts_with("CA"));
+    assert!(matches!(
+        gw.wait_verdict(&id, deadline(1)).await,
+        Err(GatewayError::Unsupported(_))
+    ));
     let call = &sim.messages("+4915100000061").await[0]["request"];
     assert_eq!(
         call["StatusCallback"],
-        "https://radmfa.example/twilio/gather"
+        "https://radmfa.example/callback/twilio/status/n1-x"
     );
+    assert_eq!(call["StatusCallbackEvent"], "completed");
+    assert_eq!(call["From"], "+15005550009");
     let twiml = call["Twiml"].as_str().unwrap();
     assert!(twiml.contains("<Gather"));
-    assert!(twiml.contains("action=\"https://radmfa.example/twilio/gather\""));
+    assert!(twiml.contains("action=\"https://radmfa.example/callback/twilio/voice/n1-x\""));
+    assert!(!twiml.contains("918273"));
+    // Without callbacks a call is refused before anything is sent.
+    let err = gw
+        .start_verification(&verification(
+            "t5",
+            VerificationMode::Call,
+            "+4915100000066",
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GatewayError::InvalidRequest(_)), "{err:?}");
+    // A two-way SMS is a Message with the given text.
+    let mut two_way = verification("t6", VerificationMode::TwoWaySms, "+4915100000067");
+    two_way.message = Some("Reply YES 1231 to approve".into());
+    let id = gw.start_verification(&two_way).await.unwrap();
+    assert!(id.0.starts_with("SM"));
+    let msgs = sim.messages("+4915100000067").await;
+    assert_eq!(msgs[0]["body"], "Reply YES 1231 to approve");
 
     let err = gw
         .start_verification(&verification(
@@ -452,7 +476,7 @@ async fn twilio_sms_and_calls() {
         .unwrap_err();
     assert!(matches!(err, GatewayError::Unsupported(_)), "{err:?}");
 
-    let bad = Gateway::new(sim.twilio_config("wrong", None)).unwrap();
+    let bad = Gateway::new(sim.twilio_config("wrong")).unwrap();
     let err = bad
         .send_sms(&sms("t4", "+4915100000065", "x"))
         .await

@@ -12,7 +12,7 @@ use crate::breaker::CircuitBreaker;
 use crate::config::{GatewayConfig, Provider};
 use crate::error::GatewayError;
 use crate::metrics::{Counters, GatewayMetrics, Operation};
-use crate::twilio::{call_verdict, twiml_for_call, TwilioResource};
+use crate::twilio::{twiml_for_call, TwilioResource};
 use crate::types::{
     check_id, check_phone, MessageId, PinMode, SmsRequest, UserFields, Verdict, VerificationId,
     VerificationMode, VerificationRequest,
@@ -128,7 +128,6 @@ impl Gateway {
                 account_sid,
                 auth_token,
                 from_number,
-                status_callback,
             } => {
                 if account_sid.is_empty() || !account_sid.bytes().all(|b| b.is_ascii_alphanumeric())
                 {
@@ -141,9 +140,6 @@ impl Gateway {
                 }
                 check_phone(Some(from_number))
                     .map_err(|_| GatewayError::Config("from_number is not E.164".into()))?;
-                if let Some(cb) = status_callback {
-                    check_https(cb, "status_callback")?;
-                }
                 check_https(base_url, "base_url")?
             }
         };
@@ -266,8 +262,10 @@ impl Gateway {
     /// Starts an out-of-band verification; wait for its outcome with
     /// [`Gateway::wait_verdict`].
     ///
-    /// Twilio supports [`VerificationMode::Call`] only; the PIN is never sent to
-    /// Twilio (it is checked on our side by [`crate::verdict_from_digits`]).
+    /// Twilio places a call (inline TwiML whose `<Gather>` posts to
+    /// `req.callbacks`, plus a `StatusCallback` for the call's end) or sends the
+    /// two-way SMS `req.message`; it cannot push. The PIN is never sent to
+    /// Twilio (the radmfa server checks the keys, [`crate::read_keys`]).
     pub async fn start_verification(
         &self,
         req: &VerificationRequest,
@@ -336,33 +334,55 @@ impl Gateway {
                 account_sid,
                 auth_token,
                 from_number,
-                status_callback,
                 ..
             } => {
-                let to = match (req.mode, phone) {
-                    (VerificationMode::Call, Some(to)) => to,
-                    (VerificationMode::TwoWaySms, _) => {
-                        return Err(GatewayError::Unsupported(
-                            "two-way SMS needs the radmfa gateway provider",
-                        ))
+                let to = phone.ok_or(GatewayError::Unsupported(
+                    "push needs the radmfa gateway provider",
+                ))?;
+                let from = match &req.from_number {
+                    Some(f) => check_phone(Some(f))?,
+                    None => from_number.as_str(),
+                };
+                let (resource, form) = match req.mode {
+                    VerificationMode::Call => {
+                        let cb = req.callbacks.as_ref().ok_or_else(|| {
+                            GatewayError::InvalidRequest(
+                                "a Twilio call needs callback URLs (its keys reach radmfa only there)"
+                                    .into(),
+                            )
+                        })?;
+                        let pin = matches!(req.pin_mode, PinMode::Pin(_));
+                        let twiml =
+                            twiml_for_call(pin, &req.server_name, &cb.gather, req.fraud_key);
+                        let form = vec![
+                            ("To", to),
+                            ("From", from.to_owned()),
+                            ("Twiml", twiml),
+                            ("StatusCallback", cb.status.clone()),
+                            ("StatusCallbackMethod", "POST".to_owned()),
+                            ("StatusCallbackEvent", "completed".to_owned()),
+                        ];
+                        ("Calls", form)
                     }
                     _ => {
-                        return Err(GatewayError::Unsupported(
-                            "push needs the radmfa gateway provider",
-                        ))
+                        let body = req.message.clone().ok_or_else(|| {
+                            GatewayError::InvalidRequest("a two-way SMS needs its text".into())
+                        })?;
+                        if body.is_empty() || body.len() > MAX_SMS_BYTES {
+                            return Err(GatewayError::InvalidRequest(format!(
+                                "SMS body must be 1 to {MAX_SMS_BYTES} bytes"
+                            )));
+                        }
+                        (
+                            "Messages",
+                            vec![("To", to), ("From", from.to_owned()), ("Body", body)],
+                        )
                     }
                 };
-                let twiml =
-                    twiml_for_call(&req.pin_mode, &req.server_name, status_callback.as_deref());
-                let mut form = vec![
-                    ("To", to.as_str()),
-                    ("From", from_number.as_str()),
-                    ("Twiml", twiml.as_str()),
-                ];
-                if let Some(cb) = status_callback {
-                    form.push(("StatusCallback", cb.as_str()));
-                }
-                let url = format!("{}/2010-04-01/Accounts/{account_sid}/Calls.json", self.base);
+                let url = format!(
+                    "{}/2010-04-01/Accounts/{account_sid}/{resource}.json",
+                    self.base
+                );
                 let res: TwilioResource = self
                     .call(
                         Operation::StartVerification,
@@ -381,9 +401,16 @@ impl Gateway {
         }
     }
 
+    /// Whether this provider reports verdicts to callbacks the radmfa server
+    /// serves (Twilio) rather than through [`Gateway::wait_verdict`].
+    pub fn reports_to_callbacks(&self) -> bool {
+        matches!(self.cfg.provider, Provider::Twilio { .. })
+    }
+
     /// Waits until the verification has a verdict or `deadline` passes (then
-    /// [`Verdict::TimedOut`]). The radmfa provider long-polls; Twilio is polled every
-    /// `poll_interval`. Each poll is retried on transient failures.
+    /// [`Verdict::TimedOut`]): the radmfa provider long-polls, each poll retried
+    /// on transient failures. Twilio has no verdict to poll
+    /// ([`Gateway::reports_to_callbacks`]): `Unsupported`.
     pub async fn wait_verdict(
         &self,
         id: &VerificationId,
@@ -431,24 +458,10 @@ impl Gateway {
                         wait_secs > 0 && started.elapsed() >= Duration::from_secs(wait_secs);
                     (verdict, long_polled)
                 }
-                Provider::Twilio {
-                    account_sid,
-                    auth_token,
-                    ..
-                } => {
-                    let url = format!(
-                        "{}/2010-04-01/Accounts/{account_sid}/Calls/{}.json",
-                        self.base, id
-                    );
-                    let res: TwilioResource = self
-                        .call(Operation::PollVerdict, true, self.cfg.timeout, || {
-                            self.http
-                                .get(&url)
-                                .basic_auth(account_sid, Some(auth_token.expose()))
-                        })
-                        .await?;
-                    let verdict = call_verdict(&res).map_err(GatewayError::VerdictUnavailable)?;
-                    (verdict, false)
+                Provider::Twilio { .. } => {
+                    return Err(GatewayError::Unsupported(
+                        "Twilio reports verdicts to the radmfa callbacks, not to a poll",
+                    ))
                 }
             };
             if let Some(v) = verdict {
@@ -608,7 +621,6 @@ mod tests {
                 account_sid: "AC123".into(),
                 auth_token: Secret::new("t"),
                 from_number: from.into(),
-                status_callback: None,
             })
         };
         assert!(Gateway::new(twilio("+15005550006")).is_ok());

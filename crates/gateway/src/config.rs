@@ -27,12 +27,8 @@ pub enum Provider {
         account_sid: String,
         /// Auth token (basic-auth password).
         auth_token: Secret,
-        /// Sender number (E.164) for SMS and calls.
+        /// Sender number (E.164) for SMS and calls, unless a request names its own.
         from_number: String,
-        /// URL Twilio posts the call result to (`<Gather action>` and `StatusCallback`).
-        /// Real Twilio cannot report the digits pressed through its REST API, so a
-        /// production deployment needs this callback (served by the radmfa server).
-        status_callback: Option<String>,
     },
 }
 
@@ -53,7 +49,7 @@ pub struct GatewayConfig {
     pub breaker: BreakerConfig,
     /// Longest long-poll wait asked of the radmfa gateway (capped at 30 s by the protocol).
     pub long_poll: Duration,
-    /// Interval between verdict polls when the provider has no long poll (Twilio).
+    /// Pause between verdict polls when a long poll returned early.
     pub poll_interval: Duration,
     /// Send first and last name.
     pub send_names: bool,

@@ -5,7 +5,10 @@
 //!
 //! * [`Provider::Radmfa`]: the radmfa gateway protocol, JSON over HTTPS with a bearer API
 //!   key, documented in `docs/gateway-protocol.md`;
-//! * [`Provider::Twilio`]: Twilio's REST API (Messages and Calls resources, basic auth).
+//! * [`Provider::Twilio`]: Twilio's REST API (Messages and Calls resources, basic auth);
+//!   Twilio reports answers only to callbacks the radmfa server serves, so its
+//!   verdicts never come through [`Gateway::wait_verdict`] (see [`twiml_for_call`],
+//!   [`read_keys`], [`call_end`], [`twilio_signature_matches`]).
 //!
 //! Every call has a timeout; idempotent calls are retried with exponential backoff; a
 //! circuit breaker fails calls fast while the gateway is down; [`Gateway::metrics`]
@@ -30,8 +33,11 @@ pub use config::{GatewayConfig, Provider, DEFAULT_TWILIO_BASE_URL};
 pub use error::GatewayError;
 pub use metrics::{GatewayMetrics, OpMetrics, Operation, LATENCY_BUCKETS_MS};
 pub use secret::Secret;
-pub use twilio::{twiml_for_call, verdict_from_digits};
+pub use twilio::{
+    call_end, read_keys, signature as twilio_signature,
+    signature_matches as twilio_signature_matches, twiml_for_call, valid_fraud_key, CallEnd, Keys,
+};
 pub use types::{
-    MessageId, PinMode, SmsRequest, UserFields, Verdict, VerificationId, VerificationMode,
-    VerificationRequest,
+    Callbacks, MessageId, PinMode, SmsRequest, UserFields, Verdict, VerificationId,
+    VerificationMode, VerificationRequest,
 };

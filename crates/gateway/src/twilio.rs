@@ -1,19 +1,24 @@
-//! Twilio specifics: the TwiML of the verification call and the meaning of the digits.
+//! Twilio specifics: the TwiML of the verification call, the meaning of the
+//! keys pressed, the call statuses that end a verification, and the
+//! `X-Twilio-Signature` every callback from Twilio carries.
+//!
+//! Real Twilio reports a call's result only to callbacks (the `<Gather
+//! action>` gets the digits, the `StatusCallback` the final call status) and
+//! a two-way SMS reply only to the number's inbound-message webhook; the
+//! radmfa server serves those (`/callback/twilio/...`) and uses the functions
+//! here to read them. Nothing here does I/O.
 
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha1::Sha1;
 
-use crate::types::{PinMode, Verdict};
+use crate::secret::Secret;
 
 /// Body of a Twilio Message or Call resource (the fields we read).
 #[derive(Debug, Deserialize)]
 pub(crate) struct TwilioResource {
     pub(crate) sid: String,
-    #[serde(default)]
-    pub(crate) status: Option<String>,
-    /// Not a Twilio field: the simulator reports the call's verdict here, because real
-    /// Twilio only delivers the digits to the `<Gather action>` callback.
-    #[serde(default)]
-    pub(crate) radmfa_verdict: Option<String>,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -31,130 +36,270 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// The TwiML of a verification call. Standard mode: press `#` to approve, `0` to
-/// report fraud (any other key denies). PIN mode: enter the PIN then `#`; `0#`
-/// reports fraud. The digits go to `callback` (the `<Gather action>`), when given.
-pub fn twiml_for_call(pin_mode: &PinMode, server_name: &str, callback: Option<&str>) -> String {
-    let action = callback
-        .map(|url| format!(" action=\"{}\" method=\"POST\"", xml_escape(url)))
-        .unwrap_or_default();
+/// The spoken name of a phone key.
+fn key_name(key: char) -> &'static str {
+    match key {
+        '0' => "zero",
+        '1' => "one",
+        '2' => "two",
+        '3' => "three",
+        '4' => "four",
+        '5' => "five",
+        '6' => "six",
+        '7' => "seven",
+        '8' => "eight",
+        '9' => "nine",
+        '*' => "star",
+        _ => "pound",
+    }
+}
+
+/// Whether `key` may be the fraud key: one of `0-9` and `*` (`#` approves).
+pub fn valid_fraud_key(key: char) -> bool {
+    key.is_ascii_digit() || key == '*'
+}
+
+/// The TwiML of a verification call (sent inline as the call's `Twiml`).
+///
+/// Standard mode: one key; `#` approves, `fraud_key` reports fraud, any
+/// other key denies. PIN mode: the PIN then `#`; `fraud_key` then `#`
+/// reports fraud. The keys go to `action` (`<Gather action>`, POST); with
+/// `actionOnEmptyResult` a call answered without a key posts an empty
+/// `Digits`, so the wait ends at once. The PIN is never in the TwiML.
+pub fn twiml_for_call(
+    pin_mode: bool,
+    server_name: &str,
+    action: &str,
+    fraud_key: Option<char>,
+) -> String {
+    let action = xml_escape(action);
     let server = xml_escape(server_name);
-    let (gather, prompt) = match pin_mode {
-        PinMode::Standard => (
-            "numDigits=\"1\" finishOnKey=\"\"",
-            "press the pound key to sign in. Press zero to report fraud.",
-        ),
-        PinMode::Pin(_) => (
+    let (gather, approve) = if pin_mode {
+        (
             "finishOnKey=\"#\"",
-            "enter your PIN followed by the pound key. Press zero then pound to report fraud.",
+            "enter your PIN followed by the pound key.",
+        )
+    } else {
+        ("numDigits=\"1\" finishOnKey=\"\"", "press the pound key.")
+    };
+    let fraud = match fraud_key {
+        Some(k) if pin_mode => format!(
+            " If you did not try to sign in, press {} then pound to report fraud.",
+            key_name(k)
         ),
+        Some(k) => format!(
+            " If you did not try to sign in, press {} to report fraud.",
+            key_name(k)
+        ),
+        None => String::new(),
     };
     format!(
-        "<Response><Gather input=\"dtmf\" timeout=\"15\" {gather}{action}><Say>This is a sign-in verification from {server}. To approve, {prompt}</Say></Gather><Say>No input received. Goodbye.</Say></Response>"
+        "<Response><Gather input=\"dtmf\" timeout=\"15\" {gather} action=\"{action}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>This is a sign-in verification from {server}. To approve, {approve}{fraud}</Say></Gather></Response>"
     )
 }
 
-/// The verdict for the digits Twilio collected with [`twiml_for_call`] (the `Digits`
-/// parameter of the `<Gather action>` callback).
-pub fn verdict_from_digits(digits: &str, pin_mode: &PinMode) -> Verdict {
-    match pin_mode {
-        PinMode::Standard => match digits {
-            "#" => Verdict::Approved,
-            "0" => Verdict::FraudReported,
-            "" => Verdict::TimedOut,
-            _ => Verdict::Denied,
-        },
-        PinMode::Pin(pin) => {
-            let digits = digits.strip_suffix('#').unwrap_or(digits);
-            if digits == "0" {
-                Verdict::FraudReported
-            } else if digits.is_empty() {
-                Verdict::TimedOut
-            } else if !pin.is_empty() && pin.matches(digits.as_bytes()) {
-                Verdict::Approved
-            } else {
-                Verdict::Denied
-            }
-        }
+/// What the keys pressed in a verification call (the `Digits` parameter of
+/// the `<Gather action>` callback) mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys<'a> {
+    /// Standard mode: `#`.
+    Approve,
+    /// The fraud key (then `#` in PIN mode).
+    Fraud,
+    /// Nothing pressed before the `<Gather>` timed out.
+    Nothing,
+    /// PIN mode: these digits, to be checked against the user's PIN.
+    Pin(&'a str),
+    /// Standard mode: another key.
+    Other,
+}
+
+/// Reads the `Digits` of a `<Gather action>` callback (see [`twiml_for_call`]).
+pub fn read_keys(digits: &str, pin_mode: bool, fraud_key: Option<char>) -> Keys<'_> {
+    let digits = if pin_mode {
+        digits.strip_suffix('#').unwrap_or(digits)
+    } else {
+        digits
+    };
+    let mut fraud = [0u8; 4];
+    let fraud = fraud_key.map(|k| &*k.encode_utf8(&mut fraud));
+    if digits.is_empty() {
+        Keys::Nothing
+    } else if Some(digits) == fraud {
+        Keys::Fraud
+    } else if pin_mode {
+        Keys::Pin(digits)
+    } else if digits == "#" {
+        Keys::Approve
+    } else {
+        Keys::Other
     }
 }
 
-/// Maps a Twilio call resource to a verdict, if it has one yet.
-pub(crate) fn call_verdict(res: &TwilioResource) -> Result<Option<Verdict>, String> {
-    if let Some(v) = res.radmfa_verdict.as_deref() {
-        return match v {
-            "approved" => Ok(Some(Verdict::Approved)),
-            "denied" => Ok(Some(Verdict::Denied)),
-            "fraud" => Ok(Some(Verdict::FraudReported)),
-            "timed_out" => Ok(Some(Verdict::TimedOut)),
-            other => Err(format!("unknown radmfa_verdict {other:?}")),
-        };
+/// The final status of a call (`CallStatus` of the `StatusCallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// The call was answered and ended (its keys went to the Gather action).
+    Completed,
+    /// The line was busy.
+    Busy,
+    /// Nobody answered.
+    NoAnswer,
+    /// The call could not be placed.
+    Failed,
+    /// The call was cancelled before it was answered.
+    Canceled,
+}
+
+/// The final status named by a `CallStatus` value; `None` for the
+/// progress statuses (`queued`, `initiated`, `ringing`, `in-progress`) and
+/// anything unknown.
+pub fn call_end(status: &str) -> Option<CallEnd> {
+    match status {
+        "completed" => Some(CallEnd::Completed),
+        "busy" => Some(CallEnd::Busy),
+        "no-answer" => Some(CallEnd::NoAnswer),
+        "failed" => Some(CallEnd::Failed),
+        "canceled" => Some(CallEnd::Canceled),
+        _ => None,
     }
-    match res.status.as_deref().unwrap_or("") {
-        "queued" | "initiated" | "ringing" | "in-progress" => Ok(None),
-        "no-answer" => Ok(Some(Verdict::TimedOut)),
-        "busy" | "canceled" => Ok(Some(Verdict::Denied)),
-        "completed" => Err(
-            "the call completed; its verdict is delivered to the status callback, not the REST API"
-                .into(),
-        ),
-        other => Err(format!("call status {other:?}")),
+}
+
+/// The `X-Twilio-Signature` of a request Twilio sends to `url` with the
+/// form parameters `params`: base64 of HMAC-SHA1, keyed by the account's
+/// auth token, over the full URL followed by every parameter's name and
+/// value, sorted by name (then value).
+pub fn signature(url: &str, params: &[(String, String)], auth_token: &Secret) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    // An HMAC takes a key of any length: this cannot fail.
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
     }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `presented` (the `X-Twilio-Signature` header) is the signature of
+/// this request; compared in constant time.
+pub fn signature_matches(
+    url: &str,
+    params: &[(String, String)],
+    auth_token: &Secret,
+    presented: &str,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = signature(url, params, auth_token);
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
     #[test]
-    fn standard_digits() {
-        let m = PinMode::Standard;
-        assert_eq!(verdict_from_digits("#", &m), Verdict::Approved);
-        assert_eq!(verdict_from_digits("0", &m), Verdict::FraudReported);
-        assert_eq!(verdict_from_digits("5", &m), Verdict::Denied);
-        assert_eq!(verdict_from_digits("", &m), Verdict::TimedOut);
+    fn standard_keys() {
+        let f = Some('0');
+        assert_eq!(read_keys("#", false, f), Keys::Approve);
+        assert_eq!(read_keys("0", false, f), Keys::Fraud);
+        assert_eq!(read_keys("5", false, f), Keys::Other);
+        assert_eq!(read_keys("", false, f), Keys::Nothing);
+        assert_eq!(read_keys("0", false, None), Keys::Other);
+        assert_eq!(read_keys("*", false, Some('*')), Keys::Fraud);
     }
 
     #[test]
-    fn pin_digits() {
-        let m = PinMode::Pin(Secret::new("4321"));
-        assert_eq!(verdict_from_digits("4321", &m), Verdict::Approved);
-        assert_eq!(verdict_from_digits("4321#", &m), Verdict::Approved);
-        assert_eq!(verdict_from_digits("1234", &m), Verdict::Denied);
-        assert_eq!(verdict_from_digits("0#", &m), Verdict::FraudReported);
+    fn pin_keys() {
+        let f = Some('0');
+        assert_eq!(read_keys("4321", true, f), Keys::Pin("4321"));
+        assert_eq!(read_keys("4321#", true, f), Keys::Pin("4321"));
+        assert_eq!(read_keys("0#", true, f), Keys::Fraud);
+        assert_eq!(read_keys("#", true, f), Keys::Nothing);
+        assert_eq!(read_keys("0#", true, None), Keys::Pin("0"));
     }
 
     #[test]
-    fn twiml_escapes_and_never_contains_the_pin() {
-        let t = twiml_for_call(
-            &PinMode::Pin(Secret::new("987654")),
-            "vpn<&>",
-            Some("https://x/cb?a=1&b=2"),
-        );
+    fn twiml_escapes_and_posts_to_the_action() {
+        let t = twiml_for_call(true, "vpn<&>", "https://x/cb?a=1&b=2", Some('9'));
         assert!(t.contains("vpn&lt;&amp;&gt;"));
         assert!(t.contains("action=\"https://x/cb?a=1&amp;b=2\""));
-        assert!(!t.contains("987654"));
+        assert!(t.contains("actionOnEmptyResult=\"true\""));
+        assert!(t.contains("press nine then pound"));
         assert!(t.starts_with("<Response><Gather"));
+        let t = twiml_for_call(false, "vpn", "https://x/cb", None);
+        assert!(t.contains("numDigits=\"1\""));
+        assert!(!t.contains("fraud"));
     }
 
     #[test]
-    fn call_status_mapping() {
-        let r = |status: &str, v: Option<&str>| TwilioResource {
-            sid: "CA1".into(),
-            status: Some(status.into()),
-            radmfa_verdict: v.map(str::to_owned),
+    fn call_statuses() {
+        assert_eq!(call_end("busy"), Some(CallEnd::Busy));
+        assert_eq!(call_end("no-answer"), Some(CallEnd::NoAnswer));
+        assert_eq!(call_end("failed"), Some(CallEnd::Failed));
+        assert_eq!(call_end("canceled"), Some(CallEnd::Canceled));
+        assert_eq!(call_end("completed"), Some(CallEnd::Completed));
+        assert_eq!(call_end("ringing"), None);
+        assert_eq!(call_end("in-progress"), None);
+    }
+
+    /// The expected values were computed with Twilio's own helper library
+    /// (PyPI `twilio` 9.13.0), independently of this code:
+    ///
+    /// ```python
+    /// from twilio.request_validator import RequestValidator
+    /// v = RequestValidator("12345")
+    /// v.compute_signature("https://mycompany.com/myapp.php?foo=1&bar=2",
+    ///     {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030",
+    ///      "Digits": "1234", "From": "+12349013030", "To": "+18005551212"})
+    /// v.compute_signature("https://mfa.example.com/callback/twilio/voice/n1-00112233445566778899aabbccddeeff",
+    ///     {"Digits": "#", "CallSid": "CAabc", "CallStatus": "in-progress", "To": "+15005550006"})
+    /// ```
+    #[test]
+    fn signature_matches_twilios_library() {
+        let token = Secret::new("12345");
+        let p = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
-        assert_eq!(call_verdict(&r("ringing", None)), Ok(None));
+        let params = p(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]);
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         assert_eq!(
-            call_verdict(&r("no-answer", None)),
-            Ok(Some(Verdict::TimedOut))
+            signature(url, &params, &token),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
         );
-        assert_eq!(call_verdict(&r("busy", None)), Ok(Some(Verdict::Denied)));
-        assert!(call_verdict(&r("completed", None)).is_err());
-        assert_eq!(
-            call_verdict(&r("completed", Some("fraud"))),
-            Ok(Some(Verdict::FraudReported))
-        );
+        let params = p(&[
+            ("Digits", "#"),
+            ("CallSid", "CAabc"),
+            ("CallStatus", "in-progress"),
+            ("To", "+15005550006"),
+        ]);
+        let url =
+            "https://mfa.example.com/callback/twilio/voice/n1-00112233445566778899aabbccddeeff";
+        let sig = signature(url, &params, &token);
+        assert_eq!(sig, "NQv29UuMJpVwkeJPcEJTsNNpMNE=");
+        assert!(signature_matches(url, &params, &token, &sig));
+        assert!(!signature_matches(
+            url,
+            &params,
+            &Secret::new("other"),
+            &sig
+        ));
+        assert!(!signature_matches(
+            &format!("{url}x"),
+            &params,
+            &token,
+            &sig
+        ));
+        assert!(!signature_matches(url, &params, &token, ""));
     }
 }

@@ -108,8 +108,29 @@ pub struct VerificationRequest {
     pub server_ip: Option<IpAddr>,
     /// IP address of the end user, when known.
     pub client_ip: Option<IpAddr>,
-    /// Standard or PIN mode.
+    /// Standard or PIN mode. With Twilio only whether a PIN is asked for
+    /// matters: the PIN is checked by the radmfa server, never sent.
     pub pin_mode: PinMode,
+    /// Where a provider that reports back (Twilio) posts the user's answer;
+    /// `None` for the radmfa gateway, which is asked for the verdict.
+    pub callbacks: Option<Callbacks>,
+    /// Two-way SMS through Twilio: the text to send (it names the reference
+    /// the reply may carry).
+    pub message: Option<String>,
+    /// Caller ID / sender number (E.164) instead of the configured
+    /// `from_number` (Twilio; a policy's own number).
+    pub from_number: Option<String>,
+    /// The key that reports fraud on a call (Twilio; `0-9` or `*`).
+    pub fraud_key: Option<char>,
+}
+
+/// The callback URLs of one verification (Twilio).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callbacks {
+    /// The `<Gather action>` of the call: receives the keys pressed.
+    pub gather: String,
+    /// The call's `StatusCallback`: receives its final status.
+    pub status: String,
 }
 
 /// The outcome of a verification.

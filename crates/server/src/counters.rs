@@ -85,6 +85,16 @@ counters! {
     /// Password hashes made with other argon2 parameters than the configured
     /// ones, replaced after a successful sign-in (one argon2 run each).
     argon2_rehashes,
+    /// Provider callbacks that decided an out-of-band verification.
+    callbacks_decided,
+    /// Signed callbacks with nothing to act on (a call's progress status).
+    callbacks_ignored,
+    /// Signed callbacks that changed nothing: unknown, expired or already
+    /// decided verification, an unreadable or ambiguous SMS reply, the
+    /// owner unreachable.
+    callbacks_unmatched,
+    /// Callbacks refused (403): no or a wrong `X-Twilio-Signature`.
+    callbacks_bad_signature,
 }
 
 /// Upper bounds (seconds) of the reply latency histogram buckets.

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod callback;
 pub mod checks;
 pub mod clients;
 pub mod config;
@@ -308,6 +309,15 @@ impl peer::ForwardHandler for PeerHandler {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>> {
         let node = self.0.clone();
         Box::pin(async move { control::forwarded_admin(&node, from_node, &body).await })
+    }
+
+    fn verdict(
+        &self,
+        _from_node: u16,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>> {
+        let node = self.0.clone();
+        Box::pin(async move { callback::answer_forwarded(&node, &body) })
     }
 }
 

@@ -440,17 +440,19 @@ impl Verifications {
 
     /// Decides a verification with `outcome` (single use).
     pub fn decide(&self, id: &str, outcome: Outcome, now: Instant) -> Decided {
-        self.decide_with(id, now, |_| outcome)
+        self.decide_with(id, now, |_| Some(outcome))
     }
 
     /// Decides a verification with the outcome `judge` derives from it
     /// (e.g. digits checked against its PIN), under the registry's lock so
-    /// that the judgement and the decision are one step.
+    /// that the judgement and the decision are one step. A judge that
+    /// returns `None` (the answer does not fit this verification, e.g. keys
+    /// for a push) leaves it undecided: [`Decided::Unknown`].
     pub fn decide_with(
         &self,
         id: &str,
         now: Instant,
-        judge: impl FnOnce(&Judged<'_>) -> Outcome,
+        judge: impl FnOnce(&Judged<'_>) -> Option<Outcome>,
     ) -> Decided {
         let mut table = self.inner.lock();
         let Some(e) = table.entries.get_mut(id) else {
@@ -459,13 +461,18 @@ impl Verifications {
         if now >= e.view.expires {
             return Decided::Unknown;
         }
+        if e.tx.is_none() {
+            return Decided::AlreadyDecided;
+        }
+        let Some(outcome) = judge(&Judged {
+            view: &e.view,
+            pin: e.pin.as_deref().map(String::as_str),
+        }) else {
+            return Decided::Unknown;
+        };
         let Some(tx) = e.tx.take() else {
             return Decided::AlreadyDecided;
         };
-        let outcome = judge(&Judged {
-            view: &e.view,
-            pin: e.pin.as_deref().map(String::as_str),
-        });
         e.view.decided = true;
         e.pin = None;
         // The waiter may be gone this very moment; the entry goes with it.
@@ -621,9 +628,11 @@ mod tests {
         let mut seen = None;
         r.decide_with(&v.id, now, |j| {
             seen = Some((j.pin_matches("4321"), j.pin_matches("1234")));
-            Outcome::Approved
+            None
         });
         assert_eq!(seen, Some((Some(true), Some(false))));
+        // A judge that finds the answer does not fit changes nothing.
+        assert_eq!(r.decide(&v.id, Outcome::Approved, now), Decided::Done);
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub fn render(node: &Node, sizes: StoreSizes) -> String {
     outcomes(&mut out, c);
     gateway(&mut out, node.gateway_metrics().as_ref());
     limits(&mut out, c, node.limits().sizes());
+    callbacks(&mut out, node);
     peer(&mut out, node);
     replication(&mut out, node);
     store(&mut out, sizes);
@@ -339,6 +340,38 @@ fn limits(out: &mut String, c: &Counters, t: TableSizes) {
     ] {
         let _ = writeln!(out, "radmfa_limits_tracked{{table=\"{table}\"}} {n}");
     }
+}
+
+/// Provider callbacks and the out-of-band verifications waiting.
+fn callbacks(out: &mut String, node: &Node) {
+    let c = node.counters();
+    header(
+        out,
+        "radmfa_callbacks_total",
+        "counter",
+        "Provider callbacks (Twilio) by result: decided a verification, ignored (progress status), unmatched (unknown, expired, already decided, ambiguous), bad_signature (refused with 403).",
+    );
+    for (result, n) in [
+        ("decided", &c.callbacks_decided),
+        ("ignored", &c.callbacks_ignored),
+        ("unmatched", &c.callbacks_unmatched),
+        ("bad_signature", &c.callbacks_bad_signature),
+    ] {
+        let _ = writeln!(
+            out,
+            "radmfa_callbacks_total{{result=\"{result}\"}} {}",
+            load(n)
+        );
+    }
+    plain(
+        out,
+        &[(
+            "radmfa_verifications_pending",
+            "gauge",
+            "Out-of-band verifications (call, two-way SMS, push) waiting for the user's answer on this node.",
+            node.verifications().len() as u64,
+        )],
+    );
 }
 
 /// Peer-link counters.

@@ -46,6 +46,8 @@ pub(crate) struct Ctx<'a> {
     pub policies: HashSet<String>,
     /// `[portal] public_url` as written, the default of `[mail] portal_url`.
     pub portal_url: Option<String>,
+    /// Whether a `[portal]` is configured (it serves the Twilio callbacks).
+    pub portal: bool,
     /// The files the sections name, read by the load step.
     pub files: KeyFiles,
 }
@@ -63,6 +65,7 @@ impl<'a> Ctx<'a> {
             directory: false,
             policies: HashSet::new(),
             portal_url: None,
+            portal: false,
             files: KeyFiles::default(),
         }
     }

@@ -2,9 +2,11 @@
 //! SMS, places calls and pushes, and how long an out-of-band verdict may
 //! take.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::context::{Ctx, Section};
 use super::error::ConfigError;
@@ -34,6 +36,44 @@ pub(crate) struct GatewaySection {
     from_number: String,
     #[serde(default = "default_verdict_timeout")]
     verdict_timeout_secs: u64,
+    #[serde(default)]
+    callback_url: Option<Spanned<String>>,
+    #[serde(default = "default_fraud_key")]
+    fraud_key: Spanned<String>,
+    #[serde(default)]
+    two_way_sms_text: BTreeMap<String, Spanned<String>>,
+}
+
+fn default_fraud_key() -> Spanned<String> {
+    Spanned::new(0..0, "0".to_string())
+}
+
+/// The built-in two-way SMS texts by language (`[gateway.two_way_sms_text]`
+/// adds or replaces entries; "en" is the fallback). The one place these
+/// words live: a new language is a new line here.
+pub(crate) const TWO_WAY_SMS_TEXTS: &[(&str, &str)] = &[
+    (
+        "en",
+        "Sign-in to {client} at {time}. Reply YES {reference} to approve or NO {reference} to deny.",
+    ),
+    (
+        "nl",
+        "Aanmelding bij {client} om {time}. Antwoord JA {reference} om goed te keuren of NEE {reference} om te weigeren.",
+    ),
+];
+
+/// Out-of-band settings besides the gateway client: where Twilio reaches
+/// this cluster, the fraud key, the two-way SMS texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OobSettings {
+    /// Base URL (`https://host[:port][/prefix]`, no trailing slash) Twilio
+    /// posts its callbacks to: `[gateway] callback_url`, else `[portal]
+    /// public_url`. `None`: Twilio calls and two-way SMS cannot be answered.
+    pub callback_url: Option<String>,
+    /// The key that reports fraud on a call (`None`: disabled).
+    pub fraud_key: Option<char>,
+    /// Two-way SMS text by language code; always holds "en".
+    pub two_way_sms_text: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,6 +102,88 @@ pub(crate) struct GatewaySettings {
     /// The client configuration; its key is filled in by the load step.
     pub gateway: Option<radmfa_gateway::GatewayConfig>,
     pub verdict_timeout_secs: u64,
+    pub oob: OobSettings,
+}
+
+fn builtin_texts() -> BTreeMap<String, String> {
+    TWO_WAY_SMS_TEXTS
+        .iter()
+        .map(|(l, t)| (l.to_string(), t.to_string()))
+        .collect()
+}
+
+/// Checks `callback_url`, `fraud_key` and `two_way_sms_text`.
+fn oob_settings(g: &GatewaySection, cx: &Ctx<'_>) -> Result<OobSettings, ConfigError> {
+    let callback_url = match &g.callback_url {
+        Some(u) => Some(check_callback_url(u.get_ref()).map_err(|r| cx.at(u.span(), r))?),
+        None => cx
+            .portal_url
+            .as_deref()
+            .and_then(|u| check_callback_url(u).ok()),
+    };
+    if g.callback_url.is_some() && !cx.portal {
+        let span = g.callback_url.as_ref().map_or(0..0, |u| u.span());
+        return Err(cx.at(
+            span,
+            "[gateway]: callback_url needs a [portal] section: the callbacks are served on the portal listener".into(),
+        ));
+    }
+    let fraud_key = match g.fraud_key.get_ref().as_str() {
+        "" => None,
+        k => {
+            let mut chars = k.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if radmfa_gateway::valid_fraud_key(c) => Some(c),
+                _ => {
+                    return Err(cx.at(
+                        g.fraud_key.span(),
+                        format!("[gateway]: fraud_key {k:?} must be one key, 0-9 or * (\"\" turns fraud reports off; # approves)"),
+                    ))
+                }
+            }
+        }
+    };
+    let mut texts = builtin_texts();
+    for (lang, text) in &g.two_way_sms_text {
+        let t = text.get_ref();
+        let lang_ok = (2..=8).contains(&lang.len())
+            && lang.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        if !lang_ok {
+            return Err(cx.at(
+                text.span(),
+                format!("[gateway.two_way_sms_text]: {lang:?} is not a language code (\"en\", \"nl\", \"pt-br\")"),
+            ));
+        }
+        if !t.contains("{reference}") || t.len() > 1000 {
+            return Err(cx.at(
+                text.span(),
+                format!("[gateway.two_way_sms_text] {lang}: the text must contain {{reference}} (the user types it back) and be at most 1000 bytes"),
+            ));
+        }
+        texts.insert(lang.clone(), t.clone());
+    }
+    Ok(OobSettings {
+        callback_url,
+        fraud_key,
+        two_way_sms_text: texts,
+    })
+}
+
+/// A callback base URL: `https://` and a host, no query, fragment or
+/// credentials; returned without a trailing slash.
+fn check_callback_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url.strip_prefix("https://").unwrap_or("");
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty()
+        || rest.contains(['?', '#', '@'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "[gateway]: callback_url {url:?} must be https://HOST[:PORT][/PATH], the address Twilio reaches (the reverse proxy)"
+        ));
+    }
+    Ok(url.to_string())
 }
 
 impl Section for Option<toml::Spanned<GatewaySection>> {
@@ -74,6 +196,10 @@ impl Section for Option<toml::Spanned<GatewaySection>> {
             return Ok(GatewaySettings {
                 gateway: None,
                 verdict_timeout_secs: default_verdict_timeout(),
+                oob: OobSettings {
+                    two_way_sms_text: builtin_texts(),
+                    ..OobSettings::default()
+                },
             });
         };
         let place = cx.place_of(g.span());
@@ -103,10 +229,10 @@ impl Section for Option<toml::Spanned<GatewaySection>> {
                     account_sid: g.account_sid.clone(),
                     auth_token: key,
                     from_number: g.from_number.clone(),
-                    status_callback: None,
                 }
             }
         };
+        let oob = oob_settings(&g, cx)?;
         let mut gc = radmfa_gateway::GatewayConfig::new(provider);
         // Ranges: `bounds::BOUNDS`.
         gc.timeout = std::time::Duration::from_millis(g.timeout_ms);
@@ -121,6 +247,7 @@ impl Section for Option<toml::Spanned<GatewaySection>> {
         Ok(GatewaySettings {
             gateway: Some(gc),
             verdict_timeout_secs: g.verdict_timeout_secs,
+            oob,
         })
     }
 }

@@ -45,6 +45,7 @@ pub use cluster::{ClusterSettings, InitialRole};
 pub use error::ConfigError;
 pub use file::FileConfig;
 pub use files::MIN_SECRET_LEN;
+pub use gateway::OobSettings;
 pub use limits::{LimitSettings, LimitsSection, Rate};
 pub use log::LogFormat;
 pub use parse::ParsedConfig;

@@ -48,6 +48,7 @@ impl ParsedConfig {
         let mail = file.mail.validate(&mut cx)?;
         let policies = file.policy.validate(&mut cx)?;
         let portal = file.portal.validate(&mut cx)?;
+        cx.portal = portal.is_some();
         let clients = file.client.validate(&mut cx)?;
         let sms = file.sms.validate(&mut cx)?;
         let gateway = file.gateway.validate(&mut cx)?;
@@ -89,6 +90,7 @@ impl ParsedConfig {
             challenge_max_sessions: challenge.max_sessions,
             gateway: gateway.gateway,
             verdict_timeout_secs: gateway.verdict_timeout_secs,
+            oob: gateway.oob,
             sms,
             cluster,
             upstreams,

@@ -32,6 +32,7 @@ pub(crate) struct PolicySection {
     mfa_groups: Vec<String>,
     #[serde(default)]
     number_matching: bool,
+    from_number: Option<Spanned<String>>,
 }
 
 fn default_fail_mode() -> FailMode {
@@ -124,6 +125,9 @@ pub struct Policy {
     /// Access-Challenge: the approval page shows a two-digit number that the
     /// user types at the prompt (and approves on the page).
     pub number_matching: bool,
+    /// Caller ID / SMS sender (E.164) of this policy's calls and two-way
+    /// SMS through Twilio; `None`: `[gateway] from_number`.
+    pub from_number: Option<String>,
 }
 
 impl Policy {
@@ -153,6 +157,19 @@ impl Section for Vec<PolicySection> {
                 return Err(cx.at(p.name.span(), "policy name must not be empty".to_string()));
             }
             let upstream = upstream(&p, &name, cx)?;
+            let from_number = match &p.from_number {
+                Some(n) if is_e164(n.get_ref()) => Some(n.get_ref().clone()),
+                Some(n) => {
+                    return Err(cx.at(
+                        n.span(),
+                        format!(
+                            "policy {name:?}: from_number {:?} is not E.164 (+ and 8 to 15 digits)",
+                            n.get_ref()
+                        ),
+                    ))
+                }
+                None => None,
+            };
             let policy = Policy {
                 name: name.clone(),
                 first_factor: p.first_factor,
@@ -164,6 +181,7 @@ impl Section for Vec<PolicySection> {
                 mfa_bypass_groups: p.mfa_bypass_groups,
                 mfa_groups: p.mfa_groups,
                 number_matching: p.number_matching,
+                from_number,
             };
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(cx.at(p.name.span(), format!("policy {name:?} is defined twice")));
@@ -182,10 +200,17 @@ impl Section for Vec<PolicySection> {
                 mfa_bypass_groups: Vec::new(),
                 mfa_groups: Vec::new(),
                 number_matching: false,
+                from_number: None,
             });
         cx.policies = policies.keys().cloned().collect();
         Ok(policies)
     }
+}
+
+/// `+` then 8 to 15 digits.
+fn is_e164(n: &str) -> bool {
+    n.strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The upstream group of policy `name`: required with the `radius` first

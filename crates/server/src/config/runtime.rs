@@ -77,6 +77,8 @@ pub struct RuntimeConfig {
     pub gateway: Option<radmfa_gateway::GatewayConfig>,
     /// How long an out-of-band verification (two-way SMS, call, push) may take.
     pub verdict_timeout_secs: u64,
+    /// Callback URL, fraud key and two-way SMS texts of the out-of-band methods.
+    pub oob: super::gateway::OobSettings,
     /// One-way SMS settings.
     pub sms: SmsSettings,
     /// The peer link, when this node is part of a cluster.

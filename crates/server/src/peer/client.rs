@@ -305,6 +305,31 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ForwardError> {
+        self.exchange(node, body, timeout, |id, body| Frame::Admin { id, body })
+            .await
+    }
+
+    /// Sends a user's out-of-band answer (JSON) to `node` (the
+    /// verification's owner) and returns what became of it (JSON), within
+    /// `timeout`.
+    pub async fn verdict(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        self.exchange(node, body, timeout, |id, body| Frame::Verdict { id, body })
+            .await
+    }
+
+    /// Sends the frame `make(id, body)` to `node` and waits for its answer.
+    async fn exchange(
+        &self,
+        node: u16,
+        body: Vec<u8>,
+        timeout: Duration,
+        make: impl FnOnce(u64, Vec<u8>) -> Frame,
+    ) -> Result<Vec<u8>, ForwardError> {
         let peer = self
             .inner
             .peers
@@ -315,7 +340,7 @@ impl PeerClient {
         }
         let attempt = async {
             let conn = self.connection(node, peer).await?;
-            conn.call(body.len(), |id| Frame::Admin { id, body }).await
+            conn.call(body.len(), |id| make(id, body)).await
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(Some(answer))) => Ok(answer),
@@ -323,6 +348,13 @@ impl PeerClient {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ForwardError::Timeout),
         }
+    }
+
+    /// The ids of the configured peers.
+    pub fn peer_ids(&self) -> Vec<u16> {
+        let mut ids: Vec<u16> = self.inner.peers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The address configured for `node`.
@@ -416,7 +448,7 @@ async fn reader<S: AsyncRead>(mut rd: ReadHalf<S>, shared: Arc<Shared>) {
             f = read_frame(&mut rd) => f,
         };
         match frame {
-            Ok(Some(Frame::AdminReply { id, body })) => {
+            Ok(Some(Frame::AdminReply { id, body } | Frame::VerdictReply { id, body })) => {
                 let waiter = lock(&shared.pending).as_mut().and_then(|m| m.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(Some(body));

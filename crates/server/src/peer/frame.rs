@@ -52,6 +52,10 @@ pub(crate) mod kind {
     pub(crate) const ADMIN: u8 = 5;
     /// The answer (JSON) to an Admin frame with the same request id.
     pub(crate) const ADMIN_REPLY: u8 = 6;
+    /// A user's out-of-band answer (JSON) for the verification's owner.
+    pub(crate) const VERDICT: u8 = 7;
+    /// What became of a Verdict frame (JSON), same request id.
+    pub(crate) const VERDICT_REPLY: u8 = 8;
 }
 
 /// First payload byte of a Repl frame: this is the message's last piece.
@@ -137,6 +141,21 @@ pub(crate) enum Frame {
         /// The Admin frame's request id.
         id: u64,
         /// The answer (JSON, as on the control socket).
+        body: Vec<u8>,
+    },
+    /// A user's answer to an out-of-band verification (a Twilio callback
+    /// another node received), for the node that owns it.
+    Verdict {
+        /// Request id, echoed by the VerdictReply.
+        id: u64,
+        /// The answer (JSON, `callback::Answer`).
+        body: Vec<u8>,
+    },
+    /// The owner's account of a Verdict.
+    VerdictReply {
+        /// The Verdict frame's request id.
+        id: u64,
+        /// What became of it (JSON, `callback::Delivered`).
         body: Vec<u8>,
     },
 }
@@ -234,6 +253,8 @@ impl Frame {
             ),
             Frame::Admin { id, body } => build(kind::ADMIN, *id, &[body]),
             Frame::AdminReply { id, body } => build(kind::ADMIN_REPLY, *id, &[body]),
+            Frame::Verdict { id, body } => build(kind::VERDICT, *id, &[body]),
+            Frame::VerdictReply { id, body } => build(kind::VERDICT_REPLY, *id, &[body]),
         }
     }
 
@@ -287,6 +308,14 @@ impl Frame {
                 body: r.rest().to_vec(),
             },
             kind::ADMIN_REPLY => Frame::AdminReply {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::VERDICT => Frame::Verdict {
+                id,
+                body: r.rest().to_vec(),
+            },
+            kind::VERDICT_REPLY => Frame::VerdictReply {
                 id,
                 body: r.rest().to_vec(),
             },
@@ -526,6 +555,14 @@ mod tests {
             Frame::AdminReply {
                 id: 3,
                 body: b"{\"ok\":true}".to_vec(),
+            },
+            Frame::Verdict {
+                id: 4,
+                body: b"{\"kind\":\"keys\"}".to_vec(),
+            },
+            Frame::VerdictReply {
+                id: 4,
+                body: b"\"unknown\"".to_vec(),
             },
             Frame::Reply {
                 id: 10,

@@ -41,4 +41,16 @@ pub trait ForwardHandler: Send + Sync + 'static {
             br#"{"ok":false,"error":"this node does not take forwarded admin requests"}"#.to_vec()
         })
     }
+
+    /// Delivers a user's out-of-band answer (JSON, `callback::Answer`) that
+    /// peer `from_node` received for a verification of this node; returns
+    /// what became of it (JSON, `callback::Delivered`).
+    fn verdict(
+        &self,
+        from_node: u16,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>> {
+        let _ = (from_node, body);
+        Box::pin(async { br#""unknown""#.to_vec() })
+    }
 }

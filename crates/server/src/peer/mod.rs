@@ -7,7 +7,9 @@
 //! uses the same transport (port 4443): each node sends its replication
 //! messages to a peer over its own outgoing connection to that peer, cut
 //! into Repl frames; replicas forward admin writes to the primary as Admin
-//! frames.
+//! frames; a node that received a Twilio callback for a verification
+//! another node owns sends the answer to the owner as a Verdict frame
+//! (`callback/`).
 //!
 //! # Security
 //! A cluster CA ([`generate_ca`]) signs one certificate per node
@@ -38,6 +40,8 @@
 //! | 4    | Repl    | client -> server | u8 0 = last piece, 1 = more follow; a piece of a replication message; id 0 |
 //! | 5    | Admin   | client -> server | an admin request (JSON) a replica forwards to the primary   |
 //! | 6    | AdminReply | server -> client | the answer (JSON) to the Admin frame with the same id    |
+//! | 7    | Verdict | client -> server | a user's out-of-band answer (JSON, `callback::Answer`) for the verification's owner |
+//! | 8    | VerdictReply | server -> client | what became of it (JSON, `callback::Delivered`), same id |
 //!
 //! The Hello is the client's first frame and is sent once; a first frame
 //! whose length prefix exceeds a Hello's is refused before its body is read. A Reply carries

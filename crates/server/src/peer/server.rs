@@ -124,15 +124,17 @@ impl Connection {
                 },
                 Ok(Some(Frame::Admin { id, body })) => {
                     let answer = self.handler.admin(node, body);
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let body = answer.await;
-                        match (Frame::AdminReply { id, body }).encode() {
-                            Ok(frame) => {
-                                let _ = tx.send(frame).await;
-                            }
-                            Err(e) => warn!(node, error = %e, "cannot encode an admin answer"),
-                        }
+                    answer_later(tx.clone(), node, answer, move |body| Frame::AdminReply {
+                        id,
+                        body,
+                    });
+                    continue;
+                }
+                Ok(Some(Frame::Verdict { id, body })) => {
+                    let answer = self.handler.verdict(node, body);
+                    answer_later(tx.clone(), node, answer, move |body| Frame::VerdictReply {
+                        id,
+                        body,
                     });
                     continue;
                 }
@@ -179,4 +181,24 @@ impl Connection {
             });
         }
     }
+}
+
+/// Sends the frame `reply(answer)` once `answer` is ready (Admin and
+/// Verdict requests run in their own task; the connection may be gone by
+/// then, and the answer with it).
+fn answer_later(
+    tx: mpsc::Sender<Vec<u8>>,
+    node: u16,
+    answer: std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'static>>,
+    reply: impl FnOnce(Vec<u8>) -> Frame + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let body = answer.await;
+        match reply(body).encode() {
+            Ok(frame) => {
+                let _ = tx.send(frame).await;
+            }
+            Err(e) => warn!(node, error = %e, "cannot encode an answer"),
+        }
+    });
 }

@@ -183,6 +183,16 @@ reasons! {
     /// Push with number matching: the number was typed but the sign-in
     /// was not approved on the approval page.
     PushNotApproved = "push_not_approved",
+    /// The verification call was answered, but no key was pressed.
+    CallNoKeyPressed = "call_no_key_pressed",
+    /// The verification call found the line busy.
+    CallBusy = "call_busy",
+    /// The verification call rang out unanswered.
+    CallNoAnswer = "call_no_answer",
+    /// The verification call could not be placed (invalid number, carrier).
+    CallFailed = "call_failed",
+    /// The verification call was cancelled before it was answered.
+    CallCanceled = "call_canceled",
 }
 
 impl Reason {

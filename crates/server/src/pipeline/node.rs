@@ -180,6 +180,11 @@ impl Node {
         &self.verifications
     }
 
+    /// The peer link to the other nodes, when clustered.
+    pub fn peers(&self) -> Option<&PeerClient> {
+        self.peers.as_ref()
+    }
+
     /// Attaches the running replication (once, at start).
     pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
         let _ = self.replication.set(r);

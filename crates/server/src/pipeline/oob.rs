@@ -1,24 +1,43 @@
 //! Out-of-band methods (two-way SMS, call, push): the request waits for the
-//! gateway's verdict instead of sending an Access-Challenge, since RD
+//! user's answer instead of sending an Access-Challenge, since RD
 //! Gateway/NPS cannot show one.
+//!
+//! Every such login opens an entry in the node's verification registry
+//! (`verifications.rs`) and awaits its oneshot: Twilio's answers arrive at
+//! the callback handlers (`callback/`), possibly through another node, which
+//! decide the entry; the radmfa gateway is long-polled meanwhile. Nothing
+//! runs per waiting login but the request's own task.
 
 use std::time::Duration;
 
+use radmfa_gateway::{PinMode, Verdict, VerificationMode, VerificationRequest};
+use radmfa_radius::AttrType;
 use radmfa_store::{Method, Token, User};
 use tracing::warn;
 
 use super::decision::*;
-use super::gateway::{hex, phone_missing};
+use super::gateway::phone_missing;
 use super::login::Login;
 use super::node::Node;
+use crate::callback::texts::{call_callbacks, two_way_sms_text};
+use crate::verifications::{Context, NewVerification, OobMode, Outcome, View, Waiter};
+
+/// What ended the wait.
+enum Heard {
+    /// The registry's outcome (callbacks, peers, the approval page); `None`
+    /// when the deadline passed first.
+    Answer(Option<Outcome>),
+    /// The radmfa gateway's verdict.
+    Gateway(Verdict),
+}
 
 impl Node {
     /// Two-way SMS, phone call or push: the request waits for the user's
-    /// answer through the gateway (no Access-Challenge: RD Gateway/NPS cannot
-    /// show one). NAS retransmissions meanwhile are absorbed by the duplicate
-    /// cache, so one login is one SMS, call or push. Decides by the
-    /// gateway's verdict (approved, denied, no answer, fraud reported) after
-    /// the first factor and account checks.
+    /// answer (no Access-Challenge: RD Gateway/NPS cannot show one). NAS
+    /// retransmissions meanwhile are absorbed by the duplicate cache, so one
+    /// login is one SMS, call or push. Decides by the answer (approved,
+    /// denied, wrong PIN, fraud reported, the call busy or unanswered...)
+    /// after the first factor and account checks.
     pub(super) async fn out_of_band(
         &self,
         login: &Login<'_>,
@@ -26,23 +45,24 @@ impl Node {
         token: Option<&Token>,
         password: &[u8],
     ) -> Decision {
-        use radmfa_gateway::{Verdict, VerificationMode};
         let name = user.name.as_str();
-        let (policy, on_accept) = (login.policy, &login.on_accept);
-        let (second, gw_mode) = match user.method {
-            Method::Call => (SecondFactor::Call, VerificationMode::Call),
-            Method::Push => (SecondFactor::Push, VerificationMode::Push),
-            _ => (SecondFactor::SmsTwoWay, VerificationMode::TwoWaySms),
+        let (second, oob_mode) = match user.method {
+            Method::Call => (SecondFactor::Call, OobMode::Call),
+            Method::Push => (SecondFactor::Push, OobMode::Push),
+            _ => (SecondFactor::SmsTwoWay, OobMode::TwoWaySms),
         };
         let mode = Mode::with(login.first, second, None);
-        if let Some(refused) = self.before_gateway(user, password, policy, mode).await {
+        if let Some(refused) = self
+            .before_gateway(user, password, login.policy, mode)
+            .await
+        {
             return refused;
         }
-        if gw_mode == VerificationMode::Push && !user.push_devices.is_empty() {
+        if oob_mode == OobMode::Push && !user.push_devices.is_empty() {
             // Browsers registered in the portal: Web Push, no gateway.
             return self.push_login(login, user, mode).await;
         }
-        if gw_mode == VerificationMode::Push {
+        if oob_mode == OobMode::Push {
             if user.device_token.is_empty() {
                 return Decision::reject(
                     name,
@@ -54,32 +74,44 @@ impl Node {
         } else if let Some(refused) = phone_missing(user, mode) {
             return refused;
         }
-        let pin_mode = match self.pin_of(user, mode) {
+        let pin = match self.pin_of(user, mode) {
             Ok(Some(pin)) => match std::str::from_utf8(pin.expose()) {
-                Ok(p) => radmfa_gateway::PinMode::Pin(radmfa_gateway::Secret::new(p.to_string())),
+                Ok(p) => Some(zeroize::Zeroizing::new(p.to_string())),
                 Err(_) => {
                     return Decision::reject(name, mode, Reason::PinUnreadable, MSG_TRY_AGAIN)
                 }
             },
-            Ok(None) => radmfa_gateway::PinMode::Standard,
+            Ok(None) => None,
             Err(d) => return *d,
         };
         let down = |why| self.gateway_down(login, user, token, mode, why);
         let Some(gateway) = &self.gateway else {
             return down(GatewayTrouble::NotConfigured);
         };
-        let mut id = [0u8; 16];
-        rand::fill(&mut id[..]);
-        let request = radmfa_gateway::VerificationRequest {
-            id: hex(&id),
-            mode: gw_mode,
-            user: self.user_fields(user),
-            server_name: self.cfg.node_name.clone(),
-            server_ip: self.server_ip(),
-            client_ip: login.end_user,
-            pin_mode,
+        let callbacks = gateway.reports_to_callbacks();
+        let base = self.cfg.oob.callback_url.as_deref();
+        if callbacks && base.is_none() && oob_mode != OobMode::Push {
+            warn!("a Twilio call or two-way SMS needs the address Twilio reaches this cluster at: set [gateway] callback_url (or [portal] public_url); until then these sign-ins follow fail_mode");
+            return down(GatewayTrouble::NotConfigured);
+        }
+        let pin_mode_used = pin.is_some();
+        let opened = self.verifications.open(
+            NewVerification {
+                user: name.to_string(),
+                mode: oob_mode,
+                context: self.oob_context(login),
+                phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
+                pin: if callbacks { pin.clone() } else { None },
+                lifetime: Duration::from_secs(self.cfg.verdict_timeout_secs),
+            },
+            self.clock.instant(),
+        );
+        let Ok((view, waiter)) = opened else {
+            warn!("too many out-of-band verifications waiting on this node; sign-in refused");
+            return Decision::reject(name, mode, Reason::SessionsFull, MSG_TRY_AGAIN);
         };
-        let pin_mode_used = matches!(request.pin_mode, radmfa_gateway::PinMode::Pin(_));
+        let request =
+            self.verification_request(login, user, &view, pin, callbacks.then_some(base).flatten());
         let started = match gateway.start_verification(&request).await {
             Ok(v) => v,
             Err(e) => {
@@ -90,38 +122,142 @@ impl Node {
         let deadline = tokio::time::Instant::from_std(
             self.clock.instant() + Duration::from_secs(self.cfg.verdict_timeout_secs),
         );
-        match gateway.wait_verdict(&started, deadline).await {
-            Ok(Verdict::Approved) => {
-                Decision::accept(user, mode, Reason::Ok).with_on_accept(on_accept)
+        let heard = if callbacks {
+            Heard::Answer(waiter.wait(deadline).await)
+        } else {
+            match self
+                .poll_or_answer(gateway, &started, waiter, deadline)
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(error = %e, "no verdict from the gateway");
+                    return down(GatewayTrouble::Unreachable);
+                }
             }
-            Ok(Verdict::Denied) if pin_mode_used => Decision::reject(
-                name,
-                mode,
-                Reason::DeniedOrWrongPin,
-                "The sign-in was denied on your phone, or the PIN entered was not correct.",
-            ),
-            Ok(Verdict::Denied) => Decision::reject(
-                name,
-                mode,
-                Reason::DeniedByUser,
-                "The sign-in was denied on your phone.",
-            ),
-            Ok(Verdict::TimedOut) => Decision::reject(
-                name,
-                mode,
-                Reason::NoAnswer,
-                "We did not get an answer from your phone in time. Please sign in again.",
-            ),
-            Ok(Verdict::FraudReported) => Decision::reject(
-                name,
-                mode,
-                Reason::FraudReported,
-                "You reported this sign-in as not yours. Contact your administrator.",
-            ),
-            Err(e) => {
-                warn!(error = %e, "no verdict from the gateway");
-                down(GatewayTrouble::Unreachable)
-            }
+        };
+        oob_decision(user, mode, heard, pin_mode_used).with_on_accept(&login.on_accept)
+    }
+
+    /// The radmfa gateway's verdict (long poll), or the registry's answer if
+    /// one comes first.
+    async fn poll_or_answer(
+        &self,
+        gateway: &radmfa_gateway::Gateway,
+        started: &radmfa_gateway::VerificationId,
+        waiter: Waiter,
+        deadline: tokio::time::Instant,
+    ) -> Result<Heard, radmfa_gateway::GatewayError> {
+        tokio::select! {
+            v = gateway.wait_verdict(started, deadline) => v.map(Heard::Gateway),
+            Some(o) = waiter.wait(deadline) => Ok(Heard::Answer(Some(o))),
         }
+    }
+
+    /// What an approval page or SMS shows about this login.
+    fn oob_context(&self, login: &Login<'_>) -> Context {
+        let p = login.packet;
+        let nas_ip = p
+            .attr(AttrType::NAS_IP_ADDRESS)
+            .and_then(|a| a.as_ipv4().ok())
+            .map(std::net::IpAddr::V4)
+            .or_else(|| {
+                p.attr(AttrType::NAS_IPV6_ADDRESS)
+                    .and_then(|a| a.as_ipv6().ok())
+                    .map(std::net::IpAddr::V6)
+            });
+        Context {
+            client: login.client.name.clone(),
+            nas_ip,
+            calling_station: p
+                .attr(AttrType::CALLING_STATION_ID)
+                .and_then(|a| a.as_str().ok())
+                .map(str::to_owned),
+            at_unix: self.clock.now_unix(),
+        }
+    }
+
+    /// The gateway request of verification `view`. With callbacks (Twilio,
+    /// under `base`) the PIN stays here and the registry checks it; the
+    /// radmfa gateway gets it, as its protocol says.
+    fn verification_request(
+        &self,
+        login: &Login<'_>,
+        user: &User,
+        view: &View,
+        pin: Option<zeroize::Zeroizing<String>>,
+        base: Option<&str>,
+    ) -> VerificationRequest {
+        let mode = match view.mode {
+            OobMode::Call => VerificationMode::Call,
+            OobMode::Push => VerificationMode::Push,
+            OobMode::TwoWaySms => VerificationMode::TwoWaySms,
+        };
+        VerificationRequest {
+            id: view.id.clone(),
+            mode,
+            user: self.user_fields(user),
+            server_name: self.cfg.node_name.clone(),
+            server_ip: self.server_ip(),
+            client_ip: login.end_user,
+            pin_mode: pin.map_or(PinMode::Standard, |p| {
+                PinMode::Pin(radmfa_gateway::Secret::new(p.as_str()))
+            }),
+            callbacks: base.map(|b| call_callbacks(b, &view.id)),
+            message: base.map(|_| two_way_sms_text(&self.cfg.oob, &user.language, view)),
+            from_number: login.policy.from_number.clone(),
+            fraud_key: self.cfg.oob.fraud_key,
+        }
+    }
+}
+
+/// The decision for what was heard.
+fn oob_decision(user: &User, mode: Mode, heard: Heard, pin_mode_used: bool) -> Decision {
+    use Outcome as O;
+    let name = user.name.as_str();
+    let reject = |reason, message| Decision::reject(name, mode, reason, message);
+    match heard {
+        Heard::Answer(Some(O::Approved)) | Heard::Gateway(Verdict::Approved) => {
+            Decision::accept(user, mode, Reason::Ok)
+        }
+        Heard::Gateway(Verdict::Denied) if pin_mode_used => reject(
+            Reason::DeniedOrWrongPin,
+            "The sign-in was denied on your phone, or the PIN entered was not correct.",
+        ),
+        Heard::Answer(Some(O::Denied)) | Heard::Gateway(Verdict::Denied) => {
+            reject(Reason::DeniedByUser, "The sign-in was denied on your phone.")
+        }
+        Heard::Answer(Some(O::WrongPin)) => reject(
+            Reason::WrongPin,
+            "The PIN entered on your phone was not correct.",
+        ),
+        Heard::Answer(Some(O::Fraud)) | Heard::Gateway(Verdict::FraudReported) => reject(
+            Reason::FraudReported,
+            "You reported this sign-in as not yours. Contact your administrator.",
+        ),
+        Heard::Answer(Some(O::NoInput)) => reject(
+            Reason::CallNoKeyPressed,
+            "The call was answered but no key was pressed. Please sign in again.",
+        ),
+        Heard::Answer(Some(O::CallBusy)) => reject(
+            Reason::CallBusy,
+            "Your phone was busy. Please sign in again.",
+        ),
+        Heard::Answer(Some(O::CallNoAnswer)) => reject(
+            Reason::CallNoAnswer,
+            "The call to your phone was not answered. Please sign in again.",
+        ),
+        Heard::Answer(Some(O::CallFailed)) => reject(
+            Reason::CallFailed,
+            "The call to your phone could not be placed. Contact your administrator if this persists.",
+        ),
+        Heard::Answer(Some(O::CallCanceled)) => reject(
+            Reason::CallCanceled,
+            "The call to your phone was cancelled. Please sign in again.",
+        ),
+        Heard::Answer(None) | Heard::Gateway(Verdict::TimedOut) => reject(
+            Reason::NoAnswer,
+            "We did not get an answer from your phone in time. Please sign in again.",
+        ),
     }
 }

@@ -4,8 +4,9 @@
 //! Deny / "This was not me". The id (128 random bits, in the pushed message
 //! only) is the bearer capability: no portal session is needed, the page
 //! may open on a phone that never signed in to the portal. The decision
-//! goes into the node's verification registry, which wakes the waiting
-//! login; it counts there (lockout, fraud lock) like any second factor.
+//! goes into the verification registry of the node that owns it (over the
+//! peer link when the balancer sent the page to another node,
+//! `callback::deliver`), which wakes the waiting login; it counts there (lockout, fraud lock) like any second factor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use axum::response::Response;
 use axum::Form;
 use tracing::info;
 
-use crate::verifications::{Decided, OobMode, Outcome, View};
+use crate::callback::push::{ApprovalView, PushAction};
+use crate::callback::{deliver, Answer, Delivered};
 
 use super::html::{esc, notice, page, Chrome};
 use super::i18n::{Lang, Msg};
@@ -31,11 +33,17 @@ fn chrome(lang: Lang) -> Chrome<'static> {
     }
 }
 
-/// The pending push verification `id` on this node, if it can still be
-/// answered.
-fn pending(p: &Portal, id: &str) -> Option<View> {
-    let v = p.node.verifications().view(id, p.clock.instant())?;
-    (v.mode == OobMode::Push && !v.decided).then_some(v)
+/// What the page of push verification `id` shows, asked of the node that
+/// owns it (over the peer link when that is another node).
+async fn pending(p: &Portal, id: &str) -> Option<ApprovalView> {
+    let asked = Answer::Push {
+        id: id.to_string(),
+        action: PushAction::View,
+    };
+    match deliver(&p.node, asked).await {
+        Delivered::Page { view } => Some(view),
+        _ => None,
+    }
 }
 
 fn gone(lang: Lang) -> Response {
@@ -49,12 +57,11 @@ pub(super) async fn approve_page(
     Path(id): Path<String>,
 ) -> Response {
     let lang = p.lang_of(&headers, None);
-    let Some(v) = pending(&p, &id) else {
+    let Some(v) = pending(&p, &id).await else {
         return gone(lang);
     };
     let t = |m: Msg| esc(m.text(lang));
-    let c = &v.context;
-    let source = match (&c.calling_station, c.nas_ip) {
+    let source = match (&v.calling_station, &v.nas_ip) {
         (Some(cs), Some(ip)) => format!("{cs} (NAS {ip})"),
         (Some(cs), None) => cs.clone(),
         (None, Some(ip)) => format!("NAS {ip}"),
@@ -68,13 +75,13 @@ pub(super) async fn approve_page(
         lu = t(Msg::ApproveUser),
         user = esc(&v.user),
         la = t(Msg::ApproveApp),
-        app = esc(&c.client),
+        app = esc(&v.client),
         ls = t(Msg::ApproveSource),
         source = esc(&source),
         lt = t(Msg::ApproveTime),
-        time = esc(&super::html::utc(c.at_unix.saturating_mul(1000))),
+        time = esc(&super::html::utc(v.at_unix.saturating_mul(1000))),
     );
-    if let Some(n) = p.node.push_number(&id) {
+    if let Some(n) = v.number {
         body.push_str(&format!(
             "<p>{}</p><p class=\"number\" id=\"approval-number\">{n:02}</p>",
             t(Msg::ApproveNumber)
@@ -113,33 +120,28 @@ pub(super) async fn approve_decide(
     if !p.origin_ok(&headers) {
         return forbidden(lang);
     }
-    let (outcome, done) = match field(&form, "decision") {
-        "approve" => (Outcome::Approved, Msg::ApprovedText),
-        "deny" => (Outcome::Denied, Msg::DeniedText),
-        "not_me" => (Outcome::Fraud, Msg::NotMeText),
+    let pin = zeroize::Zeroizing::new(field(&form, "pin").to_string());
+    let (action, done) = match field(&form, "decision") {
+        "approve" => (
+            PushAction::Approve {
+                pin: pin.to_string(),
+            },
+            Msg::ApprovedText,
+        ),
+        "deny" => (PushAction::Deny, Msg::DeniedText),
+        "not_me" => (PushAction::NotMe, Msg::NotMeText),
         _ => return message_page(lang, Msg::FormExpired, StatusCode::BAD_REQUEST),
     };
-    if pending(&p, &id).is_none() {
+    let answer = Answer::Push {
+        id: id.clone(),
+        action,
+    };
+    let Delivered::Done { outcome } = deliver(&p.node, answer).await else {
         return gone(lang);
-    }
-    let pin = zeroize::Zeroizing::new(field(&form, "pin").to_string());
-    let mut user = String::new();
-    let decided = p
-        .node
-        .verifications()
-        .decide_with(&id, p.clock.instant(), |j| {
-            user.clone_from(&j.view.user);
-            match (outcome, j.pin_matches(&pin)) {
-                (Outcome::Approved, Some(false)) => Outcome::WrongPin,
-                (o, _) => o,
-            }
-        });
-    if decided != Decided::Done {
-        return gone(lang);
-    }
+    };
     info!(
-        user = %crate::text::Escaped(&user),
-        decision = outcome.as_str(),
+        approval = %crate::text::Escaped(&id),
+        outcome = outcome.as_str(),
         "push approval answered on the approval page"
     );
     let html = page(&chrome(lang), Msg::ApproveTitle, &notice(done.text(lang)));

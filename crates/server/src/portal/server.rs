@@ -96,7 +96,12 @@ pub async fn serve(
             }
         })
     };
-    crate::https::serve(listener, tls, router(portal), HTTPS, shutdown).await;
+    let callbacks = crate::callback::router(portal.node.clone());
+    let app = match callbacks {
+        Some(c) => router(portal).merge(c),
+        None => router(portal),
+    };
+    crate::https::serve(listener, tls, app, HTTPS, shutdown).await;
     cleaner.abort();
 }
 

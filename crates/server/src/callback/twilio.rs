@@ -1,0 +1,255 @@
+//! Twilio's callbacks, served on the portal listener (the one HTTPS service
+//! meant to be published through a reverse proxy in the DMZ):
+//!
+//! | path | Twilio sends it as | carries |
+//! | --- | --- | --- |
+//! | `POST /callback/twilio/voice/{id}` | the call's `<Gather action>` | `Digits` |
+//! | `POST /callback/twilio/status/{id}` | the call's `StatusCallback` | `CallStatus` |
+//! | `POST /callback/twilio/sms` | the number's inbound-message webhook | `From`, `Body` |
+//!
+//! Every request must carry a valid `X-Twilio-Signature` over the public URL
+//! (`[gateway] callback_url` + the path) and the form parameters, keyed by
+//! the auth token; one without is answered 403, counted
+//! (`radmfa_callbacks_total{result="bad_signature"}`) and said at WARN at
+//! most once a minute with the remedy. A signed callback for an unknown,
+//! expired or already decided verification changes nothing and is answered
+//! 200 with TwiML that says so: a 4xx would make Twilio play "an application
+//! error has occurred" to the caller and log an error on the account.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use tracing::{info, warn};
+
+use super::deliver::{deliver, Answer, Delivered};
+use super::texts::{read_reply, CALLBACK_PREFIX};
+use crate::counters::bump;
+use crate::pipeline::Node;
+use crate::verifications::Outcome;
+
+/// Largest callback body (Twilio's are a few hundred bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the handlers share.
+struct Callbacks {
+    node: Arc<Node>,
+    auth_token: radmfa_gateway::Secret,
+    /// The public base URL the signatures are computed over.
+    base: String,
+    /// When the last bad-signature WARN was said (Unix seconds), and how
+    /// many were refused since.
+    last_warn: AtomicU64,
+    refused_since: AtomicU64,
+}
+
+/// The callback routes, when the gateway is Twilio and a public callback
+/// URL is known; merged into the portal's router.
+pub fn router(node: Arc<Node>) -> Option<Router> {
+    let cfg = node.config();
+    let base = cfg.oob.callback_url.clone()?;
+    let Some(radmfa_gateway::Provider::Twilio { auth_token, .. }) =
+        cfg.gateway.as_ref().map(|g| &g.provider)
+    else {
+        return None;
+    };
+    let state = Arc::new(Callbacks {
+        auth_token: auth_token.clone(),
+        base: base.clone(),
+        node: node.clone(),
+        last_warn: AtomicU64::new(0),
+        refused_since: AtomicU64::new(0),
+    });
+    info!(
+        voice = %format!("{base}{CALLBACK_PREFIX}/voice/{{id}}"),
+        sms = %super::texts::sms_webhook(&base),
+        "Twilio callbacks served on the portal listener"
+    );
+    Some(
+        Router::new()
+            .route(&format!("{CALLBACK_PREFIX}/voice/{{id}}"), post(voice))
+            .route(&format!("{CALLBACK_PREFIX}/status/{{id}}"), post(status))
+            .route(&format!("{CALLBACK_PREFIX}/sms"), post(sms))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(state),
+    )
+}
+
+impl Callbacks {
+    /// The form parameters of a correctly signed request, or the 403.
+    fn verified(
+        &self,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, Box<Response>> {
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        let url = format!("{}{path}", self.base);
+        let presented = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok());
+        let ok = presented.is_some_and(|sig| {
+            radmfa_gateway::twilio_signature_matches(&url, &params, &self.auth_token, sig)
+        });
+        if ok {
+            return Ok(params);
+        }
+        let counters = self.node.counters();
+        bump(&counters.callbacks_bad_signature);
+        self.warn_refused(&url, presented.is_none());
+        Err(Box::new(
+            (StatusCode::FORBIDDEN, "bad or missing X-Twilio-Signature\n").into_response(),
+        ))
+    }
+
+    /// One WARN a minute at most about refused callbacks, with the remedy.
+    fn warn_refused(&self, url: &str, unsigned: bool) {
+        let now = self.node.clock().now_unix();
+        let refused = self.refused_since.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.last_warn.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 60
+            || self
+                .last_warn
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.refused_since.store(0, Ordering::Relaxed);
+        warn!(
+            url = %crate::text::escape(url),
+            refused,
+            unsigned,
+            "refused Twilio callback(s) without a valid X-Twilio-Signature ({refused} since the last warning); \
+             if these come from Twilio, [gateway] callback_url must be exactly the base of the URL Twilio \
+             requests (scheme, host, port and path prefix as the reverse proxy publishes them) and \
+             api_key_file must hold the account's current auth token"
+        );
+    }
+
+    /// Counts what became of a signed callback.
+    fn count(&self, d: &Delivered) {
+        let c = self.node.counters();
+        bump(match d {
+            Delivered::Done { .. } => &c.callbacks_decided,
+            Delivered::Ignored => &c.callbacks_ignored,
+            _ => &c.callbacks_unmatched,
+        });
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn twiml(body: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{body}</Response>"),
+    )
+        .into_response()
+}
+
+/// The `<Gather action>`: the keys pressed; the TwiML answer is what the
+/// caller hears before the call ends.
+async fn voice(
+    State(cb): State<Arc<Callbacks>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match cb.verified(&uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let digits = param(&params, "Digits").to_string();
+    let delivered = deliver(&cb.node, Answer::Keys { id, digits }).await;
+    cb.count(&delivered);
+    let said = match delivered {
+        Delivered::Done { outcome } => match outcome {
+            Outcome::Approved => "Thank you. Your sign-in is approved.",
+            Outcome::WrongPin => "The PIN was not correct. The sign-in is denied.",
+            Outcome::Fraud => {
+                "Thank you. The sign-in is denied and reported as fraud. Your account is locked; contact your administrator."
+            }
+            Outcome::NoInput => "No key was pressed. The sign-in is denied.",
+            _ => "The sign-in is denied.",
+        },
+        Delivered::OwnerUnreachable => "Sorry, your answer could not be recorded. Please sign in again.",
+        _ => "This sign-in request is no longer valid.",
+    };
+    twiml(&format!("<Say>{said} Goodbye.</Say><Hangup/>"))
+}
+
+/// The call's `StatusCallback`: a busy line, no answer, a failed or
+/// cancelled call ends the wait at once.
+async fn status(
+    State(cb): State<Arc<Callbacks>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match cb.verified(&uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let status = param(&params, "CallStatus").to_string();
+    let delivered = deliver(&cb.node, Answer::CallEnded { id, status }).await;
+    cb.count(&delivered);
+    twiml("")
+}
+
+/// The inbound-message webhook: a reply to a two-way SMS, matched by the
+/// sender's number (and the reference, when given); the TwiML answer is an
+/// SMS back to the user saying what happened.
+async fn sms(
+    State(cb): State<Arc<Callbacks>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match cb.verified(&uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let from = param(&params, "From").to_string();
+    let Some(reply) = read_reply(param(&params, "Body")) else {
+        cb.count(&Delivered::Unknown);
+        return twiml(
+            "<Message>Reply YES or NO followed by the number in the sign-in message.</Message>",
+        );
+    };
+    let delivered = deliver(
+        &cb.node,
+        Answer::SmsReply {
+            from,
+            approve: reply.approve,
+            reference: reply.reference,
+        },
+    )
+    .await;
+    cb.count(&delivered);
+    let said = match delivered {
+        Delivered::Done {
+            outcome: Outcome::Approved,
+        } => "Sign-in approved.",
+        Delivered::Done { .. } => "Sign-in denied.",
+        Delivered::Ambiguous => {
+            "Several sign-ins are waiting: reply YES or NO followed by the number in the message."
+        }
+        Delivered::OwnerUnreachable => "Your answer could not be recorded. Please sign in again.",
+        _ => "No sign-in is waiting for this answer.",
+    };
+    twiml(&format!("<Message>{said}</Message>"))
+}
