@@ -155,7 +155,7 @@ impl Node {
     }
 
     /// What an approval page or SMS shows about this login.
-    fn oob_context(&self, login: &Login<'_>) -> Context {
+    pub(super) fn oob_context(&self, login: &Login<'_>) -> Context {
         let p = login.packet;
         let nas_ip = p
             .attr(AttrType::NAS_IP_ADDRESS)

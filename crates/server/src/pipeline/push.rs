@@ -22,39 +22,13 @@ use super::login::Login;
 use super::node::Node;
 use super::session::{ChallengeOrigin, PendingChallenge};
 use crate::push::{Delivery, Pusher};
-use crate::verifications::{Context, NewVerification, OobMode, Outcome, View, Waiter};
+use crate::verifications::{NewVerification, OobMode, Outcome, View, Waiter};
 
 /// What the user is told when the push limit refused a login.
 const MSG_PUSH_LIMITED: &str =
     "Too many sign-in approvals were sent to your devices. Wait a few minutes, then try again.";
 
 impl Node {
-    /// The approval context of `login`: client name, NAS address,
-    /// Calling-Station-Id, time.
-    pub(super) fn push_context(&self, login: &Login<'_>) -> Context {
-        use radmfa_radius::AttrType;
-        let p = login.packet;
-        let nas_ip = p
-            .attr(AttrType::NAS_IP_ADDRESS)
-            .and_then(|a| a.as_ipv4().ok())
-            .map(std::net::IpAddr::V4)
-            .or_else(|| {
-                p.attr(AttrType::NAS_IPV6_ADDRESS)
-                    .and_then(|a| a.as_ipv6().ok())
-                    .map(std::net::IpAddr::V6)
-            });
-        let calling_station = p
-            .attr(AttrType::CALLING_STATION_ID)
-            .and_then(|a| a.as_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect());
-        Context {
-            client: login.client.name.clone(),
-            nas_ip,
-            calling_station,
-            at_unix: self.clock.now_unix(),
-        }
-    }
-
     /// Opens a push verification for `user` and sends it to every device:
     /// the open verification and its waiter, or the Reject to send (push
     /// limit, registry full, nothing delivered).
@@ -85,7 +59,7 @@ impl Node {
             NewVerification {
                 user: name.to_string(),
                 mode: OobMode::Push,
-                context: self.push_context(login),
+                context: self.oob_context(login),
                 phone: None,
                 pin,
                 lifetime,
