@@ -134,21 +134,7 @@ fn python_ok() -> bool {
 fn push_env(extra: &str, number_matching: bool, verdict_secs: u64) -> (Env, PathBuf) {
     let env = Env::new();
     let pki = env.path().join("pki");
-    env.radmfa(&[
-        "cluster",
-        "init",
-        "--dir",
-        pki.to_str().expect("utf-8"),
-        "--nodes",
-        "1",
-    ])
-    .assert_ok();
-    let vapid = pki.join("vapid.key");
-    // A gateway only for its verdict timeout: nothing here goes through it.
-    let gw_key = env.path().join("gateway.key");
-    std::fs::write(&gw_key, "unused-gateway-key-0123456789\n").expect("key");
-    std::fs::set_permissions(&gw_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
+    cluster_init(&pki, 1);
     let mut text = std::fs::read_to_string(env.config_path()).expect("config");
     if number_matching {
         text = text.replace(
@@ -156,18 +142,49 @@ fn push_env(extra: &str, number_matching: bool, verdict_secs: u64) -> (Env, Path
             "challenge_prompt = \"Enter the code from your authenticator app\"\nnumber_matching = true\n",
         );
     }
+    std::fs::write(env.config_path(), text).expect("config");
+    push_config(&env, &pki, 1, verdict_secs, extra);
+    (env, pki.join("vapid.key"))
+}
+
+/// `radmfa cluster init` into `pki` for `nodes` nodes.
+fn cluster_init(pki: &Path, nodes: u16) {
+    let dir = pki.parent().expect("parent");
+    common::run_radmfa(
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            pki.to_str().expect("utf-8"),
+            "--nodes",
+            &nodes.to_string(),
+        ],
+        None,
+        dir,
+    )
+    .assert_ok();
+}
+
+/// Appends the portal (node `id`'s certificate in `pki`), `[push]` with
+/// `pki`'s VAPID key and a gateway (only for its verdict timeout: nothing
+/// here goes through it), then checks the configuration.
+fn push_config(env: &Env, pki: &Path, id: u16, verdict_secs: u64, extra: &str) {
+    let gw_key = env.path().join("gateway.key");
+    std::fs::write(&gw_key, "unused-gateway-key-0123456789\n").expect("key");
+    std::fs::set_permissions(&gw_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let mut text = std::fs::read_to_string(env.config_path()).expect("config");
     text.push_str(&format!(
         "\n[portal]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n\
          \n[push]\nvapid_key_file = {:?}\nsubject = {SUBJECT:?}\nallow_http_endpoints = true\n\
          \n[gateway]\nurl = \"https://127.0.0.1:9\"\napi_key_file = {:?}\nverdict_timeout_secs = {verdict_secs}\n{extra}\n",
-        pki.join("node-1.pem").display().to_string(),
-        pki.join("node-1.key").display().to_string(),
-        vapid.display().to_string(),
+        pki.join(format!("node-{id}.pem")).display().to_string(),
+        pki.join(format!("node-{id}.key")).display().to_string(),
+        pki.join("vapid.key").display().to_string(),
         gw_key.display().to_string(),
     ));
     std::fs::write(env.config_path(), text).expect("config");
     env.radmfa(&["check-config"]).assert_ok();
-    (env, vapid)
 }
 
 fn add_push_user(env: &Env, name: &str) {
@@ -608,4 +625,71 @@ fn web_push_device_registered_and_approved_in_chromium() {
     let r = login.join().expect("login");
     assert_eq!(first_reply(&r).0, "Access-Accept", "{}", r.json);
     assert_eq!(push.pushes(&phone.path).len(), 1);
+}
+
+#[test]
+fn web_push_approval_page_served_by_another_node_decides_the_owners_login() {
+    if !python_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = dir.path().join("pki");
+    cluster_init(&pki, 2);
+    let (peer_a, peer_b) = (common::free_tcp_port(), common::free_tcp_port());
+    let mut envs = Vec::new();
+    for (id, listen, peer_id, peer_port) in [(1u16, peer_a, 2u16, peer_b), (2, peer_b, 1, peer_a)] {
+        let env = Env::new();
+        let role = if id == 1 { "primary" } else { "replica" };
+        let text = std::fs::read_to_string(env.config_path())
+            .expect("config")
+            .replace("node_id = 7\n", &format!("node_id = {id}\n"))
+            .replace(
+                "[challenge]\n",
+                &format!(
+                    "[challenge]\ncluster_key_file = {:?}\n",
+                    pki.join("cluster.key").display().to_string()
+                ),
+            );
+        std::fs::write(env.config_path(), text).expect("config");
+        let cluster = format!(
+            "\n[cluster]\nlisten = \"127.0.0.1:{listen}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nforward_timeout_ms = 2000\nrole = \"{role}\"\n\n[[cluster.peer]]\nnode_id = {peer_id}\naddress = \"127.0.0.1:{peer_port}\"\n",
+            ca = pki.join("ca.pem").display().to_string(),
+            cert = pki.join(format!("node-{id}.pem")).display().to_string(),
+            key = pki.join(format!("node-{id}.key")).display().to_string(),
+        );
+        push_config(&env, &pki, id, 20, &cluster);
+        envs.push(env);
+    }
+    let vapid_public = webpush(&[
+        "vapid-public",
+        pki.join("vapid.key").to_str().expect("utf-8"),
+    ])
+    .trim()
+    .to_string();
+    let push = PushService::start(dir.path());
+    add_push_user(&envs[0], "alma");
+    let a = envs[0].start();
+    let b = envs[1].start();
+    let phone = Browser::new("/sub/alma");
+    register(&envs[0], &push, "alma", &phone);
+
+    // The login waits on node A; the notification's page is served by B.
+    let login = login_in_background(&a, "alma", PASSWORD, None, 15);
+    let id = phone.read(&push, 1, &vapid_public)["message"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(id.starts_with("n1-"), "{id}");
+    let got = answer(&b, &id, "approve");
+    assert_eq!(got["status"], 200, "{got}");
+    assert!(
+        got["page"].as_str().unwrap_or_default().contains("alma"),
+        "{got}"
+    );
+    assert_eq!(got["post_status"], 200, "{got}");
+    let r = login.join().expect("login");
+    assert_eq!(first_reply(&r).0, "Access-Accept", "{}", r.json);
+    // Answered once: node B (and A) now say it is over.
+    assert_eq!(answer(&b, &id, "deny")["status"], 410);
+    assert_eq!(answer(&a, &id, "deny")["status"], 410);
 }
