@@ -76,6 +76,11 @@ data-unsupported=\"{unsupported}\" data-denied=\"{denied}\" data-failed=\"{faile
     html_response(status, html, p.cookie(&si.s, now))
 }
 
+/// The devices page again with `msg` as an alert, answered with `status`.
+fn devices_alert(p: &Portal, si: &SignedIn, msg: Msg, status: StatusCode, now: u64) -> Response {
+    devices_response(p, si, &alert(msg.text(si.lang())), status, now)
+}
+
 pub(super) async fn devices_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
     notice_page(&p, &headers, false, devices_response)
 }
@@ -91,7 +96,6 @@ pub(super) async fn device_add(
         Ok(si) => si,
         Err(r) => return *r,
     };
-    let lang = si.lang();
     let endpoint = field(&form, "endpoint");
     let allowed = p
         .node
@@ -105,10 +109,9 @@ pub(super) async fn device_add(
         p256dh: field(&form, "p256dh").to_string(),
         auth: field(&form, "auth").to_string(),
     });
-    let refused =
-        |status| devices_response(&p, &si, &alert(Msg::DeviceInvalid.text(lang)), status, now);
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
     if !allowed {
-        return refused(StatusCode::UNPROCESSABLE_ENTITY);
+        return devices_alert(&p, &si, Msg::DeviceInvalid, invalid, now);
     }
     match crate::control::dispatch(&p.node, req).await {
         Ok(_) => {
@@ -122,16 +125,11 @@ pub(super) async fn device_add(
         Err(
             crate::admin::AdminError::Invalid(_)
             | crate::admin::AdminError::Store(radmfa_store::StoreError::Invalid(_)),
-        ) => refused(StatusCode::UNPROCESSABLE_ENTITY),
+        ) => devices_alert(&p, &si, Msg::DeviceInvalid, invalid, now),
         Err(e) => {
             tracing::warn!(user = %crate::text::Escaped(&name), error = %e, "portal: cannot register a push device");
-            devices_response(
-                &p,
-                &si,
-                &alert(Msg::TryAgain.text(lang)),
-                StatusCode::SERVICE_UNAVAILABLE,
-                now,
-            )
+            let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+            devices_alert(&p, &si, Msg::TryAgain, unavailable, now)
         }
     }
 }
@@ -153,14 +151,8 @@ pub(super) async fn device_remove(
         id: field(&form, "id").to_string(),
     };
     if !p.write(&name, "remove a push device", req).await {
-        let lang = si.lang();
-        return devices_response(
-            &p,
-            &si,
-            &alert(Msg::TryAgain.text(lang)),
-            StatusCode::SERVICE_UNAVAILABLE,
-            now,
-        );
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        return devices_alert(&p, &si, Msg::TryAgain, unavailable, now);
     }
     p.with_notice(si.s, "/devices", Msg::DeviceRemoved, now)
 }
