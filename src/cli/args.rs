@@ -261,6 +261,14 @@ pub enum UserCmd {
     Delete { name: String },
     /// Lift a user's lockout (too many failed second factors, or a fraud report).
     Unlock { name: String },
+    /// List a user's browsers registered for push approvals (portal devices page).
+    Devices {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one of a user's push devices (its id from `user devices`).
+    DeviceRemove { name: String, id: String },
     /// Set a user's password.
     Passwd {
         name: String,

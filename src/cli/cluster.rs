@@ -1,5 +1,6 @@
 //! `radmfa cluster`: writes the peer-link PKI (CA, node certificates) and the
-//! shared cluster key; files are created, never overwritten.
+//! shared cluster key and VAPID key (push approvals); files are created,
+//! never overwritten.
 
 use std::path::Path;
 
@@ -44,6 +45,13 @@ pub fn cluster(cmd: ClusterCmd) -> anyhow::Result<()> {
             println!(
                 "wrote {}/cluster.key: copy it to every node ([challenge] cluster_key_file); \
                  every node also needs the primary's seed key ([server] key_file)",
+                dir.display()
+            );
+            let vapid = radmfa_server::push::VapidKey::generate();
+            let pem = zeroize::Zeroizing::new(vapid.to_pem().map_err(|e| anyhow!(e))?);
+            write_new(&dir.join("vapid.key"), &pem, 0o600)?;
+            println!(
+                "wrote {}/vapid.key (push approvals): copy it to every node ([push] vapid_key_file)",
                 dir.display()
             );
         }

@@ -1,12 +1,13 @@
 //! `radmfa user`: add, change, list, show, enable, disable, delete, unlock
-//! users, set passwords and PINs, import a CSV file.
+//! users, set passwords and PINs, list and remove push devices, import a CSV
+//! file.
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use radmfa_server::admin::{
-    AdminRequest, Deleted, ImportRow, Imported, NewUser, PasswordChanged, PinMode, PinSet,
-    Unlocked, UserAdded, UserChange, UserEnabled, UserView,
+    AdminRequest, Deleted, DeviceList, DeviceRemoved, ImportRow, Imported, NewUser,
+    PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserChange, UserEnabled, UserView,
 };
 use radmfa_server::RuntimeConfig;
 use radmfa_store::Method;
@@ -135,6 +136,8 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                 println!("unlocked user {name} (was locked: {})", v.was_lock_reason);
             }
         }
+        UserCmd::Devices { name, json } => devices(cfg, name, json)?,
+        UserCmd::DeviceRemove { name, id } => device_remove(cfg, name, id)?,
         UserCmd::Passwd { name, password } => {
             let password = password
                 .read()?
@@ -283,5 +286,41 @@ fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
     for (k, shown) in &rows {
         println!("{k:<14} {}", radmfa_server::text::Escaped(shown));
     }
+    Ok(())
+}
+
+/// `user devices NAME`: the browsers registered for push approvals.
+fn devices(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
+    let v: DeviceList = call(cfg, AdminRequest::UserDevices { name })?;
+    if json {
+        println!("{}", json_pretty(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = v
+        .devices
+        .iter()
+        .map(|d| {
+            vec![
+                esc(&d.id),
+                esc(&d.name),
+                esc(&d.push_service),
+                show_time(d.created),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "NAME", "PUSH SERVICE", "REGISTERED"], &rows);
+    Ok(())
+}
+
+/// `user device-remove NAME ID`.
+fn device_remove(cfg: &RuntimeConfig, name: String, id: String) -> anyhow::Result<()> {
+    let _: DeviceRemoved = call(
+        cfg,
+        AdminRequest::UserDeviceRemove {
+            name: name.clone(),
+            id: id.clone(),
+        },
+    )?;
+    println!("removed device {id} of user {}", esc(&name));
     Ok(())
 }

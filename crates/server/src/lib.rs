@@ -28,6 +28,7 @@ pub mod mail;
 pub mod peer;
 pub mod pipeline;
 pub mod portal;
+pub mod push;
 pub mod radsec;
 pub mod replication;
 pub mod retention;
@@ -541,6 +542,15 @@ async fn start(
             "created a new cluster key; copy it to every node of the cluster ([challenge] cluster_key_file)"
         );
     }
+    let (vapid, new_vapid) = push::VapidKey::load_or_create(&cfg.push.vapid_key_file)?;
+    if new_vapid && cfg.cluster.is_some() {
+        info!(
+            path = %cfg.push.vapid_key_file.display(),
+            "created a new VAPID key (push approvals); copy it to every node of the cluster ([push] vapid_key_file)"
+        );
+    }
+    let pusher = push::Pusher::new(vapid, cfg.push.clone())
+        .map_err(|e| ServerError::Io(std::io::Error::other(format!("push client: {e}"))))?;
     let portal_keys = portal::CookieKeys::derive(state_key.as_bytes());
     let tls = ListenerTls::load(&cfg, &counters)?;
     let audit_stop = CancellationToken::new();
@@ -589,6 +599,7 @@ async fn start(
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??,
     );
+    node.set_pusher(Arc::new(pusher));
     let replication = match (&cfg.cluster, repl_client) {
         (Some(c), Some(client)) if c.replication => {
             Some(start_replication(&cfg, c, &store, &node, client)?)

@@ -28,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -253,6 +254,8 @@ pub struct Limits {
     client: Option<KeyedLimit<String>>,
     source: Option<KeyedLimit<IpAddr>>,
     user: Option<KeyedLimit<String>>,
+    /// Push approvals per user (push fatigue).
+    push: Option<KeyedLimit<String>>,
     failures: Vec<Mutex<HashMap<String, Failures>>>,
     locks: Mutex<HashMap<String, Lock>>,
     /// `locks.len()`, read without the mutex on every request.
@@ -295,6 +298,14 @@ impl Limits {
             user: settings.user.map(|r| {
                 KeyedLimit::new(Quota::per_minute(r.per_period).allow_burst(r.burst), cap)
             }),
+            push: NonZeroU32::new(settings.push_per_user).map(|n| {
+                // n pushes per window: one back every window / n, n at once.
+                let every = Duration::from_secs(settings.push_window_secs) / n.get();
+                let quota = Quota::with_period(every.max(Duration::from_millis(1)))
+                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                    .allow_burst(n);
+                KeyedLimit::new(quota, cap)
+            }),
             failures: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             locks: Mutex::new(HashMap::new()),
             lock_count: AtomicUsize::new(0),
@@ -304,6 +315,16 @@ impl Limits {
             settings,
             counters,
         }
+    }
+
+    /// Counts one push approval for `user`: false when over
+    /// `[limits] push_per_user` per `push_window_secs` (push fatigue: a
+    /// stolen password must not let an attacker bombard the phone until
+    /// the user approves to make it stop).
+    pub fn allow_push(&self, user: &str) -> bool {
+        self.push
+            .as_ref()
+            .is_none_or(|l| l.check(&user.to_string()) == Check::Allowed)
     }
 
     /// The settings in force.
@@ -700,7 +721,7 @@ impl Limits {
 
     /// Drops stale entries from every table and returns their memory.
     pub fn prune(&self, now: u64) {
-        for l in [&self.client, &self.user].into_iter().flatten() {
+        for l in [&self.client, &self.user, &self.push].into_iter().flatten() {
             l.prune();
         }
         if let Some(l) = &self.source {

@@ -287,6 +287,11 @@ pub struct User {
     /// Device token of the authenticator app (push); empty when none.
     #[serde(default)]
     pub device_token: String,
+    /// Browsers registered for sign-in approvals by Web Push (portal
+    /// devices page). The endpoints are capabilities: `Debug` prints only
+    /// how many there are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push_devices: Vec<PushDevice>,
     /// Language of messages to the user (enrollment email), e.g. "en"; empty
     /// for the configured default.
     #[serde(default)]
@@ -337,6 +342,7 @@ impl User {
             groups: Vec::new(),
             password_hash: None,
             device_token: String::new(),
+            push_devices: Vec::new(),
             language: String::new(),
             source: String::new(),
             synced: None,
@@ -386,6 +392,7 @@ impl fmt::Debug for User {
                 &self.password_hash.as_ref().map(|_| Redacted),
             )
             .field("device_token", &self.device_token)
+            .field("push_devices", &self.push_devices.len())
             .field("language", &self.language)
             .field("source", &self.source)
             .field("synced", &self.synced)
@@ -396,6 +403,98 @@ impl fmt::Debug for User {
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()
+    }
+}
+
+/// Most Web Push devices one user may register.
+pub const MAX_PUSH_DEVICES: usize = 10;
+/// Longest accepted device name, in characters.
+pub const MAX_DEVICE_NAME_CHARS: usize = 64;
+/// Longest accepted push endpoint URL, in bytes.
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+
+/// A browser registered for sign-in approvals: its Push API subscription
+/// (RFC 8030 push resource and the RFC 8291 keys). The endpoint URL is a
+/// capability (whoever knows it can send to the browser), so `Debug` and
+/// every log show only its host ([`PushDevice::endpoint_host`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDevice {
+    /// Random id (hex), what the portal, CLI and API name it by.
+    pub id: String,
+    /// Name the user gave it ("Phone").
+    pub name: String,
+    /// The push resource (https URL of the browser vendor's push service).
+    pub endpoint: String,
+    /// The browser's P-256 public key, base64url (uncompressed point).
+    pub p256dh: String,
+    /// The authentication secret, base64url (16 bytes).
+    pub auth: String,
+    /// When it was registered, unix seconds.
+    pub created: u64,
+}
+
+impl PushDevice {
+    /// The host of the endpoint, the only part of it that may be shown.
+    pub fn endpoint_host(&self) -> &str {
+        endpoint_host(&self.endpoint)
+    }
+
+    /// Checks what a browser sent: an http(s) endpoint of sane length, a
+    /// 65-byte uncompressed P-256 point and a 16-byte secret (base64url, as
+    /// `PushSubscription.toJSON()` gives them), a name without control
+    /// characters.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |m: &str| Err(StoreError::Invalid(m.to_string()));
+        if self.name.trim().is_empty()
+            || self.name.chars().count() > MAX_DEVICE_NAME_CHARS
+            || self.name.chars().any(is_unsafe_char)
+        {
+            return bad("a device name must be 1 to 64 characters without control characters");
+        }
+        let scheme_ok =
+            self.endpoint.starts_with("https://") || self.endpoint.starts_with("http://");
+        if !scheme_ok
+            || self.endpoint.len() > MAX_ENDPOINT_LEN
+            || self.endpoint_host().is_empty()
+            || self.endpoint.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return bad("the push endpoint must be an https URL of at most 2048 bytes");
+        }
+        let b64 = |s: &str| {
+            data_encoding::BASE64URL_NOPAD
+                .decode(s.trim_end_matches('=').as_bytes())
+                .ok()
+        };
+        if b64(&self.p256dh).is_none_or(|k| k.len() != 65 || k[0] != 4) {
+            return bad("p256dh must be an uncompressed P-256 public key, base64url");
+        }
+        if b64(&self.auth).is_none_or(|k| k.len() != 16) {
+            return bad("auth must be 16 bytes, base64url");
+        }
+        Ok(())
+    }
+}
+
+/// The host (and port) of an http(s) URL; empty when it has none.
+pub fn endpoint_host(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or("");
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // Never user info.
+    authority.rsplit('@').next().unwrap_or("")
+}
+
+impl fmt::Debug for PushDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushDevice")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("endpoint_host", &self.endpoint_host())
+            .field("created", &self.created)
+            .finish_non_exhaustive()
     }
 }
 
@@ -930,5 +1029,36 @@ mod tests {
         let line = serde_json::to_string(&acct).unwrap();
         assert!(line.contains(r#""accounting":{"status":"stop""#), "{line}");
         assert_eq!(serde_json::from_str::<AuditRecord>(&line).unwrap(), acct);
+    }
+
+    /// A record written before push devices existed loads with none, and
+    /// a user without devices is written as before (no new key).
+    #[test]
+    fn push_devices_default_and_validate() {
+        let old = r#"{"name":"alice","display_name":"","email":"","phone":"","method":"push","enabled":true,"groups":[],"password_hash":null,"created":1,"updated":1}"#;
+        let u: User = serde_json::from_str(old).unwrap();
+        assert!(u.push_devices.is_empty());
+        assert!(!serde_json::to_string(&u).unwrap().contains("push_devices"));
+        // A subscription as Chromium's PushSubscription.toJSON() gives it.
+        let mut d = PushDevice {
+            id: "00".into(),
+            name: "Phone".into(),
+            endpoint: "https://fcm.googleapis.com/fcm/send/secret-token".into(),
+            p256dh: "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY".into(),
+            auth: "_ordMnz7uTCmrpBTeUV4Bw".into(),
+            created: 1,
+        };
+        assert!(d.validate().is_ok());
+        assert_eq!(d.endpoint_host(), "fcm.googleapis.com");
+        let dbg = format!("{d:?}");
+        assert!(!dbg.contains("secret-token") && dbg.contains("fcm.googleapis.com"));
+        for bad in ["ftp://x/y", "https:///y", "https://a b/"] {
+            d.endpoint = bad.into();
+            assert!(d.validate().is_err(), "{bad}");
+        }
+        d.endpoint = "https://u:p@push.example/x".into();
+        assert_eq!(d.endpoint_host(), "push.example");
+        d.auth = "AAAA".into();
+        assert!(d.validate().is_err());
     }
 }

@@ -15,7 +15,7 @@ use super::actor::Actor;
 use super::context::Ctx;
 use super::error::AdminError;
 use super::request::AdminRequest;
-use super::{admin_tokens, clients, cluster, import, reports, tokens, users};
+use super::{admin_tokens, clients, cluster, devices, import, reports, tokens, users};
 
 /// Runs a request against the store at the system clock's time and returns
 /// its answer as JSON (the CLI without a server, tests). An action is
@@ -79,6 +79,9 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
         }
         AdminRequest::UserDisableFraud { name } => json(users::disable_fraud(ctx, name)),
         AdminRequest::UserDelete { name } => json(users::delete(ctx, name)),
+        AdminRequest::UserDevices { name } => json(devices::list(ctx, &name)),
+        AdminRequest::UserDeviceAdd(n) => json(devices::add(ctx, n)),
+        AdminRequest::UserDeviceRemove { name, id } => json(devices::remove(ctx, name, id)),
         AdminRequest::UserUnlock { name } => json(users::unlock(ctx, name)),
         AdminRequest::UserLock {
             name,

@@ -9,7 +9,7 @@
 //!   [`AdminHooks`] (cache refresh, counters, replication, directory),
 //!   forwarding to the primary from a replica ([`forward`]).
 //! * [`execute`]: the table of operations on the store; one file per
-//!   resource: [`users`], [`import`], [`tokens`], [`clients`],
+//!   resource: [`users`], [`devices`], [`import`], [`tokens`], [`clients`],
 //!   [`admin_tokens`], [`reports`], [`cluster`], [`directory`].
 //! * [`results`]: the typed answers; [`answer`]: their envelope on the
 //!   control socket and the peer link.
@@ -20,6 +20,7 @@ pub mod answer;
 pub mod clients;
 pub mod cluster;
 pub mod context;
+pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod execute;
@@ -41,12 +42,14 @@ pub use error::AdminError;
 pub use execute::execute;
 pub use forward::forward_to_primary;
 pub use reports::{AuditReport, ACCOUNTING_FIELDS, REPORT_FIELDS};
-pub use request::{AdminRequest, Effect, ImportRow, NewClient, NewToken, NewUser, UserChange};
+pub use request::{
+    AdminRequest, Effect, ImportRow, NewClient, NewDevice, NewToken, NewUser, UserChange,
+};
 pub use results::{
     algorithm_name, disabled_reason, AccountingRow, AdminTokenCreated, AdminTokenView, BackupView,
-    ClientAdded, ClientSource, ClientView, Deleted, Enrolled, Imported, Locked, OtpAdvanced,
-    PasswordChanged, PinMode, PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView,
-    Unlocked, UserAdded, UserEnabled, UserView,
+    ClientAdded, ClientSource, ClientView, Deleted, DeviceList, DeviceRemoved, DeviceView,
+    Enrolled, Imported, Locked, OtpAdvanced, PasswordChanged, PinMode, PinSet, Resynced, Revoked,
+    TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded, UserEnabled, UserView,
 };
 pub use service::{Admin, AdminHooks};
 pub use tokens::HOTP_RESYNC_SEARCH;

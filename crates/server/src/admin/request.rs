@@ -53,6 +53,20 @@ pub enum AdminRequest {
         /// Login name.
         name: String,
     },
+    /// Lists a user's Web Push devices (never their endpoints or keys).
+    UserDevices {
+        /// Login name.
+        name: String,
+    },
+    /// Registers a browser for sign-in approvals (the portal's devices page).
+    UserDeviceAdd(NewDevice),
+    /// Removes one of a user's Web Push devices.
+    UserDeviceRemove {
+        /// Login name.
+        name: String,
+        /// The device's id.
+        id: String,
+    },
     /// Deletes a user and their token.
     UserDelete {
         /// Login name.
@@ -429,6 +443,31 @@ impl std::fmt::Debug for NewClient {
     }
 }
 
+/// A browser's Push API subscription ([`AdminRequest::UserDeviceAdd`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewDevice {
+    /// Login name.
+    pub user: String,
+    /// Name the user gives the device.
+    pub name: String,
+    /// The push resource URL (a capability: never logged).
+    pub endpoint: String,
+    /// The browser's P-256 key, base64url.
+    pub p256dh: String,
+    /// The browser's authentication secret, base64url.
+    pub auth: String,
+}
+
+impl std::fmt::Debug for NewDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The endpoint is a capability: name the user and device only.
+        f.debug_struct("NewDevice")
+            .field("user", &self.user)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One row of a bulk import.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ImportRow {
@@ -507,6 +546,7 @@ impl AdminRequest {
         match self {
             AdminRequest::UserList
             | AdminRequest::UserShow { .. }
+            | AdminRequest::UserDevices { .. }
             | AdminRequest::TokenList
             | AdminRequest::TokenShow { .. }
             | AdminRequest::ClientAdd(_)
@@ -536,7 +576,9 @@ impl AdminRequest {
             | AdminRequest::UserSetEnabled { name, .. }
             | AdminRequest::UserDisableFraud { name }
             | AdminRequest::UserLock { name, .. }
-            | AdminRequest::UserPasswd { name, .. } => Effect::User(name.clone()),
+            | AdminRequest::UserPasswd { name, .. }
+            | AdminRequest::UserDeviceAdd(NewDevice { user: name, .. })
+            | AdminRequest::UserDeviceRemove { name, .. } => Effect::User(name.clone()),
             AdminRequest::UserUnlock { name } => Effect::Unlock(name.clone()),
             AdminRequest::UserDelete { name } => Effect::UserToken(name.clone()),
             AdminRequest::TokenEnroll(NewToken { user, .. })
@@ -564,6 +606,7 @@ impl AdminRequest {
             | AdminRequest::Stats
             | AdminRequest::ReplStatus
             | AdminRequest::AccountingReport { .. }
+            | AdminRequest::UserDevices { .. }
             | AdminRequest::ConfigStatus
             // Between nodes: digests, and lockout failures and resets that
             // the sign-ins they come from are recorded by.
@@ -587,6 +630,8 @@ impl AdminRequest {
             ),
             AdminRequest::UserDisableFraud { name } => ("user_disable_fraud", name),
             AdminRequest::UserDelete { name } => ("user_delete", name),
+            AdminRequest::UserDeviceAdd(NewDevice { user, .. }) => ("user_device_add", user),
+            AdminRequest::UserDeviceRemove { name, .. } => ("user_device_remove", name),
             AdminRequest::UserUnlock { name } => ("user_unlock", name),
             AdminRequest::UserLock { name, .. } => ("user_lock", name),
             AdminRequest::UserPasswd { name, .. } => ("user_passwd", name),

@@ -556,3 +556,47 @@ impl AccountingRow {
         })
     }
 }
+
+/// One Web Push device as shown (never its endpoint URL or keys: the URL is
+/// a capability; only its host is shown).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceView {
+    /// Id (hex).
+    pub id: String,
+    /// Name the user gave it.
+    pub name: String,
+    /// Host of the push service the browser uses.
+    pub push_service: String,
+    /// Registered (unix seconds).
+    pub created: u64,
+}
+
+impl DeviceView {
+    /// The view of `d`.
+    pub fn new(d: &radmfa_store::PushDevice) -> Self {
+        DeviceView {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            push_service: d.endpoint_host().to_string(),
+            created: d.created,
+        }
+    }
+}
+
+/// A user's Web Push devices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceList {
+    /// Login name.
+    pub user: String,
+    /// The devices, oldest first.
+    pub devices: Vec<DeviceView>,
+}
+
+/// A device removed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceRemoved {
+    /// Login name.
+    pub user: String,
+    /// The device's id.
+    pub removed: String,
+}

@@ -468,6 +468,30 @@ async fn user_unlock(
     .await
 }
 
+async fn user_devices(
+    State(st): State<St>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "users:read").await?;
+    let name = path(name)?;
+    ok(read(&st, AdminRequest::UserDevices { name }).await?)
+}
+
+async fn user_device_delete(
+    State(st): State<St>,
+    headers: HeaderMap,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let (name, id) = path(p)?;
+    let req = AdminRequest::UserDeviceRemove {
+        name: name.clone(),
+        id,
+    };
+    ok(write(&st, &caller, "user_device_remove", &name, req).await?)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
@@ -1104,6 +1128,12 @@ fn routes() -> Routes {
     .add("put", "/api/v1/users/{name}/pin", user_pin_set)
     .add("delete", "/api/v1/users/{name}/pin", user_pin_clear)
     .add("post", "/api/v1/users/{name}/token", user_enroll)
+    .add("get", "/api/v1/users/{name}/devices", user_devices)
+    .add(
+        "delete",
+        "/api/v1/users/{name}/devices/{id}",
+        user_device_delete,
+    )
     .add("get", "/api/v1/clients", clients_list)
     .add("post", "/api/v1/clients", client_create)
     .add("delete", "/api/v1/clients/{name}", client_delete)

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use super::push::{ApprovalView, PushAction};
 use crate::pipeline::Node;
 use crate::verifications::{owner, reference_owner, Decided, OobMode, Outcome};
 
@@ -41,6 +42,14 @@ pub enum Answer {
         /// The status as Twilio sent it.
         status: String,
     },
+    /// The push approval page: shown, or answered.
+    Push {
+        /// The verification.
+        id: String,
+        /// What the page asks.
+        #[serde(flatten)]
+        action: PushAction,
+    },
     /// A two-way SMS reply.
     SmsReply {
         /// The sender's number (`From`).
@@ -53,9 +62,14 @@ pub enum Answer {
 }
 
 /// What became of an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Delivered {
+    /// What the push approval page shows (nothing decided).
+    Page {
+        /// The verification as its owner knows it.
+        view: ApprovalView,
+    },
     /// It decided the verification with this outcome.
     Done {
         /// The outcome (stable name).
@@ -101,7 +115,9 @@ fn of(decided: Decided, outcome: Option<Outcome>) -> Delivered {
 pub async fn deliver(node: &Node, answer: Answer) -> Delivered {
     let me = node.config().node_id;
     let owner = match &answer {
-        Answer::Keys { id, .. } | Answer::CallEnded { id, .. } => owner(id),
+        Answer::Keys { id, .. } | Answer::CallEnded { id, .. } | Answer::Push { id, .. } => {
+            owner(id)
+        }
         Answer::SmsReply {
             reference: Some(r), ..
         } => reference_owner(r),
@@ -207,6 +223,18 @@ pub fn decide_here(node: &Node, answer: &Answer) -> Delivered {
                     o
                 })
             })
+        }
+        Answer::Push {
+            id,
+            action: PushAction::View,
+        } => {
+            return super::push::view_here(node, id)
+                .map_or(Delivered::Unknown, |view| Delivered::Page { view })
+        }
+        Answer::Push { id, action } => {
+            let (d, o) = super::push::decide_here(node, id, action);
+            outcome = o;
+            d
         }
         Answer::SmsReply {
             from,

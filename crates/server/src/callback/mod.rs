@@ -6,9 +6,11 @@
 //! `texts.rs` (URLs, SMS text, reading a reply) is a leaf the pipeline uses
 //! to send; `twilio.rs` serves the routes (merged into the portal's router);
 //! `deliver.rs` judges an answer against the registry (`verifications.rs`)
-//! here or sends it to the owner over the peer link.
+//! here or sends it to the owner over the peer link; `push.rs` judges the
+//! push approval page's answers (the page itself is portal/approve.rs).
 
 mod deliver;
+pub mod push;
 pub mod texts;
 mod twilio;
 

@@ -145,16 +145,16 @@ impl Callbacks {
     ) -> Result<Option<Delivered>, Box<Response>> {
         let params = self.verified(uri, headers, body)?;
         let Some(answer) = read(&params) else {
-            self.count(Delivered::Unknown);
+            self.count(&Delivered::Unknown);
             return Ok(None);
         };
         let delivered = deliver(&self.node, answer).await;
-        self.count(delivered);
+        self.count(&delivered);
         Ok(Some(delivered))
     }
 
     /// Counts what became of a signed callback.
-    fn count(&self, d: Delivered) {
+    fn count(&self, d: &Delivered) {
         let c = self.node.counters();
         bump(match d {
             Delivered::Done { .. } => &c.callbacks_decided,

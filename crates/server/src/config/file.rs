@@ -19,6 +19,7 @@ use super::otp::OtpSection;
 use super::password::PasswordSection;
 use super::policy::PolicySection;
 use super::portal::PortalSection;
+use super::push::PushSection;
 use super::radius::RadiusSection;
 use super::radsec::RadsecSection;
 use super::server::ServerSection;
@@ -68,4 +69,6 @@ pub struct FileConfig {
     pub(super) radsec: Option<Spanned<RadsecSection>>,
     #[serde(default)]
     pub(super) limits: LimitsSection,
+    #[serde(default)]
+    pub(super) push: PushSection,
 }

@@ -133,6 +133,7 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         gateway,
         verdict_timeout_secs,
         oob,
+        push,
         sms,
         cluster,
         upstreams,
@@ -168,6 +169,13 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         let mut o = oob.clone();
         o.callback_url = None;
         o
+    };
+    // Each node names its own VAPID key file (the key itself is the
+    // cluster's); the rest of [push] must agree.
+    let push_shared = {
+        let mut p = push.clone();
+        p.vapid_key_file = PathBuf::new();
+        p
     };
     let key = |section, name, scope, apply, value| Key {
         section,
@@ -212,6 +220,8 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         n("gateway", "callback_url", Reload, text(&oob.callback_url)),
         c("gateway", "fraud_key two_way_sms_text", Reload, text(&oob_shared)),
         c("sms", "", Restart, text(sms)),
+        n("push", "vapid_key_file", Restart, text(&push.vapid_key_file)),
+        c("push", "", Restart, text(&push_shared)),
         n("cluster", "", Restart, text(cluster)),
         c("upstream", "", Reload, sorted(upstreams)),
         c("group_attributes", "", Reload, text(group_attributes)),

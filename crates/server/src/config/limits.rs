@@ -34,6 +34,10 @@ pub struct LimitsSection {
     lockout_window_secs: Spanned<u64>,
     #[serde(default = "default_lockout_secs")]
     lockout_secs: Spanned<u64>,
+    #[serde(default = "default_push_per_user")]
+    push_per_user: Spanned<u32>,
+    #[serde(default = "default_push_window_secs")]
+    push_window_secs: Spanned<u64>,
 }
 
 impl Default for LimitsSection {
@@ -49,6 +53,8 @@ impl Default for LimitsSection {
             lockout_failures: default_lockout_failures(),
             lockout_window_secs: default_lockout_window_secs(),
             lockout_secs: default_lockout_secs(),
+            push_per_user: default_push_per_user(),
+            push_window_secs: default_push_window_secs(),
         }
     }
 }
@@ -83,6 +89,12 @@ fn default_lockout_window_secs() -> Spanned<u64> {
 fn default_lockout_secs() -> Spanned<u64> {
     Spanned::new(0..0, 1800)
 }
+fn default_push_per_user() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_push_window_secs() -> Spanned<u64> {
+    Spanned::new(0..0, 600)
+}
 
 /// A rate and its burst; `None` where the limit is off (rate 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +123,11 @@ pub struct LimitSettings {
     pub lockout_window_secs: u64,
     /// How long a lock lasts (0: until an admin unlocks).
     pub lockout_secs: u64,
+    /// Push approvals sent to one user per `push_window_secs` (push
+    /// fatigue); 0: no limit.
+    pub push_per_user: u32,
+    /// The window of `push_per_user`.
+    pub push_window_secs: u64,
 }
 
 impl Default for LimitSettings {
@@ -207,6 +224,22 @@ impl Section for LimitsSection {
                 format!("limits.lockout_secs must be between 0 (until an admin unlocks) and 31622400 (366 days), not {lock}"),
             ));
         }
+        let push_per_user = *self.push_per_user.get_ref();
+        if push_per_user > 1000 {
+            return Err(cx.at(
+                self.push_per_user.span(),
+                format!(
+                    "limits.push_per_user must be between 0 (off) and 1000, not {push_per_user}"
+                ),
+            ));
+        }
+        let push_window = *self.push_window_secs.get_ref();
+        if !(1..=86_400).contains(&push_window) {
+            return Err(cx.at(
+                self.push_window_secs.span(),
+                format!("limits.push_window_secs must be between 1 and 86400 (a day), not {push_window}"),
+            ));
+        }
         Ok(LimitSettings {
             client,
             source,
@@ -215,6 +248,8 @@ impl Section for LimitsSection {
             lockout_failures: failures,
             lockout_window_secs: window,
             lockout_secs: lock,
+            push_per_user,
+            push_window_secs: push_window,
         })
     }
 }

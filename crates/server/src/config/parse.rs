@@ -57,6 +57,7 @@ impl ParsedConfig {
         let log = file.log.validate(&mut cx)?;
         let radsec = file.radsec.validate(&mut cx)?;
         let limits = file.limits.validate(&mut cx)?;
+        let push = file.push.validate(&mut cx)?;
 
         let config = RuntimeConfig {
             origin: origin.to_string(),
@@ -104,6 +105,7 @@ impl ParsedConfig {
             audit_retention_days: log.audit_retention_days,
             radsec,
             limits,
+            push,
         };
         Ok(ParsedConfig {
             config,

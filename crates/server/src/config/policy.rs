@@ -31,6 +31,7 @@ pub(crate) struct PolicySection {
     #[serde(default)]
     mfa_groups: Vec<String>,
     #[serde(default)]
+    number_matching: bool,
     from_number: Option<Spanned<String>>,
     accounting: Option<Spanned<String>>,
 }
@@ -151,8 +152,12 @@ pub struct Policy {
     pub mfa_bypass_groups: Vec<String>,
     /// When not empty, only members of these groups need a second factor.
     pub mfa_groups: Vec<String>,
-    /// Caller ID / SMS sender (E.164) of this policy's calls and SMS (one-way
-    /// and two-way) through Twilio; `None`: `[gateway] from_number`.
+    /// Push approvals with number matching where the NAS can show an
+    /// Access-Challenge: the approval page shows a two-digit number that the
+    /// user types at the prompt (and approves on the page).
+    pub number_matching: bool,
+    /// Caller ID / SMS sender (E.164) of this policy's calls and two-way
+    /// SMS through Twilio; `None`: `[gateway] from_number`.
     pub from_number: Option<String>,
     /// What happens to Accounting-Requests.
     pub accounting: Accounting,
@@ -209,6 +214,7 @@ impl Section for Vec<PolicySection> {
                 upstream,
                 mfa_bypass_groups: p.mfa_bypass_groups,
                 mfa_groups: p.mfa_groups,
+                number_matching: p.number_matching,
                 from_number,
                 accounting,
             };
@@ -228,6 +234,7 @@ impl Section for Vec<PolicySection> {
                 upstream: None,
                 mfa_bypass_groups: Vec::new(),
                 mfa_groups: Vec::new(),
+                number_matching: false,
                 from_number: None,
                 accounting: Accounting::Store,
             });

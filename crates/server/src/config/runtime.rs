@@ -13,6 +13,7 @@ use super::limits::LimitSettings;
 use super::log::LogFormat;
 use super::policy::Policy;
 use super::portal::PortalSettings;
+use super::push::PushSettings;
 use super::radsec::RadsecSettings;
 use super::sms::SmsSettings;
 use super::sync::SyncItem;
@@ -106,6 +107,8 @@ pub struct RuntimeConfig {
     pub radsec: Option<RadsecSettings>,
     /// Rate limits and lockout (`[limits]`).
     pub limits: LimitSettings,
+    /// Web Push approvals (`[push]`).
+    pub push: PushSettings,
 }
 
 impl RuntimeConfig {

@@ -36,6 +36,7 @@ impl Node {
             attempts_left: 1,
             on_accept: login.on_accept.clone(),
             upstream_state: None,
+            push_verification: None,
         };
         match self.sessions.insert(now, pending) {
             Ok(id) => Decision::challenge(
@@ -131,6 +132,11 @@ impl Node {
         if let Some(upstream_state) = &pending.upstream_state {
             return self
                 .radius_first_leg(login, Some(password), Some(upstream_state))
+                .await;
+        }
+        if let Some(verification) = &pending.push_verification {
+            return self
+                .push_number_answer(name, verification, &pending, password)
                 .await;
         }
         if pending.sms_code.is_some() {

@@ -54,6 +54,9 @@ reasons! {
     UpstreamChallenge = "upstream_challenge",
     /// A one-way SMS code was sent.
     SmsSent = "sms_sent",
+    /// A push approval with number matching was sent; the challenge asks
+    /// for the number.
+    PushSent = "push_sent",
     /// A wrong one-way SMS code; attempts remain.
     SmsCodeWrongRetry = "sms_code_wrong_retry",
     /// No gateway configured; `fail_mode = "totp_only"` asks for a TOTP code.
@@ -145,6 +148,11 @@ reasons! {
     PhoneMissing = "phone_missing",
     /// No device token for a push.
     NoDevice = "no_device",
+    /// Over `[limits] push_per_user` push approvals in the window (push
+    /// fatigue).
+    PushRateLimited = "push_rate_limited",
+    /// No push message reached any of the user's registered browsers.
+    PushUndeliverable = "push_undeliverable",
     // ----- second factor
     /// The code is missing where the policy wants it inline.
     CodeMissing = "code_missing",
@@ -170,6 +178,11 @@ reasons! {
     NoAnswer = "no_answer",
     /// The user reported the sign-in as fraud.
     FraudReported = "fraud_reported",
+    /// Push with number matching: a wrong number typed at the prompt.
+    PushNumberWrong = "push_number_wrong",
+    /// Push with number matching: the number was typed but the sign-in
+    /// was not approved on the approval page.
+    PushNotApproved = "push_not_approved",
     /// The verification call was answered, but no key was pressed.
     CallNoKeyPressed = "call_no_key_pressed",
     /// The verification call found the line busy.
@@ -200,6 +213,7 @@ impl Reason {
                 | Reason::WrongPin
                 | Reason::DeniedByUser
                 | Reason::DeniedOrWrongPin
+                | Reason::PushNumberWrong
         )
     }
 

@@ -36,6 +36,7 @@ mod node;
 mod oob;
 mod password;
 mod portal;
+mod push;
 mod radius;
 mod reload;
 mod reply;

@@ -62,6 +62,10 @@ pub struct Node {
     pub(super) limits: Swap<Arc<crate::limits::Limits>>,
     /// Dropped requests, logged at WARN at most once a minute per key.
     pub(super) drops: Arc<DropLog>,
+    /// The Web Push sender (set once at start).
+    pub(super) pusher: std::sync::OnceLock<Arc<crate::push::Pusher>>,
+    /// Number matching: numbers and waiters of push challenges in progress.
+    pub(super) push_numbers: crate::push::MatchNumbers,
     /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
     pub(super) verifications: crate::verifications::Verifications,
     /// This node's configuration digests and its peers' (`consistency.rs`).
@@ -175,6 +179,8 @@ impl Node {
             directory: Swap::new(directory),
             replication: std::sync::OnceLock::new(),
             drops: Arc::new(DropLog::default()),
+            pusher: std::sync::OnceLock::new(),
+            push_numbers: crate::push::MatchNumbers::default(),
             verifications,
             consistency: Arc::new(Consistency::new(digests)),
             reloading: tokio::sync::Mutex::new(()),
@@ -196,6 +202,16 @@ impl Node {
     /// Attaches the running replication (once, at start).
     pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
         let _ = self.replication.set(r);
+    }
+
+    /// Attaches the Web Push sender (once, at start).
+    pub fn set_pusher(&self, p: Arc<crate::push::Pusher>) {
+        let _ = self.pusher.set(p);
+    }
+
+    /// The Web Push sender, once started.
+    pub fn pusher(&self) -> Option<&Arc<crate::push::Pusher>> {
+        self.pusher.get()
     }
 
     /// The running replication, when clustered.

@@ -58,6 +58,10 @@ impl Node {
         {
             return refused;
         }
+        if oob_mode == OobMode::Push && !user.push_devices.is_empty() {
+            // Browsers registered in the portal: Web Push, no gateway.
+            return self.push_login(login, user, mode).await;
+        }
         if oob_mode == OobMode::Push {
             if user.device_token.is_empty() {
                 return Decision::reject(
@@ -153,7 +157,7 @@ impl Node {
     }
 
     /// What an approval page or SMS shows about this login.
-    fn oob_context(&self, login: &Login<'_>) -> Context {
+    pub(super) fn oob_context(&self, login: &Login<'_>) -> Context {
         let p = login.packet;
         let nas_ip = p
             .attr(AttrType::NAS_IP_ADDRESS)

@@ -148,6 +148,7 @@ impl Node {
             attempts_left: 1,
             on_accept: OnAccept::default(),
             upstream_state: Some(state.value.clone()),
+            push_verification: None,
         };
         match self.sessions.insert(now, pending) {
             Ok(id) => Decision::challenge(

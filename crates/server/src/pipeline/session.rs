@@ -27,6 +27,9 @@ pub struct PendingChallenge {
     /// A chained challenge: the upstream server's State to send back with
     /// the user's answer.
     pub upstream_state: Option<Vec<u8>>,
+    /// Push with number matching: the verification whose number the answer
+    /// must be (its number and waiter are in the node's `push_numbers`).
+    pub push_verification: Option<String>,
 }
 
 /// The client and policy a challenge was issued under. The answer must come

@@ -49,6 +49,7 @@ impl Node {
             attempts_left: sms.max_attempts,
             on_accept: login.on_accept.clone(),
             upstream_state: None,
+            push_verification: None,
         };
         let id = match self.sms_sessions.insert(now, pending) {
             Ok(id) => id,

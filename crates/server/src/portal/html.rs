@@ -25,6 +25,8 @@ svg.qr{width:14rem;height:14rem;display:block;margin:1rem 0}
 dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}
 fieldset{border:1px solid #ccc;margin-top:1rem}fieldset label{font-weight:400;display:flex;gap:.5rem;margin:.3rem 0}
 .inline{display:inline}
+.number{font-size:3rem;font-weight:700;letter-spacing:.3rem;margin:.5rem 0}
+.approve button{margin-right:1rem}
 ";
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -62,7 +64,8 @@ pub(crate) fn page(c: &Chrome<'_>, title: Msg, body: &str) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} – {portal}</title><link rel=\"stylesheet\" href=\"/portal.css\"></head><body>\
+<title>{title} – {portal}</title><link rel=\"stylesheet\" href=\"/portal.css\">\
+<link rel=\"manifest\" href=\"/manifest.webmanifest\"></head><body>\
 <header><p><strong>{portal}</strong></p>",
         code = lang.code(),
         title = t(title),
@@ -86,7 +89,7 @@ pub(crate) fn page(c: &Chrome<'_>, title: Msg, body: &str) -> String {
             "<nav aria-label=\"{nav}\"><ul>\
 <li><a href=\"/home\">{home}</a></li><li><a href=\"/enroll\">{app}</a></li>\
 <li><a href=\"/phone\">{phone}</a></li><li><a href=\"/method\">{method}</a></li>\
-<li><a href=\"/pin\">{pin}</a></li>\
+<li><a href=\"/pin\">{pin}</a></li><li><a href=\"/devices\">{devices}</a></li>\
 <li><form class=\"inline\" method=\"post\" action=\"/signout\">{hidden}<button type=\"submit\">{out}</button></form></li>\
 </ul></nav>",
             nav = t(Msg::Navigation),
@@ -95,6 +98,7 @@ pub(crate) fn page(c: &Chrome<'_>, title: Msg, body: &str) -> String {
             phone = t(Msg::NavPhone),
             method = t(Msg::NavMethod),
             pin = t(Msg::NavPin),
+            devices = t(Msg::NavDevices),
             hidden = csrf_field(csrf),
             out = t(Msg::SignOut),
         );

@@ -175,6 +175,35 @@ messages! {
     ConfirmTitle => "Confirm it is you", "Bevestig dat u het bent";
     ConfirmIntro => "Before you change your authenticator app or phone number, confirm with your current second factor.", "Bevestig met uw huidige tweede factor voordat u uw verificatie-app of telefoonnummer wijzigt.";
     ConfirmSendTo => "We will send a code by text message to your phone ending in {tail}.", "We sturen een code per sms naar uw telefoon die eindigt op {tail}.";
+    NavDevices => "Devices", "Apparaten";
+    DevicesTitle => "Devices for sign-in approvals", "Apparaten voor aanmeldgoedkeuring";
+    DevicesIntro => "Register this browser to approve sign-ins with a notification instead of typing a code. On a phone, add this portal to the home screen first, then open it from there. Then choose \"Notification in the app\" under Method.", "Registreer deze browser om aanmeldingen met een melding goed te keuren in plaats van een code te typen. Voeg op een telefoon deze portal eerst toe aan het beginscherm en open hem vandaar. Kies daarna \"Melding in de app\" bij Methode.";
+    DeviceName => "Name of this device", "Naam van dit apparaat";
+    DeviceDefaultName => "My phone", "Mijn telefoon";
+    RegisterDevice => "Register this browser", "Deze browser registreren";
+    NoDevices => "No device is registered.", "Er is geen apparaat geregistreerd.";
+    DeviceRegistered => "This browser is registered for sign-in approvals.", "Deze browser is geregistreerd voor aanmeldgoedkeuring.";
+    DeviceRemoved => "The device is removed.", "Het apparaat is verwijderd.";
+    DeviceInvalid => "This browser's registration could not be used. Please try again.", "De registratie van deze browser kon niet worden gebruikt. Probeer het opnieuw.";
+    Remove => "Remove", "Verwijderen";
+    PushService => "Push service", "Pushdienst";
+    Registered => "Registered (UTC)", "Geregistreerd (UTC)";
+    PushUnsupported => "This browser cannot receive notifications from this portal.", "Deze browser kan geen meldingen van deze portal ontvangen.";
+    PushDenied => "Notifications are blocked for this portal. Allow them in the browser's site settings, then try again.", "Meldingen zijn geblokkeerd voor deze portal. Sta ze toe in de site-instellingen van de browser en probeer het opnieuw.";
+    PushFailed => "This browser could not be registered.", "Deze browser kon niet worden geregistreerd.";
+    ApproveTitle => "Approve this sign-in?", "Deze aanmelding goedkeuren?";
+    ApproveIntro => "Someone is signing in with your account. Approve only if it is you, now.", "Iemand meldt zich aan met uw account. Keur alleen goed als u het zelf bent, nu.";
+    ApproveUser => "Account", "Account";
+    ApproveApp => "Application", "Toepassing";
+    ApproveSource => "From", "Vanaf";
+    ApproveTime => "Time (UTC)", "Tijd (UTC)";
+    ApproveNumber => "Type this number at the sign-in prompt, then approve here:", "Typ dit getal bij de aanmeldprompt en keur hier goed:";
+    Approve => "Approve", "Goedkeuren";
+    Deny => "Deny", "Weigeren";
+    ApproveGone => "This sign-in request has expired or was already answered.", "Dit aanmeldverzoek is verlopen of al beantwoord.";
+    ApprovedText => "Approved. You can close this page.", "Goedgekeurd. U kunt deze pagina sluiten.";
+    DeniedText => "Denied. Nobody is signed in with this request.", "Geweigerd. Met dit verzoek is niemand aangemeld.";
+    NotMeText => "Thank you. The sign-in was refused and your account is locked so nobody can use it. Contact your help desk to get access again.", "Dank u. De aanmelding is geweigerd en uw account is geblokkeerd zodat niemand het kan gebruiken. Neem contact op met uw helpdesk om weer toegang te krijgen.";
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub(super) fn available_methods(p: &Portal, user: &CachedUser) -> Vec<Method> {
     if !user.user.phone.is_empty() && p.node.portal_can_send_sms() {
         out.extend([Method::Sms, Method::SmsTwoWay, Method::Call]);
     }
-    if !user.user.device_token.is_empty() && p.node.portal_can_send_sms() {
+    let web_push = !user.user.push_devices.is_empty();
+    if web_push || (!user.user.device_token.is_empty() && p.node.portal_can_send_sms()) {
         out.push(Method::Push);
     }
     out

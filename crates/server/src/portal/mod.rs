@@ -5,7 +5,9 @@
 //!
 //! Served over HTTPS by every node. Sessions are stateless sealed cookies
 //! (see [`session`]), so a balancer without stickiness works. Plain HTML
-//! forms, no JavaScript. Every write goes through
+//! forms; JavaScript only where the Push API needs it (the installable
+//! app's service worker and the devices page, [`app`]), and the approval
+//! page a push opens ([`approve`]). Every write goes through
 //! [`crate::control::dispatch`], like any other admin request.
 //!
 //! One file per page (sign-in, second factor, confirmation, home, app,
@@ -13,8 +15,11 @@
 //! building ([`respond`]) and serving ([`server`]); this file only declares
 //! and re-exports.
 
+mod app;
+mod approve;
 mod codes;
 mod confirm;
+mod devices;
 mod enroll;
 mod home;
 mod html;

@@ -18,8 +18,10 @@ use tracing::info;
 use crate::https::load_tls;
 use crate::pipeline::Node;
 
+use super::approve::{approve_decide, approve_page};
 use super::codes::CodeAttempts;
 use super::confirm::{confirm, confirm_page};
+use super::devices::{device_add, device_remove, devices_page};
 use super::enroll::{enroll, enroll_page};
 use super::home::{home, not_me, signout};
 use super::html::{self, page, Chrome};
@@ -104,7 +106,7 @@ pub async fn serve(
 }
 
 pub(super) fn router(portal: Arc<Portal>) -> Router {
-    Router::new()
+    super::app::routes(Router::new())
         .route("/", get(|| async { redirect("/home", None) }))
         .route("/portal.css", get(css))
         .route("/signin", get(signin_page).post(signin))
@@ -118,6 +120,9 @@ pub(super) fn router(portal: Arc<Portal>) -> Router {
         .route("/pin", get(pin_page).post(pin_set))
         .route("/not-me", post(not_me))
         .route("/signout", post(signout))
+        .route("/devices", get(devices_page).post(device_add))
+        .route("/devices/remove", post(device_remove))
+        .route("/approve/{id}", get(approve_page).post(approve_decide))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Also on what axum answers by itself (405, 413, 415).

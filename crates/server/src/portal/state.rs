@@ -168,6 +168,37 @@ impl Portal {
         redirect("/home", self.cookie(&s, now))
     }
 
+    /// To `to`, which shows `msg` once.
+    pub(super) fn with_notice(
+        &self,
+        mut s: Session,
+        to: &'static str,
+        msg: Msg,
+        now: u64,
+    ) -> Response {
+        s.notice = Some(msg.id().to_string());
+        redirect(to, self.cookie(&s, now))
+    }
+
+    /// A POST's Origin, when the browser sent one: this portal's (the
+    /// Host it was reached at, or `[portal] public_url`).
+    pub(super) fn origin_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+            return true;
+        };
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let same_host = !host.is_empty() && origin == format!("https://{host}");
+        let public = self
+            .settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| origin == origin_of(u));
+        same_host || public
+    }
+
     /// A POST's CSRF token and Origin: the form must come from this portal.
     pub(super) fn post_ok(
         &self,
@@ -175,20 +206,8 @@ impl Portal {
         s: &Session,
         form: &HashMap<String, String>,
     ) -> bool {
-        if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            let same_host = !host.is_empty() && origin == format!("https://{host}");
-            let public = self
-                .settings
-                .public_url
-                .as_deref()
-                .is_some_and(|u| origin == origin_of(u));
-            if !same_host && !public {
-                return false;
-            }
+        if !self.origin_ok(headers) {
+            return false;
         }
         s.csrf_ok(form.get("csrf").map(String::as_str).unwrap_or(""))
     }
