@@ -6,74 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::freeradius::{start_freeradius, start_freeradius_acct};
 use common::{expect, free_udp_port, login_with, totp_now, ConfigOptions, Env, RadReply, SECRET};
 
 const UP_SECRET: &str = "upstream-secret-42";
-
-struct FreeRadius(Child);
-
-impl Drop for FreeRadius {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_freeradius(dir: &std::path::Path, port: u16) -> FreeRadius {
-    start_freeradius_acct(dir, port, None)
-}
-
-/// [`start_freeradius`], answering Accounting-Requests on `acct_port` too
-/// (written to `DIR/freeradius/log/detail`).
-fn start_freeradius_acct(dir: &std::path::Path, port: u16, acct_port: Option<u16>) -> FreeRadius {
-    let script = common::py_dir()
-        .parent()
-        .expect("tests dir")
-        .join("freeradius/upstream.sh");
-    let conf = dir.join("freeradius");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(&conf)
-        .arg(port.to_string())
-        .arg(UP_SECRET)
-        .args(acct_port.map(|p| p.to_string()))
-        .output()
-        .expect("bash upstream.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let child = Command::new("freeradius")
-        .args(["-f", "-d"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("freeradius (apt-get install freeradius)");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = common::radclient_opts(
-            &format!("127.0.0.1:{port}"),
-            "auth",
-            UP_SECRET,
-            "User-Name = \"victor\"\nUser-Password = \"victor-pw\"\nMessage-Authenticator = 0x00\n",
-            1,
-        );
-        if r.code.as_deref() == Some("Access-Accept") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "FreeRADIUS not ready: {}",
-            r.output
-        );
-    }
-    FreeRadius(child)
-}
 
 /// A login whose request carries a Proxy-State (relayed back unchanged).
 fn login(addr: &str, user: &str, password: &str, state: Option<&str>) -> RadReply {
@@ -93,7 +32,7 @@ fn upstream_radius_first_factor_then_totp() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
-    let mut fr = Some(start_freeradius(dir.path(), port));
+    let mut fr = Some(start_freeradius(dir.path(), port, UP_SECRET));
     let extra = format!(
         r#"[[upstream]]
 name = "corp"
@@ -272,7 +211,7 @@ fn mschapv2_goes_upstream_then_out_of_band_with_mppe_keys_for_the_nas() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
-    let _fr = start_freeradius(dir.path(), port);
+    let _fr = start_freeradius(dir.path(), port, UP_SECRET);
     let sim = common::sim::Sim::start(dir.path());
     let key_file = dir.path().join("gateway.key");
     std::fs::write(&key_file, common::sim::API_KEY).expect("key");
@@ -364,7 +303,7 @@ policy = "rdg"
 fn totp_only_fallback_keeps_upstream_attributes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
-    let _fr = start_freeradius(dir.path(), port);
+    let _fr = start_freeradius(dir.path(), port, UP_SECRET);
     let extra = format!(
         r#"[[upstream]]
 name = "corp"
@@ -447,7 +386,7 @@ fn check_config_connect_upstreams_and_gateway() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
     let dead = free_udp_port();
-    let _fr = start_freeradius(dir.path(), port);
+    let _fr = start_freeradius(dir.path(), port, UP_SECRET);
     let sim = common::sim::Sim::start(dir.path());
     let key_file = dir.path().join("gateway.key");
     let config = |api_key: &str| {
@@ -566,7 +505,7 @@ fn accounting_is_forwarded_to_freeradius_and_unanswered_when_it_is_down() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, acct_port) = (free_udp_port(), free_udp_port());
-    let fr = start_freeradius_acct(dir.path(), port, Some(acct_port));
+    let fr = start_freeradius_acct(dir.path(), port, UP_SECRET, Some(acct_port));
     let extra = format!(
         r#"[[upstream]]
 name = "acct"

@@ -6,6 +6,7 @@
 //! its ready file), so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod freeradius;
 pub mod nginx;
 pub mod sim;
 pub mod tools;

@@ -4,7 +4,13 @@ as JSON, with the MS-MPPE keys decrypted under the shared secret and this
 request's authenticator.
 
 Usage: mschapv2.py --server HOST:PORT --secret S --user U --password P [--timeout T] [--seed S]
-Output: {"code": 2, "ms_chap2_success": true|false,
+                   [--retransmit SECONDS]
+With --retransmit the same datagram is sent again every SECONDS until a reply
+comes or --timeout runs out, as NPS does towards a remote RADIUS server (RD
+Gateway's RADIUS timeout is raised to 60 s for out-of-band MFA); a reply that
+does not answer this request (wrong identifier or authenticator) is ignored.
+With --timeout running out it prints {"code": null, "sent": N, "elapsed": S}.
+Output: {"code": 2, "sent": N, "elapsed": S, "ms_chap2_success": true|false,
          "send_key": "hex"|null, "recv_key": "hex"|null,
          "response_authenticator_valid": true, "message_authenticator_valid": true,
          "reply_message": "..."}
@@ -18,6 +24,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 from Crypto.Cipher import DES
 from Crypto.Hash import MD4
@@ -67,6 +74,7 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--seed", help="fixed challenges (same seed, same MPPE keys)")
+    p.add_argument("--retransmit", type=float, help="resend every SECONDS until a reply")
     a = p.parse_args()
     secret = a.secret.encode()
     auth = os.urandom(16)
@@ -87,13 +95,35 @@ def main():
     packet = header + attr(80, ma) + body[18:]
     host, _, port = a.server.rpartition(":")
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(a.timeout)
-    s.sendto(packet, (host, int(port)))
-    data, _ = s.recvfrom(4096)
+    start = time.monotonic()
+    deadline = start + a.timeout
+    every = a.retransmit or a.timeout
+    sent = 0
+    data = None
+    while data is None:
+        now = time.monotonic()
+        if now >= deadline:
+            print(json.dumps({"code": None, "sent": sent, "elapsed": round(now - start, 3)}))
+            return
+        s.sendto(packet, (host, int(port)))
+        sent += 1
+        resend_at = min(deadline, now + every)
+        while data is None and time.monotonic() < resend_at:
+            s.settimeout(max(0.001, resend_at - time.monotonic()))
+            try:
+                got, _ = s.recvfrom(4096)
+            except socket.timeout:
+                break
+            if len(got) >= 20 and got[1] == ident:
+                length = struct.unpack("!H", got[2:4])[0]
+                got = got[:length]
+                if hashlib.md5(got[:4] + auth + got[20:] + secret).digest() == got[4:20]:
+                    data = got
+    elapsed = round(time.monotonic() - start, 3)
     code, rid, length = struct.unpack("!BBH", data[:4])
-    data = data[:length]
     expected = hashlib.md5(data[:4] + auth + data[20:] + secret).digest()
-    out = {"code": code, "response_authenticator_valid": hmac.compare_digest(expected, data[4:20]),
+    out = {"code": code, "sent": sent, "elapsed": elapsed,
+           "response_authenticator_valid": hmac.compare_digest(expected, data[4:20]),
            "ms_chap2_success": False, "send_key": None, "recv_key": None,
            "message_authenticator_valid": None, "reply_message": ""}
     pos = 20
