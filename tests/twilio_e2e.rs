@@ -570,3 +570,139 @@ fn twilio_callback_reaching_another_node_decides_the_owners_login() {
     }
     assert_eq!(envs[1].counter("callbacks_decided"), 3);
 }
+
+/// RD Gateway through NPS, end to end (issue 18), second factor by phone
+/// call: the NAS side sends MS-CHAPv2 as NPS does and retransmits the same
+/// datagram every 3 s for up to 60 s (RD Gateway's RADIUS timeout raised
+/// for out-of-band MFA); radmfa proxies the first factor to FreeRADIUS
+/// (standing in for NPS/AD), places one Twilio call and waits; the test
+/// plays Twilio by posting the call's callbacks signed with Twilio's own
+/// library. One call per login whatever the retransmissions; the Accept
+/// carries MS-CHAP2-Success and the MPPE keys FreeRADIUS derived, before the
+/// NAS gives up; deny, no answer and silence end in a Reject with a reason.
+#[test]
+fn rd_gateway_mschapv2_through_nps_then_one_twilio_call_under_retransmissions() {
+    const UP_SECRET: &str = "nps-secret-rdg-42";
+    const PHONE: &str = "+15550400001";
+    if !(have_peers()
+        && common::require_tool("freeradius", "apt-get install freeradius")
+        && common::require_python_module("Crypto", "pip install pycryptodome==3.21.0"))
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = pki(dir.path(), &["7"]);
+    let sim = TwilioSim::start(dir.path(), &certs.join("ca.pem"));
+    let up_port = common::free_udp_port();
+    let _nps = common::freeradius::start_freeradius(dir.path(), up_port, UP_SECRET);
+    let port = common::free_tcp_port();
+    let base = format!("https://127.0.0.1:{port}");
+    let env = twilio_env(&sim, dir.path(), &certs, 7, port, &base);
+    // The policy proxies the first factor to "NPS"; a verdict may take 20 s
+    // (the NAS waits up to 60 s).
+    let text = std::fs::read_to_string(env.config_path())
+        .expect("config")
+        .replace(
+            "[[policy]]\nname = \"oob\"\n",
+            "[[policy]]\nname = \"oob\"\nfirst_factor = \"radius\"\nupstream = \"nps\"\n",
+        )
+        .replace(
+            &format!("verdict_timeout_secs = {VERDICT_SECS}\n"),
+            "verdict_timeout_secs = 20\n",
+        );
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "{text}\n[[upstream]]\nname = \"nps\"\nservers = [\"127.0.0.1:{up_port}\"]\nsecret = \"{UP_SECRET}\"\n"
+        ),
+    )
+    .expect("config");
+    env.radmfa(&["user", "add", "mona", "--method", "call", "--phone", PHONE])
+        .assert_ok();
+    let server = env.start();
+    let addr = server.addr_string();
+    let nas = |seed: &str| {
+        let addr = addr.clone();
+        let seed = seed.to_string();
+        std::thread::spawn(move || {
+            common::freeradius::mschapv2(
+                &addr,
+                SECRET,
+                "mona",
+                "mona-pw",
+                &seed,
+                &["--retransmit", "3", "--timeout", "60"],
+            )
+        })
+    };
+    // Answers call number `n` (1-based) with `params` after `after`.
+    let answer = |n: usize, after: Duration, params: Value| {
+        let call = sim.wait_requests(PHONE, n)[n - 1].clone();
+        let id = verification_id(&call);
+        std::thread::sleep(after);
+        let (status, _) = sim.post(
+            &format!("{base}/callback/twilio/voice/{id}"),
+            params,
+            "valid",
+        );
+        assert_eq!(status, 200);
+        call
+    };
+    let keys = |digits: &str| {
+        json!({"AccountSid": SID, "CallSid": "CArdg", "From": POLICY_FROM, "To": PHONE,
+               "CallStatus": "in-progress", "Digits": digits})
+    };
+
+    // The keys FreeRADIUS itself derives for this exchange.
+    let direct = common::freeradius::mschapv2(
+        &format!("127.0.0.1:{up_port}"),
+        UP_SECRET,
+        "mona",
+        "mona-pw",
+        "rdg-1",
+        &[],
+    );
+    assert_eq!(direct["code"], 2, "{direct}");
+
+    // 1. Approved with # after 7 s: the NAS has retransmitted meanwhile.
+    sim.rule(PHONE, "silent");
+    let login = nas("rdg-1");
+    answer(1, Duration::from_secs(7), keys("#"));
+    let r = login.join().expect("nas");
+    assert_eq!(r["code"], 2, "{r}");
+    assert_eq!(r["ms_chap2_success"], true, "{r}");
+    assert_eq!(r["send_key"], direct["send_key"], "{r}");
+    assert_eq!(r["recv_key"], direct["recv_key"], "{r}");
+    assert_eq!(r["message_authenticator_valid"], true);
+    assert!(r["sent"].as_u64().unwrap_or(0) >= 3, "retransmitted: {r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 60.0, "{r}");
+    assert_eq!(sim.requests(PHONE).len(), 1, "one call for the login");
+    assert_reason(&env, "mona", 1, "ok");
+
+    // 2. Denied on the phone (another key): a Reject with a reason.
+    let login = nas("rdg-2");
+    answer(2, Duration::from_secs(4), keys("5"));
+    let r = login.join().expect("nas");
+    assert_eq!(r["code"], 3, "{r}");
+    assert!(!r["reply_message"].as_str().unwrap_or("").is_empty(), "{r}");
+    assert_eq!(sim.requests(PHONE).len(), 2);
+    assert_reason(&env, "mona", 2, "denied_by_user");
+
+    // 3. The call rings out: Twilio's status callback ends the wait at once.
+    sim.rule(PHONE, "status:no-answer");
+    let r = nas("rdg-3").join().expect("nas");
+    assert_eq!(r["code"], 3, "{r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 15.0, "{r}");
+    assert_eq!(sim.requests(PHONE).len(), 3);
+    assert_reason(&env, "mona", 3, "call_no_answer");
+
+    // 4. Nobody answers and Twilio says nothing: radmfa's verdict timeout
+    //    (20 s) rejects before the NAS gives up (60 s).
+    sim.rule(PHONE, "silent");
+    let r = nas("rdg-4").join().expect("nas");
+    assert_eq!(r["code"], 3, "{r}");
+    let took = r["elapsed"].as_f64().unwrap_or(99.0);
+    assert!((19.0..60.0).contains(&took), "{r}");
+    assert_eq!(sim.requests(PHONE).len(), 4, "still one call per login");
+    assert_reason(&env, "mona", 4, "no_answer");
+}

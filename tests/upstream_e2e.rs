@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::freeradius::{start_freeradius, start_freeradius_acct};
+use common::freeradius::{mschapv2, start_freeradius, start_freeradius_acct};
 use common::{expect, free_udp_port, login_with, totp_now, ConfigOptions, Env, RadReply, SECRET};
 
 const UP_SECRET: &str = "upstream-secret-42";
@@ -180,28 +179,6 @@ policy = "proxy"
     );
 }
 
-/// Runs tests/py/mschapv2.py; returns its JSON.
-fn mschapv2(
-    server: &str,
-    secret: &str,
-    user: &str,
-    password: &str,
-    seed: &str,
-) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(common::py_dir().join("mschapv2.py"))
-        .args(["--server", server, "--secret", secret, "--user", user])
-        .args(["--password", password, "--seed", seed])
-        .output()
-        .expect("python3 mschapv2.py");
-    assert!(
-        out.status.success(),
-        "mschapv2.py (needs pycryptodome): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
 #[test]
 fn mschapv2_goes_upstream_then_out_of_band_with_mppe_keys_for_the_nas() {
     if !(common::require_tool("freeradius", "apt-get install freeradius")
@@ -265,11 +242,11 @@ policy = "rdg"
 
     // The same MS-CHAPv2 exchange straight to FreeRADIUS: the keys it derives.
     let up = format!("127.0.0.1:{port}");
-    let direct = mschapv2(&up, UP_SECRET, "mona", "mona-pw", "seed-1");
+    let direct = mschapv2(&up, UP_SECRET, "mona", "mona-pw", "seed-1", &[]);
     assert_eq!(direct["code"], 2, "{direct}");
     // Through radmfa: FreeRADIUS checks the password, the call approves, the
     // NAS gets MS-CHAP2-Success and the same keys, encrypted for it.
-    let proxied = mschapv2(&addr, SECRET, "mona", "mona-pw", "seed-1");
+    let proxied = mschapv2(&addr, SECRET, "mona", "mona-pw", "seed-1", &[]);
     assert_eq!(proxied["code"], 2, "{proxied}");
     assert_eq!(proxied["response_authenticator_valid"], true);
     assert_eq!(proxied["message_authenticator_valid"], true);
@@ -280,12 +257,12 @@ policy = "rdg"
     assert_eq!(sim.verifications("+15550108001"), 1, "one call");
 
     // Wrong password: the upstream rejects, no call.
-    let wrong = mschapv2(&addr, SECRET, "mona", "nope", "seed-2");
+    let wrong = mschapv2(&addr, SECRET, "mona", "nope", "seed-2", &[]);
     assert_eq!(wrong["code"], 3, "{wrong}");
     assert_eq!(sim.verifications("+15550108001"), 1);
 
     // An authenticator-app user cannot be asked for a code over MS-CHAPv2.
-    let r = mschapv2(&addr, SECRET, "victor", "victor-pw", "seed-3");
+    let r = mschapv2(&addr, SECRET, "victor", "victor-pw", "seed-3", &[]);
     assert_eq!(r["code"], 3, "{r}");
     assert!(
         r["reply_message"]

@@ -2,6 +2,8 @@
 //! Directory): `tests/freeradius/upstream.sh` writes its configuration (users
 //! victor, mona, ... with their passwords), and [`start_freeradius`] runs it
 //! in the foreground on loopback until the returned guard is dropped.
+//! [`mschapv2`] plays the NAS side NPS plays towards radmfa: one MS-CHAPv2
+//! Access-Request (`tests/py/mschapv2.py`), optionally retransmitted.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -75,4 +77,30 @@ pub fn start_freeradius_acct(
         );
     }
     FreeRadius(child)
+}
+
+/// Runs tests/py/mschapv2.py against `server` (`--seed`: fixed challenges,
+/// so the same seed gives the same MPPE keys; `extra`: e.g. `--retransmit 3
+/// --timeout 60`) and returns its JSON.
+pub fn mschapv2(
+    server: &str,
+    secret: &str,
+    user: &str,
+    password: &str,
+    seed: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(super::py_dir().join("mschapv2.py"))
+        .args(["--server", server, "--secret", secret, "--user", user])
+        .args(["--password", password, "--seed", seed])
+        .args(extra)
+        .output()
+        .expect("python3 mschapv2.py");
+    assert!(
+        out.status.success(),
+        "mschapv2.py (needs pycryptodome): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
