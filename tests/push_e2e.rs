@@ -693,3 +693,111 @@ fn web_push_approval_page_served_by_another_node_decides_the_owners_login() {
     assert_eq!(answer(&b, &id, "deny")["status"], 410);
     assert_eq!(answer(&a, &id, "deny")["status"], 410);
 }
+
+/// RD Gateway through NPS, end to end (issue 18), second factor by push:
+/// the NAS side sends MS-CHAPv2 as NPS does and retransmits the same
+/// datagram every 3 s for up to 60 s; radmfa proxies the first factor to
+/// FreeRADIUS (standing in for NPS/AD), sends one Web Push to the user's
+/// registered browser, and the approval page it opens is answered in
+/// Chromium. The Accept carries MS-CHAP2-Success and the MPPE keys
+/// FreeRADIUS derived, before the NAS gives up; a deny is a Reject with a
+/// reason; one push per login whatever the retransmissions.
+#[test]
+fn rd_gateway_mschapv2_through_nps_then_push_approved_in_chromium() {
+    const UP_SECRET: &str = "nps-secret-rdg-push";
+    if !(python_ok()
+        && common::require_tool("freeradius", "apt-get install freeradius")
+        && common::require_python_module("Crypto", "pip install pycryptodome==3.21.0")
+        && common::require_file("/usr/bin/chromium", "apt-get install chromium")
+        && common::require_tool("node", "apt-get install nodejs npm")
+        && common::require_file(
+            portal_dir()
+                .join("node_modules/playwright-core/package.json")
+                .to_str()
+                .expect("utf-8"),
+            "cd tests/portal && npm ci",
+        ))
+    {
+        return;
+    }
+    let up_port = common::free_udp_port();
+    let (env, vapid) = push_env(
+        &format!(
+            "[[upstream]]\nname = \"nps\"\nservers = [\"127.0.0.1:{up_port}\"]\nsecret = \"{UP_SECRET}\"\n"
+        ),
+        false,
+        30,
+    );
+    let text = std::fs::read_to_string(env.config_path())
+        .expect("config")
+        .replace(
+            "first_factor = \"local\"\n",
+            "first_factor = \"radius\"\nupstream = \"nps\"\n",
+        );
+    std::fs::write(env.config_path(), text).expect("config");
+    let _nps = common::freeradius::start_freeradius(env.path(), up_port, UP_SECRET);
+    let vapid_public = webpush(&["vapid-public", vapid.to_str().expect("utf-8")])
+        .trim()
+        .to_string();
+    let push = PushService::start(env.path());
+    env.radmfa(&["user", "add", "mona", "--method", "push"])
+        .assert_ok();
+    let server = env.start();
+    let phone = Browser::new("/sub/mona-phone");
+    register(&env, &push, "mona", &phone);
+    let addr = server.addr_string();
+    let nas = |seed: &str| {
+        let (addr, seed) = (addr.clone(), seed.to_string());
+        std::thread::spawn(move || {
+            common::freeradius::mschapv2(
+                &addr,
+                common::SECRET,
+                "mona",
+                "mona-pw",
+                &seed,
+                &["--retransmit", "3", "--timeout", "60"],
+            )
+        })
+    };
+    let direct = common::freeradius::mschapv2(
+        &format!("127.0.0.1:{up_port}"),
+        UP_SECRET,
+        "mona",
+        "mona-pw",
+        "rdg-push-1",
+        &[],
+    );
+    assert_eq!(direct["code"], 2, "{direct}");
+
+    // Approved in Chromium after the NAS has retransmitted.
+    let login = nas("rdg-push-1");
+    let id = phone.read(&push, 1, &vapid_public)["message"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    let page = chromium("approve", &server, &[("PUSH_ID", id)]);
+    assert_eq!(page["user"], "mona", "{page}");
+    let r = login.join().expect("nas");
+    assert_eq!(r["code"], 2, "{r}");
+    assert_eq!(r["ms_chap2_success"], true, "{r}");
+    assert_eq!(r["send_key"], direct["send_key"], "{r}");
+    assert_eq!(r["recv_key"], direct["recv_key"], "{r}");
+    assert!(r["sent"].as_u64().unwrap_or(0) >= 2, "retransmitted: {r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 60.0, "{r}");
+    assert_eq!(push.pushes(&phone.path).len(), 1, "one push for the login");
+
+    // Denied on the approval page: a Reject with a reason.
+    let login = nas("rdg-push-2");
+    let id = phone.read(&push, 2, &vapid_public)["message"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(answer(&server, &id, "deny")["post_status"], 200);
+    let r = login.join().expect("nas");
+    assert_eq!(r["code"], 3, "{r}");
+    assert!(!r["reply_message"].as_str().unwrap_or("").is_empty(), "{r}");
+    assert_eq!(last_reason(&env, "mona", 2), "denied_by_user");
+    assert_eq!(push.pushes(&phone.path).len(), 2, "one push per login");
+}
