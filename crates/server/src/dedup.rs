@@ -249,6 +249,19 @@ mod tests {
         assert_eq!(c.begin(key(1), t), Seen::New);
     }
 
+    /// Request `i` of identifier `id` (its number in the authenticator).
+    fn numbered(id: u8, i: u32) -> RequestKey {
+        let mut k = key(id);
+        k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    /// A new request, answered at `now`.
+    fn answer(c: &DuplicateCache, k: RequestKey, now: Instant) {
+        assert_eq!(c.begin(k, now), Seen::New);
+        c.complete(&k, Some(Arc::from(&b"r"[..])), now);
+    }
+
     /// Room held by the tables of every shard (entries they can take).
     fn room(c: &DuplicateCache) -> usize {
         c.shards
@@ -265,28 +278,20 @@ mod tests {
         let c = DuplicateCache::new(Duration::from_secs(5), 100_000);
         let t = Instant::now();
         for i in 0..100_000u32 {
-            let mut k = key(0);
-            k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(c.begin(k, t), Seen::New);
-            c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+            answer(&c, numbered(0, i), t);
         }
         let burst = room(&c);
         assert!(burst >= 200_000, "{burst}");
         // The burst expires; a trickle of new requests touches every shard.
         let later = t + Duration::from_secs(6);
         for i in 0..2_000u32 {
-            let mut k = key(1);
-            k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(c.begin(k, later), Seen::New);
-            c.complete(&k, Some(Arc::from(&b"r"[..])), later);
+            answer(&c, numbered(1, i), later);
         }
         assert_eq!(c.len(), 2_000);
         let quiet = room(&c);
         assert!(quiet <= 2_000 * 2 * SHRINK_BELOW, "{quiet} of {burst}");
         // A retransmission of the trickle is still answered from the cache.
-        let mut k = key(1);
-        k.authenticator[..4].copy_from_slice(&7u32.to_be_bytes());
-        assert!(matches!(c.begin(k, later), Seen::Answered(_)));
+        assert!(matches!(c.begin(numbered(1, 7), later), Seen::Answered(_)));
     }
 
     #[test]
@@ -295,10 +300,7 @@ mod tests {
             let c = DuplicateCache::new(Duration::from_secs(3600), max);
             let t = Instant::now();
             for i in 0..20_000u32 {
-                let mut k = key(0);
-                k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
-                assert_eq!(c.begin(k, t), Seen::New);
-                c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+                answer(&c, numbered(0, i), t);
                 assert!(c.len() <= max, "{max}: {} after {i}", c.len());
             }
             // Full, not merely bounded: every shard holds its share.
