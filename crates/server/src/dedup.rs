@@ -6,7 +6,9 @@
 //! Memory is bounded by `[radius] duplicate_cache_entries`: at most that many
 //! answered replies are held (each shard holds its share and forgets its
 //! oldest beyond it), plus the requests in flight, which `max_in_flight`
-//! bounds.
+//! bounds. A shard's tables also give back their room once a burst has
+//! expired ([`SHRINK_BELOW`]): a hash table keeps its largest size, so a
+//! node would otherwise hold the memory of its busiest 10 s for good.
 
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +18,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SHARDS: usize = 64;
+
+/// A shard's tables shrink to fit when they hold fewer entries than this
+/// fraction (1/N) of their room: after a burst of 250,000 replies (about
+/// 100 MB) expired, what a quiet node keeps is sized by its present
+/// traffic. A quarter, not less room than entries: a shard at a steady
+/// rate then never shrinks and regrows on every request (a shrink costs
+/// one pass over the entries it keeps).
+const SHRINK_BELOW: usize = 4;
+
+/// Shards smaller than this many entries of room are left alone (the
+/// memory in play is a few KiB).
+const SHRINK_MIN_ROOM: usize = 64;
 
 /// What identifies one request from one NAS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,6 +184,19 @@ impl Shard {
                 }
             }
         }
+        self.shrink();
+    }
+
+    /// Gives back the room of entries that expired (see [`SHRINK_BELOW`]).
+    fn shrink(&mut self) {
+        let room = self.map.capacity();
+        if room >= SHRINK_MIN_ROOM && self.map.len() * SHRINK_BELOW < room {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        let room = self.order.capacity();
+        if room >= SHRINK_MIN_ROOM && self.order.len() * SHRINK_BELOW < room {
+            self.order.shrink_to(self.order.len() * 2);
+        }
     }
 }
 
@@ -222,16 +249,58 @@ mod tests {
         assert_eq!(c.begin(key(1), t), Seen::New);
     }
 
+    /// Request `i` of identifier `id` (its number in the authenticator).
+    fn numbered(id: u8, i: u32) -> RequestKey {
+        let mut k = key(id);
+        k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    /// A new request, answered at `now`.
+    fn answer(c: &DuplicateCache, k: RequestKey, now: Instant) {
+        assert_eq!(c.begin(k, now), Seen::New);
+        c.complete(&k, Some(Arc::from(&b"r"[..])), now);
+    }
+
+    /// Room held by the tables of every shard (entries they can take).
+    fn room(c: &DuplicateCache) -> usize {
+        c.shards
+            .iter()
+            .map(|(s, _)| {
+                let s = lock(s);
+                s.map.capacity() + s.order.capacity()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn room_is_given_back_after_a_burst_expires() {
+        let c = DuplicateCache::new(Duration::from_secs(5), 100_000);
+        let t = Instant::now();
+        for i in 0..100_000u32 {
+            answer(&c, numbered(0, i), t);
+        }
+        let burst = room(&c);
+        assert!(burst >= 200_000, "{burst}");
+        // The burst expires; a trickle of new requests touches every shard.
+        let later = t + Duration::from_secs(6);
+        for i in 0..2_000u32 {
+            answer(&c, numbered(1, i), later);
+        }
+        assert_eq!(c.len(), 2_000);
+        let quiet = room(&c);
+        assert!(quiet <= 2_000 * 2 * SHRINK_BELOW, "{quiet} of {burst}");
+        // A retransmission of the trickle is still answered from the cache.
+        assert!(matches!(c.begin(numbered(1, 7), later), Seen::Answered(_)));
+    }
+
     #[test]
     fn size_is_bounded() {
         for max in [1000, 1024, 5000] {
             let c = DuplicateCache::new(Duration::from_secs(3600), max);
             let t = Instant::now();
             for i in 0..20_000u32 {
-                let mut k = key(0);
-                k.authenticator[..4].copy_from_slice(&i.to_be_bytes());
-                assert_eq!(c.begin(k, t), Seen::New);
-                c.complete(&k, Some(Arc::from(&b"r"[..])), t);
+                answer(&c, numbered(0, i), t);
                 assert!(c.len() <= max, "{max}: {} after {i}", c.len());
             }
             // Full, not merely bounded: every shard holds its share.
