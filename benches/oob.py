@@ -29,7 +29,7 @@ It prints, then one JSON line:
     waiting login).
 Targets (issue 18): memory above idle < 100 MB for 10,000 waiting logins,
 reply p99 < 50 ms after the verdict, zero lost or duplicated calls.
-Needs: python3 with aiohttp and twilio (pip install aiohttp twilio).
+Needs: python3 with aiohttp and twilio (pip install aiohttp twilio), openssl.
 """
 
 import argparse
@@ -56,6 +56,8 @@ import time
 ACCOUNT_SID = "ACbench0000000000000000000000000000"
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 RADIUS_SECRET = b"bench-secret"
+# Linux: SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), not exported by every Python.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 FROM_NUMBER = "+15550100000"
 
 
@@ -102,7 +104,7 @@ def radius_client(addr, logins, out_path, start_at):
     for k in range(nsock):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS, 1)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.bind(("127.0.0.1", 0))
         s.setblocking(False)
         socks.append(s)
@@ -135,7 +137,7 @@ def radius_client(addr, logins, out_path, start_at):
                     break
                 stamp = time.time()
                 for level, kind, cdata in anc:
-                    if level == socket.SOL_SOCKET and kind == socket.SO_TIMESTAMPNS:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                         sec, nsec = struct.unpack("qq", cdata[:16])
                         stamp = sec + nsec / 1e9
                 if len(data) < 20:
@@ -261,9 +263,12 @@ def main():
         subprocess.run([radmfa, "cluster", "ca", "--dir", pki], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([radmfa, "cluster", "cert", "--dir", pki, "--node-id", "1"], check=True,
                        stdout=subprocess.DEVNULL)
-        # The simulator's certificate: the cluster CA signs a second node cert.
-        subprocess.run([radmfa, "cluster", "cert", "--dir", pki, "--node-id", "2"], check=True,
-                       stdout=subprocess.DEVNULL)
+        # The simulator's own certificate, for 127.0.0.1 (what the node dials).
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", f"{work}/sim.key", "-out", f"{work}/sim.pem"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         portal_port, sim_port = free_port(), free_port()
         with open(f"{work}/twilio.token", "w") as f:
             f.write(AUTH_TOKEN + "\n")
@@ -295,7 +300,7 @@ url = "https://127.0.0.1:{sim_port}"
 account_sid = "{ACCOUNT_SID}"
 from_number = "{FROM_NUMBER}"
 api_key_file = "{work}/twilio.token"
-ca_file = "{pki}/ca.pem"
+ca_file = "{work}/sim.pem"
 verdict_timeout_secs = 60
 
 [portal]
@@ -346,8 +351,8 @@ policy = "default"
 
         async def drive():
             stop = asyncio.Event()
-            server = asyncio.ensure_future(run_sim(sim, sim_port, f"{pki}/node-2.pem",
-                                                   f"{pki}/node-2.key", stop))
+            server = asyncio.ensure_future(run_sim(sim, sim_port, f"{work}/sim.pem",
+                                                   f"{work}/sim.key", stop))
             while client.is_alive():
                 rss, threads = rss_and_threads(node.pid)
                 peak["rss"] = max(peak["rss"], rss)

@@ -38,6 +38,7 @@ pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod text;
+pub mod throttle;
 mod tls_util;
 pub mod udp;
 pub mod upstream;

@@ -16,7 +16,6 @@
 //! 200 with TwiML that says so: a 4xx would make Twilio play "an application
 //! error has occurred" to the caller and log an error on the account.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -44,8 +43,7 @@ struct Callbacks {
     base: String,
     /// When the last bad-signature WARN was said (Unix seconds), and how
     /// many were refused since.
-    last_warn: AtomicU64,
-    refused_since: AtomicU64,
+    refused: crate::throttle::Throttle,
 }
 
 /// The callback routes, when the gateway is Twilio and a public callback
@@ -62,8 +60,7 @@ pub fn router(node: Arc<Node>) -> Option<Router> {
         auth_token: auth_token.clone(),
         base: base.clone(),
         node: node.clone(),
-        last_warn: AtomicU64::new(0),
-        refused_since: AtomicU64::new(0),
+        refused: crate::throttle::Throttle::default(),
     });
     info!(
         voice = %format!("{base}{CALLBACK_PREFIX}/voice/{{id}}"),
@@ -111,17 +108,9 @@ impl Callbacks {
     /// One WARN a minute at most about refused callbacks, with the remedy.
     fn warn_refused(&self, url: &str, unsigned: bool) {
         let now = self.node.clock().now_unix();
-        let refused = self.refused_since.fetch_add(1, Ordering::Relaxed) + 1;
-        let last = self.last_warn.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < 60
-            || self
-                .last_warn
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        let Some(refused) = self.refused.due(now) else {
             return;
-        }
-        self.refused_since.store(0, Ordering::Relaxed);
+        };
         warn!(
             url = %crate::text::escape(url),
             refused,

@@ -68,6 +68,9 @@ pub struct Node {
     pub(super) push_numbers: crate::push::MatchNumbers,
     /// Out-of-band verifications (call, two-way SMS, push) waiting for a verdict.
     pub(super) verifications: crate::verifications::Verifications,
+    /// One WARN a minute about a gateway that cannot start or finish an
+    /// out-of-band verification (`oob.rs`).
+    pub(super) gateway_trouble: crate::throttle::Throttle,
     /// This node's configuration digests and its peers' (`consistency.rs`).
     pub(super) consistency: Arc<Consistency>,
     /// Held by a reload, so two never interleave.
@@ -182,6 +185,7 @@ impl Node {
             pusher: std::sync::OnceLock::new(),
             push_numbers: crate::push::MatchNumbers::default(),
             verifications,
+            gateway_trouble: crate::throttle::Throttle::default(),
             consistency: Arc::new(Consistency::new(digests)),
             reloading: tokio::sync::Mutex::new(()),
             sync_restart: std::sync::OnceLock::new(),

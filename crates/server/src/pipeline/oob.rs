@@ -117,7 +117,7 @@ impl Node {
         let started = match gateway.start_verification(&request).await {
             Ok(v) => v,
             Err(e) => {
-                warn!(error = %e, "cannot start the verification");
+                self.warn_gateway_trouble("cannot start the verification", &e);
                 return down(GatewayTrouble::Unreachable);
             }
         };
@@ -133,7 +133,7 @@ impl Node {
             {
                 Ok(h) => h,
                 Err(e) => {
-                    warn!(error = %e, "no verdict from the gateway");
+                    self.warn_gateway_trouble("no verdict from the gateway", &e);
                     return down(GatewayTrouble::Unreachable);
                 }
             }
@@ -209,6 +209,21 @@ impl Node {
             message: base.map(|_| two_way_sms_text(&self.cfg().oob, &user.language, view)),
             from_number: login.policy.from_number.clone(),
             fraud_key: self.cfg().oob.fraud_key,
+        }
+    }
+
+    /// One WARN a minute at most (with the count since the last one and the
+    /// remedy) when the gateway fails an out-of-band verification: under
+    /// load every waiting login would otherwise log the same line.
+    fn warn_gateway_trouble(&self, what: &str, e: &dyn std::fmt::Display) {
+        if let Some(count) = self.gateway_trouble.due(self.clock.now_unix()) {
+            warn!(
+                error = %e,
+                count,
+                "{what} ({count} since the last warning; the policy's fail_mode decided those logins): \
+                 check that the gateway URL is reachable from this node and that ca_file / the \
+                 credentials in api_key_file are right (`radmfa check-config --connect`)"
+            );
         }
     }
 }
