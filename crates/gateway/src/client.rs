@@ -36,6 +36,8 @@ pub struct Gateway {
     base: String,
     breaker: CircuitBreaker,
     counters: Counters,
+    /// `cfg.max_in_flight` permits (long polls take none).
+    in_flight: tokio::sync::Semaphore,
 }
 
 fn check_https(url: &str, what: &str) -> Result<String, GatewayError> {
@@ -173,6 +175,7 @@ impl Gateway {
             base,
             breaker: CircuitBreaker::new(cfg.breaker),
             counters: Counters::default(),
+            in_flight: tokio::sync::Semaphore::new(cfg.max_in_flight.max(1)),
             cfg,
         })
     }
@@ -545,7 +548,21 @@ impl Gateway {
             }
             counters.request();
             let started = Instant::now();
+            // A turn among the requests in flight (long polls excepted),
+            // waited for within this attempt's timeout.
+            let permit = if op == Operation::PollVerdict {
+                None
+            } else {
+                match tokio::time::timeout(timeout, self.in_flight.acquire()).await {
+                    Ok(Ok(p)) => Some(p),
+                    _ => {
+                        counters.error(true);
+                        return Err(GatewayError::Timeout);
+                    }
+                }
+            };
             let result = self.attempt::<T>(make().timeout(timeout)).await;
+            drop(permit);
             counters.latency(started.elapsed());
             let err = match result {
                 Ok(v) => {

@@ -57,6 +57,12 @@ pub struct GatewayConfig {
     pub send_email: bool,
     /// Extra trusted CA certificate(s), PEM (e.g. the simulator's self-signed cert).
     pub extra_ca_pem: Option<String>,
+    /// Requests (SMS, starting a verification, health) sent to the gateway
+    /// at the same time; more wait their turn (within their timeout) rather
+    /// than open a connection each: a burst of ten thousand out-of-band
+    /// logins becomes a queue, not ten thousand TLS handshakes that time
+    /// out together. Long polls for a verdict are not counted.
+    pub max_in_flight: usize,
 }
 
 impl GatewayConfig {
@@ -75,6 +81,7 @@ impl GatewayConfig {
             send_names: false,
             send_email: false,
             extra_ca_pem: None,
+            max_in_flight: 64,
         }
     }
 }
