@@ -711,13 +711,22 @@ fn check_trees(entries: &[Entry]) -> Result<(), ApplyError> {
 mod tests {
     use super::*;
 
+    /// Opens the store in `dir`, waiting for the lock a store just closed
+    /// there may still hold for a moment (sled's background threads).
     fn open(dir: &tempfile::TempDir) -> Store {
-        Store::open(
-            &dir.path().join("db"),
-            &dir.path().join("key"),
-            &crate::StoreOptions::default(),
-        )
-        .unwrap()
+        for _ in 0..100 {
+            match Store::open(
+                &dir.path().join("db"),
+                &dir.path().join("key"),
+                &crate::StoreOptions::default(),
+            ) {
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the store stayed locked for 2 s");
     }
 
     #[test]

@@ -422,12 +422,7 @@ fn database_without_key_check_value_is_checked_against_a_seed() {
         store.flush().unwrap();
     }
     let strip = || {
-        let db = loop {
-            match sled::open(env.db()) {
-                Ok(db) => break db,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        };
+        let db = common::sled_open_retry(&env.db());
         let meta = db.open_tree("meta").unwrap();
         assert!(meta.remove("seed_key_check").unwrap().is_some());
         db.flush().unwrap();
@@ -519,7 +514,7 @@ fn sealed_seed_is_bound_to_its_user() {
             .unwrap();
     }
     {
-        let db = sled::open(env.db()).unwrap();
+        let db = common::sled_open_retry(&env.db());
         let tokens = db.open_tree("tokens").unwrap();
         let raw = tokens.get("alice").unwrap().unwrap();
         tokens.insert("mallory", raw).unwrap();
@@ -544,7 +539,7 @@ fn tampered_token_record_fails() {
             .unwrap();
     }
     {
-        let db = sled::open(env.db()).unwrap();
+        let db = common::sled_open_retry(&env.db());
         let tokens = db.open_tree("tokens").unwrap();
         let raw = tokens.get("alice").unwrap().unwrap();
         let mut rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();

@@ -20,3 +20,21 @@ pub fn open_retry(db: &Path, key: &Path) -> Store {
         }
     }
 }
+
+/// `sled::open` of a database a [`Store`] just closed: sled's background
+/// threads let go of the file lock a moment after the last handle drops
+/// (longer on a loaded machine), so the lock error is retried for 2 s.
+pub fn sled_open_retry(db: &Path) -> sled::Db {
+    let mut tries = 0;
+    loop {
+        match sled::open(db) {
+            Err(sled::Error::Io(e))
+                if tries < 100 && e.to_string().contains("could not acquire lock") =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
