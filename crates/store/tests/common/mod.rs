@@ -24,6 +24,7 @@ pub fn open_retry(db: &Path, key: &Path) -> Store {
 /// `sled::open` of a database a [`Store`] just closed: sled's background
 /// threads let go of the file lock a moment after the last handle drops
 /// (longer on a loaded machine), so the lock error is retried for 2 s.
+#[allow(dead_code)] // used by some of the test binaries that share this module
 pub fn sled_open_retry(db: &Path) -> sled::Db {
     let mut tries = 0;
     loop {
