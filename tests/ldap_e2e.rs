@@ -806,6 +806,7 @@ policy = "corp-inline"
     };
 
     // Inline: password + code, through the inline client.
+    common::clear_of_step_edge();
     let mut inline = common::PyRequest::access(&server).login(
         "alice",
         &format!("alice-pw{}", common::totp_step(&secret, -1)),

@@ -779,6 +779,18 @@ pub fn totp_at(secret: &[u8], unix_time: u64) -> String {
     totp_with(secret, unix_time, "sha1", 6, PERIOD)
 }
 
+/// Waits, if need be, until at least 10 s of the current time step remain,
+/// so that a code computed for step -1 or 0 is still that step when the
+/// server checks it (a login with Argon2 takes a good part of a second on a
+/// loaded machine; a step boundary in between made step -1 fall outside the
+/// window now and then).
+pub fn clear_of_step_edge() {
+    let into = unix_now() % PERIOD;
+    if into > PERIOD - 10 {
+        std::thread::sleep(std::time::Duration::from_secs(PERIOD - into + 1));
+    }
+}
+
 /// The code of the current time step shifted by `steps`.
 pub fn totp_step(secret: &[u8], steps: i64) -> String {
     let t = unix_now().saturating_add_signed(steps * PERIOD as i64);
