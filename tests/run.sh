@@ -9,7 +9,8 @@
 #     radsecproxy (RadSec client), Chromium with Node.js (portal), aiosmtpd
 #     (mail sink), schemathesis (API fuzzing), docker-compose v1 and
 #     systemd-analyze (deployment files), iproute2/util-linux/curl (the
-#     README walkthrough test's network namespace).
+#     README walkthrough test's network namespace), podman, runc and
+#     debootstrap (tests/container.sh, which .ci/run runs after this).
 # Installing needs root (or sudo). RADMFA_NO_INSTALL=1 skips it: tests whose
 # peer is then missing print one `SKIPPED <test>: needs ...` line naming the
 # package and pass, unless CI=true (which .ci/run sets), where they fail.
@@ -18,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 apt_pkgs=(freeradius-utils python3-pip ca-certificates nginx libnginx-mod-stream freeradius
-  slapd ldap-utils chromium radsecproxy docker-compose systemd iproute2 curl util-linux)
+  slapd ldap-utils chromium radsecproxy docker-compose systemd iproute2 curl util-linux
+  podman runc debootstrap binutils)
 pip_pkgs=('pyrad==2.6.0' 'pycryptodome==3.21.0' 'aiosmtpd==1.4.6' 'schemathesis==4.32.5' 'twilio==9.13.0'
   'http-ece==1.2.1')
 
@@ -29,10 +31,11 @@ as_root() {
 peers_present() {
   local c
   for c in radclient freeradius nginx slapd ldapadd radsecproxy docker-compose \
-    systemd-analyze ip nsenter unshare curl node npm schemathesis; do
+    systemd-analyze ip nsenter unshare curl node npm schemathesis podman objcopy; do
     command -v "$c" >/dev/null || return 1
   done
   [[ -x /usr/bin/chromium && -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || return 1
+  [[ -x /usr/sbin/runc && -x /usr/sbin/debootstrap ]] || return 1
   python3 -c 'import pyrad, Crypto, aiosmtpd, twilio, http_ece' 2>/dev/null || return 1
   [[ -d tests/portal/node_modules/playwright-core ]] || return 1
 }
