@@ -242,7 +242,7 @@ login() {
       [[ $i == 1 ]] || retried=$((retried + 1))
       return 0
     }
-    echo "login $user attempt $i: $(echo "$out" | tail -2 | tr '\n' ' ')"
+    echo "login $user attempt $i: $(echo "$out" | tail -1)"
     echo "$out" | grep -q 'Access-Reject' && die "login $user rejected: $out"
   done
   die "login $user: no answer through the balancer"
@@ -263,9 +263,11 @@ done
 echo "three logins accepted in $((SECONDS - killed_at)) s after the kill"
 [[ $(podman inspect -f '{{.State.Running}}' "$(node node1)") == false ]] || die "node1 came back"
 # Served by the replicas: their logs have each login accepted...
+podman logs "$(node node2)" >"$work/replicas.log" 2>&1
+podman logs "$(node node3)" >>"$work/replicas.log" 2>&1
 for user in bob carol dave; do
-  podman logs "$(node node2)" "$(node node3)" 2>&1 | grep '"outcome":"accept"' |
-    grep -q "\"user\":\"$user\"" || die "no replica logged $user's accepted login"
+  grep '"outcome":"accept"' "$work/replicas.log" | grep -q "\"user\":\"$user\"" ||
+    die "no replica logged $user's accepted login"
 done
 # ...and one of them went to the dead primary first: nginx keeps a NAS
 # socket's datagrams in one session, so that attempt's retransmissions went
