@@ -97,6 +97,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- base images
 base=localhost/debian:bookworm-slim
