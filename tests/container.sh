@@ -205,6 +205,17 @@ secret=change-me-radmfa-compose
 node() { echo "$(compose ps -q "$1")"; }
 on_primary() { podman exec -i "$(node node1)" radmfa "$@"; }
 
+step "roles: node1 the primary, node2 and node3 replicas"
+for n in 1 2 3; do
+  want=replica
+  [[ $n == 1 ]] && want=primary
+  podman exec "$(node node$n)" radmfa status >"$work/status-$n.txt" 2>&1 || true
+  grep -Eq "^role +$want( |$)" "$work/status-$n.txt" || {
+    cat "$work/status-$n.txt"
+    die "node$n is not the $want"
+  }
+done
+
 step "users enrolled on the primary"
 # One before the kill, three after: with the upstream state shared by nginx's
 # workers (`zone`), three logins in a row go to three different nodes in
