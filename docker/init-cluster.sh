@@ -16,6 +16,10 @@
 #                                  replicas receive the primary's sealed TOTP
 #                                  seeds and PINs, so they need the same key
 #   OUT_DIR/gateway.key            the API key shared with the gateway simulator
+#   OUT_DIR/vapid.key              the VAPID key of push approvals ([push]
+#                                  vapid_key_file): the same on every node, or
+#                                  a browser registered through one node gets
+#                                  no push from the others
 #
 # Idempotent: existing files are kept (re-running never rotates a key that a
 # running cluster uses); missing ones are created. Keys are 32 random bytes as
@@ -68,4 +72,13 @@ mv "$out_dir/ca.pem.tmp" "$out_dir/ca.pem"
 new_key "$out_dir/cluster.key"
 new_key "$out_dir/seed.key"
 new_key "$out_dir/gateway.key"
+# The VAPID key (P-256, PKCS#8 PEM) as `radmfa cluster init` writes it, made
+# in a scratch directory whose other files are discarded.
+if [ ! -s "$out_dir/vapid.key" ]; then
+    scratch=$(mktemp -d "$out_dir/.vapid.XXXXXX")
+    radmfa cluster init --dir "$scratch" --nodes 1 >/dev/null
+    mv "$scratch/vapid.key" "$out_dir/vapid.key"
+    rm -rf "$scratch"
+    echo "created $out_dir/vapid.key"
+fi
 echo "cluster secrets ready in $out_dir"

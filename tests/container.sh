@@ -216,6 +216,15 @@ for n in 1 2 3; do
   }
 done
 
+# Started as the image and init intend: every node uses the shared VAPID key
+# (none makes its own) and its data volume is owner-only.
+for n in 1 2 3; do
+  podman logs "$(node node$n)" >"$work/start-$n.log" 2>&1
+  if grep -E 'created a new VAPID key|is open to other users' "$work/start-$n.log"; then
+    die "node$n: the start-up message above"
+  fi
+done
+
 step "users enrolled on the primary"
 # One before the kill, three after: with the upstream state shared by nginx's
 # workers (`zone`), three logins in a row go to three different nodes in

@@ -214,6 +214,29 @@ fn init_script_makes_the_secrets_and_every_node_config_checks() {
     // The server accepts the cluster key as it is.
     radmfa_server::load_cluster_key(&cluster.join("cluster.key")).expect("cluster.key accepted");
     let node1_cert = read(&cluster.join("node-1.pem"));
+    // One VAPID key for all nodes, owner-only, and nothing else left behind.
+    let vapid = read(&cluster.join("vapid.key"));
+    assert!(
+        vapid.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "vapid.key is not a PKCS#8 PEM key"
+    );
+    assert_eq!(
+        std::fs::metadata(cluster.join("vapid.key"))
+            .expect("vapid.key")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_dir(&cluster).expect("cluster dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "scratch directory left in {}",
+        cluster.display()
+    );
 
     // Idempotent: a second run (a restarted init service) rotates nothing.
     let out = init_cluster(tmp, &bin);
@@ -222,6 +245,10 @@ fn init_script_makes_the_secrets_and_every_node_config_checks() {
         assert_eq!(&read(&cluster.join(f)), before, "{f} changed on re-run");
     }
     assert_eq!(read(&cluster.join("node-1.pem")), node1_cert);
+    assert!(
+        read(&cluster.join("vapid.key")) == vapid,
+        "vapid.key changed on re-run"
+    );
 
     // The gateway simulator writes its certificate at start; any PEM
     // certificate stands in for it here (the config reads the file).
