@@ -223,6 +223,7 @@ for n in 1 2 3; do
   if grep -E 'created a new VAPID key|is open to other users' "$work/start-$n.log"; then
     die "node$n: the start-up message above"
   fi
+  grep -E '"level":"(WARN|ERROR)"' "$work/start-$n.log" | sed "s/^/node$n: /" || true
 done
 
 step "users enrolled on the primary"
