@@ -13,11 +13,15 @@
 #    file is written for) against podman's Docker API: init, the gateway
 #    simulator, three nodes and nginx, on the compose network, the balancer
 #    published on 127.0.0.1 only.
-# 4. Two users enrolled through the CLI inside the primary container; a
+# 4. The roles init and the configs give (node1 primary, two replicas), no
+#    node with a VAPID key of its own or an open data directory.
+# 5. Four users enrolled through the CLI inside the primary container; a
 #    radclient login (password + TOTP code computed by tests/py/otp.py)
-#    through the balancer; the primary killed; a second login through the
-#    balancer, retried as a NAS would (5 s timeout, 3 tries), must be accepted
-#    by a replica.
+#    through the balancer; the primary killed (podman kill); three more
+#    logins through the balancer, each retried as a NAS would (5 s timeout,
+#    3 tries from one socket, then a new attempt from a new socket), all
+#    accepted by the replicas, one of them after nginx first sent it to the
+#    dead primary.
 # Everything it started is removed on exit, failed or not.
 #
 # Why docker-compose and not podman-compose: podman-compose 1.0.3 (Debian
@@ -33,7 +37,6 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo=$PWD
 start=$SECONDS
 step() { echo "=== tests/container.sh [$((SECONDS - start)) s] $*"; }
 die() {
@@ -43,7 +46,7 @@ die() {
 
 [[ $(id -u) == 0 ]] || die "needs root (podman networks, debootstrap)"
 for tool in podman runc debootstrap docker-compose radclient python3 cargo objcopy; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install podman runc debootstrap docker-compose freeradius-utils)"
+  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install podman runc debootstrap docker-compose freeradius-utils binutils)"
 done
 
 work=$(mktemp -d /tmp/radmfa-container.XXXXXX)
@@ -139,9 +142,12 @@ else
 fi
 
 # ---------------------------------------------------------------- the image
-step "the binaries (cargo build, reused from the test run)"
+step "the binaries (those the test run built)"
 export CARGO_TERM_COLOR=never
-cargo build -q -p radmfa -p radmfa-gateway-sim
+# The test command's own build (tests/run.sh: cargo test --workspace), so in
+# CI, after it, nothing is compiled again: `cargo build -p` would resolve
+# other features (no dev-dependencies) and rebuild dependencies and binaries.
+cargo test -q --workspace --no-run
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p "$work/binaries/out"
 for b in radmfa radmfa-gateway-sim; do
