@@ -3,7 +3,7 @@
 # as root on a Debian machine where radmfa is not installed (.ci/run calls
 # it after the test suite).
 #
-#  1. builds target/debian/radmfa_<version>_amd64.deb with `cargo deb`
+#  1. builds target/debian/radmfa_<version>_amd64.deb with `cargo deb --strip`
 #     (cargo-deb pinned below; installed when missing);
 #  2. checks its contents: conffile, unit, modes, every file owned by root;
 #  3. `dpkg -i`: the radmfa system account, /var/lib/radmfa owned by it,
@@ -117,7 +117,7 @@ if [[ $(cargo deb --version 2>/dev/null) != *"$CARGO_DEB_VERSION"* ]]; then
   time cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
 step "cargo deb"
-time cargo deb --locked
+time cargo deb --locked --strip
 target_dir=${CARGO_TARGET_DIR:-target}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 deb="$target_dir/debian/radmfa_${version}_amd64.deb"
@@ -126,10 +126,10 @@ deb="$target_dir/debian/radmfa_${version}_amd64.deb"
 step "package contents"
 listing=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/radmfa ./etc/radmfa/radmfa.toml ./usr/lib/systemd/system/radmfa.service \
-  ./usr/share/doc/radmfa/copyright ./usr/share/doc/radmfa/deployment.md; do
+  ./usr/lib/sysusers.d/radmfa.conf ./usr/share/doc/radmfa/copyright ./usr/share/doc/radmfa/deployment.md; do
   grep -q " $f\$" <<<"$listing" || fail "$f is not in the package"
 done
-notroot=$(awk '$2 != "root/root"' <<<"$listing")
+notroot=$(awk '$2 != "root/root" && $2 != "0/0"' <<<"$listing")
 [[ -z $notroot ]] || fail "files in the package not owned by root: $notroot"
 grep -q '^-rwxr-xr-x .* ./usr/bin/radmfa$' <<<"$listing" || fail "/usr/bin/radmfa is not 0755"
 grep -q '^-rw-r----- .* ./etc/radmfa/radmfa.toml$' <<<"$listing" || fail "radmfa.toml is not 0640"
@@ -172,10 +172,16 @@ dpkg --purge radmfa
 if dpkg-query -W -f='${Status}' radmfa 2>/dev/null | grep -qv 'not-installed'; then
   fail "dpkg still knows radmfa: $(dpkg-query -W -f='${Status}' radmfa)"
 fi
+# Every path the package had is gone, but directories other packages own
+# too (/usr/bin, /usr/lib/sysusers.d...).
 while read -r f; do
-  case $f in /. | /etc | /usr | /usr/bin | /usr/lib | /usr/lib/systemd | /usr/lib/systemd/system | /usr/share | /usr/share/doc) continue ;; esac
-  [[ ! -e $f ]] || fail "dpkg --purge left $f"
+  [[ -e $f ]] || continue
+  [[ -d $f ]] && dpkg-query -S "$f" >/dev/null 2>&1 && continue
+  fail "dpkg --purge left $f"
 done <<<"$installed"
+# deb-systemd-helper's enable symlink and state (made even without systemd).
+left=$(find /etc/systemd /var/lib/systemd -name '*radmfa*' 2>/dev/null || true)
+[[ -z $left ]] || fail "dpkg --purge left systemd state: $left"
 for p in /etc/radmfa /var/lib/radmfa; do
   [[ ! -e $p ]] || fail "dpkg --purge left $p: $(find "$p")"
 done

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses some of them
 pub use super::recipe_text::{block, page, replace};
 
 /// Where the unit and the packaged configuration expect things.
