@@ -41,7 +41,11 @@ fn main() -> ExitCode {
     // systemd unit sets UMask=0077; a shell, cron or container may not).
     // Files meant for others (certificates) are chmod-ed explicitly.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.config = cli::config_source::resolve(
+        cli.config.take(),
+        std::path::Path::new(cli::config_source::SYSTEM_CONFIG),
+    );
     if let (Command::Reload, Some(path)) = (&cli.command, &cli.config) {
         // Not loaded here: the server reads the file and says what is wrong.
         return exit_code(cli::status::reload_file(path));

@@ -550,3 +550,153 @@ fn nodes_with_different_policies_are_named_and_a_reload_makes_them_agree() {
     std::fs::write(b.config_path(), &good).expect("config");
     assert_eq!(config_status(&b)["agree"], true, "{}", logs());
 }
+
+/// docs/recipes/three-nodes-systemd.md as written: its three node files
+/// (read from the page, 10.0.0.x mapped to 127.0.0.x, the admin
+/// workstation 10.0.0.20 to this test's 127.0.0.1, /etc/radmfa and
+/// /var/lib/radmfa to a directory per node), its certificates, node 1
+/// started first from the unit's ExecStart= line, its keys copied to nodes
+/// 2 and 3 before their start, then the recipe's verification: check-config
+/// and status on each node, a user added on a replica, a radclient login
+/// through another node, and a challenge answered on a third.
+#[test]
+fn recipe_three_nodes_with_systemd() {
+    use common::recipes::{self, block, page, replace, UnitNode};
+    use std::os::unix::fs::PermissionsExt;
+    let page = page("three-nodes-systemd.md");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("radmfa-ca");
+    cluster_certs(dir.path(), &ca, &["1", "2", "3"]);
+    for n in 1..=3u8 {
+        if std::net::UdpSocket::bind(("127.0.0.1", 0)).is_ok()
+            && std::net::UdpSocket::bind((format!("127.0.0.1{n}").as_str(), 1812)).is_err()
+        {
+            panic!("127.0.0.1{n}:1812 is taken: the recipe's fixed ports need it free");
+        }
+    }
+    let mut configs = Vec::new();
+    for n in 1..=3u8 {
+        let node = dir.path().join(format!("node-{n}"));
+        let etc = node.join("etc");
+        std::fs::create_dir_all(etc.join("cluster")).expect("etc");
+        let data = node.join("data");
+        std::fs::create_dir_all(&data).expect("data");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        for f in [
+            "ca.pem".to_string(),
+            format!("node-{n}.pem"),
+            format!("node-{n}.key"),
+        ] {
+            std::fs::copy(ca.join(&f), etc.join("cluster").join(&f)).expect("copy cert");
+        }
+        let mut text = block(&page, &format!("node-{n}.toml"));
+        for m in 1..=3u8 {
+            text = replace(&text, &format!("10.0.0.1{m}"), &format!("127.0.0.1{m}"));
+        }
+        text = replace(&text, "10.0.0.20/32", "127.0.0.1/32");
+        text = replace(&text, "/etc/radmfa/", &format!("{}/", etc.display()));
+        text = replace(
+            &text,
+            "\"/var/lib/radmfa\"",
+            &format!("{:?}", data.display().to_string()),
+        );
+        let config = etc.join("radmfa.toml");
+        std::fs::write(&config, text).expect("write config");
+        configs.push((config, data));
+    }
+    // Step 5: node 1 first; it makes the keys, which go to 2 and 3.
+    let n1 = UnitNode::start(&configs[0].0);
+    for (_, data) in &configs[1..] {
+        for key in ["seed.key", "cluster.key"] {
+            let to = data.join(key);
+            std::fs::copy(configs[0].1.join(key), &to).expect("copy key");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+    }
+    let n2 = UnitNode::start(&configs[1].0);
+    let n3 = UnitNode::start(&configs[2].0);
+    let logs = || {
+        format!(
+            "node 1:\n{}\nnode 2:\n{}\nnode 3:\n{}",
+            n1.log(),
+            n2.log(),
+            n3.log()
+        )
+    };
+
+    // Step 7: check-config and status on each node.
+    for node in [&n1, &n2, &n3] {
+        let out = node.radmfa(&["check-config"]);
+        out.assert_ok();
+        assert!(out.stdout.contains(": ok"), "{}", out.stdout);
+    }
+    let status = |node: &UnitNode| node.radmfa(&["status", "--json"]).json();
+    wait_until("node 1 primary with two replicas", &logs, || {
+        let s = status(&n1);
+        s["role"] == "primary" && s["replicas"].as_array().map(Vec::len) == Some(2)
+    });
+    for node in [&n2, &n3] {
+        wait_until("a replica following node 1", &logs, || {
+            let s = status(node);
+            s["role"] == "replica" && s["primary"] == 1
+        });
+    }
+    let secret_cmd = "correct horse";
+    n2.radmfa_stdin(
+        &["user", "add", "alice", "--password-stdin"],
+        Some(secret_cmd),
+    )
+    .assert_ok();
+    let seed = recipes::enrolled_seed(&n2.radmfa(&["token", "enroll", "alice"]));
+    wait_until("alice's token on node 3", &logs, || {
+        n3.radmfa(&["user", "show", "alice"])
+            .stdout
+            .contains("totp")
+    });
+    let admin_secret = "change-me-admin-check";
+    let accepted = |r: common::RadReply| {
+        assert_eq!(
+            r.code.as_deref(),
+            Some("Access-Accept"),
+            "{}\n{}",
+            r.output,
+            logs()
+        );
+    };
+    common::clear_of_step_edge();
+    let code = common::totp_now(&seed);
+    let password = format!("{secret_cmd}{code}");
+    accepted(recipes::login(
+        "127.0.0.13",
+        admin_secret,
+        "alice",
+        &password,
+        None,
+    ));
+    // A challenge from node 2 answered through node 1 (as behind a balancer).
+    let r = recipes::login("127.0.0.12", admin_secret, "alice", secret_cmd, None);
+    assert_eq!(r.code.as_deref(), Some("Access-Challenge"), "{}", r.output);
+    let state = r.attr("State").expect("State").to_owned();
+    let next = common::totp_step(&seed, 1);
+    accepted(recipes::login(
+        "127.0.0.11",
+        admin_secret,
+        "alice",
+        &next,
+        Some(&state),
+    ));
+    // The keys every node holds are node 1's, owner-only.
+    for (_, data) in &configs {
+        for key in ["seed.key", "cluster.key"] {
+            let mode = std::fs::metadata(data.join(key))
+                .expect("key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+            assert_eq!(
+                std::fs::read(data.join(key)).expect("key"),
+                std::fs::read(configs[0].1.join(key)).expect("key")
+            );
+        }
+    }
+}

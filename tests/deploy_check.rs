@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use radmfa_server::RuntimeConfig;
 
+#[allow(dead_code)] // page() and replace() serve the tests that run recipes
+#[path = "common/recipe_text.rs"]
+mod recipe_text;
 #[path = "common/tools.rs"]
 mod tools;
 
@@ -880,4 +883,67 @@ fn exposed_and_documented_ports_are_the_listeners_of_the_default_config() {
         documented, listeners,
         "the port table of docs/deployment.md differs from the listeners of config/radmfa.toml"
     );
+}
+
+/// The Debian package's configuration (deploy/debian/radmfa.toml, the
+/// conffile /etc/radmfa/radmfa.toml) is the annotated default with the data
+/// in /var/lib/radmfa, the directory the unit may write and the package
+/// creates: one line apart, so the two cannot drift.
+#[test]
+fn packaged_config_is_the_default_with_the_unit_data_dir() {
+    let default = read(&repo().join("config/radmfa.toml"));
+    let packaged = read(&repo().join("deploy/debian/radmfa.toml"));
+    let want = default.replace(
+        "\ndata_dir = \"./radmfa-data\"\n",
+        "\ndata_dir = \"/var/lib/radmfa\"\n",
+    );
+    assert_ne!(want, default, "config/radmfa.toml has no data_dir line");
+    assert!(
+        packaged == want,
+        "deploy/debian/radmfa.toml must be config/radmfa.toml with data_dir = \"/var/lib/radmfa\"; \
+         regenerate it with: sed 's|^data_dir = \"./radmfa-data\"$|data_dir = \"/var/lib/radmfa\"|' \
+         config/radmfa.toml > deploy/debian/radmfa.toml"
+    );
+    if let Err(e) =
+        radmfa_server::config::ParsedConfig::parse(&packaged, "deploy/debian/radmfa.toml")
+    {
+        panic!("{e}");
+    }
+    assert_eq!(
+        radmfa_server::config::data_dir_leniently(&packaged),
+        Path::new("/var/lib/radmfa")
+    );
+    let unit = read(&repo().join("deploy/systemd/radmfa.service"));
+    assert!(
+        unit.contains("\nReadWritePaths=/var/lib/radmfa\n"),
+        "the unit may not write the data dir"
+    );
+}
+
+/// Every configuration block of docs/recipes/ (`<!-- recipe: NAME.toml -->`)
+/// is valid as it stands, including those of recipes no test can run here
+/// (RD Gateway through NPS); no file it names is read.
+#[test]
+fn recipe_config_blocks_are_valid() {
+    let dir = repo().join("docs/recipes");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("docs/recipes") {
+        let path = entry.expect("entry").path();
+        let text = read(&path);
+        for line in text.lines() {
+            let Some(name) = line
+                .strip_prefix("<!-- recipe: ")
+                .and_then(|l| l.strip_suffix(" -->"))
+            else {
+                continue;
+            };
+            let block = recipe_text::block(&text, name);
+            let origin = format!("{}#{name}", path.display());
+            if let Err(e) = radmfa_server::config::ParsedConfig::parse(&block, &origin) {
+                panic!("{e}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} recipe blocks found");
 }

@@ -151,17 +151,36 @@ impl Drop for SmtpSink {
     }
 }
 
+/// slapd and ldapadd are installed (else the test skips, or fails in CI).
+fn slapd_present() -> bool {
+    common::require(
+        "slapd",
+        common::tools::on_path("slapd").is_some() || Path::new("/usr/sbin/slapd").exists(),
+        "apt-get install slapd",
+    ) && common::require_tool("ldapadd", "apt-get install ldap-utils")
+}
+
+/// Waits until the scheduled sync that runs shortly after start-up has
+/// added `user`.
+fn wait_synced(env: &Env, server: &common::Server, user: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.radmfa(&["user", "show", user]).code() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sync did not run: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn user_json(env: &Env, name: &str) -> serde_json::Value {
     env.radmfa(&["user", "show", name, "--json"]).json()
 }
 
 #[test]
 fn ldap_bind_groups_import_sync_and_enrollment_mail() {
-    if !(common::require(
-        "slapd",
-        common::tools::on_path("slapd").is_some() || Path::new("/usr/sbin/slapd").exists(),
-        "apt-get install slapd",
-    ) && common::require_tool("ldapadd", "apt-get install ldap-utils")
+    if !(slapd_present()
         && common::require_python_module("aiosmtpd", "pip install aiosmtpd==1.4.6"))
     {
         return;
@@ -237,15 +256,7 @@ policy = "corp"
     // of vpn-users (carol through engineers) are added, and mailed.
     let server = env.start();
     let addr = server.addr_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.radmfa(&["user", "show", "carol"]).code() != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "sync did not run: {}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_synced(&env, &server, "carol");
     let alice = user_json(&env, "alice");
     assert_eq!(alice["phone"], "+15550107001");
     assert_eq!(alice["email"], "alice@example.org");
@@ -895,4 +906,92 @@ timeout_ms = 2000
         "{}",
         out.stdout
     );
+}
+
+/// docs/recipes/vpn-active-directory.md as written, against slapd: the
+/// page's `ad.toml` block with only the site-specific values replaced (URL
+/// and TLS, `kind`, DNs, password file, the VPN's address), then the
+/// recipe's steps: check-config --connect, `import-ldap --item vpn-users
+/// --dry-run` (shows the group's nested members, writes nothing), the
+/// scheduled sync at start, and a login: LDAP password, challenge, code,
+/// Accept with the group's attribute.
+#[test]
+fn recipe_vpn_with_active_directory() {
+    use common::recipes::{self, block, page, replace};
+    if !(slapd_present()) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start(dir.path());
+    let pw_file = dir.path().join("ldap.pw");
+    std::fs::write(&pw_file, "svc-secret\n").expect("pw");
+    let mut text = block(&page("vpn-active-directory.md"), "ad.toml");
+    for (from, to) in [
+        ("kind = \"ad\"", "kind = \"ldap\"".to_string()),
+        (
+            "servers = [\"ldaps://dc1.corp.example:636\", \"ldaps://dc2.corp.example:636\"]",
+            format!("servers = [\"{}\"]", slapd.url()),
+        ),
+        ("tls = \"ldaps\"", "tls = \"none\"".to_string()),
+        ("ca_file = \"/etc/radmfa/corp-ca.pem\"\n", String::new()),
+        (
+            "CN=radmfa-svc,OU=Service,DC=corp,DC=example",
+            "cn=radmfa-svc,ou=people,dc=example,dc=org".to_string(),
+        ),
+        ("DC=corp,DC=example", "dc=example,dc=org".to_string()),
+        ("/etc/radmfa/ldap.pw", pw_file.display().to_string()),
+        ("10.0.0.5/32", "127.0.0.1/32".to_string()),
+    ] {
+        text = replace(&text, from, &to);
+    }
+    let env = Env::with_options(ConfigOptions {
+        client_address: "127.0.0.2/32".to_string(),
+        extra: text,
+        ..ConfigOptions::default()
+    });
+    let secret = "change-me-vpn-secret";
+    let out = env.radmfa(&["check-config", "--connect", "--user", "alice"]);
+    out.assert_ok();
+    assert!(
+        out.stdout
+            .contains(&format!("ok      directory {}", slapd.url())),
+        "{}",
+        out.stdout
+    );
+    let dry = env.radmfa(&["import-ldap", "--item", "vpn-users", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("+ alice")
+            && dry.stdout.contains("+ carol")
+            && dry.stdout.contains("would be"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !dry.stdout.contains("+ erin"),
+        "erin is not in vpn-users: {}",
+        dry.stdout
+    );
+    assert_ne!(
+        env.radmfa(&["user", "show", "alice"]).code(),
+        0,
+        "--dry-run wrote"
+    );
+
+    let server = env.start();
+    let addr = server.addr_string();
+    wait_synced(&env, &server, "carol");
+    let seed = recipes::enrolled_seed(&env.radmfa(&["token", "enroll", "alice"]));
+    let r = recipes::login(&addr, secret, "alice", "alice-pw", None);
+    expect(&r, "Access-Challenge");
+    let prompt = r.text("Reply-Message").unwrap_or_default();
+    assert_eq!(prompt, "Enter the code from your authenticator app");
+    let state = r.attr("State").expect("State").to_string();
+    common::clear_of_step_edge();
+    let r = recipes::login(&addr, secret, "alice", &totp_now(&seed), Some(&state));
+    expect(&r, "Access-Accept");
+    let filter_id = r.text("Filter-Id").unwrap_or_default();
+    assert_eq!(filter_id, "vpn-acl", "the group's attribute: {}", r.output);
+    let r = recipes::login(&addr, secret, "alice", "wrong-pw", None);
+    expect(&r, "Access-Reject");
 }

@@ -14,7 +14,8 @@ use radmfa_store::Method;
     about = "RADIUS authentication server with a second factor"
 )]
 pub struct Cli {
-    /// Configuration file (default: the embedded default configuration).
+    /// Configuration file. Without it (or RADMFA_CONFIG):
+    /// /etc/radmfa/radmfa.toml when it exists, else the embedded default.
     #[arg(long, env = "RADMFA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]

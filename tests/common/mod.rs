@@ -8,6 +8,8 @@
 
 pub mod freeradius;
 pub mod nginx;
+pub mod recipe_text;
+pub mod recipes;
 pub mod sim;
 pub mod tools;
 
