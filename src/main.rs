@@ -42,6 +42,10 @@ fn main() -> ExitCode {
     // Files meant for others (certificates) are chmod-ed explicitly.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // May start this process again with the allocator's options set.
+        cli::allocator::configure();
+    }
     if let (Command::Reload, Some(path)) = (&cli.command, &cli.config) {
         // Not loaded here: the server reads the file and says what is wrong.
         return exit_code(cli::status::reload_file(path));
