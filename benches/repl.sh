@@ -17,8 +17,9 @@
 #   * import time of the users (offline `radmfa user import`),
 #   * start-up time of the primary holding them (spawn -> ready file),
 #   * snapshot catch-up: spawn of the empty replica -> its log position equals
-#     the primary's (the primary trims its changelog to changelog_keep at
-#     start, so the replica needs the snapshot),
+#     the primary's (the import leaves the changelog trimmed to
+#     changelog_keep, so the replica needs the snapshot; a store saved by an
+#     older version is trimmed by the primary at start instead),
 #   * replication lag of a burst of admin writes (p50/p99/max, ms),
 #   * memory at every phase, one line each and in "memory" of the JSON:
 #     primary ready, primary after the inline TOTP load, primary after

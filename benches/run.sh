@@ -885,6 +885,6 @@ if sms_rows:
     sms_table()
 EOF
 if [[ -n $results_out ]]; then
-    cp "$results" "$results_out"
+    cat "$results" "$work/extra.jsonl" > "$results_out"
     echo "JSON reports written to $results_out"
 fi
