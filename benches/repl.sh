@@ -4,13 +4,22 @@
 # replica started empty.
 #
 #   bash benches/repl.sh [--users 1000000] [--writes 2000] [--skip-build] [--keep]
+#                        [--save-store DIR | --store DIR] [--store-cache-mib N]
+#
+# --save-store DIR keeps a copy of the imported primary (its data directory,
+# seed key and load users) in DIR; --store DIR starts the next runs from a
+# copy of it instead of generating and importing again (minutes for a
+# million users). Every phase after the import is the same either way.
+# --store-cache-mib N sets [server] store_cache_mib on both nodes (default:
+# the configuration's default).
 #
 # Prints, then one JSON line with everything:
 #   * import time of the users (offline `radmfa user import`),
 #   * start-up time of the primary holding them (spawn -> ready file),
 #   * snapshot catch-up: spawn of the empty replica -> its log position equals
-#     the primary's (the primary trims its changelog to changelog_keep at
-#     start, so the replica needs the snapshot),
+#     the primary's (the import leaves the changelog trimmed to
+#     changelog_keep, so the replica needs the snapshot; a store saved by an
+#     older version is trimmed by the primary at start instead),
 #   * replication lag of a burst of admin writes (p50/p99/max, ms),
 #   * memory at every phase, one line each and in "memory" of the JSON:
 #     primary ready, primary after the inline TOTP load, primary after
@@ -24,14 +33,17 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/benches/lib.sh"
-users=1000000 writes=2000 build=1 keep=0 load_users=10000
+users=1000000 writes=2000 build=1 keep=0 load_users=10000 save_store= store= cache_mib=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --users) users=$2; shift 2 ;;
         --writes) writes=$2; shift 2 ;;
         --skip-build) build=0; shift ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --save-store) save_store=$2; shift 2 ;;
+        --store) store=$2; shift 2 ;;
+        --store-cache-mib) cache_mib=$2; shift 2 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "repl.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -84,6 +96,7 @@ node_name = "bench-$1"
 node_id = $1
 data_dir = "$work/node$1"
 key_file = "$work/seed.key"
+${cache_mib:+store_cache_mib = $cache_mib}
 
 [log]
 format = "human"
@@ -142,9 +155,18 @@ start() { # id -> pid; waits for the ready file
 status() { "$radmfa" --config "$work/node$1.toml" status --json; }
 seq_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["last_seq"])'; }
 
-echo "== $users users: generating" >&2
-"$loadgen" gen-users --count "$load_users" --out "$work/load.csv" >/dev/null
-python3 - "$work/fill.csv" "$((users - load_users))" <<'EOF'
+if [[ -n $store ]]; then
+    [[ -d $store/node1 && -s $store/seed.key && -s $store/load.csv ]] \
+        || { echo "repl.sh: $store holds no store saved by --save-store" >&2; exit 2; }
+    echo "== primary store copied from $store ($(du -sh "$store/node1" | cut -f1))" >&2
+    cp -a "$store/node1" "$store/seed.key" "$store/load.csv" "$work/"
+    import_s=0
+    users=$(cat "$store/users")
+    (( users >= load_users )) || load_users=$users
+else
+    echo "== $users users: generating" >&2
+    "$loadgen" gen-users --count "$load_users" --out "$work/load.csv" >/dev/null
+    python3 - "$work/fill.csv" "$((users - load_users))" <<'EOF'
 import base64, os, sys
 path, n = sys.argv[1], int(sys.argv[2])
 with open(path, "w") as f:
@@ -152,13 +174,20 @@ with open(path, "w") as f:
     for i in range(n):
         f.write("fill%07d,%s\n" % (i, base64.b32encode(os.urandom(20)).decode()))
 EOF
-t0=$(now)
-"$radmfa" --config "$work/node1.toml" user import --csv "$work/load.csv" >/dev/null
-if (( users > load_users )); then
-    "$radmfa" --config "$work/node1.toml" user import --csv "$work/fill.csv" >/dev/null
+    t0=$(now)
+    "$radmfa" --config "$work/node1.toml" user import --csv "$work/load.csv" >/dev/null
+    if (( users > load_users )); then
+        "$radmfa" --config "$work/node1.toml" user import --csv "$work/fill.csv" >/dev/null
+    fi
+    import_s=$(since "$t0")
+    echo "   imported in ${import_s} s; store on disk: $(du -sh "$work/node1" | cut -f1)" >&2
+
+    if [[ -n $save_store ]]; then
+        mkdir -p "$save_store"
+        cp -a "$work/node1" "$work/seed.key" "$work/load.csv" "$save_store/"
+        echo "$users" > "$save_store/users"
+    fi
 fi
-import_s=$(since "$t0")
-echo "   imported in ${import_s} s; store on disk: $(du -sh "$work/node1" | cut -f1)" >&2
 
 echo "== primary start-up" >&2
 t0=$(now)

@@ -12,6 +12,7 @@
 #                       ships its audit log to a primary this script starts on --primary-cpu,
 #                       default the load generator's: throughput against standalone, and the
 #                       audit shipping lag p99 under load)
+#                       [--ship-rounds 3]   (interleaved standalone/shipping runs per scenario)
 #                       [--sms-outstanding 64] [--sim-cpu N]   (scenario sms, radmfa only:
 #                       --scenarios sms, or "inline challenge sms"; the 2-node part needs
 #                       nginx and its stream module and is skipped without them)
@@ -33,7 +34,7 @@ set -euo pipefail
 duration=20 warmup=3 nusers=10000 outstanding=256 sockets=4
 scenarios="inline challenge" servers="radmfa freeradius"
 secret=bench-secret-0123 fr_replay=1 half_load=1 build=1 keep=0 results_out= fast_hash=0 cold=1
-server_cpu=0 loadgen_cpu=1 sim_cpu= sms_outstanding=64 ship=0 primary_cpu=
+server_cpu=0 loadgen_cpu=1 sim_cpu= sms_outstanding=64 ship=0 primary_cpu= ship_rounds=3
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --duration) duration=$2; shift 2 ;;
@@ -56,7 +57,8 @@ while [[ $# -gt 0 ]]; do
         --sim-cpu) sim_cpu=$2; shift 2 ;;
         --audit-shipping) ship=1; shift ;;
         --primary-cpu) primary_cpu=$2; shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        --ship-rounds) ship_rounds=$2; shift 2 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -416,30 +418,75 @@ EOF
         ship_status | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("synced") else 1)' && break
         sleep 0.2
     done
-    echo "   replica on $addr (pid $server_pid) synced with the primary (CPU $primary_cpu); warm-up pass:"
-    taskset -c "$loadgen_cpu" "$loadgen" --server "$addr" --secret "$secret" --users "$work/users.csv" \
+    ship_pid=$server_pid ship_addr=$addr
+    echo "   replica on $ship_addr (pid $ship_pid) synced with the primary (CPU $primary_cpu); warm-up pass:"
+    taskset -c "$loadgen_cpu" "$loadgen" --server "$ship_addr" --secret "$secret" --users "$work/users.csv" \
         --one-pass --outstanding 64 --sockets "$sockets" --timeout-ms 5000 --label radmfa-ship-warmup \
         | sed 's/^/     /'
-    for scenario in $totp_scenarios; do
-        run_load radmfa-ship "$scenario" saturation "$addr" --duration "$duration" --warmup "$warmup"
-        # The lag of the records shipped during the run (the most recent 16384).
-        ship_status | python3 -c '
+    # The standalone node again (a fresh process on its own store, warmed up the same way),
+    # beside the replica on the same CPU; only one of the two is loaded at a time. Runs
+    # alternate between them, so that other work on the machine weighs on both alike.
+    start_radmfa "$work/radmfa.toml" "$work/radmfa.log"
+    alone_pid=$server_pid alone_addr=$addr
+    other_pids+=("$alone_pid")
+    echo "   standalone node again on $alone_addr (pid $alone_pid); warm-up pass:"
+    taskset -c "$loadgen_cpu" "$loadgen" --server "$alone_addr" --secret "$secret" --users "$work/users.csv" \
+        --one-pass --outstanding 64 --sockets "$sockets" --timeout-ms 5000 --label radmfa-alone-warmup \
+        | sed 's/^/     /'
+    server_pid=$ship_pid
+    # Each run starts at the beginning of a TOTP step (30 s): its first logins are then
+    # accepted (a fresh step for every user) and the rest are replays, the same mix on both
+    # nodes. A run that started mid-step after the other one had used the step up would
+    # do different work (on the replica an accepted step is also sent to the primary).
+    step_start() { sleep "$(python3 -c 'import time; print(30 - time.time() % 30 + 0.05)')"; }
+    for round in $(seq 1 "$ship_rounds"); do
+        for scenario in $totp_scenarios; do
+            step_start
+            server_pids=$alone_pid run_load radmfa-alone "$scenario" saturation "$alone_addr" \
+                --duration "$duration" --warmup "$warmup"
+            step_start
+            server_pids=$ship_pid run_load radmfa-ship "$scenario" saturation "$ship_addr" \
+                --duration "$duration" --warmup "$warmup"
+            # The lag of the records shipped during the run (the most recent 16384).
+            ship_status | python3 -c '
 import json, sys
-s, scenario = json.load(sys.stdin), sys.argv[1]
+s, scenario, rnd = json.load(sys.stdin), sys.argv[1], int(sys.argv[3])
 a = s.get("audit_shipping") or {}
-print("   audit shipping after %s: lag p50 %s ms, p99 %s ms; %s records shipped, the primary holds up to %s of %s" % (
-    scenario, a.get("lag_p50_ms"), a.get("lag_p99_ms"), a.get("shipped"), a.get("acked_seq"), a.get("next_seq", 1) - 1))
+print("   audit shipping after %s (round %d): lag p50 %s ms, p99 %s ms; %s records shipped, the primary holds up to %s of %s" % (
+    scenario, rnd, a.get("lag_p50_ms"), a.get("lag_p99_ms"), a.get("shipped"), a.get("acked_seq"), a.get("next_seq", 1) - 1))
 with open(sys.argv[2], "a") as f:
-    f.write(json.dumps({"label": "radmfa-ship-lag", "scenario": scenario, "kind": "audit-shipping",
+    f.write(json.dumps({"label": "radmfa-ship-lag", "scenario": scenario, "kind": "audit-shipping", "round": rnd,
                         "lag_p50_ms": a.get("lag_p50_ms"), "lag_p99_ms": a.get("lag_p99_ms")}) + "\n")
-' "$scenario" "$work/extra.jsonl"
-        standalone=$(saturation_tps radmfa "$scenario")
-        shipping=$(saturation_tps radmfa-ship "$scenario")
-        if [[ -n $standalone && -n $shipping ]]; then
-            python3 -c 'import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print("   %s: shipping/standalone = %.3f (%+.1f%%)" % (sys.argv[1], b / a, 100 * (b / a - 1)))' \
-                "$scenario" "$standalone" "$shipping"
-        fi
+' "$scenario" "$work/extra.jsonl" "$round"
+        done
     done
+    # Per scenario: the ratio of each round (shipping / the standalone run just before it),
+    # their median and spread, and the lag p99 of each round.
+    python3 - "$results" "$work/extra.jsonl" $totp_scenarios <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+extra_path = sys.argv[2]
+lags = [json.loads(l) for l in open(extra_path) if l.strip()]
+for sc in sys.argv[3:]:
+    alone = [r["tps"] for r in rows if r["label"] == "radmfa-alone" and r["scenario"] == sc]
+    ship = [r["tps"] for r in rows if r["label"] == "radmfa-ship" and r["scenario"] == sc]
+    ratios = [b / a for a, b in zip(alone, ship) if a > 0]
+    p99 = [e["lag_p99_ms"] for e in lags if e["label"] == "radmfa-ship-lag" and e["scenario"] == sc
+           and e.get("lag_p99_ms") is not None]
+    if not ratios:
+        continue
+    summary = {"label": "radmfa-ship-ratio", "scenario": sc, "kind": "audit-shipping",
+               "alone_tps": alone, "ship_tps": ship, "ratios": [round(x, 4) for x in ratios],
+               "ratio_median": round(statistics.median(ratios), 4),
+               "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4),
+               "lag_p99_ms": p99, "lag_p99_ms_max": max(p99) if p99 else None}
+    print("   %s: shipping/standalone per round %s; median %.3f (%+.1f%%), spread %.3f..%.3f (target >= 0.95); "
+          "lag p99 per round %s ms" % (sc, " ".join("%.3f" % x for x in ratios), summary["ratio_median"],
+          100 * (summary["ratio_median"] - 1), summary["ratio_min"], summary["ratio_max"], p99))
+    with open(extra_path, "a") as f:
+        f.write(json.dumps(summary) + "\n")
+EOF
+    server_pids=
     stop_server
     stop_others
 fi
@@ -723,7 +770,7 @@ sms_rows = [r for r in all_rows if r["scenario"] == "sms"]
 fr_replay = sys.argv[2] == "1"
 sim_cpu = sys.argv[3]
 
-LABELS = ("radmfa", "radmfa-cold", "radmfa-ship", "freeradius", "freeradius-stock")
+LABELS = ("radmfa", "radmfa-cold", "radmfa-alone", "radmfa-ship", "freeradius", "freeradius-stock")
 
 def find(label, scenario, kind):
     for r in rows:
@@ -761,11 +808,12 @@ def totp_tables():
                 if a and b and b["tps"] > 0:
                     print("%-10s ratio radmfa (%s) / %s: %.3gx throughput (target >= 3x warm)" %
                           (sc, what, how, a["tps"] / b["tps"]))
-        a, b = find("radmfa-ship", sc, "saturation"), find("radmfa", sc, "saturation")
-        if a and b and b["tps"] > 0:
-            lag = [e for e in extra if e["label"] == "radmfa-ship-lag" and e["scenario"] == sc]
-            print("%-10s ratio radmfa shipping its audit / standalone: %.3f (target >= 0.95); shipping lag p99 %s ms" %
-                  (sc, a["tps"] / b["tps"], lag[-1]["lag_p99_ms"] if lag else "-"))
+        for e in extra:
+            if e["label"] == "radmfa-ship-ratio" and e["scenario"] == sc:
+                print("%-10s ratio radmfa shipping its audit / standalone (%d interleaved rounds): median %.3f,"
+                      " spread %.3f..%.3f (target >= 0.95); shipping lag p99 %s ms (max %s)" %
+                      (sc, len(e["ratios"]), e["ratio_median"], e["ratio_min"], e["ratio_max"],
+                       " ".join(str(x) for x in e["lag_p99_ms"]), e["lag_p99_ms_max"]))
     for e in extra:
         if e["label"] == "radmfa-full-speed":
             print("radmfa restarted with %d users reached full speed after %.1f s (first login of every user"
@@ -837,6 +885,6 @@ if sms_rows:
     sms_table()
 EOF
 if [[ -n $results_out ]]; then
-    cp "$results" "$results_out"
+    cat "$results" "$work/extra.jsonl" > "$results_out"
     echo "JSON reports written to $results_out"
 fi

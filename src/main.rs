@@ -42,6 +42,10 @@ fn main() -> ExitCode {
     // Files meant for others (certificates) are chmod-ed explicitly.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let mut cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // May start this process again with the allocator's options set.
+        cli::allocator::configure();
+    }
     cli.config = cli::config_source::resolve(
         cli.config.take(),
         std::path::Path::new(cli::config_source::SYSTEM_CONFIG),

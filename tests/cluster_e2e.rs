@@ -700,3 +700,65 @@ fn recipe_three_nodes_with_systemd() {
         }
     }
 }
+
+/// `radmfa user import` on a stopped clustered node trims the changelog to
+/// `changelog_keep`, as the server would at start (where trimming the
+/// millions of entries of a big import took minutes beside serving, with
+/// its memory and write lock). Read back from the store the command wrote.
+#[test]
+fn an_offline_import_trims_the_changelog_to_changelog_keep() {
+    use radmfa_store::repl::ReplLog;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    cluster_certs(dir.path(), &certs, &["7"]);
+    write_cluster_key(dir.path(), &"5a".repeat(32));
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config_path())
+        .expect("config")
+        .replace(
+            "[challenge]\n",
+            &format!(
+                "[challenge]\ncluster_key_file = {:?}\n",
+                dir.path().join("cluster.key").display().to_string()
+            ),
+        );
+    let text = format!(
+        "{text}\n[cluster]\nlisten = \"127.0.0.1:{port}\"\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\nrole = \"primary\"\nchangelog_keep = 1000\n\n[[cluster.peer]]\nnode_id = 8\naddress = \"127.0.0.1:{peer}\"\n",
+        port = free_tcp_port(),
+        peer = free_tcp_port(),
+        ca = certs.join("ca.pem").display().to_string(),
+        cert = certs.join("node-7.pem").display().to_string(),
+        key = certs.join("node-7.key").display().to_string(),
+    );
+    std::fs::write(env.config_path(), text).expect("config");
+    env.radmfa(&["check-config"]).assert_ok();
+    let csv = dir.path().join("users.csv");
+    let mut rows = String::from("name\n");
+    for i in 0..1500 {
+        rows.push_str(&format!("bulk{i:04}\n"));
+    }
+    std::fs::write(&csv, rows).expect("csv");
+    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")])
+        .assert_ok();
+
+    let cfg = radmfa_server::RuntimeConfig::load(env.config_path()).expect("config");
+    let store = radmfa_server::open_store(&cfg).expect("store");
+    let log = store.repl_log();
+    let (last, _) = log.last();
+    assert!(
+        last >= 1500,
+        "one changelog entry per user at least: {last}"
+    );
+    assert_eq!(
+        log.changes_since(last - 1000, 2000)
+            .expect("the last 1000 kept")
+            .len(),
+        1000
+    );
+    assert!(
+        log.changes_since(last - 1001, 2000).is_err(),
+        "entries before the last 1000 are trimmed"
+    );
+    assert_eq!(store.user_count(), 1500);
+}

@@ -15,7 +15,15 @@ use serde_json::Value;
 pub fn call<T: DeserializeOwned>(cfg: &RuntimeConfig, req: AdminRequest) -> anyhow::Result<T> {
     let v = match radmfa_server::open_store(cfg) {
         Ok(store) => {
+            let bulk = matches!(req, AdminRequest::UserImport { .. });
             let v = radmfa_server::admin::execute(&store, cfg, req).map_err(|e| anyhow!(e))?;
+            if let (true, Some(c)) = (bulk, &cfg.cluster) {
+                // An import of a million users leaves millions of changelog
+                // entries, which a clustered server trims at start, for
+                // minutes beside serving (its memory and write lock). Done
+                // here, nothing waits for it but this command.
+                store.trim_changelog(c.changelog_keep);
+            }
             store.flush().context("cannot flush the store")?;
             v
         }

@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod admin_token;
+pub mod allocator;
 pub mod args;
 pub mod backup;
 pub mod call;

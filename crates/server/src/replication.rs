@@ -166,7 +166,7 @@ enum Cmd {
 pub enum Changed {
     /// Some keys changed.
     Keys {
-        /// Users whose record, token or replay state changed.
+        /// Users whose record or token changed.
         users: Vec<String>,
         /// Users whose token or replay state changed.
         otp: Vec<String>,
@@ -538,6 +538,20 @@ impl Replication {
     }
 }
 
+/// What a replicated change of `tree` makes stale on this node: the cached
+/// user (record and token, with its verified passwords), the replay state,
+/// both, or neither. A replay state alone leaves the user cached: every
+/// login accepted on a replica comes back as one (the primary logs the used
+/// step), and forgetting the user then made its next login pay argon2 again.
+fn affects(tree: u8) -> (bool, bool) {
+    match tree {
+        TREE_USERS => (true, false),
+        TREE_TOKENS => (true, true),
+        TREE_OTP_STATE => (false, true),
+        _ => (false, false),
+    }
+}
+
 /// Trims the changelog to `keep` entries at start and every [`TRIM_EVERY`]
 /// until `stop` is dropped (checked between batches too). Waits while a
 /// replica installs a snapshot from this node (see
@@ -691,15 +705,17 @@ impl Driver {
             Msg::Changes { changes, .. } => {
                 let (users, otp) = changed_users.get_or_insert_with(Default::default);
                 for c in changes {
-                    let tree = c.op.tree();
-                    if !matches!(tree, TREE_USERS | TREE_TOKENS | TREE_OTP_STATE) {
+                    let (user, replay) = affects(c.op.tree());
+                    if !(user || replay) {
                         continue;
                     }
                     let name = String::from_utf8_lossy(c.op.key()).into_owned();
-                    if tree != TREE_USERS {
+                    if replay {
                         otp.insert(name.clone());
                     }
-                    users.insert(name);
+                    if user {
+                        users.insert(name);
+                    }
                 }
             }
             Msg::Snapshot { .. } => *snapshot = true,
@@ -813,6 +829,17 @@ mod tests {
     /// from 0 answers `Trimmed` once entry 1 is gone).
     fn trimmed(store: &Store) -> bool {
         store.repl_log().changes_since(0, 1).is_err()
+    }
+
+    /// A replicated replay state (the step a replica's accepted login used,
+    /// logged by the primary and sent back) keeps the user and its verified
+    /// passwords cached; a user or token change does not.
+    #[test]
+    fn a_replicated_replay_state_keeps_the_user_cached() {
+        assert_eq!(affects(TREE_OTP_STATE), (false, true));
+        assert_eq!(affects(TREE_USERS), (true, false));
+        assert_eq!(affects(TREE_TOKENS), (true, true));
+        assert_eq!(affects(radmfa_store::TREE_CLIENTS), (false, false));
     }
 
     #[test]

@@ -112,13 +112,30 @@ impl Store {
     /// `go_on` says no (a node shutting down).
     pub fn trim_changelog_while(&self, keep_last: u64, go_on: impl Fn() -> bool) -> usize {
         let mut removed = 0;
+        // Each batch starts after the last key the one before removed: sled
+        // does not merge emptied leaves, so a scan from the start of the
+        // tree walked (and paged in) every leaf emptied so far, which made
+        // trimming millions of entries quadratic. Entries below `from` that
+        // appear meanwhile (a snapshot install restarting the log lower) are
+        // left to the next call, which starts from the beginning again.
+        let mut from = 0u64;
         while go_on() {
             let st = self.lock_repl();
             let upto = st.last_seq.saturating_sub(keep_last);
+            if from > upto {
+                return removed;
+            }
             let mut batch = sled::Batch::default();
             let mut n = 0;
-            for kv in self.inner.changelog.range(..=upto.to_be_bytes()) {
+            for kv in self
+                .inner
+                .changelog
+                .range(from.to_be_bytes()..=upto.to_be_bytes())
+            {
                 let Ok((k, _)) = kv else { break };
+                if let Ok(seq) = decode_u64("changelog key", &k) {
+                    from = seq.saturating_add(1);
+                }
                 batch.remove(k);
                 n += 1;
                 if n == TRIM_BATCH {

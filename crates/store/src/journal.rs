@@ -35,6 +35,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::mem;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread;
@@ -708,6 +709,21 @@ impl Journal {
         len: Option<u64>,
         mut each: impl FnMut(u64, &Probe<'_>, &[u8]) -> Result<(), StoreError>,
     ) -> Result<Option<Stats>, StoreError> {
+        self.scan_until(seg, from, len, |end, probe, body| {
+            each(end, probe, body).map(|()| ControlFlow::Continue(()))
+        })
+    }
+
+    /// [`Journal::scan`] that stops at the first line `each` answers
+    /// `Break` to (the statistics then cover the lines read so far): a
+    /// reader that has what it wants does not parse the rest of the segment.
+    fn scan_until(
+        &self,
+        seg: Segment,
+        from: u64,
+        len: Option<u64>,
+        mut each: impl FnMut(u64, &Probe<'_>, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<Option<Stats>, StoreError> {
         let path = self.dir.join(seg.file_name());
         let mut file = match File::open(&path) {
             Ok(f) => f,
@@ -743,13 +759,16 @@ impl Journal {
             };
             let probe = serde_json::from_slice::<Probe<'_>>(body).map_err(corrupt)?;
             stats.add(probe.time_ms, probe.seq);
-            each(from + stats.bytes, &probe, body).map_err(|e| match e {
+            let flow = each(from + stats.bytes, &probe, body).map_err(|e| match e {
                 StoreError::Corrupt(m) => StoreError::Corrupt(format!(
                     "audit journal {} line {line_no}: {m}",
                     path.display()
                 )),
                 other => other,
             })?;
+            if flow.is_break() {
+                return Ok(Some(stats));
+            }
         }
     }
 
@@ -929,11 +948,11 @@ impl Journal {
                 });
                 continue;
             }
+            // Stops at the record that fills the batch: a sender behind by
+            // many records read (and parsed) the whole rest of the segment
+            // for every batch, on the CPU that answers RADIUS.
             let mut full = false;
-            self.scan(seg, from, p.len, |end, probe, body| {
-                if full {
-                    return Ok(());
-                }
+            self.scan_until(seg, from, p.len, |end, probe, body| {
                 if probe.seq > after {
                     let rec = serde_json::from_slice::<AuditRecord>(body)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -944,7 +963,11 @@ impl Journal {
                     segment: seg.seq,
                     offset: end,
                 });
-                Ok(())
+                Ok(if full {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
             })?;
             if full {
                 break;

@@ -284,6 +284,33 @@ fn trim_keeps_the_tail_and_the_position() {
     assert_eq!(log.changes_since(10, 10).unwrap()[0].seq, 11);
 }
 
+/// A trim over several batches (4096 entries each, every batch going on
+/// after the last key the one before removed) removes every entry up to the
+/// mark and none after it.
+#[test]
+fn trim_over_several_batches_removes_exactly_the_head() {
+    let env = Env::new();
+    let store = env.open("db");
+    let log = store.repl_log();
+    let users: Vec<(User, Option<Token>)> = (0..5000)
+        .map(|i| (User::new(&format!("u{i:05}")), None))
+        .collect();
+    for chunk in users.chunks(1000) {
+        store.put_users(chunk).unwrap();
+    }
+    let (last, _) = log.last();
+    assert!(last >= 5000, "one entry per user at least: {last}");
+    let keep = 7;
+    assert_eq!(store.trim_changelog(keep), (last - keep) as usize);
+    assert_eq!(log.changes_since(last - keep - 1, 100), Err(Trimmed));
+    let tail = log.changes_since(last - keep, 100).unwrap();
+    assert_eq!(
+        tail.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        ((last - keep + 1)..=last).collect::<Vec<_>>()
+    );
+    assert_eq!(store.trim_changelog(keep), 0);
+}
+
 #[test]
 fn serving_a_snapshot_part_is_remembered_for_a_while() {
     let env = Env::new();
