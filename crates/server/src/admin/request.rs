@@ -323,6 +323,9 @@ pub struct NewUser {
     /// Phone number.
     #[serde(default)]
     pub phone: String,
+    /// Language ("nl", "de-CH"; empty: the policy's or the default).
+    #[serde(default)]
+    pub language: String,
     /// Second-factor method.
     pub method: Method,
     /// Groups.
@@ -364,6 +367,9 @@ pub struct UserChange {
     /// Phone number (E.164; empty to clear).
     #[serde(default)]
     pub phone: Option<String>,
+    /// Language (empty to clear).
+    #[serde(default)]
+    pub language: Option<String>,
     /// Second-factor method.
     #[serde(default)]
     pub method: Option<Method>,
@@ -696,6 +702,7 @@ mod tests {
             display_name: String::new(),
             email: String::new(),
             phone: String::new(),
+            language: String::new(),
             method: Method::Totp,
             groups: Vec::new(),
             password: Some("hunter2-hunter2".into()),

@@ -46,6 +46,8 @@ pub struct UserView {
     pub email: String,
     /// Phone (E.164).
     pub phone: String,
+    /// Language ("nl", "de-CH"; empty: the policy's or the default).
+    pub language: String,
     /// Second-factor method.
     pub method: String,
     /// Enabled.
@@ -82,6 +84,7 @@ impl UserView {
             display_name: u.display_name.clone(),
             email: u.email.clone(),
             phone: u.phone.clone(),
+            language: u.language.clone(),
             method: u.method.to_string(),
             enabled: u.enabled,
             disabled_reason: disabled_reason(u).map(str::to_string),

@@ -321,6 +321,8 @@ struct NewUser {
     email: String,
     #[serde(default)]
     phone: String,
+    #[serde(default)]
+    language: String,
     #[serde(default = "default_method")]
     method: Method,
     #[serde(default)]
@@ -367,6 +369,7 @@ impl NewUser {
             display_name: self.display_name,
             email: self.email,
             phone: self.phone,
+            language: self.language,
             method: self.method,
             groups: self.groups,
             password: self.password,
@@ -388,6 +391,8 @@ struct UserPatch {
     #[serde(default)]
     phone: Option<String>,
     #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
     method: Option<Method>,
     #[serde(default)]
     device_token: Option<String>,
@@ -408,6 +413,7 @@ async fn user_patch(
             display_name: p.display_name,
             email: p.email,
             phone: p.phone,
+            language: p.language,
             method: p.method,
             device_token: p.device_token,
             groups: p.groups,
