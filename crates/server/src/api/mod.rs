@@ -321,8 +321,7 @@ struct NewUser {
     email: String,
     #[serde(default)]
     phone: String,
-    #[serde(default)]
-    language: String,
+    language: Option<String>,
     #[serde(default = "default_method")]
     method: Method,
     #[serde(default)]
@@ -369,7 +368,7 @@ impl NewUser {
             display_name: self.display_name,
             email: self.email,
             phone: self.phone,
-            language: self.language,
+            language: self.language.unwrap_or_default(),
             method: self.method,
             groups: self.groups,
             password: self.password,
@@ -390,7 +389,6 @@ struct UserPatch {
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
-    #[serde(default)]
     language: Option<String>,
     #[serde(default)]
     method: Option<Method>,
