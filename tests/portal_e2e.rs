@@ -29,6 +29,19 @@ fn portal_dir() -> PathBuf {
         .join("portal")
 }
 
+/// Chromium, node and npm are installed (else the test is skipped, saying
+/// what to install), and Playwright in tests/portal.
+fn browser_ready() -> bool {
+    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
+        && common::require_tool("node", "apt-get install nodejs npm")
+        && common::require_tool("npm", "apt-get install nodejs npm"))
+    {
+        return false;
+    }
+    ensure_playwright();
+    true
+}
+
 /// `npm ci` in tests/portal when playwright-core is not installed yet
 /// (.ci/run installs it beforehand).
 fn ensure_playwright() {
@@ -59,13 +72,9 @@ fn ensure_playwright() {
 /// `language`. The words come from the translation files.
 #[test]
 fn portal_pages_in_each_language() {
-    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
-        && common::require_tool("node", "apt-get install nodejs npm")
-        && common::require_tool("npm", "apt-get install nodejs npm"))
-    {
+    if !browser_ready() {
         return;
     }
-    ensure_playwright();
     let env = Env::new();
     let langs = [
         ("en", "en-GB"),
@@ -189,13 +198,9 @@ fn screenshots_dir() -> PathBuf {
 
 #[test]
 fn portal_in_chromium_enroll_pin_phone_and_report() {
-    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
-        && common::require_tool("node", "apt-get install nodejs npm")
-        && common::require_tool("npm", "apt-get install nodejs npm"))
-    {
+    if !browser_ready() {
         return;
     }
-    ensure_playwright();
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
 

@@ -323,8 +323,9 @@ pub struct NewUser {
     /// Phone number.
     #[serde(default)]
     pub phone: String,
-    /// Language ("nl", "de-CH"; empty: the policy's or the default).
-    #[serde(default)]
+    /// Language ("nl", "de-CH"; empty: the policy's or the default). Left
+    /// out of the wire form when empty, which stays as it was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub language: String,
     /// Second-factor method.
     pub method: Method,
@@ -367,8 +368,9 @@ pub struct UserChange {
     /// Phone number (E.164; empty to clear).
     #[serde(default)]
     pub phone: Option<String>,
-    /// Language (empty to clear).
-    #[serde(default)]
+    /// Language (empty to clear; absent: unchanged, and left out of the
+    /// wire form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// Second-factor method.
     #[serde(default)]
