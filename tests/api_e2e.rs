@@ -327,10 +327,21 @@ async fn admin_api_end_to_end() {
         Method::POST,
         "/api/v1/users",
         &full,
-        json!({"name": "bob", "method": "sms", "phone": "+31612345678"}),
+        json!({"name": "bob", "method": "sms", "phone": "+31612345678", "language": "nl-BE"}),
         StatusCode::CREATED,
     )
     .await;
+    // A language radmfa does not speak is refused.
+    let v = api
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            &full,
+            json!({"name": "dora", "language": "es"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(error_code(&v), "invalid_request");
     let v = api
         .send(
             Method::POST,
@@ -351,16 +362,18 @@ async fn admin_api_end_to_end() {
         .await;
     assert_eq!(v["total"], 2);
     assert_eq!(v["items"][0]["name"], "bob");
+    assert_eq!(v["items"][0]["language"], "nl-BE");
     let v = api
         .send(
             Method::PATCH,
             "/api/v1/users/alice",
             &full,
-            json!({"display_name": "Alice Example", "groups": ["vpn"]}),
+            json!({"display_name": "Alice Example", "groups": ["vpn"], "language": "de"}),
             StatusCode::OK,
         )
         .await;
     assert_eq!(v["display_name"], "Alice Example");
+    assert_eq!(v["language"], "de");
     assert_eq!(v["groups"], json!(["vpn"]));
     let v = api
         .no_body(

@@ -29,6 +29,19 @@ fn portal_dir() -> PathBuf {
         .join("portal")
 }
 
+/// Chromium, node and npm are installed (else the test is skipped, saying
+/// what to install), and Playwright in tests/portal.
+fn browser_ready() -> bool {
+    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
+        && common::require_tool("node", "apt-get install nodejs npm")
+        && common::require_tool("npm", "apt-get install nodejs npm"))
+    {
+        return false;
+    }
+    ensure_playwright();
+    true
+}
+
 /// `npm ci` in tests/portal when playwright-core is not installed yet
 /// (.ci/run installs it beforehand).
 fn ensure_playwright() {
@@ -51,6 +64,86 @@ fn ensure_playwright() {
         "npm ci in {} failed: {}",
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Each portal page language (en, nl, de, fr) in Chromium: the sign-in page
+/// follows the browser's Accept-Language, the account page the user's own
+/// `language`. The words come from the translation files.
+#[test]
+fn portal_pages_in_each_language() {
+    if !browser_ready() {
+        return;
+    }
+    let env = Env::new();
+    let langs = [
+        ("en", "en-GB"),
+        ("nl", "nl-NL"),
+        ("de", "de-DE"),
+        ("fr", "fr-FR"),
+    ];
+    let mut cases = Vec::new();
+    for (lang, locale) in langs {
+        let user = format!("user-{lang}");
+        env.radmfa_stdin(
+            &[
+                "user",
+                "add",
+                &user,
+                "--language",
+                locale,
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .assert_ok();
+        let t = |k: &str| common::i18n::text(lang, &format!("portal.{k}"), &[]);
+        let others: Vec<_> = langs
+            .iter()
+            .filter(|(l, _)| *l != lang)
+            .map(|(l, _)| serde_json::json!({"lang": l, "name": common::i18n::text(l, "portal.language_name", &[])}))
+            .collect();
+        let keys = [
+            "sign_in_title",
+            "user_name",
+            "password",
+            "home_title",
+            "no_second_factor",
+            "sign_out",
+        ];
+        let texts: serde_json::Map<_, _> =
+            keys.iter().map(|k| (k.to_string(), t(k).into())).collect();
+        cases.push(serde_json::json!({
+            "lang": lang, "locale": locale, "user": user, "texts": texts, "others": others,
+        }));
+    }
+    // Spot checks written here, not read from the files.
+    assert_eq!(
+        common::i18n::text("de", "portal.sign_in_title", &[]),
+        "Anmelden"
+    );
+    assert_eq!(
+        common::i18n::text("fr", "portal.home_title", &[]),
+        "Votre compte"
+    );
+    add_portal(&env);
+    let server = env.start();
+    let out = common::tools::output_within(
+        Command::new("node")
+            .arg(portal_dir().join("languages.mjs"))
+            .current_dir(portal_dir())
+            .env("PORTAL_URL", portal_url(&server))
+            .env("PORTAL_CASES", serde_json::Value::Array(cases).to_string())
+            .env("PORTAL_PASSWORD", PASSWORD),
+        Duration::from_secs(300),
+        "node tests/portal/languages.mjs",
+    );
+    assert!(
+        out.status.success(),
+        "languages.mjs failed:\n{}\n{}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
     );
 }
 
@@ -105,13 +198,9 @@ fn screenshots_dir() -> PathBuf {
 
 #[test]
 fn portal_in_chromium_enroll_pin_phone_and_report() {
-    if !(common::require_file("/usr/bin/chromium", "apt-get install chromium")
-        && common::require_tool("node", "apt-get install nodejs npm")
-        && common::require_tool("npm", "apt-get install nodejs npm"))
-    {
+    if !browser_ready() {
         return;
     }
-    ensure_playwright();
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(dir.path());
 

@@ -195,6 +195,11 @@ pub enum UserCmd {
         email: String,
         #[arg(long, default_value = "")]
         phone: String,
+        /// Language of the user's prompts, SMS, calls and portal: en, nl,
+        /// de or fr, optionally with a region (nl-BE). Default: the
+        /// policy's language, else [i18n] default_language.
+        #[arg(long, default_value = "")]
+        language: String,
         /// Second-factor method.
         #[arg(long, value_enum, default_value = "totp")]
         method: MethodArg,
@@ -220,6 +225,10 @@ pub enum UserCmd {
         /// E.164 phone number ("" clears it).
         #[arg(long)]
         phone: Option<String>,
+        /// Language: en, nl, de or fr, optionally with a region ("" clears
+        /// it: the policy's language, else [i18n] default_language).
+        #[arg(long)]
+        language: Option<String>,
         #[arg(long, value_enum)]
         method: Option<MethodArg>,
         /// Push device token ("" clears it).

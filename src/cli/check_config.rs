@@ -23,6 +23,7 @@ pub fn check_config(cfg: &RuntimeConfig, connect: bool, user: Option<&str>) -> a
             .map_err(|e| anyhow!("{}: [radsec]: {e}", cfg.origin))?;
     }
     println!("{}: ok", cfg.origin);
+    print_missing_texts(cfg)?;
     if !connect {
         return Ok(());
     }
@@ -47,6 +48,28 @@ pub fn check_config(cfg: &RuntimeConfig, connect: bool, user: Option<&str>) -> a
             "{failed} of {} connection checks failed",
             checks.len()
         ));
+    }
+    Ok(())
+}
+
+/// The texts each language lacks (shown in English instead), or that every
+/// language is complete.
+fn print_missing_texts(cfg: &RuntimeConfig) -> anyhow::Result<()> {
+    let catalog = radmfa_server::i18n::Catalog::load(cfg.i18n.dir.as_deref())?;
+    let missing = catalog.missing();
+    if missing.is_empty() {
+        println!("texts: en, nl, de, fr complete");
+    }
+    for (lang, keys) in missing {
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| format!("[{}] {}", k.section(), k.name()))
+            .collect();
+        println!(
+            "texts: {lang} lacks {} (shown in English): {}",
+            keys.len(),
+            names.join(", ")
+        );
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use radmfa_server::config::LogFormat;
 use radmfa_server::{RuntimeConfig, ServerError};
 use radmfa_store::StoreError;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Crates whose DEBUG lines `serve --debug` turns on (dependencies stay at
 /// the configured level).
@@ -47,6 +47,17 @@ pub fn serve(cfg: RuntimeConfig, ready_file: Option<&Path>, debug: bool) -> anyh
     if debug {
         info!("troubleshooting mode (--debug): every request is logged with its attributes (passwords masked); not for production load");
     }
+    // The texts users read: built in, with `[i18n] dir`'s edited files
+    // (already checked by the configuration's load step).
+    let catalog = radmfa_server::i18n::Catalog::load(cfg.i18n.dir.as_deref())?;
+    for (lang, keys) in catalog.missing() {
+        warn!(
+            language = %lang,
+            count = keys.len(),
+            "some texts have no translation in this language and are shown in English: `radmfa check-config` lists them"
+        );
+    }
+    radmfa_server::i18n::install(Arc::new(catalog));
     let workers = if cfg.workers > 0 {
         cfg.workers
     } else {

@@ -26,6 +26,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             display_name,
             email,
             phone,
+            language,
             method,
             groups,
             password,
@@ -40,6 +41,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     display_name,
                     email,
                     phone,
+                    language,
                     method: method.method(),
                     groups,
                     password,
@@ -56,6 +58,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             display_name,
             email,
             phone,
+            language,
             method,
             device_token,
             groups,
@@ -67,6 +70,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     display_name,
                     email,
                     phone,
+                    language,
                     method: method.map(MethodArg::method),
                     device_token,
                     groups,
@@ -266,6 +270,14 @@ fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
         ("groups", serde_json::to_string(&u.groups)?),
         ("has_device_token", u.has_device_token.to_string()),
         ("has_password", u.has_password.to_string()),
+        (
+            "language",
+            if u.language.is_empty() {
+                "- (the policy's, else the default)".into()
+            } else {
+                u.language.clone()
+            },
+        ),
         ("lock_reason", u.lock_reason.clone()),
         ("locked_until", show_time(u.locked_until)),
         ("method", u.method.clone()),

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod freeradius;
+pub mod i18n;
 pub mod nginx;
 pub mod recipe_text;
 pub mod recipes;

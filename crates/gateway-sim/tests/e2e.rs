@@ -160,6 +160,7 @@ fn verification(id: &str, mode: VerificationMode, phone: &str) -> VerificationRe
         message: None,
         from_number: None,
         fraud_key: None,
+        speech: None,
     }
 }
 
@@ -427,6 +428,11 @@ async fn twilio_sms_and_calls() {
     let mut call = verification("t2", VerificationMode::Call, "+4915100000061");
     call.pin_mode = PinMode::Pin(Secret::new("918273"));
     call.fraud_key = Some('0');
+    call.speech = Some(radmfa_gateway::Speech {
+        language: "de-DE".into(),
+        voice: "alice".into(),
+        text: "Dies ist eine Anmeldeüberprüfung.".into(),
+    });
     call.from_number = Some("+15005550009".into());
     call.callbacks = Some(radmfa_gateway::Callbacks {
         gather: "https://radmfa.example/callback/twilio/voice/n1-x".into(),
@@ -447,6 +453,9 @@ async fn twilio_sms_and_calls() {
     assert_eq!(call["From"], "+15005550009");
     let twiml = call["Twiml"].as_str().unwrap();
     assert!(twiml.contains("<Gather"));
+    assert!(twiml.contains(
+        "<Say language=\"de-DE\" voice=\"alice\">Dies ist eine Anmeldeüberprüfung.</Say>"
+    ));
     assert!(twiml.contains("action=\"https://radmfa.example/callback/twilio/voice/n1-x\""));
     assert!(!twiml.contains("918273"));
     // Without callbacks a call is refused before anything is sent.

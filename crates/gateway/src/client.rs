@@ -354,9 +354,13 @@ impl Gateway {
                                     .into(),
                             )
                         })?;
+                        let speech = req.speech.as_ref().ok_or_else(|| {
+                            GatewayError::InvalidRequest(
+                                "a Twilio call needs the words it says".into(),
+                            )
+                        })?;
                         let pin = matches!(req.pin_mode, PinMode::Pin(_));
-                        let twiml =
-                            twiml_for_call(pin, &req.server_name, &cb.gather, req.fraud_key);
+                        let twiml = twiml_for_call(pin, &cb.gather, speech);
                         let form = vec![
                             ("To", to),
                             ("From", from.to_owned()),

@@ -38,6 +38,6 @@ pub use twilio::{
     signature_matches as twilio_signature_matches, twiml_for_call, valid_fraud_key, CallEnd, Keys,
 };
 pub use types::{
-    Callbacks, MessageId, PinMode, SmsRequest, UserFields, Verdict, VerificationId,
+    Callbacks, MessageId, PinMode, SmsRequest, Speech, UserFields, Verdict, VerificationId,
     VerificationMode, VerificationRequest,
 };

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha1::Sha1;
 
 use crate::secret::Secret;
+use crate::types::Speech;
 
 /// Body of a Twilio Message or Call resource (the fields we read).
 #[derive(Debug, Deserialize)]
@@ -36,24 +37,6 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// The spoken name of a phone key.
-fn key_name(key: char) -> &'static str {
-    match key {
-        '0' => "zero",
-        '1' => "one",
-        '2' => "two",
-        '3' => "three",
-        '4' => "four",
-        '5' => "five",
-        '6' => "six",
-        '7' => "seven",
-        '8' => "eight",
-        '9' => "nine",
-        '*' => "star",
-        _ => "pound",
-    }
-}
-
 /// Whether `key` may be the fraud key: one of `0-9` and `*` (`#` approves).
 pub fn valid_fraud_key(key: char) -> bool {
     key.is_ascii_digit() || key == '*'
@@ -61,40 +44,25 @@ pub fn valid_fraud_key(key: char) -> bool {
 
 /// The TwiML of a verification call (sent inline as the call's `Twiml`).
 ///
-/// Standard mode: one key; `#` approves, `fraud_key` reports fraud, any
-/// other key denies. PIN mode: the PIN then `#`; `fraud_key` then `#`
+/// Standard mode: one key; `#` approves, the fraud key reports fraud, any
+/// other key denies. PIN mode: the PIN then `#`; the fraud key then `#`
 /// reports fraud. The keys go to `action` (`<Gather action>`, POST); with
 /// `actionOnEmptyResult` a call answered without a key posts an empty
-/// `Digits`, so the wait ends at once. The PIN is never in the TwiML.
-pub fn twiml_for_call(
-    pin_mode: bool,
-    server_name: &str,
-    action: &str,
-    fraud_key: Option<char>,
-) -> String {
+/// `Digits`, so the wait ends at once. What is said (`speech`, in the
+/// user's language) is the caller's: it names the keys. The PIN is never in
+/// the TwiML.
+pub fn twiml_for_call(pin_mode: bool, action: &str, speech: &Speech) -> String {
     let action = xml_escape(action);
-    let server = xml_escape(server_name);
-    let (gather, approve) = if pin_mode {
-        (
-            "finishOnKey=\"#\"",
-            "enter your PIN followed by the pound key.",
-        )
+    let gather = if pin_mode {
+        "finishOnKey=\"#\""
     } else {
-        ("numDigits=\"1\" finishOnKey=\"\"", "press the pound key.")
-    };
-    let fraud = match fraud_key {
-        Some(k) if pin_mode => format!(
-            " If you did not try to sign in, press {} then pound to report fraud.",
-            key_name(k)
-        ),
-        Some(k) => format!(
-            " If you did not try to sign in, press {} to report fraud.",
-            key_name(k)
-        ),
-        None => String::new(),
+        "numDigits=\"1\" finishOnKey=\"\""
     };
     format!(
-        "<Response><Gather input=\"dtmf\" timeout=\"15\" {gather} action=\"{action}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>This is a sign-in verification from {server}. To approve, {approve}{fraud}</Say></Gather></Response>"
+        "<Response><Gather input=\"dtmf\" timeout=\"15\" {gather} action=\"{action}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say language=\"{language}\" voice=\"{voice}\">{text}</Say></Gather></Response>",
+        language = xml_escape(&speech.language),
+        voice = xml_escape(&speech.voice),
+        text = xml_escape(&speech.text),
     )
 }
 
@@ -223,15 +191,21 @@ mod tests {
 
     #[test]
     fn twiml_escapes_and_posts_to_the_action() {
-        let t = twiml_for_call(true, "vpn<&>", "https://x/cb?a=1&b=2", Some('9'));
-        assert!(t.contains("vpn&lt;&amp;&gt;"));
+        let speech = Speech {
+            language: "nl-NL".into(),
+            voice: "alice".into(),
+            text: "Dit is <vpn> & zo".into(),
+        };
+        let t = twiml_for_call(true, "https://x/cb?a=1&b=2", &speech);
+        assert!(
+            t.contains("<Say language=\"nl-NL\" voice=\"alice\">Dit is &lt;vpn&gt; &amp; zo</Say>")
+        );
         assert!(t.contains("action=\"https://x/cb?a=1&amp;b=2\""));
         assert!(t.contains("actionOnEmptyResult=\"true\""));
-        assert!(t.contains("press nine then pound"));
+        assert!(t.contains("finishOnKey=\"#\""));
         assert!(t.starts_with("<Response><Gather"));
-        let t = twiml_for_call(false, "vpn", "https://x/cb", None);
+        let t = twiml_for_call(false, "https://x/cb", &speech);
         assert!(t.contains("numDigits=\"1\""));
-        assert!(!t.contains("fraud"));
     }
 
     #[test]

@@ -125,6 +125,20 @@ pub struct VerificationRequest {
     pub from_number: Option<String>,
     /// The key that reports fraud on a call (Twilio; `0-9` or `*`).
     pub fraud_key: Option<char>,
+    /// A call through Twilio: what is said, in the user's language (it
+    /// names the keys to press, the fraud key included).
+    pub speech: Option<Speech>,
+}
+
+/// What a verification call says (Twilio `<Say>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speech {
+    /// The language tag of the voice ("nl-NL").
+    pub language: String,
+    /// The voice ("alice" speaks every language radmfa has).
+    pub voice: String,
+    /// The words.
+    pub text: String,
 }
 
 /// The callback URLs of one verification (Twilio).

@@ -22,6 +22,7 @@ pub mod droplog;
 mod error;
 pub mod hot;
 mod https;
+pub mod i18n;
 pub mod limits;
 mod listeners;
 pub mod mail;

@@ -44,6 +44,7 @@ use tracing::{debug, info, warn};
 use crate::counters::{bump, Counters};
 use crate::droplog::DropReason;
 use crate::hot::HotState;
+use crate::i18n::{Key, Text};
 use crate::pipeline::decision::{audit_reason, Answer, Decision, Mode, Reason};
 
 /// `locked_until` of a lock that lasts until an admin unlocks the user.
@@ -53,11 +54,10 @@ pub const REASON_FAILURES: &str = "too_many_failures";
 /// `lock_reason` after the user reported a sign-in as fraud.
 pub const REASON_FRAUD: &str = "fraud_reported";
 
-const MSG_RATE_LIMITED: &str = "Too many sign-in attempts. Wait a minute, then try again.";
-const MSG_LOCKED_TIMED: &str = "Your account is locked after too many failed sign-in attempts. Try again later or contact your help desk.";
-const MSG_LOCKED_ADMIN: &str = "Your account is locked. Contact your help desk to unlock it.";
-const MSG_LOCKED_FRAUD: &str =
-    "Your account is locked because a sign-in was reported as not yours. Contact your help desk.";
+const MSG_RATE_LIMITED: Key = Key::RateLimited;
+const MSG_LOCKED_TIMED: Key = Key::Locked;
+const MSG_LOCKED_ADMIN: Key = Key::LockedByAdmin;
+const MSG_LOCKED_FRAUD: Key = Key::LockedByFraud;
 
 /// Shards of the failure table.
 const SHARDS: usize = 16;
@@ -193,7 +193,7 @@ pub struct Refusal {
     /// Audit reason: [`Reason::RateLimited`] or [`Reason::LockedOut`].
     pub reason: Reason,
     /// Reply-Message for the user.
-    pub message: &'static str,
+    pub message: Key,
 }
 
 /// A decision replaced after the fact: the Reject to send instead.
@@ -205,7 +205,7 @@ pub struct Override {
     /// This failure started the lock (audit reason `<reason>+locked_out`).
     pub lock_started: bool,
     /// Reply-Message.
-    pub message: String,
+    pub message: Text,
 }
 
 impl Override {
@@ -216,7 +216,7 @@ impl Override {
 
     /// The Reject to send instead, for `user` under `mode`.
     pub fn reject(self, user: &str, mode: Mode) -> Decision {
-        let mut d = Decision::reject(user, mode, self.reason, &self.message);
+        let mut d = Decision::reject(user, mode, self.reason, self.message);
         d.lock_started = self.lock_started;
         d
     }
@@ -390,7 +390,7 @@ impl Limits {
     }
 
     /// The message for `name`'s lock when they are locked at `now`.
-    fn locked(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<&'static str> {
+    fn locked(&self, store: &Store, hot: &HotState, name: &str, now: u64) -> Option<Key> {
         self.lock_of(store, hot, name, now).map(LockKind::message)
     }
 
@@ -522,7 +522,7 @@ impl Limits {
         F: FnOnce(String, u64, &'static str) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
-        let (user, message) = (decision.user.as_str(), decision.message.as_str());
+        let (user, message) = (decision.user.as_str(), &decision.message);
         let reason = if classify(decision) == Outcome::Fraud {
             REASON_FRAUD
         } else {
@@ -542,11 +542,7 @@ impl Limits {
                 }
             }
         }
-        let message = if message.is_empty() {
-            lock_message(until, reason).to_string()
-        } else {
-            format!("{message} {}", lock_message(until, reason))
-        };
+        let message = message.clone().then(lock_message(until, reason));
         Override {
             reason: decision.reason,
             lock_started: true,
@@ -884,7 +880,7 @@ impl LockKind {
     }
 
     /// The Reply-Message.
-    fn message(self) -> &'static str {
+    fn message(self) -> Key {
         match self {
             LockKind::Timed => MSG_LOCKED_TIMED,
             LockKind::Admin => MSG_LOCKED_ADMIN,
@@ -894,7 +890,7 @@ impl LockKind {
 }
 
 /// The Reply-Message for a lock.
-fn lock_message(until: u64, reason: &str) -> &'static str {
+fn lock_message(until: u64, reason: &str) -> Key {
     LockKind::of(until, reason).message()
 }
 

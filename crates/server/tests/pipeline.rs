@@ -75,6 +75,7 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
                 display_name: String::new(),
                 email: String::new(),
                 phone: String::new(),
+                language: String::new(),
                 method,
                 groups: vec![],
                 password: Some("pw".into()),

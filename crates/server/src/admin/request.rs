@@ -323,6 +323,10 @@ pub struct NewUser {
     /// Phone number.
     #[serde(default)]
     pub phone: String,
+    /// Language ("nl", "de-CH"; empty: the policy's or the default). Left
+    /// out of the wire form when empty, which stays as it was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
     /// Second-factor method.
     pub method: Method,
     /// Groups.
@@ -364,6 +368,10 @@ pub struct UserChange {
     /// Phone number (E.164; empty to clear).
     #[serde(default)]
     pub phone: Option<String>,
+    /// Language (empty to clear; absent: unchanged, and left out of the
+    /// wire form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// Second-factor method.
     #[serde(default)]
     pub method: Option<Method>,
@@ -696,6 +704,7 @@ mod tests {
             display_name: String::new(),
             email: String::new(),
             phone: String::new(),
+            language: String::new(),
             method: Method::Totp,
             groups: Vec::new(),
             password: Some("hunter2-hunter2".into()),

@@ -46,6 +46,8 @@ pub struct UserView {
     pub email: String,
     /// Phone (E.164).
     pub phone: String,
+    /// Language ("nl", "de-CH"; empty: the policy's or the default).
+    pub language: String,
     /// Second-factor method.
     pub method: String,
     /// Enabled.
@@ -82,6 +84,7 @@ impl UserView {
             display_name: u.display_name.clone(),
             email: u.email.clone(),
             phone: u.phone.clone(),
+            language: u.language.clone(),
             method: u.method.to_string(),
             enabled: u.enabled,
             disabled_reason: disabled_reason(u).map(str::to_string),
@@ -455,7 +458,7 @@ mod tests {
             .to_string();
         assert_eq!(
             got,
-            r#"{"created":7,"disabled_reason":"admin","display_name":"Ann \"A\"","email":"","enabled":false,"groups":["vpn"],"has_device_token":true,"has_password":false,"lock_reason":"too_many_failures","locked_until":18446744073709551615,"method":"sms_two_way","name":"ann","phone":"","pin_change_required":false,"pin_mode":"standard","token":{"algorithm":"SHA256","created":9,"digits":8,"kind":"hotp","period":30},"updated":8}"#
+            r#"{"created":7,"disabled_reason":"admin","display_name":"Ann \"A\"","email":"","enabled":false,"groups":["vpn"],"has_device_token":true,"has_password":false,"language":"","lock_reason":"too_many_failures","locked_until":18446744073709551615,"method":"sms_two_way","name":"ann","phone":"","pin_change_required":false,"pin_mode":"standard","token":{"algorithm":"SHA256","created":9,"digits":8,"kind":"hotp","period":30},"updated":8}"#
         );
         let added = UserAdded {
             user: UserView::new(&User::new("bob"), None),

@@ -18,6 +18,7 @@ pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
     u.display_name = n.display_name;
     u.email = n.email;
     u.phone = n.phone;
+    u.language = n.language;
     u.method = n.method;
     u.groups = n.groups;
     u.device_token = n.device_token;
@@ -63,6 +64,9 @@ pub fn set(ctx: Ctx<'_>, c: UserChange) -> Result<UserView, AdminError> {
         }
         if let Some(v) = &c.phone {
             u.phone.clone_from(v);
+        }
+        if let Some(v) = &c.language {
+            u.language.clone_from(v);
         }
         if let Some(m) = c.method {
             u.method = m;
@@ -236,7 +240,8 @@ fn user_add_warnings(ctx: Ctx<'_>, u: &User) -> Vec<String> {
 }
 
 /// Checks the contact fields a user's method needs, when they are given: an
-/// E.164 phone number (`+` and 8 to 15 digits), a printable device token.
+/// E.164 phone number (`+` and 8 to 15 digits), a language radmfa speaks
+/// (en, nl, de, fr, with a region or not), a printable device token.
 /// Missing ones are allowed (the user is told at login), wrong ones are not.
 pub fn check_contact(u: &User) -> Result<(), AdminError> {
     if !u.phone.is_empty() {
@@ -248,6 +253,7 @@ pub fn check_contact(u: &User) -> Result<(), AdminError> {
             )));
         }
     }
+    crate::i18n::check_language_tag(&u.language).map_err(AdminError::Invalid)?;
     if u.device_token.len() > 4096 || u.device_token.chars().any(|c| c.is_control() || c == ' ') {
         return Err(AdminError::Invalid(
             "device token must be at most 4096 printable characters without spaces".to_string(),

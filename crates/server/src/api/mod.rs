@@ -321,6 +321,7 @@ struct NewUser {
     email: String,
     #[serde(default)]
     phone: String,
+    language: Option<String>,
     #[serde(default = "default_method")]
     method: Method,
     #[serde(default)]
@@ -367,6 +368,7 @@ impl NewUser {
             display_name: self.display_name,
             email: self.email,
             phone: self.phone,
+            language: self.language.unwrap_or_default(),
             method: self.method,
             groups: self.groups,
             password: self.password,
@@ -387,6 +389,7 @@ struct UserPatch {
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    language: Option<String>,
     #[serde(default)]
     method: Option<Method>,
     #[serde(default)]
@@ -408,6 +411,7 @@ async fn user_patch(
             display_name: p.display_name,
             email: p.email,
             phone: p.phone,
+            language: p.language,
             method: p.method,
             device_token: p.device_token,
             groups: p.groups,

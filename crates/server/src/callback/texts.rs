@@ -2,11 +2,11 @@
 //! verification gets, the two-way SMS text in the user's language, and how
 //! a reply is read (yes or no, and the reference). A leaf, so that the
 //! pipeline (which sends) and the callback handlers (which read) share it
-//! without depending on each other; the texts themselves are configured in
-//! `[gateway.two_way_sms_text]` over the built-in ones
-//! (`config::gateway::TWO_WAY_SMS_TEXTS`).
+//! without depending on each other; the texts are the catalog's `[sms]
+//! two_way` (crate::i18n), or an admin's `[gateway.two_way_sms_text]`.
 
 use crate::config::OobSettings;
+use crate::i18n::{fill, Key, Lang};
 use crate::verifications::View;
 
 /// Path prefix of every provider callback on the portal listener.
@@ -26,27 +26,80 @@ pub fn sms_webhook(base: &str) -> String {
     format!("{base}{CALLBACK_PREFIX}/sms")
 }
 
-/// The text of a two-way SMS for `view`, in `language` (the user's
-/// `language` field: "nl", "nl-BE"...; English when there is no text for it).
-pub fn two_way_sms_text(oob: &OobSettings, language: &str, view: &View) -> String {
-    let lang = language.trim().to_ascii_lowercase();
-    let primary = lang.split(['-', '_']).next().unwrap_or("");
-    let text = oob
-        .two_way_sms_text
-        .get(&lang)
-        .or_else(|| oob.two_way_sms_text.get(primary))
-        .or_else(|| oob.two_way_sms_text.get("en"))
-        .map_or(
-            "Reply YES {reference} to approve or NO {reference} to deny.",
-            |t| t.as_str(),
-        );
+/// The text of a two-way SMS for `view` to a user whose `language` field
+/// is `language` ("nl-BE", "" for none) and who reads `lang` (that, or
+/// their policy's or the default language): the admin's
+/// `[gateway.two_way_sms_text]` for the tag, its primary language or
+/// `lang`, else the catalog's text in `lang`.
+pub fn two_way_sms_text(oob: &OobSettings, language: &str, lang: Lang, view: &View) -> String {
+    let tag = language.trim().to_ascii_lowercase().replace('_', "-");
+    let primary = tag.split('-').next().unwrap_or("");
+    let text = [tag.as_str(), primary, lang.code()]
+        .into_iter()
+        .find_map(|l| oob.two_way_sms_text.get(l))
+        .map_or(Key::SmsTwoWay.text(lang), |t| t.as_str());
     let time =
         time::OffsetDateTime::from_unix_timestamp(i64::try_from(view.context.at_unix).unwrap_or(0))
             .map(|t| format!("{:02}:{:02} UTC", t.hour(), t.minute()))
             .unwrap_or_default();
-    text.replace("{client}", &view.context.client)
-        .replace("{time}", &time)
-        .replace("{reference}", view.reference.as_deref().unwrap_or(""))
+    fill(
+        text,
+        &[
+            ("client", &view.context.client),
+            ("time", &time),
+            ("reference", view.reference.as_deref().unwrap_or("")),
+        ],
+    )
+}
+
+/// What a verification call says to a user who reads `lang`: who calls
+/// (`server`), how to approve (`#`, or the PIN then `#`), and the fraud key
+/// when there is one.
+pub fn call_speech(
+    lang: Lang,
+    server: &str,
+    pin_mode: bool,
+    fraud_key: Option<char>,
+) -> radmfa_gateway::Speech {
+    let mut text = Key::CallIntro.fill(lang, &[("server", server)]);
+    let approve = if pin_mode {
+        Key::CallApprovePin
+    } else {
+        Key::CallApproveKey
+    };
+    text.push(' ');
+    text.push_str(approve.text(lang));
+    if let Some(k) = fraud_key {
+        let fraud = if pin_mode {
+            Key::CallFraudKeyPin
+        } else {
+            Key::CallFraudKey
+        };
+        text.push(' ');
+        text.push_str(&fraud.fill(lang, &[("key", key_name(k).text(lang))]));
+    }
+    radmfa_gateway::Speech {
+        language: lang.voice_tag().to_string(),
+        voice: "alice".to_string(),
+        text,
+    }
+}
+
+/// The spoken name of a phone key (`0-9`, `*`: the fraud keys).
+fn key_name(key: char) -> Key {
+    match key {
+        '0' => Key::Key0,
+        '1' => Key::Key1,
+        '2' => Key::Key2,
+        '3' => Key::Key3,
+        '4' => Key::Key4,
+        '5' => Key::Key5,
+        '6' => Key::Key6,
+        '7' => Key::Key7,
+        '8' => Key::Key8,
+        '9' => Key::Key9,
+        _ => Key::KeyStar,
+    }
 }
 
 /// Words a reply approves with (any language configured; compared without case).
@@ -119,6 +172,22 @@ mod tests {
     }
 
     #[test]
+    fn calls_speak_the_users_language() {
+        let s = call_speech(Lang::De, "vpn", true, Some('9'));
+        assert_eq!(s.language, "de-DE");
+        assert_eq!(
+            s.text,
+            "Dies ist eine Anmeldeüberprüfung von vpn. Geben Sie zum Genehmigen Ihre PIN ein, gefolgt von der Rautetaste. Wenn Sie nicht versucht haben, sich anzumelden, drücken Sie neun und dann die Rautetaste, um Betrug zu melden."
+        );
+        let s = call_speech(Lang::Fr, "vpn", false, None);
+        assert_eq!(s.language, "fr-FR");
+        assert_eq!(
+            s.text,
+            "Ceci est une vérification de connexion de vpn. Pour approuver, appuyez sur la touche dièse."
+        );
+    }
+
+    #[test]
     fn texts_fall_back_to_english() {
         let mut oob = OobSettings::default();
         oob.two_way_sms_text
@@ -141,8 +210,17 @@ mod tests {
             expires: std::time::Instant::now(),
             decided: false,
         };
-        assert_eq!(two_way_sms_text(&oob, "nl-BE", &view), "N 1231");
-        assert_eq!(two_way_sms_text(&oob, "fr", &view), "E 1231 vpn 01:05 UTC");
+        assert_eq!(two_way_sms_text(&oob, "nl-BE", Lang::Nl, &view), "N 1231");
+        // No text of the admin's for French: the catalog's.
+        assert_eq!(
+            two_way_sms_text(&oob, "fr", Lang::Fr, &view),
+            "Connexion à vpn à 01:05 UTC. Répondez OUI 1231 pour approuver ou NON 1231 pour refuser."
+        );
+        // No language of the user's: the policy's (here English), the admin's English text.
+        assert_eq!(
+            two_way_sms_text(&oob, "", Lang::En, &view),
+            "E 1231 vpn 01:05 UTC"
+        );
         assert_eq!(
             call_callbacks("https://m.example/p", "n1-a").status,
             "https://m.example/p/callback/twilio/status/n1-a"

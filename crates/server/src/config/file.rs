@@ -12,6 +12,7 @@ use super::cluster::ClusterSection;
 use super::directory::DirectorySection;
 use super::gateway::GatewaySection;
 use super::group_attributes::GroupAttributesSection;
+use super::i18n::I18nSection;
 use super::limits::LimitsSection;
 use super::log::LogSection;
 use super::mail::MailSection;
@@ -71,4 +72,6 @@ pub struct FileConfig {
     pub(super) limits: LimitsSection,
     #[serde(default)]
     pub(super) push: PushSection,
+    #[serde(default)]
+    pub(super) i18n: I18nSection,
 }

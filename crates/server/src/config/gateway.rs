@@ -48,20 +48,6 @@ fn default_fraud_key() -> Spanned<String> {
     Spanned::new(0..0, "0".to_string())
 }
 
-/// The built-in two-way SMS texts by language (`[gateway.two_way_sms_text]`
-/// adds or replaces entries; "en" is the fallback). The one place these
-/// words live: a new language is a new line here.
-pub(crate) const TWO_WAY_SMS_TEXTS: &[(&str, &str)] = &[
-    (
-        "en",
-        "Sign-in to {client} at {time}. Reply YES {reference} to approve or NO {reference} to deny.",
-    ),
-    (
-        "nl",
-        "Aanmelding bij {client} om {time}. Antwoord JA {reference} om goed te keuren of NEE {reference} om te weigeren.",
-    ),
-];
-
 /// Out-of-band settings besides the gateway client: where Twilio reaches
 /// this cluster, the fraud key, the two-way SMS texts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +58,8 @@ pub struct OobSettings {
     pub callback_url: Option<String>,
     /// The key that reports fraud on a call (`None`: disabled).
     pub fraud_key: Option<char>,
-    /// Two-way SMS text by language code; always holds "en".
+    /// The admin's two-way SMS texts by language code, over the
+    /// translated `[sms] two_way` text.
     pub two_way_sms_text: BTreeMap<String, String>,
 }
 
@@ -103,13 +90,6 @@ pub(crate) struct GatewaySettings {
     pub gateway: Option<radmfa_gateway::GatewayConfig>,
     pub verdict_timeout_secs: u64,
     pub oob: OobSettings,
-}
-
-fn builtin_texts() -> BTreeMap<String, String> {
-    TWO_WAY_SMS_TEXTS
-        .iter()
-        .map(|(l, t)| (l.to_string(), t.to_string()))
-        .collect()
 }
 
 /// Checks `callback_url`, `fraud_key` and `two_way_sms_text`.
@@ -143,7 +123,7 @@ fn oob_settings(g: &GatewaySection, cx: &Ctx<'_>) -> Result<OobSettings, ConfigE
             }
         }
     };
-    let mut texts = builtin_texts();
+    let mut texts = BTreeMap::new();
     for (lang, text) in &g.two_way_sms_text {
         let t = text.get_ref();
         let lang_ok = (2..=8).contains(&lang.len())
@@ -196,10 +176,7 @@ impl Section for Option<toml::Spanned<GatewaySection>> {
             return Ok(GatewaySettings {
                 gateway: None,
                 verdict_timeout_secs: default_verdict_timeout(),
-                oob: OobSettings {
-                    two_way_sms_text: builtin_texts(),
-                    ..OobSettings::default()
-                },
+                oob: OobSettings::default(),
             });
         };
         let place = cx.place_of(g.span());

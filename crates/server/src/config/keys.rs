@@ -148,6 +148,7 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         audit_retention_days,
         radsec,
         limits,
+        i18n,
     } = cfg;
     // The listeners' sections without what is this node's own (address,
     // certificate and key files): the rest must agree.
@@ -234,6 +235,7 @@ pub fn keys(cfg: &RuntimeConfig) -> Vec<Key> {
         c("api", "", Restart, text(&api)),
         c("radsec", "", Restart, text(&radsec)),
         c("limits", "", Reload, text(limits)),
+        c("i18n", "", Restart, text(i18n)),
     ];
     table
 }

@@ -58,6 +58,7 @@ impl ParsedConfig {
         let radsec = file.radsec.validate(&mut cx)?;
         let limits = file.limits.validate(&mut cx)?;
         let push = file.push.validate(&mut cx)?;
+        let i18n = file.i18n.validate(&mut cx)?;
 
         let config = RuntimeConfig {
             origin: origin.to_string(),
@@ -106,6 +107,7 @@ impl ParsedConfig {
             radsec,
             limits,
             push,
+            i18n,
         };
         Ok(ParsedConfig {
             config,
@@ -121,6 +123,11 @@ impl ParsedConfig {
         files::load_directory(files.directory, &mut config.directory)?;
         files::load_mail(files.mail, &mut config.mail)?;
         files::load_gateway(files.gateway, &mut config.gateway)?;
+        // Edited translation files: checked now, so a bad one stops
+        // start-up (and `check-config`) with its file and line.
+        if let Some(dir) = &config.i18n.dir {
+            crate::i18n::Catalog::load(Some(dir))?;
+        }
         Ok(config)
     }
 }

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::context::{Ctx, Section};
 use super::error::ConfigError;
+use crate::i18n::Lang;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,8 +21,10 @@ pub(crate) struct PolicySection {
     otp_mode: OtpMode,
     #[serde(default = "default_unenrolled")]
     unenrolled: Unenrolled,
-    #[serde(default = "default_prompt")]
-    challenge_prompt: String,
+    #[serde(default)]
+    challenge_prompt: Option<String>,
+    #[serde(default)]
+    language: Option<Spanned<String>>,
     #[serde(default = "default_fail_mode")]
     fail_mode: FailMode,
     #[serde(default)]
@@ -48,9 +51,6 @@ fn default_otp_mode() -> OtpMode {
 }
 fn default_unenrolled() -> Unenrolled {
     Unenrolled::Reject
-}
-fn default_prompt() -> String {
-    "Enter the code from your authenticator app".to_string()
 }
 
 /// How the first factor is checked.
@@ -142,8 +142,11 @@ pub struct Policy {
     pub otp_mode: OtpMode,
     /// Users without a token.
     pub unenrolled: Unenrolled,
-    /// Reply-Message of the Access-Challenge.
-    pub challenge_prompt: String,
+    /// Reply-Message of the TOTP/HOTP Access-Challenge in every language;
+    /// `None`: the translated prompt (`[radius] prompt_totp`).
+    pub challenge_prompt: Option<String>,
+    /// The language of this policy's users who have none of their own.
+    pub language: Option<Lang>,
     /// Gateway unreachable.
     pub fail_mode: FailMode,
     /// Upstream group for `first_factor = "radius"`.
@@ -204,12 +207,25 @@ impl Section for Vec<PolicySection> {
                 None => None,
             };
             let accounting = accounting(p.accounting.as_ref(), &name, cx)?;
+            let language = match &p.language {
+                Some(l) => Some(Lang::parse(l.get_ref()).ok_or_else(|| {
+                    cx.at(
+                        l.span(),
+                        format!(
+                            "policy {name:?}: language {:?} is not one radmfa speaks (en, nl, de, fr, optionally with a region: nl-BE)",
+                            l.get_ref()
+                        ),
+                    )
+                })?),
+                None => None,
+            };
             let policy = Policy {
                 name: name.clone(),
                 first_factor: p.first_factor,
                 otp_mode: p.otp_mode,
                 unenrolled: p.unenrolled,
                 challenge_prompt: p.challenge_prompt,
+                language,
                 fail_mode: p.fail_mode,
                 upstream,
                 mfa_bypass_groups: p.mfa_bypass_groups,
@@ -229,7 +245,8 @@ impl Section for Vec<PolicySection> {
                 first_factor: default_first_factor(),
                 otp_mode: default_otp_mode(),
                 unenrolled: default_unenrolled(),
-                challenge_prompt: default_prompt(),
+                challenge_prompt: None,
+                language: None,
                 fail_mode: default_fail_mode(),
                 upstream: None,
                 mfa_bypass_groups: Vec::new(),

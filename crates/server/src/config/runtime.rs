@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::api::ApiSettings;
 use super::client::StaticClient;
 use super::cluster::ClusterSettings;
+use super::i18n::I18nSettings;
 use super::limits::LimitSettings;
 use super::log::LogFormat;
 use super::policy::Policy;
@@ -109,6 +110,8 @@ pub struct RuntimeConfig {
     pub limits: LimitSettings,
     /// Web Push approvals (`[push]`).
     pub push: PushSettings,
+    /// Languages: the default one and edited translation files.
+    pub i18n: I18nSettings,
 }
 
 impl RuntimeConfig {

@@ -5,6 +5,7 @@ use toml::Spanned;
 
 use super::context::{Ctx, Section};
 use super::error::ConfigError;
+use crate::i18n::{Key, Lang};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +18,8 @@ pub(crate) struct SmsSection {
     lifetime_secs: Spanned<u64>,
     #[serde(default = "default_sms_attempts")]
     max_attempts: u8,
-    #[serde(default = "default_sms_message")]
-    message: Spanned<String>,
+    #[serde(default)]
+    message: Option<Spanned<String>>,
 }
 
 impl Default for SmsSection {
@@ -28,7 +29,7 @@ impl Default for SmsSection {
             alphabet: default_sms_alphabet(),
             lifetime_secs: default_sms_lifetime(),
             max_attempts: default_sms_attempts(),
-            message: default_sms_message(),
+            message: None,
         }
     }
 }
@@ -45,9 +46,6 @@ fn default_sms_lifetime() -> Spanned<u64> {
 fn default_sms_attempts() -> u8 {
     3
 }
-fn default_sms_message() -> Spanned<String> {
-    Spanned::new(0..0, "Your sign-in code is {code}".to_string())
-}
 
 /// One-way SMS settings.
 #[derive(Debug, Clone)]
@@ -60,8 +58,20 @@ pub struct SmsSettings {
     pub lifetime_secs: u64,
     /// Wrong codes allowed before the session ends.
     pub max_attempts: u8,
-    /// Message text; `{code}` is replaced by the code.
-    pub message: String,
+    /// The admin's message text in every language (`{code}` is replaced
+    /// by the code); `None`: the translated `[sms] code` text.
+    pub message: Option<String>,
+}
+
+impl SmsSettings {
+    /// The SMS carrying `code` to a user who reads `lang`: the admin's
+    /// `message`, else the translated `[sms] code` text.
+    pub fn text(&self, lang: Lang, code: &str) -> String {
+        match &self.message {
+            Some(own) => own.replace("{code}", code),
+            None => Key::SmsCode.fill(lang, &[("code", code)]),
+        }
+    }
 }
 
 impl Section for SmsSection {
@@ -71,11 +81,12 @@ impl Section for SmsSection {
     /// alphabet.
     fn validate(self, cx: &mut Ctx<'_>) -> Result<SmsSettings, ConfigError> {
         let sms_len = cx.within(&self.code_length, 4..=12, "sms.code_length")?;
-        if !self.message.get_ref().contains("{code}") {
-            return Err(cx.at(
-                self.message.span(),
-                "sms.message must contain {code}".to_string(),
-            ));
+        if let Some(m) = self
+            .message
+            .as_ref()
+            .filter(|m| !m.get_ref().contains("{code}"))
+        {
+            return Err(cx.at(m.span(), "sms.message must contain {code}".to_string()));
         }
         let sms_lifetime = cx.within(&self.lifetime_secs, 10..=3600, "sms.lifetime_secs")?;
         check_sms_alphabet(self.alphabet.get_ref())
@@ -86,7 +97,7 @@ impl Section for SmsSection {
             lifetime_secs: sms_lifetime,
             // Range: `bounds::BOUNDS`.
             max_attempts: self.max_attempts,
-            message: self.message.into_inner(),
+            message: self.message.map(Spanned::into_inner),
         })
     }
 }

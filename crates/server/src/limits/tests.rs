@@ -63,7 +63,7 @@ async fn persist(store: &Store, name: String, until: u64, why: &'static str) -> 
 }
 
 async fn fail(l: &Limits, f: &Fixture, user: &str, reason: Reason, now: u64) -> Option<Override> {
-    let d = Decision::reject(user, Mode::Unknown, reason, "The code is not correct.");
+    let d = Decision::reject(user, Mode::Unknown, reason, Key::CodeWrong);
     l.after_decision(&f.store, &f.hot, &d, now, &Alone, |name, until, why| {
         persist(&f.store, name, until, why)
     })
@@ -185,7 +185,12 @@ async fn ten_failures_lock_then_admin_unlock() {
         .await
         .expect("the 10th failure locks");
     assert_eq!(o.audit_reason(), "otp_mismatch+locked_out");
-    assert!(o.message.starts_with("The code is not correct. "), "{o:?}");
+    assert!(
+        o.message.render(crate::i18n::Lang::En).starts_with(
+            "The code is not correct. Please sign in again with a new code. Your account is locked"
+        ),
+        "{o:?}"
+    );
     assert_eq!(counters.lockouts.load(Ordering::Relaxed), 1);
 
     let u = f.user("alice");
@@ -340,7 +345,7 @@ async fn an_accept_for_a_locked_user_becomes_a_reject() {
     let l = Limits::new(settings(), Arc::new(Counters::default()));
     let o = accept(&l, &f, "alice", NOW).await.expect("overridden");
     assert_eq!(o.audit_reason(), "locked_out");
-    assert_eq!(o.message, MSG_LOCKED_ADMIN);
+    assert_eq!(o.message, MSG_LOCKED_ADMIN.into());
     assert_eq!(accept(&l, &f, "bob", NOW).await, None);
 }
 
@@ -471,7 +476,7 @@ async fn decide(l: &Limits, f: &Fixture, d: &Decision, c: &FakePrimary) -> Optio
 async fn a_replica_counts_on_the_primary_and_locks_when_it_says_so() {
     let f = Fixture::new();
     let l = Limits::new(settings(), Arc::new(Counters::default()));
-    let wrong = Decision::reject("alice", Mode::Unknown, Reason::OtpMismatch, "Wrong code.");
+    let wrong = Decision::reject("alice", Mode::Unknown, Reason::OtpMismatch, Key::CodeWrong);
     // Counted there, not here: twenty failures, no lock while the primary
     // says none, and nothing in this node's own table.
     let p = FakePrimary::new(Counted::OnPrimary(None));
@@ -498,7 +503,10 @@ async fn a_replica_counts_on_the_primary_and_locks_when_it_says_so() {
         written: true,
     })));
     let o = decide(&l, &f, &wrong, &locks).await.expect("lock started");
-    assert!(o.lock_started && o.message.contains("locked"), "{o:?}");
+    assert!(
+        o.lock_started && o.message.render(crate::i18n::Lang::En).contains("locked"),
+        "{o:?}"
+    );
     assert_eq!(l.sizes().locks_in_memory, 0, "written: not held here");
 }
 
@@ -506,7 +514,7 @@ async fn a_replica_counts_on_the_primary_and_locks_when_it_says_so() {
 async fn a_replica_that_cannot_reach_the_primary_counts_itself() {
     let f = Fixture::new();
     let l = Limits::new(settings(), Arc::new(Counters::default()));
-    let wrong = Decision::reject("bob", Mode::Unknown, Reason::OtpMismatch, "Wrong code.");
+    let wrong = Decision::reject("bob", Mode::Unknown, Reason::OtpMismatch, Key::CodeWrong);
     let p = FakePrimary::new(Counted::Unreachable("primary node 1 unreachable".into()));
     let limit = settings().lockout_failures;
     for i in 1..limit {

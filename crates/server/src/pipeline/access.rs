@@ -19,6 +19,7 @@ use super::node::Node;
 use crate::clients::ClientEntry;
 use crate::config::FirstFactor;
 use crate::counters::bump;
+use crate::i18n::Key;
 
 impl Node {
     /// An authentic, new request: answers Status-Server and
@@ -94,7 +95,7 @@ impl Node {
                     "",
                     Mode::Unknown,
                     Reason::MissingUserName,
-                    "The request carried no user name.",
+                    Key::NoUserName,
                 )
             }
         };
@@ -105,7 +106,7 @@ impl Node {
                 &crate::text::escape(&name),
                 Mode::Unknown,
                 Reason::InvalidUserName,
-                "The user name contains control characters.",
+                Key::ControlCharacters,
             );
         }
         // Lock and per-user rate limit (limits.rs), before any factor is checked.
@@ -138,17 +139,11 @@ impl Node {
         }
         let Some(hidden) = packet.attr(AttrType::USER_PASSWORD) else {
             let (reason, msg) = if packet.attr(AttrType::CHAP_PASSWORD).is_some() {
-                (
-                    Reason::ChapUnsupported,
-                    "CHAP is not supported: configure the VPN or NAS to use PAP.",
-                )
+                (Reason::ChapUnsupported, Key::ChapUnsupported)
             } else if packet.attr(AttrType::EAP_MESSAGE).is_some() {
-                (
-                    Reason::EapUnsupported,
-                    "EAP is not supported: configure the VPN or NAS to use PAP.",
-                )
+                (Reason::EapUnsupported, Key::EapUnsupported)
             } else {
-                (Reason::MissingPassword, "The request carried no password.")
+                (Reason::MissingPassword, Key::NoPassword)
             };
             return Decision::reject(&name, Mode::Unknown, reason, msg);
         };
@@ -163,7 +158,7 @@ impl Node {
                     &name,
                     Mode::Unknown,
                     Reason::MalformedPassword,
-                    "The password attribute is malformed.",
+                    Key::MalformedPassword,
                 )
             }
         };

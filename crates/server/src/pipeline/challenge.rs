@@ -13,6 +13,7 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use super::session::{ChallengeOrigin, PendingChallenge};
+use crate::i18n::{Key, Text};
 
 impl Node {
     /// An Access-Challenge for the user's one-time code, answerable only
@@ -43,14 +44,7 @@ impl Node {
                 &user.name,
                 mode,
                 reason,
-                if user.pin.is_some() {
-                    format!(
-                        "{}: type your PIN first, then the code.",
-                        policy.challenge_prompt.trim_end_matches(['.', ' '])
-                    )
-                } else {
-                    policy.challenge_prompt.clone()
-                },
+                totp_prompt(policy.challenge_prompt.as_deref(), user.pin.is_some()),
                 self.state_key.seal(self.cfg().node_id, &id).to_vec(),
                 u32::try_from(self.cfg().challenge_lifetime_secs).ok(),
             ),
@@ -86,7 +80,7 @@ impl Node {
                 name,
                 Mode::Challenge,
                 Reason::ForeignState,
-                "Your sign-in started on another server that cannot be reached. Please sign in again.",
+                Key::OwnerUnreachable,
             );
         }
         let now = self.clock.now_unix();
@@ -185,5 +179,20 @@ impl Node {
         };
         self.check_code(user, token, code, pending.mode)
             .with_on_accept(&pending.on_accept)
+    }
+}
+
+/// The TOTP/HOTP challenge's prompt: the translated one, or the policy's
+/// `challenge_prompt` when an admin set one (their words, in every
+/// language); with a PIN, asking for the PIN first.
+fn totp_prompt(configured: Option<&str>, pin: bool) -> Text {
+    match (configured, pin) {
+        (None, false) => Key::PromptTotp.into(),
+        (None, true) => Key::PromptTotpPin.into(),
+        (Some(p), false) => Text::verbatim(p),
+        (Some(p), true) => Text::with(
+            Key::PromptPinFirst,
+            &[("prompt", p.trim_end_matches(['.', ' ']))],
+        ),
     }
 }

@@ -10,6 +10,8 @@ use std::fmt;
 use radmfa_radius::{Attribute, Code};
 use radmfa_store::{DisabledReason, User};
 
+use crate::i18n::{Key, Text};
+
 /// Declares [`Reason`] with one stable string per variant.
 macro_rules! reasons {
     ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
@@ -573,8 +575,9 @@ pub struct OnAccept {
 pub struct Decision {
     /// Accept, Reject or Challenge.
     pub answer: Answer,
-    /// The Reply-Message.
-    pub message: String,
+    /// The Reply-Message, rendered in the reader's language by the reply
+    /// step.
+    pub message: Text,
     /// The State of an Access-Challenge.
     pub state: Option<Vec<u8>>,
     /// The Session-Timeout of an Access-Challenge.
@@ -595,7 +598,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(answer: Answer, user: String, mode: Mode, reason: Reason, message: String) -> Decision {
+    fn new(answer: Answer, user: String, mode: Mode, reason: Reason, message: Text) -> Decision {
         Decision {
             answer,
             message,
@@ -611,13 +614,13 @@ impl Decision {
     }
 
     /// An Access-Reject telling the user `message`.
-    pub fn reject(user: &str, mode: Mode, reason: Reason, message: &str) -> Decision {
+    pub fn reject(user: &str, mode: Mode, reason: Reason, message: impl Into<Text>) -> Decision {
         Decision::new(
             Answer::Reject,
             user.to_string(),
             mode,
             reason,
-            message.to_string(),
+            message.into(),
         )
     }
 
@@ -634,7 +637,7 @@ impl Decision {
             user.name.clone(),
             mode,
             reason,
-            format!("Welcome, {who}."),
+            Text::with(Key::Welcome, &[("name", who)]),
         );
         d.groups = user.groups.clone();
         d
@@ -649,7 +652,7 @@ impl Decision {
             name.to_string(),
             mode,
             reason,
-            "Welcome.".to_string(),
+            Key::WelcomeAnonymous.into(),
         );
         d.groups = groups;
         d
@@ -661,11 +664,17 @@ impl Decision {
         user: &str,
         mode: Mode,
         reason: Reason,
-        message: String,
+        message: impl Into<Text>,
         state: Vec<u8>,
         session_timeout: Option<u32>,
     ) -> Decision {
-        let mut d = Decision::new(Answer::Challenge, user.to_string(), mode, reason, message);
+        let mut d = Decision::new(
+            Answer::Challenge,
+            user.to_string(),
+            mode,
+            reason,
+            message.into(),
+        );
         d.state = Some(state);
         d.session_timeout = session_timeout;
         d
@@ -695,24 +704,15 @@ impl Decision {
     }
 }
 
-pub(super) const MSG_WRONG_CREDENTIALS: &str = "Wrong user name or password.";
-pub(super) const MSG_WRONG_CODE: &str =
-    "The code is not correct. Please sign in again with a new code.";
-pub(super) const MSG_REUSED_CODE: &str =
-    "This code was already used. Wait for your app to show a new code, then sign in again.";
-pub(super) const MSG_WRONG_PIN: &str = "The PIN or code is not correct. Please sign in again.";
-pub(super) const MSG_TRY_AGAIN: &str =
-    "Sign-in is temporarily unavailable. Please try again in a minute.";
-pub(super) const MSG_SESSION_GONE: &str =
-    "Your sign-in attempt expired or is no longer valid. Please sign in again.";
+pub(super) const MSG_WRONG_CREDENTIALS: Key = Key::BadCredentials;
+pub(super) const MSG_WRONG_CODE: Key = Key::CodeWrong;
+pub(super) const MSG_REUSED_CODE: Key = Key::ReusedCode;
+pub(super) const MSG_WRONG_PIN: Key = Key::WrongPinOrCode;
+pub(super) const MSG_TRY_AGAIN: Key = Key::Unavailable;
+pub(super) const MSG_SESSION_GONE: Key = Key::SessionGone;
 
 pub(super) fn disabled(name: &str, user: &User, mode: Mode) -> Decision {
-    Decision::reject(
-        name,
-        mode,
-        disabled_reason(user),
-        "Your account is disabled. Contact your administrator.",
-    )
+    Decision::reject(name, mode, disabled_reason(user), Key::Disabled)
 }
 
 /// The reason of a refusal to a disabled user, by why they are disabled.

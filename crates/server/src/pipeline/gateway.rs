@@ -9,6 +9,7 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use crate::config::{FailMode, FirstFactor, Policy};
+use crate::i18n::Key;
 
 impl Node {
     /// First factor and account state, checked before anything is sent
@@ -76,25 +77,15 @@ impl Node {
             (FailMode::TotpOnly, Some(_)) => {
                 self.challenge(login, user, mode.totp_fallback(), why.totp_fallback())
             }
-            _ => Decision::reject(
-                name,
-                mode,
-                why.reason(),
-                "We could not send your sign-in code right now. Please try again in a few minutes.",
-            ),
+            _ => Decision::reject(name, mode, why.reason(), Key::SmsNotSent),
         }
     }
 }
 
 pub(super) fn phone_missing(user: &User, mode: Mode) -> Option<Decision> {
-    user.phone.is_empty().then(|| {
-        Decision::reject(
-            &user.name,
-            mode,
-            Reason::PhoneMissing,
-            "No phone number is on file for your account. Contact your administrator.",
-        )
-    })
+    user.phone
+        .is_empty()
+        .then(|| Decision::reject(&user.name, mode, Reason::PhoneMissing, Key::PhoneMissing))
 }
 
 /// Lower-case hex of a gateway request id.

@@ -23,6 +23,7 @@ use crate::counters::bump;
 use crate::debuglog::{Received, Sending};
 use crate::dedup::{DuplicateCache, RequestKey, Seen};
 use crate::droplog::{DropReason, Who};
+use crate::i18n::Key;
 
 /// How a request reached the pipeline (logs only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +363,7 @@ impl Node {
                     user,
                     Mode::Challenge,
                     Reason::OwnerUnreachable,
-                    "The server that started your sign-in cannot be reached right now. Please sign in again.",
+                    Key::OwnerDown,
                 );
                 let (code, attrs) = self.finish(client, packet, source, &decision, &span);
                 self.encode(client, packet, code, attrs)

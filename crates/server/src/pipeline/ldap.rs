@@ -8,6 +8,7 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use crate::config::OtpMode;
+use crate::i18n::Key;
 
 impl Node {
     /// First factor `ldap`: decides by a bind to the directory as the user (AD forms
@@ -43,13 +44,11 @@ impl Node {
                 use radmfa_directory::AuthFailure as F;
                 let msg = match &f {
                     F::WrongPassword | F::UnknownUser => MSG_WRONG_CREDENTIALS,
-                    F::AccountDisabled => "Your account is disabled. Contact your help desk.",
-                    F::AccountLocked => "Your account is locked. Contact your help desk.",
-                    F::AccountExpired => "Your account has expired. Contact your help desk.",
-                    F::PasswordExpired => {
-                        "Your password has expired. Change it, then sign in again."
-                    }
-                    _ => "Your password cannot be checked right now. Please try again in a few minutes.",
+                    F::AccountDisabled => Key::DirectoryDisabled,
+                    F::AccountLocked => Key::DirectoryLocked,
+                    F::AccountExpired => Key::DirectoryExpired,
+                    F::PasswordExpired => Key::PasswordExpired,
+                    _ => Key::PasswordUnchecked,
                 };
                 if matches!(f, F::Unreachable(_)) {
                     warn!(error = %f, "directory unreachable");

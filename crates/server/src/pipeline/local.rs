@@ -12,6 +12,7 @@ use super::login::Login;
 use super::node::Node;
 use super::password::{argon2_per_reject, ARGON2_RUNS, PASSWORD_PASSED};
 use crate::config::{FirstFactor, OtpMode, Unenrolled};
+use crate::i18n::Key;
 
 impl Node {
     /// First factor `local` (or `none`), at a fixed argon2 cost: a
@@ -113,7 +114,7 @@ impl Node {
                     name,
                     first_mode,
                     Reason::NotEnrolled,
-                    "You have not enrolled an authenticator app yet. Contact your administrator.",
+                    Key::AppNotEnrolled,
                 );
             }
             (false, _) => None,
@@ -122,12 +123,7 @@ impl Node {
         let Some(token) = token else {
             // No second factor for this user.
             if policy.first_factor == FirstFactor::None {
-                return Decision::reject(
-                    name,
-                    first_mode,
-                    Reason::NoFactor,
-                    "No sign-in method is set up for your account. Contact your administrator.",
-                );
+                return Decision::reject(name, first_mode, Reason::NoFactor, Key::NoMethod);
             }
             if !self.verify_password(user, password).await {
                 return Decision::reject(
@@ -191,12 +187,7 @@ impl Node {
             return self.check_code(user, token, code, mode);
         }
         if policy.otp_mode == OtpMode::Inline {
-            return Decision::reject(
-                name,
-                mode,
-                Reason::CodeMissing,
-                "Enter the code from your authenticator app as the password.",
-            );
+            return Decision::reject(name, mode, Reason::CodeMissing, Key::CodeAsPassword);
         }
         if !user.enabled {
             return disabled(name, user, mode);
@@ -252,7 +243,7 @@ impl Node {
                 let msg = if code_split.is_some() {
                     MSG_WRONG_CREDENTIALS
                 } else {
-                    "Enter your password immediately followed by the code from your authenticator app."
+                    Key::PasswordThenCode
                 };
                 let mode = Mode::with(Some(First::Pap), kind, Some(Entry::Inline));
                 return Decision::reject(name, mode, reason, msg);

@@ -19,7 +19,8 @@ use super::decision::*;
 use super::gateway::phone_missing;
 use super::login::Login;
 use super::node::Node;
-use crate::callback::texts::{call_callbacks, two_way_sms_text};
+use crate::callback::texts::{call_callbacks, call_speech, two_way_sms_text};
+use crate::i18n::Key;
 use crate::verifications::{Context, NewVerification, OobMode, Outcome, View, Waiter};
 
 /// What ended the wait.
@@ -64,12 +65,7 @@ impl Node {
         }
         if oob_mode == OobMode::Push {
             if user.device_token.is_empty() {
-                return Decision::reject(
-                    name,
-                    mode,
-                    Reason::NoDevice,
-                    "No mobile app is registered for your account. Contact your administrator.",
-                );
+                return Decision::reject(name, mode, Reason::NoDevice, Key::NoDevice);
             }
         } else if let Some(refused) = phone_missing(user, mode) {
             return refused;
@@ -195,6 +191,8 @@ impl Node {
             OobMode::Push => VerificationMode::Push,
             OobMode::TwoWaySms => VerificationMode::TwoWaySms,
         };
+        let lang = self.language_of(login.policy, user);
+        let pin_mode = pin.is_some();
         VerificationRequest {
             id: view.id.clone(),
             mode,
@@ -206,9 +204,17 @@ impl Node {
                 PinMode::Pin(radmfa_gateway::Secret::new(p.as_str()))
             }),
             callbacks: base.map(|b| call_callbacks(b, &view.id)),
-            message: base.map(|_| two_way_sms_text(&self.cfg().oob, &user.language, view)),
+            message: base.map(|_| two_way_sms_text(&self.cfg().oob, &user.language, lang, view)),
             from_number: login.policy.from_number.clone(),
             fraud_key: self.cfg().oob.fraud_key,
+            speech: (base.is_some() && mode == VerificationMode::Call).then(|| {
+                call_speech(
+                    lang,
+                    &self.cfg().node_name,
+                    pin_mode,
+                    self.cfg().oob.fraud_key,
+                )
+            }),
         }
     }
 
@@ -237,44 +243,23 @@ fn oob_decision(user: &User, mode: Mode, heard: Heard, pin_mode_used: bool) -> D
         Heard::Answer(Some(O::Approved)) | Heard::Gateway(Verdict::Approved) => {
             Decision::accept(user, mode, Reason::Ok)
         }
-        Heard::Gateway(Verdict::Denied) if pin_mode_used => reject(
-            Reason::DeniedOrWrongPin,
-            "The sign-in was denied on your phone, or the PIN entered was not correct.",
-        ),
-        Heard::Answer(Some(O::Denied)) | Heard::Gateway(Verdict::Denied) => {
-            reject(Reason::DeniedByUser, "The sign-in was denied on your phone.")
+        Heard::Gateway(Verdict::Denied) if pin_mode_used => {
+            reject(Reason::DeniedOrWrongPin, Key::DeniedOrWrongPin)
         }
-        Heard::Answer(Some(O::WrongPin)) => reject(
-            Reason::WrongPin,
-            "The PIN entered on your phone was not correct.",
-        ),
-        Heard::Answer(Some(O::Fraud)) | Heard::Gateway(Verdict::FraudReported) => reject(
-            Reason::FraudReported,
-            "You reported this sign-in as not yours. Contact your administrator.",
-        ),
-        Heard::Answer(Some(O::NoInput)) => reject(
-            Reason::CallNoKeyPressed,
-            "The call was answered but no key was pressed. Please sign in again.",
-        ),
-        Heard::Answer(Some(O::CallBusy)) => reject(
-            Reason::CallBusy,
-            "Your phone was busy. Please sign in again.",
-        ),
-        Heard::Answer(Some(O::CallNoAnswer)) => reject(
-            Reason::CallNoAnswer,
-            "The call to your phone was not answered. Please sign in again.",
-        ),
-        Heard::Answer(Some(O::CallFailed)) => reject(
-            Reason::CallFailed,
-            "The call to your phone could not be placed. Contact your administrator if this persists.",
-        ),
-        Heard::Answer(Some(O::CallCanceled)) => reject(
-            Reason::CallCanceled,
-            "The call to your phone was cancelled. Please sign in again.",
-        ),
-        Heard::Answer(None) | Heard::Gateway(Verdict::TimedOut) => reject(
-            Reason::NoAnswer,
-            "We did not get an answer from your phone in time. Please sign in again.",
-        ),
+        Heard::Answer(Some(O::Denied)) | Heard::Gateway(Verdict::Denied) => {
+            reject(Reason::DeniedByUser, Key::DeniedOnPhone)
+        }
+        Heard::Answer(Some(O::WrongPin)) => reject(Reason::WrongPin, Key::WrongPinOnPhone),
+        Heard::Answer(Some(O::Fraud)) | Heard::Gateway(Verdict::FraudReported) => {
+            reject(Reason::FraudReported, Key::FraudReported)
+        }
+        Heard::Answer(Some(O::NoInput)) => reject(Reason::CallNoKeyPressed, Key::CallNoKey),
+        Heard::Answer(Some(O::CallBusy)) => reject(Reason::CallBusy, Key::CallBusy),
+        Heard::Answer(Some(O::CallNoAnswer)) => reject(Reason::CallNoAnswer, Key::CallNoAnswer),
+        Heard::Answer(Some(O::CallFailed)) => reject(Reason::CallFailed, Key::CallFailed),
+        Heard::Answer(Some(O::CallCanceled)) => reject(Reason::CallCanceled, Key::CallCanceled),
+        Heard::Answer(None) | Heard::Gateway(Verdict::TimedOut) => {
+            reject(Reason::NoAnswer, Key::NoAnswer)
+        }
     }
 }

@@ -11,6 +11,7 @@ use super::decision::{Answer, Decision, Mode, Reason};
 use super::gateway::hex;
 use super::node::Node;
 use crate::config::{FirstFactor, Policy};
+use crate::i18n::Text;
 
 /// What the self-service portal learns from a first-factor check.
 #[derive(Debug)]
@@ -187,7 +188,7 @@ impl Node {
     ) -> Option<PortalLock> {
         let decision = match outcome {
             Ok(()) => Decision::accept_name(user, Mode::Unknown, Reason::Ok, Vec::new()),
-            Err(reason) => Decision::reject(user, Mode::Unknown, reason, ""),
+            Err(reason) => Decision::reject(user, Mode::Unknown, reason, Text::default()),
         };
         let o = self.lockout_after(&decision).await?;
         Some(PortalLock {

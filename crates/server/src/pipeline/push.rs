@@ -21,12 +21,12 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use super::session::{ChallengeOrigin, PendingChallenge};
+use crate::i18n::Key;
 use crate::push::{Delivery, Pusher};
 use crate::verifications::{NewVerification, OobMode, Outcome, View, Waiter};
 
 /// What the user is told when the push limit refused a login.
-const MSG_PUSH_LIMITED: &str =
-    "Too many sign-in approvals were sent to your devices. Wait a few minutes, then try again.";
+const MSG_PUSH_LIMITED: Key = Key::PushLimited;
 
 impl Node {
     /// Opens a push verification for `user` and sends it to every device:
@@ -40,7 +40,7 @@ impl Node {
         pin: Option<Zeroizing<String>>,
     ) -> Result<(View, Waiter), Box<Decision>> {
         let name = user.name.as_str();
-        let reject = |reason, msg: &str| Box::new(Decision::reject(name, mode, reason, msg));
+        let reject = |reason, msg: Key| Box::new(Decision::reject(name, mode, reason, msg));
         let Some(pusher) = self.pusher.get().cloned() else {
             return Err(reject(Reason::GatewayNotConfigured, MSG_TRY_AGAIN));
         };
@@ -78,10 +78,7 @@ impl Node {
             .push_to_devices(&pusher, user, &view, lifetime.as_secs())
             .await;
         if sent == 0 {
-            return Err(reject(
-                Reason::PushUndeliverable,
-                "The sign-in request could not be sent to your devices. Register this device again in the portal, or contact your administrator.",
-            ));
+            return Err(reject(Reason::PushUndeliverable, Key::PushUndeliverable));
         }
         Ok((view, waiter))
     }
@@ -217,7 +214,7 @@ impl Node {
             &user.name,
             mode,
             Reason::PushSent,
-            "Approve the sign-in on your device, then type the number it shows.".to_string(),
+            Key::PromptPushNumber,
             self.state_key.seal(self.cfg().node_id, &session).to_vec(),
             u32::try_from(lifetime).ok(),
         )
@@ -247,12 +244,7 @@ impl Node {
             && bool::from(subtle::ConstantTimeEq::ct_eq(given, want.as_bytes()));
         if !right {
             // Dropping the waiter ends the verification: the page says so.
-            return Decision::reject(
-                name,
-                mode,
-                Reason::PushNumberWrong,
-                "The number is not the one shown on your device. Please sign in again.",
-            );
+            return Decision::reject(name, mode, Reason::PushNumberWrong, Key::PushNumberWrong);
         }
         let user = match self.hot.user(&self.store, name) {
             Ok(Some(c)) => c,
@@ -268,12 +260,7 @@ impl Node {
             instant + Duration::from_secs(self.cfg().verdict_timeout_secs),
         );
         match waiter.wait(deadline).await {
-            None => Decision::reject(
-                name,
-                mode,
-                Reason::PushNotApproved,
-                "The number was right, but the sign-in was not approved on your device in time. Please sign in again.",
-            ),
+            None => Decision::reject(name, mode, Reason::PushNotApproved, Key::PushNotApproved),
             outcome => push_decision(&user.user, mode, outcome, &pending.on_accept),
         }
     }
@@ -311,29 +298,18 @@ pub(super) fn push_decision(
         Some(Outcome::Approved) => {
             Decision::accept(user, mode, Reason::Ok).with_on_accept(on_accept)
         }
-        Some(Outcome::Fraud) => Decision::reject(
-            name,
-            mode,
-            Reason::FraudReported,
-            "You reported this sign-in as not yours. Contact your administrator.",
-        ),
+        Some(Outcome::Fraud) => {
+            Decision::reject(name, mode, Reason::FraudReported, Key::FraudReported)
+        }
         Some(Outcome::WrongPin) => Decision::reject(
             name,
             mode,
             Reason::DeniedOrWrongPin,
-            "The sign-in was denied, or the PIN entered was not correct.",
+            Key::PushDeniedOrWrongPin,
         ),
-        Some(Outcome::Denied) => Decision::reject(
-            name,
-            mode,
-            Reason::DeniedByUser,
-            "The sign-in was denied on your device.",
-        ),
-        Some(_) | None => Decision::reject(
-            name,
-            mode,
-            Reason::NoAnswer,
-            "The sign-in was not approved in time. Please sign in again.",
-        ),
+        Some(Outcome::Denied) => {
+            Decision::reject(name, mode, Reason::DeniedByUser, Key::PushDeniedOnDevice)
+        }
+        Some(_) | None => Decision::reject(name, mode, Reason::NoAnswer, Key::PushTimeout),
     }
 }

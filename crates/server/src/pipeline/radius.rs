@@ -12,6 +12,7 @@ use super::login::Login;
 use super::node::Node;
 use super::session::{ChallengeOrigin, PendingChallenge};
 use crate::config::OtpMode;
+use crate::i18n::{Key, Text};
 use crate::upstream::UpstreamAnswer;
 
 impl Node {
@@ -67,19 +68,21 @@ impl Node {
                     name,
                     mode,
                     Reason::UpstreamUnreachable,
-                    "Your password cannot be checked right now. Please try again in a few minutes.",
+                    Key::PasswordUnchecked,
                 );
             }
         };
         match answer {
             UpstreamAnswer::Reject(attrs) => {
+                // The upstream's own words when it gave some (not ours to
+                // translate), else ours.
                 let msg = upstream_message(&attrs);
                 let msg = if msg.is_empty() {
-                    MSG_WRONG_CREDENTIALS.to_string()
+                    MSG_WRONG_CREDENTIALS.into()
                 } else {
-                    msg
+                    Text::verbatim(msg)
                 };
-                Decision::reject(name, mode, Reason::UpstreamReject, &msg)
+                Decision::reject(name, mode, Reason::UpstreamReject, msg)
             }
             UpstreamAnswer::Challenge(attrs) => self.upstream_challenge(login, &attrs),
             UpstreamAnswer::Accept(attrs) => {
@@ -102,7 +105,7 @@ impl Node {
                             name,
                             Mode::first(first),
                             Reason::MethodNeedsCode,
-                            "This connection cannot ask for a code. Ask your administrator to set up phone or app verification for your account.",
+                            Key::MethodNeedsCode,
                         );
                     }
                 }
@@ -155,7 +158,7 @@ impl Node {
                 name,
                 Mode::upstream_challenge(),
                 Reason::UpstreamChallenge,
-                upstream_message(attrs),
+                Text::verbatim(upstream_message(attrs)),
                 self.state_key.seal(self.cfg().node_id, &id).to_vec(),
                 attrs
                     .iter()

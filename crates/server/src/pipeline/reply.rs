@@ -13,6 +13,7 @@ use super::decision::*;
 use super::node::Node;
 use crate::clients::ClientEntry;
 use crate::counters::bump;
+use crate::i18n::{choose, Lang};
 
 impl Node {
     /// Encodes the reply to `packet` (Proxy-State copied, signed for `client`).
@@ -83,7 +84,11 @@ impl Node {
             calling_station,
             ..AuditRecord::default()
         });
-        let mut attrs = reply_messages(&d.message);
+        let mut attrs = if d.message.is_empty() {
+            Vec::new()
+        } else {
+            reply_messages(&d.message.render(self.reader_language(client, &d.user)))
+        };
         if let Some(state) = &d.state {
             attrs.push(Attribute::new(AttrType::STATE, state.clone()));
         }
@@ -100,5 +105,36 @@ impl Node {
             }
         }
         (d.code(), attrs)
+    }
+
+    /// The language `user` (under `policy`) reads an SMS or a call in.
+    pub(super) fn language_of(
+        &self,
+        policy: &crate::config::Policy,
+        user: &radmfa_store::User,
+    ) -> Lang {
+        choose(
+            Some(&user.language),
+            policy.language,
+            self.cfg().i18n.default_language,
+        )
+    }
+
+    /// The language `user` reads replies in: their own `language`, else
+    /// their client's policy's, else `[i18n] default_language`. The record
+    /// comes from the user cache the decision just read it into; an
+    /// unknown user reads the policy's language.
+    pub(super) fn reader_language(&self, client: &ClientEntry, user: &str) -> Lang {
+        let cfg = self.cfg();
+        let cached = if user.is_empty() {
+            None
+        } else {
+            self.hot.user(&self.store, user).ok().flatten()
+        };
+        choose(
+            cached.as_ref().map(|c| c.user.language.as_str()),
+            cfg.policy(&client.policy).language,
+            cfg.i18n.default_language,
+        )
     }
 }

@@ -11,6 +11,7 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use crate::config::Unenrolled;
+use crate::i18n::Key;
 
 impl Node {
     /// The second factor once an external first factor (upstream RADIUS,
@@ -38,12 +39,7 @@ impl Node {
                 .with_on_accept(on_accept);
         }
         let Some(cached) = cached else {
-            return Decision::reject(
-                name,
-                first,
-                Reason::NotEnrolled,
-                "Your account is not set up for multi-factor sign-in. Contact your administrator.",
-            );
+            return Decision::reject(name, first, Reason::NotEnrolled, Key::NotSetUpForMfa);
         };
         let user = &cached.user;
         if !user.enabled {
@@ -62,12 +58,7 @@ impl Node {
                         return Decision::accept(user, first, Reason::NotEnrolledAllowed)
                             .with_on_accept(on_accept);
                     }
-                    return Decision::reject(
-                        name,
-                        first,
-                        Reason::NotEnrolled,
-                        "You have not enrolled an authenticator app yet. Contact your administrator.",
-                    );
+                    return Decision::reject(name, first, Reason::NotEnrolled, Key::AppNotEnrolled);
                 };
                 let kind = token_factor(token);
                 match inline_code {

@@ -11,6 +11,7 @@ use super::gateway::{hex, phone_missing};
 use super::login::Login;
 use super::node::Node;
 use super::session::{ChallengeOrigin, PendingChallenge};
+use crate::i18n::{Key, Text};
 
 impl Node {
     /// One-way SMS, first leg: first factor, then a random code sent through
@@ -61,7 +62,7 @@ impl Node {
         let request = radmfa_gateway::SmsRequest {
             id: hex(&id),
             user: self.user_fields(user),
-            body: sms.message.replace("{code}", &code),
+            body: sms.text(self.language_of(login.policy, user), &code),
             server_name: self.cfg().node_name.clone(),
             server_ip: self.server_ip(),
             client_ip: login.end_user,
@@ -78,18 +79,16 @@ impl Node {
                     .into_iter()
                     .rev()
                     .collect();
-                let pin_first = if user.pin.is_some() {
-                    "your PIN followed by "
+                let prompt = if user.pin.is_some() {
+                    Key::PromptSmsPin
                 } else {
-                    ""
+                    Key::PromptSms
                 };
                 Decision::challenge(
                     name,
                     mode,
                     Reason::SmsSent,
-                    format!(
-                        "Enter {pin_first}the code we sent by text message to your phone ending in {tail}"
-                    ),
+                    Text::with(prompt, &[("tail", &tail)]),
                     self.state_key.seal(self.cfg().node_id, &id).to_vec(),
                     u32::try_from(sms.lifetime_secs).ok(),
                 )
@@ -153,7 +152,7 @@ impl Node {
                 name,
                 mode,
                 Reason::SmsCodeWrongRetry,
-                "That code is not correct. Try again.".to_string(),
+                Key::SmsRetry,
                 state.to_vec(),
                 u32::try_from(deadline.saturating_sub(self.clock.now_unix())).ok(),
             );

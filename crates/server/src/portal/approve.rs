@@ -60,6 +60,15 @@ pub(super) async fn approve_page(
     let Some(v) = pending(&p, &id).await else {
         return gone(lang);
     };
+    // The page speaks the language of the user signing in (who may open it
+    // in a browser set to another one).
+    let lang = p
+        .node
+        .portal_user(&v.user)
+        .ok()
+        .flatten()
+        .and_then(|c| Lang::parse(&c.user.language))
+        .unwrap_or(lang);
     let t = |m: Msg| esc(m.text(lang));
     let source = match (&v.calling_station, &v.nas_ip) {
         (Some(cs), Some(ip)) => format!("{cs} (NAS {ip})"),

@@ -234,7 +234,7 @@ pub(super) async fn confirm(
                 return refuse(&si, Msg::NoGateway, StatusCode::SERVICE_UNAVAILABLE);
             }
             let sent = p.new_code(&user.phone, now);
-            let body = p.node.config().sms.message.replace("{code}", &sent.code);
+            let body = p.node.config().sms.text(si.lang(), &sent.code);
             if p.node
                 .portal_send_sms(user, &user.phone, body, Some(ip))
                 .await

@@ -72,15 +72,17 @@ pub(crate) fn page(c: &Chrome<'_>, title: Msg, body: &str) -> String {
         portal = t(Msg::PortalName),
     );
     if let Some(path) = c.lang_switch {
-        let other = match lang {
-            Lang::En => "nl",
-            Lang::Nl => "en",
-        };
-        let _ = write!(
-            out,
-            "<p><a href=\"{path}?lang={other}\" hreflang=\"{other}\" lang=\"{other}\">{}</a></p>",
-            t(Msg::OtherLanguage)
-        );
+        // Each other language, named in itself.
+        out.push_str("<p>");
+        for other in Lang::ALL.into_iter().filter(|l| *l != lang) {
+            let code = other.code();
+            let _ = write!(
+                out,
+                "<a href=\"{path}?lang={code}\" hreflang=\"{code}\" lang=\"{code}\">{}</a> ",
+                esc(Msg::LanguageName.text(other))
+            );
+        }
+        out.push_str("</p>");
     }
     out.push_str("</header>");
     if let Some(csrf) = c.signed_in_csrf {

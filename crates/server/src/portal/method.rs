@@ -120,6 +120,7 @@ pub(super) async fn method_set(
         name: name.clone(),
         display_name: None,
         email: None,
+        language: None,
         phone: None,
         method: Some(method),
         device_token: None,

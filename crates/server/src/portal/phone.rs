@@ -117,7 +117,7 @@ pub(super) async fn phone_send(
         return refuse(&si, Msg::TooMany, StatusCode::TOO_MANY_REQUESTS);
     }
     let sent = p.new_code(&phone, now);
-    let body = p.node.config().sms.message.replace("{code}", &sent.code);
+    let body = p.node.config().sms.text(si.lang(), &sent.code);
     if p.node
         .portal_send_sms(&si.user.user, &phone, body, Some(peer.0.ip()))
         .await
@@ -191,6 +191,7 @@ pub(super) async fn phone_verify(
         name: name.clone(),
         display_name: None,
         email: None,
+        language: None,
         phone: Some(sent.phone.clone()),
         method: None,
         device_token: None,

@@ -185,7 +185,7 @@ pub(super) async fn signin(
         // One-way SMS code to the phone on file.
         let sms = &p.node.config().sms;
         let sent = p.new_code(&user.phone, now);
-        let body = sms.message.replace("{code}", &sent.code);
+        let body = sms.text(lang, &sent.code);
         if p.node
             .portal_send_sms(user, &user.phone, body, Some(ip))
             .await
