@@ -46,6 +46,7 @@ pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
     Ok(UserAdded {
         user: UserView::new(&u, None),
         warnings,
+        enrollment_mail: None,
     })
 }
 

@@ -333,6 +333,10 @@ struct NewUser {
     pin: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    send_email: bool,
+    #[serde(default)]
+    generate_pin: bool,
 }
 
 fn default_method() -> Method {
@@ -373,6 +377,8 @@ impl NewUser {
             device_token: self.device_token,
             pin: self.pin,
             enabled: self.enabled,
+            send_email: self.send_email,
+            generate_pin: self.generate_pin,
         });
         (self.name, req)
     }
