@@ -157,22 +157,25 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             )?;
             println!("password changed for {name}");
         }
-        UserCmd::Import { csv, send_email } => {
-            let rows = read_import(&csv)?;
-            let n = rows.len();
-            let answer: serde_json::Value =
-                call(cfg, AdminRequest::UserImport { rows, send_email })?;
-            let v: Imported = typed(answer.clone())?;
-            println!(
-                "imported {n} rows: {} added, {} updated",
-                v.added, v.updated
-            );
-            if let Some(mail) = answer.get("enrollment_mail") {
-                let mail: ImportMail = typed(mail.clone())?;
-                println!("enrollment mail sent to {} new users", mail.sent);
-                print_warnings(&mail.warnings);
-            }
-        }
+        UserCmd::Import { csv, send_email } => import(cfg, &csv, send_email)?,
+    }
+    Ok(())
+}
+
+/// `radmfa user import --csv FILE [--send-email]`.
+fn import(cfg: &RuntimeConfig, csv: &Path, send_email: bool) -> anyhow::Result<()> {
+    let rows = read_import(csv)?;
+    let n = rows.len();
+    let answer: serde_json::Value = call(cfg, AdminRequest::UserImport { rows, send_email })?;
+    let v: Imported = typed(answer.clone())?;
+    println!(
+        "imported {n} rows: {} added, {} updated",
+        v.added, v.updated
+    );
+    if let Some(mail) = answer.get("enrollment_mail") {
+        let mail: ImportMail = typed(mail.clone())?;
+        println!("enrollment mail sent to {} new users", mail.sent);
+        print_warnings(&mail.warnings);
     }
     Ok(())
 }
