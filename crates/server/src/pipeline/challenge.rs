@@ -89,6 +89,9 @@ impl Node {
                 "Your sign-in started on another server that cannot be reached. Please sign in again.",
             );
         }
+        if let Some(d) = self.pin_change_answer(login, &token, state, password).await {
+            return d;
+        }
         let now = self.clock.now_unix();
         // Taken only by its own user through the client and policy that
         // started it; any other answer leaves it in place for its owner.
