@@ -51,7 +51,6 @@ mod sms;
 pub(crate) use decision::disabled_audit_reason;
 pub use decision::OnAccept;
 pub use node::{Node, NodeParts, SyncRestart};
-pub use pinchange::PendingPinChange;
 pub(crate) use portal::PortalFirstFactor;
 pub use reload::{ReloadError, Reloaded};
-pub use session::{ChallengeOrigin, PendingChallenge};
+pub use session::{ChallengeOrigin, PendingChallenge, PendingPinChange};

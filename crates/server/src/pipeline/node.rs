@@ -36,7 +36,7 @@ pub struct Node {
     pub(super) sessions: Sessions<PendingChallenge>,
     pub(super) sms_sessions: Sessions<PendingChallenge>,
     /// Forced PIN changes in progress (`pinchange.rs`).
-    pub(super) pin_changes: Sessions<super::pinchange::PendingPinChange>,
+    pub(super) pin_changes: Sessions<super::session::PendingPinChange>,
     pub(super) gateway: Swap<Option<Arc<radmfa_gateway::Gateway>>>,
     pub(super) state_key: StateKey,
     pub(super) creds: CredentialCache,

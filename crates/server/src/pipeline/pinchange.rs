@@ -20,7 +20,6 @@
 //! PIN in the portal, which asks them as well.
 
 use radmfa_otp::{StateToken, Take};
-use radmfa_radius::Attribute;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
@@ -28,36 +27,12 @@ use super::decision::*;
 use super::login::Login;
 use super::node::Node;
 use super::pin_texts as texts;
-use super::session::ChallengeOrigin;
+use super::session::{ChallengeOrigin, HeldAccept, PendingPinChange};
 use crate::config::OtpMode;
 use crate::portal::pin_policy::{check_pin, pin_min_length};
 
 /// Refused entries (policy or mismatch) before the change is given up.
 pub(super) const TRIES: u8 = 3;
-
-/// A PIN change in progress, kept on this node between its challenges.
-#[derive(Debug)]
-pub struct PendingPinChange {
-    /// The user who passed every factor.
-    user: String,
-    /// Where the login came from; only answers from there count.
-    origin: ChallengeOrigin,
-    /// The first entry of the new PIN, once given.
-    first: Option<Zeroizing<String>>,
-    /// Refused entries still allowed.
-    tries_left: u8,
-    /// The Accept withheld until the PIN is stored.
-    accept: HeldAccept,
-}
-
-/// What the withheld Accept carries.
-#[derive(Debug)]
-struct HeldAccept {
-    mode: Mode,
-    who: String,
-    attrs: Vec<Attribute>,
-    groups: Vec<String>,
-}
 
 impl Node {
     /// The Accept `d`, unless its user must change their PIN first: then

@@ -2,6 +2,7 @@
 //! answer, and where it may be answered from. Types only: the sessions
 //! themselves live in the node, their logic in `challenge.rs`.
 
+use radmfa_radius::Attribute;
 use zeroize::Zeroizing;
 
 use super::decision::{Mode, OnAccept};
@@ -30,6 +31,35 @@ pub struct PendingChallenge {
     /// Push with number matching: the verification whose number the answer
     /// must be (its number and waiter are in the node's `push_numbers`).
     pub push_verification: Option<String>,
+}
+
+/// A forced PIN change in progress (`pinchange.rs`), kept on this node
+/// between its challenges.
+#[derive(Debug)]
+pub struct PendingPinChange {
+    /// The user who passed every factor.
+    pub user: String,
+    /// Where the login came from; only answers from there count.
+    pub origin: ChallengeOrigin,
+    /// The first entry of the new PIN, once given.
+    pub first: Option<Zeroizing<String>>,
+    /// Refused entries still allowed.
+    pub tries_left: u8,
+    /// The Accept withheld until the PIN is stored.
+    pub accept: HeldAccept,
+}
+
+/// What the withheld Accept carries.
+#[derive(Debug)]
+pub struct HeldAccept {
+    /// Its audit mode.
+    pub mode: Mode,
+    /// Whom it welcomes.
+    pub who: String,
+    /// Its attributes (the upstream server's).
+    pub attrs: Vec<Attribute>,
+    /// Groups whose configured attributes it carries.
+    pub groups: Vec<String>,
 }
 
 /// The client and policy a challenge was issued under. The answer must come
