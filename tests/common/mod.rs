@@ -9,6 +9,7 @@
 pub mod freeradius;
 pub mod nginx;
 pub mod sim;
+pub mod smtp;
 pub mod tools;
 
 #[allow(unused_imports)] // each test binary uses some of them

@@ -95,23 +95,19 @@ where
     F: FnOnce(AdminRequest) -> Fut,
     Fut: Future<Output = Result<Value, AdminError>>,
 {
-    if n.generate_pin && n.pin.is_some() {
+    let generate = n.generate_pin;
+    if generate && n.pin.is_some() {
         return Err(AdminError::Invalid(
             "give a PIN or have one generated, not both".into(),
         ));
     }
-    if n.generate_pin && !n.send_email {
-        return Err(AdminError::Invalid(
-            "a generated PIN needs the enrollment mail (send_email): the mail is the only \
-             place it is told"
-                .into(),
-        ));
-    }
+    // Generated here or not at all: the store write sees a PIN or none.
+    n.generate_pin = false;
     let name = n.name.clone();
     let blocked = no_mail(cfg, &n.email);
     let mut warnings = Vec::new();
     let mut pin = None;
-    if n.generate_pin {
+    if generate {
         match blocked {
             None => {
                 let p = generate_pin(pin_min_length(cfg), &n.phone);
