@@ -99,13 +99,7 @@ impl Node {
         let mut refusal = None;
         let mut take = |sessions: &Sessions<PendingChallenge>| {
             let taken = sessions.take_entry_if(&token.session_id, now, |p| {
-                let why = if p.user != name {
-                    Some(Reason::StateUserMismatch)
-                } else if p.origin != origin {
-                    Some(Reason::BadState)
-                } else {
-                    None
-                };
+                let why = origin.refuses(name, &p.user, &p.origin);
                 refusal = why.map(|why| (why, p.mode));
                 why.is_none()
             });

@@ -111,13 +111,7 @@ impl Node {
         let origin = ChallengeOrigin::of(login.client);
         let mut refusal = None;
         let taken = self.pin_changes.take_entry_if(&token.session_id, now, |p| {
-            let why = if p.user != name {
-                Some(Reason::StateUserMismatch)
-            } else if p.origin != origin {
-                Some(Reason::BadState)
-            } else {
-                None
-            };
+            let why = origin.refuses(name, &p.user, &p.origin);
             refusal = why.map(|why| (why, p.accept.mode));
             why.is_none()
         });

@@ -5,7 +5,7 @@
 use radmfa_radius::Attribute;
 use zeroize::Zeroizing;
 
-use super::decision::{Mode, OnAccept};
+use super::decision::{Mode, OnAccept, Reason};
 use crate::clients::ClientEntry;
 
 /// An Access-Challenge in progress, kept on this node until answered.
@@ -83,6 +83,20 @@ impl ChallengeOrigin {
             client: client.name.clone(),
             cert_sha256: client.cert_sha256,
             policy: client.policy.clone(),
+        }
+    }
+
+    /// Why an answer from `name` here (`self`) may not take a session of
+    /// `owner` issued at `issued`, if so: another user's session
+    /// ([`Reason::StateUserMismatch`]), or another client or policy
+    /// ([`Reason::BadState`]).
+    pub fn refuses(&self, name: &str, owner: &str, issued: &ChallengeOrigin) -> Option<Reason> {
+        if owner != name {
+            Some(Reason::StateUserMismatch)
+        } else if issued != self {
+            Some(Reason::BadState)
+        } else {
+            None
         }
     }
 }
