@@ -201,7 +201,12 @@ impl<'a> Enrollment<'a> {
     pub fn of_user(u: &'a radmfa_store::User, pin: Option<&'a str>) -> Enrollment<'a> {
         Enrollment {
             to: &u.email,
-            display_name: &u.display_name,
+            // "Hello ," would greet nobody: the login then.
+            display_name: if u.display_name.is_empty() {
+                &u.name
+            } else {
+                &u.display_name
+            },
             login: &u.name,
             method: MailMethod::for_user(u),
             language: &u.language,
