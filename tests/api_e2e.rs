@@ -1073,34 +1073,33 @@ async fn enrollment_mail_pin_and_forced_pin_change_over_radius() {
         Some("Your PIN must be changed. Enter a new PIN:")
     );
     let state = r.attr("State").expect("State").to_owned();
-    // A run of digits: refused by the PIN policy, asked again.
-    let r = login(&addr, "ann", "1234", Some(&state));
-    expect(&r, "Access-Challenge");
-    assert_eq!(
-        r.text("Reply-Message").as_deref(),
-        Some("A PIN cannot be a run of digits such as 1234. Enter a new PIN:")
-    );
-    let r = login(&addr, "ann", "2580", Some(&state));
-    expect(&r, "Access-Challenge");
-    assert_eq!(
-        r.text("Reply-Message").as_deref(),
-        Some("Enter the new PIN again:")
-    );
-    // A different second entry: asked from the start.
-    let r = login(&addr, "ann", "2581", Some(&state));
-    expect(&r, "Access-Challenge");
-    assert_eq!(
-        r.text("Reply-Message").as_deref(),
-        Some("The two PINs were not the same. Enter a new PIN:")
-    );
-    let r = login(&addr, "ann", "2580", Some(&state));
-    expect(&r, "Access-Challenge");
-    let r = login(&addr, "ann", "2580", Some(&state));
-    expect(&r, "Access-Accept");
-    assert_eq!(
-        r.text("Reply-Message").as_deref(),
-        Some("Your PIN has been changed. Welcome, Ann Smit.")
-    );
+    // Each answer under the same State: (entry, reply code, Reply-Message).
+    let steps = [
+        // A run of digits: refused by the PIN policy, asked again.
+        (
+            "1234",
+            "Access-Challenge",
+            "A PIN cannot be a run of digits such as 1234. Enter a new PIN:",
+        ),
+        ("2580", "Access-Challenge", "Enter the new PIN again:"),
+        // A different second entry: asked from the start.
+        (
+            "2581",
+            "Access-Challenge",
+            "The two PINs were not the same. Enter a new PIN:",
+        ),
+        ("2580", "Access-Challenge", "Enter the new PIN again:"),
+        (
+            "2580",
+            "Access-Accept",
+            "Your PIN has been changed. Welcome, Ann Smit.",
+        ),
+    ];
+    for (entry, code, message) in steps {
+        let r = login(&addr, "ann", entry, Some(&state));
+        expect(&r, code);
+        assert_eq!(r.text("Reply-Message").as_deref(), Some(message), "{entry}");
+    }
     let shown = env.radmfa(&["user", "show", "ann", "--json"]).json();
     assert_eq!(shown["pin_change_required"], false);
 
