@@ -985,3 +985,241 @@ async fn accounting_is_stored_and_reported_by_the_cli_and_the_api() {
         .await;
     assert_eq!(v["count"], 0, "sign-in reports leave accounting out: {v}");
 }
+
+/// The `[mail]` section for the SMTP sink on `port`.
+fn mail_section(port: u16) -> String {
+    format!(
+        "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+         from = \"radmfa <mfa@example.org>\"\nportal_url = \"https://mfa.example.org/portal\"\n"
+    )
+}
+
+/// The initial PIN an English enrollment mail tells.
+fn mailed_pin(body: &str) -> String {
+    let line = body
+        .lines()
+        .find_map(|l| l.strip_prefix("Your initial PIN is: "))
+        .unwrap_or_else(|| panic!("no initial PIN in the mail:\n{body}"));
+    assert!(line.bytes().all(|b| b.is_ascii_digit()), "{line}");
+    line.to_string()
+}
+
+/// `user add --send-email --generate-pin` through a running server (the
+/// control socket): the mail reaches the SMTP sink with the initial PIN,
+/// which is nowhere else (CLI output, server log, audit); `user import
+/// --send-email` mails the users it adds. Then a RADIUS login with the
+/// mailed PIN is asked for a new PIN (policy failure, mismatch, success),
+/// and the next login with the new PIN is accepted without the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_mail_pin_and_forced_pin_change_over_radius() {
+    if !common::require_python_module("aiosmtpd", "pip install aiosmtpd==1.4.6") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = common::smtp::SmtpSink::start(dir.path());
+    let env = Env::with_options(ConfigOptions {
+        extra: mail_section(sink.port),
+        ..ConfigOptions::default()
+    });
+    let server = env.start();
+    let addr = server.addr_string();
+    let secret_b32 = common::TOTP_SECRETS[0];
+    let add = env.radmfa(&[
+        "user",
+        "add",
+        "ann",
+        "--display-name",
+        "Ann Smit",
+        "--email",
+        "ann@example.org",
+        "--password",
+        common::PASSWORD,
+        "--send-email",
+        "--generate-pin",
+    ]);
+    add.assert_ok();
+    assert!(add.stdout.contains("enrollment mail sent (app)"), "{add:?}");
+    env.enroll("ann", secret_b32);
+    let mails = sink.wait_mails(1);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["rcpt_tos"], json!(["ann@example.org"]));
+    let body = mails[0]["body"].as_str().expect("body");
+    assert!(body.starts_with("Hello Ann Smit,"), "{body}");
+    let pin = mailed_pin(body);
+    assert!(pin.len() >= 6, "{pin}");
+    assert!(!add.stdout.contains(&pin) && !add.stderr.contains(&pin));
+    let shown = env.radmfa(&["user", "show", "ann", "--json"]).json();
+    assert_eq!(shown["pin_mode"], "pin");
+    assert_eq!(shown["pin_change_required"], true);
+
+    // The import mails the users it adds.
+    let csv = dir.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "name,email,phone,method\ndora,dora@example.org,,sms\n",
+    )
+    .expect("csv");
+    let csv = csv.to_str().expect("utf-8");
+    let import = env.radmfa(&["user", "import", "--csv", csv, "--send-email"]);
+    import.assert_ok();
+    assert!(
+        import
+            .stdout
+            .contains("enrollment mail sent to 1 new users"),
+        "{import:?}"
+    );
+    let mails = sink.wait_mails(2);
+    assert_eq!(mails[1]["rcpt_tos"], json!(["dora@example.org"]));
+    // No phone for her SMS method: the portal variant.
+    let dora = mails[1]["body"].as_str().expect("body");
+    assert!(dora.contains("no phone number is registered"), "{dora}");
+    assert!(!dora.contains("initial PIN"), "{dora}");
+
+    // RADIUS: password + mailed PIN + code, inline; then the new PIN.
+    let secret = common::decode_secret(secret_b32);
+    common::clear_of_step_edge();
+    let inline = format!("{}{pin}{}", common::PASSWORD, totp_now(&secret));
+    let r = login(&addr, "ann", &inline, None);
+    expect(&r, "Access-Challenge");
+    assert_eq!(
+        r.text("Reply-Message").as_deref(),
+        Some("Your PIN must be changed. Enter a new PIN:")
+    );
+    let state = r.attr("State").expect("State").to_owned();
+    // Each answer under the same State: (entry, reply code, Reply-Message).
+    let steps = [
+        // A run of digits: refused by the PIN policy, asked again.
+        (
+            "1234",
+            "Access-Challenge",
+            "That PIN is too easy to guess: the digits form a run. Enter a new PIN:",
+        ),
+        ("2580", "Access-Challenge", "Enter the new PIN again:"),
+        // A different second entry: asked from the start.
+        (
+            "2581",
+            "Access-Challenge",
+            "The two PINs are not the same. Enter a new PIN:",
+        ),
+        ("2580", "Access-Challenge", "Enter the new PIN again:"),
+        (
+            "2580",
+            "Access-Accept",
+            "Your PIN has been changed. Welcome, Ann Smit.",
+        ),
+    ];
+    for (entry, code, message) in steps {
+        let r = login(&addr, "ann", entry, Some(&state));
+        expect(&r, code);
+        assert_eq!(r.text("Reply-Message").as_deref(), Some(message), "{entry}");
+    }
+    let shown = env.radmfa(&["user", "show", "ann", "--json"]).json();
+    assert_eq!(shown["pin_change_required"], false);
+
+    // The next login: the new PIN, no change asked; the mailed one fails.
+    let next = common::totp_step(&secret, 1);
+    let r = login(
+        &addr,
+        "ann",
+        &format!("{}2580{next}", common::PASSWORD),
+        None,
+    );
+    expect(&r, "Access-Accept");
+    assert_eq!(
+        r.text("Reply-Message").as_deref(),
+        Some("Welcome, Ann Smit.")
+    );
+    let reasons: Vec<String> = env
+        .report(&["--user", "ann"])
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for want in [
+        "pin_change_required",
+        "pin_change_retry",
+        "pin_change_confirm",
+        "pin_changed",
+        "ok",
+    ] {
+        assert!(reasons.iter().any(|r| r == want), "{want}: {reasons:?}");
+    }
+    let audit = env.radmfa(&["report", "--json", "--user", "ann"]);
+    let (_, log) = server.terminate();
+    for secret_pin in [pin.as_str(), "2580"] {
+        assert!(!log.contains(secret_pin), "PIN {secret_pin} in the log");
+        assert!(!audit.stdout.contains(secret_pin), "PIN in the audit log");
+    }
+}
+
+/// `POST /api/v1/users` with `send_email`: the mail reaches the SMTP sink
+/// (the portal variant for a user without a phone) with the generated PIN,
+/// which the answer does not carry; a user without an address is created
+/// with a warning, and no PIN is generated for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_user_create_sends_the_enrollment_mail() {
+    if !common::require_python_module("aiosmtpd", "pip install aiosmtpd==1.4.6") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = common::smtp::SmtpSink::start(dir.path());
+    let api = api_env(&mail_section(sink.port));
+    let token = api.token("enroll", "users:write");
+    let server = api.env.start();
+    api.wait_up(&server).await;
+    let body = json!({"name": "bob", "display_name": "Bob de Wit", "email": "bob@example.org",
+        "method": "sms", "send_email": true, "generate_pin": true});
+    let (status, text) = api
+        .call(Method::POST, "/api/v1/users", Some(&token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        v["enrollment_mail"],
+        json!({"sent": true, "template": "portal", "pin_generated": true})
+    );
+    assert_eq!(v["pin_mode"], "pin");
+    let mails = sink.wait_mails(1);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(
+        mails[0]["subject"],
+        "Complete your enrollment for two-step verification"
+    );
+    let mail = mails[0]["body"].as_str().expect("body");
+    assert!(mail.contains("https://mfa.example.org/portal"), "{mail}");
+    let pin = mailed_pin(mail);
+    assert!(!text.contains(&pin), "the PIN is in the API answer: {text}");
+
+    // No address: created, warned, no PIN generated, no mail.
+    let body = json!({"name": "carl", "send_email": true, "generate_pin": true});
+    let v = api
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            &token,
+            body,
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(v["pin_mode"], "standard");
+    assert_eq!(v["enrollment_mail"]["sent"], false);
+    assert_eq!(v["enrollment_mail"]["pin_generated"], false);
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("no PIN generated for carl"), "{warnings}");
+    assert!(warnings.contains("has no email address"), "{warnings}");
+    // A generated PIN needs the mail.
+    let body = json!({"name": "dirk", "email": "d@example.org", "generate_pin": true});
+    let v = api
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            &token,
+            body,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(v.to_string().contains("send_email"), "{v}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.mails().len(), 1);
+    let (_, log) = server.terminate();
+    assert!(!log.contains(&pin), "the PIN is in the server log");
+}

@@ -9,9 +9,10 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::smtp::SmtpSink;
 use common::{expect, free_tcp_port, login, totp_now, ConfigOptions, Env, SECRET};
 
 fn tests_dir() -> PathBuf {
@@ -93,61 +94,6 @@ impl Slapd {
 impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl SmtpSink {
-    fn start(dir: &Path) -> SmtpSink {
-        let ready = dir.join("smtp.ready");
-        let out = dir.join("mail");
-        std::fs::create_dir_all(&out).expect("mail dir");
-        let child = Command::new("python3")
-            .arg(common::py_dir().join("smtp_sink.py"))
-            .args(["--port", "0", "--ready-file"])
-            .arg(&ready)
-            .arg("--out")
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 smtp_sink.py (pip install aiosmtpd)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "SMTP sink not ready");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        SmtpSink { child, port, out }
-    }
-
-    /// Every message received, as text.
-    fn messages(&self) -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -214,6 +214,15 @@ pub enum UserCmd {
         /// Create the user disabled.
         #[arg(long)]
         disabled: bool,
+        /// Send the enrollment mail ([mail]): how the user will verify, or
+        /// (no phone yet) to complete the enrollment in the portal.
+        #[arg(long)]
+        send_email: bool,
+        /// PIN mode with a random initial PIN told only in the enrollment
+        /// mail, to be changed at the first sign-in. Not generated when no
+        /// mail can be sent (the user is then left without a PIN).
+        #[arg(long, requires = "send_email")]
+        generate_pin: bool,
     },
     /// Change fields of an existing user (only the options given).
     Set {
@@ -290,6 +299,10 @@ pub enum UserCmd {
     Import {
         #[arg(long)]
         csv: PathBuf,
+        /// After a successful import, send the enrollment mail to each user
+        /// it added ([mail]).
+        #[arg(long)]
+        send_email: bool,
     },
 }
 

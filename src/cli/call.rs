@@ -14,6 +14,12 @@ use serde_json::Value;
 /// and reads its answer as `T`.
 pub fn call<T: DeserializeOwned>(cfg: &RuntimeConfig, req: AdminRequest) -> anyhow::Result<T> {
     let v = match radmfa_server::open_store(cfg) {
+        Ok(store) if radmfa_server::admin::enroll::sends_mail(&req) => {
+            // The enrollment mail goes out over SMTP: async.
+            let v = tokio_block(radmfa_server::admin::execute_mailing(&store, cfg, req))?;
+            store.flush().context("cannot flush the store")?;
+            v
+        }
         Ok(store) => {
             let bulk = matches!(req, AdminRequest::UserImport { .. });
             let v = radmfa_server::admin::execute(&store, cfg, req).map_err(|e| anyhow!(e))?;

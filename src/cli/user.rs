@@ -6,14 +6,15 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use radmfa_server::admin::{
-    AdminRequest, Deleted, DeviceList, DeviceRemoved, ImportRow, Imported, NewUser,
-    PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserChange, UserEnabled, UserView,
+    AdminRequest, Deleted, DeviceList, DeviceRemoved, EnrollmentMail, ImportMail, ImportRow,
+    Imported, NewUser, PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserChange,
+    UserEnabled, UserView,
 };
 use radmfa_server::RuntimeConfig;
 use radmfa_store::Method;
 
 use super::args::{MethodArg, UserCmd};
-use super::call::call;
+use super::call::{call, typed};
 use super::input::read_secret_stdin;
 use super::print::{
     esc, json_pretty, kind_name, print_table, print_warnings, show_time, show_token,
@@ -32,6 +33,8 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             password,
             device_token,
             disabled,
+            send_email,
+            generate_pin,
         } => {
             let password = password.read()?;
             let v: UserAdded = call(
@@ -48,9 +51,12 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                     device_token,
                     pin: None,
                     enabled: !disabled,
+                    send_email,
+                    generate_pin,
                 }),
             )?;
             println!("added user {}", v.user.name);
+            print_enrollment_mail(v.enrollment_mail.as_ref());
             print_warnings(&v.warnings);
         }
         UserCmd::Set {
@@ -155,15 +161,25 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             )?;
             println!("password changed for {name}");
         }
-        UserCmd::Import { csv } => {
-            let rows = read_import(&csv)?;
-            let n = rows.len();
-            let v: Imported = call(cfg, AdminRequest::UserImport { rows })?;
-            println!(
-                "imported {n} rows: {} added, {} updated",
-                v.added, v.updated
-            );
-        }
+        UserCmd::Import { csv, send_email } => import(cfg, &csv, send_email)?,
+    }
+    Ok(())
+}
+
+/// `radmfa user import --csv FILE [--send-email]`.
+fn import(cfg: &RuntimeConfig, csv: &Path, send_email: bool) -> anyhow::Result<()> {
+    let rows = read_import(csv)?;
+    let n = rows.len();
+    let answer: serde_json::Value = call(cfg, AdminRequest::UserImport { rows, send_email })?;
+    let v: Imported = typed(answer.clone())?;
+    println!(
+        "imported {n} rows: {} added, {} updated",
+        v.added, v.updated
+    );
+    if let Some(mail) = answer.get("enrollment_mail") {
+        let mail: ImportMail = typed(mail.clone())?;
+        println!("enrollment mail sent to {} new users", mail.sent);
+        print_warnings(&mail.warnings);
     }
     Ok(())
 }
@@ -212,6 +228,20 @@ pub fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
         });
     }
     Ok(rows)
+}
+
+/// What became of the enrollment mail of `user add --send-email` (never
+/// the PIN: only the mail tells it).
+fn print_enrollment_mail(mail: Option<&EnrollmentMail>) {
+    let Some(m) = mail else { return };
+    let template = m.template.as_deref().unwrap_or("-");
+    match (m.sent, m.pin_generated) {
+        (true, true) => println!(
+            "enrollment mail sent ({template}), with an initial PIN that must be changed at the first sign-in"
+        ),
+        (true, false) => println!("enrollment mail sent ({template})"),
+        (false, _) => println!("enrollment mail not sent (see the warnings)"),
+    }
 }
 
 /// `radmfa user list`: a table, or the JSON array with `--json`.

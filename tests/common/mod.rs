@@ -12,6 +12,7 @@ pub mod nginx;
 pub mod recipe_text;
 pub mod recipes;
 pub mod sim;
+pub mod smtp;
 pub mod tools;
 
 #[allow(unused_imports)] // each test binary uses some of them

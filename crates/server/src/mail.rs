@@ -5,8 +5,9 @@
 //! or with an authenticator app. In PIN mode the email also tells the initial
 //! PIN, which the user must change at the first sign-in.
 //!
-//! The text comes from built-in templates (methods `call`, `sms`, `app` in
-//! English, Dutch, German and French) or from override files
+//! The text comes from built-in templates (methods `call`, `sms`, `app`,
+//! and `portal` for users who must still register a phone or an app in the
+//! portal, in English, Dutch, German and French) or from override files
 //! `<dir>/<method>.<language>.txt`. A template's first line is
 //! `Subject: ...`; the rest is the plain-text body. Placeholders are
 //! `{display_name}`, `{login}`, `{phone_tail}`, `{portal_url}`, `{pin_block}`
@@ -116,18 +117,43 @@ pub enum MailMethod {
     Sms,
     /// An authenticator app (TOTP, HOTP or push).
     App,
+    /// Nothing to verify with yet (no phone number for a phone method, or
+    /// no method): the user completes the enrollment in the portal.
+    Portal,
 }
 
 impl MailMethod {
     /// Every method.
-    pub const ALL: [MailMethod; 3] = [MailMethod::Call, MailMethod::Sms, MailMethod::App];
+    pub const ALL: [MailMethod; 4] = [
+        MailMethod::Call,
+        MailMethod::Sms,
+        MailMethod::App,
+        MailMethod::Portal,
+    ];
 
-    /// The name used in template file names: `call`, `sms` or `app`.
+    /// The name used in template file names: `call`, `sms`, `app` or
+    /// `portal`.
     pub fn as_str(self) -> &'static str {
         match self {
             MailMethod::Call => "call",
             MailMethod::Sms => "sms",
             MailMethod::App => "app",
+            MailMethod::Portal => "portal",
+        }
+    }
+}
+
+impl MailMethod {
+    /// The mail a user gets: their method's, or `Portal` when there is
+    /// nothing to verify with yet (a phone method without a phone number,
+    /// or no method).
+    pub fn for_user(u: &radmfa_store::User) -> MailMethod {
+        use radmfa_store::Method;
+        match u.method {
+            Method::Call if !u.phone.is_empty() => MailMethod::Call,
+            Method::Sms | Method::SmsTwoWay if !u.phone.is_empty() => MailMethod::Sms,
+            Method::Totp | Method::Hotp | Method::Push => MailMethod::App,
+            Method::Call | Method::Sms | Method::SmsTwoWay | Method::None => MailMethod::Portal,
         }
     }
 }
@@ -167,6 +193,28 @@ pub struct Enrollment<'a> {
     /// For `App`: the `otpauth://` enrollment URI, offered for phones that
     /// cannot scan the QR code in the portal.
     pub otpauth_uri: Option<&'a str>,
+}
+
+impl<'a> Enrollment<'a> {
+    /// The enrollment mail of a stored user ([`MailMethod::for_user`]),
+    /// telling `pin` when one was generated for them.
+    pub fn of_user(u: &'a radmfa_store::User, pin: Option<&'a str>) -> Enrollment<'a> {
+        Enrollment {
+            to: &u.email,
+            // "Hello ," would greet nobody: the login then.
+            display_name: if u.display_name.is_empty() {
+                &u.name
+            } else {
+                &u.display_name
+            },
+            login: &u.name,
+            method: MailMethod::for_user(u),
+            language: &u.language,
+            phone: &u.phone,
+            pin,
+            otpauth_uri: None,
+        }
+    }
 }
 
 impl fmt::Debug for Enrollment<'_> {
@@ -239,7 +287,7 @@ impl fmt::Debug for Mailer {
 const MAX_TEMPLATE_BYTES: u64 = 64 * 1024;
 
 /// The built-in templates: (method, language, text).
-const BUILTIN: [(MailMethod, &str, &str); 12] = [
+const BUILTIN: [(MailMethod, &str, &str); 16] = [
     (
         MailMethod::Call,
         "en",
@@ -299,6 +347,26 @@ const BUILTIN: [(MailMethod, &str, &str); 12] = [
         MailMethod::App,
         "fr",
         include_str!("mail/templates/app.fr.txt"),
+    ),
+    (
+        MailMethod::Portal,
+        "en",
+        include_str!("mail/templates/portal.en.txt"),
+    ),
+    (
+        MailMethod::Portal,
+        "nl",
+        include_str!("mail/templates/portal.nl.txt"),
+    ),
+    (
+        MailMethod::Portal,
+        "de",
+        include_str!("mail/templates/portal.de.txt"),
+    ),
+    (
+        MailMethod::Portal,
+        "fr",
+        include_str!("mail/templates/portal.fr.txt"),
     ),
 ];
 
@@ -586,7 +654,7 @@ fn load_overrides(dir: &Path) -> Result<HashMap<(MailMethod, String), Template>,
         let shown = path.display().to_string();
         let bad_name = || {
             MailError::Config(format!(
-                "{shown}: a template is named <call|sms|app>.<language>.txt"
+                "{shown}: a template is named <call|sms|app|portal>.<language>.txt"
             ))
         };
         let stem = name.strip_suffix(".txt").unwrap_or(name);

@@ -558,15 +558,6 @@ impl From<radmfa_directory::DirUser> for DirectoryEntry {
     }
 }
 
-fn mail_method(m: Method) -> Option<crate::mail::MailMethod> {
-    match m {
-        Method::Call => Some(crate::mail::MailMethod::Call),
-        Method::Sms | Method::SmsTwoWay => Some(crate::mail::MailMethod::Sms),
-        Method::Totp | Method::Hotp | Method::Push => Some(crate::mail::MailMethod::App),
-        Method::None => None,
-    }
-}
-
 /// Runs one sync item (or one-off import): search the directory, plan,
 /// apply unless `dry_run`, then mail the new users when the item says so.
 /// Returns the plan as a [`SyncReport`] with `mailed` / `mail_errors`. On a replica the
@@ -622,19 +613,7 @@ pub async fn run(
     let mut errors = Vec::new();
     if let (true, Some(mailer)) = (item.send_enrollment_email, &mailer) {
         for u in plan.add.iter().filter(|u| !u.email.is_empty()) {
-            let Some(method) = mail_method(u.method) else {
-                continue;
-            };
-            let e = crate::mail::Enrollment {
-                to: &u.email,
-                display_name: &u.display_name,
-                login: &u.name,
-                method,
-                language: &u.language,
-                phone: &u.phone,
-                pin: None,
-                otpauth_uri: None,
-            };
+            let e = crate::mail::Enrollment::of_user(u, None);
             match mailer.send_enrollment(&e).await {
                 Ok(()) => mailed += 1,
                 Err(err) => errors.push(format!("{}: {err}", u.name)),

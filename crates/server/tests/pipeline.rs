@@ -82,6 +82,8 @@ async fn harness_with(radius: &str, extra: &str) -> Harness {
                 device_token: String::new(),
                 pin: None,
                 enabled: true,
+                send_email: false,
+                generate_pin: false,
             }),
         )
         .expect("add user");

@@ -89,7 +89,7 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             reason,
         } => json(users::lock(ctx, name, until, reason)),
         AdminRequest::UserPasswd { name, password } => json(users::passwd(ctx, name, password)),
-        AdminRequest::UserImport { rows } => json(import::import(ctx, rows)),
+        AdminRequest::UserImport { rows, .. } => json(import::import(ctx, rows)),
         AdminRequest::TokenEnroll(t) => json(tokens::enroll(ctx, t)),
         AdminRequest::TokenList => json(tokens::list(ctx)),
         AdminRequest::TokenShow { user } => json(tokens::show(ctx, &user)),

@@ -11,6 +11,8 @@
 //! * [`execute`]: the table of operations on the store; one file per
 //!   resource: [`users`], [`devices`], [`import`], [`tokens`], [`clients`],
 //!   [`admin_tokens`], [`reports`], [`cluster`], [`directory`].
+//! * [`enroll`]: the enrollment mail (and generated initial PIN) around
+//!   a user add or import that asks for it.
 //! * [`results`]: the typed answers; [`answer`]: their envelope on the
 //!   control socket and the peer link.
 
@@ -22,6 +24,7 @@ pub mod cluster;
 pub mod context;
 pub mod devices;
 pub mod directory;
+pub mod enroll;
 pub mod error;
 pub mod execute;
 pub mod forward;
@@ -38,6 +41,7 @@ pub use actor::Actor;
 pub use answer::Answer;
 pub use context::Ctx;
 pub use directory::{directory_sync, directory_sync_detached, sync_item};
+pub use enroll::execute_mailing;
 pub use error::AdminError;
 pub use execute::execute;
 pub use forward::forward_to_primary;
@@ -48,8 +52,9 @@ pub use request::{
 pub use results::{
     algorithm_name, disabled_reason, AccountingRow, AdminTokenCreated, AdminTokenView, BackupView,
     ClientAdded, ClientSource, ClientView, Deleted, DeviceList, DeviceRemoved, DeviceView,
-    Enrolled, Imported, Locked, OtpAdvanced, PasswordChanged, PinMode, PinSet, Resynced, Revoked,
-    TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded, UserEnabled, UserView,
+    Enrolled, EnrollmentMail, ImportMail, Imported, Locked, OtpAdvanced, PasswordChanged, PinMode,
+    PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded,
+    UserEnabled, UserView,
 };
 pub use service::{Admin, AdminHooks};
 pub use tokens::HOTP_RESYNC_SEARCH;

@@ -100,6 +100,10 @@ pub enum AdminRequest {
     UserImport {
         /// Rows to add; existing users are updated.
         rows: Vec<ImportRow>,
+        /// After a successful import, send the enrollment mail to each user
+        /// it added (`admin/enroll.rs`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        send_email: bool,
     },
     /// Enrolls a user's token; replaces one only with `replace`.
     TokenEnroll(NewToken),
@@ -343,6 +347,13 @@ pub struct NewUser {
     pub pin: Option<String>,
     /// Enabled at once.
     pub enabled: bool,
+    /// Send the enrollment mail once the user is added (`admin/enroll.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub send_email: bool,
+    /// PIN mode with an initial PIN radmfa generates and tells only in the
+    /// enrollment mail (needs `send_email`, excludes `pin`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generate_pin: bool,
 }
 
 impl std::fmt::Debug for NewUser {
@@ -643,7 +654,7 @@ impl AdminRequest {
             AdminRequest::UserUnlock { name } => ("user_unlock", name),
             AdminRequest::UserLock { name, .. } => ("user_lock", name),
             AdminRequest::UserPasswd { name, .. } => ("user_passwd", name),
-            AdminRequest::UserImport { rows } => {
+            AdminRequest::UserImport { rows, .. } => {
                 return Some(("user_import", format!("{} rows", rows.len())))
             }
             AdminRequest::TokenEnroll(NewToken { user, .. }) => ("token_enroll", user),
@@ -711,6 +722,8 @@ mod tests {
             device_token: String::new(),
             pin: Some("4711".into()),
             enabled: true,
+            send_email: false,
+            generate_pin: false,
         };
         let dbg = format!("{n:?}");
         assert!(dbg.contains("carol") && !dbg.contains("hunter2") && !dbg.contains("4711"));

@@ -130,6 +130,32 @@ pub struct UserAdded {
     pub user: UserView,
     /// What the admin still has to do, in words they act on.
     pub warnings: Vec<String>,
+    /// The enrollment mail, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_mail: Option<EnrollmentMail>,
+}
+
+/// What became of an enrollment mail (never the PIN it carried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentMail {
+    /// Handed to the SMTP relay.
+    pub sent: bool,
+    /// The template it used or would have used: `call`, `sms`, `app` or
+    /// `portal` (none when the user has no address).
+    pub template: Option<String>,
+    /// An initial PIN was generated, told in this mail and stored with a
+    /// change required. False when no mail could be sent: the user is then
+    /// left without a PIN.
+    pub pin_generated: bool,
+}
+
+/// The enrollment mails of a bulk import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportMail {
+    /// Mails handed to the SMTP relay.
+    pub sent: u64,
+    /// Users added without a mail, one line each, saying why.
+    pub warnings: Vec<String>,
 }
 
 /// A user's PIN mode after a PIN was set or cleared.
@@ -463,6 +489,7 @@ mod tests {
         let added = UserAdded {
             user: UserView::new(&User::new("bob"), None),
             warnings: vec!["w".into()],
+            enrollment_mail: None,
         };
         let v = serde_json::to_value(&added).expect("json");
         assert_eq!(v["token"], serde_json::Value::Null);

@@ -298,6 +298,17 @@ impl<'a> Admin<'a> {
                 }
                 res
             }
+            AdminRequest::UserAdd(n) if n.send_email => {
+                let run = |req| self.blocking(req);
+                super::enroll::add_with_mail(&self.store, &self.config, n, run).await
+            }
+            AdminRequest::UserImport {
+                rows,
+                send_email: true,
+            } => {
+                let run = |req| self.blocking(req);
+                super::enroll::import_with_mail(&self.store, &self.config, rows, run).await
+            }
             req => {
                 let op = format!("{req:?}");
                 let res = self.blocking(req).await;

@@ -14,6 +14,14 @@ use super::results::{
 /// Adds a user: contact fields, text, PIN and password checked first.
 pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
     let (store, cfg) = (ctx.store, ctx.config);
+    if n.generate_pin {
+        // `enroll.rs` generates it when it can mail it, and clears the flag.
+        return Err(AdminError::Invalid(
+            "a generated PIN needs the enrollment mail (send_email): the mail is the only \
+             place it is told"
+                .into(),
+        ));
+    }
     let mut u = User::new(&n.name);
     u.display_name = n.display_name;
     u.email = n.email;
@@ -47,6 +55,7 @@ pub fn add(ctx: Ctx<'_>, n: NewUser) -> Result<UserAdded, AdminError> {
     Ok(UserAdded {
         user: UserView::new(&u, None),
         warnings,
+        enrollment_mail: None,
     })
 }
 

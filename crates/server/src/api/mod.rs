@@ -26,6 +26,7 @@ pub mod auth;
 mod csv;
 pub mod metrics;
 pub mod tls;
+mod when;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -334,6 +335,10 @@ struct NewUser {
     pin: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    send_email: bool,
+    #[serde(default)]
+    generate_pin: bool,
 }
 
 fn default_method() -> Method {
@@ -375,6 +380,8 @@ impl NewUser {
             device_token: self.device_token,
             pin: self.pin,
             enabled: self.enabled,
+            send_email: self.send_email,
+            generate_pin: self.generate_pin,
         });
         (self.name, req)
     }
@@ -701,19 +708,7 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-/// A time parameter: unix seconds or RFC 3339 (`2025-01-31T12:00:00Z`), in
-/// unix milliseconds.
-pub fn parse_time(name: &str, s: &str) -> Result<u64, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return secs
-            .checked_mul(1000)
-            .ok_or_else(|| format!("{name}: {s:?} is out of range"));
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("{name}: {s:?} is neither unix seconds nor RFC 3339"))?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| format!("{name}: {s:?} is before 1970"))
-}
+pub use when::parse_time;
 
 pub use crate::admin::REPORT_FIELDS;
 pub use csv::{records_csv, rows_csv, summary_csv};

@@ -115,6 +115,13 @@ keys! {
     PromptSmsPin = radius.prompt_sms_pin [tail];
     SmsRetry = radius.sms_retry;
     PromptPushNumber = radius.prompt_push_number;
+    // ----- RADIUS: the forced PIN change (pipeline/pinchange.rs)
+    PinChangePrompt = radius.prompt_pin_change;
+    PinChangeAgain = radius.prompt_pin_again;
+    PinChangeNew = radius.prompt_pin_new;
+    PinChangeFailed = radius.pin_change_failed;
+    PinChangeNotSaved = radius.pin_change_not_saved;
+    PinChangedWelcome = radius.pin_changed [name];
     // ----- one-way and two-way SMS
     SmsCode = sms.code [code];
     SmsTwoWay = sms.two_way [client, time, reference];

@@ -72,6 +72,11 @@ fn every_builtin_renders_for_every_method_and_language() {
                     assert!(body.contains("https://mfa.example.org/portal\n"));
                     assert!(body.contains(URI), "{body}");
                 }
+                MailMethod::Portal => {
+                    assert!(body.contains("https://mfa.example.org/portal\n"));
+                    assert!(!body.contains("5678"), "no phone in the portal mail");
+                    assert!(!body.contains("otpauth://"), "URI only in app mails");
+                }
             }
         }
     }
@@ -86,6 +91,14 @@ fn methods_and_languages_give_different_text() {
     assert!(call.contains("we will call"));
     assert!(sms.contains("text message"));
     assert!(app.contains("authenticator app") && app.contains("scan the QR code"));
+    let mut no_phone = enrollment(MailMethod::Portal, "en");
+    no_phone.phone = "";
+    let (portal_sub, portal) = m.render(&no_phone).unwrap();
+    assert!(
+        portal_sub.contains("Complete your enrollment"),
+        "{portal_sub}"
+    );
+    assert!(portal.contains("no phone number is registered"), "{portal}");
     let (nl_sub, nl) = m.render(&enrollment(MailMethod::Sms, "nl")).unwrap();
     assert!(nl.contains("sms met een eenmalige code"), "{nl}");
     let (de_sub, _) = m.render(&enrollment(MailMethod::Sms, "de")).unwrap();

@@ -162,7 +162,7 @@ impl Node {
                 )
             }
         };
-        match packet.attr(AttrType::STATE) {
+        let decision = match packet.attr(AttrType::STATE) {
             Some(state) => self.challenge_answer(&login, &state.value, &password).await,
             None => match login.policy.first_factor {
                 FirstFactor::Radius => self.radius_first_leg(&login, Some(&password), None).await,
@@ -171,7 +171,9 @@ impl Node {
                     self.local_first_leg(&login, &password).await
                 }
             },
-        }
+        };
+        // A user who must change their PIN chooses one before the Accept.
+        self.pin_change_gate(&login, decision)
     }
 }
 

@@ -83,6 +83,9 @@ impl Node {
                 Key::OwnerUnreachable,
             );
         }
+        if let Some(d) = self.pin_change_answer(login, &token, state, password).await {
+            return d;
+        }
         let now = self.clock.now_unix();
         // Taken only by its own user through the client and policy that
         // started it; any other answer leaves it in place for its owner.
@@ -90,13 +93,7 @@ impl Node {
         let mut refusal = None;
         let mut take = |sessions: &Sessions<PendingChallenge>| {
             let taken = sessions.take_entry_if(&token.session_id, now, |p| {
-                let why = if p.user != name {
-                    Some(Reason::StateUserMismatch)
-                } else if p.origin != origin {
-                    Some(Reason::BadState)
-                } else {
-                    None
-                };
+                let why = origin.refuses(name, &p.user, &p.origin);
                 refusal = why.map(|why| (why, p.mode));
                 why.is_none()
             });

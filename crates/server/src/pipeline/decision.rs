@@ -49,6 +49,9 @@ reasons! {
     GatewayNotConfiguredFailOpen = "gateway_not_configured_fail_open",
     /// The gateway failed; `fail_mode = "open"`.
     GatewayUnreachableFailOpen = "gateway_unreachable_fail_open",
+    /// Every factor passed and the user chose a new PIN at the forced PIN
+    /// change (`pinchange.rs`).
+    PinChanged = "pin_changed",
     // ----- challenged
     /// An Access-Challenge asks for the code.
     CodeRequested = "code_requested",
@@ -65,6 +68,14 @@ reasons! {
     GatewayNotConfiguredTotpFallback = "gateway_not_configured_totp_fallback",
     /// The gateway failed; `fail_mode = "totp_only"` asks for a TOTP code.
     GatewayUnreachableTotpFallback = "gateway_unreachable_totp_fallback",
+    /// Every factor passed, but the user must change their PIN: the
+    /// challenge asks for a new one.
+    PinChangeRequired = "pin_change_required",
+    /// The new PIN passed the policy: the challenge asks for it again.
+    PinChangeConfirm = "pin_change_confirm",
+    /// A new PIN the policy refuses, or a second entry that differs: the
+    /// challenge says why and asks again.
+    PinChangeRetry = "pin_change_retry",
     // ----- rejected before any factor
     /// No User-Name.
     MissingUserName = "missing_user_name",
@@ -180,6 +191,11 @@ reasons! {
     NoAnswer = "no_answer",
     /// The user reported the sign-in as fraud.
     FraudReported = "fraud_reported",
+    /// The forced PIN change: too many refused new PINs.
+    PinChangeFailed = "pin_change_failed",
+    /// The forced PIN change: the new PIN could not be stored (the store,
+    /// or on a replica the primary, refused or was unreachable).
+    PinChangeNotSaved = "pin_change_not_saved",
     /// Push with number matching: a wrong number typed at the prompt.
     PushNumberWrong = "push_number_wrong",
     /// Push with number matching: the number was typed but the sign-in

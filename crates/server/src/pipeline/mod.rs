@@ -13,6 +13,8 @@
 //! 4. Second factor: [`codes`] (TOTP/HOTP and PINs), [`sms`] (one-way SMS),
 //!    [`oob`] (two-way SMS, call, push), [`gateway`] (what they share,
 //!    `fail_mode`), [`challenge`] (Access-Challenge sessions and answers).
+//!    [`pinchange`]: an Accept withheld until a user who must change their
+//!    PIN has chosen a new one (its prompts in [`pin_texts`]).
 //! 5. [`reply`]: the decision counted, logged, audited and encoded.
 //!
 //! [`lockshare`] counts failed second factors on the primary (lockout
@@ -35,6 +37,8 @@ mod login;
 mod node;
 mod oob;
 mod password;
+mod pin_texts;
+mod pinchange;
 mod portal;
 mod push;
 mod radius;
@@ -49,4 +53,4 @@ pub use decision::OnAccept;
 pub use node::{Node, NodeParts, SyncRestart};
 pub(crate) use portal::PortalFirstFactor;
 pub use reload::{ReloadError, Reloaded};
-pub use session::{ChallengeOrigin, PendingChallenge};
+pub use session::{ChallengeOrigin, PendingChallenge, PendingPinChange};

@@ -35,6 +35,8 @@ pub struct Node {
     pub(super) dedup: DuplicateCache,
     pub(super) sessions: Sessions<PendingChallenge>,
     pub(super) sms_sessions: Sessions<PendingChallenge>,
+    /// Forced PIN changes in progress (`pinchange.rs`).
+    pub(super) pin_changes: Sessions<super::session::PendingPinChange>,
     pub(super) gateway: Swap<Option<Arc<radmfa_gateway::Gateway>>>,
     pub(super) state_key: StateKey,
     pub(super) creds: CredentialCache,
@@ -159,6 +161,7 @@ impl Node {
             ),
             sessions: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             sms_sessions: Sessions::new(cfg.sms.lifetime_secs, cfg.challenge_max_sessions),
+            pin_changes: Sessions::new(cfg.challenge_lifetime_secs, cfg.challenge_max_sessions),
             gateway: Swap::new(gateway.map(Arc::new)),
             creds: CredentialCache::new(
                 Duration::from_secs(cfg.password_cache_ttl_secs),

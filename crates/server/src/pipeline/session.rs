@@ -2,9 +2,10 @@
 //! answer, and where it may be answered from. Types only: the sessions
 //! themselves live in the node, their logic in `challenge.rs`.
 
+use radmfa_radius::Attribute;
 use zeroize::Zeroizing;
 
-use super::decision::{Mode, OnAccept};
+use super::decision::{Mode, OnAccept, Reason};
 use crate::clients::ClientEntry;
 
 /// An Access-Challenge in progress, kept on this node until answered.
@@ -32,6 +33,35 @@ pub struct PendingChallenge {
     pub push_verification: Option<String>,
 }
 
+/// A forced PIN change in progress (`pinchange.rs`), kept on this node
+/// between its challenges.
+#[derive(Debug)]
+pub struct PendingPinChange {
+    /// The user who passed every factor.
+    pub user: String,
+    /// Where the login came from; only answers from there count.
+    pub origin: ChallengeOrigin,
+    /// The first entry of the new PIN, once given.
+    pub first: Option<Zeroizing<String>>,
+    /// Refused entries still allowed.
+    pub tries_left: u8,
+    /// The Accept withheld until the PIN is stored.
+    pub accept: HeldAccept,
+}
+
+/// What the withheld Accept carries.
+#[derive(Debug)]
+pub struct HeldAccept {
+    /// Its audit mode.
+    pub mode: Mode,
+    /// Whom it welcomes.
+    pub who: String,
+    /// Its attributes (the upstream server's).
+    pub attrs: Vec<Attribute>,
+    /// Groups whose configured attributes it carries.
+    pub groups: Vec<String>,
+}
+
 /// The client and policy a challenge was issued under. The answer must come
 /// through the same configured client entry (by name; for RadSec also the
 /// same certificate) under the same policy, else it is `bad_state`: a
@@ -53,6 +83,20 @@ impl ChallengeOrigin {
             client: client.name.clone(),
             cert_sha256: client.cert_sha256,
             policy: client.policy.clone(),
+        }
+    }
+
+    /// Why an answer from `name` here (`self`) may not take a session of
+    /// `owner` issued at `issued`, if so: another user's session
+    /// ([`Reason::StateUserMismatch`]), or another client or policy
+    /// ([`Reason::BadState`]).
+    pub fn refuses(&self, name: &str, owner: &str, issued: &ChallengeOrigin) -> Option<Reason> {
+        if owner != name {
+            Some(Reason::StateUserMismatch)
+        } else if issued != self {
+            Some(Reason::BadState)
+        } else {
+            None
         }
     }
 }

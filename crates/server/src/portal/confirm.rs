@@ -19,7 +19,7 @@ use crate::pipeline::decision::Reason;
 use super::codes::Verdict;
 use super::html::{alert, csrf_field, esc, page};
 use super::i18n::Msg;
-use super::pin::ct_eq;
+use super::pin_policy::ct_eq;
 use super::respond::{field, html_response, redirect, take_notice};
 use super::state::{Portal, SignedIn};
 use super::verify::{code_refusal, verify_form};

@@ -27,6 +27,7 @@ mod i18n;
 mod method;
 mod phone;
 mod pin;
+pub(crate) mod pin_policy;
 mod respond;
 mod server;
 mod session;

@@ -19,7 +19,7 @@ use crate::pipeline::decision::Reason;
 use super::codes::Verdict;
 use super::html::{alert, csrf_field, esc, page, Chrome};
 use super::i18n::{Lang, Msg};
-use super::pin::ct_eq;
+use super::pin_policy::ct_eq;
 use super::respond::{field, forbidden, html_response, lock_msg, message_page, redirect};
 use super::session::{SentCode, Session, Stage};
 use super::state::Portal;
