@@ -11,6 +11,7 @@ pub mod call;
 pub mod check_config;
 pub mod client;
 pub mod cluster;
+pub mod import;
 pub mod input;
 pub mod print;
 pub mod report;

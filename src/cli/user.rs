@@ -2,15 +2,12 @@
 //! users, set passwords and PINs, list and remove push devices, import a CSV
 //! file.
 
-use std::path::Path;
-
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use radmfa_server::admin::{
-    AdminRequest, Deleted, DeviceList, DeviceRemoved, ImportRow, Imported, NewUser,
-    PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserChange, UserEnabled, UserView,
+    AdminRequest, Deleted, DeviceList, DeviceRemoved, NewUser, PasswordChanged, PinMode, PinSet,
+    Unlocked, UserAdded, UserChange, UserEnabled, UserView,
 };
 use radmfa_server::RuntimeConfig;
-use radmfa_store::Method;
 
 use super::args::{MethodArg, UserCmd};
 use super::call::call;
@@ -151,63 +148,13 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             )?;
             println!("password changed for {name}");
         }
-        UserCmd::Import { csv } => {
-            let rows = read_import(&csv)?;
-            let n = rows.len();
-            let v: Imported = call(cfg, AdminRequest::UserImport { rows })?;
-            println!(
-                "imported {n} rows: {} added, {} updated",
-                v.added, v.updated
-            );
-        }
+        UserCmd::Import {
+            csv,
+            dry_run,
+            continue_on_error,
+        } => super::import::users(cfg, &csv, dry_run, continue_on_error)?,
     }
     Ok(())
-}
-
-pub fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = r.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let name_col = col("name").ok_or_else(|| anyhow!("{}: no 'name' column", path.display()))?;
-    let (pw, seed, dn, em, ph, me, dt) = (
-        col("password"),
-        col("totp_secret"),
-        col("display_name"),
-        col("email"),
-        col("phone"),
-        col("method"),
-        col("device_token"),
-    );
-    let mut rows = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
-        let name = get(Some(name_col));
-        if name.is_empty() {
-            return Err(anyhow!("{}: row {}: empty name", path.display(), i + 2));
-        }
-        rows.push(ImportRow {
-            name,
-            password: Some(get(pw)).filter(|s| !s.is_empty()),
-            totp_secret: Some(get(seed)).filter(|s| !s.is_empty()),
-            display_name: get(dn),
-            email: get(em),
-            phone: get(ph),
-            method: match get(me).as_str() {
-                "" => None,
-                m => Some(
-                    m.parse::<Method>()
-                        .map_err(|e| anyhow!("{}: row {}: {e}", path.display(), i + 2))?,
-                ),
-            },
-            device_token: get(dt),
-        });
-    }
-    Ok(rows)
 }
 
 /// `radmfa user list`: a table, or the JSON array with `--json`.
@@ -271,6 +218,7 @@ fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
         ("method", u.method.clone()),
         ("name", u.name.clone()),
         ("phone", u.phone.clone()),
+        ("extension", u.extension.clone()),
         ("pin_change_required", u.pin_change_required.to_string()),
         (
             "pin_mode",

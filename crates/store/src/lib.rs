@@ -51,9 +51,10 @@ pub use crypto::{check_key_file, Secret};
 pub use error::StoreError;
 pub use journal::JournalCursor;
 pub use model::{
-    check_user_text, endpoint_host, is_unsafe_char, validate_pin, validate_serial, AccountingInfo,
-    AuditFilter, AuditRecord, Client, DisabledReason, Method, PoolEntry, PoolToken, PushDevice,
-    SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User, MAX_PUSH_DEVICES, PIN_LEN,
+    check_language, check_user_text, endpoint_host, is_unsafe_char, validate_pin, validate_serial,
+    AccountingInfo, AuditFilter, AuditRecord, Client, DisabledReason, Method, PoolEntry, PoolToken,
+    PushDevice, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User, LANGUAGES,
+    MAX_PUSH_DEVICES, PIN_LEN,
 };
 pub use password::{hash_password, needs_rehash, verify_password, PasswordParams};
 pub use schema::{

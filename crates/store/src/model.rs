@@ -658,6 +658,34 @@ impl Token {
     }
 }
 
+/// The languages users can be given: their messages (prompts, SMS,
+/// calls, mail, portal) exist in these.
+pub const LANGUAGES: [&str; 4] = ["en", "nl", "de", "fr"];
+
+/// Checks a user's language: one of [`LANGUAGES`], optionally with a
+/// region (`nl-BE`, `fr_CA`: two letters or three digits); empty means the
+/// configured default. The one check for every place a language is set
+/// (CSV import, `user add/set --language`, the API).
+pub fn check_language(lang: &str) -> Result<(), StoreError> {
+    if lang.is_empty() {
+        return Ok(());
+    }
+    let (base, region) = match lang.split_once(['-', '_']) {
+        Some((b, r)) => (b, Some(r)),
+        None => (lang, None),
+    };
+    let region_ok = region.is_none_or(|r| {
+        (r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()))
+            || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if LANGUAGES.contains(&base.to_ascii_lowercase().as_str()) && region_ok {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "{lang:?} is not a supported language (en, nl, de or fr, optionally with a region such as nl-BE)"
+    )))
+}
+
 /// Longest accepted token serial, in bytes.
 pub const MAX_SERIAL_LEN: usize = 128;
 
