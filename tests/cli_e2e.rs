@@ -2192,6 +2192,13 @@ fn status_and_check_config_connect_show_unreachable_peers() {
     );
 }
 
+/// An inline login of `user` (password [`PASSWORD`]) with the HOTP code
+/// Python computes for `seed` at `counter`; returns the reply code name.
+fn hotp_login(server: &Server, user: &str, seed: &[u8], counter: u64, digits: u32) -> String {
+    let code = hotp_at(seed, counter, "sha1", digits);
+    login(server, user, &format!("{PASSWORD}{code}"))
+}
+
 /// The RFC 6030 example documents (tests/data/pskc/README.md).
 fn pskc_figure(n: u32) -> String {
     format!(
@@ -2294,22 +2301,8 @@ fn migration_csv_import_every_field_dry_run_and_errors() {
     // Python computes for counter 5; counter 4 (before the imported one) fails.
     let seed = b"12345678901234567890";
     let server = env.start();
-    assert_eq!(
-        login(
-            &server,
-            "mig1",
-            &format!("{PASSWORD}{}", hotp_at(seed, 4, "sha1", 8))
-        ),
-        "Access-Reject"
-    );
-    assert_eq!(
-        login(
-            &server,
-            "mig1",
-            &format!("{PASSWORD}{}", hotp_at(seed, 5, "sha1", 8))
-        ),
-        "Access-Accept"
-    );
+    assert_eq!(hotp_login(&server, "mig1", seed, 4, 8), "Access-Reject");
+    assert_eq!(hotp_login(&server, "mig1", seed, 5, 8), "Access-Accept");
 }
 
 #[test]
@@ -2379,35 +2372,14 @@ fn pskc_import_rfc_6030_examples_assign_login_revoke() {
     // The RFC's secret with counter 0, 8 digits: Python's code signs in.
     let seed = b"12345678901234567890";
     let server = env.start();
-    assert_eq!(
-        login(
-            &server,
-            "jsmith",
-            &format!("{PASSWORD}{}", hotp_at(seed, 0, "sha1", 8))
-        ),
-        "Access-Accept"
-    );
+    assert_eq!(hotp_login(&server, "jsmith", seed, 0, 8), "Access-Accept");
     // Assign another by serial through the running server, then revoke it.
     env.add_user("ann", PASSWORD);
     env.radmfa(&["token", "assign", "654321", "ann"])
         .assert_ok();
-    assert_eq!(
-        login(
-            &server,
-            "ann",
-            &format!("{PASSWORD}{}", hotp_at(seed, 0, "sha1", 8))
-        ),
-        "Access-Accept"
-    );
+    assert_eq!(hotp_login(&server, "ann", seed, 0, 8), "Access-Accept");
     env.radmfa(&["token", "revoke", "654321"]).assert_ok();
-    assert_eq!(
-        login(
-            &server,
-            "ann",
-            &format!("{PASSWORD}{}", hotp_at(seed, 1, "sha1", 8))
-        ),
-        "Access-Reject"
-    );
+    assert_eq!(hotp_login(&server, "ann", seed, 1, 8), "Access-Reject");
 }
 
 /// A file written by an independent implementation (python-pskc),
@@ -2464,11 +2436,7 @@ fn pskc_import_of_a_python_pskc_file() {
     let server = env.start();
     let counter = (last % 7) as u64;
     assert_eq!(
-        login(
-            &server,
-            "gen",
-            &format!("{PASSWORD}{}", hotp_at(seed.as_bytes(), counter, "sha1", 6))
-        ),
+        hotp_login(&server, "gen", seed.as_bytes(), counter, 6),
         "Access-Accept"
     );
 }

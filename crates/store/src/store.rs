@@ -512,19 +512,18 @@ impl Store {
             }
         }
 
+        let data = [
+            &users,
+            &tokens,
+            &otp_state,
+            &clients,
+            &admin_tokens,
+            &token_pool,
+        ];
         if meta.get(META_REPL_INSTALLING)?.is_some() {
             // A snapshot install was interrupted: the data trees hold a mix of
             // old and new data. Finish the wipe; the node re-syncs from (0, 0).
-            for tree in [
-                &users,
-                &tokens,
-                &otp_state,
-                &clients,
-                &admin_tokens,
-                &token_pool,
-                &changelog,
-                &install_otp,
-            ] {
+            for tree in data.into_iter().chain([&changelog, &install_otp]) {
                 tree.clear()?;
             }
             let mut batch = sled::Batch::default();
@@ -534,18 +533,7 @@ impl Store {
             batch.remove(META_REPL_INSTALLING);
             meta.apply_batch(batch)?;
         }
-        let repl = load_repl_state(
-            &meta,
-            &changelog,
-            [
-                &users,
-                &tokens,
-                &otp_state,
-                &clients,
-                &admin_tokens,
-                &token_pool,
-            ],
-        )?;
+        let repl = load_repl_state(&meta, &changelog, data)?;
 
         check_key_outside(dir, key_file)?;
         let key = load_or_create_key(key_file, opts.create_key_if_missing, || {

@@ -161,17 +161,21 @@ pub fn from_pskc(f: crate::pskc::PskcFile, dry_run: bool) -> TokenImport {
         tokens: f
             .tokens
             .into_iter()
-            .map(|t| super::request::ImportedToken {
-                secret_hex: data_encoding::HEXLOWER.encode(&t.secret),
-                serial: t.serial,
-                manufacturer: t.manufacturer,
-                kind: t.kind,
-                algorithm: t.algorithm,
-                digits: t.digits,
-                period: t.period,
-                counter: t.counter,
-                time_drift: t.time_drift,
-                user_id: t.user_id,
+            .map(|t| {
+                let p = t.pool;
+                let tok = &p.token;
+                super::request::ImportedToken {
+                    secret_hex: data_encoding::HEXLOWER.encode(tok.secret.expose()),
+                    kind: tok.kind,
+                    algorithm: tok.algorithm,
+                    digits: tok.digits,
+                    period: tok.period,
+                    serial: p.serial.clone(),
+                    manufacturer: p.manufacturer.clone(),
+                    counter: p.counter,
+                    time_drift: t.time_drift,
+                    user_id: t.user_id,
+                }
             })
             .collect(),
         skipped: f.skipped,

@@ -14,8 +14,8 @@ use radmfa_store::StoreError;
 /// An API error: HTTP status, stable code, message.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
     message: String,
 }
 

@@ -8,7 +8,7 @@ use base64::Engine;
 use roxmltree::{Document, Node};
 use zeroize::Zeroizing;
 
-use radmfa_store::{TokenAlgorithm, TokenKind};
+use radmfa_store::{PoolToken, Secret, Token, TokenAlgorithm, TokenKind};
 
 use super::crypto::{Cipher, MacAlg, Pbkdf2Params, PskcKey};
 use super::types::{PskcError, PskcFile, PskcToken};
@@ -136,16 +136,21 @@ pub fn parse(xml: &str, key: &PskcKey) -> Result<PskcFile, PskcError> {
             .or_else(|| dev("UserId"))
             .filter(|u| !u.is_empty());
         out.tokens.push(PskcToken {
-            serial,
-            manufacturer: dev("Manufacturer").unwrap_or_default(),
-            kind,
-            algorithm,
-            digits,
-            period,
-            counter,
+            pool: PoolToken {
+                serial,
+                manufacturer: dev("Manufacturer").unwrap_or_default(),
+                counter,
+                token: Token {
+                    kind,
+                    algorithm,
+                    digits,
+                    period,
+                    secret: Secret::new(secret.to_vec()),
+                    created: 0,
+                },
+            },
             time_drift,
             user_id,
-            secret,
         });
     }
     Ok(out)
@@ -376,16 +381,17 @@ mod tests {
     fn rfc_6030_plaintext_figures() {
         let f = parse(&figure(2), &PskcKey::None).unwrap();
         assert_eq!(f.tokens.len(), 1);
-        assert_eq!(f.tokens[0].serial, "12345678");
-        assert_eq!(&f.tokens[0].secret[..], b"1234");
+        assert_eq!(f.tokens[0].pool.serial, "12345678");
+        assert_eq!(f.tokens[0].pool.token.secret.expose(), b"1234");
         let f = parse(&figure(3), &PskcKey::None).unwrap();
         let t = &f.tokens[0];
+        let p = &t.pool;
         assert_eq!(
-            (t.serial.as_str(), t.kind, t.digits, t.counter),
+            (p.serial.as_str(), p.token.kind, p.token.digits, p.counter),
             ("987654321", TokenKind::Hotp, 8, 0)
         );
-        assert_eq!(&t.secret[..], RFC_SECRET);
-        assert_eq!(t.manufacturer, "Manufacturer");
+        assert_eq!(p.token.secret.expose(), RFC_SECRET);
+        assert_eq!(p.manufacturer, "Manufacturer");
         assert_eq!(
             t.user_id.as_deref(),
             Some("UID=jsmith,DC=example-bank,DC=net")
@@ -400,7 +406,7 @@ mod tests {
         assert_eq!(f.tokens.len(), 1);
         assert!(f.skipped[0].contains("pskc:pin"), "{:?}", f.skipped);
         let f = parse(&figure(10), &PskcKey::None).unwrap();
-        let serials: Vec<_> = f.tokens.iter().map(|t| t.serial.as_str()).collect();
+        let serials: Vec<_> = f.tokens.iter().map(|t| t.pool.serial.as_str()).collect();
         assert_eq!(serials, ["654321", "123456", "9999999/3", "9999999/4"]);
         assert!(matches!(
             parse(&figure(8), &PskcKey::None),
@@ -411,7 +417,7 @@ mod tests {
     #[test]
     fn rfc_6030_figure_6_pre_shared_key() {
         let f = parse(&figure(6), &psk()).unwrap();
-        assert_eq!(&f.tokens[0].secret[..], RFC_SECRET);
+        assert_eq!(f.tokens[0].pool.token.secret.expose(), RFC_SECRET);
         assert!(matches!(
             parse(&figure(6), &PskcKey::None),
             Err(PskcError::NeedKey(_))
@@ -439,8 +445,8 @@ mod tests {
     fn rfc_6030_figure_7_pbkdf2() {
         let pw = |p: &[u8]| PskcKey::Password(Zeroizing::new(p.to_vec()));
         let f = parse(&figure(7), &pw(b"qwerty")).unwrap();
-        assert_eq!(&f.tokens[0].secret[..], RFC_SECRET);
-        assert_eq!(f.tokens[0].manufacturer, "TokenVendorAcme");
+        assert_eq!(f.tokens[0].pool.token.secret.expose(), RFC_SECRET);
+        assert_eq!(f.tokens[0].pool.manufacturer, "TokenVendorAcme");
         let err = parse(&figure(7), &pw(b"qwertz")).unwrap_err();
         assert!(
             matches!(err, PskcError::Mac | PskcError::Decrypt(_)),
@@ -468,7 +474,13 @@ mod tests {
           </Key></KeyPackage></KeyContainer>"#;
         let t = &parse(xml, &PskcKey::None).unwrap().tokens[0];
         assert_eq!(
-            (t.kind, t.algorithm, t.digits, t.period, t.time_drift),
+            (
+                t.pool.token.kind,
+                t.pool.token.algorithm,
+                t.pool.token.digits,
+                t.pool.token.period,
+                t.time_drift
+            ),
             (TokenKind::Totp, TokenAlgorithm::Sha256, 8, 60, -2)
         );
         let bad = xml.replace("Length=\"8\"", "Length=\"9\"");

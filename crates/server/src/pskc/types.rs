@@ -1,8 +1,7 @@
 //! What a PSKC container parses into, and how it fails. A leaf file so
 //! the parser and the crypto both use it without using each other.
 
-use radmfa_store::{TokenAlgorithm, TokenKind};
-use zeroize::Zeroizing;
+use radmfa_store::PoolToken;
 
 /// Why a container does not import. Nothing is imported on any of them.
 #[derive(Debug, thiserror::Error)]
@@ -29,39 +28,19 @@ pub enum PskcError {
 }
 
 /// One OTP token from a container.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PskcToken {
-    /// The serial it is kept by: the device's `SerialNo` (with `/` and the
-    /// key's `Id` when one device holds several keys), else the key's `Id`.
-    pub serial: String,
-    /// `DeviceInfo/Manufacturer`, may be empty.
-    pub manufacturer: String,
-    /// HOTP or TOTP (from the `Algorithm` URI).
-    pub kind: TokenKind,
-    /// HMAC hash (`Suite`, SHA-1 by default).
-    pub algorithm: TokenAlgorithm,
-    /// `ResponseFormat Length`.
-    pub digits: u8,
-    /// TOTP `TimeInterval` (30 by default).
-    pub period: u64,
-    /// HOTP `Counter` (0 by default): the next counter the token uses.
-    pub counter: u64,
+    /// The token as the pool keeps it: the serial (the device's `SerialNo`,
+    /// with `/` and the key's `Id` when one device holds several keys, else
+    /// the key's `Id`), `Manufacturer`, HOTP `Counter` (0 by default), and
+    /// the token: kind from the `Algorithm` URI, hash from `Suite` (SHA-1
+    /// by default), digits from `ResponseFormat Length`, period from
+    /// `TimeInterval` (30 by default), the seed; `created` is 0.
+    pub pool: PoolToken,
     /// TOTP `TimeDrift` in intervals (0 by default).
     pub time_drift: i64,
     /// `UserId` of the key (or of its device), if any.
     pub user_id: Option<String>,
-    /// The seed.
-    pub secret: Zeroizing<Vec<u8>>,
-}
-
-impl std::fmt::Debug for PskcToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PskcToken")
-            .field("serial", &self.serial)
-            .field("kind", &self.kind)
-            .field("digits", &self.digits)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A parsed container.
