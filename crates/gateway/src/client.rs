@@ -357,7 +357,7 @@ impl Gateway {
                         let pin = matches!(req.pin_mode, PinMode::Pin(_));
                         let twiml =
                             twiml_for_call(pin, &req.server_name, &cb.gather, req.fraud_key);
-                        let form = vec![
+                        let mut form = vec![
                             ("To", to),
                             ("From", from.to_owned()),
                             ("Twiml", twiml),
@@ -365,6 +365,9 @@ impl Gateway {
                             ("StatusCallbackMethod", "POST".to_owned()),
                             ("StatusCallbackEvent", "completed".to_owned()),
                         ];
+                        if let Some(ext) = &req.user.extension {
+                            form.push(("SendDigits", ext.clone()));
+                        }
                         ("Calls", form)
                     }
                     _ => {
