@@ -273,8 +273,7 @@ pub struct User {
     /// Phone number (SMS, call).
     pub phone: String,
     /// Phone extension (digits, `*`, `#`, `w` for a pause), dialled after a
-    /// call connects; empty when none. Kept and shown; see docs/admin-guide.md
-    /// for how far calls use it.
+    /// call connects (Twilio `SendDigits`); empty when none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub extension: String,
     /// Second-factor method.
