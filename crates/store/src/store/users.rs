@@ -11,6 +11,10 @@ use crate::password::{hash_password, PasswordParams};
 use crate::schema::{decode, encode, AdminTree};
 use crate::{DisabledReason, SealedPin, Secret, StoreError, Token, User};
 
+/// A new token and the OTP state to start it with (the last HOTP counter
+/// used; `None` for a token never used).
+pub type TokenWithState = (Token, Option<u64>);
+
 impl Store {
     /// Adds a new user; [`StoreError::AlreadyExists`] if the name is taken. Sets
     /// `created` and `updated` to now.
@@ -52,7 +56,7 @@ impl Store {
     /// before). `None` clears the state, as for a new token.
     pub fn put_users_with_state(
         &self,
-        items: &[(User, Option<(Token, Option<u64>)>)],
+        items: &[(User, Option<TokenWithState>)],
     ) -> Result<usize, StoreError> {
         let now = now_secs();
         let mut prepared = Vec::with_capacity(items.len());
