@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{expect, login, totp_now, ConfigOptions, Env, Server};
+use common::{expect, hotp_at, login, totp_now, ConfigOptions, Env, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -1222,4 +1222,140 @@ async fn api_user_create_sends_the_enrollment_mail() {
     assert_eq!(sink.mails().len(), 1);
     let (_, log) = server.terminate();
     assert!(!log.contains(&pin), "the PIN is in the server log");
+}
+
+/// The migration imports through the API: a CSV body (dry run, an error
+/// naming line and column refusing everything, then the import), a PSKC
+/// document (RFC 6030 figure 7, PBKDF2) with a wrong and the right
+/// password, listing, assigning by serial, a radclient login with the code
+/// Python computes, revoking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_imports_through_the_api() {
+    let api = api_env("");
+    let writer = api.token("writer", "users:write,users:read");
+    let server = api.env.start();
+    api.wait_up(&server).await;
+    let csv_post = |query: &str, body: &str| {
+        api.http
+            .post(format!("{}/api/v1/users/import{query}", api.base()))
+            .bearer_auth(&writer)
+            .header("content-type", "text/csv")
+            .body(body.to_string())
+    };
+    let bad = "name,password,digits,secret\nok1,battery-staple,6,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nbad1,battery-staple,9,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
+    let r = csv_post("", bad).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("line 3: column \\\"digits\\\": 9 is not 6, 7 or 8"),
+        "{text}"
+    );
+    let r = csv_post("?dry_run=true", "name,language\napi1,fr-CA\n")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["dry_run"], true, "{v}");
+    assert!(
+        v["changes"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("add api1: language=fr-CA"),
+        "{v}"
+    );
+    api.no_body(
+        Method::GET,
+        "/api/v1/users/api1",
+        &writer,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let r = csv_post("?continue_on_error=true", bad)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["added"].as_u64(), v["failed"].as_array().map(Vec::len)),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+
+    let xml = std::fs::read_to_string(format!(
+        "{}/tests/data/pskc/rfc6030-figure7.pskcxml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("figure 7");
+    let v = api
+        .send(
+            Method::POST,
+            "/api/v1/tokens/import",
+            &writer,
+            json!({"pskc": xml, "password": "wrong"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(v.to_string().contains("nothing imported"), "{v}");
+    let v = api
+        .send(
+            Method::POST,
+            "/api/v1/tokens/import",
+            &writer,
+            json!({"pskc": xml, "password": "qwerty"}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["imported"], 1, "{v}");
+    let v = api
+        .no_body(
+            Method::GET,
+            "/api/v1/tokens?unassigned=true",
+            &writer,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["items"][0]["serial"], "987654321", "{v}");
+    assert_eq!(v["items"][0]["manufacturer"], "TokenVendorAcme", "{v}");
+    api.send(
+        Method::POST,
+        "/api/v1/tokens/987654321/assign",
+        &writer,
+        json!({"user": "ok1"}),
+        StatusCode::OK,
+    )
+    .await;
+    let addr = server.addr.to_string();
+    let seed = b"12345678901234567890";
+    let r = login(
+        &addr,
+        "ok1",
+        &format!("battery-staple{}", hotp_at(seed, 0, "sha1", 8)),
+        None,
+    );
+    expect(&r, "Access-Accept");
+    let v = api
+        .no_body(
+            Method::DELETE,
+            "/api/v1/tokens/987654321",
+            &writer,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["user"], "ok1", "{v}");
+    let r = login(
+        &addr,
+        "ok1",
+        &format!("battery-staple{}", hotp_at(seed, 1, "sha1", 8)),
+        None,
+    );
+    expect(&r, "Access-Reject");
+    api.no_body(
+        Method::DELETE,
+        "/api/v1/tokens/987654321",
+        &writer,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }

@@ -2191,3 +2191,252 @@ fn status_and_check_config_connect_show_unreachable_peers() {
         replica_status.stdout
     );
 }
+
+/// An inline login of `user` (password [`PASSWORD`]) with the HOTP code
+/// Python computes for `seed` at `counter`; returns the reply code name.
+fn hotp_login(server: &Server, user: &str, seed: &[u8], counter: u64, digits: u32) -> String {
+    let code = hotp_at(seed, counter, "sha1", digits);
+    login(server, user, &format!("{PASSWORD}{code}"))
+}
+
+/// The RFC 6030 example documents (tests/data/pskc/README.md).
+fn pskc_figure(n: u32) -> String {
+    format!(
+        "{}/tests/data/pskc/rfc6030-figure{n}.pskcxml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn migration_csv_import_every_field_dry_run_and_errors() {
+    let env = Env::new();
+    let csv = env.path().join("users.csv");
+    let hotp_b32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"; // "12345678901234567890"
+    std::fs::write(
+        &csv,
+        format!(
+            "Token_Type,name,password,secret,counter,digits,algorithm,language,pin,groups,enabled,method,phone,extension\n\
+             hotp,mig1,{PASSWORD},{hotp_b32},5,8,sha1,nl-BE,,vpn;staff,yes,hotp,+31201234567,123#\n\
+             ,mig2,{PASSWORD},,,,,de,4711,,no,sms,+4930123456,\n"
+        ),
+    )
+    .expect("write csv");
+    let path = csv.to_str().expect("utf-8");
+    // Dry run: says what would change, writes nothing, shows no secret.
+    let dry = env.radmfa(&["user", "import", "--csv", path, "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("line 2: add mig1") && dry.stdout.contains("line 3: add mig2"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("language=nl-BE"), "{}", dry.stdout);
+    assert!(
+        !dry.stdout.contains("4711") && !dry.stdout.contains(hotp_b32),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        env.radmfa(&["user", "show", "mig1"]).code() != 0,
+        "dry run wrote"
+    );
+    env.radmfa(&["user", "import", "--csv", path]).assert_ok();
+    let shown = env.radmfa(&["user", "show", "mig1", "--json"]).json();
+    assert_eq!(shown["extension"], "123#", "{shown}");
+    assert_eq!(shown["method"], "hotp", "{shown}");
+    assert!(shown.to_string().contains("staff"), "{shown}");
+    let mig2 = env.radmfa(&["user", "show", "mig2", "--json"]).json();
+    assert_eq!(mig2["enabled"], false, "{mig2}");
+    assert_eq!(mig2["pin_mode"], "pin", "{mig2}");
+    assert_eq!(mig2["pin_change_required"], true, "{mig2}");
+
+    // A bad value: the file is refused whole, naming file, line and column.
+    let bad = env.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "name,secret,digits,language\nok1,{hotp_b32},6,fr\nbad1,{hotp_b32},9,en\nbad2,,,xx\n"
+        ),
+    )
+    .expect("write csv");
+    let bad_path = bad.to_str().expect("utf-8");
+    let out = env.radmfa(&["user", "import", "--csv", bad_path]);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains(&format!(
+            "{bad_path}:3: column \"digits\": 9 is not 6, 7 or 8"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{bad_path}:4: column \"language\"")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        env.radmfa(&["user", "show", "ok1"]).code() != 0,
+        "half imported"
+    );
+    // --continue-on-error imports the good row and lists the bad ones.
+    let out = env.radmfa(&["user", "import", "--csv", bad_path, "--continue-on-error"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains(":3: column \"digits\""),
+        "{}",
+        out.stderr
+    );
+    env.radmfa(&["user", "show", "ok1"]).assert_ok();
+    // Unknown column: refused, named.
+    std::fs::write(&bad, "name,colour\nx,red\n").expect("write csv");
+    let out = env.radmfa(&["user", "import", "--csv", bad_path]);
+    assert!(
+        out.code() != 0 && out.stderr.contains(":1: column \"colour\": unknown column"),
+        "{}",
+        out.stderr
+    );
+
+    // The imported HOTP token (counter 5, 8 digits) signs in with the code
+    // Python computes for counter 5; counter 4 (before the imported one) fails.
+    let seed = b"12345678901234567890";
+    let server = env.start();
+    assert_eq!(hotp_login(&server, "mig1", seed, 4, 8), "Access-Reject");
+    assert_eq!(hotp_login(&server, "mig1", seed, 5, 8), "Access-Accept");
+}
+
+#[test]
+fn pskc_import_rfc_6030_examples_assign_login_revoke() {
+    let env = Env::new();
+    env.add_user("jsmith", PASSWORD);
+    // Figure 7 (PBKDF2): a wrong password imports nothing.
+    let out = env.radmfa_stdin(
+        &["token", "import-pskc", &pskc_figure(7), "--password-stdin"],
+        Some("qwertz\n"),
+    );
+    assert!(
+        out.code() != 0
+            && out.stderr.contains("wrong password")
+            && out.stderr.contains("nothing imported"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    env.radmfa_stdin(
+        &["token", "import-pskc", &pskc_figure(7), "--password-stdin"],
+        Some("qwerty\n"),
+    )
+    .assert_ok();
+    // Figure 6 (pre-shared key): its serial is 987654321 too, so it is
+    // refused as already imported; after revoking it imports.
+    let psk = env.path().join("psk.hex");
+    std::fs::write(&psk, "12345678901234567890123456789012\n").expect("psk");
+    let psk_args = [
+        "token",
+        "import-pskc",
+        &pskc_figure(6),
+        "--psk-file",
+        psk.to_str().expect("utf-8"),
+    ];
+    let out = env.radmfa(&psk_args);
+    assert!(
+        out.code() != 0 && out.stderr.contains("already imported"),
+        "{}",
+        out.stderr
+    );
+    env.radmfa(&["token", "revoke", "987654321"]).assert_ok();
+    env.radmfa(&psk_args).assert_ok();
+    // Figure 10: four tokens, one device with two keys; figure 3 names
+    // UID=jsmith and is assigned at import.
+    let dry = env.radmfa(&["token", "import-pskc", &pskc_figure(10), "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("9999999/4") && dry.stdout.contains("would import 4 tokens"),
+        "{}",
+        dry.stdout
+    );
+    env.radmfa(&["token", "import-pskc", &pskc_figure(10)])
+        .assert_ok();
+    let list = env
+        .radmfa(&["token", "list", "--unassigned", "--json"])
+        .json();
+    assert_eq!(list.as_array().map(Vec::len), Some(5), "{list}");
+    env.radmfa(&["token", "revoke", "987654321"]).assert_ok();
+    let fig3 = env.radmfa(&["token", "import-pskc", &pskc_figure(3)]);
+    fig3.assert_ok();
+    assert!(
+        fig3.stdout.contains("assigned to jsmith"),
+        "{}",
+        fig3.stdout
+    );
+    // The RFC's secret with counter 0, 8 digits: Python's code signs in.
+    let seed = b"12345678901234567890";
+    let server = env.start();
+    assert_eq!(hotp_login(&server, "jsmith", seed, 0, 8), "Access-Accept");
+    // Assign another by serial through the running server, then revoke it.
+    env.add_user("ann", PASSWORD);
+    env.radmfa(&["token", "assign", "654321", "ann"])
+        .assert_ok();
+    assert_eq!(hotp_login(&server, "ann", seed, 0, 8), "Access-Accept");
+    env.radmfa(&["token", "revoke", "654321"]).assert_ok();
+    assert_eq!(hotp_login(&server, "ann", seed, 1, 8), "Access-Reject");
+}
+
+/// A file written by an independent implementation (python-pskc),
+/// PBKDF2-encrypted: every token imports with its seed (checked by a login
+/// with a code Python computes).
+#[test]
+fn pskc_import_of_a_python_pskc_file() {
+    if !require_python_module("pskc", "python-pskc==1.4") {
+        return;
+    }
+    let env = Env::new();
+    let n: usize = std::env::var("RADMFA_PSKC_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let file = env.path().join("gen.pskcxml");
+    let script = format!(
+        "import pskc, sys\n\
+         p = pskc.PSKC()\n\
+         for i in range({n}):\n\
+         \x20   k = p.add_key(serial='GEN%06d' % i, secret=(b'%020d' % i), algorithm='urn:ietf:params:xml:ns:keyprov:pskc:hotp', response_length=6, counter=i % 7)\n\
+         p.encryption.setup_pbkdf2('s3cret-pass', iterations=2000)\n\
+         p.write(sys.argv[1])\n"
+    );
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script, file.to_str().expect("utf-8")])
+        .output()
+        .expect("python3");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let out = env.radmfa_stdin(
+        &[
+            "token",
+            "import-pskc",
+            file.to_str().expect("utf-8"),
+            "--password-stdin",
+        ],
+        Some("s3cret-pass\n"),
+    );
+    out.assert_ok();
+    assert!(
+        out.stdout.contains(&format!("imported {n} tokens")),
+        "{}",
+        out.stdout
+    );
+    env.add_user("gen", PASSWORD);
+    let last = n - 1;
+    env.radmfa(&["token", "assign", &format!("GEN{last:06}"), "gen"])
+        .assert_ok();
+    let seed = format!("{last:020}");
+    let server = env.start();
+    let counter = (last % 7) as u64;
+    assert_eq!(
+        hotp_login(&server, "gen", seed.as_bytes(), counter, 6),
+        "Access-Accept"
+    );
+}

@@ -301,14 +301,14 @@ policy = "corp"
     // Her token survives (nothing is deleted); alice's token too.
     assert!(user_json(&env, "alice")["token"].is_object());
 
-    // The directory goes away: a clear Reject.
+    // The directory goes away: a clear Reject, in alice's language (Dutch,
+    // set by the sync item).
     slapd.stop();
     let r = login(&addr, "alice", "alice-pw", None);
     expect(&r, "Access-Reject");
-    assert!(
-        r.text("Reply-Message")
-            .unwrap_or_default()
-            .contains("cannot be checked"),
+    assert_eq!(
+        r.text("Reply-Message").unwrap_or_default(),
+        common::i18n::text("nl", "radius.password_unchecked", &[]),
         "{}",
         r.output
     );

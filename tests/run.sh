@@ -22,7 +22,7 @@ apt_pkgs=(freeradius-utils python3-pip ca-certificates nginx libnginx-mod-stream
   slapd ldap-utils chromium radsecproxy docker-compose systemd iproute2 curl util-linux
   podman runc debootstrap binutils)
 pip_pkgs=('pyrad==2.6.0' 'pycryptodome==3.21.0' 'aiosmtpd==1.4.6' 'schemathesis==4.32.5' 'twilio==9.13.0'
-  'http-ece==1.2.1')
+  'http-ece==1.2.1' 'python-pskc==1.4')
 
 as_root() {
   if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
@@ -36,7 +36,7 @@ peers_present() {
   done
   [[ -x /usr/bin/chromium && -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || return 1
   [[ -x /usr/sbin/runc && -x /usr/sbin/debootstrap ]] || return 1
-  python3 -c 'import pyrad, Crypto, aiosmtpd, twilio, http_ece' 2>/dev/null || return 1
+  python3 -c 'import pyrad, Crypto, aiosmtpd, twilio, http_ece, pskc' 2>/dev/null || return 1
   [[ -d tests/portal/node_modules/playwright-core ]] || return 1
 }
 

@@ -284,6 +284,11 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     }
     env.radmfa_stdin(&["user", "pin", "pete", "--pin-stdin"], Some("4711\n"))
         .assert_ok();
+    // alice's desk phone has an extension (set by the CSV import).
+    let csv = env.path().join("ext.csv");
+    std::fs::write(&csv, "name,extension\nalice,12w#\n").expect("write csv");
+    env.radmfa(&["user", "import", "--csv", csv.to_str().expect("utf-8")])
+        .assert_ok();
     let server = env.start();
     let addr = server.addr_string();
 
@@ -294,6 +299,7 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     common::expect(&r, "Access-Accept");
     let call = &sim.requests("+15550300001")[0]["form"];
     assert_eq!(call["From"], POLICY_FROM);
+    assert_eq!(call["SendDigits"], "12w#", "{call}");
     let twiml = call["Twiml"].as_str().expect("Twiml");
     let voice = format!("https://127.0.0.1:{port}/callback/twilio/voice/n7-");
     assert!(twiml.contains(&format!("action=\"{voice}")), "{twiml}");
@@ -318,6 +324,8 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
         let id = verification_id(&req);
         let sent = req.to_string().replace(&id, "");
         assert!(!sent.contains("4711"), "PIN sent to Twilio: {req}");
+        // No extension: no SendDigits.
+        assert!(req["form"].get("SendDigits").is_none(), "{req}");
     }
 
     // The fraud key reports fraud and locks the user: the next login is

@@ -295,7 +295,10 @@ pub enum UserCmd {
         password: PasswordArgs,
     },
     /// Bulk add or update users from CSV with a header row: name and any of
-    /// password, totp_secret, display_name, email, phone, method, device_token.
+    /// password, totp_secret (or secret), display_name, email, phone,
+    /// extension, method, device_token, language, pin, groups (separated by
+    /// ";"), enabled, token_type, algorithm, digits, period, counter.
+    /// All or nothing unless --continue-on-error.
     Import {
         #[arg(long)]
         csv: PathBuf,
@@ -303,6 +306,12 @@ pub enum UserCmd {
         /// it added ([mail]).
         #[arg(long)]
         send_email: bool,
+        /// Print what each row would create or change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the good rows and list the bad ones.
+        #[arg(long)]
+        continue_on_error: bool,
     },
 }
 
@@ -371,11 +380,36 @@ pub enum TokenCmd {
         #[arg(long)]
         replace: bool,
     },
-    /// List enrolled tokens (never their seeds).
+    /// List enrolled tokens (never their seeds); --imported lists the
+    /// tokens imported by serial, --unassigned those not given to a user.
     List {
         #[arg(long)]
         json: bool,
+        /// The imported tokens (by serial), assigned or not.
+        #[arg(long)]
+        imported: bool,
+        /// The imported tokens not assigned to a user.
+        #[arg(long)]
+        unassigned: bool,
     },
+    /// Import OATH tokens (HOTP/TOTP) from a PSKC file (RFC 6030), by serial.
+    /// All or nothing. A token whose file names an existing user is assigned.
+    ImportPskc {
+        file: PathBuf,
+        /// Read the password of a PBKDF2-encrypted file from standard input.
+        #[arg(long, conflicts_with = "psk_file")]
+        password_stdin: bool,
+        /// File holding the pre-shared key (hex, or the raw 16/24/32 bytes).
+        #[arg(long)]
+        psk_file: Option<PathBuf>,
+        /// Print what would be imported; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Assign an imported token to a user (it becomes their token).
+    Assign { serial: String, user: String },
+    /// Revoke an imported token: removed, and from its user if assigned.
+    Revoke { serial: String },
     /// Show a user's token (never its seed) and the last code step or counter used.
     Show {
         user: String,

@@ -13,6 +13,7 @@ pub mod check_config;
 pub mod client;
 pub mod cluster;
 pub mod config_source;
+pub mod import;
 pub mod input;
 pub mod print;
 pub mod report;

@@ -55,7 +55,20 @@ pub fn token(cfg: &RuntimeConfig, cmd: TokenCmd) -> anyhow::Result<()> {
             println!("secret: {}", v.secret);
             println!("Scan the QR code (or type the secret) in an authenticator app.");
         }
-        TokenCmd::List { json } => {
+        TokenCmd::List {
+            json,
+            imported,
+            unassigned,
+        } if imported || unassigned => super::import::pool_list(cfg, unassigned, json)?,
+        TokenCmd::ImportPskc {
+            file,
+            password_stdin,
+            psk_file,
+            dry_run,
+        } => super::import::pskc(cfg, &file, password_stdin, psk_file.as_deref(), dry_run)?,
+        TokenCmd::Assign { serial, user } => super::import::assign(cfg, serial, user)?,
+        TokenCmd::Revoke { serial } => super::import::revoke(cfg, serial)?,
+        TokenCmd::List { json, .. } => {
             let tokens: Vec<TokenView> = call(cfg, AdminRequest::TokenList)?;
             if json {
                 println!("{}", json_pretty(&tokens)?);

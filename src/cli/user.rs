@@ -2,19 +2,15 @@
 //! users, set passwords and PINs, list and remove push devices, import a CSV
 //! file.
 
-use std::path::Path;
-
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use radmfa_server::admin::{
-    AdminRequest, Deleted, DeviceList, DeviceRemoved, EnrollmentMail, ImportMail, ImportRow,
-    Imported, NewUser, PasswordChanged, PinMode, PinSet, Unlocked, UserAdded, UserChange,
-    UserEnabled, UserView,
+    AdminRequest, Deleted, DeviceList, DeviceRemoved, EnrollmentMail, NewUser, PasswordChanged,
+    PinMode, PinSet, Unlocked, UserAdded, UserChange, UserEnabled, UserView,
 };
 use radmfa_server::RuntimeConfig;
-use radmfa_store::Method;
 
 use super::args::{MethodArg, UserCmd};
-use super::call::{call, typed};
+use super::call::call;
 use super::input::read_secret_stdin;
 use super::print::{
     esc, json_pretty, kind_name, print_table, print_warnings, show_time, show_token,
@@ -161,73 +157,14 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             )?;
             println!("password changed for {name}");
         }
-        UserCmd::Import { csv, send_email } => import(cfg, &csv, send_email)?,
+        UserCmd::Import {
+            csv,
+            dry_run,
+            continue_on_error,
+            send_email,
+        } => super::import::users(cfg, &csv, dry_run, continue_on_error, send_email)?,
     }
     Ok(())
-}
-
-/// `radmfa user import --csv FILE [--send-email]`.
-fn import(cfg: &RuntimeConfig, csv: &Path, send_email: bool) -> anyhow::Result<()> {
-    let rows = read_import(csv)?;
-    let n = rows.len();
-    let answer: serde_json::Value = call(cfg, AdminRequest::UserImport { rows, send_email })?;
-    let v: Imported = typed(answer.clone())?;
-    println!(
-        "imported {n} rows: {} added, {} updated",
-        v.added, v.updated
-    );
-    if let Some(mail) = answer.get("enrollment_mail") {
-        let mail: ImportMail = typed(mail.clone())?;
-        println!("enrollment mail sent to {} new users", mail.sent);
-        print_warnings(&mail.warnings);
-    }
-    Ok(())
-}
-
-pub fn read_import(path: &Path) -> anyhow::Result<Vec<ImportRow>> {
-    let mut r = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = r.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let name_col = col("name").ok_or_else(|| anyhow!("{}: no 'name' column", path.display()))?;
-    let (pw, seed, dn, em, ph, me, dt) = (
-        col("password"),
-        col("totp_secret"),
-        col("display_name"),
-        col("email"),
-        col("phone"),
-        col("method"),
-        col("device_token"),
-    );
-    let mut rows = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
-        let name = get(Some(name_col));
-        if name.is_empty() {
-            return Err(anyhow!("{}: row {}: empty name", path.display(), i + 2));
-        }
-        rows.push(ImportRow {
-            name,
-            password: Some(get(pw)).filter(|s| !s.is_empty()),
-            totp_secret: Some(get(seed)).filter(|s| !s.is_empty()),
-            display_name: get(dn),
-            email: get(em),
-            phone: get(ph),
-            method: match get(me).as_str() {
-                "" => None,
-                m => Some(
-                    m.parse::<Method>()
-                        .map_err(|e| anyhow!("{}: row {}: {e}", path.display(), i + 2))?,
-                ),
-            },
-            device_token: get(dt),
-        });
-    }
-    Ok(rows)
 }
 
 /// What became of the enrollment mail of `user add --send-email` (never
@@ -313,6 +250,7 @@ fn show(cfg: &RuntimeConfig, name: String, json: bool) -> anyhow::Result<()> {
         ("method", u.method.clone()),
         ("name", u.name.clone()),
         ("phone", u.phone.clone()),
+        ("extension", u.extension.clone()),
         ("pin_change_required", u.pin_change_required.to_string()),
         (
             "pin_mode",

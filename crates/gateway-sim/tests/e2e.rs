@@ -132,6 +132,7 @@ fn user(phone: &str) -> UserFields {
         email: Some("ada@example.com".into()),
         phone: Some(phone.into()),
         device_token: Some(format!("token-{phone}")),
+        extension: None,
     }
 }
 

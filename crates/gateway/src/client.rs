@@ -361,7 +361,7 @@ impl Gateway {
                         })?;
                         let pin = matches!(req.pin_mode, PinMode::Pin(_));
                         let twiml = twiml_for_call(pin, &cb.gather, speech);
-                        let form = vec![
+                        let mut form = vec![
                             ("To", to),
                             ("From", from.to_owned()),
                             ("Twiml", twiml),
@@ -369,6 +369,9 @@ impl Gateway {
                             ("StatusCallbackMethod", "POST".to_owned()),
                             ("StatusCallbackEvent", "completed".to_owned()),
                         ];
+                        if let Some(ext) = &req.user.extension {
+                            form.push(("SendDigits", ext.clone()));
+                        }
                         ("Calls", form)
                     }
                     _ => {

@@ -42,6 +42,9 @@ pub struct UserFields {
     pub phone: Option<String>,
     /// Device token of the authenticator app; needed for push.
     pub device_token: Option<String>,
+    /// Phone extension (`0-9 * # w`) dialled once a call connects (Twilio
+    /// `SendDigits`); not sent to the radmfa gateway.
+    pub extension: Option<String>,
 }
 
 /// A one-way SMS (e.g. carrying a one-time code).

@@ -29,6 +29,7 @@ pub mod mail;
 pub mod peer;
 pub mod pipeline;
 pub mod portal;
+pub mod pskc;
 pub mod push;
 pub mod radsec;
 pub mod replication;

@@ -195,6 +195,7 @@ impl Store {
                 AdminTree::OtpState => &i.otp_state,
                 AdminTree::Clients => &i.clients,
                 AdminTree::AdminTokens => &i.admin_tokens,
+                AdminTree::TokenPool => &i.token_pool,
             };
             for kv in tree.iter() {
                 let (k, v) = kv?;
@@ -233,7 +234,7 @@ impl Store {
         self.install_settled()
     }
 
-    fn data_trees(&self) -> [&sled::Tree; 5] {
+    fn data_trees(&self) -> [&sled::Tree; 6] {
         let i = &*self.inner;
         [
             &i.users,
@@ -241,6 +242,7 @@ impl Store {
             &i.otp_state,
             &i.clients,
             &i.admin_tokens,
+            &i.token_pool,
         ]
     }
 
@@ -252,6 +254,7 @@ impl Store {
             AdminTree::OtpState => &i.otp_state,
             AdminTree::Clients => &i.clients,
             AdminTree::AdminTokens => &i.admin_tokens,
+            AdminTree::TokenPool => &i.token_pool,
         }
     }
 

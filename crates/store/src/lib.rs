@@ -51,10 +51,13 @@ pub use crypto::{check_key_file, Secret};
 pub use error::StoreError;
 pub use journal::JournalCursor;
 pub use model::{
-    check_user_text, endpoint_host, is_unsafe_char, validate_pin, AccountingInfo, AuditFilter,
-    AuditRecord, Client, DisabledReason, Method, PushDevice, SealedPin, SyncedFields, Token,
-    TokenAlgorithm, TokenKind, User, MAX_PUSH_DEVICES, PIN_LEN,
+    check_language, check_user_text, endpoint_host, is_unsafe_char, validate_pin, validate_serial,
+    AccountingInfo, AuditFilter, AuditRecord, Client, DisabledReason, Method, PoolEntry, PoolToken,
+    PushDevice, SealedPin, SyncedFields, Token, TokenAlgorithm, TokenKind, User, LANGUAGES,
+    MAX_PUSH_DEVICES, PIN_LEN,
 };
 pub use password::{hash_password, needs_rehash, verify_password, PasswordParams};
-pub use schema::{TREE_ADMIN_TOKENS, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_USERS};
+pub use schema::{
+    TREE_ADMIN_TOKENS, TREE_CLIENTS, TREE_OTP_STATE, TREE_TOKENS, TREE_TOKEN_POOL, TREE_USERS,
+};
 pub use store::{Store, StoreOptions};

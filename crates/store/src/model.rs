@@ -272,6 +272,10 @@ pub struct User {
     pub email: String,
     /// Phone number (SMS, call).
     pub phone: String,
+    /// Phone extension (digits, `*`, `#`, `w` for a pause), dialled after a
+    /// call connects (Twilio `SendDigits`); empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extension: String,
     /// Second-factor method.
     pub method: Method,
     /// Disabled users are rejected.
@@ -336,6 +340,7 @@ impl User {
             display_name: String::new(),
             email: String::new(),
             phone: String::new(),
+            extension: String::new(),
             method: Method::Totp,
             enabled: true,
             disabled_reason: None,
@@ -383,6 +388,7 @@ impl fmt::Debug for User {
             .field("display_name", &self.display_name)
             .field("email", &self.email)
             .field("phone", &self.phone)
+            .field("extension", &self.extension)
             .field("method", &self.method)
             .field("enabled", &self.enabled)
             .field("disabled_reason", &self.disabled_reason)
@@ -649,6 +655,94 @@ impl Token {
         }
         Ok(())
     }
+}
+
+/// The languages users can be given: their messages (prompts, SMS,
+/// calls, mail, portal) exist in these.
+pub const LANGUAGES: [&str; 4] = ["en", "nl", "de", "fr"];
+
+/// Checks a user's language: one of [`LANGUAGES`], optionally with a
+/// region (`nl-BE`, `fr_CA`: two letters or three digits); empty means the
+/// configured default. The one check for every place a language is set
+/// (CSV import, `user add/set --language`, the API).
+pub fn check_language(lang: &str) -> Result<(), StoreError> {
+    if lang.is_empty() {
+        return Ok(());
+    }
+    let (base, region) = match lang.split_once(['-', '_']) {
+        Some((b, r)) => (b, Some(r)),
+        None => (lang, None),
+    };
+    let region_ok = region.is_none_or(|r| {
+        (r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()))
+            || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if LANGUAGES.contains(&base.to_ascii_lowercase().as_str()) && region_ok {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "{lang:?} is not a supported language (en, nl, de or fr, optionally with a region such as nl-BE)"
+    )))
+}
+
+/// Longest accepted token serial, in bytes.
+pub const MAX_SERIAL_LEN: usize = 128;
+
+/// An imported token (PSKC, a vendor's seed file) as handed to
+/// [`crate::Store::put_pool_tokens`]: kept by serial until assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolToken {
+    /// The serial it is known by (printed on a hardware token).
+    pub serial: String,
+    /// Who made it (PSKC `Manufacturer`); may be empty.
+    pub manufacturer: String,
+    /// HOTP: the next counter value the token will use (0 for a new one).
+    pub counter: u64,
+    /// The token itself (seed in clear, zeroized on drop).
+    pub token: Token,
+}
+
+/// An imported token as listed: never its seed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolEntry {
+    /// The serial.
+    pub serial: String,
+    /// Who made it; may be empty.
+    pub manufacturer: String,
+    /// TOTP or HOTP.
+    pub kind: TokenKind,
+    /// HMAC hash.
+    pub algorithm: TokenAlgorithm,
+    /// Code length.
+    pub digits: u8,
+    /// TOTP time step in seconds.
+    pub period: u64,
+    /// HOTP: the counter it was imported with.
+    pub counter: u64,
+    /// Import time, unix seconds.
+    pub created: u64,
+    /// The user it is assigned to; `None` while unassigned.
+    pub user: Option<String>,
+}
+
+/// Checks a token serial: 1..=128 bytes, no white space or control
+/// characters (it is typed on a command line and shown in lists).
+pub fn validate_serial(serial: &str) -> Result<(), StoreError> {
+    if serial.is_empty() || serial.len() > MAX_SERIAL_LEN {
+        return Err(StoreError::Invalid(format!(
+            "a token serial must be 1 to {MAX_SERIAL_LEN} bytes, got {}",
+            serial.len()
+        )));
+    }
+    if serial
+        .chars()
+        .any(|c| c.is_whitespace() || is_unsafe_char(c))
+    {
+        return Err(StoreError::Invalid(format!(
+            "a token serial must not contain white space or control characters: {serial:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// A RADIUS client (NAS).

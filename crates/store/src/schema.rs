@@ -26,6 +26,9 @@ pub const TREE_CLIENTS: u8 = 4;
 /// Replication tree number of the `admin_tokens` tree (admin API bearer
 /// token hashes).
 pub const TREE_ADMIN_TOKENS: u8 = 5;
+/// Replication tree number of the `token_pool` tree (imported hardware and
+/// software tokens by serial, seeds sealed; see `store/pool.rs`).
+pub const TREE_TOKEN_POOL: u8 = 6;
 
 /// Schema version written to the `meta` tree; a database with another version
 /// is refused.
@@ -59,6 +62,7 @@ pub(crate) enum AdminTree {
     OtpState,
     Clients,
     AdminTokens,
+    TokenPool,
 }
 
 impl AdminTree {
@@ -70,6 +74,7 @@ impl AdminTree {
             AdminTree::OtpState => 4,
             AdminTree::Clients => 8,
             AdminTree::AdminTokens => 16,
+            AdminTree::TokenPool => 32,
         }
     }
 
@@ -81,6 +86,7 @@ impl AdminTree {
             AdminTree::OtpState => TREE_OTP_STATE,
             AdminTree::Clients => TREE_CLIENTS,
             AdminTree::AdminTokens => TREE_ADMIN_TOKENS,
+            AdminTree::TokenPool => TREE_TOKEN_POOL,
         }
     }
 
@@ -92,17 +98,19 @@ impl AdminTree {
             TREE_OTP_STATE => Some(AdminTree::OtpState),
             TREE_CLIENTS => Some(AdminTree::Clients),
             TREE_ADMIN_TOKENS => Some(AdminTree::AdminTokens),
+            TREE_TOKEN_POOL => Some(AdminTree::TokenPool),
             _ => None,
         }
     }
 
     /// All of them, in tree number order.
-    pub(crate) const ALL: [AdminTree; 5] = [
+    pub(crate) const ALL: [AdminTree; 6] = [
         AdminTree::Users,
         AdminTree::Tokens,
         AdminTree::OtpState,
         AdminTree::Clients,
         AdminTree::AdminTokens,
+        AdminTree::TokenPool,
     ];
 }
 
@@ -115,6 +123,33 @@ pub(crate) struct TokenRecord {
     pub(crate) digits: u8,
     pub(crate) period: u64,
     pub(crate) created: u64,
+    /// 12-byte nonce, hex.
+    pub(crate) nonce: String,
+    /// Ciphertext and 16-byte tag, hex.
+    pub(crate) sealed: String,
+    /// The serial of the imported token this is (see `store/pool.rs`);
+    /// `None` for a token enrolled for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) serial: Option<String>,
+}
+
+/// An imported token in the `token_pool` tree (key = serial): parameters
+/// in clear, seed sealed with ChaCha20-Poly1305 (AAD = `pool:` + serial).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PoolRecord {
+    pub(crate) kind: TokenKind,
+    pub(crate) algorithm: TokenAlgorithm,
+    pub(crate) digits: u8,
+    pub(crate) period: u64,
+    /// HOTP: the next counter value the token will use.
+    #[serde(default)]
+    pub(crate) counter: u64,
+    #[serde(default)]
+    pub(crate) manufacturer: String,
+    pub(crate) created: u64,
+    /// The user it is assigned to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<String>,
     /// 12-byte nonce, hex.
     pub(crate) nonce: String,
     /// Ciphertext and 16-byte tag, hex.
@@ -261,6 +296,6 @@ mod tests {
             assert_eq!(AdminTree::from_number(t.number()), Some(t));
         }
         assert_eq!(AdminTree::from_number(0), None);
-        assert_eq!(AdminTree::from_number(6), None);
+        assert_eq!(AdminTree::from_number(7), None);
     }
 }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod clients;
+mod pool;
 mod tokens;
 mod users;
 
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     pub(crate) clients: sled::Tree,
     /// Admin API bearer tokens (hashes): see `admin_tokens.rs`.
     pub(crate) admin_tokens: sled::Tree,
+    /// Imported tokens by serial: see `store/pool.rs`.
+    pub(crate) token_pool: sled::Tree,
     pub(crate) meta: sled::Tree,
     /// Replication changelog: key = seq (u64 big-endian), value =
     /// [`encode_entry`].
@@ -164,6 +167,7 @@ pub(crate) struct WriteTx<'a> {
     otp_state: &'a TransactionalTree,
     clients: &'a TransactionalTree,
     admin_tokens: &'a TransactionalTree,
+    token_pool: &'a TransactionalTree,
     changelog: &'a TransactionalTree,
     /// Bit set of the [`AdminTree`]s written.
     touched: Cell<u8>,
@@ -192,6 +196,7 @@ impl WriteTx<'_> {
             AdminTree::OtpState => self.otp_state,
             AdminTree::Clients => self.clients,
             AdminTree::AdminTokens => self.admin_tokens,
+            AdminTree::TokenPool => self.token_pool,
         }
     }
 
@@ -323,7 +328,7 @@ fn map_open_error(e: sled::Error, dir: &Path) -> StoreError {
 fn load_repl_state(
     meta: &sled::Tree,
     changelog: &sled::Tree,
-    data: [&sled::Tree; 5],
+    data: [&sled::Tree; 6],
 ) -> Result<ReplState, StoreError> {
     let (last_seq, last_epoch) = match meta.get(META_REPL_LAST_SEQ)? {
         Some(v) => {
@@ -484,6 +489,7 @@ impl Store {
         let otp_state = db.open_tree("otp_state")?;
         let clients = db.open_tree("clients")?;
         let admin_tokens = db.open_tree("admin_tokens")?;
+        let token_pool = db.open_tree("token_pool")?;
         // An `audit` tree left by an older version is not opened: the audit
         // log lives in the journal.
         let meta = db.open_tree("meta")?;
@@ -506,18 +512,18 @@ impl Store {
             }
         }
 
+        let data = [
+            &users,
+            &tokens,
+            &otp_state,
+            &clients,
+            &admin_tokens,
+            &token_pool,
+        ];
         if meta.get(META_REPL_INSTALLING)?.is_some() {
             // A snapshot install was interrupted: the data trees hold a mix of
             // old and new data. Finish the wipe; the node re-syncs from (0, 0).
-            for tree in [
-                &users,
-                &tokens,
-                &otp_state,
-                &clients,
-                &admin_tokens,
-                &changelog,
-                &install_otp,
-            ] {
+            for tree in data.into_iter().chain([&changelog, &install_otp]) {
                 tree.clear()?;
             }
             let mut batch = sled::Batch::default();
@@ -527,11 +533,7 @@ impl Store {
             batch.remove(META_REPL_INSTALLING);
             meta.apply_batch(batch)?;
         }
-        let repl = load_repl_state(
-            &meta,
-            &changelog,
-            [&users, &tokens, &otp_state, &clients, &admin_tokens],
-        )?;
+        let repl = load_repl_state(&meta, &changelog, data)?;
 
         check_key_outside(dir, key_file)?;
         let key = load_or_create_key(key_file, opts.create_key_if_missing, || {
@@ -586,6 +588,7 @@ impl Store {
                 otp_state,
                 clients,
                 admin_tokens,
+                token_pool,
                 meta,
                 journal,
                 inbox,
@@ -621,6 +624,7 @@ impl Store {
                         &i.otp_state,
                         &i.clients,
                         &i.admin_tokens,
+                        &i.token_pool,
                     ],
                 ) {
                     *guard = state;
@@ -653,45 +657,49 @@ impl Store {
             &i.meta,
             &i.changelog,
             &i.admin_tokens,
+            &i.token_pool,
         )
-            .transaction(|(users, tokens, otp_state, clients, meta, changelog, at)| {
-                let tx = WriteTx {
-                    users,
-                    tokens,
-                    otp_state,
-                    clients,
-                    admin_tokens: at,
-                    changelog,
-                    touched: Cell::new(0),
-                    user_delta: Cell::new(0),
-                    log_epoch,
-                    pos: Cell::new(start),
-                };
-                let result = f(&tx)?;
-                let delta = tx.user_delta.get();
-                if delta != 0 {
-                    let count = match meta.get(META_USER_COUNT)? {
-                        Some(v) => match decode_u64("user count", &v) {
-                            Ok(n) => n,
-                            Err(e) => return abort(e),
-                        },
-                        None => 0,
+            .transaction(
+                |(users, tokens, otp_state, clients, meta, changelog, at, pool)| {
+                    let tx = WriteTx {
+                        users,
+                        tokens,
+                        otp_state,
+                        clients,
+                        admin_tokens: at,
+                        token_pool: pool,
+                        changelog,
+                        touched: Cell::new(0),
+                        user_delta: Cell::new(0),
+                        log_epoch,
+                        pos: Cell::new(start),
                     };
-                    let count = count.saturating_add_signed(delta);
-                    meta.insert(META_USER_COUNT, &count.to_be_bytes())?;
-                }
-                let pos = tx.pos.get();
-                if pos != start {
-                    meta.insert(META_REPL_LAST_SEQ, &pos.0.to_be_bytes())?;
-                    meta.insert(META_REPL_LAST_EPOCH, &pos.1.to_be_bytes())?;
-                }
-                Ok(TxOutcome {
-                    result,
-                    touched: tx.touched.get(),
-                    delta,
-                    pos,
-                })
-            })
+                    let result = f(&tx)?;
+                    let delta = tx.user_delta.get();
+                    if delta != 0 {
+                        let count = match meta.get(META_USER_COUNT)? {
+                            Some(v) => match decode_u64("user count", &v) {
+                                Ok(n) => n,
+                                Err(e) => return abort(e),
+                            },
+                            None => 0,
+                        };
+                        let count = count.saturating_add_signed(delta);
+                        meta.insert(META_USER_COUNT, &count.to_be_bytes())?;
+                    }
+                    let pos = tx.pos.get();
+                    if pos != start {
+                        meta.insert(META_REPL_LAST_SEQ, &pos.0.to_be_bytes())?;
+                        meta.insert(META_REPL_LAST_EPOCH, &pos.1.to_be_bytes())?;
+                    }
+                    Ok(TxOutcome {
+                        result,
+                        touched: tx.touched.get(),
+                        delta,
+                        pos,
+                    })
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Db(e),
@@ -930,6 +938,7 @@ mod tests {
             created: 0,
             nonce: "zz".into(),
             sealed: "00".into(),
+            serial: None,
         };
         store
             .inner

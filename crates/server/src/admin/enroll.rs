@@ -23,7 +23,7 @@ use radmfa_store::Store;
 use serde_json::Value;
 
 use super::error::AdminError;
-use super::request::{AdminRequest, ImportRow, NewUser};
+use super::request::{AdminRequest, NewUser};
 use super::results::{EnrollmentMail, ImportMail, UserAdded};
 use crate::config::RuntimeConfig;
 use crate::mail::{Enrollment, MailMethod, Mailer};
@@ -54,10 +54,9 @@ pub async fn execute_mailing(
     let run = |req| async move { super::execute(store, cfg, req) };
     match req {
         AdminRequest::UserAdd(n) if n.send_email => add_with_mail(store, cfg, n, run).await,
-        AdminRequest::UserImport {
-            rows,
-            send_email: true,
-        } => import_with_mail(store, cfg, rows, run).await,
+        req @ AdminRequest::UserImport {
+            send_email: true, ..
+        } => import_with_mail(store, cfg, req, run).await,
         req => super::execute(store, cfg, req),
     }
 }
@@ -162,30 +161,51 @@ where
     serde_json::to_value(added).map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
-/// Imports `rows` through `run` and, once the import succeeded, sends the
-/// enrollment mail to each user it added (not to those it updated). No
-/// PIN is generated here: a PIN an import sets is one the user knows.
+/// Runs the import `req` (a [`AdminRequest::UserImport`]) through `run`
+/// and, once it succeeded, sends the enrollment mail to each user it added
+/// (not to those it updated, nor to rows `continue_on_error` left out;
+/// nothing on a dry run). No PIN is generated here: a PIN an import sets is
+/// one the user knows.
 pub async fn import_with_mail<F, Fut>(
     store: &Store,
     cfg: &RuntimeConfig,
-    rows: Vec<ImportRow>,
+    req: AdminRequest,
     run: F,
 ) -> Result<Value, AdminError>
 where
     F: FnOnce(AdminRequest) -> Fut,
     Fut: Future<Output = Result<Value, AdminError>>,
 {
+    let AdminRequest::UserImport {
+        rows,
+        dry_run,
+        continue_on_error,
+        source,
+        rejected,
+        send_email: _,
+    } = req
+    else {
+        return run(req).await;
+    };
     let mut new = Vec::new();
     for r in &rows {
         if store.get_user(&r.name)?.is_none() && !new.contains(&r.name) {
             new.push(r.name.clone());
         }
     }
-    let mut answer = run(AdminRequest::UserImport {
+    let answer = run(AdminRequest::UserImport {
         rows,
+        dry_run,
+        continue_on_error,
+        source,
+        rejected,
         send_email: false,
     })
     .await?;
+    if dry_run {
+        return Ok(answer);
+    }
+    let mut answer = answer;
     let mut report = ImportMail::default();
     let mailer = match mailer(cfg) {
         Ok(m) => Some(m),

@@ -15,7 +15,7 @@ use super::actor::Actor;
 use super::context::Ctx;
 use super::error::AdminError;
 use super::request::AdminRequest;
-use super::{admin_tokens, clients, cluster, devices, import, reports, tokens, users};
+use super::{admin_tokens, clients, cluster, devices, import, pool, reports, tokens, users};
 
 /// Runs a request against the store at the system clock's time and returns
 /// its answer as JSON (the CLI without a server, tests). An action is
@@ -89,7 +89,27 @@ pub fn run(ctx: Ctx<'_>, req: AdminRequest) -> Result<Value, AdminError> {
             reason,
         } => json(users::lock(ctx, name, until, reason)),
         AdminRequest::UserPasswd { name, password } => json(users::passwd(ctx, name, password)),
-        AdminRequest::UserImport { rows, .. } => json(import::import(ctx, rows)),
+        AdminRequest::UserImport {
+            rows,
+            dry_run,
+            continue_on_error,
+            source,
+            rejected,
+            send_email: _,
+        } => json(import::import(
+            ctx,
+            rows,
+            import::ImportOptions {
+                dry_run,
+                continue_on_error,
+                source,
+                rejected,
+            },
+        )),
+        AdminRequest::TokenImport(t) => json(pool::import(ctx, t)),
+        AdminRequest::TokenAssign { serial, user } => json(pool::assign(ctx, serial, user)),
+        AdminRequest::TokenPoolList { unassigned } => json(pool::list(ctx, unassigned)),
+        AdminRequest::TokenRevoke { serial } => json(pool::revoke(ctx, serial)),
         AdminRequest::TokenEnroll(t) => json(tokens::enroll(ctx, t)),
         AdminRequest::TokenList => json(tokens::list(ctx)),
         AdminRequest::TokenShow { user } => json(tokens::show(ctx, &user)),

@@ -9,7 +9,8 @@
 //!   [`AdminHooks`] (cache refresh, counters, replication, directory),
 //!   forwarding to the primary from a replica ([`forward`]).
 //! * [`execute`]: the table of operations on the store; one file per
-//!   resource: [`users`], [`devices`], [`import`], [`tokens`], [`clients`],
+//!   resource: [`users`], [`devices`], [`import`] (CSV: [`import_csv`]),
+//!   [`tokens`], [`pool`] (imported tokens by serial), [`clients`],
 //!   [`admin_tokens`], [`reports`], [`cluster`], [`directory`].
 //! * [`enroll`]: the enrollment mail (and generated initial PIN) around
 //!   a user add or import that asks for it.
@@ -29,6 +30,8 @@ pub mod error;
 pub mod execute;
 pub mod forward;
 pub mod import;
+pub mod import_csv;
+pub mod pool;
 pub mod reports;
 pub mod request;
 pub mod results;
@@ -47,14 +50,15 @@ pub use execute::execute;
 pub use forward::forward_to_primary;
 pub use reports::{AuditReport, ACCOUNTING_FIELDS, REPORT_FIELDS};
 pub use request::{
-    AdminRequest, Effect, ImportRow, NewClient, NewDevice, NewToken, NewUser, UserChange,
+    AdminRequest, Effect, ImportRow, ImportedToken, NewClient, NewDevice, NewToken, NewUser,
+    TokenImport, UserChange,
 };
 pub use results::{
     algorithm_name, disabled_reason, AccountingRow, AdminTokenCreated, AdminTokenView, BackupView,
     ClientAdded, ClientSource, ClientView, Deleted, DeviceList, DeviceRemoved, DeviceView,
     Enrolled, EnrollmentMail, ImportMail, Imported, Locked, OtpAdvanced, PasswordChanged, PinMode,
-    PinSet, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView, Unlocked, UserAdded,
-    UserEnabled, UserView,
+    PinSet, PoolChanged, Resynced, Revoked, TokenDeleted, TokenSummary, TokenView, TokensImported,
+    Unlocked, UserAdded, UserEnabled, UserView,
 };
 pub use service::{Admin, AdminHooks};
 pub use tokens::HOTP_RESYNC_SEARCH;

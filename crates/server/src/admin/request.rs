@@ -96,7 +96,8 @@ pub enum AdminRequest {
         /// New password.
         password: String,
     },
-    /// Adds many users at once (each row: user, optional password and TOTP seed).
+    /// Adds many users at once (each row: user, optional password, PIN,
+    /// token, ...). All or nothing unless `continue_on_error`.
     UserImport {
         /// Rows to add; existing users are updated.
         rows: Vec<ImportRow>,
@@ -104,6 +105,40 @@ pub enum AdminRequest {
         /// it added (`admin/enroll.rs`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         send_email: bool,
+        /// Check and report what would change; write nothing.
+        #[serde(default)]
+        dry_run: bool,
+        /// Import the good rows and list the bad ones (rows the caller
+        /// could not parse are in `rejected`).
+        #[serde(default)]
+        continue_on_error: bool,
+        /// Where the rows come from (a file name), for error messages.
+        #[serde(default)]
+        source: String,
+        /// Rows the caller already refused (CSV parse errors), reported
+        /// with the others.
+        #[serde(default)]
+        rejected: Vec<String>,
+    },
+    /// Imports tokens by serial (a parsed PSKC file); all or nothing.
+    TokenImport(TokenImport),
+    /// Assigns an imported token to a user.
+    TokenAssign {
+        /// The token's serial.
+        serial: String,
+        /// Login name.
+        user: String,
+    },
+    /// Lists imported tokens (never their seeds).
+    TokenPoolList {
+        /// Only those not assigned to a user.
+        #[serde(default)]
+        unassigned: bool,
+    },
+    /// Revokes an imported token: removed from the pool and from its user.
+    TokenRevoke {
+        /// The token's serial.
+        serial: String,
     },
     /// Enrolls a user's token; replaces one only with `replace`.
     TokenEnroll(NewToken),
@@ -487,9 +522,71 @@ impl std::fmt::Debug for NewDevice {
     }
 }
 
+/// Tokens to import by serial ([`AdminRequest::TokenImport`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenImport {
+    /// The tokens.
+    pub tokens: Vec<ImportedToken>,
+    /// Keys of the file that are not OTP tokens, with why (reported back).
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    /// Check and report; write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for TokenImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenImport")
+            .field("tokens", &self.tokens.len())
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One token of a [`TokenImport`].
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ImportedToken {
+    /// Serial (the key it is kept by).
+    pub serial: String,
+    /// Manufacturer; may be empty.
+    #[serde(default)]
+    pub manufacturer: String,
+    /// HOTP or TOTP.
+    pub kind: TokenKind,
+    /// HMAC hash.
+    pub algorithm: TokenAlgorithm,
+    /// Code length.
+    pub digits: u8,
+    /// TOTP time step.
+    pub period: u64,
+    /// HOTP: the next counter.
+    #[serde(default)]
+    pub counter: u64,
+    /// TOTP drift in intervals (reported; not applied).
+    #[serde(default)]
+    pub time_drift: i64,
+    /// The user to assign it to, if the file names one.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The seed, hex.
+    pub secret_hex: String,
+}
+
+impl std::fmt::Debug for ImportedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedToken")
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One row of a bulk import.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ImportRow {
+    /// The row's line in the file (1 = the header), 0 when unknown.
+    #[serde(default)]
+    pub line: u64,
     /// Login name.
     pub name: String,
     /// Password; none leaves it unset (or unchanged).
@@ -513,6 +610,36 @@ pub struct ImportRow {
     /// Push device token.
     #[serde(default)]
     pub device_token: String,
+    /// Language (`en`, `nl-BE`, ...); empty leaves it unchanged.
+    #[serde(default)]
+    pub language: String,
+    /// Initial PIN: sealed, and the user must change it; none leaves it.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Groups (replace the user's); none leaves them.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Enabled or disabled; none leaves it (enabled for new users).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Phone extension dialled after a call connects; empty leaves it.
+    #[serde(default)]
+    pub extension: String,
+    /// Token type of `totp_secret` (TOTP when absent).
+    #[serde(default)]
+    pub token_type: Option<TokenKind>,
+    /// Token hash (SHA-1 when absent).
+    #[serde(default)]
+    pub algorithm: Option<TokenAlgorithm>,
+    /// Token digits (the configured default when absent).
+    #[serde(default)]
+    pub digits: Option<u8>,
+    /// TOTP period (30 when absent).
+    #[serde(default)]
+    pub period: Option<u64>,
+    /// HOTP: the next counter the token will use (0 when absent).
+    #[serde(default)]
+    pub counter: Option<u64>,
 }
 
 impl std::fmt::Debug for ImportRow {
@@ -568,6 +695,7 @@ impl AdminRequest {
             | AdminRequest::UserDevices { .. }
             | AdminRequest::TokenList
             | AdminRequest::TokenShow { .. }
+            | AdminRequest::TokenPoolList { .. }
             | AdminRequest::ClientAdd(_)
             | AdminRequest::ClientList
             | AdminRequest::ClientDelete { .. }
@@ -603,7 +731,10 @@ impl AdminRequest {
             AdminRequest::TokenEnroll(NewToken { user, .. })
             | AdminRequest::TokenDelete { user }
             | AdminRequest::TokenResync { user, .. } => Effect::UserToken(user.clone()),
-            AdminRequest::UserImport { .. } => Effect::UsersTokens,
+            AdminRequest::TokenAssign { user, .. } => Effect::UserToken(user.clone()),
+            AdminRequest::UserImport { .. }
+            | AdminRequest::TokenImport(_)
+            | AdminRequest::TokenRevoke { .. } => Effect::UsersTokens,
             AdminRequest::DirectorySync { .. } => Effect::Users,
         }
     }
@@ -618,6 +749,9 @@ impl AdminRequest {
             | AdminRequest::UserShow { .. }
             | AdminRequest::TokenList
             | AdminRequest::TokenShow { .. }
+            | AdminRequest::TokenPoolList { .. }
+            | AdminRequest::UserImport { dry_run: true, .. }
+            | AdminRequest::TokenImport(TokenImport { dry_run: true, .. })
             | AdminRequest::ClientList
             | AdminRequest::Report { .. }
             | AdminRequest::ReportSummary { .. }
@@ -657,6 +791,13 @@ impl AdminRequest {
             AdminRequest::UserImport { rows, .. } => {
                 return Some(("user_import", format!("{} rows", rows.len())))
             }
+            AdminRequest::TokenImport(t) => {
+                return Some(("token_import", format!("{} tokens", t.tokens.len())))
+            }
+            AdminRequest::TokenAssign { serial, user } => {
+                return Some(("token_assign", format!("{serial} to {user}")))
+            }
+            AdminRequest::TokenRevoke { serial } => ("token_revoke_serial", serial),
             AdminRequest::TokenEnroll(NewToken { user, .. }) => ("token_enroll", user),
             AdminRequest::TokenDelete { user } => ("token_revoke", user),
             AdminRequest::TokenResync { user, .. } => ("token_resync", user),

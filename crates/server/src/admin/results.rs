@@ -48,6 +48,9 @@ pub struct UserView {
     pub phone: String,
     /// Language ("nl", "de-CH"; empty: the policy's or the default).
     pub language: String,
+    /// Phone extension dialled after a call connects; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extension: String,
     /// Second-factor method.
     pub method: String,
     /// Enabled.
@@ -85,6 +88,7 @@ impl UserView {
             email: u.email.clone(),
             phone: u.phone.clone(),
             language: u.language.clone(),
+            extension: u.extension.clone(),
             method: u.method.to_string(),
             enabled: u.enabled,
             disabled_reason: disabled_reason(u).map(str::to_string),
@@ -224,6 +228,40 @@ pub struct Imported {
     pub added: u64,
     /// Users that existed.
     pub updated: u64,
+    /// Nothing was written: `changes` says what would have been.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Per row, what was (or would be) created or changed; never a secret.
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// Rows refused (`--continue-on-error`), each naming its line and column.
+    #[serde(default)]
+    pub failed: Vec<String>,
+}
+
+/// Tokens imported by serial ([`super::AdminRequest::TokenImport`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokensImported {
+    /// How many tokens were (or would be) imported.
+    pub imported: u64,
+    /// Nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Per token, what was (or would be) done; never a seed.
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// Keys of the file that are not OTP tokens, with why.
+    #[serde(default)]
+    pub skipped: Vec<String>,
+}
+
+/// An imported token assigned to a user, or revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolChanged {
+    /// The token's serial.
+    pub serial: String,
+    /// The user it is now assigned to (assign) or was (revoke).
+    pub user: Option<String>,
 }
 
 /// A token enrolled: the one time its seed leaves the server.

@@ -302,12 +302,11 @@ impl<'a> Admin<'a> {
                 let run = |req| self.blocking(req);
                 super::enroll::add_with_mail(&self.store, &self.config, n, run).await
             }
-            AdminRequest::UserImport {
-                rows,
-                send_email: true,
+            req @ AdminRequest::UserImport {
+                send_email: true, ..
             } => {
                 let run = |req| self.blocking(req);
-                super::enroll::import_with_mail(&self.store, &self.config, rows, run).await
+                super::enroll::import_with_mail(&self.store, &self.config, req, run).await
             }
             req => {
                 let op = format!("{req:?}");

@@ -24,6 +24,9 @@
 
 pub mod auth;
 mod csv;
+mod error;
+mod headers;
+mod import;
 pub mod metrics;
 pub mod tls;
 mod when;
@@ -41,7 +44,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use crate::config::ApiSettings;
 pub use crate::https::Peer;
@@ -51,7 +54,9 @@ use crate::https::HttpsOptions;
 
 use crate::admin::{AdminError, AdminRequest, NewToken, UserChange, UserView};
 use crate::pipeline::Node;
-use radmfa_store::{Method, StoreError, TokenAlgorithm, TokenKind};
+pub use error::{classify, ApiError};
+use headers::security_headers;
+use radmfa_store::{Method, TokenAlgorithm, TokenKind};
 
 /// Largest page of users or audit records.
 const MAX_PAGE: usize = 10_000;
@@ -68,84 +73,6 @@ pub struct ApiState {
 }
 
 type St = Arc<ApiState>;
-
-/// An API error: HTTP status, stable code, message.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"radmfa\""),
-            );
-        }
-        resp
-    }
-}
-
-/// What an admin error means on the wire. Errors relayed as text (from the
-/// control socket or, later, from the primary) are classified by their
-/// message.
-pub fn classify(e: &AdminError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        AdminError::Store(StoreError::NotFound { .. }) => ApiError::not_found(msg),
-        AdminError::Store(StoreError::AlreadyExists { .. }) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", msg)
-        }
-        AdminError::Store(StoreError::ReadOnly(_)) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
-        }
-        AdminError::Store(StoreError::Invalid(_)) => ApiError::invalid(msg),
-        AdminError::Store(_) => {
-            warn!(error = %msg, "admin api: store error");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error (see the server log)",
-            )
-        }
-        _ if msg.starts_with("no user named") || msg.contains(" not found: ") => {
-            ApiError::not_found(msg)
-        }
-        _ if msg.contains(" already exists: ") => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", msg)
-        }
-        _ if msg.starts_with("read-only") => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
-        }
-        AdminError::NeedsServer(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", msg)
-        }
-        _ => ApiError::invalid(msg),
-    }
-}
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -612,6 +539,81 @@ async fn user_enroll(
         replace: true,
     });
     created(write(&st, &caller, "token_enroll", &name, req).await?)
+}
+
+// ---- migration imports (bodies in import.rs) ----------------------------
+
+async fn users_import(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<import::ImportQuery>, QueryRejection>,
+    csv: axum::body::Bytes,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let req = import::csv_request(&csv, query(q)?)?;
+    ok(write(&st, &caller, "user_import", "csv", req).await?)
+}
+
+async fn tokens_import(
+    State(st): State<St>,
+    headers: HeaderMap,
+    b: Result<Json<import::PskcBody>, JsonRejection>,
+) -> ApiResult {
+    let caller = authorize(&st, &headers, "users:write").await?;
+    let b = body(b)?;
+    let req = tokio::task::spawn_blocking(move || import::pskc_request(b))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    ok(write(&st, &caller, "token_import", "pskc", req).await?)
+}
+
+async fn tokens_list(
+    State(st): State<St>,
+    headers: HeaderMap,
+    q: Result<Query<import::PoolQuery>, QueryRejection>,
+) -> ApiResult {
+    authorize(&st, &headers, "users:read").await?;
+    let unassigned = query(q)?.unassigned;
+    let items = read(&st, AdminRequest::TokenPoolList { unassigned }).await?;
+    ok(json!({ "items": items }))
+}
+
+async fn token_assign(
+    State(st): State<St>,
+    headers: HeaderMap,
+    serial: Result<Path<String>, PathRejection>,
+    b: Result<Json<import::AssignBody>, JsonRejection>,
+) -> ApiResult {
+    write_named(
+        &st,
+        &headers,
+        "users:write",
+        "token_assign",
+        serial,
+        |serial| {
+            let user = body(b)?.user;
+            Ok(AdminRequest::TokenAssign { serial, user })
+        },
+    )
+    .await
+}
+
+async fn token_revoke(
+    State(st): State<St>,
+    headers: HeaderMap,
+    serial: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    write_named(
+        &st,
+        &headers,
+        "users:write",
+        "token_revoke",
+        serial,
+        |serial| Ok(AdminRequest::TokenRevoke { serial }),
+    )
+    .await
 }
 
 // ---- clients ----------------------------------------------------------
@@ -1117,6 +1119,7 @@ fn routes() -> Routes {
     .add("get", "/metrics", metrics_handler)
     .add("get", "/api/v1/users", users_list)
     .add("post", "/api/v1/users", user_create)
+    .add("post", "/api/v1/users/import", users_import)
     .add("get", "/api/v1/users/{name}", user_get)
     .add("patch", "/api/v1/users/{name}", user_patch)
     .add("delete", "/api/v1/users/{name}", user_delete)
@@ -1133,6 +1136,10 @@ fn routes() -> Routes {
         "/api/v1/users/{name}/devices/{id}",
         user_device_delete,
     )
+    .add("get", "/api/v1/tokens", tokens_list)
+    .add("post", "/api/v1/tokens/import", tokens_import)
+    .add("post", "/api/v1/tokens/{serial}/assign", token_assign)
+    .add("delete", "/api/v1/tokens/{serial}", token_revoke)
     .add("get", "/api/v1/clients", clients_list)
     .add("post", "/api/v1/clients", client_create)
     .add("delete", "/api/v1/clients/{name}", client_delete)
@@ -1159,32 +1166,6 @@ pub fn router(node: Arc<Node>, settings: &ApiSettings) -> Router {
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
-}
-
-/// Headers every API response carries, including the ones axum's extractors
-/// answer by themselves (405, 413, 415): nothing here is to be sniffed,
-/// framed, cached, or fetched again over plain HTTP.
-async fn security_headers(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    for (k, v) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
-        (header::REFERRER_POLICY, "no-referrer"),
-    ] {
-        h.insert(k, header::HeaderValue::from_static(v));
-    }
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-    }
-    r
 }
 
 /// How the API is served ([`crate::https::serve`]).

@@ -2,6 +2,7 @@
 //! CSV output, error classification.
 
 use super::*;
+use radmfa_store::StoreError;
 
 /// (method, path) of every operation in `docs/openapi.yaml`. The document is
 /// written with paths at two spaces of indentation and methods at four.

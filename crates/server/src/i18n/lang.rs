@@ -83,13 +83,13 @@ impl fmt::Display for Lang {
 /// (none set) or a tag of a language radmfa speaks, kept as written
 /// ("nl-BE").
 pub fn check_language_tag(tag: &str) -> Result<(), String> {
-    if tag.is_empty() || Lang::parse(tag).is_some() {
-        Ok(())
-    } else {
-        Err(format!(
+    // One rule for `user add/set`, the API and the CSV import (the store
+    // checks it where the import does, `radmfa_store::check_language`).
+    radmfa_store::check_language(tag).map_err(|_| {
+        format!(
             "language {tag:?} is not one radmfa speaks: use en, nl, de or fr, optionally with a region (nl-BE, fr-CA)"
-        ))
-    }
+        )
+    })
 }
 
 /// The language a user reads: their own `language`, else their policy's,

@@ -46,6 +46,7 @@ impl Node {
             email: Some(user.email.clone()).filter(|e| !e.is_empty()),
             phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
             device_token: Some(user.device_token.clone()).filter(|t| !t.is_empty()),
+            extension: Some(user.extension.clone()).filter(|e| !e.is_empty()),
         }
     }
 

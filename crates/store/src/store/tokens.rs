@@ -165,6 +165,7 @@ impl Store {
             created: token.created,
             nonce: hex_encode(&nonce),
             sealed: hex_encode(&sealed),
+            serial: None,
         })
     }
 }

@@ -11,6 +11,10 @@ use crate::password::{hash_password, PasswordParams};
 use crate::schema::{decode, encode, AdminTree};
 use crate::{DisabledReason, SealedPin, Secret, StoreError, Token, User};
 
+/// A new token and the OTP state to start it with (the last HOTP counter
+/// used; `None` for a token never used).
+pub type TokenWithState = (Token, Option<u64>);
+
 impl Store {
     /// Adds a new user; [`StoreError::AlreadyExists`] if the name is taken. Sets
     /// `created` and `updated` to now.
@@ -40,12 +44,26 @@ impl Store {
     /// [`Store::put_user`] and [`Store::put_token`]. Returns how many users
     /// were new.
     pub fn put_users(&self, items: &[(User, Option<Token>)]) -> Result<usize, StoreError> {
+        let items: Vec<_> = items
+            .iter()
+            .map(|(u, t)| (u.clone(), t.clone().map(|t| (t, None))))
+            .collect();
+        self.put_users_with_state(&items)
+    }
+
+    /// [`Store::put_users`] where a new token may come with its OTP state
+    /// (the last HOTP counter used: an imported token that has been used
+    /// before). `None` clears the state, as for a new token.
+    pub fn put_users_with_state(
+        &self,
+        items: &[(User, Option<TokenWithState>)],
+    ) -> Result<usize, StoreError> {
         let now = now_secs();
         let mut prepared = Vec::with_capacity(items.len());
         for (user, token) in items {
             validate_name("user", &user.name)?;
             let token = match token {
-                Some(t) => Some(self.seal_token(&user.name, t)?),
+                Some((t, state)) => Some((self.seal_token(&user.name, t)?, *state)),
                 None => None,
             };
             prepared.push((user, token));
@@ -77,9 +95,12 @@ impl Store {
                     Err(e) => return abort(e),
                 };
                 tx.put(AdminTree::Users, key, value)?;
-                if let Some(token) = token {
+                if let Some((token, state)) = token {
                     tx.put(AdminTree::Tokens, key, token.clone())?;
-                    tx.remove(AdminTree::OtpState, key)?;
+                    match state {
+                        Some(s) => tx.put(AdminTree::OtpState, key, s.to_be_bytes().to_vec())?,
+                        None => tx.remove(AdminTree::OtpState, key)?,
+                    };
                 }
             }
             Ok(added)
@@ -246,20 +267,25 @@ impl Store {
         validate_name("user", name)?;
         let sealed = match pin {
             None => None,
-            Some(pin) => {
-                crate::model::validate_pin(pin)?;
-                let (nonce, sealed) = self.inner.cipher.seal(pin, &pin_aad(name))?;
-                Some(SealedPin {
-                    nonce: hex_encode(&nonce),
-                    sealed: hex_encode(&sealed),
-                })
-            }
+            Some(pin) => Some(self.seal_pin(name, pin)?),
         };
         self.rewrite_user(name, |u| {
             u.pin = sealed.clone();
             if let Some(required) = change_required {
                 u.pin_change_required = required;
             }
+        })
+    }
+
+    /// `pin` checked ([`crate::validate_pin`]) and sealed for the user
+    /// `name`, for a record written in bulk ([`Store::put_users`]: the
+    /// import); [`Store::set_pin`] does this itself.
+    pub fn seal_pin(&self, name: &str, pin: &[u8]) -> Result<SealedPin, StoreError> {
+        crate::model::validate_pin(pin)?;
+        let (nonce, sealed) = self.inner.cipher.seal(pin, &pin_aad(name))?;
+        Ok(SealedPin {
+            nonce: hex_encode(&nonce),
+            sealed: hex_encode(&sealed),
         })
     }
 
