@@ -314,13 +314,19 @@ fn every_second_factor_method_counts_towards_lockout() {
     enroll("lhotp", common::TOTP_SECRETS[1], "hotp");
     add("lpin", &[]);
     enroll("lpin", common::TOTP_SECRETS[2], "totp");
-    env.radmfa_stdin(&["user", "pin", "lpin", "--pin-stdin"], Some("4711\n"))
-        .assert_ok();
+    env.radmfa_stdin(
+        &["user", "pin", "lpin", "--pin-stdin", "--no-change"],
+        Some("4711\n"),
+    )
+    .assert_ok();
     add("lsms", &["--method", "sms", "--phone", "+15550108001"]);
     add("lcall", &["--method", "call", "--phone", "+15550108002"]);
     // A call in PIN mode: a denial may be a wrong PIN typed on the phone.
-    env.radmfa_stdin(&["user", "pin", "lcall", "--pin-stdin"], Some("97531\n"))
-        .assert_ok();
+    env.radmfa_stdin(
+        &["user", "pin", "lcall", "--pin-stdin", "--no-change"],
+        Some("97531\n"),
+    )
+    .assert_ok();
     add(
         "ltwo",
         &["--method", "sms_two_way", "--phone", "+15550108003"],

@@ -14,9 +14,11 @@ fn add_user(env: &Env, name: &str, args: &[&str]) {
     env.radmfa_stdin(&all, Some("correct-horse\n")).assert_ok();
 }
 
+/// A PIN the user chose (no change asked for at the next sign-in: these
+/// tests are about PIN mode itself; the forced change is api_e2e's).
 fn set_pin(env: &Env, name: &str, pin: &str) {
     env.radmfa_stdin(
-        &["user", "pin", name, "--pin-stdin"],
+        &["user", "pin", name, "--pin-stdin", "--no-change"],
         Some(&format!("{pin}\n")),
     )
     .assert_ok();
@@ -37,6 +39,7 @@ fn pin_mode_with_totp_inline_and_challenge() {
     set_pin(&env, "pia", "4711");
     let shown = env.radmfa(&["user", "show", "pia", "--json"]).json();
     assert_eq!(shown["pin_mode"], "pin");
+    assert_eq!(shown["pin_change_required"], false, "--no-change: {shown}");
     assert!(!shown.to_string().contains("4711"), "{shown}");
     let secret = common::decode_secret(common::TOTP_SECRETS[1]);
     let server = env.start();

@@ -282,8 +282,11 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     ] {
         add_user(&env, name, "call", phone);
     }
-    env.radmfa_stdin(&["user", "pin", "pete", "--pin-stdin"], Some("4711\n"))
-        .assert_ok();
+    env.radmfa_stdin(
+        &["user", "pin", "pete", "--pin-stdin", "--no-change"],
+        Some("4711\n"),
+    )
+    .assert_ok();
     // alice's desk phone has an extension (set by the CSV import).
     let csv = env.path().join("ext.csv");
     std::fs::write(&csv, "name,extension\nalice,12w#\n").expect("write csv");
@@ -388,6 +391,31 @@ fn twilio_calls_standard_pin_fraud_statuses_and_forged_callbacks() {
     assert_eq!(status, 200);
     assert!(body.contains("no longer valid"), "{body}");
     assert_reason(&env, "dave", 1, "ok");
+
+    // What the caller hears after answering is in the language the call
+    // spoke (the action URL carries it, signed): dave now reads Dutch.
+    env.radmfa(&["user", "set", "dave", "--language", "nl"])
+        .assert_ok();
+    common::expect(&oob_login(&addr, "dave").0, "Access-Accept");
+    let id = verification_id(&sim.requests("+15550300007")[1]);
+    let posts = sim.callbacks(&format!("/voice/{id}"));
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(
+        posts[0]["url"].as_str().unwrap_or("").ends_with("?lang=nl"),
+        "{posts:?}"
+    );
+    let heard = |i: usize| posts[i]["body"].as_str().unwrap_or("").to_string();
+    let nl = |key: &str| common::i18n::text("nl", key, &[]);
+    assert!(heard(0).contains(&nl("call.approved")), "{}", heard(0));
+    assert!(heard(0).contains("language=\"nl-NL\""), "{}", heard(0));
+    assert!(
+        heard(1).contains(&nl("call.no_longer_valid")),
+        "{}",
+        heard(1)
+    );
+    assert!(heard(1).contains(&nl("call.goodbye")), "{}", heard(1));
+    // Spot check written here, not read from the file.
+    assert!(heard(0).contains("Dank u"), "{}", heard(0));
 }
 
 /// Starts `n` logins of `user` at once (each its own radclient, so none is

@@ -260,6 +260,12 @@ pub enum UserCmd {
         /// Remove the PIN: back to standard mode.
         #[arg(long, group = "pin_source")]
         clear: bool,
+        /// Do not ask the user to change this PIN at the next sign-in (a PIN
+        /// the user chose, e.g. carried over from Azure MFA Server). Without
+        /// it, a PIN an admin sets must be changed: over RADIUS (a challenge
+        /// for a new PIN, twice) or in the portal.
+        #[arg(long, conflicts_with = "clear")]
+        no_change: bool,
     },
     /// List users.
     List {

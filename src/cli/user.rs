@@ -85,6 +85,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             pin,
             pin_stdin,
             clear,
+            no_change,
         } => {
             let pin = match (pin, pin_stdin, clear) {
                 (Some(p), _, _) => Some(p),
@@ -95,13 +96,18 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
                 }
             };
             let set = pin.is_some();
-            let _: PinSet = call(
-                cfg,
-                AdminRequest::UserPin {
+            let req = match pin {
+                // A PIN the user chose: set without asking them to change it.
+                Some(pin) if no_change => AdminRequest::UserPinChange {
                     name: name.clone(),
                     pin,
                 },
-            )?;
+                pin => AdminRequest::UserPin {
+                    name: name.clone(),
+                    pin,
+                },
+            };
+            let _: PinSet = call(cfg, req)?;
             if set {
                 println!("PIN set for {name} (PIN mode)");
             } else {

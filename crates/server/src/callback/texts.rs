@@ -13,10 +13,13 @@ use crate::verifications::View;
 pub const CALLBACK_PREFIX: &str = "/callback/twilio";
 
 /// The `<Gather action>` and `StatusCallback` URLs of verification `id`
-/// under the public base `base` (`[gateway] callback_url`).
-pub fn call_callbacks(base: &str, id: &str) -> radmfa_gateway::Callbacks {
+/// under the public base `base` (`[gateway] callback_url`). The action
+/// names the language the call speaks (`?lang=nl`), so that whichever node
+/// Twilio reaches answers the caller in it; Twilio signs the URL with its
+/// query, so the parameter is as trusted as the rest of the callback.
+pub fn call_callbacks(base: &str, id: &str, lang: Lang) -> radmfa_gateway::Callbacks {
     radmfa_gateway::Callbacks {
-        gather: format!("{base}{CALLBACK_PREFIX}/voice/{id}"),
+        gather: format!("{base}{CALLBACK_PREFIX}/voice/{id}?lang={}", lang.code()),
         status: format!("{base}{CALLBACK_PREFIX}/status/{id}"),
     }
 }
@@ -221,9 +224,11 @@ mod tests {
             two_way_sms_text(&oob, "", Lang::En, &view),
             "E 1231 vpn 01:05 UTC"
         );
+        let cb = call_callbacks("https://m.example/p", "n1-a", Lang::De);
+        assert_eq!(cb.status, "https://m.example/p/callback/twilio/status/n1-a");
         assert_eq!(
-            call_callbacks("https://m.example/p", "n1-a").status,
-            "https://m.example/p/callback/twilio/status/n1-a"
+            cb.gather,
+            "https://m.example/p/callback/twilio/voice/n1-a?lang=de"
         );
     }
 }

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use super::deliver::{deliver, Answer, Delivered};
 use super::texts::{read_reply, CALLBACK_PREFIX};
 use crate::counters::bump;
+use crate::i18n::{Key, Lang};
 use crate::pipeline::Node;
 use crate::verifications::Outcome;
 
@@ -198,22 +199,34 @@ async fn call(
         Ok(_) if !voice => return twiml(""),
         Ok(d) => d,
     };
+    // The language the call spoke (the action URL's `lang`, signed with it).
+    let lang = uri
+        .query()
+        .and_then(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .ok()?
+                .into_iter()
+                .find(|(k, _)| k == "lang")
+        })
+        .and_then(|(_, v)| Lang::parse(&v))
+        .unwrap_or(Lang::En);
     let said = match delivered {
         Some(Delivered::Done { outcome }) => match outcome {
-            Outcome::Approved => "Thank you. Your sign-in is approved.",
-            Outcome::WrongPin => "The PIN was not correct. The sign-in is denied.",
-            Outcome::Fraud => {
-                "Thank you. The sign-in is denied and reported as fraud. Your account is locked; contact your administrator."
-            }
-            Outcome::NoInput => "No key was pressed. The sign-in is denied.",
-            _ => "The sign-in is denied.",
+            Outcome::Approved => Key::CallApproved,
+            Outcome::WrongPin => Key::CallWrongPin,
+            Outcome::Fraud => Key::CallFraudLocked,
+            Outcome::NoInput => Key::CallNoKeyDenied,
+            _ => Key::CallDenied,
         },
-        Some(Delivered::OwnerUnreachable) => {
-            "Sorry, your answer could not be recorded. Please sign in again."
-        }
-        _ => "This sign-in request is no longer valid.",
+        Some(Delivered::OwnerUnreachable) => Key::CallNotRecorded,
+        _ => Key::CallNoLongerValid,
     };
-    twiml(&format!("<Say>{said} Goodbye.</Say><Hangup/>"))
+    twiml(&format!(
+        "<Say language=\"{}\" voice=\"alice\">{} {}</Say><Hangup/>",
+        lang.voice_tag(),
+        crate::text::escape(said.text(lang)),
+        crate::text::escape(Key::CallGoodbye.text(lang)),
+    ))
 }
 
 /// The inbound-message webhook: a reply to a two-way SMS, matched by the

@@ -142,6 +142,15 @@ keys! {
     Key8 = call.key_8;
     Key9 = call.key_9;
     KeyStar = call.key_star;
+    // ----- the verification call: what the caller hears once they answered
+    CallApproved = call.approved;
+    CallWrongPin = call.wrong_pin;
+    CallFraudLocked = call.fraud_locked;
+    CallNoKeyDenied = call.no_key_denied;
+    CallDenied = call.denied;
+    CallNotRecorded = call.not_recorded;
+    CallNoLongerValid = call.no_longer_valid;
+    CallGoodbye = call.goodbye;
     // ----- the self-service portal and the push approval page
     PortalName = portal.portal_name;
     SignInTitle = portal.sign_in_title;

@@ -203,7 +203,7 @@ impl Node {
             pin_mode: pin.map_or(PinMode::Standard, |p| {
                 PinMode::Pin(radmfa_gateway::Secret::new(p.as_str()))
             }),
-            callbacks: base.map(|b| call_callbacks(b, &view.id)),
+            callbacks: base.map(|b| call_callbacks(b, &view.id, lang)),
             message: base.map(|_| two_way_sms_text(&self.cfg().oob, &user.language, lang, view)),
             from_number: login.policy.from_number.clone(),
             fraud_key: self.cfg().oob.fraud_key,
