@@ -86,34 +86,7 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             pin_stdin,
             clear,
             no_change,
-        } => {
-            let pin = match (pin, pin_stdin, clear) {
-                (Some(p), _, _) => Some(p),
-                (None, true, _) => Some(read_secret_stdin("PIN")?),
-                (None, false, true) => None,
-                (None, false, false) => {
-                    return Err(anyhow!("give --pin, --pin-stdin or --clear"));
-                }
-            };
-            let set = pin.is_some();
-            let req = match pin {
-                // A PIN the user chose: set without asking them to change it.
-                Some(pin) if no_change => AdminRequest::UserPinChange {
-                    name: name.clone(),
-                    pin,
-                },
-                pin => AdminRequest::UserPin {
-                    name: name.clone(),
-                    pin,
-                },
-            };
-            let _: PinSet = call(cfg, req)?;
-            if set {
-                println!("PIN set for {name} (PIN mode)");
-            } else {
-                println!("PIN cleared for {name} (standard mode)");
-            }
-        }
+        } => set_pin(cfg, name, pin, pin_stdin, clear, no_change)?,
         UserCmd::List { json } => list(cfg, json)?,
         UserCmd::Show { name, json } => show(cfg, name, json)?,
         UserCmd::Enable { name } => {
@@ -169,6 +142,44 @@ pub fn user(cfg: &RuntimeConfig, cmd: UserCmd) -> anyhow::Result<()> {
             continue_on_error,
             send_email,
         } => super::import::users(cfg, &csv, dry_run, continue_on_error, send_email)?,
+    }
+    Ok(())
+}
+
+/// `radmfa user pin NAME --pin P | --pin-stdin [--no-change] | --clear`.
+fn set_pin(
+    cfg: &RuntimeConfig,
+    name: String,
+    pin: Option<String>,
+    pin_stdin: bool,
+    clear: bool,
+    no_change: bool,
+) -> anyhow::Result<()> {
+    let pin = match (pin, pin_stdin, clear) {
+        (Some(p), _, _) => Some(p),
+        (None, true, _) => Some(read_secret_stdin("PIN")?),
+        (None, false, true) => None,
+        (None, false, false) => {
+            return Err(anyhow!("give --pin, --pin-stdin or --clear"));
+        }
+    };
+    let set = pin.is_some();
+    let req = match pin {
+        // A PIN the user chose: set without asking them to change it.
+        Some(pin) if no_change => AdminRequest::UserPinChange {
+            name: name.clone(),
+            pin,
+        },
+        pin => AdminRequest::UserPin {
+            name: name.clone(),
+            pin,
+        },
+    };
+    let _: PinSet = call(cfg, req)?;
+    if set {
+        println!("PIN set for {name} (PIN mode)");
+    } else {
+        println!("PIN cleared for {name} (standard mode)");
     }
     Ok(())
 }
