@@ -433,9 +433,13 @@ fn logins_in_background(
         .collect()
 }
 
-/// The reference in a two-way SMS body (the digits after YES).
+/// The reference in a two-way SMS body (the digits after YES, or JA in
+/// German and Dutch).
 fn reference(body: &str) -> String {
-    let after = body.split("YES ").nth(1).expect("YES in the text");
+    let after = ["YES ", "JA "]
+        .iter()
+        .find_map(|w| body.split(w).nth(1))
+        .expect("YES or JA in the text");
     after.chars().take_while(char::is_ascii_digit).collect()
 }
 
@@ -513,6 +517,24 @@ fn twilio_two_way_sms_replies_matched_by_number_and_reference() {
     codes.sort();
     assert_eq!(codes, ["Access-Accept", "Access-Reject"]);
     assert!(env.counter("callbacks_bad_signature") >= 2);
+
+    // A German user: the text asks for JA/NEIN and the answer to the reply
+    // is German too (the owner tells the callback the user's language).
+    env.radmfa(&["user", "set", "sam", "--language", "de"])
+        .assert_ok();
+    let pending = logins_in_background(&addr, "sam", 1);
+    let sent = sim.wait_requests(phone, 5);
+    let body = sent[4]["form"]["Body"].as_str().expect("Body").to_string();
+    assert!(body.contains("NEIN"), "{body}");
+    let (_, answer) = reply(&format!("ja {}", reference(&body)), "valid");
+    assert!(
+        answer.contains(&common::i18n::text("de", "sms.reply_approved", &[])),
+        "{answer}"
+    );
+    assert!(answer.contains("Anmeldung genehmigt"), "{answer}");
+    for h in pending {
+        common::expect(&h.join().expect("login"), "Access-Accept");
+    }
 
     // A one-way SMS code goes out under the policy's sender number too.
     let r = common::login(&addr, "olga", "correct-horse", None);

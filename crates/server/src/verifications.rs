@@ -25,6 +25,7 @@
 //! the callback handlers, the portal's approval page and the peer link can
 //! all use it without depending on each other.
 
+use crate::i18n::Lang;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -163,6 +164,9 @@ pub struct NewVerification {
     pub pin: Option<Zeroizing<String>>,
     /// How long the verification may be answered.
     pub lifetime: Duration,
+    /// The language the user is told things in (what a callback's answer
+    /// to them is worded in, on whichever node it lands).
+    pub lang: Lang,
 }
 
 impl fmt::Debug for NewVerification {
@@ -198,6 +202,8 @@ pub struct View {
     pub expires: Instant,
     /// Decided already (its waiter not yet gone).
     pub decided: bool,
+    /// The user's language.
+    pub lang: Lang,
 }
 
 /// One entry: its view, its PIN, and the sender that wakes its waiter.
@@ -404,6 +410,7 @@ impl Verifications {
             created: now,
             expires: now + new.lifetime,
             decided: false,
+            lang: new.lang,
         };
         let (tx, rx) = oneshot::channel();
         if let Some(phone) = &view.phone {
@@ -535,6 +542,7 @@ mod tests {
             phone: phone.map(str::to_owned),
             pin: None,
             lifetime: Duration::from_secs(60),
+            lang: Lang::En,
         }
     }
 

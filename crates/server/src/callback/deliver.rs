@@ -12,6 +12,7 @@
 //! the first that has exactly one verification for that number decides it,
 //! so one reply never decides two logins.
 
+use crate::i18n::Lang;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,10 @@ pub enum Delivered {
     Done {
         /// The outcome (stable name).
         outcome: Outcome,
+        /// The user's language ("nl"), for what the callback answers them
+        /// (absent from an older node: English).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lang: Option<String>,
     },
     /// Nothing to act on (a progress status of a call). Nothing changed.
     Ignored,
@@ -102,9 +107,12 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
-fn of(decided: Decided, outcome: Option<Outcome>) -> Delivered {
+fn of(decided: Decided, outcome: Option<Outcome>, lang: Option<Lang>) -> Delivered {
     match (decided, outcome) {
-        (Decided::Done, Some(outcome)) => Delivered::Done { outcome },
+        (Decided::Done, Some(outcome)) => Delivered::Done {
+            outcome,
+            lang: lang.map(|l| l.code().to_string()),
+        },
         (Decided::AlreadyDecided, _) => Delivered::AlreadyDecided,
         _ => Delivered::Unknown,
     }
@@ -190,6 +198,7 @@ pub fn decide_here(node: &Node, answer: &Answer) -> Delivered {
     let registry = node.verifications();
     let fraud_key = node.config().oob.fraud_key;
     let mut outcome = None;
+    let mut lang = None;
     let decided = match answer {
         Answer::Keys { id, digits } => registry.decide_with(id, now, |j| {
             (j.view.mode == OobMode::Call).then(|| {
@@ -259,10 +268,11 @@ pub fn decide_here(node: &Node, answer: &Answer) -> Delivered {
                 Outcome::Denied
             };
             outcome = Some(o);
+            lang = Some(only.lang);
             registry.decide(&only.id, o, now)
         }
     };
-    of(decided, outcome)
+    of(decided, outcome, lang)
 }
 
 #[cfg(test)]
@@ -295,13 +305,17 @@ mod tests {
         );
         let done = Delivered::Done {
             outcome: Outcome::CallNoAnswer,
+            lang: None,
         };
         assert_eq!(
             serde_json::to_string(&done).unwrap(),
             r#"{"result":"done","outcome":"call_no_answer"}"#
         );
         for o in Outcome::ALL {
-            let d = Delivered::Done { outcome: *o };
+            let d = Delivered::Done {
+                outcome: *o,
+                lang: Some("nl".into()),
+            };
             let back: Delivered = serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
             assert_eq!(back, d);
         }

@@ -212,6 +212,7 @@ mod tests {
             created: std::time::Instant::now(),
             expires: std::time::Instant::now(),
             decided: false,
+            lang: Lang::En,
         };
         assert_eq!(two_way_sms_text(&oob, "nl-BE", Lang::Nl, &view), "N 1231");
         // No text of the admin's for French: the catalog's.

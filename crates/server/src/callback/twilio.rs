@@ -211,7 +211,7 @@ async fn call(
         .and_then(|(_, v)| Lang::parse(&v))
         .unwrap_or(Lang::En);
     let said = match delivered {
-        Some(Delivered::Done { outcome }) => match outcome {
+        Some(Delivered::Done { outcome, .. }) => match outcome {
             Outcome::Approved => Key::CallApproved,
             Outcome::WrongPin => Key::CallWrongPin,
             Outcome::Fraud => Key::CallFraudLocked,
@@ -246,20 +246,28 @@ async fn sms(
             reference: reply.reference,
         })
     };
-    let said = match cb.receive(&uri, &headers, &body, reply).await {
+    let delivered = match cb.receive(&uri, &headers, &body, reply).await {
         Err(r) => return *r,
-        Ok(None) => "Reply YES or NO followed by the number in the sign-in message.",
-        Ok(Some(Delivered::Done {
-            outcome: Outcome::Approved,
-        })) => "Sign-in approved.",
-        Ok(Some(Delivered::Done { .. })) => "Sign-in denied.",
-        Ok(Some(Delivered::Ambiguous)) => {
-            "Several sign-ins are waiting: reply YES or NO followed by the number in the message."
-        }
-        Ok(Some(Delivered::OwnerUnreachable)) => {
-            "Your answer could not be recorded. Please sign in again."
-        }
-        Ok(Some(_)) => "No sign-in is waiting for this answer.",
+        Ok(d) => d,
     };
+    // The user's language when a verification was decided (the owner says
+    // which); English when nothing was matched (no user known).
+    let lang = match &delivered {
+        Some(Delivered::Done { lang, .. }) => lang.as_deref().and_then(Lang::parse),
+        _ => None,
+    }
+    .unwrap_or(Lang::En);
+    let said = match delivered {
+        None => Key::SmsReplyHelp,
+        Some(Delivered::Done {
+            outcome: Outcome::Approved,
+            ..
+        }) => Key::SmsReplyApproved,
+        Some(Delivered::Done { .. }) => Key::SmsReplyDenied,
+        Some(Delivered::Ambiguous) => Key::SmsReplyAmbiguous,
+        Some(Delivered::OwnerUnreachable) => Key::SmsReplyNotRecorded,
+        Some(_) => Key::SmsReplyNothingWaiting,
+    };
+    let said = crate::text::escape(said.text(lang));
     twiml(&format!("<Message>{said}</Message>"))
 }

@@ -125,6 +125,12 @@ keys! {
     // ----- one-way and two-way SMS
     SmsCode = sms.code [code];
     SmsTwoWay = sms.two_way [client, time, reference];
+    SmsReplyHelp = sms.reply_help;
+    SmsReplyApproved = sms.reply_approved;
+    SmsReplyDenied = sms.reply_denied;
+    SmsReplyAmbiguous = sms.reply_ambiguous;
+    SmsReplyNotRecorded = sms.reply_not_recorded;
+    SmsReplyNothingWaiting = sms.reply_nothing_waiting;
     // ----- the verification call (spoken)
     CallIntro = call.intro [server];
     CallApproveKey = call.approve_key;

@@ -101,6 +101,7 @@ impl Node {
                 phone: Some(user.phone.clone()).filter(|p| !p.is_empty()),
                 pin: if callbacks { pin.clone() } else { None },
                 lifetime: Duration::from_secs(self.cfg().verdict_timeout_secs),
+                lang: self.language_of(login.policy, user),
             },
             self.clock.instant(),
         );

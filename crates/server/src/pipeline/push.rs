@@ -64,6 +64,7 @@ impl Node {
                 phone: None,
                 pin,
                 lifetime,
+                lang: self.language_of(login.policy, user),
             },
             self.clock.instant(),
         );

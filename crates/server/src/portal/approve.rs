@@ -145,7 +145,7 @@ pub(super) async fn approve_decide(
         id: id.clone(),
         action,
     };
-    let Delivered::Done { outcome } = deliver(&p.node, answer).await else {
+    let Delivered::Done { outcome, .. } = deliver(&p.node, answer).await else {
         return gone(lang);
     };
     info!(

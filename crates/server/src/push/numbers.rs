@@ -86,6 +86,7 @@ mod tests {
                     phone: None,
                     pin: None,
                     lifetime: Duration::from_secs(60),
+                    lang: crate::i18n::Lang::En,
                 },
                 now,
             )
