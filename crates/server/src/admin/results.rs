@@ -231,7 +231,8 @@ pub struct Imported {
     /// Nothing was written: `changes` says what would have been.
     #[serde(default)]
     pub dry_run: bool,
-    /// Per row, what was (or would be) created or changed; never a secret.
+    /// Per row, what would be created or changed (a dry run only; an
+    /// import answers with its counts); never a secret.
     #[serde(default)]
     pub changes: Vec<String>,
     /// Rows refused (`--continue-on-error`), each naming its line and column.
